@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* Umbrella header: everything an application of veloz needs. */
+#ifndef VELOZ_H
+#define VELOZ_H
+
+#include "veloz/actor.h"
+#include "veloz/config.h"
+#include "veloz/error.h"
+#include "veloz/message.h"
+#include "veloz/runtime.h"
+#include "veloz/stats.h"
+#include "veloz/timer.h"
+
+#endif

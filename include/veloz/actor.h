@@ -1,0 +1,81 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Actors: state plus a receive function, living on one shard for life.
+ * All calls on a vz_actor* happen on that actor's home shard (it is only
+ * ever handed to the actor's own callbacks), so actor code needs no locks.
+ *
+ * References (vz_ref) name an actor from anywhere. A reference carries a
+ * generation: once the actor stops, its reference is stale and every use is
+ * refused (VZ_ESTALE) or dead-lettered, even after the slot is reused.
+ */
+#ifndef VELOZ_ACTOR_H
+#define VELOZ_ACTOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "export.h"
+#include "runtime.h"
+
+typedef struct vz_actor vz_actor; /* the running actor, given to its callbacks */
+typedef struct vz_msg vz_msg;     /* a received message (message.h) */
+
+/* 64 bits: shard (16) | slot (24) | generation (24). 0 is the null ref. */
+typedef struct vz_ref {
+	uint64_t id;
+} vz_ref;
+
+#define VZ_REF_NULL ((vz_ref){0})
+
+static inline int vz_ref_is_null(vz_ref r)
+{
+	return r.id == 0;
+}
+static inline int vz_ref_eq(vz_ref a, vz_ref b)
+{
+	return a.id == b.id;
+}
+static inline unsigned vz_ref_shard(vz_ref r)
+{
+	return (unsigned)(r.id >> 48);
+}
+
+/* Runs once on the home shard before the first message; a negative return
+ * aborts the spawn (the actor never existed, messages to it dead-letter). */
+typedef int (*vz_init_fn)(vz_actor *self, void *state, const void *arg);
+/* Handles one message. The message and its payload are valid only during
+ * the call. */
+typedef void (*vz_receive_fn)(vz_actor *self, void *state, const vz_msg *msg);
+/* Runs once when the actor stops (after its last message). */
+typedef void (*vz_stop_fn)(vz_actor *self, void *state);
+
+typedef struct vz_actor_spec {
+	const char *name;         /* for stats and logs; may be NULL */
+	size_t state_size;        /* zeroed bytes handed to every callback; <= 1 MiB */
+	vz_init_fn init;          /* optional */
+	vz_receive_fn receive;    /* required */
+	vz_stop_fn on_stop;       /* optional */
+	uint32_t mailbox_limit;   /* 0 = unbounded; else sends beyond it get VZ_EFULL */
+} vz_actor_spec;
+
+/* Spawn an actor on `shard`. spec must outlive the actor. arg is passed to
+ * init (which runs before this returns). Allowed before vz_runtime_start()
+ * from any one thread, and after start on the target shard's own thread
+ * (an actor or the embedder driving it); from elsewhere VZ_EWRONGTHREAD.
+ * Errors: VZ_EINVAL (NULL, no receive, state too big), VZ_ENOSHARD,
+ * VZ_ENOMEM, VZ_ESTOPPED, or init's own negative code. */
+VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec,
+		    const void *arg, vz_ref *out);
+
+/* Stop an actor. From its home shard: immediate; its queued messages are
+ * dead-lettered and on_stop runs (from inside its own receive, the stop
+ * happens when receive returns). From any other thread: a stop request is
+ * queued behind that sender's earlier messages. VZ_ESTALE for a stale ref. */
+VZ_API int vz_stop(vz_runtime *rt, vz_ref actor);
+
+/* The calling actor's own reference and runtime. */
+VZ_API vz_ref vz_self(const vz_actor *self);
+VZ_API vz_runtime *vz_actor_runtime(const vz_actor *self);
+VZ_API unsigned vz_actor_shard(const vz_actor *self);
+
+#endif

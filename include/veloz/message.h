@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Messages. A send copies the payload into a pooled message; the receiver
+ * sees it as a const vz_msg* valid during its receive call. Delivery
+ * contract: a send that returned 0 is handled exactly once by its target,
+ * or counted as a dead letter (and given to the config's dead-letter hook)
+ * if the target stopped first. Order is FIFO per (sender, receiver) pair,
+ * across shards too. A send that returned an error changed nothing.
+ */
+#ifndef VELOZ_MESSAGE_H
+#define VELOZ_MESSAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "actor.h"
+#include "export.h"
+
+/* Largest payload one message carries. */
+#define VZ_MSG_MAX_PAYLOAD 16384u
+
+/* Message types below VZ_MSG_USER belong to the runtime. */
+enum vz_msg_type {
+	VZ_MSG_TIMER = 1,     /* payload: vz_timer_event (timer.h) */
+	VZ_MSG_POOL_DONE = 2, /* payload: vz_pool_done + result bytes (pool.h) */
+	VZ_MSG_IO = 3,        /* reserved for I/O completions */
+	VZ_MSG_USER = 256,    /* first type free for applications */
+};
+
+/* Send from inside an actor (its home shard). The receiver sees `self` as
+ * the sender. Errors: VZ_EINVAL (NULL self, type < VZ_MSG_USER, NULL payload
+ * with len > 0), VZ_ETOOBIG, VZ_ESTALE (null ref, or a local target that is
+ * gone), VZ_ENOSHARD, VZ_EFULL (target's bounded mailbox is full),
+ * VZ_ESTOPPED (runtime stopping), VZ_ENOMEM. */
+VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload,
+		   size_t len);
+
+/* Send to the sender of `m`. VZ_EINVAL when m came from outside any actor. */
+VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type,
+		    const void *payload, size_t len);
+
+/* Send from any thread: shard threads, the embedder's threads, workers.
+ * From a foreign thread the message goes through the target shard's
+ * lock-free inbox and wakes it only if it sleeps. The receiver sees a null
+ * sender. Same errors as vz_send, plus VZ_ESTATE before vz_runtime_start.
+ * A stale target on another shard is accepted and dead-lettered there. */
+VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload,
+		   size_t len);
+
+/* Accessors for a received message (valid during receive only). */
+VZ_API uint32_t vz_msg_type(const vz_msg *m);
+VZ_API const void *vz_msg_data(const vz_msg *m);
+VZ_API size_t vz_msg_len(const vz_msg *m);
+VZ_API vz_ref vz_msg_sender(const vz_msg *m); /* VZ_REF_NULL when posted from outside */
+
+#endif

@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime: a set of shards (one thread pinned to one CPU each), created
+ * from a vz_config, started, stopped and destroyed. Nothing is global: two
+ * runtimes in one process are independent.
+ *
+ * Lifecycle: vz_runtime_create -> (spawn initial actors) -> vz_runtime_start
+ * -> ... -> vz_runtime_stop -> vz_runtime_destroy. The library owns the
+ * runtime's memory; destroy frees every byte and closes every fd.
+ */
+#ifndef VELOZ_RUNTIME_H
+#define VELOZ_RUNTIME_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "export.h"
+
+typedef struct vz_runtime vz_runtime;
+
+/* Create a runtime from cfg (copied; the caller may free it afterwards).
+ * Validates cfg (VZ_ECONFIG), allocates shards and rings (VZ_ENOMEM), and
+ * selects the I/O backend. Threads start in vz_runtime_start(). Any thread. */
+VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out);
+
+/* Start one pinned thread per shard that is not `embedded`; embedded shards
+ * are driven by vz_shard_poll() from the embedder's threads. Fails with
+ * VZ_ESTATE if already started, VZ_EIO if a thread or a backend could not be
+ * created (nothing is left running then). The creating thread only. */
+VZ_API int vz_runtime_start(vz_runtime *rt);
+
+/* Stop: every actor is stopped, queued and in-flight messages are handled
+ * or dead-lettered, timers are cancelled, runtime threads are joined.
+ * Bounded: actors get no new messages once stop begins (sends return
+ * VZ_ESTOPPED). Embedded shards must keep polling until vz_shard_poll()
+ * returns VZ_ESTOPPED. Idempotent: a second call returns VZ_ESTATE.
+ * Any thread that is not a shard of rt (VZ_EWRONGTHREAD). */
+VZ_API int vz_runtime_stop(vz_runtime *rt);
+
+/* Free everything. A started runtime must be stopped first (VZ_ESTATE,
+ * nothing freed). NULL is a no-op returning 0. Not from a shard thread. */
+VZ_API int vz_runtime_destroy(vz_runtime *rt);
+
+/* Number of shards. Any thread. Returns 0 for NULL. */
+VZ_API unsigned vz_runtime_shards(const vz_runtime *rt);
+
+/* Name of the I/O backend in use ("io_uring" or "epoll"), and why the
+ * runtime fell back to epoll ("" when it did not). Any thread. */
+VZ_API const char *vz_runtime_backend(const vz_runtime *rt);
+VZ_API const char *vz_runtime_backend_reason(const vz_runtime *rt);
+
+/* CPU a shard is pinned to (-1 when unpinned), or VZ_ENOSHARD. */
+VZ_API int vz_runtime_shard_cpu(const vz_runtime *rt, unsigned shard);
+
+/* Embedding: run one loop turn of an `embedded` shard on the calling thread
+ * without blocking (timeout_us == 0) or blocking at most timeout_us when idle.
+ * The first call binds the shard to the calling thread; later calls from
+ * another thread return VZ_EWRONGTHREAD. Returns the number of messages
+ * handled (>= 0), VZ_ESTATE before start, VZ_ESTOPPED once the shard has
+ * finished stopping (stop polling then), VZ_EINVAL for a shard that is not
+ * embedded. */
+VZ_API int vz_shard_poll(vz_runtime *rt, unsigned shard, uint32_t timeout_us);
+
+/* The shard the calling thread runs (or drives), or -1 for any other
+ * thread. */
+VZ_API int vz_current_shard(const vz_runtime *rt);
+
+#endif

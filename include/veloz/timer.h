@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Timers owned by an actor, kept in its shard's hierarchical timer wheel.
+ * Expiry is a VZ_MSG_TIMER message to the owner carrying a vz_timer_event.
+ * A timer fires no earlier than its deadline and at most one tick after it
+ * (plus loop latency). Stopping an actor cancels its timers.
+ */
+#ifndef VELOZ_TIMER_H
+#define VELOZ_TIMER_H
+
+#include <stdint.h>
+
+#include "actor.h"
+#include "export.h"
+
+/* Handle of an armed timer; generation-checked like vz_ref. */
+typedef struct vz_timer {
+	uint64_t id;
+} vz_timer;
+
+/* Payload of a VZ_MSG_TIMER message. */
+typedef struct vz_timer_event {
+	vz_timer timer;
+	uint64_t tag;         /* the value given to vz_timer_arm() */
+	uint64_t deadline_ns; /* the deadline this expiry is for (monotonic) */
+	uint64_t fired_ns;    /* when the wheel found it due (monotonic) */
+} vz_timer_event;
+
+/* Arm a timer `delay_ns` from now; period_ns > 0 makes it periodic without
+ * drift (next deadline = previous deadline + period). From the owning actor
+ * only. Errors: VZ_EINVAL, VZ_ENOMEM. */
+VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns,
+			uint64_t tag, vz_timer *out);
+
+/* Cancel. Safe at any time: after expiry of a one-shot timer, or twice, it
+ * returns VZ_ESTALE and changes nothing. An expiry message already queued
+ * for a cancelled timer is dropped, not delivered. From the owning actor. */
+VZ_API int vz_timer_cancel(vz_actor *self, vz_timer t);
+
+/* Monotonic time in ns as the shard's loop last read it (cached per turn). */
+VZ_API uint64_t vz_now_ns(const vz_actor *self);
+
+#endif

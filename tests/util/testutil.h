@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Helpers shared by the test programs: bounded time (a watchdog that fails
+ * the test instead of letting it hang), stress sizes scaled by the
+ * VZ_STRESS_SCALE environment variable, and a small-runtime config.
+ */
+#ifndef VZ_TESTUTIL_H
+#define VZ_TESTUTIL_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <veloz.h>
+
+/* Abort the process with a message if it is still running after `seconds`
+ * (a hang is a failure, never a pass). Call again to re-arm; 0 disarms. */
+void vz_test_watchdog(unsigned seconds);
+
+/* n scaled by VZ_STRESS_SCALE (a float, default 1.0; CI may lower it). Never
+ * less than 1. */
+uint64_t vz_test_scale(uint64_t n);
+
+/* Defaults with `nshards` shards that may share CPUs, so tests with more
+ * shards than CPUs run anywhere. Backend from VZ_BACKEND (the test runner
+ * sets it). */
+void vz_test_config(vz_config *cfg, unsigned nshards);
+
+/* Monotonic clock in ns. */
+uint64_t vz_test_now_ns(void);
+
+/* Spin/sleep until *flag (read with acquire) is nonzero or `seconds` pass.
+ * Returns 1 when it became nonzero, 0 on timeout. */
+int vz_test_wait_flag(const volatile int *flag, double seconds);
+
+#endif
