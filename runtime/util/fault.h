@@ -1,0 +1,42 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Fault injection for tests. Compiled in only with VZ_FAULT_INJECTION (the
+ * CMake option, on for test builds, off for release); otherwise every check
+ * is the constant 0 and vanishes.
+ *
+ * A test arms a point with vz__fault_arm(point, skip, count): the next
+ * `skip` checks pass, then `count` checks fail (count < 0: every check
+ * fails until disarmed). Code under test asks VZ_FAULT(point) at the place
+ * where the real failure would surface and takes its real error path.
+ * Counters are atomics so points can be armed while other threads run.
+ */
+#ifndef VZ_FAULT_H
+#define VZ_FAULT_H
+
+#include <stdbool.h>
+
+enum vz__fault_point {
+	VZ_FAULT_POOL_REFILL,       /* message/state pool cannot get a new slab */
+	VZ_FAULT_RING_FULL,         /* a cross-shard ring reports full */
+	VZ_FAULT_SQ_FULL,           /* io_uring submission queue full */
+	VZ_FAULT_URING_SETUP_EPERM, /* io_uring_setup fails with EPERM */
+	VZ_FAULT_URING_SETUP_ENOSYS,/* io_uring_setup fails with ENOSYS */
+	VZ_FAULT_WAIT_EINTR,        /* a backend wait is interrupted */
+	VZ_FAULT_THREAD_START,      /* pthread_create fails (shard or worker) */
+	VZ_FAULT_SOCKET_EMFILE,     /* socket/accept fails with EMFILE */
+	VZ_FAULT_SOCKET_ENOMEM,     /* socket calls fail with ENOMEM */
+	VZ_FAULT_COUNT
+};
+
+#ifdef VZ_FAULT_INJECTION
+void vz__fault_arm(enum vz__fault_point p, long skip, long count);
+void vz__fault_disarm_all(void);
+bool vz__fault_check(enum vz__fault_point p);
+/* how many times the point fired since it was last armed */
+long vz__fault_fired(enum vz__fault_point p);
+#define VZ_FAULT(p) vz__fault_check(p)
+#else
+#define VZ_FAULT(p) false
+#endif
+
+#endif
