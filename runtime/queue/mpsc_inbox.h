@@ -42,10 +42,13 @@ struct vz__mpsc {
 	 * recently pushed node (the stub when everything was taken). */
 	alignas(64) _Atomic(struct vz__mpsc_node *) tail;
 
-	/* Consumer's line: head is read and written only by the consumer
-	 * thread. stub.next is also written by the producer whose exchange
-	 * returned the stub (the first push into an empty queue). */
-	alignas(64) struct vz__mpsc_node *head;
+	/* Consumer's line: head (the next node to hand out, or the stub) is
+	 * written only by the consumer thread; it is atomic only so that
+	 * vz__mpsc_empty() may read it from any thread (every access is
+	 * relaxed: plain loads and stores on the machines we target).
+	 * stub.next is also written by the producer whose exchange returned
+	 * the stub (the first push into an empty queue). */
+	alignas(64) _Atomic(struct vz__mpsc_node *) head;
 	struct vz__mpsc_node stub;
 };
 
@@ -57,7 +60,7 @@ static inline void vz__mpsc_init(struct vz__mpsc *q)
 {
 	atomic_init(&q->stub.next, NULL);
 	atomic_init(&q->tail, &q->stub);
-	q->head = &q->stub;
+	atomic_init(&q->head, &q->stub);
 }
 
 /*
@@ -117,7 +120,8 @@ static inline bool vz__mpsc_push(struct vz__mpsc *q, struct vz__mpsc_node *n)
  */
 static inline struct vz__mpsc_node *vz__mpsc_pop(struct vz__mpsc *q)
 {
-	struct vz__mpsc_node *head = q->head;
+	/* Relaxed: head is written only by this thread. */
+	struct vz__mpsc_node *head = atomic_load_explicit(&q->head, memory_order_relaxed);
 	/* Acquire, here and on every ->next load below: pairs with the
 	 * release store in vz__mpsc_push_link(), so the node we step to (and
 	 * its message) is fully visible. Relaxed was rejected for the reason
@@ -129,14 +133,17 @@ static inline struct vz__mpsc_node *vz__mpsc_pop(struct vz__mpsc *q)
 		/* The stub is an anchor, never returned: step over it. */
 		if (next == NULL)
 			return NULL; /* empty, or first push still half-linked */
-		q->head = next;
+		/* Relaxed: see the struct; vz__mpsc_empty() from the
+		 * consumer reads its own store, and from other threads
+		 * only a hint is promised. */
+		atomic_store_explicit(&q->head, next, memory_order_relaxed);
 		head = next;
 		next = atomic_load_explicit(&head->next, memory_order_acquire);
 	}
 	if (next != NULL) {
 		/* head has a successor: head is no longer the tail, so no
 		 * producer will write head->next again and it can go. */
-		q->head = next;
+		atomic_store_explicit(&q->head, next, memory_order_relaxed);
 		return head;
 	}
 
@@ -155,7 +162,7 @@ static inline struct vz__mpsc_node *vz__mpsc_pop(struct vz__mpsc *q)
 	vz__mpsc_push_link(vz__mpsc_push_exchange(q, &q->stub), &q->stub);
 	next = atomic_load_explicit(&head->next, memory_order_acquire);
 	if (next != NULL) {
-		q->head = next;
+		atomic_store_explicit(&q->head, next, memory_order_relaxed);
 		return head;
 	}
 	/* A producer exchanged between our tail check and our exchange and
@@ -164,25 +171,46 @@ static inline struct vz__mpsc_node *vz__mpsc_pop(struct vz__mpsc *q)
 }
 
 /*
- * Any thread. True when every node whose push has done its exchange has
- * been returned by vz__mpsc_pop() (or is being returned by a pop running
- * right now on the consumer). A half-linked push counts as not empty.
- * From a thread other than the consumer the answer may be stale by the time
- * it is used.
+ * True when every node whose push has done its exchange has been returned
+ * by vz__mpsc_pop(). A half-linked push counts as not empty, and so does a
+ * node the consumer could not hand out yet because a later push is
+ * half-linked behind it.
+ *
+ * Called by the consumer, the answer is exact at the moment tail is read.
+ * Called by any other thread it is a hint: it may be stale when used and,
+ * while a pop runs on the consumer, may briefly disagree with the list.
+ *
+ * Both tests are needed. tail == stub alone is not enough: when a pop
+ * re-inserts the stub and then finds a later push half-linked, it returns
+ * NULL with a node still at head and tail == stub; that producer may
+ * already have done its wake check, so a consumer trusting "tail == stub"
+ * could go to sleep on a node that is about to become reachable.
+ * With head == stub as well, every node ahead of the stub in the list was
+ * handed out, and tail == stub says no exchange happened after it.
  *
  * Sleep protocol: the consumer stores its sleeping flag, issues a seq_cst
- * fence, then calls this; a producer pushes, issues a seq_cst fence, then
- * reads the flag. The two fences guarantee that the consumer sees the
- * producer's exchange or the producer sees the flag (or both).
+ * fence, then calls this; a producer pushes (exchange and link), issues a
+ * seq_cst fence, then reads the flag. Either the producer's fence comes
+ * first in the single total order of seq_cst fences, and then the tail
+ * load here sees that exchange or a later one (not empty, or the node was
+ * already popped), or the consumer's comes first and the producer sees the
+ * flag and wakes it. See NOTES.md.
  */
 static inline bool vz__mpsc_empty(const struct vz__mpsc *q)
 {
+	/* Relaxed: the consumer reads its own store. (Another thread gets a
+	 * hint; acquire would not make it exact.) */
+	const struct vz__mpsc_node *head = atomic_load_explicit(&q->head, memory_order_relaxed);
 	/* Acquire: pairs with the release half of the exchange in
 	 * vz__mpsc_push_exchange(). Only compared, never dereferenced here,
-	 * so relaxed would do for this function alone; acquire is kept so a
-	 * consumer acting on "not empty" has the tail's node initialisation
-	 * ordered before its following pop (free on x86, cheap elsewhere). */
-	return atomic_load_explicit(&q->tail, memory_order_acquire) == &q->stub;
+	 * so relaxed would be enough for this function and for the sleep
+	 * protocol (whose seq_cst fence precedes the call). Acquire is kept so
+	 * a consumer that acts on "not empty" by popping sees the pushed
+	 * node's initialisation without relying on the caller's fences; it
+	 * costs nothing on x86. */
+	const struct vz__mpsc_node *tail = atomic_load_explicit(&q->tail, memory_order_acquire);
+
+	return head == &q->stub && tail == &q->stub;
 }
 
 #endif
