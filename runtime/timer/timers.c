@@ -1,0 +1,276 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Per-shard actor timer table: generation-checked handles over slab slots,
+ * each slot an entry of the shard's timer wheel. See timers.h for the
+ * contract and the expiry protocol with the core.
+ */
+#include "timer/timers.h"
+
+#include <stddef.h>
+#include <stdlib.h>
+
+#include <veloz/error.h>
+
+#include "util/fault.h"
+
+enum slot_state {
+	SLOT_FREE = 0, /* on the free list */
+	SLOT_ARMED,    /* in the wheel (one-shot not yet fired, or periodic) */
+	SLOT_PENDING,  /* one-shot fired; its message awaits deliverable() */
+};
+
+static inline uint64_t make_handle(const struct vz__timer_slot *s)
+{
+	return (uint64_t)s->gen << 32 | s->index;
+}
+
+static inline struct vz__timer_slot *slot_of_entry(struct vz__wheel_entry *e)
+{
+	return (struct vz__timer_slot *)((char *)e - offsetof(struct vz__timer_slot, entry));
+}
+
+/* The live slot named by `handle`, or NULL if the handle is stale. */
+static struct vz__timer_slot *lookup(const struct vz__timers *t, uint64_t handle)
+{
+	uint32_t index = (uint32_t)handle, gen = (uint32_t)(handle >> 32);
+	struct vz__timer_slot *s;
+
+	if (index / VZ__TIMERS_CHUNK >= t->nchunks)
+		return NULL;
+	s = &t->chunks[index / VZ__TIMERS_CHUNK][index % VZ__TIMERS_CHUNK];
+	if (s->state == SLOT_FREE || s->gen != gen)
+		return NULL;
+	return s;
+}
+
+int vz__timers_init(struct vz__timers *t, uint64_t tick_ns, uint64_t now_ns)
+{
+	int rc;
+
+	if (!t)
+		return VZ_EINVAL;
+	rc = vz__wheel_init(&t->wheel, tick_ns, now_ns);
+	if (rc < 0)
+		return rc;
+	t->chunks = NULL;
+	t->nchunks = 0;
+	t->chunks_cap = 0;
+	t->free_list = NULL;
+	t->live = 0;
+	t->chunk_allocs = 0;
+	return 0;
+}
+
+void vz__timers_fini(struct vz__timers *t)
+{
+	uint32_t i;
+
+	vz__wheel_fini(&t->wheel);
+	for (i = 0; i < t->nchunks; i++)
+		free(t->chunks[i]);
+	free(t->chunks);
+	t->chunks = NULL;
+	t->nchunks = 0;
+	t->chunks_cap = 0;
+	t->free_list = NULL;
+	t->live = 0;
+}
+
+void vz__timer_owner_init(struct vz__timer_owner *o)
+{
+	o->head = NULL;
+	o->count = 0;
+}
+
+/* Add one chunk of free slots. The slow path of arm; 0 or VZ_ENOMEM. */
+static int grow(struct vz__timers *t)
+{
+	struct vz__timer_slot *chunk;
+	uint32_t i;
+
+	if (t->nchunks >= UINT32_MAX / VZ__TIMERS_CHUNK)
+		return VZ_ENOMEM; /* indices must fit in 32 bits */
+	if (VZ_FAULT(VZ_FAULT_POOL_REFILL))
+		return VZ_ENOMEM;
+	if (t->nchunks == t->chunks_cap) {
+		uint32_t cap = t->chunks_cap ? t->chunks_cap * 2 : 8;
+		struct vz__timer_slot **c = realloc(t->chunks, cap * sizeof *c);
+
+		if (!c)
+			return VZ_ENOMEM;
+		t->chunks = c;
+		t->chunks_cap = cap;
+	}
+	chunk = malloc(VZ__TIMERS_CHUNK * sizeof *chunk);
+	if (!chunk)
+		return VZ_ENOMEM;
+	/* Push in reverse so the lowest index is handed out first. */
+	for (i = VZ__TIMERS_CHUNK; i-- > 0;) {
+		struct vz__timer_slot *s = &chunk[i];
+
+		vz__wheel_entry_init(&s->entry);
+		s->owner = NULL;
+		s->oprev = NULL;
+		s->period_ns = 0;
+		s->tag = 0;
+		s->gen = 1;
+		s->index = t->nchunks * VZ__TIMERS_CHUNK + i;
+		s->state = SLOT_FREE;
+		s->onext = t->free_list;
+		t->free_list = s;
+	}
+	t->chunks[t->nchunks++] = chunk;
+	t->chunk_allocs++;
+	return 0;
+}
+
+/* Return a live slot (not in the wheel any more) to the free list; its
+ * handle goes stale. */
+static void release(struct vz__timers *t, struct vz__timer_slot *s)
+{
+	struct vz__timer_owner *o = s->owner;
+
+	if (s->oprev)
+		s->oprev->onext = s->onext;
+	else
+		o->head = s->onext;
+	if (s->onext)
+		s->onext->oprev = s->oprev;
+	o->count--;
+	s->owner = NULL;
+	s->oprev = NULL;
+	s->state = SLOT_FREE;
+	if (++s->gen == 0)
+		s->gen = 1; /* handles are never 0 */
+	s->onext = t->free_list;
+	t->free_list = s;
+	t->live--;
+}
+
+int vz__timers_arm(struct vz__timers *t, struct vz__timer_owner *o, uint64_t now_ns,
+		   uint64_t delay_ns, uint64_t period_ns, uint64_t tag, uint64_t *handle_out)
+{
+	struct vz__timer_slot *s;
+
+	if (!t || !o || !handle_out || delay_ns > UINT64_MAX - now_ns)
+		return VZ_EINVAL;
+	if (!t->free_list) {
+		int rc = grow(t);
+
+		if (rc < 0)
+			return rc;
+	}
+	s = t->free_list;
+	t->free_list = s->onext;
+	s->owner = o;
+	s->oprev = NULL;
+	s->onext = o->head;
+	if (o->head)
+		o->head->oprev = s;
+	o->head = s;
+	o->count++;
+	s->period_ns = period_ns;
+	s->tag = tag;
+	s->state = SLOT_ARMED;
+	t->live++;
+	vz__wheel_add(&t->wheel, &s->entry, now_ns + delay_ns);
+	*handle_out = make_handle(s);
+	return 0;
+}
+
+int vz__timers_cancel(struct vz__timers *t, struct vz__timer_owner *o, uint64_t handle)
+{
+	struct vz__timer_slot *s = lookup(t, handle);
+
+	if (!s || s->owner != o)
+		return VZ_ESTALE;
+	/* A periodic timer being fired right now is already re-armed (see
+	 * on_fire), so del finds it in the wheel; a pending one-shot is in no
+	 * list and del is a no-op. */
+	vz__wheel_del(&t->wheel, &s->entry);
+	release(t, s);
+	return 0;
+}
+
+void vz__timers_cancel_owner(struct vz__timers *t, struct vz__timer_owner *o)
+{
+	while (o->head) {
+		struct vz__timer_slot *s = o->head;
+
+		vz__wheel_del(&t->wheel, &s->entry);
+		release(t, s);
+	}
+}
+
+uint64_t vz__timers_next_deadline_ns(const struct vz__timers *t)
+{
+	return vz__wheel_next_deadline_ns(&t->wheel);
+}
+
+struct expire_ctx {
+	uint64_t now_ns;
+	unsigned fired;
+	struct vz__timers *t;
+	void (*fire)(void *ctx, struct vz__timer_owner *o, const vz_timer_event *ev);
+	void *ctx;
+};
+
+/* Next deadline of a periodic timer that was due at `prev`: prev + k *
+ * period for the smallest k >= 1 that is after now (missed periods are
+ * skipped, the phase is kept). Saturates at UINT64_MAX, which never fires. */
+static uint64_t next_period(uint64_t prev, uint64_t period, uint64_t now)
+{
+	uint64_t k = 1;
+
+	if (now >= prev && now - prev >= period)
+		k = (now - prev) / period + 1;
+	if (k > (UINT64_MAX - prev) / period)
+		return UINT64_MAX;
+	return prev + k * period;
+}
+
+/* Wheel callback: update the slot's state, then tell the core. The state
+ * change happens first so that the core's callback sees a consistent
+ * table (it may cancel this very timer). */
+static void on_fire(void *arg, struct vz__wheel_entry *e)
+{
+	struct expire_ctx *x = arg;
+	struct vz__timer_slot *s = slot_of_entry(e);
+	vz_timer_event ev;
+
+	ev.timer.id = make_handle(s);
+	ev.tag = s->tag;
+	ev.deadline_ns = e->deadline_ns;
+	ev.fired_ns = x->now_ns;
+	if (s->period_ns)
+		vz__wheel_add(&x->t->wheel, e,
+			      next_period(e->deadline_ns, s->period_ns, x->now_ns));
+	else
+		s->state = SLOT_PENDING;
+	x->fired++;
+	x->fire(x->ctx, s->owner, &ev);
+}
+
+unsigned vz__timers_expire(struct vz__timers *t, uint64_t now_ns,
+			   void (*fire)(void *ctx, struct vz__timer_owner *o,
+					const vz_timer_event *ev),
+			   void *ctx)
+{
+	struct expire_ctx x = {.now_ns = now_ns, .fired = 0, .t = t, .fire = fire, .ctx = ctx};
+
+	vz__wheel_advance(&t->wheel, now_ns, on_fire, &x);
+	return x.fired;
+}
+
+bool vz__timers_deliverable(struct vz__timers *t, uint64_t handle)
+{
+	struct vz__timer_slot *s = lookup(t, handle);
+
+	if (!s)
+		return false;
+	if (s->state == SLOT_PENDING) {
+		release(t, s);
+		return true;
+	}
+	return s->period_ns != 0; /* armed: periodic yes, one-shot has no message */
+}

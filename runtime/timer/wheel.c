@@ -1,0 +1,376 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Hierarchical timer wheel: see wheel.h for the contract and NOTES.md for
+ * the design. In short: an entry due at tick e, with the wheel at tick c,
+ * sits on the level of the highest 6-bit digit in which e and c differ
+ * (capped at the top level) and in the slot given by e's digit on that
+ * level. So a lower level only ever holds entries earlier than every slot
+ * of a higher level, the earliest entry is found from the lowest occupied
+ * level's bitmap with one rotate and one count-trailing-zeros, and moving
+ * time to the start of an occupied slot re-files ("cascades") that slot's
+ * entries one level down or more. The top level wraps around; an entry
+ * more than `range` ticks ahead would be ambiguous there and waits in the
+ * overflow list instead.
+ */
+#include "timer/wheel.h"
+
+#include <stddef.h>
+
+#include <veloz/error.h>
+
+static inline void list_init(struct vz__wheel_link *h)
+{
+	h->next = h;
+	h->prev = h;
+}
+
+static inline bool list_empty(const struct vz__wheel_link *h)
+{
+	return h->next == h;
+}
+
+static inline void list_append(struct vz__wheel_link *h, struct vz__wheel_link *n)
+{
+	n->prev = h->prev;
+	n->next = h;
+	h->prev->next = n;
+	h->prev = n;
+}
+
+static inline void list_unlink(struct vz__wheel_link *n)
+{
+	n->prev->next = n->next;
+	n->next->prev = n->prev;
+	n->next = n;
+	n->prev = n;
+}
+
+/* Move every node of `from` to the empty list `to`; `from` ends empty. */
+static inline void list_splice(struct vz__wheel_link *from, struct vz__wheel_link *to)
+{
+	if (list_empty(from)) {
+		list_init(to);
+		return;
+	}
+	to->next = from->next;
+	to->prev = from->prev;
+	to->next->prev = to;
+	to->prev->next = to;
+	list_init(from);
+}
+
+static inline struct vz__wheel_entry *entry_of(struct vz__wheel_link *l)
+{
+	return (struct vz__wheel_entry *)((char *)l - offsetof(struct vz__wheel_entry, link));
+}
+
+/* Rotate right; d in [0, 63]. */
+static inline uint64_t ror64(uint64_t x, unsigned d)
+{
+	return d ? (x >> d) | (x << (64 - d)) : x;
+}
+
+int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns)
+{
+	uint64_t need, span;
+	unsigned l, s;
+
+	if (!w || tick_ns < VZ__WHEEL_TICK_MIN_NS || tick_ns > VZ__WHEEL_TICK_MAX_NS)
+		return VZ_EINVAL;
+	/* Fewest levels whose range, 63 * 64^(L-1) ticks, covers 30 days:
+	 * 4 levels at 1 s, 6 at 1 ms, 7 at 10 us. */
+	need = (VZ__WHEEL_MIN_RANGE_NS + tick_ns - 1) / tick_ns;
+	span = 1;
+	for (l = 1; l < VZ__WHEEL_MAX_LEVELS && 63 * span < need; l++)
+		span <<= VZ__WHEEL_BITS;
+	w->tick_ns = tick_ns;
+	w->cur = now_ns / tick_ns;
+	w->nlevels = l;
+	w->range = 63 * span;
+	w->ovf_min = UINT64_MAX;
+	w->count = 0;
+	w->level_mask = 0;
+	list_init(&w->due);
+	list_init(&w->overflow);
+	for (l = 0; l < VZ__WHEEL_MAX_LEVELS; l++) {
+		w->occupied[l] = 0;
+		for (s = 0; s < VZ__WHEEL_SLOTS; s++)
+			list_init(&w->slots[l][s]);
+	}
+	return 0;
+}
+
+void vz__wheel_entry_init(struct vz__wheel_entry *e)
+{
+	list_init(&e->link);
+	e->deadline_ns = 0;
+	e->tick = 0;
+	e->where = VZ__WHEEL_NOWHERE;
+}
+
+/* Mark every entry of list `h` not pending and empty the list. */
+static void forget_list(struct vz__wheel_link *h)
+{
+	while (!list_empty(h)) {
+		struct vz__wheel_entry *e = entry_of(h->next);
+
+		list_unlink(&e->link);
+		e->where = VZ__WHEEL_NOWHERE;
+	}
+}
+
+void vz__wheel_fini(struct vz__wheel *w)
+{
+	unsigned l, s;
+
+	forget_list(&w->due);
+	forget_list(&w->overflow);
+	for (l = 0; l < w->nlevels; l++) {
+		for (s = 0; s < VZ__WHEEL_SLOTS; s++)
+			forget_list(&w->slots[l][s]);
+		w->occupied[l] = 0;
+	}
+	w->level_mask = 0;
+	w->count = 0;
+	w->ovf_min = UINT64_MAX;
+}
+
+/*
+ * File `e` (e->tick >= w->cur) in the wheel or the overflow list. e->tick ==
+ * w->cur only happens while cascading and lands in level 0's current slot,
+ * which the advance loop fires next.
+ *
+ * Level = highest differing digit of e->tick and w->cur, capped at the top
+ * level. Below the top, e agrees with cur on every higher digit and its
+ * digit on its level is larger than cur's, so its slot is strictly ahead in
+ * the same rotation. On the top level the slot may be "behind" cur's digit
+ * (next rotation); it is never equal to it because e->tick - cur <= range =
+ * 63 * 64^(top) (an equal digit needs a difference above that).
+ */
+static void place(struct vz__wheel *w, struct vz__wheel_entry *e)
+{
+	uint64_t x = e->tick ^ w->cur;
+	unsigned level = 0, slot;
+
+	if (e->tick - w->cur > w->range) {
+		list_append(&w->overflow, &e->link);
+		e->where = VZ__WHEEL_OVERFLOW;
+		if (e->tick < w->ovf_min)
+			w->ovf_min = e->tick;
+		return;
+	}
+	if (x) {
+		level = (63u - (unsigned)__builtin_clzll(x)) / VZ__WHEEL_BITS;
+		if (level >= w->nlevels)
+			level = w->nlevels - 1;
+	}
+	slot = (unsigned)(e->tick >> (VZ__WHEEL_BITS * level)) & (VZ__WHEEL_SLOTS - 1);
+	list_append(&w->slots[level][slot], &e->link);
+	e->where = (uint16_t)(level * VZ__WHEEL_SLOTS + slot);
+	w->occupied[level] |= 1ull << slot;
+	w->level_mask |= 1u << level;
+}
+
+/* Unlink `e` from its wheel slot and keep the bitmaps exact. */
+static void slot_unlink(struct vz__wheel *w, struct vz__wheel_entry *e)
+{
+	unsigned level = e->where / VZ__WHEEL_SLOTS, slot = e->where % VZ__WHEEL_SLOTS;
+
+	list_unlink(&e->link);
+	if (list_empty(&w->slots[level][slot])) {
+		w->occupied[level] &= ~(1ull << slot);
+		if (!w->occupied[level])
+			w->level_mask &= ~(1u << level);
+	}
+}
+
+void vz__wheel_add(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t deadline_ns)
+{
+	e->deadline_ns = deadline_ns;
+	e->tick = deadline_ns / w->tick_ns + (deadline_ns % w->tick_ns != 0);
+	w->count++;
+	if (e->tick <= w->cur) {
+		list_append(&w->due, &e->link);
+		e->where = VZ__WHEEL_DUE;
+		return;
+	}
+	place(w, e);
+}
+
+bool vz__wheel_del(struct vz__wheel *w, struct vz__wheel_entry *e)
+{
+	switch (e->where) {
+	case VZ__WHEEL_NOWHERE:
+		return false;
+	case VZ__WHEEL_DUE:
+	case VZ__WHEEL_OVERFLOW:
+		/* The overflow minimum stays a valid lower bound; the next
+		 * rescan makes it exact again. */
+		list_unlink(&e->link);
+		break;
+	default:
+		slot_unlink(w, e);
+		break;
+	}
+	e->where = VZ__WHEEL_NOWHERE;
+	w->count--;
+	return true;
+}
+
+/*
+ * Start tick of the earliest occupied slot, UINT64_MAX if the wheel proper
+ * is empty; *level_out gets its level. The lowest occupied level holds the
+ * earliest entries (place() explains why), and on it the earliest slot is
+ * the first set bit at or after cur's digit, cyclically.
+ */
+static uint64_t wheel_next(const struct vz__wheel *w, unsigned *level_out)
+{
+	unsigned level, shift, off;
+	uint64_t hi;
+
+	if (!w->level_mask)
+		return UINT64_MAX;
+	level = (unsigned)__builtin_ctz(w->level_mask);
+	shift = VZ__WHEEL_BITS * level;
+	hi = w->cur >> shift;
+	off = (unsigned)__builtin_ctzll(
+		ror64(w->occupied[level], (unsigned)hi & (VZ__WHEEL_SLOTS - 1)));
+	*level_out = level;
+	return (hi + off) << shift;
+}
+
+/* Tick at which the earliest overflow entry may fit in the wheel. */
+static uint64_t overflow_next(const struct vz__wheel *w)
+{
+	return list_empty(&w->overflow) ? UINT64_MAX : w->ovf_min - w->range;
+}
+
+uint64_t vz__wheel_next_deadline_ns(const struct vz__wheel *w)
+{
+	uint64_t n, o;
+	unsigned level;
+
+	if (!list_empty(&w->due))
+		return w->cur * w->tick_ns;
+	n = wheel_next(w, &level);
+	o = overflow_next(w);
+	if (o < n)
+		n = o;
+	if (n == UINT64_MAX)
+		return UINT64_MAX;
+	if (n >= (UINT64_MAX - 1) / w->tick_ns)
+		return UINT64_MAX - 1; /* beyond representable time: still a lower bound */
+	return n * w->tick_ns;
+}
+
+/* Re-file the overflow entries that now fit; recompute the exact minimum of
+ * those that stay. Runs once per overflow_next() event, which is at most
+ * once per insertion or cancellation of an overflow minimum. */
+static void overflow_rescan(struct vz__wheel *w)
+{
+	struct vz__wheel_link *l = w->overflow.next, *next;
+	uint64_t min = UINT64_MAX;
+
+	for (; l != &w->overflow; l = next) {
+		struct vz__wheel_entry *e = entry_of(l);
+
+		next = l->next;
+		if (e->tick - w->cur <= w->range) {
+			list_unlink(&e->link);
+			place(w, e);
+		} else if (e->tick < min) {
+			min = e->tick;
+		}
+	}
+	w->ovf_min = min;
+}
+
+/* Time has reached the start of slot `slot` on level `level` >= 1: file its
+ * entries again relative to the new current tick. They all agree with cur
+ * on every digit from `level` up, so each lands strictly lower; the slot
+ * empties. */
+static void cascade(struct vz__wheel *w, unsigned level, unsigned slot)
+{
+	struct vz__wheel_link *h = &w->slots[level][slot];
+
+	while (!list_empty(h)) {
+		struct vz__wheel_entry *e = entry_of(h->next);
+
+		list_unlink(&e->link);
+		place(w, e);
+	}
+	w->occupied[level] &= ~(1ull << slot);
+	if (!w->occupied[level])
+		w->level_mask &= ~(1u << level);
+}
+
+/* Detach `e` (already unlinked) and hand it to the callback. */
+static inline void fire_one(struct vz__wheel *w, struct vz__wheel_entry *e,
+			    vz__wheel_fire_fn fire, void *ctx)
+{
+	e->where = VZ__WHEEL_NOWHERE;
+	w->count--;
+	fire(ctx, e);
+}
+
+uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_fn fire,
+			   void *ctx)
+{
+	uint64_t target = now_ns / w->tick_ns, fired = 0;
+
+	if (target < w->cur)
+		target = w->cur;
+
+	/* Already-due entries first. Take the whole list so that entries the
+	 * callbacks add as already-due wait for the next advance. Entries
+	 * still on the private list keep where == DUE, so a del from a
+	 * callback unlinks them from it. */
+	if (!list_empty(&w->due)) {
+		struct vz__wheel_link batch;
+
+		list_splice(&w->due, &batch);
+		while (!list_empty(&batch)) {
+			struct vz__wheel_entry *e = entry_of(batch.next);
+
+			list_unlink(&e->link);
+			fire_one(w, e, fire, ctx);
+			fired++;
+		}
+	}
+
+	/* Visit the occupied slots (and overflow events) in time order up to
+	 * `target`, skipping empty time through the bitmaps. */
+	for (;;) {
+		unsigned level = 0, slot;
+		uint64_t wn = wheel_next(w, &level);
+		uint64_t on = overflow_next(w);
+
+		if (on <= wn) {
+			if (on > target)
+				break;
+			w->cur = on;
+			overflow_rescan(w);
+			continue;
+		}
+		if (wn > target)
+			break;
+		w->cur = wn;
+		slot = (unsigned)(wn >> (VZ__WHEEL_BITS * level)) & (VZ__WHEEL_SLOTS - 1);
+		if (level > 0) {
+			cascade(w, level, slot);
+			continue;
+		}
+		/* Level 0: every entry here is due exactly at cur. Callbacks
+		 * cannot add to this slot (an add due at or before cur goes
+		 * to the due list) but may delete from it. */
+		while (!list_empty(&w->slots[0][slot])) {
+			struct vz__wheel_entry *e = entry_of(w->slots[0][slot].next);
+
+			slot_unlink(w, e);
+			fire_one(w, e, fire, ctx);
+			fired++;
+		}
+	}
+	w->cur = target;
+	return fired;
+}

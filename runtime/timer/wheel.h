@@ -1,0 +1,144 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Hierarchical timer wheel, one per shard, touched only by the shard thread
+ * (no atomics, no locks). Time is counted in ticks of `tick_ns` (10 us to
+ * 1 s). Each level has 64 slots and a 64-bit occupancy bitmap; the number of
+ * levels is chosen at init so the wheel holds every deadline at least 30
+ * days ahead (see VZ__WHEEL_MIN_RANGE_NS). Farther deadlines wait in an
+ * overflow list and enter the wheel as time approaches them.
+ *
+ * Entries are intrusive and doubly linked: add and del are O(1) and never
+ * allocate. The caller owns entry memory and must keep it alive (and not
+ * move it) while it is pending.
+ *
+ * Firing rule. A deadline d is due at tick e = ceil(d / tick_ns), i.e. at
+ * the "due time" e * tick_ns, the first tick boundary at or after d. An
+ * advance to `now` fires exactly the pending entries whose due tick is
+ * <= floor(now / tick_ns) (plus entries added with a due tick at or before
+ * the wheel's current tick: those are "already due" and fire on the next
+ * advance whatever its `now`). Consequences:
+ *   - never early: a fired entry has d <= now of the advance that fired it
+ *     (or, for an already-due entry, d <= now of an earlier advance);
+ *   - at most one tick late: an entry not fired by advance(now) has
+ *     d > now - tick_ns.
+ * Order: within one advance, entries that were pending when it started fire
+ * in non-decreasing due tick (already-due ones first, in the order they
+ * were added). Entries due in the same tick fire in unspecified order.
+ * Entries added by the fire callback fire in this same advance if their due
+ * tick is later than the tick being fired and not later than `now`;
+ * otherwise (due at or before the tick being fired) on the next advance, so
+ * a callback that re-adds can never loop forever inside one advance.
+ *
+ * NOTES.md has the design and the proof sketches.
+ */
+#ifndef VZ_TIMER_WHEEL_H
+#define VZ_TIMER_WHEEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define VZ__WHEEL_BITS 6
+#define VZ__WHEEL_SLOTS 64
+#define VZ__WHEEL_MAX_LEVELS 8
+#define VZ__WHEEL_TICK_MIN_NS 10000ull       /* 10 us */
+#define VZ__WHEEL_TICK_MAX_NS 1000000000ull  /* 1 s */
+#define VZ__WHEEL_MIN_RANGE_NS (30ull * 86400ull * 1000000000ull) /* 30 days */
+
+/* Where an entry is: a wheel slot (level * 64 + slot), or one of these. */
+enum {
+	VZ__WHEEL_NOWHERE = 0xffff, /* not pending (never added, fired or deleted) */
+	VZ__WHEEL_OVERFLOW = 0xfffe, /* beyond the wheel's range */
+	VZ__WHEEL_DUE = 0xfffd,      /* already due: fires on the next advance */
+};
+
+struct vz__wheel_link {
+	struct vz__wheel_link *next, *prev;
+};
+
+/* A timer as the wheel sees it. Embed it in your own struct and recover
+ * yours with container_of-style arithmetic in the fire callback. Fields are
+ * the wheel's; read deadline_ns freely, write nothing. */
+struct vz__wheel_entry {
+	struct vz__wheel_link link;
+	uint64_t deadline_ns; /* as given to vz__wheel_add() */
+	uint64_t tick;        /* due tick: ceil(deadline_ns / tick_ns) */
+	uint16_t where;       /* VZ__WHEEL_* or level * 64 + slot */
+};
+
+struct vz__wheel {
+	uint64_t tick_ns;
+	uint64_t cur;        /* current tick: every entry with tick <= cur has fired */
+	uint64_t range;      /* ticks: an entry with tick - cur <= range goes in the wheel */
+	uint64_t ovf_min;    /* lower bound of the overflow list's ticks */
+	uint64_t count;      /* pending entries (wheel + overflow + due) */
+	unsigned nlevels;
+	uint32_t level_mask; /* bit k set iff occupied[k] != 0 */
+	uint64_t occupied[VZ__WHEEL_MAX_LEVELS];
+	struct vz__wheel_link due;      /* already due, FIFO */
+	struct vz__wheel_link overflow; /* beyond range, unordered */
+	struct vz__wheel_link slots[VZ__WHEEL_MAX_LEVELS][VZ__WHEEL_SLOTS];
+};
+
+/* Called once per fired entry. The entry is no longer pending when this
+ * runs (its `where` is VZ__WHEEL_NOWHERE): the callback may re-add it,
+ * delete or add any other entry, but must not call vz__wheel_advance() or
+ * vz__wheel_fini() on the same wheel. */
+typedef void (*vz__wheel_fire_fn)(void *ctx, struct vz__wheel_entry *e);
+
+/* Initialise `w` with a tick of `tick_ns` (VZ__WHEEL_TICK_MIN_NS to
+ * VZ__WHEEL_TICK_MAX_NS) and the current time `now_ns`. The caller owns the
+ * memory of `w` (about 1 KiB per level). Returns 0 or VZ_EINVAL. */
+int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns);
+
+/* Forget every pending entry (they become NOWHERE; nothing fires). */
+void vz__wheel_fini(struct vz__wheel *w);
+
+/* Make `e` an entry that is not pending. Call once before first use. */
+void vz__wheel_entry_init(struct vz__wheel_entry *e);
+
+/* True iff `e` is pending in some wheel. */
+static inline bool vz__wheel_entry_pending(const struct vz__wheel_entry *e)
+{
+	return e->where != VZ__WHEEL_NOWHERE;
+}
+
+/* Add `e`, which must not be pending, with an absolute deadline. A
+ * deadline at or before the wheel's current time fires on the next
+ * advance. O(1), never allocates, never fails. */
+void vz__wheel_add(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t deadline_ns);
+
+/* Remove `e` if pending (it will not fire); returns whether it was. O(1).
+ * Safe from inside the fire callback, on any entry. */
+bool vz__wheel_del(struct vz__wheel *w, struct vz__wheel_entry *e);
+
+/* A lower bound of the earliest due time (see the firing rule above) of the
+ * pending entries, in ns; UINT64_MAX when nothing is pending. It is exact
+ * when the earliest entry sits on level 0 (due within the current 64-tick
+ * window); otherwise it is the start of the earliest occupied slot, early by
+ * less than 64^k ticks for a level-k slot, and a wake-up there only
+ * cascades. It is at most the wheel's current time when something is
+ * already due. A loop that sleeps until this value never sleeps past a due
+ * time. O(1): a few count-trailing-zeros, no scan. */
+uint64_t vz__wheel_next_deadline_ns(const struct vz__wheel *w);
+
+/* Move the wheel's time to `now_ns` (a smaller value than before leaves
+ * the time unchanged) and call `fire` for every entry that became due, in
+ * the order documented above. Jumps over empty stretches of time using the
+ * bitmaps, so cost is proportional to the entries fired or cascaded, not to
+ * the ticks elapsed. Returns the number of entries fired. */
+uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_fn fire,
+			   void *ctx);
+
+/* Number of pending entries. */
+static inline uint64_t vz__wheel_count(const struct vz__wheel *w)
+{
+	return w->count;
+}
+
+/* The wheel's current tick (floor of the largest now_ns given so far). */
+static inline uint64_t vz__wheel_now_tick(const struct vz__wheel *w)
+{
+	return w->cur;
+}
+
+#endif
