@@ -23,10 +23,36 @@ struct vz__topology {
 	int16_t cpu_core[VZ_MAX_CPUS];    /* core id; SMT siblings share it; -1 if unknown */
 	bool numa_available;              /* libnuma says the kernel has NUMA */
 	bool declared;                    /* came from vz_config.topology */
+	/* Added after the first version of this header (reports, tools): */
+	vz_cpuset affinity;               /* the process affinity mask as read */
+	char cgroup_source[256];          /* file the cgroup cpuset came from; "" = none */
 };
 
-/* Detect the running machine. 0 or VZ_EIO. */
+/* Detect the running machine. 0 or VZ_EIO (the online CPU list cannot be
+ * read). Same as vz__topo_detect_at(NULL, NULL, t). Any thread. */
 int vz__topo_detect(struct vz__topology *t);
+
+/* Detection with the file system rooted at `root` ("/" or NULL: the real
+ * one): every absolute path read (/sys/devices/system/..., /proc/self/cgroup,
+ * /sys/fs/cgroup/...) is prefixed with it, so tests can point it at a fake
+ * tree. `affinity` replaces sched_getaffinity() when non-NULL (a fake tree has
+ * no process behind it); NULL reads the calling thread's mask. libnuma is
+ * asked only for the real root; under a fake root numa_available means "the
+ * tree has a node directory". 0 or VZ_EIO. Any thread.
+ *
+ * Sources, in order of preference:
+ *   online      sys/devices/system/cpu/online
+ *   nodes       sys/devices/system/node/node<N>/cpulist (N < VZ_MAX_NODES);
+ *               no node directory = one node 0 holding every online CPU
+ *   memory      node<N>/meminfo MemTotal; proc/meminfo without node dirs
+ *   SMT         cpu<N>/topology/thread_siblings_list (core = lowest sibling,
+ *               unique machine-wide), else (physical_package_id, core_id)
+ *   cgroup      cgroup v2 cpuset.cpus.effective of the path in
+ *               proc/self/cgroup under sys/fs/cgroup or sys/fs/cgroup/unified,
+ *               else v1 cpuset.effective_cpus / cpuset.cpus under
+ *               sys/fs/cgroup/cpuset; a missing file at the process's cgroup
+ *               is looked up in its parents. None found: cgroup = online. */
+int vz__topo_detect_at(const char *root, const vz_cpuset *affinity, struct vz__topology *t);
 
 /* Build from cfg->topology when cfg->topology.nnodes > 0 (declared: CPUs of
  * the declared nodes count as online and allowed), else detect. */
