@@ -1,0 +1,88 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The pool's public functions (include/veloz/pool.h) and the core-facing
+ * vz__pools_create(): the thin layer that turns an actor into (runtime,
+ * shard, reference) and binds completions to the runtime's vz__post_sys().
+ * Everything else lives in pool.c and plan.c, which do not need the core.
+ */
+#include "pool/pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <veloz/actor.h>
+#include <veloz/error.h>
+#include <veloz/message.h>
+
+/* The core's internal entry points this file uses (runtime/core/core.h
+ * declares them too; these declarations must stay identical). */
+int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
+struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
+
+int vz__pools_create(vz_runtime *rt, const vz_config *cfg, const struct vz__topology *topo,
+		     const int *shard_cpus, unsigned nshards, struct vz__pool_set **out)
+{
+	struct vz__pool_plan *plan;
+	int err;
+
+	if (!cfg || !topo || !out)
+		return VZ_EINVAL;
+	/* The plan is ~40 KiB: keep it off the caller's stack. */
+	plan = malloc(sizeof *plan);
+	if (!plan)
+		return VZ_ENOMEM;
+	err = vz__pools_plan(&cfg->pool, topo, shard_cpus, nshards, NULL, plan);
+	if (err == 0)
+		err = vz__pools_create_with(rt, plan, NULL, vz__post_sys, out);
+	free(plan);
+	return err;
+}
+
+VZ_API int vz_pool_submit(vz_actor *self, const vz_job *job, vz_job_id *out)
+{
+	if (!self)
+		return VZ_EINVAL;
+	return vz__pool_submit_as(vz__runtime_pools(vz_actor_runtime(self)), vz_actor_shard(self),
+				  vz_self(self), job, out);
+}
+
+VZ_API int vz_pool_cancel(vz_actor *self, vz_job_id id)
+{
+	if (!self)
+		return VZ_EINVAL;
+	return vz__pool_cancel_as(vz__runtime_pools(vz_actor_runtime(self)), vz_actor_shard(self),
+				  vz_self(self), id);
+}
+
+VZ_API int vz_stats_pool(const vz_runtime *rt, unsigned node, vz_pool_stats *out)
+{
+	if (!rt || !out)
+		return VZ_EINVAL;
+	/* The core's accessor takes a non-const runtime; it only reads. */
+	return vz__pool_stats_of(vz__runtime_pools((vz_runtime *)rt), node, out);
+}
+
+VZ_API int vz_pool_nodes(const vz_runtime *rt, unsigned *nodes, unsigned max)
+{
+	if (!rt)
+		return VZ_EINVAL;
+	return vz__pool_nodes_of(vz__runtime_pools((vz_runtime *)rt), nodes, max);
+}
+
+VZ_API int vz_pool_done_read(const vz_msg *m, vz_pool_done *out, const void **result)
+{
+	size_t len;
+
+	if (!m || !out || vz_msg_type(m) != VZ_MSG_POOL_DONE)
+		return VZ_EINVAL;
+	len = vz_msg_len(m);
+	if (len < sizeof *out)
+		return VZ_EINVAL;
+	/* memcpy: the payload carries no alignment promise. */
+	memcpy(out, vz_msg_data(m), sizeof *out);
+	if (out->result_len != len - sizeof *out)
+		return VZ_EINVAL;
+	if (result)
+		*result = (const unsigned char *)vz_msg_data(m) + sizeof *out;
+	return 0;
+}
