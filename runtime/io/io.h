@@ -2,16 +2,18 @@
 /*
  * The I/O backend interface: one instance per shard, created and used on
  * the shard's own thread (io_uring SINGLE_ISSUER), except vz__io_wake(),
- * which any thread may call on any instance.
+ * which any thread may call on any instance, and vz__io_stats(), which any
+ * thread may read.
  *
  * Two implementations sit behind it (io_uring.c, epoll.c); the shard loop
  * does not know which one it has. A backend only waits, wakes and runs
  * I/O operations; the sleep/wake *protocol* (who may sleep, when a wake is
- * needed) belongs to the shard loop.
+ * needed) belongs to the shard loop. Design notes: NOTES.md beside this file.
  */
 #ifndef VZ_IO_H
 #define VZ_IO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -25,44 +27,80 @@ enum vz__io_kind {
 };
 
 /* Choose the backend for `wanted`, honouring VZ_BACKEND=io_uring|epoll in
- * the environment (which wins over the config). With AUTO, probe io_uring
- * (setup with the flags we want, the opcodes we need, the
- * kernel.io_uring_disabled sysctl) and fall back to epoll, writing one line
- * saying why into reason ("" when io_uring is used). Forcing io_uring where
- * it does not work returns VZ_ENOSYS with the reason. Any thread. */
+ * the environment (which wins over the config; an empty value counts as
+ * unset, any other value returns VZ_EINVAL with the reason). With AUTO,
+ * probe io_uring (the kernel.io_uring_disabled sysctl, the known-bad kernel
+ * table in select.c, setup with the flags we want, the opcodes and features
+ * we need) and fall back to epoll, writing one line saying why into reason
+ * ("" when io_uring is used), e.g.
+ *   "io_uring unavailable (io_uring_setup: Operation not permitted); using epoll".
+ * Forcing io_uring (config or environment) skips the known-bad kernel table
+ * but not the functional probe; where it does not work it returns VZ_ENOSYS
+ * with the reason. Forcing epoll never fails and says so in reason.
+ * reason may be NULL when reason_len is 0. Any thread. */
 int vz__io_select(vz_backend_kind wanted, enum vz__io_kind *out, char *reason,
 		  size_t reason_len);
 
+/* "io_uring", "epoll", or "unknown". Any thread. */
 const char *vz__io_kind_name(enum vz__io_kind kind);
 
 struct vz__io_params {
 	uint32_t entries; /* submission queue size; 0 = 256 */
 };
 
-/* Create on the owning thread. 0, VZ_ENOMEM, VZ_EIO, VZ_ENOSYS. */
+/* Create on the owning thread. 0, VZ_ENOMEM, VZ_EIO, VZ_ENOSYS (io_uring
+ * refused by the kernel: ENOSYS, EPERM, ...), VZ_EINVAL (unknown kind). */
 int vz__io_create(enum vz__io_kind kind, const struct vz__io_params *p,
 		  struct vz__io **out);
-/* Cancel outstanding operations (their callbacks run with -ECANCELED),
- * close every fd, free. Owning thread. */
+/* Cancel outstanding operations, close every fd, free. Each outstanding
+ * operation's callback runs exactly once, before this returns: with
+ * -ECANCELED, or with its real result when the kernel had already finished
+ * it (an accepted fd or received bytes are never silently dropped).
+ * Callbacks that run here may not submit (VZ_ESTATE). Owning thread. No
+ * wake may target the instance once destruction has begun (see
+ * vz__io_wake()). */
 void vz__io_destroy(struct vz__io *io);
 
 /* Block until vz__io_wake() is called, an operation completes, or
  * timeout_ns passes (< 0: no timeout; 0: do not block). Runs completion
  * callbacks of finished operations on this thread. Returns the number of
  * completions and wake-ups consumed (>= 0), or a negative VZ_E*. An EINTR
- * is not an error: it returns 0. Owning thread. */
+ * is not an error: it returns 0. Apart from EINTR, 0 means the timeout
+ * passed: the wait never returns 0 before timeout_ns (it may return > 0
+ * early, for a completion or a wake). Owning thread; callbacks must not call
+ * vz__io_wait() or vz__io_destroy() on the same instance. */
 int vz__io_wait(struct vz__io *io, int64_t timeout_ns);
 
 /* Wake `target` out of vz__io_wait (or make its next wait return at once).
  * `self` is the caller's own instance when the caller is a shard (io_uring
  * then sends IORING_OP_MSG_RING from the caller's ring: no eventfd), or
- * NULL from any other thread (eventfd write). Costs one syscall. 0 or
- * VZ_EIO. */
+ * NULL from any other thread (eventfd write). Costs at most one syscall,
+ * none when a wake is already pending on target (wakes coalesce, so stale
+ * wake-ups never pile up). 0 or VZ_EIO.
+ *
+ * Guarantee: when this returns, the target's current or next vz__io_wait()
+ * returns promptly (> 0), and everything the caller wrote before the call
+ * happens-before the target's return from that wait (the wake flag is
+ * exchanged acq_rel on both sides, see NOTES.md).
+ *
+ * Lifetime: target must stay alive while any thread may wake it. A
+ * shard's MSG_RING that the kernel refuses is retried through the target's
+ * eventfd from the sender's next vz__io_wait(), so a target must also
+ * outlive the next wait of every shard that woke it (stop all shard loops
+ * before destroying any instance). */
 int vz__io_wake(struct vz__io *self, struct vz__io *target);
 
 /* One I/O operation. The caller owns the struct and keeps it alive until
- * `done` has run. `done` runs on the owning thread inside vz__io_wait()
- * with res >= 0 (bytes, or the accepted fd) or a negative errno value. */
+ * `done` has run. Zero the struct before its first submit (the backend
+ * fields must start at 0); it may be resubmitted from its own `done`.
+ * `done` runs on the owning thread inside vz__io_wait() (or
+ * vz__io_destroy()) with res >= 0 (bytes, or the accepted fd) or a negative
+ * errno value. The fd should be non-blocking: the io_uring backend accepts
+ * either mode, the epoll backend switches a blocking fd to O_NONBLOCK before
+ * its first operation (as libuv does). Several operations may be
+ * outstanding on one fd; those in the same direction (read side: READ,
+ * RECV, ACCEPT; write side: WRITE, SEND, CONNECT) are started in
+ * submission order. */
 enum vz__io_opcode {
 	VZ__IO_OP_NOP = 0,
 	VZ__IO_OP_READ,    /* read(fd, buf, len) at offset (-1: current) */
@@ -84,18 +122,76 @@ struct vz__io_op {
 	/* backend-private */
 	struct vz__io_op *next_pending;
 	uint32_t state;
+	int32_t res;
 };
 
 /* Queue an operation; it starts no later than the next vz__io_wait(). 0,
- * VZ_EFULL (submission queue full even after a flush), VZ_EINVAL.
- * Owning thread. */
+ * VZ_EFULL (submission queue full even after a flush; nothing queued),
+ * VZ_EINVAL (unknown opcode, fd < 0 for an opcode that needs one, op
+ * already outstanding), VZ_ESTATE (instance being destroyed), VZ_ENOMEM
+ * (epoll: per-fd bookkeeping). On error nothing changes and `done` will
+ * not run. Owning thread. */
 int vz__io_submit(struct vz__io *io, struct vz__io_op *op);
 
 /* Ask for an operation to stop early; its `done` still runs exactly once
- * (with -ECANCELED if it was stopped). 0, VZ_ENOENT if not outstanding. */
+ * (with -ECANCELED if it was stopped, with its real result if it had
+ * already finished). 0, VZ_ENOENT if not outstanding, VZ_EFULL (io_uring:
+ * no room for the cancel request even after a flush; try again after a
+ * wait). Owning thread. */
 int vz__io_cancel(struct vz__io *io, struct vz__io_op *op);
 
 /* Setup flags in use (io_uring setup flags; 0 for epoll), for reports. */
 uint32_t vz__io_setup_flags(const struct vz__io *io);
+
+/* Which implementation an instance is. Any thread. */
+enum vz__io_kind vz__io_kind_of(const struct vz__io *io);
+
+/* Counters for benchmarks and tests ("count what should not happen").
+ * Read with relaxed loads: a snapshot, exact only when the instance is
+ * quiescent. Any thread. */
+struct vz__io_stats {
+	uint64_t wakes_sent;      /* wake calls that made a syscall (MSG_RING or eventfd write) */
+	uint64_t wakes_coalesced; /* wake calls that found a wake pending: no syscall */
+	uint64_t wakes_consumed;  /* wake tokens consumed by vz__io_wait() */
+	uint64_t wait_syscalls;   /* syscalls made by vz__io_wait() */
+	uint64_t ops_completed;   /* operation callbacks run */
+	uint64_t sq_full;         /* io_uring: submission queue found full */
+	uint64_t cq_overflow;     /* io_uring: waits that found the CQ overflowed */
+};
+void vz__io_stats(const struct vz__io *io, struct vz__io_stats *out);
+
+/* ---- Implementation side: io.c, select.c, io_uring.c, epoll.c only. ---- */
+
+/* Every implementation's instance begins with this header; io.c
+ * dispatches through it. Immutable after create. */
+struct vz__io_ops {
+	enum vz__io_kind kind;
+	void (*destroy)(struct vz__io *io);
+	int (*wait)(struct vz__io *io, int64_t timeout_ns);
+	int (*wake)(struct vz__io *self, struct vz__io *target);
+	int (*submit)(struct vz__io *io, struct vz__io_op *op);
+	int (*cancel)(struct vz__io *io, struct vz__io_op *op);
+	uint32_t (*setup_flags)(const struct vz__io *io);
+	void (*stats)(const struct vz__io *io, struct vz__io_stats *out);
+};
+
+struct vz__io_head {
+	const struct vz__io_ops *ops;
+};
+
+int vz__uring_create(const struct vz__io_params *p, struct vz__io **out);
+int vz__epoll_create(const struct vz__io_params *p, struct vz__io **out);
+
+struct io_uring;
+/* Set up `ring` with the best flags this kernel accepts, in order:
+ * SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG, SINGLE_ISSUER|DEFER_TASKRUN,
+ * COOP_TASKRUN|TASKRUN_FLAG, COOP_TASKRUN, none (EINVAL moves to the next
+ * set; any other error stops). Honours the VZ_FAULT_URING_SETUP_* points.
+ * Returns 0 with *flags and *features set, or a negative errno value (for
+ * messages: it is the errno io_uring_setup failed with). Used by the probe
+ * and by create so both see the same kernel answer. Any thread; the ring
+ * belongs to the calling thread (SINGLE_ISSUER). */
+int vz__uring_setup(struct io_uring *ring, uint32_t entries, uint32_t *flags,
+		    uint32_t *features);
 
 #endif

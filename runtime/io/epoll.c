@@ -1,0 +1,583 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The epoll implementation of the I/O backend (io.h), for kernels or
+ * sandboxes without io_uring: the same semantics through readiness and
+ * non-blocking syscalls. An operation is tried at once when nothing is
+ * queued ahead of it on its fd and direction; if it would block it waits
+ * in a per-fd FIFO (read side, write side) and the fd is registered
+ * (level-triggered) for exactly the directions that have waiters. Results
+ * go to a completed list whose callbacks run in the next vz__io_wait(),
+ * never inside vz__io_submit(). Wake-ups, from shards and foreign threads
+ * alike, are an eventfd write, coalesced through one flag as in
+ * io_uring.c (NOTES.md, "Wake tokens").
+ */
+#include "io/io.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <veloz/error.h>
+
+#include "util/fault.h"
+
+enum {
+	OP_IDLE = 0,
+	OP_QUEUED = 0x45505155,     /* "EPQU": waiting in an fd queue */
+	OP_CONNECTING = 0x45504343, /* "EPCC": queued, connect() in progress */
+	OP_DONE = 0x4550444e,       /* "EPDN": result in op->res, done pending */
+	MAX_EVENTS = 64,
+};
+
+#define EFD_KEY UINT64_MAX /* epoll data of the wake eventfd; fds are >= 0 */
+
+/* Per-fd bookkeeping, indexed by fd number; lives until destroy, so an
+ * event that names an fd whose ops are gone finds empty queues. */
+struct fdent {
+	struct vz__io_op *rd_head, *rd_tail; /* READ, RECV, ACCEPT */
+	struct vz__io_op *wr_head, *wr_tail; /* WRITE, SEND, CONNECT */
+	uint32_t registered;                 /* events in the epoll set; 0 = not in it */
+	bool nb_checked;                     /* O_NONBLOCK ensured since it became busy */
+};
+
+struct ep {
+	struct vz__io_head head;
+	int epfd;
+	int efd;                /* wake eventfd, non-blocking */
+	struct fdent *fds;      /* fds[fd] for fd < nfds */
+	size_t nfds;
+	struct vz__io_op *done_head, *done_tail; /* results waiting for their callback */
+	bool destroying;
+
+	/* Owner-written statistics (see io_uring.c for the pattern). */
+	atomic_uint_least64_t wait_syscalls;
+	atomic_uint_least64_t ops_completed;
+	atomic_uint_least64_t wakes_consumed;
+
+	/* Written by every waker and by the owner: own cache line. */
+	alignas(64) atomic_uint wake_pending;
+	atomic_uint_least64_t wakes_sent;
+	atomic_uint_least64_t wakes_coalesced;
+};
+
+static const struct vz__io_ops ep_ops;
+
+static struct ep *to_ep(struct vz__io *io)
+{
+	return (struct ep *)(void *)io;
+}
+
+static void bump(atomic_uint_least64_t *c, uint64_t n)
+{
+	/* Single writer (the owner), relaxed: readers want a snapshot. */
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static bool read_side(enum vz__io_opcode opc)
+{
+	return opc == VZ__IO_OP_READ || opc == VZ__IO_OP_RECV || opc == VZ__IO_OP_ACCEPT;
+}
+
+/* See io.h. */
+int vz__epoll_create(const struct vz__io_params *p, struct vz__io **out)
+{
+	size_t size = (sizeof(struct ep) + 63) & ~(size_t)63;
+	struct ep *e = aligned_alloc(64, size);
+	struct epoll_event ev;
+
+	(void)p; /* no submission queue to size */
+	if (!e)
+		return VZ_ENOMEM;
+	memset(e, 0, size);
+	e->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (e->epfd < 0) {
+		free(e);
+		return errno == ENOMEM ? VZ_ENOMEM : VZ_EIO;
+	}
+	e->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (e->efd < 0) {
+		close(e->epfd);
+		free(e);
+		return VZ_EIO;
+	}
+	memset(&ev, 0, sizeof ev);
+	ev.events = EPOLLIN;
+	ev.data.u64 = EFD_KEY;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->efd, &ev) < 0) {
+		close(e->efd);
+		close(e->epfd);
+		free(e);
+		return VZ_EIO;
+	}
+	atomic_init(&e->wake_pending, 0);
+	atomic_init(&e->wakes_sent, 0);
+	atomic_init(&e->wakes_coalesced, 0);
+	atomic_init(&e->wait_syscalls, 0);
+	atomic_init(&e->ops_completed, 0);
+	atomic_init(&e->wakes_consumed, 0);
+	e->head.ops = &ep_ops;
+	*out = (struct vz__io *)(void *)e;
+	return 0;
+}
+
+/* The fd's bookkeeping, growing the table (doubling) when needed. NULL on
+ * allocation failure. */
+static struct fdent *fdent_get(struct ep *e, int fd)
+{
+	size_t want = (size_t)fd + 1;
+
+	if (want > e->nfds) {
+		size_t n = e->nfds ? e->nfds : 64;
+		struct fdent *t;
+
+		while (n < want)
+			n *= 2;
+		t = realloc(e->fds, n * sizeof *t);
+		if (!t)
+			return NULL;
+		memset(t + e->nfds, 0, (n - e->nfds) * sizeof *t);
+		e->fds = t;
+		e->nfds = n;
+	}
+	return &e->fds[fd];
+}
+
+static void push_done(struct ep *e, struct vz__io_op *op, int res)
+{
+	op->state = OP_DONE;
+	op->res = res;
+	op->next_pending = NULL;
+	if (e->done_tail)
+		e->done_tail->next_pending = op;
+	else
+		e->done_head = op;
+	e->done_tail = op;
+}
+
+/* One attempt at the operation's syscall. Returns its result (>= 0 or
+ * -errno); -EAGAIN means "wait for readiness". A CONNECT that the kernel
+ * started (EINPROGRESS) becomes OP_CONNECTING; its next attempt, made when
+ * the fd reports writable or an error, reads SO_ERROR. */
+static int try_op(struct vz__io_op *op)
+{
+	ssize_t r;
+
+	for (;;) {
+		switch (op->opcode) {
+		case VZ__IO_OP_READ:
+			r = op->offset < 0 ? read(op->fd, op->buf, op->len)
+					   : pread(op->fd, op->buf, op->len, (off_t)op->offset);
+			break;
+		case VZ__IO_OP_WRITE:
+			r = op->offset < 0 ? write(op->fd, op->buf, op->len)
+					   : pwrite(op->fd, op->buf, op->len, (off_t)op->offset);
+			break;
+		case VZ__IO_OP_RECV:
+			r = recv(op->fd, op->buf, op->len, MSG_DONTWAIT);
+			break;
+		case VZ__IO_OP_SEND:
+			r = send(op->fd, op->buf, op->len, MSG_DONTWAIT | MSG_NOSIGNAL);
+			break;
+		case VZ__IO_OP_ACCEPT:
+			r = accept4(op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			break;
+		case VZ__IO_OP_CONNECT:
+			if (op->state == OP_CONNECTING) {
+				int err = 0;
+				socklen_t len = sizeof err;
+
+				if (getsockopt(op->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+					return -errno;
+				return -err;
+			}
+			r = connect(op->fd, (const struct sockaddr *)op->buf, op->len);
+			if (r < 0 && errno == EINPROGRESS) {
+				op->state = OP_CONNECTING;
+				return -EAGAIN;
+			}
+			break;
+		default:
+			return -EINVAL;
+		}
+		if (r >= 0)
+			return r > INT_MAX ? INT_MAX : (int)r;
+		if (errno == EINTR)
+			continue;
+		if (errno == EWOULDBLOCK)
+			return -EAGAIN;
+		return -errno;
+	}
+}
+
+/* Register the fd for exactly the directions that have waiters (removing
+ * it when none do, so a hung-up fd nobody waits on cannot spin the loop).
+ * 0 or -errno. */
+static int update_interest(struct ep *e, int fd, struct fdent *fe)
+{
+	uint32_t want = (fe->rd_head ? EPOLLIN : 0u) | (fe->wr_head ? EPOLLOUT : 0u);
+	struct epoll_event ev;
+	int r;
+
+	if (want == fe->registered)
+		return 0;
+	if (!want) {
+		/* ENOENT/EBADF: the fd was closed, epoll already forgot it. */
+		(void)epoll_ctl(e->epfd, EPOLL_CTL_DEL, fd, NULL);
+		fe->registered = 0;
+		fe->nb_checked = false;
+		return 0;
+	}
+	memset(&ev, 0, sizeof ev);
+	ev.events = want;
+	ev.data.u64 = (uint64_t)fd;
+	r = epoll_ctl(e->epfd, fe->registered ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
+	if (r < 0 && errno == ENOENT) /* closed and reopened behind our back */
+		r = epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev);
+	else if (r < 0 && errno == EEXIST)
+		r = epoll_ctl(e->epfd, EPOLL_CTL_MOD, fd, &ev);
+	if (r < 0)
+		return -errno;
+	fe->registered = want;
+	return 0;
+}
+
+/* Complete every queued op of the fd with `res` (registration failed). */
+static void fail_fd(struct ep *e, struct fdent *fe, int res)
+{
+	struct vz__io_op *lists[2] = {fe->rd_head, fe->wr_head};
+
+	fe->rd_head = fe->rd_tail = fe->wr_head = fe->wr_tail = NULL;
+	for (int i = 0; i < 2; i++) {
+		while (lists[i]) {
+			struct vz__io_op *op = lists[i];
+
+			lists[i] = op->next_pending;
+			push_done(e, op, res);
+		}
+	}
+}
+
+/* Try the queue's ops in order until one would block. */
+static void run_queue(struct ep *e, struct vz__io_op **head, struct vz__io_op **tail)
+{
+	while (*head) {
+		struct vz__io_op *op = *head;
+		int r = try_op(op);
+
+		if (r == -EAGAIN)
+			return;
+		*head = op->next_pending;
+		if (!*head)
+			*tail = NULL;
+		push_done(e, op, r);
+	}
+}
+
+static void process_fd(struct ep *e, int fd, uint32_t events)
+{
+	struct fdent *fe;
+	int r;
+
+	if (fd < 0 || (size_t)fd >= e->nfds)
+		return;
+	fe = &e->fds[fd];
+	if (events & (EPOLLIN | EPOLLERR | EPOLLHUP | EPOLLRDHUP))
+		run_queue(e, &fe->rd_head, &fe->rd_tail);
+	if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP))
+		run_queue(e, &fe->wr_head, &fe->wr_tail);
+	r = update_interest(e, fd, fe);
+	if (r < 0)
+		fail_fd(e, fe, r);
+}
+
+/* Put the fd in non-blocking mode (once per busy period) for the ops
+ * whose syscall has no per-call non-blocking flag. */
+static void ensure_nonblock(struct fdent *fe, const struct vz__io_op *op)
+{
+	int fl;
+
+	if (fe->nb_checked || op->opcode == VZ__IO_OP_RECV || op->opcode == VZ__IO_OP_SEND)
+		return;
+	fe->nb_checked = true;
+	fl = fcntl(op->fd, F_GETFL);
+	if (fl >= 0 && !(fl & O_NONBLOCK))
+		(void)fcntl(op->fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+/* See io.h. */
+static int ep_submit(struct vz__io *io, struct vz__io_op *op)
+{
+	struct ep *e = to_ep(io);
+	struct vz__io_op **head, **tail;
+	struct fdent *fe;
+	int r;
+
+	if (e->destroying)
+		return VZ_ESTATE;
+	if (op->state == OP_QUEUED || op->state == OP_CONNECTING || op->state == OP_DONE)
+		return VZ_EINVAL;
+	if ((unsigned)op->opcode > VZ__IO_OP_CONNECT)
+		return VZ_EINVAL;
+	if (op->opcode == VZ__IO_OP_NOP) {
+		push_done(e, op, 0);
+		return 0;
+	}
+	if (op->fd < 0)
+		return VZ_EINVAL;
+	fe = fdent_get(e, op->fd);
+	if (!fe)
+		return VZ_ENOMEM;
+	if (read_side(op->opcode)) {
+		head = &fe->rd_head;
+		tail = &fe->rd_tail;
+	} else {
+		head = &fe->wr_head;
+		tail = &fe->wr_tail;
+	}
+	op->state = OP_QUEUED;
+	op->next_pending = NULL;
+	if (!*head) {
+		/* Nothing ahead of it: try now, queue only if it would block. */
+		ensure_nonblock(fe, op);
+		r = try_op(op);
+		if (r != -EAGAIN) {
+			push_done(e, op, r);
+			return 0;
+		}
+	}
+	if (*tail)
+		(*tail)->next_pending = op;
+	else
+		*head = op;
+	*tail = op;
+	r = update_interest(e, op->fd, fe);
+	if (r < 0)
+		fail_fd(e, fe, r); /* the op has started: it completes with the error */
+	return 0;
+}
+
+/* Unlink op from a queue; true when it was there. */
+static bool unlink_op(struct vz__io_op **head, struct vz__io_op **tail, struct vz__io_op *op)
+{
+	struct vz__io_op *prev = NULL;
+
+	for (struct vz__io_op *it = *head; it; prev = it, it = it->next_pending) {
+		if (it != op)
+			continue;
+		if (prev)
+			prev->next_pending = it->next_pending;
+		else
+			*head = it->next_pending;
+		if (*tail == it)
+			*tail = prev;
+		return true;
+	}
+	return false;
+}
+
+/* See io.h. A queued op is taken out and completes with -ECANCELED; one
+ * that already has its result keeps it. */
+static int ep_cancel(struct vz__io *io, struct vz__io_op *op)
+{
+	struct ep *e = to_ep(io);
+	struct fdent *fe;
+
+	if (op->state == OP_DONE)
+		return 0;
+	if (op->state != OP_QUEUED && op->state != OP_CONNECTING)
+		return VZ_ENOENT;
+	if (op->fd < 0 || (size_t)op->fd >= e->nfds)
+		return VZ_ENOENT;
+	fe = &e->fds[op->fd];
+	if (!unlink_op(&fe->rd_head, &fe->rd_tail, op) &&
+	    !unlink_op(&fe->wr_head, &fe->wr_tail, op))
+		return VZ_ENOENT;
+	push_done(e, op, -ECANCELED);
+	if (update_interest(e, op->fd, fe) < 0)
+		fail_fd(e, fe, -EIO);
+	return 0;
+}
+
+/* Run the callbacks of the results present now; results produced by those
+ * callbacks wait for the next call, so a callback that resubmits cannot
+ * keep one wait busy forever. Returns how many ran. */
+static int run_done(struct ep *e)
+{
+	struct vz__io_op *op = e->done_head;
+	int n = 0;
+
+	e->done_head = e->done_tail = NULL;
+	while (op) {
+		struct vz__io_op *next = op->next_pending;
+		int res = op->res;
+
+		op->state = OP_IDLE;
+		op->next_pending = NULL;
+		n++;
+		bump(&e->ops_completed, 1);
+		op->done(op, res);
+		op = next;
+	}
+	return n;
+}
+
+/* Milliseconds for epoll_wait, rounded up so it never times out before
+ * the deadline. */
+static int wait_ms(uint64_t left_ns)
+{
+	uint64_t ms = (left_ns + 999999u) / 1000000u;
+
+	return ms > INT_MAX ? INT_MAX : (int)ms;
+}
+
+/* See io.h. */
+static int ep_wait(struct vz__io *io, int64_t timeout_ns)
+{
+	struct ep *e = to_ep(io);
+	struct epoll_event evs[MAX_EVENTS];
+	uint64_t deadline = 0;
+	int total = 0;
+
+	if (VZ_FAULT(VZ_FAULT_WAIT_EINTR))
+		return 0;
+	if (e->destroying)
+		return VZ_ESTATE;
+	if (timeout_ns > 0)
+		deadline = now_ns() + (uint64_t)timeout_ns;
+	for (;;) {
+		uint64_t tokens = 0;
+		bool intr = false;
+		int ms, n;
+
+		if (timeout_ns == 0 || e->done_head) {
+			ms = 0;
+		} else if (timeout_ns < 0) {
+			ms = -1;
+		} else {
+			uint64_t now = now_ns();
+
+			ms = wait_ms(deadline > now ? deadline - now : 0);
+		}
+		bump(&e->wait_syscalls, 1);
+		n = epoll_wait(e->epfd, evs, MAX_EVENTS, ms);
+		if (n < 0) {
+			if (errno != EINTR)
+				return VZ_EIO;
+			intr = true;
+			n = 0;
+		}
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == EFD_KEY) {
+				uint64_t v;
+
+				/* Resets the counter; EAGAIN: another read
+				 * already took it. */
+				if (read(e->efd, &v, sizeof v) == (ssize_t)sizeof v) {
+					tokens += v;
+					total++;
+				}
+				continue;
+			}
+			process_fd(e, (int)evs[i].data.u64, evs[i].events);
+		}
+		if (tokens > 0) {
+			bump(&e->wakes_consumed, tokens);
+			/* acq_rel, after consuming the token: pairs with the
+			 * wakers' exchanges in ep_wake(), as in io_uring.c
+			 * reap(). */
+			atomic_exchange_explicit(&e->wake_pending, 0, memory_order_acq_rel);
+		}
+		total += run_done(e);
+		if (total > 0 || timeout_ns == 0 || intr)
+			return total;
+		if (timeout_ns > 0 && now_ns() >= deadline)
+			return 0;
+	}
+}
+
+/* See io.h: one eventfd write unless a wake is already pending. */
+static int ep_wake(struct vz__io *self, struct vz__io *target)
+{
+	struct ep *t = to_ep(target);
+	uint64_t one = 1;
+	ssize_t r;
+
+	(void)self;
+	/* acq_rel: pairs with the owner's exchange in ep_wait() (see
+	 * uring_wake() for the full argument). */
+	if (atomic_exchange_explicit(&t->wake_pending, 1, memory_order_acq_rel)) {
+		atomic_fetch_add_explicit(&t->wakes_coalesced, 1, memory_order_relaxed);
+		return 0;
+	}
+	atomic_fetch_add_explicit(&t->wakes_sent, 1, memory_order_relaxed);
+	do
+		r = write(t->efd, &one, sizeof one);
+	while (r < 0 && errno == EINTR);
+	return r == (ssize_t)sizeof one ? 0 : VZ_EIO;
+}
+
+/* See io.h. Queued ops complete with -ECANCELED, results already in hand
+ * keep their value; every callback runs before the fds are closed. */
+static void ep_destroy(struct vz__io *io)
+{
+	struct ep *e = to_ep(io);
+
+	e->destroying = true;
+	for (size_t fd = 0; fd < e->nfds; fd++)
+		fail_fd(e, &e->fds[fd], -ECANCELED);
+	while (e->done_head)
+		run_done(e);
+	close(e->efd);
+	close(e->epfd);
+	free(e->fds);
+	free(e);
+}
+
+static uint32_t ep_setup_flags(const struct vz__io *io)
+{
+	(void)io;
+	return 0;
+}
+
+static void ep_stats(const struct vz__io *io, struct vz__io_stats *out)
+{
+	const struct ep *e = (const struct ep *)(const void *)io;
+
+	/* Relaxed: a snapshot (io.h). */
+	out->wakes_sent = atomic_load_explicit(&e->wakes_sent, memory_order_relaxed);
+	out->wakes_coalesced = atomic_load_explicit(&e->wakes_coalesced, memory_order_relaxed);
+	out->wakes_consumed = atomic_load_explicit(&e->wakes_consumed, memory_order_relaxed);
+	out->wait_syscalls = atomic_load_explicit(&e->wait_syscalls, memory_order_relaxed);
+	out->ops_completed = atomic_load_explicit(&e->ops_completed, memory_order_relaxed);
+	out->sq_full = 0;
+	out->cq_overflow = 0;
+}
+
+static const struct vz__io_ops ep_ops = {
+	.kind = VZ__IO_EPOLL,
+	.destroy = ep_destroy,
+	.wait = ep_wait,
+	.wake = ep_wake,
+	.submit = ep_submit,
+	.cancel = ep_cancel,
+	.setup_flags = ep_setup_flags,
+	.stats = ep_stats,
+};
