@@ -79,8 +79,10 @@ void vz__timers_fini(struct vz__timers *t);
 /* An owner with no timers. */
 void vz__timer_owner_init(struct vz__timer_owner *o);
 
-/* Arm a timer for owner `o`, first due at now_ns + delay_ns (delay 0 fires
- * on the next expire), then every period_ns if period_ns > 0. `tag` comes
+/* Arm a timer for owner `o`, first due at now_ns + delay_ns, then every
+ * period_ns if period_ns > 0. A deadline at or before the time of the last
+ * expire (e.g. delay 0 with the loop's cached now) fires on the next
+ * expire; otherwise the firing rule of wheel.h applies. `tag` comes
  * back in the event. On success stores the handle in *handle_out (never 0)
  * and returns 0. VZ_EINVAL: NULL argument, or now_ns + delay_ns overflows.
  * VZ_ENOMEM: the slab could not grow. */

@@ -84,6 +84,7 @@ int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns)
 	for (l = 1; l < VZ__WHEEL_MAX_LEVELS && 63 * span < need; l++)
 		span <<= VZ__WHEEL_BITS;
 	w->tick_ns = tick_ns;
+	w->now_ns = now_ns;
 	w->cur = now_ns / tick_ns;
 	w->nlevels = l;
 	w->range = 63 * span;
@@ -153,10 +154,14 @@ static void place(struct vz__wheel *w, struct vz__wheel_entry *e)
 	unsigned level = 0, slot;
 
 	if (e->tick - w->cur > w->range) {
+		/* ovf_min may be stale (too low) only while the list stays
+		 * non-empty: such a value was above cur + range when set and
+		 * the advance loop rescans before cur passes it. An empty list
+		 * starts afresh. */
+		if (list_empty(&w->overflow) || e->tick < w->ovf_min)
+			w->ovf_min = e->tick;
 		list_append(&w->overflow, &e->link);
 		e->where = VZ__WHEEL_OVERFLOW;
-		if (e->tick < w->ovf_min)
-			w->ovf_min = e->tick;
 		return;
 	}
 	if (x) {
@@ -189,7 +194,9 @@ void vz__wheel_add(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t dead
 	e->deadline_ns = deadline_ns;
 	e->tick = deadline_ns / w->tick_ns + (deadline_ns % w->tick_ns != 0);
 	w->count++;
-	if (e->tick <= w->cur) {
+	/* deadline > now_ns >= cur * tick_ns implies tick > cur, as place()
+	 * needs. */
+	if (deadline_ns <= w->now_ns) {
 		list_append(&w->due, &e->link);
 		e->where = VZ__WHEEL_DUE;
 		return;
@@ -316,10 +323,14 @@ static inline void fire_one(struct vz__wheel *w, struct vz__wheel_entry *e,
 uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_fn fire,
 			   void *ctx)
 {
-	uint64_t target = now_ns / w->tick_ns, fired = 0;
+	uint64_t target, fired = 0;
 
-	if (target < w->cur)
-		target = w->cur;
+	/* Time first: from here on an add from a callback with a deadline at
+	 * or before now_ns is already due (next advance) and any other has a
+	 * due tick after target, so nothing added here fires in this call. */
+	if (now_ns > w->now_ns)
+		w->now_ns = now_ns;
+	target = w->now_ns / w->tick_ns;
 
 	/* Already-due entries first. Take the whole list so that entries the
 	 * callbacks add as already-due wait for the next advance. Entries
@@ -361,8 +372,8 @@ uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_
 			continue;
 		}
 		/* Level 0: every entry here is due exactly at cur. Callbacks
-		 * cannot add to this slot (an add due at or before cur goes
-		 * to the due list) but may delete from it. */
+		 * cannot add to this slot (see above: their adds go to the due
+		 * list or after target) but may delete from it. */
 		while (!list_empty(&w->slots[0][slot])) {
 			struct vz__wheel_entry *e = entry_of(w->slots[0][slot].next);
 

@@ -12,22 +12,22 @@
  * move it) while it is pending.
  *
  * Firing rule. A deadline d is due at tick e = ceil(d / tick_ns), i.e. at
- * the "due time" e * tick_ns, the first tick boundary at or after d. An
+ * its "due time" e * tick_ns, the first tick boundary at or after d. An
  * advance to `now` fires exactly the pending entries whose due tick is
- * <= floor(now / tick_ns) (plus entries added with a due tick at or before
- * the wheel's current tick: those are "already due" and fire on the next
- * advance whatever its `now`). Consequences:
+ * <= floor(now / tick_ns), plus the "already due" entries: those added
+ * with a deadline at or before the wheel's time (the largest now_ns given
+ * to init or advance so far), which fire on the next advance whatever its
+ * `now`. Consequences:
  *   - never early: a fired entry has d <= now of the advance that fired it
- *     (or, for an already-due entry, d <= now of an earlier advance);
- *   - at most one tick late: an entry not fired by advance(now) has
+ *     (time never moves backwards; a smaller now_ns is ignored);
+ *   - at most one tick late: an entry that advance(now) leaves pending has
  *     d > now - tick_ns.
- * Order: within one advance, entries that were pending when it started fire
- * in non-decreasing due tick (already-due ones first, in the order they
- * were added). Entries due in the same tick fire in unspecified order.
- * Entries added by the fire callback fire in this same advance if their due
- * tick is later than the tick being fired and not later than `now`;
- * otherwise (due at or before the tick being fired) on the next advance, so
- * a callback that re-adds can never loop forever inside one advance.
+ * Order: within one advance, entries that were pending when it started
+ * fire already-due ones first (in the order they were added), then the
+ * others in non-decreasing due tick; entries due in the same tick fire in
+ * unspecified order. An entry added during an advance (by the fire
+ * callback) never fires in that same advance: if already due it fires on
+ * the next one, so a callback that re-adds cannot loop inside one advance.
  *
  * NOTES.md has the design and the proof sketches.
  */
@@ -67,6 +67,7 @@ struct vz__wheel_entry {
 
 struct vz__wheel {
 	uint64_t tick_ns;
+	uint64_t now_ns;     /* largest now_ns seen (init or advance) */
 	uint64_t cur;        /* current tick: every entry with tick <= cur has fired */
 	uint64_t range;      /* ticks: an entry with tick - cur <= range goes in the wheel */
 	uint64_t ovf_min;    /* lower bound of the overflow list's ticks */
@@ -103,8 +104,9 @@ static inline bool vz__wheel_entry_pending(const struct vz__wheel_entry *e)
 }
 
 /* Add `e`, which must not be pending, with an absolute deadline. A
- * deadline at or before the wheel's current time fires on the next
- * advance. O(1), never allocates, never fails. */
+ * deadline at or before the wheel's time (the largest now_ns seen; inside
+ * a fire callback, the now_ns of the running advance) is already due and
+ * fires on the next advance. O(1), never allocates, never fails. */
 void vz__wheel_add(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t deadline_ns);
 
 /* Remove `e` if pending (it will not fire); returns whether it was. O(1).
@@ -135,7 +137,8 @@ static inline uint64_t vz__wheel_count(const struct vz__wheel *w)
 	return w->count;
 }
 
-/* The wheel's current tick (floor of the largest now_ns given so far). */
+/* The wheel's current tick: floor(largest now_ns / tick_ns) outside an
+ * advance; inside a fire callback, the tick being fired. */
 static inline uint64_t vz__wheel_now_tick(const struct vz__wheel *w)
 {
 	return w->cur;
