@@ -42,6 +42,21 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+/*
+ * Full fence for the store-then-load (Dekker) patterns of the pool.
+ * ThreadSanitizer does not model atomic_thread_fence (GCC warns with
+ * -Wtsan); under it the fence becomes a seq_cst RMW on a shared dummy,
+ * which TSan does model and which x86 executes as a locked instruction,
+ * i.e. the same full barrier. Release builds use the real fence.
+ */
+#if defined(__SANITIZE_THREAD__)
+static _Atomic unsigned vz__ec_tsan_fence_word;
+#define vz__full_fence()                                                                  \
+	((void)atomic_fetch_add_explicit(&vz__ec_tsan_fence_word, 0, memory_order_seq_cst))
+#else
+#define vz__full_fence() atomic_thread_fence(memory_order_seq_cst)
+#endif
+
 struct vz__eventcount {
 	/* Workers announced or asleep; written by waiters, read by notifiers. */
 	alignas(64) atomic_uint waiters;
@@ -65,9 +80,13 @@ static inline unsigned vz__ec_prepare(struct vz__eventcount *ec)
 	 * must be ordered before the caller's re-check of the queue (see the
 	 * file comment). */
 	atomic_fetch_add_explicit(&ec->waiters, 1, memory_order_seq_cst);
-	/* seq_cst (acquire would do for the pairing with the epoch bump's
-	 * release; seq_cst keeps the load from moving above the RMW). */
-	return atomic_load_explicit(&ec->epoch, memory_order_seq_cst);
+	/* Full fence: the caller's re-check loads are acquire, not seq_cst,
+	 * and C11 only orders them after the RMW through a fence (x86 needs
+	 * nothing more than the locked RMW; weaker machines do). Pairs with
+	 * the fence in vz__ec_notify(). Only on the way to sleep. */
+	vz__full_fence();
+	/* Acquire: pairs with the release bump in vz__ec_notify(). */
+	return atomic_load_explicit(&ec->epoch, memory_order_acquire);
 }
 
 /* Withdraw an announcement: the re-check found work. */
@@ -96,7 +115,7 @@ static inline bool vz__ec_notify(struct vz__eventcount *ec, bool all)
 {
 	/* Pairs with the seq_cst RMW in vz__ec_prepare(): orders our publish
 	 * of the work before our read of waiters. */
-	atomic_thread_fence(memory_order_seq_cst);
+	vz__full_fence();
 	/* Relaxed: ordered by the fence above. */
 	if (atomic_load_explicit(&ec->waiters, memory_order_relaxed) == 0)
 		return false;
