@@ -1,0 +1,342 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The actor table of a shard and the actor lifecycle: spawn, stop, and
+ * generation-checked references.
+ *
+ * Slots live in chunks that never move, so a slot's address is stable for
+ * the runtime's life. A reference is (shard, slot, generation); the slot's
+ * generation is bumped when the actor stops, which makes every reference to
+ * the old life stale, even after the slot is reused. A reference is only
+ * ever resolved on its own shard, so the table needs no atomics.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+vz_ref vz__make_ref(unsigned shard, uint32_t slot, uint32_t gen)
+{
+	return (vz_ref){((uint64_t)shard << 48) | ((uint64_t)slot << VZ__GEN_BITS) | gen};
+}
+
+static uint32_t ref_slot(vz_ref r)
+{
+	return (uint32_t)(r.id >> VZ__GEN_BITS) & ((1u << VZ__SLOT_BITS) - 1);
+}
+
+static uint32_t ref_gen(vz_ref r)
+{
+	return (uint32_t)r.id & VZ__GEN_MASK;
+}
+
+static struct vz_actor *slot_ptr(struct vz__shard *sh, uint32_t slot)
+{
+	/* Relaxed: the owner reads its own store. */
+	struct vz_actor *chunk =
+		atomic_load_explicit(&sh->chunks[slot / VZ__CHUNK_ACTORS], memory_order_relaxed);
+
+	return &chunk[slot % VZ__CHUNK_ACTORS];
+}
+
+struct vz_actor *vz__actor_lookup(struct vz__shard *sh, vz_ref ref)
+{
+	uint32_t slot = ref_slot(ref);
+	struct vz_actor *a;
+
+	if (vz_ref_shard(ref) != sh->id || slot >= sh->next_unused)
+		return NULL;
+	a = slot_ptr(sh, slot);
+	if (a->gen != ref_gen(ref) || !(a->flags & VZ__ACTOR_LIVE))
+		return NULL;
+	return a;
+}
+
+static struct vz_actor *slot_take(struct vz__shard *sh)
+{
+	struct vz_actor *a = sh->free_actors;
+	uint32_t slot;
+
+	if (a) {
+		sh->free_actors = a->next_ready;
+		return a;
+	}
+	slot = sh->next_unused;
+	if (slot >= (1u << VZ__SLOT_BITS))
+		return NULL;
+	if (!atomic_load_explicit(&sh->chunks[slot / VZ__CHUNK_ACTORS], memory_order_relaxed)) {
+		struct vz_actor *chunk = aligned_alloc(64, VZ__CHUNK_ACTORS * sizeof *chunk);
+
+		if (!chunk)
+			return NULL;
+		memset(chunk, 0, VZ__CHUNK_ACTORS * sizeof *chunk);
+		/* Release: pairs with the acquire in vz__bounded_admit(); the
+		 * zeroed slots are visible before the pointer. */
+		atomic_store_explicit(&sh->chunks[slot / VZ__CHUNK_ACTORS], chunk,
+				      memory_order_release);
+		VZ__STAT_ADD(sh, pool_refills, 1);
+	}
+	a = slot_ptr(sh, slot);
+	a->slot = slot;
+	a->gen = 1;
+	sh->next_unused = slot + 1;
+	return a;
+}
+
+static void slot_give_back(struct vz__shard *sh, struct vz_actor *a)
+{
+	atomic_store_explicit(&a->bound, 0, memory_order_release);
+	/* Bump the generation so every reference to this life is stale;
+	 * generation 0 is never used, so a zero ref is never valid. */
+	a->gen = (a->gen + 1) & VZ__GEN_MASK;
+	if (a->gen == 0)
+		a->gen = 1;
+	a->flags = 0;
+	a->next_ready = sh->free_actors;
+	sh->free_actors = a;
+}
+
+int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg,
+		    vz_ref *out)
+{
+	struct vz_actor *a = slot_take(sh);
+	int cls, rc;
+
+	if (!a)
+		return VZ_ENOMEM;
+	a->shard = sh;
+	a->spec = spec;
+	a->mbox = (struct vz__msg_list){0};
+	a->next_ready = NULL;
+	vz__timer_owner_init(&a->timers);
+	a->state = NULL;
+	a->flags = 0;
+	if (spec->state_size) {
+		cls = vz__size_class(spec->state_size);
+		if (cls >= 0) {
+			a->state = vz__pool_alloc(sh, (unsigned)cls);
+			a->state_cls = (uint16_t)cls;
+		} else {
+			a->state = malloc(spec->state_size);
+			a->flags |= VZ__ACTOR_BIG_STATE;
+		}
+		if (!a->state) {
+			slot_give_back(sh, a);
+			return VZ_ENOMEM;
+		}
+		memset(a->state, 0, spec->state_size);
+	}
+	a->flags |= VZ__ACTOR_LIVE;
+	/* Release: pairs with the acquire in vz__bounded_admit(). */
+	atomic_store_explicit(&a->bound, (uint64_t)a->gen << 32 | spec->mailbox_limit,
+			      memory_order_release);
+	if (spec->init) {
+		rc = spec->init(a, a->state, arg);
+		if (rc < 0) {
+			/* The actor never existed: no on_stop, no stats. */
+			vz__timers_cancel_owner(&sh->timers, &a->timers);
+			while (a->mbox.head)
+				vz__dead_letter(sh, vz__list_pop(&a->mbox), VZ_ESTALE);
+			if (a->flags & VZ__ACTOR_BIG_STATE)
+				free(a->state);
+			else if (a->state)
+				vz__pool_free(sh, a->state, a->state_cls);
+			slot_give_back(sh, a);
+			return rc;
+		}
+	}
+	VZ__STAT_ADD(sh, actors_spawned, 1);
+	VZ__STAT_ADD(sh, actors_live, 1);
+	if (out)
+		*out = vz__make_ref(sh->id, a->slot, a->gen);
+	return 0;
+}
+
+/*
+ * Stop an actor on its own shard now: dead-letter its mailbox, cancel its
+ * timers, run on_stop, free its state, make its references stale. If it is
+ * inside its own receive, only mark it; deliver.c finishes the stop when
+ * receive returns.
+ */
+void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
+{
+	struct vz_msg *m;
+
+	if (!(a->flags & VZ__ACTOR_LIVE))
+		return;
+	if (a->flags & VZ__ACTOR_RUNNING) {
+		a->flags |= VZ__ACTOR_STOPPING;
+		return;
+	}
+	vz__timers_cancel_owner(&sh->timers, &a->timers);
+	if (a->spec->on_stop) {
+		/* on_stop may send; it is still a live actor while it runs. */
+		a->flags |= VZ__ACTOR_RUNNING;
+		a->spec->on_stop(a, a->state);
+		a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
+	}
+	a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
+	while ((m = vz__list_pop(&a->mbox)))
+		vz__dead_letter(sh, m, reason);
+	if (a->flags & VZ__ACTOR_BIG_STATE)
+		free(a->state);
+	else if (a->state)
+		vz__pool_free(sh, a->state, a->state_cls);
+	a->state = NULL;
+	VZ__STAT_ADD(sh, actors_live, (uint64_t)-1);
+	VZ__STAT_ADD(sh, actors_stopped, 1);
+	/* A ready actor stays linked in the run queue until the loop pops it,
+	 * and an active one is still held by the loop: in both cases the loop
+	 * finds it not live and only then returns the slot. */
+	if (!(a->flags & (VZ__ACTOR_READY | VZ__ACTOR_ACTIVE)))
+		slot_give_back(sh, a);
+}
+
+/* The run queue found a stopped actor: its slot can now be reused. */
+void vz__actor_reap(struct vz__shard *sh, struct vz_actor *a)
+{
+	slot_give_back(sh, a);
+}
+
+void vz__stop_all_actors(struct vz__shard *sh)
+{
+	for (uint32_t s = 0; s < sh->next_unused; s++) {
+		struct vz_actor *a = slot_ptr(sh, s);
+
+		if (a->flags & VZ__ACTOR_LIVE)
+			vz__actor_stop_now(sh, a, VZ_ESTOPPED);
+	}
+}
+
+int vz__actor_table_init(struct vz__shard *sh)
+{
+	sh->chunks = calloc(VZ__MAX_ACTOR_CHUNKS, sizeof *sh->chunks);
+	return sh->chunks ? 0 : VZ_ENOMEM;
+}
+
+void vz__actor_table_fini(struct vz__shard *sh)
+{
+	if (!sh->chunks)
+		return;
+	for (uint32_t c = 0; c < VZ__MAX_ACTOR_CHUNKS; c++)
+		free(atomic_load_explicit(&sh->chunks[c], memory_order_relaxed));
+	free(sh->chunks);
+	sh->chunks = NULL;
+}
+
+/*
+ * Bounded mailboxes, from any thread: admit one more message for `to`, or
+ * refuse with VZ_EFULL. The counter lives in the slot and is shared by all
+ * lives of the slot, so a message counted against an old life and
+ * dead-lettered later still gives its count back to the same counter.
+ * Returns 1 when the message was counted (caller sets VZ__MSG_INFLIGHT),
+ * 0 when the target is unbounded or not (any longer) alive.
+ */
+int vz__bounded_admit(struct vz__shard *target, vz_ref to)
+{
+	uint32_t slot = ref_slot(to);
+	struct vz_actor *chunk;
+	struct vz_actor *a;
+	uint64_t bound;
+	uint32_t limit;
+
+	/* Acquire: pairs with the release store of the chunk in slot_take(). */
+	chunk = atomic_load_explicit(&target->chunks[slot / VZ__CHUNK_ACTORS],
+				     memory_order_acquire);
+	if (!chunk)
+		return 0;
+	a = &chunk[slot % VZ__CHUNK_ACTORS];
+	/* Acquire: pairs with the release stores at spawn and stop. */
+	bound = atomic_load_explicit(&a->bound, memory_order_acquire);
+	limit = (uint32_t)bound;
+	if (!limit || (bound >> 32) != ref_gen(to))
+		return 0;
+	/* Relaxed: a pure counter; the message itself is published by the
+	 * ring or inbox. */
+	if (atomic_fetch_add_explicit(&a->inflight, 1, memory_order_relaxed) >= limit) {
+		atomic_fetch_sub_explicit(&a->inflight, 1, memory_order_relaxed);
+		return VZ_EFULL;
+	}
+	return 1;
+}
+
+/* ---- public ---------------------------------------------------------- */
+
+VZ_API vz_ref vz_self(const vz_actor *self)
+{
+	if (!self)
+		return VZ_REF_NULL;
+	return vz__make_ref(self->shard->id, self->slot, self->gen);
+}
+
+VZ_API vz_runtime *vz_actor_runtime(const vz_actor *self)
+{
+	return self ? self->shard->rt : NULL;
+}
+
+VZ_API unsigned vz_actor_shard(const vz_actor *self)
+{
+	return self ? self->shard->id : 0;
+}
+
+VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, const void *arg,
+		    vz_ref *out)
+{
+	uint32_t state;
+	struct vz__shard *sh;
+
+	if (!rt || !spec || !spec->receive || spec->state_size > (1u << 20))
+		return VZ_EINVAL;
+	if (shard >= rt->nshards)
+		return VZ_ENOSHARD;
+	sh = rt->shards[shard];
+	/* Acquire: pairs with the seq_cst stores in start/stop. */
+	state = atomic_load_explicit(&rt->state, memory_order_acquire);
+	if (state >= VZ__RT_STOPPING)
+		return VZ_ESTOPPED;
+	if (state == VZ__RT_RUNNING) {
+		if (vz__current(rt) != sh)
+			return VZ_EWRONGTHREAD;
+		return vz__actor_spawn(sh, spec, arg, out);
+	}
+	/* Before start the caller stands in for the shard's thread (nothing
+	 * else runs yet), so init may send and arm timers; thread creation
+	 * at start orders all of it before the shard's first turn. */
+	{
+		struct vz__shard *prev = vz__current(rt);
+		int rc;
+
+		vz__set_current(sh);
+		rc = vz__actor_spawn(sh, spec, arg, out);
+		vz__set_current(prev);
+		return rc;
+	}
+}
+
+VZ_API int vz_stop(vz_runtime *rt, vz_ref ref)
+{
+	struct vz__shard *cur, *sh;
+	uint32_t state;
+	unsigned shard;
+
+	if (!rt)
+		return VZ_EINVAL;
+	if (vz_ref_is_null(ref))
+		return VZ_ESTALE;
+	shard = vz_ref_shard(ref);
+	if (shard >= rt->nshards)
+		return VZ_ENOSHARD;
+	sh = rt->shards[shard];
+	state = atomic_load_explicit(&rt->state, memory_order_acquire);
+	if (state >= VZ__RT_STOPPING)
+		return VZ_ESTOPPED;
+	cur = vz__current(rt);
+	if (state == VZ__RT_CREATED || cur == sh) {
+		struct vz_actor *a = vz__actor_lookup(sh, ref);
+
+		if (!a)
+			return VZ_ESTALE;
+		vz__actor_stop_now(sh, a, VZ_ESTALE);
+		return 0;
+	}
+	return vz__post_sys(rt, ref, VZ__MSG_STOP, NULL, 0);
+}

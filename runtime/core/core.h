@@ -1,0 +1,391 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The runtime core's internal picture: the runtime, its shards, actors and
+ * messages, and the functions the core's files share. Read this first; the
+ * invariants every file relies on are stated here once.
+ *
+ * Ownership (DESIGN.md invariant 1): everything in struct vz__shard above the
+ * "shared" marker is touched only by the shard's own thread (or, before
+ * start and after the threads are joined, by the single thread that creates
+ * or destroys the runtime). The fields below it are shared with other
+ * threads and each sits on its own cache line with a comment naming who
+ * writes it and which access it pairs with.
+ */
+#ifndef VZ_CORE_H
+#define VZ_CORE_H
+
+#include <pthread.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <veloz.h>
+
+#include "io/io.h"
+#include "queue/mpsc_inbox.h"
+#include "queue/spsc_ring.h"
+#include "timer/timers.h"
+#include "topo/topo.h"
+
+#define VZ__LINE 64
+
+/* ---- messages ---------------------------------------------------------- */
+
+/* Size classes: block sizes 64 << c for c in [0, VZ__NCLASSES). The largest
+ * holds a header plus VZ_MSG_MAX_PAYLOAD. The same classes serve actor
+ * state blocks up to the largest class. */
+#define VZ__NCLASSES 10
+#define VZ__CLASS_MAX_BYTES (64u << (VZ__NCLASSES - 1))
+
+/* msg->owner: the shard whose pool the block came from, with this bit set
+ * when it came from that shard's foreign pool (posted by a non-shard
+ * thread) rather than its local pool. */
+#define VZ__OWNER_FOREIGN 0x8000u
+
+/* msg->flags */
+#define VZ__MSG_SYS 0x01u       /* runtime-reserved type (timer, pool, stop) */
+#define VZ__MSG_RETURNING 0x04u /* a block going home to its pool (xshard.c) */
+#define VZ__MSG_INFLIGHT 0x08u  /* counted in the target's bounded-mailbox counter */
+#define VZ__MSG_UNCOUNTED 0x02u /* runtime-made (timer expiry, stop request): not in
+				   the sent = handled + dead-lettered accounting */
+
+/* Internal message types below VZ_MSG_USER that users never see. */
+enum {
+	VZ__MSG_STOP = 200, /* stop the target actor (vz_stop from elsewhere) */
+};
+
+struct vz_msg {
+	struct vz__mpsc_node node; /* link: inbox, mailbox, outbox, free list */
+	vz_ref to;
+	vz_ref from;
+	uint32_t type;
+	uint32_t len;
+	uint16_t owner; /* allocating shard (| VZ__OWNER_FOREIGN) */
+	uint8_t cls;    /* size class */
+	uint8_t flags;
+	/* Foreign free-stack link (index + 1, 0 = end). Atomic because a
+	 * popping thread may read it while another pops the same block; the
+	 * stack's tag makes such a stale read harmless. */
+	_Atomic uint32_t fnext;
+	uint32_t findex; /* foreign blocks: index in their pool, set once */
+	uint32_t pad_;
+	alignas(16) unsigned char data[];
+};
+_Static_assert(sizeof(struct vz_msg) == 48, "message header is 48 bytes");
+
+/* Mailbox and list links reuse node.next. These lists are owner-only, so a
+ * relaxed access (a plain move on every target we support) is enough; the
+ * field is atomic only because the inbox shares it. */
+static inline struct vz_msg *vz__msg_next(const struct vz_msg *m)
+{
+	return (struct vz_msg *)atomic_load_explicit(&m->node.next, memory_order_relaxed);
+}
+static inline void vz__msg_set_next(struct vz_msg *m, struct vz_msg *next)
+{
+	atomic_store_explicit(&m->node.next, &next->node, memory_order_relaxed);
+}
+
+/* A FIFO of messages owned by one thread. */
+struct vz__msg_list {
+	struct vz_msg *head, *tail;
+	uint32_t len;
+};
+
+static inline void vz__list_push(struct vz__msg_list *l, struct vz_msg *m)
+{
+	atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
+	if (l->tail)
+		vz__msg_set_next(l->tail, m);
+	else
+		l->head = m;
+	l->tail = m;
+	l->len++;
+}
+
+static inline struct vz_msg *vz__list_pop(struct vz__msg_list *l)
+{
+	struct vz_msg *m = l->head;
+
+	if (m) {
+		l->head = vz__msg_next(m);
+		if (!l->head)
+			l->tail = NULL;
+		l->len--;
+	}
+	return m;
+}
+
+/* ---- pools ------------------------------------------------------------- */
+
+/* A shard's local pool: one free list per size class, refilled from slabs
+ * that live until the runtime is destroyed. Owner-only, no atomics. */
+struct vz__slab;
+struct vz__pool {
+	void *free[VZ__NCLASSES]; /* singly linked through the first word */
+	struct vz__slab *slabs;   /* every slab, for destroy */
+	uint64_t refills;         /* slab allocations, mirrored into stats */
+};
+
+/* A shard's foreign pool: blocks that non-shard threads take to post to
+ * this shard, and that this shard gives back after delivery. A Treiber
+ * stack of block indices per class with a 32-bit tag against ABA; blocks
+ * live in chunks that are never freed before destroy, so reading a block's
+ * link after losing a race is harmless. */
+#define VZ__FPOOL_MAX_CHUNKS 4096
+struct vz__fpool_class {
+	/* (tag << 32) | (index + 1); 0 index = empty. CAS by posters (pop)
+	 * and by the shard and growers (push). */
+	alignas(VZ__LINE) _Atomic uint64_t head;
+	alignas(VZ__LINE) _Atomic(unsigned char *) chunks[VZ__FPOOL_MAX_CHUNKS];
+	_Atomic uint32_t nchunks; /* published chunks; grown under grow_lock */
+	uint32_t per_chunk;       /* blocks per chunk */
+	pthread_mutex_t grow_lock;/* slow path only: adding a chunk */
+};
+
+/* ---- actors ------------------------------------------------------------ */
+
+#define VZ__SLOT_BITS 24
+#define VZ__GEN_BITS 24
+#define VZ__GEN_MASK ((1u << VZ__GEN_BITS) - 1)
+#define VZ__CHUNK_ACTORS 4096u
+#define VZ__MAX_ACTOR_CHUNKS ((1u << VZ__SLOT_BITS) / VZ__CHUNK_ACTORS)
+
+enum vz__actor_flags {
+	VZ__ACTOR_LIVE = 1 << 0,     /* spawned and not stopped */
+	VZ__ACTOR_READY = 1 << 1,    /* in the run queue */
+	VZ__ACTOR_RUNNING = 1 << 2,  /* inside its receive */
+	VZ__ACTOR_STOPPING = 1 << 3, /* stop asked from inside receive */
+	VZ__ACTOR_BIG_STATE = 1 << 4,/* state came from malloc, not the pool */
+	VZ__ACTOR_ACTIVE = 1 << 5,   /* the run loop holds it: it frees the slot */
+};
+
+struct vz_actor {
+	struct vz__msg_list mbox;     /* 24: owner-only mailbox */
+	const vz_actor_spec *spec;
+	void *state;
+	struct vz_actor *next_ready;  /* run queue link; free-slot link when dead */
+	struct vz__shard *shard;
+	struct vz__timer_owner timers;
+	uint32_t gen;                 /* generation of the current (or next) life */
+	uint32_t slot;
+	uint16_t flags;
+	uint16_t state_cls;
+	/* (generation << 32) | mailbox_limit of the current life, 0 when
+	 * dead: written by the owner (release) at spawn and stop, read by
+	 * senders on other threads (acquire) to apply a bounded mailbox. */
+	_Atomic uint64_t bound;
+	/* Messages accepted for this actor and not yet handled or
+	 * dead-lettered, counted only for bounded mailboxes: senders on any
+	 * thread fetch_add before sending (relaxed: it is a counter, the
+	 * message itself is published by the ring or inbox), the owner
+	 * fetch_subs after handling. */
+	_Atomic uint32_t inflight;
+};
+
+/* ---- shards ------------------------------------------------------------ */
+
+/* Counters written by their shard only (relaxed load + store, never a
+ * read-modify-write) and read by anyone (relaxed). */
+struct vz__stat_counters {
+	_Atomic uint64_t sent_local, sent_remote, received_foreign, received_remote, handled,
+		dead_letters, turns, idle_turns, sleeps, wakeups_sent, pool_refills, ring_full,
+		overflow_queued, mailbox_full, timers_fired, actors_live, actors_spawned,
+		actors_stopped;
+};
+
+#define VZ__STAT_ADD(sh, field, n)                                                                 \
+	atomic_store_explicit(&(sh)->stats.field,                                                  \
+			      atomic_load_explicit(&(sh)->stats.field, memory_order_relaxed) + (n), \
+			      memory_order_relaxed)
+
+/* Messages (and returns) waiting to be published to one destination. */
+struct vz__outbox {
+	struct vz__msg_list q; /* FIFO; includes overflow when the ring was full */
+	bool has_msgs;         /* q holds messages (not only returns): wake may be needed */
+};
+
+enum vz__shard_phase {
+	VZ__PHASE_RUN = 0,
+	VZ__PHASE_DRAIN, /* actors stopped; drain rings, dead-letter arrivals */
+	VZ__PHASE_EXIT,
+};
+
+struct vz__shard {
+	/* ---- owner-only ---- */
+	struct vz_runtime *rt;
+	unsigned id;
+	int cpu;
+	bool embedded;
+	struct vz__io *io;
+	uint64_t now_ns;
+
+	/* actor table: chunks of VZ__CHUNK_ACTORS that never move. The
+	 * pointer array has its full size from the start, so other threads
+	 * may read it: a chunk pointer is stored (release) once by the owner
+	 * and read (acquire) by senders checking a bounded mailbox. */
+	_Atomic(struct vz_actor *) *chunks;
+	uint32_t next_unused;     /* slots [0, next_unused) have been used */
+	struct vz_actor *free_actors; /* stopped slots to reuse */
+
+	struct vz_actor *rq_head, *rq_tail; /* run queue */
+
+	struct vz__pool pool;
+	struct vz__timers timers;
+	bool timers_ready;
+	struct vz__outbox *out;   /* [nshards] */
+	uint64_t out_dirty[VZ_MAX_SHARDS / 64]; /* destinations with a non-empty outbox */
+	uint64_t pending_rings[VZ_MAX_SHARDS / 64]; /* sources left non-empty last drain */
+	struct vz__msg_list fpool_returns[VZ__NCLASSES]; /* foreign blocks to give back */
+
+	uint64_t idle_since_ns;
+	unsigned stop_round_done;
+	uint64_t stop_moved;      /* messages moved in the current stop round */
+	pthread_t thread;
+	bool thread_started;
+	/* Embedded shards: the thread that drives it (set on first poll). */
+	_Atomic(pthread_t *) driver;
+	pthread_t driver_id;
+
+	/* ---- shared ---- */
+
+	/* Incoming rings: in[src] carries src -> this shard. Allocated by
+	 * this shard's create on its node; written by src (producer side) and
+	 * by this shard (consumer side). NULL for src == id. */
+	struct vz__spsc **in;
+
+	/* Doorbell: bit src set = ring src -> this shard may be non-empty.
+	 * Set by producers with fetch_or after publishing (release), pairs
+	 * with the exchange in drain_rings() (acquire), which clears it
+	 * before the ring is drained. */
+	alignas(VZ__LINE) _Atomic uint64_t bell[VZ_MAX_SHARDS / 64];
+
+	/* 1 while the shard is (about to be) blocked in the backend. Stored
+	 * by the owner, then a seq_cst fence, then every source re-checked;
+	 * senders publish, seq_cst fence, then exchange it to 0 and wake only
+	 * if it was 1. The two fences pair (store-buffer pattern): at least
+	 * one side sees the other's write, so no wake-up is lost. */
+	alignas(VZ__LINE) _Atomic uint32_t sleeping;
+
+	/* Foreign threads inside vz_post() for this shard: incremented before
+	 * they check the runtime state, decremented after the push. Stop
+	 * waits for 0 after setting the state (seq_cst both sides), so no
+	 * foreign push can land after the final drain. */
+	alignas(VZ__LINE) _Atomic uint32_t posters;
+
+	/* Stop protocol: the last round this shard completed (release) and
+	 * what it moved in it; read by the stopping thread (acquire). */
+	alignas(VZ__LINE) _Atomic uint32_t round_acked;
+	_Atomic uint64_t round_moved;
+	_Atomic uint32_t phase;   /* enum vz__shard_phase, written by the stopper */
+
+	alignas(VZ__LINE) struct vz__mpsc inbox;
+
+	alignas(VZ__LINE) struct vz__stat_counters stats;
+
+	alignas(VZ__LINE) struct vz__fpool_class fpool[VZ__NCLASSES];
+};
+
+enum vz__rt_state {
+	VZ__RT_CREATED = 0,
+	VZ__RT_RUNNING,
+	VZ__RT_STOPPING,
+	VZ__RT_STOPPED,
+};
+
+struct vz__pool_set;
+
+struct vz_runtime {
+	vz_config cfg;
+	struct vz__topology topo;
+	unsigned nshards;
+	struct vz__shard **shards;
+	enum vz__io_kind io_kind;
+	char backend_reason[256];
+	uint64_t tick_ns;
+	uint64_t spin_ns;
+	struct vz__pool_set *pools;
+	bool started_once;
+	/* enum vz__rt_state. Written by start/stop (seq_cst), read by senders. */
+	alignas(VZ__LINE) _Atomic uint32_t state;
+	/* Stop rounds: incremented by the stopper (release), read by shards. */
+	alignas(VZ__LINE) _Atomic uint32_t stop_round;
+	/* Slab allocations by foreign posters (foreign pools grow). */
+	alignas(VZ__LINE) _Atomic uint64_t foreign_refills;
+};
+
+/* ---- functions shared between the core's files ---------------------- */
+
+/* The shard the calling thread runs or drives, for this runtime, or NULL. */
+struct vz__shard *vz__current(const vz_runtime *rt);
+void vz__set_current(struct vz__shard *sh);
+
+/* msg_pool.c */
+int vz__pool_init(struct vz__pool *p);
+void vz__pool_fini(struct vz__pool *p);
+int vz__size_class(size_t bytes); /* -1 when larger than the largest class */
+void *vz__pool_alloc(struct vz__shard *sh, unsigned cls);
+void vz__pool_free(struct vz__shard *sh, void *block, unsigned cls);
+struct vz_msg *vz__msg_alloc(struct vz__shard *sh, size_t len);
+int vz__fpool_init(struct vz__fpool_class *fc, unsigned cls);
+void vz__fpool_fini(struct vz__fpool_class *fc);
+struct vz_msg *vz__fpool_alloc(vz_runtime *rt, struct vz__shard *target, size_t len);
+void vz__fpool_give_back(struct vz__shard *sh); /* push fpool_returns home */
+/* Give a message's memory back: local pool, foreign return list, or the
+ * owner shard's return path. Owner thread of sh only. */
+void vz__msg_release(struct vz__shard *sh, struct vz_msg *m);
+
+/* actor.c */
+struct vz_actor *vz__actor_lookup(struct vz__shard *sh, vz_ref ref); /* NULL if stale */
+int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg,
+		    vz_ref *out);
+void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason);
+int vz__actor_table_init(struct vz__shard *sh);
+void vz__actor_table_fini(struct vz__shard *sh);
+int vz__bounded_admit(struct vz__shard *target, vz_ref to);
+void vz__stop_all_actors(struct vz__shard *sh);
+void vz__actor_reap(struct vz__shard *sh, struct vz_actor *a);
+vz_ref vz__make_ref(unsigned shard, uint32_t slot, uint32_t gen);
+
+/* deliver.c */
+void vz__deliver_local(struct vz__shard *sh, struct vz_msg *m);
+void vz__dead_letter(struct vz__shard *sh, struct vz_msg *m, int reason);
+void vz__undo_admit(struct vz__shard *sh, struct vz_msg *m);
+void vz__run_ready(struct vz__shard *sh, unsigned *handled);
+
+/* xshard.c */
+int vz__rings_create(vz_runtime *rt);
+void vz__rings_destroy(vz_runtime *rt);
+void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return);
+unsigned vz__flush_outboxes(struct vz__shard *sh);
+unsigned vz__flush_one(struct vz__shard *sh, unsigned dest);
+unsigned vz__drain_rings(struct vz__shard *sh, bool all);
+unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget);
+bool vz__has_incoming(struct vz__shard *sh);
+bool vz__outboxes_empty(const struct vz__shard *sh);
+void vz__wake(struct vz__shard *from, struct vz__shard *target);
+
+/* send.c */
+int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
+int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+		  const void *payload, size_t len);
+
+/* shard.c */
+int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded,
+		     struct vz__shard **out);
+void vz__shard_destroy(struct vz__shard *sh);
+int vz__shard_start_io(struct vz__shard *sh);
+void *vz__shard_thread_main(void *arg);
+/* One loop turn; returns the work done (messages moved or handled). */
+unsigned vz__shard_turn(struct vz__shard *sh);
+/* Block up to timeout_ns (< 0 = until the next timer or a wake) using the
+ * sleep protocol. */
+void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns);
+uint64_t vz__clock_ns(void);
+
+/* runtime.c */
+struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
+const struct vz__topology *vz__runtime_topology(const vz_runtime *rt);
+int vz__runtime_shard_cpu(const vz_runtime *rt, unsigned shard);
+
+#endif

@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The runtime's lifecycle: create (validate, place shards, choose the
+ * backend, build shards, rings and pools), start (one pinned thread per
+ * non-embedded shard), stop (a bounded drain that loses nothing), destroy
+ * (free every byte, close every fd), and the embedder's poll.
+ *
+ * Stop protocol. After the state becomes STOPPING, sends are refused
+ * (VZ_ESTOPPED) and foreign posts already inside vz_post() are waited for
+ * (posters == 0). Then the stopper runs numbered rounds: it publishes
+ * round r, wakes every shard, and waits until each has acknowledged r. In
+ * its first round a shard stops all its actors (their mailboxes are
+ * dead-lettered, timers cancelled); in every round it drains its inbox and
+ * all incoming rings (dead-lettering messages, taking blocks home) and
+ * flushes its outboxes, and reports how much it moved. Everything pushed
+ * in round r-1 was pushed before the stopper started round r, so a round in
+ * which no shard moved anything and every outbox is empty proves that no
+ * message is left anywhere. Then shards exit and are joined.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "pool/pool.h"
+#include "util/fault.h"
+
+struct vz__pool_set *vz__runtime_pools(vz_runtime *rt)
+{
+	return rt->pools;
+}
+
+const struct vz__topology *vz__runtime_topology(const vz_runtime *rt)
+{
+	return &rt->topo;
+}
+
+int vz__runtime_shard_cpu(const vz_runtime *rt, unsigned shard)
+{
+	if (!rt || shard >= rt->nshards)
+		return VZ_ENOSHARD;
+	return rt->shards[shard]->cpu;
+}
+
+static void runtime_free(vz_runtime *rt)
+{
+	if (rt->pools)
+		vz__pools_destroy(rt->pools);
+	vz__rings_destroy(rt);
+	if (rt->shards)
+		for (unsigned i = 0; i < rt->nshards; i++)
+			vz__shard_destroy(rt->shards[i]);
+	free(rt->shards);
+	free(rt);
+}
+
+VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
+{
+	int cpus[VZ_MAX_SHARDS];
+	vz_config_error err;
+	vz_runtime *rt;
+	unsigned n;
+	int rc;
+
+	if (!cfg || !out)
+		return VZ_EINVAL;
+	*out = NULL;
+	rc = vz_config_validate(cfg, &err);
+	if (rc < 0)
+		return rc;
+	rt = aligned_alloc(VZ__LINE, sizeof *rt);
+	if (!rt)
+		return VZ_ENOMEM;
+	memset(rt, 0, sizeof *rt);
+	rt->cfg = *cfg;
+	if (!rt->cfg.batch)
+		rt->cfg.batch = 64;
+	if (!rt->cfg.actors_per_turn)
+		rt->cfg.actors_per_turn = 256;
+	if (!rt->cfg.send_batch)
+		rt->cfg.send_batch = 32;
+	rt->tick_ns = (uint64_t)(rt->cfg.timer_tick_us ? rt->cfg.timer_tick_us : 1000) * 1000u;
+	rt->spin_ns = (uint64_t)rt->cfg.idle_spin_us * 1000u;
+
+	rc = vz__topo_for_config(&rt->cfg, &rt->topo);
+	if (rc < 0)
+		goto fail;
+	rc = vz__plan_shards(&rt->cfg, &rt->topo, cpus, &n, &err);
+	if (rc < 0)
+		goto fail;
+	rc = vz__io_select(rt->cfg.backend, &rt->io_kind, rt->backend_reason,
+			   sizeof rt->backend_reason);
+	if (rc < 0)
+		goto fail;
+	if (rt->backend_reason[0])
+		fprintf(stderr, "veloz: %s\n", rt->backend_reason);
+	rt->nshards = n;
+	rt->shards = calloc(n, sizeof *rt->shards);
+	rc = VZ_ENOMEM;
+	if (!rt->shards)
+		goto fail;
+	for (unsigned i = 0; i < n; i++) {
+		rc = vz__shard_create(rt, i, cpus[i], rt->cfg.shards[i].embedded, &rt->shards[i]);
+		if (rc < 0)
+			goto fail;
+	}
+	rc = vz__rings_create(rt);
+	if (rc < 0)
+		goto fail;
+	rc = vz__pools_create(rt, &rt->cfg, &rt->topo, cpus, n, &rt->pools);
+	if (rc < 0)
+		goto fail;
+	atomic_init(&rt->state, VZ__RT_CREATED);
+	*out = rt;
+	return 0;
+fail:
+	runtime_free(rt);
+	return rc;
+}
+
+/* ---- start ------------------------------------------------------------- */
+
+struct start_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned reported;
+	int first_error;
+};
+
+struct thread_arg {
+	struct vz__shard *sh;
+	struct start_gate *gate;
+};
+
+static void gate_report(struct start_gate *g, int rc)
+{
+	pthread_mutex_lock(&g->lock);
+	g->reported++;
+	if (rc < 0 && !g->first_error)
+		g->first_error = rc;
+	pthread_cond_broadcast(&g->cond);
+	pthread_mutex_unlock(&g->lock);
+}
+
+static void pin(int cpu)
+{
+	cpu_set_t set;
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	/* Best effort: a CPU outside our mask was refused by validation, so
+	 * failure here means the mask changed under us; run unpinned. */
+	pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+}
+
+static void *shard_thread(void *p)
+{
+	struct thread_arg *ta = p;
+	struct vz__shard *sh = ta->sh;
+	int rc;
+
+	pin(sh->cpu);
+	/* The backend is created on the thread that will use it (io_uring
+	 * SINGLE_ISSUER). */
+	rc = vz__shard_start_io(sh);
+	gate_report(ta->gate, rc);
+	free(ta);
+	if (rc < 0)
+		return NULL;
+	return vz__shard_thread_main(sh);
+}
+
+static void stop_threads(vz_runtime *rt);
+
+VZ_API int vz_runtime_start(vz_runtime *rt)
+{
+	struct start_gate gate = {.lock = PTHREAD_MUTEX_INITIALIZER,
+				  .cond = PTHREAD_COND_INITIALIZER};
+	unsigned started = 0;
+	int rc = 0;
+
+	if (!rt)
+		return VZ_EINVAL;
+	if (atomic_load_explicit(&rt->state, memory_order_acquire) != VZ__RT_CREATED ||
+	    rt->shards[0]->thread_started || rt->started_once)
+		return VZ_ESTATE;
+	rt->started_once = true;
+	for (unsigned i = 0; i < rt->nshards; i++) {
+		struct vz__shard *sh = rt->shards[i];
+		struct thread_arg *ta;
+
+		if (sh->embedded)
+			continue;
+		ta = malloc(sizeof *ta);
+		if (!ta || VZ_FAULT(VZ_FAULT_THREAD_START)) {
+			free(ta);
+			rc = VZ_EIO;
+			break;
+		}
+		ta->sh = sh;
+		ta->gate = &gate;
+		if (pthread_create(&sh->thread, NULL, shard_thread, ta) != 0) {
+			free(ta);
+			rc = VZ_EIO;
+			break;
+		}
+		sh->thread_started = true;
+		started++;
+	}
+	pthread_mutex_lock(&gate.lock);
+	while (gate.reported < started)
+		pthread_cond_wait(&gate.cond, &gate.lock);
+	if (!rc && gate.first_error)
+		rc = gate.first_error < 0 ? VZ_EIO : 0;
+	pthread_mutex_unlock(&gate.lock);
+	if (!rc)
+		rc = vz__pools_start(rt->pools);
+	if (rc < 0) {
+		/* Nothing may be left running: end the threads we made. */
+		stop_threads(rt);
+		return rc;
+	}
+	/* seq_cst: pairs with the posters' seq_cst read of the state. */
+	atomic_store_explicit(&rt->state, VZ__RT_RUNNING, memory_order_seq_cst);
+	return 0;
+}
+
+/* ---- stop -------------------------------------------------------------- */
+
+/* Drive or wait for shard sh until it has acknowledged `round`. Embedded
+ * shards not bound to another thread are driven by the caller. */
+static void await_round(vz_runtime *rt, struct vz__shard *sh, uint32_t round)
+{
+	/* Acquire: pairs with the release store in stop_round(). */
+	while (atomic_load_explicit(&sh->round_acked, memory_order_acquire) != round) {
+		if (sh->embedded) {
+			pthread_t *driver = atomic_load_explicit(&sh->driver, memory_order_acquire);
+
+			if (!driver || pthread_equal(*driver, pthread_self())) {
+				struct vz__shard *prev = vz__current(rt);
+
+				vz__set_current(sh);
+				vz__shard_turn(sh);
+				vz__set_current(prev);
+				continue;
+			}
+		}
+		vz__wake(NULL, sh);
+		sched_yield();
+	}
+}
+
+static void stop_threads(vz_runtime *rt)
+{
+	for (unsigned i = 0; i < rt->nshards; i++) {
+		/* Release: pairs with the acquire loads of phase in the loop. */
+		atomic_store_explicit(&rt->shards[i]->phase, VZ__PHASE_EXIT, memory_order_seq_cst);
+		vz__wake(NULL, rt->shards[i]);
+	}
+	for (unsigned i = 0; i < rt->nshards; i++) {
+		struct vz__shard *sh = rt->shards[i];
+
+		if (!sh->thread_started)
+			continue;
+		/* A wake may have been spent before the thread slept: keep
+		 * waking until it has gone. */
+		while (pthread_tryjoin_np(sh->thread, NULL) == EBUSY) {
+			vz__wake(NULL, sh);
+			if (sh->io == NULL)
+				sched_yield();
+			usleep(50);
+		}
+		sh->thread_started = false;
+	}
+}
+
+VZ_API int vz_runtime_stop(vz_runtime *rt)
+{
+	uint32_t expected = VZ__RT_RUNNING;
+	uint32_t round = 0;
+	bool quiet;
+
+	if (!rt)
+		return VZ_EINVAL;
+	if (vz__current(rt))
+		return VZ_EWRONGTHREAD;
+	if (atomic_load_explicit(&rt->state, memory_order_acquire) != VZ__RT_RUNNING)
+		return VZ_ESTATE;
+	/* Workers finish or cancel their jobs while completions can still be
+	 * posted. */
+	vz__pools_stop(rt->pools);
+	/* seq_cst: pairs with the posters' seq_cst increment + state read
+	 * in post_foreign(). */
+	if (!atomic_compare_exchange_strong_explicit(&rt->state, &expected, VZ__RT_STOPPING,
+						     memory_order_seq_cst, memory_order_seq_cst))
+		return VZ_ESTATE;
+	for (unsigned i = 0; i < rt->nshards; i++)
+		/* Acquire: pairs with the posters' release decrement. */
+		while (atomic_load_explicit(&rt->shards[i]->posters, memory_order_acquire))
+			sched_yield();
+	for (unsigned i = 0; i < rt->nshards; i++)
+		atomic_store_explicit(&rt->shards[i]->phase, VZ__PHASE_DRAIN, memory_order_relaxed);
+	do {
+		round++;
+		/* seq_cst: the shards' sleep re-check reads it after their
+		 * fence (has_work()); release for the round's data. */
+		atomic_store_explicit(&rt->stop_round, round, memory_order_seq_cst);
+		for (unsigned i = 0; i < rt->nshards; i++)
+			vz__wake(NULL, rt->shards[i]);
+		quiet = true;
+		for (unsigned i = 0; i < rt->nshards; i++) {
+			await_round(rt, rt->shards[i], round);
+			if (atomic_load_explicit(&rt->shards[i]->round_moved, memory_order_relaxed))
+				quiet = false;
+		}
+	} while (!quiet || round < 2);
+	stop_threads(rt);
+	atomic_store_explicit(&rt->state, VZ__RT_STOPPED, memory_order_seq_cst);
+	return 0;
+}
+
+VZ_API int vz_runtime_destroy(vz_runtime *rt)
+{
+	uint32_t state;
+
+	if (!rt)
+		return 0;
+	if (vz__current(rt))
+		return VZ_EWRONGTHREAD;
+	state = atomic_load_explicit(&rt->state, memory_order_acquire);
+	if (state == VZ__RT_RUNNING || state == VZ__RT_STOPPING)
+		return VZ_ESTATE;
+	/* Embedded shards never polled have no backend; the rest were joined.
+	 * Actors spawned but never started (created, not started) still hold
+	 * state: stop them so on_stop runs and memory is counted. */
+	if (state == VZ__RT_CREATED)
+		for (unsigned i = 0; i < rt->nshards; i++) {
+			struct vz__shard *sh = rt->shards[i];
+
+			vz__set_current(sh);
+			vz__stop_all_actors(sh);
+			vz__set_current(NULL);
+		}
+	runtime_free(rt);
+	return 0;
+}
+
+/* ---- embedding ---------------------------------------------------------- */
+
+VZ_API int vz_shard_poll(vz_runtime *rt, unsigned shard, uint32_t timeout_us)
+{
+	struct vz__shard *sh, *prev;
+	pthread_t *driver;
+	uint32_t state;
+	unsigned work;
+
+	if (!rt)
+		return VZ_EINVAL;
+	if (shard >= rt->nshards)
+		return VZ_ENOSHARD;
+	sh = rt->shards[shard];
+	if (!sh->embedded)
+		return VZ_EINVAL;
+	state = atomic_load_explicit(&rt->state, memory_order_acquire);
+	if (state == VZ__RT_CREATED)
+		return VZ_ESTATE;
+	driver = atomic_load_explicit(&sh->driver, memory_order_acquire);
+	if (!driver) {
+		pthread_t *expected = NULL;
+
+		sh->driver_id = pthread_self();
+		/* Release: pairs with the acquire above and in await_round();
+		 * driver_id is visible before the pointer to it. */
+		if (!atomic_compare_exchange_strong_explicit(&sh->driver, &expected,
+							     &sh->driver_id,
+							     memory_order_acq_rel,
+							     memory_order_acquire))
+			return VZ_EWRONGTHREAD;
+		driver = &sh->driver_id;
+	}
+	if (!pthread_equal(*driver, pthread_self()))
+		return VZ_EWRONGTHREAD;
+	if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT ||
+	    state == VZ__RT_STOPPED)
+		return VZ_ESTOPPED;
+	if (!sh->io) {
+		int rc = vz__shard_start_io(sh);
+
+		if (rc < 0)
+			return rc;
+	}
+	prev = vz__current(rt);
+	vz__set_current(sh);
+	work = vz__shard_turn(sh);
+	if (!work && timeout_us) {
+		vz__shard_sleep(sh, (int64_t)timeout_us * 1000);
+		work = vz__shard_turn(sh);
+	}
+	vz__set_current(prev);
+	return (int)(work > INT32_MAX ? INT32_MAX : work);
+}
+
+/* ---- queries ------------------------------------------------------------ */
+
+VZ_API unsigned vz_runtime_shards(const vz_runtime *rt)
+{
+	return rt ? rt->nshards : 0;
+}
+
+VZ_API const char *vz_runtime_backend(const vz_runtime *rt)
+{
+	return rt ? vz__io_kind_name(rt->io_kind) : "";
+}
+
+VZ_API const char *vz_runtime_backend_reason(const vz_runtime *rt)
+{
+	return rt ? rt->backend_reason : "";
+}
+
+VZ_API int vz_runtime_shard_cpu(const vz_runtime *rt, unsigned shard)
+{
+	return vz__runtime_shard_cpu(rt, shard);
+}
+
+VZ_API int vz_current_shard(const vz_runtime *rt)
+{
+	struct vz__shard *sh = rt ? vz__current(rt) : NULL;
+
+	return sh ? (int)sh->id : -1;
+}

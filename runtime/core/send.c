@@ -1,0 +1,229 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The send paths: from an actor or shard thread (local mailbox or outbox
+ * to another shard) and from any other thread (the target shard's foreign
+ * inbox). All checks come before anything changes, so a refused send has
+ * no effect (DESIGN.md invariant 3).
+ */
+#include <string.h>
+
+#include "core/core.h"
+
+static int check_args(const vz_runtime *rt, vz_ref to, const void *payload, size_t len)
+{
+	if (!payload && len)
+		return VZ_EINVAL;
+	if (len > VZ_MSG_MAX_PAYLOAD)
+		return VZ_ETOOBIG;
+	if (vz_ref_is_null(to))
+		return VZ_ESTALE;
+	if (vz_ref_shard(to) >= rt->nshards)
+		return VZ_ENOSHARD;
+	return 0;
+}
+
+static void fill(struct vz_msg *m, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+		 const void *payload, size_t len)
+{
+	m->to = to;
+	m->from = from;
+	m->type = type;
+	m->len = (uint32_t)len;
+	m->flags |= flags;
+	if (len)
+		memcpy(m->data, payload, len);
+}
+
+/* From shard sh's own thread. */
+int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+		  const void *payload, size_t len)
+{
+	vz_runtime *rt = sh->rt;
+	unsigned dest;
+	struct vz_msg *m;
+	int rc = check_args(rt, to, payload, len), counted = 0;
+
+	if (rc < 0)
+		return rc;
+	/* Relaxed: this thread is a shard of rt, and stop only moves to
+	 * STOPPING while shards run; a send that races with it is either
+	 * refused here or dead-lettered by the drain rounds. */
+	if (atomic_load_explicit(&rt->state, memory_order_relaxed) >= VZ__RT_STOPPING ||
+	    atomic_load_explicit(&sh->phase, memory_order_relaxed) != VZ__PHASE_RUN)
+		return VZ_ESTOPPED;
+	dest = vz_ref_shard(to);
+	if (dest == sh->id) {
+		struct vz_actor *a = vz__actor_lookup(sh, to);
+
+		if (!a)
+			return VZ_ESTALE;
+		if (a->spec->mailbox_limit && !(flags & VZ__MSG_SYS)) {
+			counted = vz__bounded_admit(sh, to);
+			if (counted < 0) {
+				VZ__STAT_ADD(sh, mailbox_full, 1);
+				return counted;
+			}
+		}
+		m = vz__msg_alloc(sh, len);
+		if (!m)
+			goto nomem;
+		fill(m, from, to, type, flags, payload, len);
+		if (counted)
+			m->flags |= VZ__MSG_INFLIGHT;
+		if (!(flags & VZ__MSG_UNCOUNTED))
+			VZ__STAT_ADD(sh, sent_local, 1);
+		vz__deliver_local(sh, m);
+		return 0;
+	}
+	if (!(flags & VZ__MSG_SYS)) {
+		counted = vz__bounded_admit(rt->shards[dest], to);
+		if (counted < 0) {
+			VZ__STAT_ADD(sh, mailbox_full, 1);
+			return counted;
+		}
+	}
+	m = vz__msg_alloc(sh, len);
+	if (!m)
+		goto nomem;
+	fill(m, from, to, type, flags, payload, len);
+	if (counted)
+		m->flags |= VZ__MSG_INFLIGHT;
+	if (!(flags & VZ__MSG_UNCOUNTED))
+		VZ__STAT_ADD(sh, sent_remote, 1);
+	vz__outbox_push(sh, dest, m, false);
+	return 0;
+nomem:
+	if (counted) {
+		/* give the count back: nothing was sent */
+		struct vz_msg tmp = {.to = to, .flags = VZ__MSG_INFLIGHT};
+		vz__undo_admit(rt->shards[dest], &tmp);
+	}
+	return VZ_ENOMEM;
+}
+
+/* From a thread that is not a shard of rt: through the target's inbox. */
+static int post_foreign(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags,
+			const void *payload, size_t len)
+{
+	struct vz__shard *target = rt->shards[vz_ref_shard(to)];
+	struct vz_msg *m;
+	uint32_t state;
+	int counted = 0;
+
+	/* seq_cst: announce this post before reading the state. Pairs with
+	 * the stopper's seq_cst store of STOPPING followed by its reads of
+	 * posters: either we see STOPPING and back out, or the stopper sees
+	 * us and waits until our push is done (store-buffer pattern). */
+	atomic_fetch_add_explicit(&target->posters, 1, memory_order_seq_cst);
+	state = atomic_load_explicit(&rt->state, memory_order_seq_cst);
+	if (state != VZ__RT_RUNNING) {
+		atomic_fetch_sub_explicit(&target->posters, 1, memory_order_release);
+		return state == VZ__RT_CREATED ? VZ_ESTATE : VZ_ESTOPPED;
+	}
+	if (!(flags & VZ__MSG_SYS)) {
+		counted = vz__bounded_admit(target, to);
+		if (counted < 0) {
+			atomic_fetch_sub_explicit(&target->posters, 1, memory_order_release);
+			return counted;
+		}
+	}
+	m = vz__fpool_alloc(rt, target, len);
+	if (!m) {
+		if (counted) {
+			struct vz_msg tmp = {.to = to, .flags = VZ__MSG_INFLIGHT};
+			vz__undo_admit(target, &tmp);
+		}
+		atomic_fetch_sub_explicit(&target->posters, 1, memory_order_release);
+		return VZ_ENOMEM;
+	}
+	fill(m, VZ_REF_NULL, to, type, flags, payload, len);
+	if (counted)
+		m->flags |= VZ__MSG_INFLIGHT;
+	vz__mpsc_push(&target->inbox, &m->node);
+	/* The sender's full fence of the wake-up protocol (see vz__wake()):
+	 * orders the push above before the read of the sleeping flag. */
+	atomic_thread_fence(memory_order_seq_cst);
+	vz__wake(NULL, target);
+	/* Release: pairs with the stopper's acquire reads of posters; our
+	 * push happens-before its final drain. */
+	atomic_fetch_sub_explicit(&target->posters, 1, memory_order_release);
+	return 0;
+}
+
+static int post(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags, const void *payload,
+		size_t len)
+{
+	struct vz__shard *cur;
+	int rc;
+
+	if (!rt)
+		return VZ_EINVAL;
+	rc = check_args(rt, to, payload, len);
+	if (rc < 0)
+		return rc;
+	cur = vz__current(rt);
+	if (cur)
+		return vz__send_from(cur, VZ_REF_NULL, to, type, flags, payload, len);
+	return post_foreign(rt, to, type, flags, payload, len);
+}
+
+int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
+{
+	uint8_t flags = VZ__MSG_SYS;
+
+	if (type == VZ__MSG_STOP)
+		flags |= VZ__MSG_UNCOUNTED;
+	return post(rt, to, type, flags, payload, len);
+}
+
+VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
+{
+	if (type < VZ_MSG_USER)
+		return VZ_EINVAL;
+	return post(rt, to, type, 0, payload, len);
+}
+
+VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload, size_t len)
+{
+	struct vz__shard *sh;
+
+	if (!self || type < VZ_MSG_USER)
+		return VZ_EINVAL;
+	sh = self->shard;
+	if (vz__current(sh->rt) != sh)
+		return VZ_EWRONGTHREAD;
+	if (!(self->flags & VZ__ACTOR_LIVE))
+		return VZ_ESTALE;
+	return vz__send_from(sh, vz__make_ref(sh->id, self->slot, self->gen), to, type, 0, payload,
+			     len);
+}
+
+VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *payload,
+		    size_t len)
+{
+	if (!self || !m)
+		return VZ_EINVAL;
+	if (vz_ref_is_null(m->from))
+		return VZ_EINVAL;
+	return vz_send(self, m->from, type, payload, len);
+}
+
+VZ_API uint32_t vz_msg_type(const vz_msg *m)
+{
+	return m ? m->type : 0;
+}
+
+VZ_API const void *vz_msg_data(const vz_msg *m)
+{
+	return m ? m->data : NULL;
+}
+
+VZ_API size_t vz_msg_len(const vz_msg *m)
+{
+	return m ? m->len : 0;
+}
+
+VZ_API vz_ref vz_msg_sender(const vz_msg *m)
+{
+	return m ? m->from : VZ_REF_NULL;
+}

@@ -1,0 +1,281 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The shard loop. One turn: drain the foreign inbox and the incoming rings
+ * whose doorbell rang -> run ready actors (bounded) -> expire timers ->
+ * flush outgoing batches -> if nothing happened, spin for a while, then
+ * sleep in the backend until the next timer deadline or a wake-up.
+ *
+ * The same turn runs on a runtime-owned thread (vz__shard_thread_main) or
+ * on the embedder's thread (vz_shard_poll in runtime.c).
+ *
+ * Sleep protocol (DESIGN.md invariant 4), receiver side:
+ *   sleeping = 1; seq_cst fence; re-check every source; block; sleeping = 0.
+ * Sender side (xshard.c, vz__wake): publish; seq_cst fence (or a seq_cst
+ * read-modify-write); if exchange(sleeping, 0) was 1, wake. See vz__wake().
+ */
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/core.h"
+
+static _Thread_local struct vz__shard *tls_shard;
+
+struct vz__shard *vz__current(const vz_runtime *rt)
+{
+	struct vz__shard *sh = tls_shard;
+
+	return sh && sh->rt == rt ? sh : NULL;
+}
+
+void vz__set_current(struct vz__shard *sh)
+{
+	tls_shard = sh;
+}
+
+uint64_t vz__clock_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield");
+#endif
+}
+
+int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct vz__shard **out)
+{
+	struct vz__shard *sh = aligned_alloc(VZ__LINE, sizeof *sh);
+	int rc;
+
+	if (!sh)
+		return VZ_ENOMEM;
+	memset(sh, 0, sizeof *sh);
+	sh->rt = rt;
+	sh->id = id;
+	sh->cpu = cpu;
+	sh->embedded = embedded;
+	vz__mpsc_init(&sh->inbox);
+	vz__pool_init(&sh->pool);
+	for (unsigned c = 0; c < VZ__NCLASSES; c++) {
+		rc = vz__fpool_init(&sh->fpool[c], c);
+		if (rc < 0) {
+			while (c-- > 0)
+				vz__fpool_fini(&sh->fpool[c]);
+			free(sh);
+			return rc;
+		}
+	}
+	*out = sh; /* from here on vz__shard_destroy() cleans up */
+	sh->now_ns = vz__clock_ns();
+	rc = vz__timers_init(&sh->timers, rt->tick_ns, sh->now_ns);
+	if (rc < 0)
+		return rc;
+	sh->timers_ready = true;
+	rc = vz__actor_table_init(sh);
+	if (rc < 0)
+		return rc;
+	sh->out = calloc(rt->nshards, sizeof *sh->out);
+	if (!sh->out)
+		return VZ_ENOMEM;
+	return 0;
+}
+
+/* Everything still queued anywhere in this shard at destroy time is dead
+ * (or, for blocks from other shards, simply freed with the whole runtime). */
+void vz__shard_destroy(struct vz__shard *sh)
+{
+	if (!sh)
+		return;
+	if (sh->chunks)
+		vz__actor_table_fini(sh);
+	if (sh->timers_ready)
+		vz__timers_fini(&sh->timers);
+	free(sh->out);
+	if (sh->io)
+		vz__io_destroy(sh->io);
+	for (unsigned c = 0; c < VZ__NCLASSES; c++)
+		vz__fpool_fini(&sh->fpool[c]);
+	vz__pool_fini(&sh->pool);
+	free(sh);
+}
+
+int vz__shard_start_io(struct vz__shard *sh)
+{
+	struct vz__io_params p = {.entries = 256};
+
+	return vz__io_create(sh->rt->io_kind, &p, &sh->io);
+}
+
+/* A timer of this shard fired: queue its expiry to the owning actor, so it
+ * is handled in order with the actor's other messages. */
+static void timer_fired(void *ctx, struct vz__timer_owner *o, const vz_timer_event *ev)
+{
+	struct vz__shard *sh = ctx;
+	struct vz_actor *a = (struct vz_actor *)((char *)o - offsetof(struct vz_actor, timers));
+	struct vz_msg *m = vz__msg_alloc(sh, sizeof *ev);
+
+	VZ__STAT_ADD(sh, timers_fired, 1);
+	if (!m) {
+		/* No memory for the expiry message: the timer is still
+		 * pending delivery; give up this expiry explicitly so the
+		 * handle does not stay pending forever. */
+		vz__timers_deliverable(&sh->timers, ev->timer.id);
+		return;
+	}
+	m->to = vz__make_ref(sh->id, a->slot, a->gen);
+	m->from = VZ_REF_NULL;
+	m->type = VZ_MSG_TIMER;
+	m->len = sizeof *ev;
+	m->flags |= VZ__MSG_SYS | VZ__MSG_UNCOUNTED;
+	memcpy(m->data, ev, sizeof *ev);
+	vz__deliver_local(sh, m);
+}
+
+/* The stop protocol's step for this shard (see vz_runtime_stop()). */
+static unsigned stop_round(struct vz__shard *sh, uint32_t round)
+{
+	uint64_t moved = 0;
+	unsigned handled = 0;
+
+	if (sh->stop_round_done == 0)
+		vz__stop_all_actors(sh);
+	moved += vz__drain_inbox(sh, UINT32_MAX);
+	moved += vz__drain_rings(sh, true);
+	vz__run_ready(sh, &handled); /* reaps stopped actors left in the queue */
+	moved += handled;
+	moved += vz__flush_outboxes(sh);
+	vz__fpool_give_back(sh);
+	if (!vz__outboxes_empty(sh))
+		moved++; /* a full ring: not quiet yet */
+	sh->stop_round_done = round;
+	atomic_store_explicit(&sh->round_moved, moved, memory_order_relaxed);
+	/* Release: pairs with the stopper's acquire load of round_acked; what
+	 * this round did (and round_moved) is visible to it. */
+	atomic_store_explicit(&sh->round_acked, round, memory_order_release);
+	return (unsigned)moved;
+}
+
+unsigned vz__shard_turn(struct vz__shard *sh)
+{
+	vz_runtime *rt = sh->rt;
+	unsigned work = 0, handled = 0;
+	uint32_t round;
+
+	VZ__STAT_ADD(sh, turns, 1);
+	/* Acquire: pairs with the stopper's release increment. */
+	round = atomic_load_explicit(&rt->stop_round, memory_order_acquire);
+	if (__builtin_expect(round != sh->stop_round_done, 0))
+		return stop_round(sh, round) + 1;
+	if (sh->stop_round_done)
+		return 0; /* stopping: only rounds do work */
+
+	work += vz__drain_inbox(sh, 1024);
+	work += vz__drain_rings(sh, false);
+	vz__run_ready(sh, &handled);
+	work += handled;
+	if (vz__timers_live(&sh->timers)) {
+		sh->now_ns = vz__clock_ns();
+		work += vz__timers_expire(&sh->timers, sh->now_ns, timer_fired, sh);
+	}
+	work += vz__flush_outboxes(sh);
+	for (unsigned c = 0; c < VZ__NCLASSES; c++)
+		if (sh->fpool_returns[c].head) {
+			vz__fpool_give_back(sh);
+			break;
+		}
+	if (!work)
+		VZ__STAT_ADD(sh, idle_turns, 1);
+	return work;
+}
+
+/* Something to do right now, without blocking? Owner thread. */
+static bool has_work(struct vz__shard *sh)
+{
+	if (sh->rq_head || !vz__outboxes_empty(sh) || vz__has_incoming(sh))
+		return true;
+	/* Acquire: pairs with the stopper's release store of EXIT. */
+	if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT)
+		return true;
+	/* Acquire: pairs with the stopper's release increment. */
+	return atomic_load_explicit(&sh->rt->stop_round, memory_order_acquire) !=
+	       sh->stop_round_done;
+}
+
+void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
+{
+	uint64_t next = vz__timers_next_deadline_ns(&sh->timers);
+
+	if (next != UINT64_MAX) {
+		uint64_t now = vz__clock_ns();
+		int64_t until = next > now ? (int64_t)(next - now) : 0;
+
+		if (timeout_ns < 0 || until < timeout_ns)
+			timeout_ns = until;
+	}
+	if (timeout_ns == 0)
+		return;
+	/* Announce, then the full fence, then re-check every source: pairs
+	 * with the senders' publish + seq_cst fence/RMW + read of the flag in
+	 * vz__wake(). */
+	atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
+	atomic_thread_fence(memory_order_seq_cst);
+	if (!has_work(sh)) {
+		VZ__STAT_ADD(sh, sleeps, 1);
+		vz__io_wait(sh->io, timeout_ns);
+	}
+	/* Relaxed: only this thread sets it to 1; a sender that still sees 1
+	 * at worst makes one spare wake-up, which our next wait absorbs. */
+	atomic_store_explicit(&sh->sleeping, 0, memory_order_relaxed);
+}
+
+/* Idle policy after a turn that did nothing. Returns when it is time for
+ * another turn. */
+static void idle(struct vz__shard *sh)
+{
+	vz_runtime *rt = sh->rt;
+	uint64_t now;
+
+	if (rt->cfg.idle_policy == VZ_IDLE_SPIN) {
+		cpu_relax();
+		return;
+	}
+	if (rt->cfg.idle_policy == VZ_IDLE_SPIN_THEN_SLEEP) {
+		now = vz__clock_ns();
+		if (!sh->idle_since_ns)
+			sh->idle_since_ns = now;
+		if (now - sh->idle_since_ns < rt->spin_ns) {
+			cpu_relax();
+			return;
+		}
+	}
+	vz__shard_sleep(sh, -1);
+	sh->idle_since_ns = 0;
+}
+
+void *vz__shard_thread_main(void *arg)
+{
+	struct vz__shard *sh = arg;
+
+	vz__set_current(sh);
+	for (;;) {
+		if (vz__shard_turn(sh)) {
+			sh->idle_since_ns = 0;
+			continue;
+		}
+		if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT)
+			break;
+		idle(sh);
+	}
+	vz__set_current(NULL);
+	return NULL;
+}

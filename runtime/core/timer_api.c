@@ -1,0 +1,46 @@
+// SPDX-License-Identifier: MIT
+/* The public timer calls: actor-owned timers in the shard's wheel. */
+#include "core/core.h"
+
+static int check_owner(const vz_actor *self)
+{
+	if (!self)
+		return VZ_EINVAL;
+	if (vz__current(self->shard->rt) != self->shard)
+		return VZ_EWRONGTHREAD;
+	if (!(self->flags & VZ__ACTOR_LIVE))
+		return VZ_ESTALE;
+	return 0;
+}
+
+VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, uint64_t tag,
+			vz_timer *out)
+{
+	struct vz__shard *sh;
+	int rc = check_owner(self);
+
+	if (rc < 0)
+		return rc;
+	if (!out)
+		return VZ_EINVAL;
+	sh = self->shard;
+	/* A fresh clock read: the cached one may be a turn old, and a
+	 * deadline computed from it could fire early. */
+	sh->now_ns = vz__clock_ns();
+	return vz__timers_arm(&sh->timers, &self->timers, sh->now_ns, delay_ns, period_ns, tag,
+			      &out->id);
+}
+
+VZ_API int vz_timer_cancel(vz_actor *self, vz_timer t)
+{
+	int rc = check_owner(self);
+
+	if (rc < 0)
+		return rc;
+	return vz__timers_cancel(&self->shard->timers, &self->timers, t.id);
+}
+
+VZ_API uint64_t vz_now_ns(const vz_actor *self)
+{
+	return self ? self->shard->now_ns : 0;
+}

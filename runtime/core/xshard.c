@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Cross-shard traffic: the ring matrix, outgoing batches with their
+ * overflow, the doorbell that spares a shard from polling N-1 empty rings,
+ * the return path that brings message memory home, the foreign inbox, and
+ * the sender's half of the wake-up protocol.
+ *
+ * One SPSC ring per ordered pair (src -> dst) carries both messages for
+ * dst's actors and blocks of dst's pools that src has finished with
+ * (flag VZ__MSG_RETURNING): one mechanism, one doorbell, and a block always
+ * goes home to the shard that allocated it, which frees it into its own
+ * pool (no allocator lock anywhere).
+ *
+ * Sending never blocks and never drops: a message waits in the sender's
+ * outbox for its destination (a FIFO, so order is kept) until the ring has
+ * room; a ring found full is counted (stats ring_full, overflow_queued).
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+#include "util/fault.h"
+
+#define DRAIN_CHUNK 64u     /* pointers popped per ring access */
+#define DRAIN_PER_RING 256u /* per ring per turn, then the next ring */
+
+static int shard_node(vz_runtime *rt, unsigned shard)
+{
+	int cpu = rt->shards[shard]->cpu;
+
+	return cpu >= 0 ? vz__topo_cpu_node(&rt->topo, (unsigned)cpu) : -1;
+}
+
+/* Rings into each shard are allocated for that shard's node. */
+int vz__rings_create(vz_runtime *rt)
+{
+	for (unsigned dst = 0; dst < rt->nshards; dst++) {
+		struct vz__shard *d = rt->shards[dst];
+		uint32_t entries = rt->cfg.shards[dst].ring_entries ? rt->cfg.shards[dst].ring_entries
+								    : rt->cfg.ring_entries;
+		int node = rt->topo.numa_available ? shard_node(rt, dst) : -1;
+
+		d->in = calloc(rt->nshards, sizeof *d->in);
+		if (!d->in)
+			return VZ_ENOMEM;
+		for (unsigned src = 0; src < rt->nshards; src++) {
+			int rc;
+
+			if (src == dst)
+				continue;
+			d->in[src] = aligned_alloc(VZ__LINE, sizeof(struct vz__spsc));
+			if (!d->in[src])
+				return VZ_ENOMEM;
+			rc = vz__spsc_init(d->in[src], entries, node);
+			if (rc < 0) {
+				free(d->in[src]);
+				d->in[src] = NULL;
+				return rc;
+			}
+		}
+	}
+	return 0;
+}
+
+void vz__rings_destroy(vz_runtime *rt)
+{
+	for (unsigned dst = 0; dst < rt->nshards; dst++) {
+		struct vz__shard *d = rt->shards[dst];
+
+		if (!d || !d->in)
+			continue;
+		for (unsigned src = 0; src < rt->nshards; src++) {
+			if (d->in[src]) {
+				vz__spsc_fini(d->in[src]);
+				free(d->in[src]);
+			}
+		}
+		free(d->in);
+		d->in = NULL;
+	}
+}
+
+/*
+ * Sender's half of the wake-up protocol, after publishing to `target`
+ * (ring + doorbell, or inbox). The caller's publish is a seq_cst
+ * read-modify-write (doorbell fetch_or) or is followed by a seq_cst fence
+ * (inbox); the load below is seq_cst. Pairs with vz__shard_sleep(): it
+ * stores sleeping = 1, fences seq_cst, then re-checks every source. In the
+ * single order of seq_cst operations either our publish comes first (the
+ * sleeper's re-check sees it and does not block) or its store of 1 does
+ * (we see it here and wake it). The exchange makes exactly one of several
+ * concurrent senders pay for the syscall.
+ */
+void vz__wake(struct vz__shard *from, struct vz__shard *target)
+{
+	if (!atomic_load_explicit(&target->sleeping, memory_order_seq_cst))
+		return;
+	if (!atomic_exchange_explicit(&target->sleeping, 0, memory_order_seq_cst))
+		return;
+	/* target->io was written by the target before it stored sleeping = 1;
+	 * our exchange read that store, so the read of io is ordered after
+	 * it. */
+	vz__io_wake(from ? from->io : NULL, target->io);
+	if (from)
+		VZ__STAT_ADD(from, wakeups_sent, 1);
+}
+
+void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return)
+{
+	struct vz__outbox *ob = &sh->out[dest];
+
+	if (is_return)
+		m->flags |= VZ__MSG_RETURNING;
+	else
+		ob->has_msgs = true;
+	vz__list_push(&ob->q, m);
+	sh->out_dirty[dest / 64] |= (uint64_t)1 << (dest % 64);
+	if (ob->q.len >= sh->rt->cfg.send_batch)
+		vz__flush_one(sh, dest);
+}
+
+/* Publish as much of the outbox for dest as its ring takes. Returns the
+ * number published. */
+unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
+{
+	struct vz__outbox *ob = &sh->out[dest];
+	struct vz__shard *d = sh->rt->shards[dest];
+	struct vz__spsc *ring = d->in[sh->id];
+	unsigned total = 0;
+
+	while (ob->q.head) {
+		void *batch[DRAIN_CHUNK];
+		struct vz_msg *m = ob->q.head;
+		uint32_t n = 0, k;
+
+		/* Read every link before publishing: once a message is in the
+		 * ring, the receiver owns it and reuses its link field. */
+		while (m && n < DRAIN_CHUNK) {
+			batch[n++] = m;
+			m = vz__msg_next(m);
+		}
+		k = VZ_FAULT(VZ_FAULT_RING_FULL) ? 0 : vz__spsc_push_batch(ring, batch, n);
+		if (k) {
+			/* m is the first message after the batch (or NULL);
+			 * batch[k] onwards are still ours, links intact. */
+			ob->q.head = k == n ? m : batch[k];
+			if (!ob->q.head)
+				ob->q.tail = NULL;
+			ob->q.len -= k;
+		}
+		total += k;
+		if (k < n) {
+			VZ__STAT_ADD(sh, ring_full, 1);
+			VZ__STAT_ADD(sh, overflow_queued, n - k);
+			break;
+		}
+	}
+	if (!ob->q.head) {
+		sh->out_dirty[dest / 64] &= ~((uint64_t)1 << (dest % 64));
+	}
+	if (total) {
+		bool wake = ob->has_msgs;
+
+		if (!ob->q.head)
+			ob->has_msgs = false;
+		/* seq_cst RMW: publishes the ring's tail store above to
+		 * whoever clears the bit (it has release semantics; pairs
+		 * with the exchange in vz__drain_rings()) and is the
+		 * sender's "publish, full fence" of the wake-up protocol. */
+		atomic_fetch_or_explicit(&d->bell[sh->id / 64], (uint64_t)1 << (sh->id % 64),
+					 memory_order_seq_cst);
+		/* Only returns: memory can wait until the owner wakes for
+		 * another reason, so no wake-up is spent on it. */
+		if (wake)
+			vz__wake(sh, d);
+	}
+	return total;
+}
+
+unsigned vz__flush_outboxes(struct vz__shard *sh)
+{
+	unsigned total = 0;
+
+	for (unsigned w = 0; w < (sh->rt->nshards + 63) / 64; w++) {
+		uint64_t bits = sh->out_dirty[w];
+
+		while (bits) {
+			unsigned dest = w * 64 + (unsigned)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			total += vz__flush_one(sh, dest);
+		}
+	}
+	return total;
+}
+
+bool vz__outboxes_empty(const struct vz__shard *sh)
+{
+	for (unsigned w = 0; w < (sh->rt->nshards + 63) / 64; w++)
+		if (sh->out_dirty[w])
+			return false;
+	return true;
+}
+
+static void receive_one(struct vz__shard *sh, struct vz_msg *m)
+{
+	if (m->flags & VZ__MSG_RETURNING) {
+		/* one of ours, back home */
+		m->flags &= (uint8_t)~VZ__MSG_RETURNING;
+		vz__pool_free(sh, m, m->cls);
+		return;
+	}
+	VZ__STAT_ADD(sh, received_remote, 1);
+	vz__deliver_local(sh, m);
+}
+
+/* Drain one ring up to `limit` items. Returns the number taken; sets the
+ * source's pending bit when it stopped with items left. */
+static unsigned drain_ring(struct vz__shard *sh, unsigned src, unsigned limit)
+{
+	struct vz__spsc *ring = sh->in[src];
+	unsigned total = 0;
+
+	while (total < limit) {
+		void *items[DRAIN_CHUNK];
+		uint32_t n = vz__spsc_pop_batch(ring, items, DRAIN_CHUNK);
+
+		for (uint32_t i = 0; i < n; i++)
+			receive_one(sh, items[i]);
+		total += n;
+		if (n < DRAIN_CHUNK)
+			return total;
+	}
+	sh->pending_rings[src / 64] |= (uint64_t)1 << (src % 64);
+	return total;
+}
+
+/*
+ * Drain incoming rings whose doorbell rang (or that were left non-empty last
+ * time), up to DRAIN_PER_RING each; `all` drains every ring completely
+ * (stop). An idle turn reads one word per 64 sources: no O(N) scan.
+ */
+unsigned vz__drain_rings(struct vz__shard *sh, bool all)
+{
+	unsigned nwords = (sh->rt->nshards + 63) / 64;
+	unsigned total = 0;
+
+	for (unsigned w = 0; w < nwords; w++) {
+		uint64_t bits = sh->pending_rings[w];
+
+		/* Relaxed peek first so an idle turn does not write the
+		 * shared line. */
+		if (atomic_load_explicit(&sh->bell[w], memory_order_relaxed))
+			/* Acquire: pairs with the producers' fetch_or
+			 * (seq_cst, so release) after their ring publish;
+			 * the bit is cleared before the ring is read, so a
+			 * publish after our read rings it again. */
+			bits |= atomic_exchange_explicit(&sh->bell[w], 0, memory_order_acquire);
+		if (all)
+			bits = ~(uint64_t)0;
+		sh->pending_rings[w] = 0;
+		while (bits) {
+			unsigned src = w * 64 + (unsigned)__builtin_ctzll(bits);
+
+			bits &= bits - 1;
+			if (src >= sh->rt->nshards || src == sh->id)
+				continue;
+			total += drain_ring(sh, src, all ? UINT32_MAX : DRAIN_PER_RING);
+		}
+	}
+	return total;
+}
+
+unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget)
+{
+	unsigned n = 0;
+
+	while (n < budget) {
+		struct vz__mpsc_node *node = vz__mpsc_pop(&sh->inbox);
+
+		if (!node)
+			break;
+		VZ__STAT_ADD(sh, received_foreign, 1);
+		vz__deliver_local(sh, (struct vz_msg *)node);
+		n++;
+	}
+	return n;
+}
+
+/* Anything waiting for this shard? Used by the sleep protocol's re-check
+ * after its seq_cst fence: each load here is the reader's half of a
+ * publish + fence pairing (see vz__wake()). */
+bool vz__has_incoming(struct vz__shard *sh)
+{
+	unsigned nwords = (sh->rt->nshards + 63) / 64;
+
+	for (unsigned w = 0; w < nwords; w++)
+		if (sh->pending_rings[w] ||
+		    atomic_load_explicit(&sh->bell[w], memory_order_seq_cst))
+			return true;
+	return !vz__mpsc_empty(&sh->inbox);
+}
