@@ -60,6 +60,7 @@ struct ep {
 
 	/* Owner-written statistics (see io_uring.c for the pattern). */
 	atomic_uint_least64_t wait_syscalls;
+	atomic_uint_least64_t interrupted;
 	atomic_uint_least64_t ops_completed;
 	atomic_uint_least64_t wakes_consumed;
 
@@ -131,6 +132,7 @@ int vz__epoll_create(const struct vz__io_params *p, struct vz__io **out)
 	atomic_init(&e->wakes_sent, 0);
 	atomic_init(&e->wakes_coalesced, 0);
 	atomic_init(&e->wait_syscalls, 0);
+	atomic_init(&e->interrupted, 0);
 	atomic_init(&e->ops_completed, 0);
 	atomic_init(&e->wakes_consumed, 0);
 	e->head.ops = &ep_ops;
@@ -456,8 +458,10 @@ static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 	uint64_t deadline = 0;
 	int total = 0;
 
-	if (VZ_FAULT(VZ_FAULT_WAIT_EINTR))
+	if (VZ_FAULT(VZ_FAULT_WAIT_EINTR)) {
+		bump(&e->interrupted, 1);
 		return 0;
+	}
 	if (e->destroying)
 		return VZ_ESTATE;
 	if (timeout_ns > 0)
@@ -506,8 +510,12 @@ static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 			atomic_exchange_explicit(&e->wake_pending, 0, memory_order_acq_rel);
 		}
 		total += run_done(e);
-		if (total > 0 || timeout_ns == 0 || intr)
+		if (total > 0 || timeout_ns == 0)
 			return total;
+		if (intr) {
+			bump(&e->interrupted, 1);
+			return 0;
+		}
 		if (timeout_ns > 0 && now_ns() >= deadline)
 			return 0;
 	}
@@ -566,6 +574,7 @@ static void ep_stats(const struct vz__io *io, struct vz__io_stats *out)
 	out->wakes_coalesced = atomic_load_explicit(&e->wakes_coalesced, memory_order_relaxed);
 	out->wakes_consumed = atomic_load_explicit(&e->wakes_consumed, memory_order_relaxed);
 	out->wait_syscalls = atomic_load_explicit(&e->wait_syscalls, memory_order_relaxed);
+	out->interrupted = atomic_load_explicit(&e->interrupted, memory_order_relaxed);
 	out->ops_completed = atomic_load_explicit(&e->ops_completed, memory_order_relaxed);
 	out->sq_full = 0;
 	out->cq_overflow = 0;

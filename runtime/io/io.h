@@ -65,9 +65,11 @@ void vz__io_destroy(struct vz__io *io);
  * timeout_ns passes (< 0: no timeout; 0: do not block). Runs completion
  * callbacks of finished operations on this thread. Returns the number of
  * completions and wake-ups consumed (>= 0), or a negative VZ_E*. An EINTR
- * is not an error: it returns 0. Apart from EINTR, 0 means the timeout
- * passed: the wait never returns 0 before timeout_ns (it may return > 0
- * early, for a completion or a wake). Owning thread; callbacks must not call
+ * is not an error: it returns 0 (and counts in vz__io_stats().interrupted;
+ * note that io_uring's own task work, e.g. the teardown of any ring of the
+ * thread, can interrupt a wait without a signal). Apart from EINTR, 0 means
+ * the timeout passed: the wait never returns 0 before timeout_ns (it may
+ * return > 0 early, for a completion or a wake). Owning thread; callbacks must not call
  * vz__io_wait() or vz__io_destroy() on the same instance. */
 int vz__io_wait(struct vz__io *io, int64_t timeout_ns);
 
@@ -154,6 +156,7 @@ struct vz__io_stats {
 	uint64_t wakes_coalesced; /* wake calls that found a wake pending: no syscall */
 	uint64_t wakes_consumed;  /* wake tokens consumed by vz__io_wait() */
 	uint64_t wait_syscalls;   /* syscalls made by vz__io_wait() */
+	uint64_t interrupted;     /* waits that returned 0 early for EINTR (real or injected) */
 	uint64_t ops_completed;   /* operation callbacks run */
 	uint64_t sq_full;         /* io_uring: submission queue found full */
 	uint64_t cq_overflow;     /* io_uring: waits that found the CQ overflowed */

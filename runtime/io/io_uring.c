@@ -67,6 +67,7 @@ struct uring {
 	/* Owner-written statistics; atomics only so vz__io_stats() may read
 	 * them from any thread (single writer: plain load + store, relaxed). */
 	atomic_uint_least64_t wait_syscalls;
+	atomic_uint_least64_t interrupted;
 	atomic_uint_least64_t ops_completed;
 	atomic_uint_least64_t wakes_consumed;
 	atomic_uint_least64_t sq_full;
@@ -207,6 +208,7 @@ int vz__uring_create(const struct vz__io_params *p, struct vz__io **out)
 	atomic_init(&u->wakes_sent, 0);
 	atomic_init(&u->wakes_coalesced, 0);
 	atomic_init(&u->wait_syscalls, 0);
+	atomic_init(&u->interrupted, 0);
 	atomic_init(&u->ops_completed, 0);
 	atomic_init(&u->wakes_consumed, 0);
 	atomic_init(&u->sq_full, 0);
@@ -379,8 +381,10 @@ static int uring_wait(struct vz__io *io, int64_t timeout_ns)
 	uint64_t deadline = 0;
 	int total = 0;
 
-	if (VZ_FAULT(VZ_FAULT_WAIT_EINTR))
+	if (VZ_FAULT(VZ_FAULT_WAIT_EINTR)) {
+		bump(&u->interrupted, 1);
 		return 0;
+	}
 	if (u->destroying)
 		return VZ_ESTATE;
 	if (timeout_ns > 0)
@@ -413,8 +417,12 @@ static int uring_wait(struct vz__io *io, int64_t timeout_ns)
 		if (ret < 0 && ret != -ETIME && ret != -EINTR && ret != -EAGAIN && ret != -EBUSY)
 			return VZ_EIO;
 		total += reap(u);
-		if (total > 0 || timeout_ns == 0 || ret == -EINTR)
+		if (total > 0 || timeout_ns == 0)
 			return total;
+		if (ret == -EINTR) {
+			bump(&u->interrupted, 1);
+			return 0;
+		}
 		/* Only internal CQEs so far: keep waiting, so 0 keeps
 		 * meaning "the timeout passed". */
 		if (timeout_ns > 0 && now_ns() >= deadline)
@@ -540,6 +548,7 @@ static void uring_stats(const struct vz__io *io, struct vz__io_stats *out)
 	out->wakes_coalesced = atomic_load_explicit(&m->wakes_coalesced, memory_order_relaxed);
 	out->wakes_consumed = atomic_load_explicit(&m->wakes_consumed, memory_order_relaxed);
 	out->wait_syscalls = atomic_load_explicit(&m->wait_syscalls, memory_order_relaxed);
+	out->interrupted = atomic_load_explicit(&m->interrupted, memory_order_relaxed);
 	out->ops_completed = atomic_load_explicit(&m->ops_completed, memory_order_relaxed);
 	out->sq_full = atomic_load_explicit(&m->sq_full, memory_order_relaxed);
 	out->cq_overflow = atomic_load_explicit(&m->cq_overflow, memory_order_relaxed);
