@@ -92,6 +92,7 @@ static void usage(const char *argv0)
 void bench_init(int argc, char **argv, const char *name)
 {
 	bench_opts.name = name;
+	bench_ncpus(); /* capture the affinity mask before anything is pinned */
 	if (getenv("BENCH_QUICK") && *getenv("BENCH_QUICK") && strcmp(getenv("BENCH_QUICK"), "0"))
 		bench_opts.quick = true;
 	for (int i = 1; i < argc; i++) {
@@ -135,12 +136,24 @@ void bench_skip(const char *what, const char *why)
 
 /* ---- machine and placement -------------------------------------------- */
 
+/* The process's affinity mask as it was before any bench_pin(): pinning
+ * the main thread narrows what sched_getaffinity() reports afterwards, but
+ * placement must keep referring to the CPUs the run was given. Captured by
+ * bench_init() (or the first use). */
+static cpu_set_t original_mask;
+static int original_count = -1;
+
 static int affinity_cpus(cpu_set_t *set)
 {
-	CPU_ZERO(set);
-	if (sched_getaffinity(0, sizeof(*set), set) != 0)
-		return -1;
-	return CPU_COUNT(set);
+	if (original_count < 0) {
+		CPU_ZERO(&original_mask);
+		if (sched_getaffinity(0, sizeof(original_mask), &original_mask) != 0)
+			original_count = 0;
+		else
+			original_count = CPU_COUNT(&original_mask);
+	}
+	*set = original_mask;
+	return original_count > 0 ? original_count : -1;
 }
 
 /* Size of the affinity mask (at least 1). */
@@ -184,6 +197,20 @@ int bench_pin(int i, const char *role)
 	}
 	fprintf(stderr, "placement: %s -> CPU %d\n", role, cpu);
 	return cpu;
+}
+
+void bench_affinity_widen(cpu_set_t *saved)
+{
+	cpu_set_t all;
+
+	affinity_cpus(&all);
+	pthread_getaffinity_np(pthread_self(), sizeof(*saved), saved);
+	pthread_setaffinity_np(pthread_self(), sizeof(all), &all);
+}
+
+void bench_affinity_restore(const cpu_set_t *saved)
+{
+	pthread_setaffinity_np(pthread_self(), sizeof(*saved), saved);
 }
 
 static void cpu_model(char *buf, size_t len)

@@ -17,6 +17,7 @@
 #ifndef VZ_BENCH_H
 #define VZ_BENCH_H
 
+#include <sched.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -96,17 +97,25 @@ void bench_skip(const char *what, const char *why);
 
 /* ---- machine and placement -------------------------------------------- */
 
-/* Number of CPUs this process may run on (affinity mask). */
+/* Number of CPUs this process may run on (its affinity mask as captured by
+ * bench_init(), before any thread was pinned). */
 int bench_ncpus(void);
 
-/* CPU number `i` of the affinity mask, modulo its size (so CPU "1" on a
- * one-CPU machine maps to the only CPU). */
+/* CPU number `i` of that mask, modulo its size (so CPU "1" on a one-CPU
+ * machine maps to the only CPU). */
 int bench_cpu(int i);
 
 /* Pin the calling thread to CPU bench_cpu(i) and print
  * "placement: <role> -> CPU n" on stderr. Returns the CPU or -1 (with a
  * message) when pinning failed. Any thread. */
 int bench_pin(int i, const char *role);
+
+/* Widen the calling thread's affinity to all the run's CPUs, saving the
+ * current mask in *saved; bench_affinity_restore() puts it back. For calls
+ * that check or inherit the caller's mask (creating a runtime whose shards
+ * go to other CPUs than the pinned main thread's). */
+void bench_affinity_widen(cpu_set_t *saved);
+void bench_affinity_restore(const cpu_set_t *saved);
 
 /* Print the machine once on stderr: CPU model, CPUs online/allowed, NUMA
  * nodes, kernel, and the io_uring setup flags this kernel accepts. When the

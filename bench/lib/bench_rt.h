@@ -44,6 +44,7 @@ struct bench_rt_opts {
  */
 static inline int bench_rt_create(const struct bench_rt_opts *o, vz_runtime **out)
 {
+	cpu_set_t saved;
 	vz_config cfg;
 	int rc;
 
@@ -57,10 +58,22 @@ static inline int bench_rt_create(const struct bench_rt_opts *o, vz_runtime **ou
 		cfg.idle_spin_us = o->idle_spin_us;
 	for (unsigned i = 0; i < o->nshards && i < 8; i++)
 		cfg.shards[i].cpu = bench_cpu(o->cpu[i]);
+	/* The run's CPUs, not the (pinned) calling thread's mask. */
+	vz_cpuset_zero(&cfg.cpus);
+	for (int i = 0; i < bench_ncpus(); i++)
+		vz_cpuset_set(&cfg.cpus, (unsigned)bench_cpu(i));
+	bench_affinity_widen(&saved);
 	rc = vz_runtime_create(&cfg, out);
+	bench_affinity_restore(&saved);
 	if (rc < 0) {
-		fprintf(stderr, "%s: vz_runtime_create(%s): %s\n", bench_opts.name,
-			bench_backend_name(o->backend), vz_strerror(rc));
+		vz_config_error err;
+
+		memset(&err, 0, sizeof(err));
+		if (rc == VZ_ECONFIG)
+			vz_config_validate(&cfg, &err);
+		fprintf(stderr, "%s: vz_runtime_create(%s): %s%s%s%s%s\n", bench_opts.name,
+			bench_backend_name(o->backend), vz_strerror(rc), err.key[0] ? ": " : "",
+			err.key, err.message[0] ? ": " : "", err.message);
 		*out = NULL;
 		return rc;
 	}
@@ -71,6 +84,20 @@ static inline int bench_rt_create(const struct bench_rt_opts *o, vz_runtime **ou
 				vz_runtime_backend(*out), i, vz_runtime_shard_cpu(*out, i));
 	}
 	return 0;
+}
+
+/* vz_runtime_start() with the caller's affinity widened for the call (the
+ * runtime checks shard CPUs against the calling thread's mask, and a
+ * benchmark's main thread is pinned elsewhere). */
+static inline int bench_rt_start(vz_runtime *rt)
+{
+	cpu_set_t saved;
+	int rc;
+
+	bench_affinity_widen(&saved);
+	rc = vz_runtime_start(rt);
+	bench_affinity_restore(&saved);
+	return rc;
 }
 
 /* Stop and destroy, reporting (not hiding) errors. NULL is a no-op. */
@@ -92,6 +119,7 @@ static inline void bench_rt_destroy(vz_runtime *rt)
  * (not started). Prints why when it is not. */
 static inline bool bench_rt_backend_ok(vz_backend_kind k)
 {
+	cpu_set_t saved;
 	vz_config cfg;
 	vz_runtime *rt = NULL;
 	int rc;
@@ -99,11 +127,21 @@ static inline bool bench_rt_backend_ok(vz_backend_kind k)
 	vz_config_default(&cfg);
 	cfg.nshards = 1;
 	cfg.backend = k;
+	vz_cpuset_zero(&cfg.cpus);
+	for (int i = 0; i < bench_ncpus(); i++)
+		vz_cpuset_set(&cfg.cpus, (unsigned)bench_cpu(i));
+	bench_affinity_widen(&saved);
 	rc = vz_runtime_create(&cfg, &rt);
+	bench_affinity_restore(&saved);
 	if (rc < 0) {
-		char why[128];
+		vz_config_error err;
+		char why[700];
 
-		snprintf(why, sizeof(why), "runtime refused the backend: %s", vz_strerror(rc));
+		memset(&err, 0, sizeof(err));
+		if (rc == VZ_ECONFIG)
+			vz_config_validate(&cfg, &err);
+		snprintf(why, sizeof(why), "runtime refused the backend: %s%s%s", vz_strerror(rc),
+			 err.message[0] ? ": " : "", err.message);
 		bench_skip(bench_backend_name(k), why);
 		return false;
 	}
@@ -116,11 +154,13 @@ static inline bool bench_rt_backend_ok(vz_backend_kind k)
 	return true;
 }
 
-/* Wait until *flag (acquire) is nonzero: spin first, then sleep 20 us
- * steps. Returns true when set, false after timeout_s seconds. */
+/* Wait until *flag (acquire) is nonzero: spin briefly, then sleep in steps
+ * growing from 20 us to 1 ms (so a waiting main thread sharing a CPU with a
+ * shard disturbs it rarely; the figures never depend on when the waiter
+ * notices). Returns true when set, false after timeout_s seconds. */
 static inline bool bench_wait_flag(const _Atomic int *flag, double timeout_s)
 {
-	uint64_t start = bench_now_ns(), limit = (uint64_t)(timeout_s * 1e9);
+	uint64_t start = bench_now_ns(), limit = (uint64_t)(timeout_s * 1e9), step = 20000;
 	unsigned spins = 0;
 
 	/* Acquire pairs with the release store of the flag by whoever sets
@@ -132,7 +172,9 @@ static inline bool bench_wait_flag(const _Atomic int *flag, double timeout_s)
 		}
 		if (bench_now_ns() - start > limit)
 			return false;
-		bench_sleep_ns(20000);
+		bench_sleep_ns(step);
+		if (step < 1000000)
+			step *= 2;
 	}
 	return true;
 }

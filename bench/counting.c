@@ -1,0 +1,396 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Benchmark `counting` (BENCH.md, after Savina's Counting): a sender actor
+ * floods a receiver actor on the same shard with N 8-byte messages; the
+ * receiver counts them and checks their order. The figure is messages per
+ * second measured on the shard, from the sender's first send to the
+ * receiver's last receive (so the foreign post that starts the run is not
+ * in it). Variants (rows of `variants`):
+ *   local         - the sender sends all N from one receive call (the
+ *                   mailbox grows to N), as Savina's producer does
+ *   local-burst64 - the sender sends bursts of 64 and re-triggers itself
+ *                   with a message, so the mailbox stays in cache: the raw
+ *                   cost of one local send + dispatch in steady state
+ * Implementations:
+ *   veloz   - vz_send between two actors on one shard, per backend
+ *   classic - the same flood as tasks posted to the loop from the loop
+ *   limit   - (burst variant) the payload copied into a 64-slot array and
+ *             dispatched through an indirect call: queue-less delivery
+ * Cross-shard counting is a row to add once cross-shard sends are measured
+ * here; ck_ring and CAF are BENCH.md baselines reported as skipped.
+ */
+#include "bench.h"
+#include "bench_rt.h"
+#include "baseline/classic_loop.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+
+enum { MSG_START = VZ_MSG_USER, MSG_MORE, MSG_COUNT };
+
+struct variant {
+	const char *name;
+	uint32_t burst;    /* 0: all N from one call */
+	uint64_t n, quick_n;
+	bool limit;
+};
+
+static const struct variant variants[] = {
+	{"local", 0, 1000000, 200000, false},
+	{"local-burst64", 64, 10000000, 1000000, true},
+};
+
+/* Shared between the shard (writes) and main (reads after done). */
+struct run {
+	uint64_t n;
+	uint32_t burst;
+	uint64_t start_ns;  /* sender's first send */
+	uint64_t end_ns;    /* receiver's last receive */
+	uint64_t got;       /* receiver only */
+	uint64_t bad;       /* out-of-order, receiver only */
+	int err;            /* first send error, sender only */
+	_Atomic int done;   /* release by the receiver (or the sender on error) */
+};
+
+static void run_reset(struct run *r, const struct variant *v)
+{
+	r->n = bench_size(v->n, v->quick_n);
+	r->burst = v->burst;
+	r->start_ns = r->end_ns = 0;
+	r->got = r->bad = 0;
+	r->err = 0;
+	atomic_store_explicit(&r->done, 0, memory_order_relaxed);
+}
+
+/* Receiver side, shared by veloz and classic. */
+static inline void run_take(struct run *r, uint64_t seq)
+{
+	if (seq != r->got)
+		r->bad++;
+	if (++r->got == r->n) {
+		r->end_ns = bench_now_ns();
+		/* Pairs with the acquire in bench_wait_flag(). */
+		atomic_store_explicit(&r->done, 1, memory_order_release);
+	}
+}
+
+static int run_finish(struct run *r, const char *impl, double *value)
+{
+	if (!bench_wait_flag(&r->done, 60.0)) {
+		fprintf(stderr, "counting: %s: %llu of %llu after 60 s\n", impl,
+			(unsigned long long)r->got, (unsigned long long)r->n);
+		return -1;
+	}
+	if (r->err || r->bad || r->got != r->n) {
+		fprintf(stderr, "counting: %s: send error %d, %llu out of order\n", impl, r->err,
+			(unsigned long long)r->bad);
+		return -1;
+	}
+	*value = (double)r->n * 1e9 / (double)(r->end_ns - r->start_ns);
+	return 0;
+}
+
+struct ctx {
+	const struct variant *v;
+	vz_backend_kind backend;
+	struct run run;
+	struct bench_series mallocs, syscalls;
+};
+
+/* ---- veloz ------------------------------------------------------------ */
+
+struct recv_state {
+	struct run *run;
+};
+
+struct send_state {
+	struct run *run;
+	vz_ref peer;
+	uint64_t sent;
+};
+
+struct send_arg {
+	struct run *run;
+	vz_ref peer;
+};
+
+static int recv_init(vz_actor *self, void *state, const void *arg)
+{
+	(void)self;
+	((struct recv_state *)state)->run = (struct run *)arg;
+	return 0;
+}
+
+static void recv_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	uint64_t seq;
+
+	(void)self;
+	__builtin_memcpy(&seq, vz_msg_data(m), sizeof(seq));
+	run_take(((struct recv_state *)state)->run, seq);
+}
+
+static int send_init(vz_actor *self, void *state, const void *arg)
+{
+	const struct send_arg *a = arg;
+	struct send_state *st = state;
+
+	(void)self;
+	st->run = a->run;
+	st->peer = a->peer;
+	return 0;
+}
+
+/* Send the next burst (or everything), then ask ourselves for more. */
+static void send_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct send_state *st = state;
+	struct run *r = st->run;
+	uint64_t end;
+	int rc;
+
+	if (vz_msg_type(m) == MSG_START)
+		r->start_ns = bench_now_ns();
+	end = r->burst ? st->sent + r->burst : r->n;
+	if (end > r->n)
+		end = r->n;
+	for (; st->sent < end; st->sent++) {
+		rc = vz_send(self, st->peer, MSG_COUNT, &st->sent, sizeof(st->sent));
+		if (rc < 0)
+			goto fail;
+	}
+	if (st->sent < r->n) {
+		rc = vz_send(self, vz_self(self), MSG_MORE, NULL, 0);
+		if (rc < 0)
+			goto fail;
+	}
+	return;
+fail:
+	r->err = rc;
+	fprintf(stderr, "counting: vz_send: %s\n", vz_strerror(rc));
+	/* Pairs with the acquire in bench_wait_flag(): stop waiting. */
+	atomic_store_explicit(&r->done, 1, memory_order_release);
+}
+
+static const vz_actor_spec recv_spec = {
+	.name = "count-recv",
+	.state_size = sizeof(struct recv_state),
+	.init = recv_init,
+	.receive = recv_receive,
+};
+
+static const vz_actor_spec send_spec = {
+	.name = "count-send",
+	.state_size = sizeof(struct send_state),
+	.init = send_init,
+	.receive = send_receive,
+};
+
+static int run_veloz(void *arg, int rep, double *value)
+{
+	struct ctx *c = arg;
+	struct bench_rt_opts o = {.backend = c->backend, .nshards = 1, .cpu = {1},
+				  .quiet = rep > 0};
+	vz_shard_stats s0, s1, d;
+	struct send_arg sa;
+	vz_runtime *rt;
+	vz_ref recv, snd;
+	int rc;
+
+	if (bench_rt_create(&o, &rt) < 0)
+		return -1;
+	run_reset(&c->run, c->v);
+	rc = vz_spawn(rt, 0, &recv_spec, &c->run, &recv);
+	sa.run = &c->run;
+	sa.peer = recv;
+	if (rc == 0)
+		rc = vz_spawn(rt, 0, &send_spec, &sa, &snd);
+	if (rc == 0)
+		rc = bench_rt_start(rt);
+	bench_rt_stats(rt, &s0, NULL);
+	if (rc == 0)
+		rc = vz_post(rt, snd, MSG_START, NULL, 0);
+	if (rc < 0) {
+		fprintf(stderr, "counting: veloz setup: %s\n", vz_strerror(rc));
+		bench_rt_destroy(rt);
+		return -1;
+	}
+	rc = run_finish(&c->run, "veloz", value);
+	bench_rt_stats(rt, &s1, NULL);
+	bench_rt_destroy(rt);
+	if (rc == 0 && rep >= 0) {
+		bench_rt_stats_delta(&s0, &s1, &d);
+		bench_series_add(&c->mallocs, (double)d.pool_refills / (double)c->run.n);
+		bench_series_add(&c->syscalls, (double)d.wakeups_sent / (double)c->run.n);
+	}
+	return rc;
+}
+
+/* ---- classic ---------------------------------------------------------- */
+
+static struct {
+	struct classic_loop *l;
+	struct run *run;
+	uint64_t sent;
+} cc;
+
+static void classic_recv(void *arg)
+{
+	run_take(cc.run, (uint64_t)(uintptr_t)arg);
+}
+
+static void classic_send(void *arg)
+{
+	struct run *r = cc.run;
+	uint64_t end = r->burst ? cc.sent + r->burst : r->n;
+
+	if (arg)
+		r->start_ns = bench_now_ns();
+	if (end > r->n)
+		end = r->n;
+	for (; cc.sent < end; cc.sent++) {
+		if (classic_loop_post(cc.l, classic_recv, (void *)(uintptr_t)cc.sent) < 0)
+			goto fail;
+	}
+	if (cc.sent < r->n && classic_loop_post(cc.l, classic_send, NULL) < 0)
+		goto fail;
+	return;
+fail:
+	r->err = -1;
+	atomic_store_explicit(&r->done, 1, memory_order_release);
+}
+
+static int run_classic(void *arg, int rep, double *value)
+{
+	struct ctx *c = arg;
+	struct classic_loop_stats st;
+	int rc;
+
+	if (classic_loop_create(1024, &cc.l) < 0 || classic_loop_start(cc.l, 1) < 0)
+		return -1;
+	run_reset(&c->run, c->v);
+	cc.run = &c->run;
+	cc.sent = 0;
+	classic_loop_post(cc.l, classic_send, (void *)1);
+	rc = run_finish(&c->run, "classic", value);
+	classic_loop_stop(cc.l);
+	classic_loop_stats(cc.l, &st);
+	classic_loop_destroy(cc.l);
+	if (rc == 0 && rep >= 0) {
+		bench_series_add(&c->mallocs, (double)st.grows / (double)c->run.n);
+		bench_series_add(&c->syscalls, (double)st.signals / (double)c->run.n);
+	}
+	return rc;
+}
+
+/* ---- limit: copy into a small array, dispatch by indirect call -------- */
+
+static void limit_recv(struct run *r, const void *payload)
+{
+	uint64_t seq;
+
+	__builtin_memcpy(&seq, payload, sizeof(seq));
+	if (seq != r->got)
+		r->bad++;
+	r->got++;
+}
+
+static void (*volatile limit_fn)(struct run *, const void *) = limit_recv;
+
+static int run_limit(void *arg, int rep, double *value)
+{
+	struct ctx *c = arg;
+	struct run *r = &c->run;
+	uint64_t slots[64];
+	uint32_t burst = c->v->burst ? c->v->burst : 64;
+
+	(void)rep;
+	run_reset(r, c->v);
+	r->start_ns = bench_now_ns();
+	for (uint64_t sent = 0; sent < r->n;) {
+		void (*fn)(struct run *, const void *) = limit_fn;
+		uint32_t k = 0;
+
+		for (; k < burst && sent < r->n; k++, sent++)
+			__builtin_memcpy(&slots[k % 64], &sent, sizeof(sent));
+		bench_clobber(slots);
+		for (uint32_t i = 0; i < k; i++)
+			fn(r, &slots[i % 64]);
+	}
+	r->end_ns = bench_now_ns();
+	if (r->bad || r->got != r->n)
+		return -1;
+	*value = (double)r->n * 1e9 / (double)(r->end_ns - r->start_ns);
+	return 0;
+}
+
+/* ---- driver ----------------------------------------------------------- */
+
+static void run_variant(const struct variant *v)
+{
+	static char names[2][64];
+	struct ctx ctx[4];
+	struct bench_impl impls[4];
+	int n = 0, icl;
+
+	fprintf(stderr, "counting %s: %llu messages, %s, shard on CPU %d\n", v->name,
+		(unsigned long long)bench_size(v->n, v->quick_n),
+		v->burst ? "bursts + self re-trigger" : "all from one receive call", bench_cpu(1));
+	for (int b = 0; b < 2; b++) {
+		const char *be = bench_backend_name(bench_backends[b]);
+
+		if (!bench_rt_backend_ok(bench_backends[b]))
+			continue;
+		snprintf(names[b], sizeof(names[0]), "%s-%s", v->name, be);
+		ctx[n] = (struct ctx){.v = v, .backend = bench_backends[b]};
+		bench_series_init(&ctx[n].mallocs, "counting", names[b], "veloz", "mallocs_per_msg",
+				  "count");
+		bench_series_init(&ctx[n].syscalls, "counting", names[b], "veloz",
+				  "syscalls_per_msg", "count");
+		impls[n] = (struct bench_impl){.impl = "veloz", .fn = run_veloz, .ctx = &ctx[n]};
+		n++;
+	}
+	icl = n;
+	ctx[n] = (struct ctx){.v = v};
+	bench_series_init(&ctx[n].mallocs, "counting", v->name, "classic", "mallocs_per_msg",
+			  "count");
+	bench_series_init(&ctx[n].syscalls, "counting", v->name, "classic", "syscalls_per_msg",
+			  "count");
+	impls[n] = (struct bench_impl){.impl = "classic", .fn = run_classic, .ctx = &ctx[n]};
+	n++;
+	if (v->limit) {
+		ctx[n] = (struct ctx){.v = v};
+		bench_series_init(&ctx[n].mallocs, "counting", v->name, "limit", "-", "-");
+		bench_series_init(&ctx[n].syscalls, "counting", v->name, "limit", "-", "-");
+		impls[n] = (struct bench_impl){.impl = "limit", .fn = run_limit, .ctx = &ctx[n]};
+		n++;
+	}
+	bench_run_side_by_side(impls, n, bench_opts.reps, true, "counting", v->name, "throughput",
+			       "msg/s");
+	for (int i = 0; i < icl; i++)
+		impls[i].s.variant = ctx[i].mallocs.variant;
+	for (int i = 0; i < n; i++) {
+		bench_emit_series(&impls[i].s);
+		if (i < icl) {
+			bench_emit_ratio(&impls[i].s, &impls[icl].s, true);
+			if (v->limit)
+				bench_emit_ratio(&impls[i].s, &impls[icl + 1].s, true);
+		}
+		if (i <= icl) {
+			bench_emit_series(&ctx[i].mallocs);
+			bench_emit_series(&ctx[i].syscalls);
+		}
+	}
+}
+
+int main(int argc, char **argv)
+{
+	bench_init(argc, argv, "counting");
+	bench_pin(0, "main thread");
+	for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+		if (bench_variant_enabled(variants[i].name))
+			run_variant(&variants[i]);
+	}
+	bench_skip("ck_ring, caf", "no cross-shard counting variant yet (same-shard only)");
+	return 0;
+}
