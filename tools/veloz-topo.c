@@ -52,22 +52,23 @@ static const struct {
 	uint32_t flag;
 	const char *name;
 } setup_flags[] = {
-	{IORING_SETUP_IOPOLL, "IOPOLL"},
-	{IORING_SETUP_SQPOLL, "SQPOLL"},
-	{IORING_SETUP_SQ_AFF, "SQ_AFF"},
-	{IORING_SETUP_CQSIZE, "CQSIZE"},
-	{IORING_SETUP_CLAMP, "CLAMP"},
-	{IORING_SETUP_ATTACH_WQ, "ATTACH_WQ"},
-	{IORING_SETUP_R_DISABLED, "R_DISABLED"},
-	{IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
-	{IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
-	{IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"},
-	{IORING_SETUP_SQE128, "SQE128"},
-	{IORING_SETUP_CQE32, "CQE32"},
-	{IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
-	{IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
+    {IORING_SETUP_IOPOLL, "IOPOLL"},
+    {IORING_SETUP_SQPOLL, "SQPOLL"},
+    {IORING_SETUP_SQ_AFF, "SQ_AFF"},
+    {IORING_SETUP_CQSIZE, "CQSIZE"},
+    {IORING_SETUP_CLAMP, "CLAMP"},
+    {IORING_SETUP_ATTACH_WQ, "ATTACH_WQ"},
+    {IORING_SETUP_R_DISABLED, "R_DISABLED"},
+    {IORING_SETUP_SUBMIT_ALL, "SUBMIT_ALL"},
+    {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
+    {IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"},
+    {IORING_SETUP_SQE128, "SQE128"},
+    {IORING_SETUP_CQE32, "CQE32"},
+    {IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
+    {IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
 };
 
+/* The synopsis, to stdout for --help, to stderr on misuse. */
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: veloz-topo [--json] [FILE]\n"
@@ -88,6 +89,7 @@ static void print_error(FILE *f, const vz_config_error *e)
 	fprintf(f, "%s\n", e->message);
 }
 
+/* s as a JSON string literal. */
 static void json_str(FILE *f, const char *s)
 {
 	fputc('"', f);
@@ -106,6 +108,7 @@ static void json_str(FILE *f, const char *s)
 	fputc('"', f);
 }
 
+/* A vz_config_error as a JSON object. */
 static void json_error(FILE *f, const vz_config_error *e)
 {
 	fputs("{\"file\": ", f);
@@ -117,6 +120,7 @@ static void json_error(FILE *f, const vz_config_error *e)
 	fputc('}', f);
 }
 
+/* s in cpulist syntax into buf, or "none"; returns the text. */
 static const char *fmt_set(const vz_cpuset *s, char *buf, size_t len)
 {
 	vz__cpuset_format(s, buf, len);
@@ -141,6 +145,8 @@ static unsigned smt_groups(const struct vz__topology *t, vz_cpuset *groups, int 
 	return n;
 }
 
+/* Which backend the config's `backend` (and VZ_BACKEND) selects, why, and
+ * with which io_uring setup flags. */
 static void probe_io(struct report *r)
 {
 	struct vz__io *io = NULL;
@@ -157,6 +163,8 @@ static void probe_io(struct report *r)
 	}
 }
 
+/* Names of the io_uring setup flags in `flags`, '|'-separated or as JSON
+ * strings. */
 static void print_flags(FILE *f, uint32_t flags, bool json)
 {
 	bool first = true;
@@ -174,6 +182,7 @@ static void print_flags(FILE *f, uint32_t flags, bool json)
 		fputs("none", f);
 }
 
+/* The config spelling of a backend kind. */
 static const char *backend_name(vz_backend_kind b)
 {
 	switch (b) {
@@ -186,6 +195,7 @@ static const char *backend_name(vz_backend_kind b)
 	}
 }
 
+/* The human-readable report. */
 static void print_text(const struct report *r)
 {
 	static vz_cpuset groups[VZ_MAX_CPUS];
@@ -216,7 +226,8 @@ static void print_text(const struct report *r)
 	} else {
 		printf("SMT siblings:   %u core%s with several threads\n", ng, ng == 1 ? "" : "s");
 		for (unsigned i = 0; i < ng; i++)
-			printf("  core %d: CPUs %s\n", core_of[i], fmt_set(&groups[i], b, sizeof b));
+			printf("  core %d: CPUs %s\n", core_of[i],
+			       fmt_set(&groups[i], b, sizeof b));
 	}
 	if (r->io_rc < 0) {
 		printf("I/O backend:    none usable for backend = %s: %s (%s)\n",
@@ -262,6 +273,7 @@ static void print_text(const struct report *r)
 	}
 }
 
+/* The same report as one JSON document. */
 static void print_json(const struct report *r)
 {
 	static vz_cpuset groups[VZ_MAX_CPUS];
@@ -286,7 +298,8 @@ static void print_json(const struct report *r)
 	json_str(stdout, t->cgroup_source);
 	printf(", \"allowed\": ");
 	json_str(stdout, (vz__cpuset_format(&t->allowed, b, sizeof b), b));
-	printf("},\n  \"numa_available\": %s,\n  \"nodes\": [", t->numa_available ? "true" : "false");
+	printf("},\n  \"numa_available\": %s,\n  \"nodes\": [",
+	       t->numa_available ? "true" : "false");
 	for (unsigned n = 0; n < t->nnodes; n++) {
 		printf("%s\n    {\"node\": %u, \"cpus\": ", n ? "," : "", n);
 		json_str(stdout, (vz__cpuset_format(&t->node_cpus[n], b, sizeof b), b));
@@ -365,10 +378,10 @@ static void evaluate(struct report *r)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"check", no_argument, NULL, 'c'},
-		{"json", no_argument, NULL, 'j'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	    {"check", no_argument, NULL, 'c'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
 	};
 	static struct report r;
 	bool check = false, json = false;
@@ -410,7 +423,8 @@ int main(int argc, char **argv)
 		} else if (r.cfg_rc < 0) {
 			print_error(stderr, &r.err);
 		} else {
-			printf("%s: OK (%u shard%s)\n", r.file, r.nshards, r.nshards == 1 ? "" : "s");
+			printf("%s: OK (%u shard%s)\n", r.file, r.nshards,
+			       r.nshards == 1 ? "" : "s");
 		}
 		return r.cfg_rc < 0 ? 1 : 0;
 	}

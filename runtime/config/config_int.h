@@ -52,12 +52,12 @@ enum vz__cfg_field {
 struct vz__config_src {
 	char file[256];
 	int line[VZ__F_COUNT];
-	const char *env[VZ__F_COUNT];        /* static strings, e.g. "VZ_SHARDS" */
-	int shard_section[VZ_MAX_SHARDS];    /* line of the first key of [shard.N]; 0 = absent */
+	const char *env[VZ__F_COUNT];	  /* static strings, e.g. "VZ_SHARDS" */
+	int shard_section[VZ_MAX_SHARDS]; /* line of the first key of [shard.N]; 0 = absent */
 	int shard_cpu[VZ_MAX_SHARDS];
 	int shard_ring[VZ_MAX_SHARDS];
 	int shard_embedded[VZ_MAX_SHARDS];
-	int topo_node[VZ_MAX_NODES];         /* line of topology node.N */
+	int topo_node[VZ_MAX_NODES]; /* line of topology node.N */
 };
 
 /* ---- cpuset syntax (cpuset_parse.c) ---------------------------------- */
@@ -89,9 +89,8 @@ bool vz__cpuset_subset(const vz_cpuset *a, const vz_cpuset *b);
  * syntax and the range of the value (everything that does not need the
  * machine or other keys); records the origin in src. 0 or VZ_ECONFIG with
  * *err filled (err may be NULL). */
-int vz__config_set(vz_config *cfg, struct vz__config_src *src, const char *section,
-		   const char *key, const char *value, int line, const char *env_name,
-		   vz_config_error *err);
+int vz__config_set(vz_config *cfg, struct vz__config_src *src, const char *section, const char *key,
+		   const char *value, int line, const char *env_name, vz_config_error *err);
 
 /* Parse INI text (len bytes, need not be NUL-terminated) named `name` into
  * cfg, recording origins in src (cleared first; must not be NULL). No
@@ -137,15 +136,15 @@ int vz__config_check_shard(const vz_config *cfg, const struct vz__config_src *sr
 			   vz_config_error *err);
 
 /* Ranges shared by parsing, validation and the documentation. */
-#define VZ__SPIN_US_MAX     1000000u
-#define VZ__TICK_US_MIN     10u
-#define VZ__TICK_US_MAX     1000000u
-#define VZ__RING_MIN        2u
-#define VZ__RING_MAX        (1u << 20)
-#define VZ__BATCH_MAX       65536u
+#define VZ__SPIN_US_MAX	     1000000u
+#define VZ__TICK_US_MIN	     10u
+#define VZ__TICK_US_MAX	     1000000u
+#define VZ__RING_MIN	     2u
+#define VZ__RING_MAX	     (1u << 20)
+#define VZ__BATCH_MAX	     65536u
 #define VZ__POOL_WORKERS_MAX 1024u
-#define VZ__POOL_QCAP_MIN   2u
-#define VZ__POOL_QCAP_MAX   (1u << 24)
+#define VZ__POOL_QCAP_MIN    2u
+#define VZ__POOL_QCAP_MAX    (1u << 24)
 
 /* Why CPU `cpu` may not host a shard on t ("CPU 5 is not online (online:
  * 0-3)", "... outside the process affinity mask ...", "... outside the
@@ -160,14 +159,14 @@ const char *vz__config_field_key(enum vz__cfg_field f);
  * appending "(from VZ_X)" for environment values. Returns VZ_ECONFIG. */
 int vz__config_field_error(vz_config_error *err, const struct vz__config_src *src,
 			   enum vz__cfg_field f, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* Fill *err for a value recorded at `line` of src's file (line
  * VZ__LINE_ENV: from environment variable env, named in the message).
  * Returns VZ_ECONFIG. */
 int vz__config_error_at(vz_config_error *err, const struct vz__config_src *src, int line,
 			const char *env, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 6, 7)));
+    __attribute__((format(printf, 6, 7)));
 
 /* Fill *err with exactly these parts (file NULL = ""). Returns VZ_ECONFIG. */
 int vz__config_error(vz_config_error *err, const char *file, int line, const char *key,

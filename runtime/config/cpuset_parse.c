@@ -12,6 +12,8 @@
 
 #include <veloz/error.h>
 
+/* Write a one-line reason into why (quoting the token at `at` for a "%s"
+ * format, else printing v) and return VZ_EINVAL. */
 static int fail(char *why, size_t why_len, const char *fmt, const char *at, unsigned long v)
 {
 	if (why && why_len) {
@@ -32,6 +34,7 @@ static int fail(char *why, size_t why_len, const char *fmt, const char *at, unsi
 	return VZ_EINVAL;
 }
 
+/* First character of p that is not a blank or line end. */
 static const char *skip_blank(const char *p)
 {
 	while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
@@ -84,7 +87,8 @@ int vz__cpuset_parse(const char *s, unsigned flags, vz_cpuset *out, char *why, s
 		if (*p == '-') {
 			p = skip_blank(p + 1);
 			if (parse_num(&p, &hi) < 0)
-				return fail(why, why_len, "expected the end of a range at '%s'", p, 0);
+				return fail(why, why_len, "expected the end of a range at '%s'", p,
+					    0);
 			if (hi < lo)
 				return fail(why, why_len, "reversed range ending at %lu", NULL, hi);
 			p = skip_blank(p);

@@ -20,10 +20,13 @@ static const struct {
 	const char *var;
 	const char *key; /* in [runtime] */
 } overrides[] = {
-	{"VZ_SHARDS", "shards"},	   {"VZ_CPUS", "cpus"},
-	{"VZ_BACKEND", "backend"},	   {"VZ_IDLE", "idle"},
-	{"VZ_SPIN_US", "idle_spin_us"},	   {"VZ_TICK_US", "timer_tick_us"},
-	{"VZ_RING_ENTRIES", "ring_entries"},
+    {"VZ_SHARDS", "shards"},
+    {"VZ_CPUS", "cpus"},
+    {"VZ_BACKEND", "backend"},
+    {"VZ_IDLE", "idle"},
+    {"VZ_SPIN_US", "idle_spin_us"},
+    {"VZ_TICK_US", "timer_tick_us"},
+    {"VZ_RING_ENTRIES", "ring_entries"},
 };
 
 int vz__config_apply_env_src(vz_config *cfg, struct vz__config_src *src, vz_config_error *err)

@@ -38,15 +38,17 @@
 
 static const char *const sections[] = {"runtime", "pool", "topology", "shard"};
 static const char *const runtime_keys[] = {
-	"shards",	"cpus",	     "backend",		"idle",	      "idle_spin_us",
-	"timer_tick_us", "ring_entries", "batch", "actors_per_turn", "send_batch",
-	"allow_shared_cpus",
+    "shards",	    "cpus",  "backend",		"idle",	      "idle_spin_us",	   "timer_tick_us",
+    "ring_entries", "batch", "actors_per_turn", "send_batch", "allow_shared_cpus",
 };
 static const char *const shard_keys[] = {"cpu", "ring_entries", "embedded"};
 static const char *const pool_keys[] = {
-	"workers_per_node", "queue_capacity", "overload", "share_shard_cpus",
+    "workers_per_node",
+    "queue_capacity",
+    "overload",
+    "share_shard_cpus",
 #ifdef VZ_CONFIG_HAS_POOL_NODES
-	"nodes",
+    "nodes",
 #endif
 };
 static const char *const topology_keys[] = {"nodes", "node.0"};
@@ -73,6 +75,7 @@ static bool parse_u32(const char *v, uint32_t *out)
 	return true;
 }
 
+/* true|false|yes|no|on|off|1|0, any case; false when none matches. */
 static bool parse_bool(const char *v, bool *out)
 {
 	static const char *const yes[] = {"true", "yes", "on", "1"};
@@ -121,7 +124,8 @@ struct setctx {
 	vz_config_error *err;
 };
 
-#define SET_ERR(c, ...) vz__config_error_at((c)->err, (c)->src, (c)->line, (c)->env, (c)->key, __VA_ARGS__)
+#define SET_ERR(c, ...)                                                                            \
+	vz__config_error_at((c)->err, (c)->src, (c)->line, (c)->env, (c)->key, __VA_ARGS__)
 
 /* Refuse a key already set in this file; record where this one is. */
 static int claim(struct setctx *c, int *slot)
@@ -132,6 +136,8 @@ static int claim(struct setctx *c, int *slot)
 	return 0;
 }
 
+/* claim() for a top-level field, also recording the variable name for
+ * environment values. */
 static int claim_field(struct setctx *c, enum vz__cfg_field f)
 {
 	int rc = claim(c, &c->src->line[f]);
@@ -141,6 +147,7 @@ static int claim_field(struct setctx *c, enum vz__cfg_field f)
 	return rc;
 }
 
+/* Store a decimal u32 value into *dst, then range-check field f. */
 static int set_u32(struct setctx *c, enum vz__cfg_field f, uint32_t *dst)
 {
 	uint32_t v;
@@ -154,6 +161,7 @@ static int set_u32(struct setctx *c, enum vz__cfg_field f, uint32_t *dst)
 	return vz__config_check_value(c->cfg, c->src, f, c->err);
 }
 
+/* Store a boolean value into *dst. */
 static int set_bool(struct setctx *c, enum vz__cfg_field f, bool *dst)
 {
 	int rc = claim_field(c, f);
@@ -165,6 +173,8 @@ static int set_bool(struct setctx *c, enum vz__cfg_field f, bool *dst)
 	return 0;
 }
 
+/* The set_<section>() functions: 0 stored, VZ_ECONFIG refused (err
+ * filled), 1 no such key in the section (the caller reports it). */
 static int set_runtime(struct setctx *c, const char *name)
 {
 	vz_config *cfg = c->cfg;
@@ -208,7 +218,8 @@ static int set_runtime(struct setctx *c, const char *name)
 		else if (!strcasecmp(c->value, "epoll"))
 			cfg->backend = VZ_BACKEND_EPOLL;
 		else
-			return SET_ERR(c, "unknown backend '%.64s' (auto|io_uring|epoll)", c->value);
+			return SET_ERR(c, "unknown backend '%.64s' (auto|io_uring|epoll)",
+				       c->value);
 		return 0;
 	}
 	if (!strcmp(name, "idle")) {
@@ -221,7 +232,8 @@ static int set_runtime(struct setctx *c, const char *name)
 		else if (!strcasecmp(c->value, "sleep"))
 			cfg->idle_policy = VZ_IDLE_SLEEP;
 		else
-			return SET_ERR(c, "unknown idle policy '%.64s' (spin|sleep|spin_then_sleep)",
+			return SET_ERR(c,
+				       "unknown idle policy '%.64s' (spin|sleep|spin_then_sleep)",
 				       c->value);
 		return 0;
 	}
@@ -261,7 +273,8 @@ static int set_pool(struct setctx *c, const char *name)
 		else if (!strcasecmp(c->value, "spill"))
 			p->overload = VZ_POOL_SPILL;
 		else
-			return SET_ERR(c, "unknown overload policy '%.64s' (reject|spill)", c->value);
+			return SET_ERR(c, "unknown overload policy '%.64s' (reject|spill)",
+				       c->value);
 		return 0;
 	}
 #ifdef VZ_CONFIG_HAS_POOL_NODES
@@ -315,7 +328,8 @@ static int set_shard(struct setctx *c, unsigned idx, const char *name)
 		if ((rc = claim(c, &c->src->shard_ring[idx])) < 0)
 			return rc;
 		if (!parse_u32(c->value, &s->ring_entries))
-			return SET_ERR(c, "'%.64s' is not a number (decimal digits only)", c->value);
+			return SET_ERR(c, "'%.64s' is not a number (decimal digits only)",
+				       c->value);
 		return vz__config_check_shard(c->cfg, c->src, idx, c->err);
 	}
 	if (!strcmp(name, "embedded")) {
@@ -375,8 +389,7 @@ static int check_section(const char *section, long *shard_idx, vz_config_error *
 	const char *s;
 
 	*shard_idx = -1;
-	if (!strcmp(section, "runtime") || !strcmp(section, "pool") ||
-	    !strcmp(section, "topology"))
+	if (!strcmp(section, "runtime") || !strcmp(section, "pool") || !strcmp(section, "topology"))
 		return 0;
 	if (!strncmp(section, "shard.", 6)) {
 		*shard_idx = parse_index(section, "shard.");
@@ -397,11 +410,12 @@ static int check_section(const char *section, long *shard_idx, vz_config_error *
 	s = vz__config_suggest(head, sections, COUNT(sections));
 	if (s && !strcmp(s, "shard"))
 		return vz__config_error_at(err, src, line, env, section,
-					   "unknown section [%.48s]; did you mean [shard.%s]?", section,
-					   dot ? dot + 1 : "N");
+					   "unknown section [%.48s]; did you mean [shard.%s]?",
+					   section, dot ? dot + 1 : "N");
 	if (s)
 		return vz__config_error_at(err, src, line, env, section,
-					   "unknown section [%.48s]; did you mean [%s]?", section, s);
+					   "unknown section [%.48s]; did you mean [%s]?", section,
+					   s);
 	return vz__config_error_at(err, src, line, env, section,
 				   "unknown section [%.48s] (known: runtime, pool, topology, "
 				   "shard.N)",
@@ -451,14 +465,15 @@ struct parse {
 	const char *text;
 	size_t len;
 	size_t pos;
-	int line;          /* physical line last handed to inih (1-based) */
-	bool key_seen;     /* a key since the last section header (inih's prev_name) */
-	int err_line;      /* line of the first error we found; 0 = none */
+	int line;      /* physical line last handed to inih (1-based) */
+	bool key_seen; /* a key since the last section header (inih's prev_name) */
+	int err_line;  /* line of the first error we found; 0 = none */
 	vz_config_error err;
 };
 
+/* Record the first error at the current line; returns VZ_ECONFIG. */
 static int parse_fail(struct parse *ps, const char *key, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 static int parse_fail(struct parse *ps, const char *key, const char *fmt, ...)
 {
@@ -491,8 +506,8 @@ static void check_line(struct parse *ps, const char *raw, size_t n, size_t max)
 		parse_fail(ps, "", "line longer than %zu characters", max);
 		return;
 	}
-	if (ps->line == 1 && n >= 3 && (unsigned char)p[0] == 0xEF &&
-	    (unsigned char)p[1] == 0xBB && (unsigned char)p[2] == 0xBF)
+	if (ps->line == 1 && n >= 3 && (unsigned char)p[0] == 0xEF && (unsigned char)p[1] == 0xBB &&
+	    (unsigned char)p[2] == 0xBF)
 		p += 3;
 	while (end > p && isspace((unsigned char)end[-1]))
 		end--;
@@ -547,6 +562,8 @@ static char *read_line(char *str, int num, void *stream)
 	return str;
 }
 
+/* inih handler: one key of one section. Always returns 1 (errors are kept
+ * in ps so inih's own return value means "syntax error at line N"). */
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
 	struct parse *ps = user;
@@ -631,10 +648,16 @@ int vz__config_load_text(vz_config *cfg, const char *text, size_t len, const cha
 	return load_text(cfg, text ? text : "", len, name, t, err);
 }
 
+/* strerror() is not thread-safe and loading may run on any thread. */
+static const char *errtext(int e, char *buf, size_t len)
+{
+	return strerror_r(e, buf, len); /* the GNU variant: returns the text */
+}
+
 int vz__config_load_on(vz_config *cfg, const char *path, const struct vz__topology *t,
 		       vz_config_error *err)
 {
-	char *buf;
+	char *buf, ebuf[128];
 	size_t len = 0;
 	int fd, rc;
 
@@ -642,7 +665,8 @@ int vz__config_load_on(vz_config *cfg, const char *path, const struct vz__topolo
 		return VZ_EINVAL;
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
-		vz__config_error(err, path, 0, "", "cannot open: %s", strerror(errno));
+		vz__config_error(err, path, 0, "", "cannot open: %s",
+				 errtext(errno, ebuf, sizeof ebuf));
 		return VZ_ENOENT;
 	}
 	buf = malloc(MAX_FILE_BYTES + 1);
@@ -657,7 +681,7 @@ int vz__config_load_on(vz_config *cfg, const char *path, const struct vz__topolo
 			continue;
 		if (n < 0) {
 			rc = vz__config_error(err, path, 0, "", "cannot read: %s",
-					      strerror(errno));
+					      errtext(errno, ebuf, sizeof ebuf));
 			goto out;
 		}
 		if (n == 0)

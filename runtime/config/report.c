@@ -15,23 +15,23 @@
 #include <veloz/error.h>
 
 static const char *const field_keys[VZ__F_COUNT] = {
-	[VZ__F_SHARDS] = "runtime.shards",
-	[VZ__F_CPUS] = "runtime.cpus",
-	[VZ__F_BACKEND] = "runtime.backend",
-	[VZ__F_IDLE] = "runtime.idle",
-	[VZ__F_IDLE_SPIN_US] = "runtime.idle_spin_us",
-	[VZ__F_TIMER_TICK_US] = "runtime.timer_tick_us",
-	[VZ__F_RING_ENTRIES] = "runtime.ring_entries",
-	[VZ__F_BATCH] = "runtime.batch",
-	[VZ__F_ACTORS_PER_TURN] = "runtime.actors_per_turn",
-	[VZ__F_SEND_BATCH] = "runtime.send_batch",
-	[VZ__F_ALLOW_SHARED] = "runtime.allow_shared_cpus",
-	[VZ__F_POOL_WORKERS] = "pool.workers_per_node",
-	[VZ__F_POOL_QUEUE_CAPACITY] = "pool.queue_capacity",
-	[VZ__F_POOL_OVERLOAD] = "pool.overload",
-	[VZ__F_POOL_SHARE] = "pool.share_shard_cpus",
-	[VZ__F_POOL_NODES] = "pool.nodes",
-	[VZ__F_TOPO_NODES] = "topology.nodes",
+    [VZ__F_SHARDS] = "runtime.shards",
+    [VZ__F_CPUS] = "runtime.cpus",
+    [VZ__F_BACKEND] = "runtime.backend",
+    [VZ__F_IDLE] = "runtime.idle",
+    [VZ__F_IDLE_SPIN_US] = "runtime.idle_spin_us",
+    [VZ__F_TIMER_TICK_US] = "runtime.timer_tick_us",
+    [VZ__F_RING_ENTRIES] = "runtime.ring_entries",
+    [VZ__F_BATCH] = "runtime.batch",
+    [VZ__F_ACTORS_PER_TURN] = "runtime.actors_per_turn",
+    [VZ__F_SEND_BATCH] = "runtime.send_batch",
+    [VZ__F_ALLOW_SHARED] = "runtime.allow_shared_cpus",
+    [VZ__F_POOL_WORKERS] = "pool.workers_per_node",
+    [VZ__F_POOL_QUEUE_CAPACITY] = "pool.queue_capacity",
+    [VZ__F_POOL_OVERLOAD] = "pool.overload",
+    [VZ__F_POOL_SHARE] = "pool.share_shard_cpus",
+    [VZ__F_POOL_NODES] = "pool.nodes",
+    [VZ__F_TOPO_NODES] = "topology.nodes",
 };
 
 const char *vz__config_field_key(enum vz__cfg_field f)
@@ -41,6 +41,7 @@ const char *vz__config_field_key(enum vz__cfg_field f)
 	return field_keys[f];
 }
 
+/* snprintf-copy that treats NULL as "". */
 static void copy_str(char *dst, size_t cap, const char *src)
 {
 	snprintf(dst, cap, "%s", src ? src : "");
@@ -131,8 +132,8 @@ static unsigned edit_distance(const char *a, const char *b)
 		row[0] = (unsigned)i;
 		for (size_t j = 1; j <= lb; j++) {
 			unsigned up = row[j];
-			unsigned cost = tolower((unsigned char)a[i - 1]) !=
-					tolower((unsigned char)b[j - 1]);
+			unsigned cost =
+			    tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
 			unsigned best = diag + cost;
 
 			if (up + 1 < best)

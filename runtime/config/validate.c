@@ -16,11 +16,13 @@
 
 #include <veloz/error.h>
 
+/* v is a (non-zero) power of two. */
 static bool pow2(uint32_t v)
 {
 	return v && !(v & (v - 1));
 }
 
+/* lo <= v <= hi, else a field error naming the range. */
 static int check_range(const struct vz__config_src *src, enum vz__cfg_field f, uint32_t v,
 		       uint32_t lo, uint32_t hi, vz_config_error *err)
 {
@@ -39,10 +41,9 @@ static int check_pow2(const struct vz__config_src *src, enum vz__cfg_field f, ui
 		return vz__config_field_error(err, src, f, "%u is out of range %u..%u%s", v, lo, hi,
 					      zero_ok ? " (or 0 for the default)" : "");
 	if (!pow2(v))
-		return vz__config_field_error(err, src, f,
-					      "%u is not a power of two (e.g. %u or %u)", v,
-					      1u << (31 - __builtin_clz(v)),
-					      1u << (32 - __builtin_clz(v)));
+		return vz__config_field_error(
+		    err, src, f, "%u is not a power of two (e.g. %u or %u)", v,
+		    1u << (31 - __builtin_clz(v)), 1u << (32 - __builtin_clz(v)));
 	return 0;
 }
 
@@ -166,9 +167,9 @@ static int check_topology_decl(const vz_config *cfg, const struct vz__config_src
 			continue;
 		}
 		if (!vz_cpuset_count(c))
-			return vz__config_error_at(err, src,
-						   line ? line : (src ? src->line[VZ__F_TOPO_NODES] : 0),
-						   NULL, key, "declared node %u has no CPUs", n);
+			return vz__config_error_at(
+			    err, src, line ? line : (src ? src->line[VZ__F_TOPO_NODES] : 0), NULL,
+			    key, "declared node %u has no CPUs", n);
 		vz__cpuset_and(&overlap, &seen);
 		if (vz_cpuset_count(&overlap))
 			return vz__config_error_at(err, src, line, NULL, key,
@@ -215,11 +216,11 @@ int vz__config_check(const vz_config *cfg, const struct vz__topology *t,
 				continue;
 			snprintf(key, sizeof key, "shard.%u", i);
 			if (cfg->nshards)
-				return vz__config_error_at(err, src, src->shard_section[i], NULL,
-							   key,
-							   "shard %u does not exist: runtime.shards "
-							   "= %u (shards 0..%u)",
-							   i, count, count - 1);
+				return vz__config_error_at(
+				    err, src, src->shard_section[i], NULL, key,
+				    "shard %u does not exist: runtime.shards "
+				    "= %u (shards 0..%u)",
+				    i, count, count - 1);
 			return vz__config_error_at(err, src, src->shard_section[i], NULL, key,
 						   "shard %u does not exist: runtime.shards = auto "
 						   "gives %u shards here (shards 0..%u)",
@@ -229,8 +230,8 @@ int vz__config_check(const vz_config *cfg, const struct vz__topology *t,
 
 	/* one publish must fit in every ring it goes to */
 	for (unsigned i = 0; i < count; i++) {
-		uint32_t ring = cfg->shards[i].ring_entries ? cfg->shards[i].ring_entries
-							    : cfg->ring_entries;
+		uint32_t ring =
+		    cfg->shards[i].ring_entries ? cfg->shards[i].ring_entries : cfg->ring_entries;
 
 		if (cfg->send_batch > ring)
 			return vz__config_field_error(err, src, VZ__F_SEND_BATCH,

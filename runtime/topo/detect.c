@@ -69,10 +69,11 @@ static int read_cpulist(const char *root, const char *path, vz_cpuset *out)
 		return -1;
 	return vz__cpuset_parse(buf, VZ__CPUSET_ALLOW_EMPTY | VZ__CPUSET_IGNORE_HIGH, out, NULL,
 				0) < 0
-		       ? -1
-		       : 0;
+		   ? -1
+		   : 0;
 }
 
+/* A decimal number file (core_id, physical_package_id). 0 or -1. */
 static int read_long(const char *root, const char *path, long *out)
 {
 	char buf[64], *end;
@@ -104,6 +105,8 @@ static uint64_t read_memtotal(const char *root, const char *path)
 	return (uint64_t)kb * 1024u;
 }
 
+/* Fill nnodes, node_cpus (online CPUs only), node_mem_bytes, cpu_node and
+ * numa_available from the node directories; needs t->online. */
 static void detect_nodes(const char *root, struct vz__topology *t)
 {
 	char dirpath[PATH_LEN], path[128];
@@ -160,8 +163,8 @@ static void detect_smt(const char *root, struct vz__topology *t)
 
 		if (!vz_cpuset_has(&t->online, c))
 			continue;
-		snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%u/topology/thread_siblings_list",
-			 c);
+		snprintf(path, sizeof path,
+			 "/sys/devices/system/cpu/cpu%u/topology/thread_siblings_list", c);
 		if (read_cpulist(root, path, &sib) == 0 && vz_cpuset_has(&sib, c)) {
 			t->cpu_core[c] = (int16_t)vz__cpuset_first(&sib);
 			continue;
@@ -240,6 +243,8 @@ static int cgroup_lookup(const char *root, const char *mount, const char *cgpath
 	}
 }
 
+/* Fill t->cgroup (online when no cpuset limit is found) and
+ * t->cgroup_source from /proc/self/cgroup and the cgroup file systems. */
 static void detect_cgroup(const char *root, struct vz__topology *t)
 {
 	static const char *const v2_files[] = {"cpuset.cpus.effective", NULL};
@@ -290,6 +295,7 @@ static void detect_cgroup(const char *root, struct vz__topology *t)
 		t->cgroup = set;
 }
 
+/* The calling thread's affinity mask. 0 or -1. */
 static int read_affinity(vz_cpuset *out)
 {
 	/* room for more CPUs than we track: the kernel refuses a mask smaller

@@ -71,7 +71,8 @@ bool vz__cpu_refused(const struct vz__topology *t, unsigned cpu, char *why, size
 		snprintf(why, why_len, "CPU %u is not online (online: %s)", cpu, set);
 	} else if (!vz_cpuset_has(&t->affinity, cpu)) {
 		vz__cpuset_format(&t->affinity, set, sizeof set);
-		snprintf(why, why_len, "CPU %u is outside the process affinity mask (%s)", cpu, set);
+		snprintf(why, why_len, "CPU %u is outside the process affinity mask (%s)", cpu,
+			 set);
 	} else {
 		vz__cpuset_format(&t->cgroup, set, sizeof set);
 		snprintf(why, why_len, "CPU %u is outside the cgroup cpuset (%s)", cpu, set);
@@ -149,12 +150,13 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 			free_cpus++;
 	if (unpinned > free_cpus && !cfg->allow_shared_cpus) {
 		vz__cpuset_format(&place, set, sizeof set);
-		return vz__config_field_error(err, src, VZ__F_SHARDS,
-					      "%u shards without a cpu need %u free CPUs but only %u "
-					      "of the placement CPUs (%s) are free; lower shards, "
-					      "widen runtime.cpus or set runtime.allow_shared_cpus "
-					      "= true",
-					      unpinned, unpinned, free_cpus, set);
+		return vz__config_field_error(
+		    err, src, VZ__F_SHARDS,
+		    "%u shards without a cpu need %u free CPUs but only %u "
+		    "of the placement CPUs (%s) are free; lower shards, "
+		    "widen runtime.cpus or set runtime.allow_shared_cpus "
+		    "= true",
+		    unpinned, unpinned, free_cpus, set);
 	}
 	if (unpinned > 0 && vz_cpuset_count(&place) == 0)
 		return vz__config_field_error(err, src, VZ__F_SHARDS,
@@ -184,8 +186,7 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 }
 
 int vz__plan_shards(const vz_config *cfg, const struct vz__topology *t,
-		    int cpu_of_shard[VZ_MAX_SHARDS], unsigned *nshards,
-		    struct vz_config_error *err)
+		    int cpu_of_shard[VZ_MAX_SHARDS], unsigned *nshards, struct vz_config_error *err)
 {
 	return vz__plan_shards_src(cfg, t, NULL, cpu_of_shard, nshards, err);
 }

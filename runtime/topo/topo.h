@@ -13,19 +13,19 @@
 #include <veloz/config.h>
 
 struct vz__topology {
-	vz_cpuset online;                 /* CPUs the kernel has online */
-	vz_cpuset allowed;                /* affinity mask ∩ cgroup cpuset ∩ online */
-	vz_cpuset cgroup;                 /* the cgroup cpuset (all online when none) */
-	uint32_t nnodes;                  /* >= 1 */
+	vz_cpuset online;  /* CPUs the kernel has online */
+	vz_cpuset allowed; /* affinity mask ∩ cgroup cpuset ∩ online */
+	vz_cpuset cgroup;  /* the cgroup cpuset (all online when none) */
+	uint32_t nnodes;   /* >= 1 */
 	vz_cpuset node_cpus[VZ_MAX_NODES];
 	uint64_t node_mem_bytes[VZ_MAX_NODES]; /* 0 when unknown */
-	int16_t cpu_node[VZ_MAX_CPUS];    /* node of each CPU, -1 if none */
-	int16_t cpu_core[VZ_MAX_CPUS];    /* core id; SMT siblings share it; -1 if unknown */
-	bool numa_available;              /* libnuma says the kernel has NUMA */
-	bool declared;                    /* came from vz_config.topology */
+	int16_t cpu_node[VZ_MAX_CPUS];	       /* node of each CPU, -1 if none */
+	int16_t cpu_core[VZ_MAX_CPUS];	       /* core id; SMT siblings share it; -1 if unknown */
+	bool numa_available;		       /* libnuma says the kernel has NUMA */
+	bool declared;			       /* came from vz_config.topology */
 	/* Added after the first version of this header (reports, tools): */
-	vz_cpuset affinity;               /* the process affinity mask as read */
-	char cgroup_source[256];          /* file the cgroup cpuset came from; "" = none */
+	vz_cpuset affinity;	 /* the process affinity mask as read */
+	char cgroup_source[256]; /* file the cgroup cpuset came from; "" = none */
 };
 
 /* Detect the running machine. 0 or VZ_EIO (the online CPU list cannot be

@@ -24,7 +24,7 @@ static struct vz__topology machine;
 /* four CPUs, one node, nothing excluded */
 static struct vz__topology four;
 
-static const char *const env_vars[] = {"VZ_SHARDS",  "VZ_CPUS",    "VZ_BACKEND",     "VZ_IDLE",
+static const char *const env_vars[] = {"VZ_SHARDS",  "VZ_CPUS",	   "VZ_BACKEND",     "VZ_IDLE",
 				       "VZ_SPIN_US", "VZ_TICK_US", "VZ_RING_ENTRIES"};
 
 static void clear_env(void)
@@ -285,8 +285,8 @@ static void test_duplicate_key_is_error(void **state)
 	expect_refused("[runtime]\nbatch = 1\nshards = 2\nbatch = 2\n", 4, "runtime.batch",
 		       "duplicate key (already set on line 2)");
 	/* also across two [runtime] sections */
-	expect_refused("[runtime]\nbatch = 1\n[pool]\n[runtime]\nbatch = 2\n", 5,
-		       "runtime.batch", "already set on line 2");
+	expect_refused("[runtime]\nbatch = 1\n[pool]\n[runtime]\nbatch = 2\n", 5, "runtime.batch",
+		       "already set on line 2");
 	expect_refused("[shard.1]\ncpu = 1\n[shard.1]\ncpu = 2\n", 4, "shard.1.cpu",
 		       "already set on line 2");
 }
@@ -313,9 +313,9 @@ static void test_syntax_errors(void **state)
 		static const char nul[] = "[runtime]\nbatch = 1\0 2\n";
 
 		vz_config_default(&cfg);
-		check_refusal(vz__config_load_text(&cfg, nul, sizeof nul - 1, "t.ini", &machine,
-						   &err),
-			      &err, "t.ini", 2, "", "NUL byte");
+		check_refusal(
+		    vz__config_load_text(&cfg, nul, sizeof nul - 1, "t.ini", &machine, &err), &err,
+		    "t.ini", 2, "", "NUL byte");
 	}
 }
 
@@ -361,9 +361,8 @@ static void test_cpuset_syntax(void **state)
 	assert_int_equal(vz__cpuset_parse(" \n", VZ__CPUSET_ALLOW_EMPTY, &s, why, sizeof why), 0);
 	assert_int_equal(vz_cpuset_count(&s), 0);
 	/* sysfs style: newline at the end, CPUs we do not track dropped */
-	assert_int_equal(vz__cpuset_parse("0-1,2000-2001\n", VZ__CPUSET_IGNORE_HIGH, &s, why,
-					  sizeof why),
-			 0);
+	assert_int_equal(
+	    vz__cpuset_parse("0-1,2000-2001\n", VZ__CPUSET_IGNORE_HIGH, &s, why, sizeof why), 0);
 	assert_int_equal(vz_cpuset_count(&s), 2);
 
 	/* formatting: empty, truncation marked, length like snprintf */
@@ -417,7 +416,8 @@ static void test_unknown_key(void **state)
 		       "unknown key 'shrads' in [runtime]; did you mean 'shards'?");
 	expect_refused("[runtime]\nTimer_Tick_US = 20\n", 2, "runtime.Timer_Tick_US",
 		       "did you mean 'timer_tick_us'?");
-	expect_refused("[pool]\nworkers = 2\n", 2, "pool.workers", "unknown key 'workers' in [pool]");
+	expect_refused("[pool]\nworkers = 2\n", 2, "pool.workers",
+		       "unknown key 'workers' in [pool]");
 	expect_refused("[shard.0]\ncpus = 1\n", 2, "shard.0.cpus", "did you mean 'cpu'?");
 	expect_refused("[topology]\nnode = 1\n", 2, "topology.node", "did you mean 'nodes'?");
 	expect_refused("[runtime]\nfrobnicate = 1\n", 2, "runtime.frobnicate",
@@ -600,8 +600,7 @@ static void test_declared_topology(void **state)
 		assert_int_equal(n, 4);
 	}
 	/* CPUs outside the declaration are refused as such */
-	rc = load_on("[topology]\nnodes = 1\nnode.0 = 0-1\n[shard.0]\ncpu = 3\n", NULL, &cfg,
-		     &err);
+	rc = load_on("[topology]\nnodes = 1\nnode.0 = 0-1\n[shard.0]\ncpu = 3\n", NULL, &cfg, &err);
 	check_refusal(rc, &err, "t.ini", 5, "shard.0.cpu", "not in the declared topology");
 	rc = load_on("[topology]\nnodes = 2\nnode.0 = 0-1\n", NULL, &cfg, &err);
 	check_refusal(rc, &err, "t.ini", 2, "topology.node.1", "declared node 1 has no CPUs");
@@ -659,8 +658,8 @@ static void test_validate_without_file(void **state)
 
 	vz_config_default(&cfg);
 	cfg.backend = (vz_backend_kind)7;
-	check_refusal(vz__config_check(&cfg, &machine, NULL, &err), &err, "", 0,
-		      "runtime.backend", "unknown backend 7");
+	check_refusal(vz__config_check(&cfg, &machine, NULL, &err), &err, "", 0, "runtime.backend",
+		      "unknown backend 7");
 
 	/* the public entry point on a declared topology (machine-independent) */
 	vz_config_default(&cfg);
@@ -816,8 +815,7 @@ static void test_plan_one_pinned_rest_auto(void **state)
 	unsigned n = 0;
 
 	(void)state;
-	assert_int_equal(load_on("[runtime]\nshards = 3\n[shard.0]\ncpu = 1\n", &four, &cfg,
-				 &err),
+	assert_int_equal(load_on("[runtime]\nshards = 3\n[shard.0]\ncpu = 1\n", &four, &cfg, &err),
 			 0);
 	assert_int_equal(vz__plan_shards(&cfg, &four, cpu, &n, &err), 0);
 	assert_int_equal(n, 3);
@@ -863,9 +861,9 @@ static void test_plan_cpus_and_sharing(void **state)
 	assert_int_equal(cpu[4], 2);
 
 	/* a pin outside runtime.cpus is fine if allowed; auto steps around */
-	assert_int_equal(load_on("[runtime]\nshards = 2\ncpus = 2-3\n[shard.1]\ncpu = 0\n",
-				 &four, &cfg, &err),
-			 0);
+	assert_int_equal(
+	    load_on("[runtime]\nshards = 2\ncpus = 2-3\n[shard.1]\ncpu = 0\n", &four, &cfg, &err),
+	    0);
 	assert_int_equal(vz__plan_shards(&cfg, &four, cpu, &n, &err), 0);
 	assert_int_equal(cpu[0], 2);
 	assert_int_equal(cpu[1], 0);
@@ -875,8 +873,8 @@ static void test_plan_cpus_and_sharing(void **state)
 	cfg.nshards = 3;
 	vz_cpuset_set(&cfg.cpus, 0);
 	vz_cpuset_set(&cfg.cpus, 1);
-	check_refusal(vz__plan_shards(&cfg, &four, cpu, &n, &err), &err, "", 0,
-		      "runtime.shards", "3 shards without a cpu need 3 free CPUs but only 2");
+	check_refusal(vz__plan_shards(&cfg, &four, cpu, &n, &err), &err, "", 0, "runtime.shards",
+		      "3 shards without a cpu need 3 free CPUs but only 2");
 	assert_int_equal(vz__plan_shards(NULL, &four, cpu, &n, &err), VZ_EINVAL);
 }
 
@@ -895,36 +893,36 @@ static void test_suggest(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_defaults),
-		cmocka_unit_test(test_defaults_validate_on_machine),
-		cmocka_unit_test(test_every_key),
-		cmocka_unit_test(test_comments_and_blanks),
-		cmocka_unit_test(test_empty_file_is_defaults),
-		cmocka_unit_test(test_duplicate_key_is_error),
-		cmocka_unit_test(test_syntax_errors),
-		cmocka_unit_test(test_cpuset_syntax),
-		cmocka_unit_test(test_unknown_section),
-		cmocka_unit_test(test_unknown_key),
-		cmocka_unit_test(test_bad_numbers),
-		cmocka_unit_test(test_out_of_range),
-		cmocka_unit_test(test_tick_range),
-		cmocka_unit_test(test_power_of_two),
-		cmocka_unit_test(test_cpu_not_online),
-		cmocka_unit_test(test_cpu_outside_affinity),
-		cmocka_unit_test(test_cpu_outside_cgroup),
-		cmocka_unit_test(test_two_shards_one_cpu),
-		cmocka_unit_test(test_shard_index_beyond_count),
-		cmocka_unit_test(test_declared_topology),
+	    cmocka_unit_test(test_defaults),
+	    cmocka_unit_test(test_defaults_validate_on_machine),
+	    cmocka_unit_test(test_every_key),
+	    cmocka_unit_test(test_comments_and_blanks),
+	    cmocka_unit_test(test_empty_file_is_defaults),
+	    cmocka_unit_test(test_duplicate_key_is_error),
+	    cmocka_unit_test(test_syntax_errors),
+	    cmocka_unit_test(test_cpuset_syntax),
+	    cmocka_unit_test(test_unknown_section),
+	    cmocka_unit_test(test_unknown_key),
+	    cmocka_unit_test(test_bad_numbers),
+	    cmocka_unit_test(test_out_of_range),
+	    cmocka_unit_test(test_tick_range),
+	    cmocka_unit_test(test_power_of_two),
+	    cmocka_unit_test(test_cpu_not_online),
+	    cmocka_unit_test(test_cpu_outside_affinity),
+	    cmocka_unit_test(test_cpu_outside_cgroup),
+	    cmocka_unit_test(test_two_shards_one_cpu),
+	    cmocka_unit_test(test_shard_index_beyond_count),
+	    cmocka_unit_test(test_declared_topology),
 #ifdef VZ_CONFIG_HAS_POOL_NODES
-		cmocka_unit_test(test_pool_on_missing_node),
+	    cmocka_unit_test(test_pool_on_missing_node),
 #endif
-		cmocka_unit_test(test_validate_without_file),
-		cmocka_unit_test(test_env_overrides),
-		cmocka_unit_test(test_env_errors),
-		cmocka_unit_test(test_load_file),
-		cmocka_unit_test(test_plan_one_pinned_rest_auto),
-		cmocka_unit_test(test_plan_cpus_and_sharing),
-		cmocka_unit_test(test_suggest),
+	    cmocka_unit_test(test_validate_without_file),
+	    cmocka_unit_test(test_env_overrides),
+	    cmocka_unit_test(test_env_errors),
+	    cmocka_unit_test(test_load_file),
+	    cmocka_unit_test(test_plan_one_pinned_rest_auto),
+	    cmocka_unit_test(test_plan_cpus_and_sharing),
+	    cmocka_unit_test(test_suggest),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -295,13 +295,13 @@ static void test_real_machine(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_two_nodes_smt_cgroup_v2, new_tree, drop_tree),
-		cmocka_unit_test_setup_teardown(test_cgroup_v1_hybrid, new_tree, drop_tree),
-		cmocka_unit_test_setup_teardown(test_no_numa_no_cgroup, new_tree, drop_tree),
-		cmocka_unit_test_setup_teardown(test_offline_cpus_and_sparse_nodes, new_tree,
-						drop_tree),
-		cmocka_unit_test_setup_teardown(test_missing_online_is_eio, new_tree, drop_tree),
-		cmocka_unit_test(test_real_machine),
+	    cmocka_unit_test_setup_teardown(test_two_nodes_smt_cgroup_v2, new_tree, drop_tree),
+	    cmocka_unit_test_setup_teardown(test_cgroup_v1_hybrid, new_tree, drop_tree),
+	    cmocka_unit_test_setup_teardown(test_no_numa_no_cgroup, new_tree, drop_tree),
+	    cmocka_unit_test_setup_teardown(test_offline_cpus_and_sparse_nodes, new_tree,
+					    drop_tree),
+	    cmocka_unit_test_setup_teardown(test_missing_online_is_eio, new_tree, drop_tree),
+	    cmocka_unit_test(test_real_machine),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
