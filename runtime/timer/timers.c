@@ -55,7 +55,8 @@ int vz__timers_init(struct vz__timers *t, uint64_t tick_ns, uint64_t now_ns)
 	t->chunks = NULL;
 	t->nchunks = 0;
 	t->chunks_cap = 0;
-	t->free_list = NULL;
+	t->free_idx = NULL;
+	t->nfree = 0;
 	t->live = 0;
 	t->chunk_allocs = 0;
 	return 0;
@@ -69,10 +70,12 @@ void vz__timers_fini(struct vz__timers *t)
 	for (i = 0; i < t->nchunks; i++)
 		free(t->chunks[i]);
 	free(t->chunks);
+	free(t->free_idx);
 	t->chunks = NULL;
 	t->nchunks = 0;
 	t->chunks_cap = 0;
-	t->free_list = NULL;
+	t->free_idx = NULL;
+	t->nfree = 0;
 	t->live = 0;
 }
 
@@ -86,7 +89,7 @@ void vz__timer_owner_init(struct vz__timer_owner *o)
 static int grow(struct vz__timers *t)
 {
 	struct vz__timer_slot *chunk;
-	uint32_t i;
+	uint32_t *stack, i;
 
 	if (t->nchunks >= UINT32_MAX / VZ__TIMERS_CHUNK)
 		return VZ_ENOMEM; /* indices must fit in 32 bits */
@@ -101,6 +104,11 @@ static int grow(struct vz__timers *t)
 		t->chunks = c;
 		t->chunks_cap = cap;
 	}
+	/* The stack can hold every slot, so release() never grows it. */
+	stack = realloc(t->free_idx, (size_t)(t->nchunks + 1) * VZ__TIMERS_CHUNK * sizeof *stack);
+	if (!stack)
+		return VZ_ENOMEM;
+	t->free_idx = stack;
 	chunk = malloc(VZ__TIMERS_CHUNK * sizeof *chunk);
 	if (!chunk)
 		return VZ_ENOMEM;
@@ -110,14 +118,14 @@ static int grow(struct vz__timers *t)
 
 		vz__wheel_entry_init(&s->entry);
 		s->owner = NULL;
+		s->onext = NULL;
 		s->oprev = NULL;
 		s->period_ns = 0;
 		s->tag = 0;
 		s->gen = 1;
 		s->index = t->nchunks * VZ__TIMERS_CHUNK + i;
 		s->state = SLOT_FREE;
-		s->onext = t->free_list;
-		t->free_list = s;
+		t->free_idx[t->nfree++] = s->index;
 	}
 	t->chunks[t->nchunks++] = chunk;
 	t->chunk_allocs++;
@@ -142,8 +150,8 @@ static void release(struct vz__timers *t, struct vz__timer_slot *s)
 	s->state = SLOT_FREE;
 	if (++s->gen == 0)
 		s->gen = 1; /* handles are never 0 */
-	s->onext = t->free_list;
-	t->free_list = s;
+	s->onext = NULL;
+	t->free_idx[t->nfree++] = s->index;
 	t->live--;
 }
 
@@ -151,17 +159,18 @@ int vz__timers_arm(struct vz__timers *t, struct vz__timer_owner *o, uint64_t now
 		   uint64_t delay_ns, uint64_t period_ns, uint64_t tag, uint64_t *handle_out)
 {
 	struct vz__timer_slot *s;
+	uint32_t index;
 
 	if (!t || !o || !handle_out || delay_ns > UINT64_MAX - now_ns)
 		return VZ_EINVAL;
-	if (!t->free_list) {
+	if (!t->nfree) {
 		int rc = grow(t);
 
 		if (rc < 0)
 			return rc;
 	}
-	s = t->free_list;
-	t->free_list = s->onext;
+	index = t->free_idx[--t->nfree];
+	s = &t->chunks[index / VZ__TIMERS_CHUNK][index % VZ__TIMERS_CHUNK];
 	s->owner = o;
 	s->oprev = NULL;
 	s->onext = o->head;

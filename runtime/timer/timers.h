@@ -4,9 +4,11 @@
  * touched by the shard thread only (no atomics, no locks).
  *
  * A timer lives in a slot taken from chunked slabs: chunks of
- * VZ__TIMERS_CHUNK slots are allocated when the free list runs dry and kept
- * until fini, so arming in steady state never allocates (t->chunk_allocs
- * counts the growth). A handle is (generation << 32 | slot index); the
+ * VZ__TIMERS_CHUNK slots are allocated when no slot is free and kept until
+ * fini, so arming in steady state never allocates (t->chunk_allocs counts
+ * the growth). Free slots are kept as a stack of indices rather than a list
+ * threaded through the slots: taking one then does not wait for a load from
+ * a cold slot, so back-to-back arms overlap their cache misses. A handle is (generation << 32 | slot index); the
  * generation changes every time a slot is released, so a handle that was
  * cancelled or delivered is stale forever (until the 32-bit generation of
  * that one slot wraps, after 2^32 - 1 reuses).
@@ -49,7 +51,7 @@ struct vz__timer_owner {
 struct vz__timer_slot {
 	struct vz__wheel_entry entry;
 	struct vz__timer_owner *owner;
-	struct vz__timer_slot *onext, *oprev; /* owner list; onext links the free list */
+	struct vz__timer_slot *onext, *oprev; /* owner list */
 	uint64_t period_ns;                   /* 0: one-shot */
 	uint64_t tag;
 	uint32_t gen;
@@ -61,7 +63,8 @@ struct vz__timers {
 	struct vz__wheel wheel;
 	struct vz__timer_slot **chunks; /* chunk i holds indices [i * CHUNK, (i + 1) * CHUNK) */
 	uint32_t nchunks, chunks_cap;
-	struct vz__timer_slot *free_list;
+	uint32_t *free_idx; /* stack of free slot indices, capacity nchunks * CHUNK */
+	uint32_t nfree;
 	uint64_t live;         /* slots not free */
 	uint64_t chunk_allocs; /* slab growth events (each is one malloc) */
 };
