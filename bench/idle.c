@@ -172,7 +172,7 @@ static int veloz_wake(void *arg, int rep, double *value)
 	c->rt = NULL;
 	if (rc < 0)
 		return -1;
-	if (rep <= 0)
+	if (rep == 0)
 		fprintf(stderr, "idle: %s: the shard slept %llu times for %llu wake samples\n",
 			c->variant, (unsigned long long)(s1.sleeps - s0.sleeps),
 			(unsigned long long)wake_samples);
@@ -250,7 +250,7 @@ static int classic_wake_rep(void *arg, int rep, double *value)
 	classic_loop_destroy(c->loop);
 	if (rc < 0)
 		return -1;
-	if (rep <= 0)
+	if (rep == 0)
 		fprintf(stderr, "idle: classic: the loop waited %llu times for %llu wake samples\n",
 			(unsigned long long)st.waits, (unsigned long long)wake_samples);
 	*value = (double)bench_hist_percentile(c->wake.hist, 50.0);

@@ -11,6 +11,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -128,6 +129,28 @@ bool bench_variant_enabled(const char *variant)
 	return !bench_opts.variant || !strcmp(bench_opts.variant, variant);
 }
 
+void bench_say_once(const char *fmt, ...)
+{
+	static char said[64][160];
+	static int nsaid;
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	char line[160];
+	bool seen = false;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	pthread_mutex_lock(&lock);
+	for (int i = 0; i < nsaid && !seen; i++)
+		seen = !strcmp(said[i], line);
+	if (!seen && nsaid < 64)
+		snprintf(said[nsaid++], sizeof(said[0]), "%s", line);
+	pthread_mutex_unlock(&lock);
+	if (!seen)
+		fprintf(stderr, "%s\n", line);
+}
+
 /* Say on stderr why a figure is missing. */
 void bench_skip(const char *what, const char *why)
 {
@@ -141,17 +164,19 @@ void bench_skip(const char *what, const char *why)
  * placement must keep referring to the CPUs the run was given. Captured by
  * bench_init() (or the first use). */
 static cpu_set_t original_mask;
-static int original_count = -1;
+static int original_count;
+static pthread_once_t original_once = PTHREAD_ONCE_INIT;
+
+static void capture_mask(void)
+{
+	CPU_ZERO(&original_mask);
+	if (sched_getaffinity(0, sizeof(original_mask), &original_mask) == 0)
+		original_count = CPU_COUNT(&original_mask);
+}
 
 static int affinity_cpus(cpu_set_t *set)
 {
-	if (original_count < 0) {
-		CPU_ZERO(&original_mask);
-		if (sched_getaffinity(0, sizeof(original_mask), &original_mask) != 0)
-			original_count = 0;
-		else
-			original_count = CPU_COUNT(&original_mask);
-	}
+	pthread_once(&original_once, capture_mask);
 	*set = original_mask;
 	return original_count > 0 ? original_count : -1;
 }
@@ -181,11 +206,19 @@ int bench_cpu(int i)
 	return 0;
 }
 
-/* Pin the calling thread and say where. */
+/* Pin the calling thread and say where (once per role and CPU, so
+ * repetitions do not repeat the placement lines). */
 int bench_pin(int i, const char *role)
 {
+	static struct {
+		char role[48];
+		int cpu;
+	} said[32];
+	static int nsaid;
+	static pthread_mutex_t said_lock = PTHREAD_MUTEX_INITIALIZER;
 	cpu_set_t set;
 	int cpu = bench_cpu(i), rc;
+	bool quiet = false;
 
 	CPU_ZERO(&set);
 	CPU_SET(cpu, &set);
@@ -195,7 +228,16 @@ int bench_pin(int i, const char *role)
 			strerror(rc));
 		return -1;
 	}
-	fprintf(stderr, "placement: %s -> CPU %d\n", role, cpu);
+	pthread_mutex_lock(&said_lock);
+	for (int k = 0; k < nsaid; k++)
+		quiet |= said[k].cpu == cpu && !strcmp(said[k].role, role);
+	if (!quiet && nsaid < 32) {
+		snprintf(said[nsaid].role, sizeof(said[0].role), "%s", role);
+		said[nsaid++].cpu = cpu;
+	}
+	pthread_mutex_unlock(&said_lock);
+	if (!quiet)
+		fprintf(stderr, "placement: %s -> CPU %d\n", role, cpu);
 	return cpu;
 }
 

@@ -91,6 +91,11 @@ static inline uint64_t bench_size(uint64_t full, uint64_t quick)
 /* True when `variant` was selected by --variant (or no filter was given). */
 bool bench_variant_enabled(const char *variant);
 
+/* printf-style line on stderr, printed only the first time this exact text
+ * comes up in the process (placement and setup lines that every
+ * repetition would repeat). */
+void bench_say_once(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* Print "<bench>: <what>: skipped, <why>" on stderr (a figure omitted from
  * the JSON output must say why, BENCH.md). */
 void bench_skip(const char *what, const char *why);
@@ -106,8 +111,9 @@ int bench_ncpus(void);
 int bench_cpu(int i);
 
 /* Pin the calling thread to CPU bench_cpu(i) and print
- * "placement: <role> -> CPU n" on stderr. Returns the CPU or -1 (with a
- * message) when pinning failed. Any thread. */
+ * "placement: <role> -> CPU n" on stderr (the first time for that role and
+ * CPU). Returns the CPU or -1 (with a message) when pinning failed. Any
+ * thread. */
 int bench_pin(int i, const char *role);
 
 /* Widen the calling thread's affinity to all the run's CPUs, saving the

@@ -33,7 +33,7 @@ struct bench_rt_opts {
 	int cpu[8];                 /* bench_cpu() index per shard (first nshards used) */
 	vz_idle_policy idle_policy; /* default VZ_IDLE_SPIN_THEN_SLEEP (0) */
 	uint32_t idle_spin_us;      /* 0 = the runtime default */
-	bool quiet;                 /* do not print placement */
+	bool quiet;                 /* do not print placement (printed once anyway) */
 };
 
 /*
@@ -78,11 +78,9 @@ static inline int bench_rt_create(const struct bench_rt_opts *o, vz_runtime **ou
 		return rc;
 	}
 	bench_machine_runtime(vz_runtime_backend(*out), vz_runtime_backend_reason(*out));
-	if (!o->quiet) {
-		for (unsigned i = 0; i < o->nshards; i++)
-			fprintf(stderr, "placement: %s shard %u -> CPU %d\n",
-				vz_runtime_backend(*out), i, vz_runtime_shard_cpu(*out, i));
-	}
+	for (unsigned i = 0; i < o->nshards && !o->quiet; i++)
+		bench_say_once("placement: %s shard %u -> CPU %d", vz_runtime_backend(*out), i,
+			       vz_runtime_shard_cpu(*out, i));
 	return 0;
 }
 
