@@ -321,6 +321,7 @@ static int read_affinity(vz_cpuset *out)
 int vz__topo_detect_at(const char *root, const vz_cpuset *affinity, struct vz__topology *t)
 {
 	bool real = !root || !root[0] || !strcmp(root, "/");
+	bool have_aff = true;
 
 	if (!t)
 		return VZ_EINVAL;
@@ -331,18 +332,24 @@ int vz__topo_detect_at(const char *root, const vz_cpuset *affinity, struct vz__t
 		t->cpu_node[c] = -1;
 		t->cpu_core[c] = -1;
 	}
+	if (affinity)
+		t->affinity = *affinity;
+	else if (read_affinity(&t->affinity) < 0)
+		have_aff = false;
 	if (read_cpulist(root, "/sys/devices/system/cpu/online", &t->online) < 0 ||
-	    !vz_cpuset_count(&t->online))
-		return VZ_EIO;
+	    !vz_cpuset_count(&t->online)) {
+		/* a sandbox without /sys: the CPUs we may run on are online */
+		if (!real || !have_aff || !vz_cpuset_count(&t->affinity))
+			return VZ_EIO;
+		t->online = t->affinity;
+	}
+	if (!have_aff)
+		t->affinity = t->online;
 	detect_nodes(root, t);
 	if (real)
 		t->numa_available = numa_available() >= 0;
 	detect_smt(root, t);
 	detect_cgroup(root, t);
-	if (affinity)
-		t->affinity = *affinity;
-	else if (read_affinity(&t->affinity) < 0)
-		t->affinity = t->online;
 	t->allowed = t->online;
 	vz__cpuset_and(&t->allowed, &t->affinity);
 	vz__cpuset_and(&t->allowed, &t->cgroup);

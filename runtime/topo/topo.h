@@ -28,8 +28,8 @@ struct vz__topology {
 	char cgroup_source[256]; /* file the cgroup cpuset came from; "" = none */
 };
 
-/* Detect the running machine. 0 or VZ_EIO (the online CPU list cannot be
- * read). Same as vz__topo_detect_at(NULL, NULL, t). Any thread. */
+/* Detect the running machine. 0 or VZ_EIO (no online CPU list and no
+ * affinity mask to stand in for it). Same as vz__topo_detect_at(NULL, NULL, t). Any thread. */
 int vz__topo_detect(struct vz__topology *t);
 
 /* Detection with the file system rooted at `root` ("/" or NULL: the real
@@ -41,7 +41,8 @@ int vz__topo_detect(struct vz__topology *t);
  * tree has a node directory". 0 or VZ_EIO. Any thread.
  *
  * Sources, in order of preference:
- *   online      sys/devices/system/cpu/online
+ *   online      sys/devices/system/cpu/online (real root only: the affinity
+ *               mask when that file cannot be read, e.g. no /sys mounted)
  *   nodes       sys/devices/system/node/node<N>/cpulist (N < VZ_MAX_NODES);
  *               no node directory = one node 0 holding every online CPU
  *   memory      node<N>/meminfo MemTotal; proc/meminfo without node dirs
