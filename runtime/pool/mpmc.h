@@ -64,8 +64,11 @@ static inline void vz__mpmc_init(struct vz__mpmc *q, struct vz__mpmc_cell *cells
 	atomic_init(&q->deq, 0);
 }
 
-/* Append v. Returns false when the queue is full (nothing changed). Any
- * thread. */
+/* Append v. Returns false (nothing changed) when the queue is full, and
+ * also, for a moment, when the cell it needs still belongs to a consumer
+ * that claimed it but has not released it yet: a queue holding fewer than
+ * `capacity` entries can refuse while a consumer is preempted mid-dequeue.
+ * Any thread. */
 static inline bool vz__mpmc_enqueue(struct vz__mpmc *q, uint32_t v)
 {
 	/* Relaxed: the position is only a guess; the acquire load of the
@@ -89,7 +92,7 @@ static inline bool vz__mpmc_enqueue(struct vz__mpmc *q, uint32_t v)
 								  memory_order_relaxed))
 				break;
 		} else if (dif < 0) {
-			return false; /* the cell still holds position pos - C: full */
+			return false; /* cell still holds (or is being emptied of) pos - C */
 		} else {
 			pos = atomic_load_explicit(&q->enq, memory_order_relaxed);
 		}

@@ -163,6 +163,24 @@ static size_t align_up(size_t n, size_t a)
 
 /* ---- jobs ---------------------------------------------------------------- */
 
+/*
+ * Enqueue into a queue that has a cell for every record, so it is never
+ * truly full. vz__mpmc_enqueue() can still refuse for a moment: when the
+ * cell it needs belongs to a consumer that has claimed it (moved deq) but
+ * not yet released it (stored its seq), which takes that consumer two
+ * instructions unless it is preempted between them. Wait for it; yield so a
+ * preempted consumer on the same CPU can finish.
+ */
+static void enqueue_sure(struct vz__mpmc *q, uint32_t idx)
+{
+	for (unsigned i = 0; !vz__mpmc_enqueue(q, idx); i++) {
+		if (i < 64)
+			cpu_relax();
+		else
+			sched_yield();
+	}
+}
+
 /* Give record idx of p back to the free list. The caller holds it (it took
  * it from the job queue, or never queued it). */
 static void free_rec(struct pool *p, uint32_t idx)
@@ -173,8 +191,7 @@ static void free_rec(struct pool *p, uint32_t idx)
 	 * they compare it with a generation this store no longer carries. The
 	 * free-list enqueue below is the release that hands the record on. */
 	atomic_store_explicit(&r->state, REC_STATE(r->gen, REC_FREE), memory_order_relaxed);
-	if (!vz__mpmc_enqueue(&p->freeq, idx))
-		abort(); /* more records than free cells: cannot happen */
+	enqueue_sure(&p->freeq, idx);
 }
 
 /* Post a completion; count a refusal on w (NULL: nobody to count on). */
@@ -399,8 +416,7 @@ int vz__pool_submit_as(struct vz__pool_set *ps, unsigned shard, vz_ref owner, co
 	/* Release: pairs with the acquire load of state in
 	 * vz__pool_cancel_as(), which then reads owner and tag. */
 	atomic_store_explicit(&r->state, REC_STATE(gen, REC_QUEUED), memory_order_release);
-	if (!vz__mpmc_enqueue(&p->jobs, idx))
-		abort(); /* as many job cells as records: cannot happen */
+	enqueue_sure(&p->jobs, idx);
 	/* Release: our enqueue happens before the stopper's wait for busy ==
 	 * 0 ends (its acquire load), so workers drain it. */
 	atomic_store_explicit(&sl->busy, 0, memory_order_release);
