@@ -65,7 +65,16 @@ int vz__topo_cpu_node(const struct vz__topology *t, unsigned cpu);
 /* Shard placement for cfg on t: the CPU of each shard (-1 = unpinned is never
  * produced: every shard gets a CPU) and the shard count. Auto placement takes
  * allowed CPUs in order (cfg->cpus when non-empty), skipping CPUs pinned by
- * explicit per-shard entries. Returns 0 or VZ_ECONFIG with *err filled. */
+ * explicit per-shard entries. Details (decided with the implementation):
+ * nshards == 0 means one shard per placement CPU, at most VZ_MAX_SHARDS;
+ * every CPU in cfg->cpus and every pinned CPU must be in t->allowed; two
+ * shards on one CPU, or more unpinned shards than free placement CPUs, are
+ * refused unless cfg->allow_shared_cpus, in which case the extra shards wrap
+ * around the placement CPUs from the lowest. Example, 4 CPUs, nshards 3,
+ * shards[0].cpu 1: shard 0 -> 1, shard 1 -> 0, shard 2 -> 2. Errors carry
+ * line 0 and file "" (a config file's lines are known only to the loader).
+ * Returns 0, VZ_EINVAL for NULL arguments, or VZ_ECONFIG with *err filled
+ * (err may be NULL). Any thread. */
 struct vz_config_error;
 int vz__plan_shards(const vz_config *cfg, const struct vz__topology *t,
 		    int cpu_of_shard[VZ_MAX_SHARDS], unsigned *nshards,
