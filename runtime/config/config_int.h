@@ -87,8 +87,8 @@ bool vz__cpuset_subset(const vz_cpuset *a, const vz_cpuset *b);
 /* Apply one "key = value" of [section]. line > 0 for a file line,
  * VZ__LINE_ENV with env_name set for an environment variable. Checks the
  * syntax and the range of the value (everything that does not need the
- * machine or other keys); records the origin in src. 0 or VZ_ECONFIG with
- * *err filled (err may be NULL). */
+ * machine or other keys); records the origin in src (must not be NULL).
+ * 0 or VZ_ECONFIG with *err filled (err may be NULL). */
 int vz__config_set(vz_config *cfg, struct vz__config_src *src, const char *section, const char *key,
 		   const char *value, int line, const char *env_name, vz_config_error *err);
 
