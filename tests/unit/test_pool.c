@@ -6,9 +6,11 @@
  * cancelled, running ones finish, later submits refused), a failed start
  * leaving nothing running (fault point VZ_FAULT_THREAD_START), and the
  * event count's promise: no FUTEX_WAKE while no worker sleeps, one when a
- * worker does. Completions are recorded by a stand-in for the runtime's
- * post function, so this runs without the runtime core.
- * VZ_TEST_BACKEND_INDEPENDENT
+ * worker does. Most of these record completions with a stand-in for the
+ * runtime's post function (no shard involved); the end-to-end tests at the
+ * bottom run a real runtime (on each backend): an actor submits and gets its
+ * VZ_MSG_POOL_DONE, cancels, meets VZ_EFULL, and a completion for an actor
+ * that stopped meanwhile is dead-lettered.
  */
 #include "testutil.h"
 
@@ -18,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pool/pool.h"
 #include "topo/topo.h"
@@ -717,6 +720,242 @@ static void test_post_failure_counted(void **state)
 	fx_free(&f);
 }
 
+
+/* ---- end to end: a real runtime, an actor, its completions ----------------- */
+
+enum { MSG_ADD = VZ_MSG_USER, MSG_CANCEL, MSG_FULL, MSG_GATE };
+
+/* What the actor saw; written by its shard, read by the test after an
+ * acquire load of `ndone` (or `step`). */
+static struct {
+	int submit_rc[4];
+	int cancel_rc[2];
+	vz_job_id ids[4];
+	struct {
+		vz_pool_done d;
+		uint32_t v[2];
+		vz_ref from;
+	} done[8];
+	atomic_int ndone;
+	atomic_int step;    /* bumped after each command message is handled */
+	atomic_int stopped; /* on_stop ran */
+	atomic_int dead;    /* dead letters of type VZ_MSG_POOL_DONE */
+	vz_job_id dead_id;
+} e2e;
+
+static struct gate e2e_gate;
+
+static void e2e_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	uint32_t v[2] = {20, 22};
+	vz_job add = {.fn = add_job, .arg = (void *)(uintptr_t)5, .payload = v,
+		      .payload_len = sizeof v, .tag = 42};
+	vz_job gate = {.fn = gate_job, .arg = &e2e_gate, .tag = 1};
+
+	(void)state;
+	switch (vz_msg_type(m)) {
+	case MSG_ADD:
+		e2e.submit_rc[0] = vz_pool_submit(self, &add, &e2e.ids[0]);
+		break;
+	case MSG_CANCEL:
+		/* One worker: A occupies it until the gate opens, so B cannot
+		 * have started when we cancel it. */
+		e2e.submit_rc[0] = vz_pool_submit(self, &gate, &e2e.ids[0]);
+		e2e.submit_rc[1] = vz_pool_submit(self, &add, &e2e.ids[1]);
+		e2e.cancel_rc[0] = vz_pool_cancel(self, e2e.ids[1]);
+		e2e.cancel_rc[1] = vz_pool_cancel(self, e2e.ids[1]);
+		break;
+	case MSG_FULL:
+		/* queue_capacity 2: the third is refused */
+		e2e.submit_rc[0] = vz_pool_submit(self, &gate, &e2e.ids[0]);
+		e2e.submit_rc[1] = vz_pool_submit(self, &add, &e2e.ids[1]);
+		e2e.submit_rc[2] = vz_pool_submit(self, &add, &e2e.ids[2]);
+		break;
+	case MSG_GATE:
+		e2e.submit_rc[0] = vz_pool_submit(self, &gate, &e2e.ids[0]);
+		break;
+	case VZ_MSG_POOL_DONE: {
+		int n = atomic_load_explicit(&e2e.ndone, memory_order_relaxed);
+		const void *res;
+
+		assert_true(n < 8);
+		assert_int_equal(vz_pool_done_read(m, &e2e.done[n].d, &res), 0);
+		memset(e2e.done[n].v, 0, sizeof e2e.done[n].v);
+		if (e2e.done[n].d.result_len == sizeof v)
+			memcpy(e2e.done[n].v, res, sizeof v);
+		e2e.done[n].from = vz_msg_sender(m);
+		/* Release: pairs with the test's acquire load. */
+		atomic_store_explicit(&e2e.ndone, n + 1, memory_order_release);
+		return;
+	}
+	default:
+		return;
+	}
+	atomic_fetch_add_explicit(&e2e.step, 1, memory_order_release);
+}
+
+static void e2e_on_stop(vz_actor *self, void *state)
+{
+	(void)self, (void)state;
+	atomic_store_explicit(&e2e.stopped, 1, memory_order_release);
+}
+
+static void e2e_dead_letter(void *ctx, uint64_t to, uint32_t type, const void *data, size_t len,
+			    int reason)
+{
+	vz_pool_done d;
+
+	(void)ctx, (void)to, (void)reason;
+	if (type != VZ_MSG_POOL_DONE || len < sizeof d)
+		return;
+	memcpy(&d, data, sizeof d);
+	e2e.dead_id = d.job;
+	atomic_store_explicit(&e2e.dead, 1, memory_order_release);
+}
+
+static const vz_actor_spec e2e_spec = {
+	.name = "pool-user",
+	.receive = e2e_receive,
+	.on_stop = e2e_on_stop,
+};
+
+static void wait_int(atomic_int *v, int at_least)
+{
+	while (atomic_load_explicit(v, memory_order_acquire) < at_least)
+		usleep(100);
+}
+
+/* A one-shard runtime with one worker and the given queue capacity, the
+ * actor spawned on shard 0, started. */
+static vz_runtime *e2e_start(uint32_t cap, vz_ref *actor)
+{
+	vz_config cfg;
+	vz_runtime *rt;
+
+	memset(&e2e, 0, sizeof e2e);
+	memset(&e2e_gate, 0, sizeof e2e_gate);
+	atomic_store(&ran, 0);
+	vz_test_config(&cfg, 1);
+	cfg.pool.workers_per_node = 1;
+	cfg.pool.queue_capacity = cap;
+	cfg.pool.share_shard_cpus = true;
+	cfg.dead_letter = e2e_dead_letter;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_spawn(rt, 0, &e2e_spec, NULL, actor), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	return rt;
+}
+
+static void e2e_finish(vz_runtime *rt)
+{
+	atomic_store_explicit(&e2e_gate.open, 1, memory_order_release);
+	assert_int_equal(vz_runtime_stop(rt), 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+}
+
+static void test_e2e_submit_complete(void **state)
+{
+	vz_ref a;
+	vz_runtime *rt = e2e_start(16, &a);
+	vz_pool_stats st;
+	unsigned nodes[VZ_MAX_NODES];
+	int np;
+
+	(void)state;
+	assert_int_equal(vz_post(rt, a, MSG_ADD, NULL, 0), 0);
+	wait_int(&e2e.ndone, 1);
+	assert_int_equal(e2e.submit_rc[0], 0);
+	assert_int_equal(e2e.done[0].d.job.id, e2e.ids[0].id);
+	assert_int_equal(e2e.done[0].d.tag, 42);
+	assert_int_equal(e2e.done[0].d.status, 7);
+	assert_int_equal(e2e.done[0].v[0], 42);
+	assert_int_equal(e2e.done[0].v[1], 5);
+	assert_true(vz_ref_is_null(e2e.done[0].from)); /* from the runtime, no sender */
+
+	np = vz_pool_nodes(rt, nodes, VZ_MAX_NODES);
+	assert_true(np >= 1);
+	assert_int_equal(vz_stats_pool(rt, nodes[0], &st), 0);
+	assert_int_equal(st.submitted, 1);
+	assert_int_equal(st.executed, 1);
+	assert_int_equal(st.workers, 1);
+	assert_int_equal(vz_stats_pool(rt, VZ_MAX_NODES, &st), VZ_ENOENT);
+	assert_int_equal(vz_stats_pool(NULL, 0, &st), VZ_EINVAL);
+	assert_int_equal(vz_pool_submit(NULL, &(vz_job){.fn = nop_job}, NULL), VZ_EINVAL);
+	assert_int_equal(vz_pool_cancel(NULL, (vz_job_id){1}), VZ_EINVAL);
+	assert_int_equal(vz_pool_done_read(NULL, &e2e.done[0].d, NULL), VZ_EINVAL);
+	e2e_finish(rt);
+}
+
+static void test_e2e_cancel(void **state)
+{
+	vz_ref a;
+	vz_runtime *rt = e2e_start(16, &a);
+
+	(void)state;
+	assert_int_equal(vz_post(rt, a, MSG_CANCEL, NULL, 0), 0);
+	wait_int(&e2e.step, 1);
+	assert_int_equal(e2e.submit_rc[0], 0);
+	assert_int_equal(e2e.submit_rc[1], 0);
+	assert_int_equal(e2e.cancel_rc[0], 0);
+	assert_int_equal(e2e.cancel_rc[1], VZ_ENOENT);
+	/* B's completion arrives while A still holds the only worker */
+	wait_int(&e2e.ndone, 1);
+	assert_int_equal(e2e.done[0].d.job.id, e2e.ids[1].id);
+	assert_int_equal(e2e.done[0].d.status, VZ_ECANCELED);
+	assert_int_equal(e2e.done[0].d.tag, 42);
+	assert_int_equal(e2e.done[0].d.result_len, 0);
+	atomic_store_explicit(&e2e_gate.open, 1, memory_order_release);
+	wait_int(&e2e.ndone, 2);
+	assert_int_equal(e2e.done[1].d.job.id, e2e.ids[0].id);
+	assert_int_equal(e2e.done[1].d.status, 0);
+	assert_int_equal(atomic_load(&ran), 1); /* only A ran */
+	e2e_finish(rt);
+}
+
+static void test_e2e_full(void **state)
+{
+	vz_ref a;
+	vz_runtime *rt = e2e_start(2, &a);
+	unsigned node;
+	vz_pool_stats st;
+
+	(void)state;
+	assert_int_equal(vz_post(rt, a, MSG_FULL, NULL, 0), 0);
+	wait_int(&e2e.step, 1);
+	assert_int_equal(e2e.submit_rc[0], 0);
+	assert_int_equal(e2e.submit_rc[1], 0);
+	assert_int_equal(e2e.submit_rc[2], VZ_EFULL);
+	assert_int_equal(vz_pool_nodes(rt, &node, 1), 1);
+	assert_int_equal(vz_stats_pool(rt, node, &st), 0);
+	assert_int_equal(st.rejected, 1);
+	atomic_store_explicit(&e2e_gate.open, 1, memory_order_release);
+	wait_int(&e2e.ndone, 2);
+	e2e_finish(rt);
+}
+
+/* The actor stops while its job runs: the completion is dead-lettered. */
+static void test_e2e_stopped_actor_dead_letters(void **state)
+{
+	vz_ref a;
+	vz_runtime *rt = e2e_start(16, &a);
+	vz_shard_stats ss;
+
+	(void)state;
+	assert_int_equal(vz_post(rt, a, MSG_GATE, NULL, 0), 0);
+	wait_int(&e2e.step, 1);
+	assert_int_equal(e2e.submit_rc[0], 0);
+	wait_started(&e2e_gate, 1);
+	assert_int_equal(vz_stop(rt, a), 0);
+	wait_int(&e2e.stopped, 1);
+	atomic_store_explicit(&e2e_gate.open, 1, memory_order_release);
+	wait_int(&e2e.dead, 1);
+	assert_int_equal(e2e.dead_id.id, e2e.ids[0].id);
+	assert_int_equal(atomic_load(&e2e.ndone), 0);
+	assert_int_equal(vz_stats_shard(rt, 0, &ss), 0);
+	assert_true(ss.dead_letters >= 1);
+	e2e_finish(rt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -734,6 +973,10 @@ int main(void)
 		cmocka_unit_test(test_stop_without_start),
 		cmocka_unit_test(test_start_failure),
 		cmocka_unit_test(test_post_failure_counted),
+		cmocka_unit_test(test_e2e_submit_complete),
+		cmocka_unit_test(test_e2e_cancel),
+		cmocka_unit_test(test_e2e_full),
+		cmocka_unit_test(test_e2e_stopped_actor_dead_letters),
 	};
 
 	vz_test_watchdog(60);
