@@ -357,7 +357,11 @@ static int ep_submit(struct vz__io *io, struct vz__io_op *op)
 	op->state = OP_QUEUED;
 	op->next_pending = NULL;
 	if (!*head) {
-		/* Nothing ahead of it: try now, queue only if it would block. */
+		/* Nothing ahead of it: try now, queue only if it would block.
+		 * An fd with no waiters at all may be a new file behind a
+		 * reused number: check its mode again. */
+		if (!fe->registered)
+			fe->nb_checked = false;
 		ensure_nonblock(fe, op);
 		r = try_op(op);
 		if (r != -EAGAIN) {

@@ -213,6 +213,16 @@ static void test_wait_timeouts(void **state)
 	 * watchdog) */
 	for (int i = 0; i < 3; i++)
 		assert_int_equal(vz__io_wait(io, 0), 0);
+	if (kind == VZ__IO_URING && (vz__io_setup_flags(io) & IORING_SETUP_TASKRUN_FLAG)) {
+		/* an idle poll of a TASKRUN_FLAG ring costs no syscall */
+		struct vz__io_stats a, b;
+
+		vz__io_stats(io, &a);
+		for (int i = 0; i < 100; i++)
+			assert_int_equal(vz__io_wait(io, 0), 0);
+		vz__io_stats(io, &b);
+		assert_int_equal(b.wait_syscalls, a.wait_syscalls);
+	}
 	/* 0 means the timeout passed: never before it */
 	for (int i = 0; i < 3; i++) {
 		int64_t t = i == 0 ? 5000000 : 1500000 * i;
@@ -485,6 +495,21 @@ static void test_pipe_read_write(void **state)
 	wait_done(io, &rr);
 	assert_int_equal(rr.res, 0);
 	close(p[0]);
+
+	/* a blocking pipe: still never blocks the wait (epoll switches the
+	 * fd to O_NONBLOCK, io.h; a blocking read would trip the watchdog) */
+	assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+	op_init(&rd, &rr, VZ__IO_OP_READ, p[0], in, sizeof in);
+	assert_int_equal(vz__io_submit(io, &rd), 0);
+	assert_int_equal(vz__io_wait(io, 0), 0);
+	assert_int_equal(rr.calls, 0);
+	if (kind == VZ__IO_EPOLL)
+		assert_true(fcntl(p[0], F_GETFL) & O_NONBLOCK);
+	assert_int_equal(write(p[1], "ab", 2), 2);
+	wait_done(io, &rr);
+	assert_int_equal(rr.res, 2);
+	close(p[0]);
+	close(p[1]);
 	vz__io_destroy(io);
 }
 
