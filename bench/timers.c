@@ -60,7 +60,7 @@
 #define MS 1000000ull
 #define SEC 1000000000ull
 
-enum { IMPL_VELOZ, IMPL_CLASSIC, IMPL_LIBUV, NIMPL };
+enum { IMPL_VELOZ, IMPL_CLASSIC, IMPL_LIBUV, NIMPL, IMPL_WHEEL = NIMPL };
 static const char *const impl_name[NIMPL] = {"veloz", "classic", "libuv"};
 
 static bool have_libuv;
@@ -104,6 +104,8 @@ static void make_inputs(uint64_t n, uint64_t lo_ns, uint64_t hi_ns, bool whole_m
 /* ---- the three implementations' state ----------------------------------- */
 
 static struct vz__timers vt;
+static struct vz__wheel ww;            /* the bare wheel, for 1M-pending-wheel-only */
+static struct vz__wheel_entry *wents;
 static struct vz__timer_owner vowner;
 static struct timer_heap th;
 #ifdef VZ_HAVE_LIBUV
@@ -142,15 +144,31 @@ static void veloz_fire(void *ctx, struct vz__timer_owner *o, const vz_timer_even
 		record_lateness(ev->deadline_ns);
 }
 
-/* classic: the task a due entry would run. */
-static void classic_task(void *payload, bool timed)
+/* bare wheel: count. */
+static void wheel_fire(void *ctx, struct vz__wheel_entry *e)
+{
+	(void)ctx;
+	(void)e;
+	fired++;
+}
+
+/* classic: the payload of a heap entry is a task object, as in the classic
+ * loop (baseline/classic_loop.c reads its task from the entry's payload):
+ * expiring an entry touches that object, as veloz's expiry touches its
+ * slot. */
+struct ctask {
+	void (*fn)(struct ctask *t, bool timed);
+	uint64_t index;
+};
+
+static struct ctask *ctasks;
+
+static void classic_task(struct ctask *t, bool timed)
 {
 	fired++;
 	if (timed)
-		record_lateness(intended[(uintptr_t)payload]);
+		record_lateness(intended[t->index]);
 }
-
-static void (*volatile classic_run)(void *, bool) = classic_task;
 
 /* Pop and run every entry due at `now`. */
 static void classic_expire(uint64_t now, bool timed)
@@ -159,8 +177,10 @@ static void classic_expire(uint64_t now, bool timed)
 	void *p;
 
 	while (timer_heap_peek(&th, &d, &p) == 0 && d <= now) {
+		struct ctask *t = p;
+
 		timer_heap_pop(&th, NULL, NULL);
-		classic_run(p, timed);
+		t->fn(t, timed);
 	}
 }
 
@@ -239,12 +259,13 @@ static void figure_init(struct figure *f, const char *variant, const char *metri
 	f->used = true;
 }
 
-/* Emit the series, then other/veloz ratios per pair. */
-static void figure_emit(const struct figure *f)
+/* Emit the series (only veloz's when `only_veloz`), then other/veloz
+ * ratios per pair. */
+static void figure_emit(const struct figure *f, bool only_veloz)
 {
 	int i, k;
 
-	for (i = 0; i < NIMPL; i++)
+	for (i = 0; i < (only_veloz ? 1 : NIMPL); i++)
 		bench_emit_series(&f->s[i]);
 	for (i = 1; i < NIMPL; i++) {
 		const struct bench_series *a = &f->s[i], *b = &f->s[IMPL_VELOZ];
@@ -283,7 +304,34 @@ static void pending_rep(int impl, uint64_t n, double out[4])
 	uint64_t t0, t1, i, allocs;
 
 	out[0] = out[1] = out[2] = out[3] = NAN;
-	if (impl == IMPL_VELOZ) {
+	if (impl == IMPL_WHEEL) {
+		uint64_t now = sim_now;
+
+		t0 = bench_now_ns();
+		for (i = 0; i < n; i++)
+			vz__wheel_add(&ww, &wents[i], now + delays_ns[i]);
+		t1 = bench_now_ns();
+		out[0] = (double)(t1 - t0) / (double)n;
+		out[3] = 0; /* entries are the caller's memory */
+		t0 = bench_now_ns();
+		for (i = 0; i < n; i++)
+			vz__wheel_del(&ww, &wents[cancel_order[i]]);
+		t1 = bench_now_ns();
+		out[1] = (double)(t1 - t0) / (double)n;
+		for (i = 0; i < n; i++)
+			vz__wheel_add(&ww, &wents[i], now + delays_ns[i]);
+		fired = 0;
+		t0 = bench_now_ns();
+		for (sim_now = now + MS; sim_now <= now + 60 * SEC + MS; sim_now += MS)
+			vz__wheel_advance(&ww, sim_now, wheel_fire, NULL);
+		t1 = bench_now_ns();
+		if (fired != n || vz__wheel_count(&ww) != 0) {
+			fprintf(stderr, "timers: wheel fired %llu of %llu\n",
+				(unsigned long long)fired, (unsigned long long)n);
+			exit(1);
+		}
+		out[2] = (double)(t1 - t0) / (double)n;
+	} else if (impl == IMPL_VELOZ) {
 		uint64_t now = sim_now;
 
 		allocs = vt.chunk_allocs;
@@ -317,7 +365,7 @@ static void pending_rep(int impl, uint64_t n, double out[4])
 		allocs = th.grows;
 		t0 = bench_now_ns();
 		for (i = 0; i < n; i++)
-			timer_heap_push(&th, now + delays_ns[i], (void *)(uintptr_t)i, &handles[i]);
+			timer_heap_push(&th, now + delays_ns[i], &ctasks[i], &handles[i]);
 		t1 = bench_now_ns();
 		out[0] = (double)(t1 - t0) / (double)n;
 		out[3] = (double)(th.grows - allocs) / (double)n;
@@ -327,7 +375,7 @@ static void pending_rep(int impl, uint64_t n, double out[4])
 		t1 = bench_now_ns();
 		out[1] = (double)(t1 - t0) / (double)n;
 		for (i = 0; i < n; i++)
-			timer_heap_push(&th, now + delays_ns[i], (void *)(uintptr_t)i, &handles[i]);
+			timer_heap_push(&th, now + delays_ns[i], &ctasks[i], &handles[i]);
 		fired = 0;
 		t0 = bench_now_ns();
 		for (sim_now = now + MS; sim_now <= now + 60 * SEC + MS; sim_now += MS)
@@ -361,12 +409,21 @@ static void pending_rep(int impl, uint64_t n, double out[4])
 static void variant_pending(void)
 {
 	const char *variant = bench_opts.quick ? "100k-pending" : "1M-pending";
+	const char *wvariant = bench_opts.quick ? "100k-pending-wheel-only" : "1M-pending-wheel-only";
 	uint64_t n = bench_size(1000000, 100000), i;
-	struct figure f[4];
+	struct figure f[4], fw[3];
 	int rep, impl;
 
 	if (!bench_variant_enabled(variant))
 		return;
+	wents = calloc(n, sizeof *wents);
+	if (!wents || vz__wheel_init(&ww, MS, sim_now) != 0)
+		abort();
+	for (i = 0; i < n; i++)
+		vz__wheel_entry_init(&wents[i]);
+	figure_init(&fw[0], wvariant, "arm_ns", "ns");
+	figure_init(&fw[1], wvariant, "cancel_ns", "ns");
+	figure_init(&fw[2], wvariant, "expiry_ns", "ns");
 	make_inputs(n, MS, 60 * SEC, false);
 	figure_init(&f[0], variant, "arm_ns", "ns");
 	figure_init(&f[1], variant, "cancel_ns", "ns");
@@ -387,7 +444,7 @@ static void variant_pending(void)
 		bench_skip("1M-pending libuv expiry_ns",
 			   "libuv reads the real clock; its expiry is in variant all-due");
 	for (rep = -1; rep < bench_opts.reps; rep++) {
-		for (impl = 0; impl < NIMPL; impl++) {
+		for (impl = 0; impl <= IMPL_WHEEL; impl++) {
 			double v[4];
 			int k;
 
@@ -396,15 +453,27 @@ static void variant_pending(void)
 			pending_rep(impl, n, v);
 			if (rep < 0)
 				continue;
+			if (impl == IMPL_WHEEL) {
+				for (k = 0; k < 3; k++)
+					bench_series_add(&fw[k].s[IMPL_VELOZ], v[k]);
+				continue;
+			}
 			for (k = 0; k < 4; k++)
 				if (!isnan(v[k]))
 					bench_series_add(&f[k].s[impl], v[k]);
+			if (impl == IMPL_CLASSIC) /* the wheel-only ratios use the same reps */
+				for (k = 0; k < 3; k++)
+					bench_series_add(&fw[k].s[IMPL_CLASSIC], v[k]);
 		}
 		if (rep >= 0)
 			fprintf(stderr, "timers: %s rep %d done\n", variant, rep);
 	}
 	for (i = 0; i < 4; i++)
-		figure_emit(&f[i]);
+		figure_emit(&f[i], false);
+	for (i = 0; i < 3; i++)
+		figure_emit(&fw[i], true);
+	vz__wheel_fini(&ww);
+	free(wents);
 }
 
 /* ---- variant all-due ------------------------------------------------------ */
@@ -425,7 +494,7 @@ static double all_due_rep(int impl, uint64_t n)
 	} else if (impl == IMPL_CLASSIC) {
 		now = bench_now_ns();
 		for (i = 0; i < n; i++)
-			timer_heap_push(&th, now + delays_ns[i], (void *)(uintptr_t)i, &handles[i]);
+			timer_heap_push(&th, now + delays_ns[i], &ctasks[i], &handles[i]);
 		bench_sleep_ns(61 * MS);
 		t0 = bench_now_ns();
 		classic_expire(t0, false);
@@ -472,7 +541,7 @@ static void variant_all_due(void)
 			if (rep >= 0)
 				bench_series_add(&f.s[impl], v);
 		}
-	figure_emit(&f);
+	figure_emit(&f, false);
 }
 
 /* ---- variant lookup-<n> --------------------------------------------------- */
@@ -548,7 +617,7 @@ static void variant_lookup(uint64_t n, const char *variant)
 				bench_series_add(&f.s[impl], (double)(t1 - t0) / (double)calls);
 		}
 	bench_clobber(&sink);
-	figure_emit(&f);
+	figure_emit(&f, false);
 	vz__timers_cancel_owner(&lt, &lo);
 	vz__timers_fini(&lt);
 	timer_heap_fini(&lh);
@@ -581,7 +650,7 @@ static void busy_rep(int impl, uint64_t k, struct vz__timers *t, struct vz__time
 		t_arm = bench_now_ns();
 		for (i = 0; i < k; i++) {
 			intended[i] = t_arm + delays_ns[i];
-			timer_heap_push(&th, intended[i], (void *)(uintptr_t)i, &handles[i]);
+			timer_heap_push(&th, intended[i], &ctasks[i], &handles[i]);
 		}
 		while (fired < k) {
 			loop_now = bench_now_ns();
@@ -676,9 +745,12 @@ int main(int argc, char **argv)
 	cancel_order = malloc(nmax * sizeof *cancel_order);
 	handles = malloc(nmax * sizeof *handles);
 	intended = malloc(nmax * sizeof *intended);
+	ctasks = malloc(nmax * sizeof *ctasks);
+	for (uint64_t i = 0; ctasks && i < nmax; i++)
+		ctasks[i] = (struct ctask){.fn = classic_task, .index = i};
 	lat = bench_hist_create();
 	sim_now = bench_now_ns();
-	if (!delays_ns || !cancel_order || !handles || !intended || !lat ||
+	if (!delays_ns || !cancel_order || !handles || !intended || !ctasks || !lat ||
 	    vz__timers_init(&vt, MS, sim_now) != 0 || timer_heap_init(&th, 0) != 0) {
 		fprintf(stderr, "timers: out of memory\n");
 		return 1;
@@ -717,5 +789,6 @@ int main(int argc, char **argv)
 	free(cancel_order);
 	free(handles);
 	free(intended);
+	free(ctasks);
 	return 0;
 }
