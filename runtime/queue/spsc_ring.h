@@ -37,7 +37,6 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
 #define VZ__SPSC_LINE 64
 /* Largest capacity: indices are uint32_t and tail - head must stay
@@ -102,7 +101,7 @@ static inline uint32_t vz__spsc_push_batch(struct vz__spsc *r, void *const *item
 	 * last store; no other thread's write can be involved. */
 	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
 	uint32_t free_slots = r->capacity - (tail - r->head_cache);
-	uint32_t k, first, pos;
+	uint32_t k;
 
 	if (free_slots < n) {
 		/* Acquire: pairs with the release store of head in
@@ -118,13 +117,10 @@ static inline uint32_t vz__spsc_push_batch(struct vz__spsc *r, void *const *item
 	if (k == 0)
 		return 0;
 
-	pos = tail & r->mask;
-	first = r->capacity - pos; /* slots before the wrap */
-	if (first > k)
-		first = k;
-	memcpy(&r->slots[pos], items, (size_t)first * sizeof(void *));
-	if (k > first)
-		memcpy(&r->slots[0], items + first, (size_t)(k - first) * sizeof(void *));
+	/* A plain loop, not memcpy: batches are short (often 1), and a
+	 * call to memcpy with a run-time length costs more than the copy. */
+	for (uint32_t i = 0; i < k; i++)
+		r->slots[(tail + i) & r->mask] = items[i];
 
 	/* Release: publishes the k slot writes above together with everything
 	 * the producer wrote before (message payloads). Pairs with the
@@ -172,7 +168,7 @@ static inline uint32_t vz__spsc_pop_batch(struct vz__spsc *r, void **items, uint
 	/* Relaxed: head is written only by this thread. */
 	uint32_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
 	uint32_t avail = r->tail_cache - head;
-	uint32_t k, first, pos;
+	uint32_t k;
 
 	if (avail < max) {
 		/* Acquire: pairs with the release store of tail in
@@ -187,13 +183,8 @@ static inline uint32_t vz__spsc_pop_batch(struct vz__spsc *r, void **items, uint
 	if (k == 0)
 		return 0;
 
-	pos = head & r->mask;
-	first = r->capacity - pos;
-	if (first > k)
-		first = k;
-	memcpy(items, &r->slots[pos], (size_t)first * sizeof(void *));
-	if (k > first)
-		memcpy(items + first, &r->slots[0], (size_t)(k - first) * sizeof(void *));
+	for (uint32_t i = 0; i < k; i++)
+		items[i] = r->slots[(head + i) & r->mask];
 
 	/* Release: orders our reads of the k slots before the producer's
 	 * reuse of them. Pairs with the acquire load of head in

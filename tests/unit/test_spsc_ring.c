@@ -12,6 +12,7 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -37,7 +38,7 @@ static void test_init_rejects_bad_capacity(void **state)
 	static const uint32_t bad[] = {0, 1, 3, 5, 6, 7, 12, 100, 1000, UINT32_C(0x80000001),
 				       UINT32_C(0xffffffff), UINT32_C(0x80000000) + 2};
 	struct vz__spsc r;
-	void *out[1];
+	void *out[1] = {NULL};
 
 	(void)state;
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
