@@ -13,6 +13,7 @@
 #include "io/io.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <limits.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -35,10 +36,13 @@
  *   op pointer        an operation (or &u->efd_op, the armed eventfd read)
  *   UD_WAKE           a wake token another ring posted with MSG_RING
  *   target | TAG_MSG  our own MSG_RING towards `target` (CQE on failure only)
+ *   op | TAG_POLL     readiness poll before retrying an op the kernel
+ *                     answered -EAGAIN (kernels that honour O_NONBLOCK)
  *   UD_CANCEL         a cancel request (CQE on failure only, ignored)
  */
 #define TAG_MASK  ((uint64_t)7)
 #define TAG_MSG   ((uint64_t)2)
+#define TAG_POLL  ((uint64_t)4)
 #define UD_WAKE   ((uint64_t)1)
 #define UD_CANCEL ((uint64_t)3)
 
@@ -47,6 +51,7 @@ _Static_assert(_Alignof(struct vz__io_op) >= 8, "op pointers carry tags in their
 enum {
 	OP_IDLE = 0,
 	OP_INFLIGHT = 0x55524e47, /* "URNG": submitted, done not yet run */
+	OP_POLLING = 0x55524e50,  /* "URNP": waiting for readiness to retry */
 	REAP_BATCH = 64,
 	DEFAULT_ENTRIES = 256,
 };
@@ -269,6 +274,67 @@ static int uring_wake(struct vz__io *self_io, struct vz__io *target)
 	return wake_by_eventfd(t);
 }
 
+/* Fill sqe for op (user_data = op). */
+static void prep_op(struct io_uring_sqe *sqe, struct vz__io_op *op)
+{
+	switch (op->opcode) {
+	case VZ__IO_OP_NOP:
+		io_uring_prep_nop(sqe);
+		break;
+	case VZ__IO_OP_READ:
+		io_uring_prep_read(sqe, op->fd, op->buf, op->len, (uint64_t)op->offset);
+		break;
+	case VZ__IO_OP_WRITE:
+		io_uring_prep_write(sqe, op->fd, op->buf, op->len, (uint64_t)op->offset);
+		break;
+	case VZ__IO_OP_RECV:
+		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, 0);
+		break;
+	case VZ__IO_OP_SEND:
+		io_uring_prep_send(sqe, op->fd, op->buf, op->len, MSG_NOSIGNAL);
+		break;
+	case VZ__IO_OP_ACCEPT:
+		io_uring_prep_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		break;
+	case VZ__IO_OP_CONNECT:
+		io_uring_prep_connect(sqe, op->fd, (const struct sockaddr *)op->buf, op->len);
+		break;
+	}
+	io_uring_sqe_set_data(sqe, op);
+}
+
+/* The op's callback, exactly once. */
+static void complete_op(struct uring *u, struct vz__io_op *op, int res)
+{
+	u->inflight--;
+	op->state = OP_IDLE;
+	op->res = res;
+	bump(&u->ops_completed, 1);
+	op->done(op, res);
+}
+
+/* An op answered -EAGAIN: the kernel honoured O_NONBLOCK on its fd (6.18
+ * does not for pipes, sockets and eventfds; older kernels do). Wait for
+ * readiness with a poll and retry, so both fd modes mean "complete when
+ * ready", as on epoll. false when there is nothing to retry (the op then
+ * completes with -EAGAIN). */
+static bool poll_then_retry(struct uring *u, struct vz__io_op *op)
+{
+	struct io_uring_sqe *sqe;
+	bool rd = op->opcode == VZ__IO_OP_READ || op->opcode == VZ__IO_OP_RECV ||
+		  op->opcode == VZ__IO_OP_ACCEPT;
+
+	if (u->destroying || op->opcode == VZ__IO_OP_NOP || op->opcode == VZ__IO_OP_CONNECT)
+		return false;
+	sqe = get_sqe(u, false);
+	if (!sqe)
+		return false;
+	io_uring_prep_poll_add(sqe, op->fd, rd ? POLLIN : POLLOUT);
+	io_uring_sqe_set_data64(sqe, (uint64_t)(uintptr_t)op | TAG_POLL);
+	op->state = OP_POLLING;
+	return true;
+}
+
 /* Run one batch of CQEs (copied out, CQ already advanced, so callbacks may
  * submit, cancel or wake freely). Returns completions + tokens consumed
  * and adds the tokens' weight to *tokens. */
@@ -295,6 +361,24 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 				(void)wake_by_eventfd((struct uring *)(uintptr_t)(ud[i] & ~TAG_MASK));
 			continue;
 		}
+		if ((ud[i] & TAG_MASK) == TAG_POLL) {
+			/* Readiness (or an error, or the poll's cancel):
+			 * retry the op, or complete it with what we know. */
+			struct io_uring_sqe *sqe = NULL;
+			int r = res[i];
+
+			op = (struct vz__io_op *)(uintptr_t)(ud[i] & ~TAG_MASK);
+			if (r >= 0 && !u->destroying && (sqe = get_sqe(u, false))) {
+				prep_op(sqe, op);
+				op->state = OP_INFLIGHT;
+				continue;
+			}
+			if (r >= 0)
+				r = u->destroying ? -ECANCELED : -EAGAIN;
+			count++;
+			complete_op(u, op, r);
+			continue;
+		}
 		op = (struct vz__io_op *)(uintptr_t)ud[i];
 		if (op == &u->efd_op) {
 			u->efd_armed = false;
@@ -307,12 +391,10 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 			arm_efd(u);
 			continue;
 		}
-		u->inflight--;
-		op->state = OP_IDLE;
-		op->res = res[i];
-		bump(&u->ops_completed, 1);
+		if (res[i] == -EAGAIN && poll_then_retry(u, op))
+			continue;
 		count++;
-		op->done(op, res[i]);
+		complete_op(u, op, res[i]);
 	}
 	return count;
 }
@@ -438,7 +520,7 @@ static int uring_submit(struct vz__io *io, struct vz__io_op *op)
 
 	if (u->destroying)
 		return VZ_ESTATE;
-	if (op->state == OP_INFLIGHT)
+	if (op->state == OP_INFLIGHT || op->state == OP_POLLING)
 		return VZ_EINVAL;
 	if ((unsigned)op->opcode > VZ__IO_OP_CONNECT)
 		return VZ_EINVAL;
@@ -447,30 +529,7 @@ static int uring_submit(struct vz__io *io, struct vz__io_op *op)
 	sqe = get_sqe(u, true);
 	if (!sqe)
 		return VZ_EFULL;
-	switch (op->opcode) {
-	case VZ__IO_OP_NOP:
-		io_uring_prep_nop(sqe);
-		break;
-	case VZ__IO_OP_READ:
-		io_uring_prep_read(sqe, op->fd, op->buf, op->len, (uint64_t)op->offset);
-		break;
-	case VZ__IO_OP_WRITE:
-		io_uring_prep_write(sqe, op->fd, op->buf, op->len, (uint64_t)op->offset);
-		break;
-	case VZ__IO_OP_RECV:
-		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, 0);
-		break;
-	case VZ__IO_OP_SEND:
-		io_uring_prep_send(sqe, op->fd, op->buf, op->len, MSG_NOSIGNAL);
-		break;
-	case VZ__IO_OP_ACCEPT:
-		io_uring_prep_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		break;
-	case VZ__IO_OP_CONNECT:
-		io_uring_prep_connect(sqe, op->fd, (const struct sockaddr *)op->buf, op->len);
-		break;
-	}
-	io_uring_sqe_set_data(sqe, op);
+	prep_op(sqe, op);
 	op->state = OP_INFLIGHT;
 	op->res = 0;
 	op->next_pending = NULL;
@@ -486,12 +545,14 @@ static int uring_cancel(struct vz__io *io, struct vz__io_op *op)
 	struct uring *u = to_uring(io);
 	struct io_uring_sqe *sqe;
 
-	if (op->state != OP_INFLIGHT)
+	if (op->state != OP_INFLIGHT && op->state != OP_POLLING)
 		return VZ_ENOENT;
 	sqe = get_sqe(u, false);
 	if (!sqe)
 		return VZ_EFULL;
-	io_uring_prep_cancel(sqe, op, 0);
+	/* While it waits for readiness the kernel knows it by its poll. */
+	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | (op->state == OP_POLLING ? TAG_POLL : 0),
+			       0);
 	io_uring_sqe_set_data64(sqe, UD_CANCEL);
 	if (u->features & IORING_FEAT_CQE_SKIP)
 		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
