@@ -167,8 +167,8 @@ static struct io_uring_sqe *get_sqe(struct uring *u, bool faultable)
 
 /* Keep one read armed on the eventfd (it completes when a foreign thread
  * writes it). The SQE goes to the kernel with the next enter. A blocking
- * eventfd on purpose: the kernel honours O_NONBLOCK and would complete the
- * read at once with -EAGAIN instead of waiting. */
+ * eventfd on purpose: kernels that honour O_NONBLOCK in io_uring would
+ * complete the read at once with -EAGAIN instead of waiting. */
 static void arm_efd(struct uring *u)
 {
 	struct io_uring_sqe *sqe;
