@@ -536,10 +536,11 @@ static int ep_wake(struct vz__io *self, struct vz__io *target)
 	/* acq_rel: pairs with the owner's exchange in ep_wait() (see
 	 * uring_wake() for the full argument). */
 	if (atomic_exchange_explicit(&t->wake_pending, 1, memory_order_acq_rel)) {
+		/* Statistics: relaxed, read only as a snapshot. */
 		atomic_fetch_add_explicit(&t->wakes_coalesced, 1, memory_order_relaxed);
 		return 0;
 	}
-	atomic_fetch_add_explicit(&t->wakes_sent, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->wakes_sent, 1, memory_order_relaxed); /* statistic */
 	do
 		r = write(t->efd, &one, sizeof one);
 	while (r < 0 && errno == EINTR);

@@ -251,10 +251,11 @@ static int uring_wake(struct vz__io *self_io, struct vz__io *target)
 	 * token is in flight or being consumed: the owner's clear comes after
 	 * our exchange and will synchronise with it, so no syscall. */
 	if (atomic_exchange_explicit(&t->wake_pending, 1, memory_order_acq_rel)) {
+		/* Statistics: relaxed, read only as a snapshot. */
 		atomic_fetch_add_explicit(&t->wakes_coalesced, 1, memory_order_relaxed);
 		return 0;
 	}
-	atomic_fetch_add_explicit(&t->wakes_sent, 1, memory_order_relaxed);
+	atomic_fetch_add_explicit(&t->wakes_sent, 1, memory_order_relaxed); /* statistic */
 	if (s && !s->destroying) {
 		sqe = get_sqe(s, false);
 		if (sqe) {

@@ -95,8 +95,10 @@ static void *waker(void *arg)
 	return (void *)(intptr_t)vz__io_wake(NULL, arg);
 }
 
-/* Runs in the forked child; never returns. */
-static void child(void)
+/* Runs in the forked child; never returns. uring_here: io_uring works
+ * outside the filter, so the reason must name the filter's EPERM (on a
+ * machine without io_uring the earlier refusal is reported instead). */
+static void child(bool uring_here)
 {
 	char reason[256] = "";
 	enum vz__io_kind k = 0;
@@ -118,14 +120,14 @@ static void child(void)
 
 	CHECK(1, vz__io_select(VZ_BACKEND_AUTO, &k, reason, sizeof reason) == 0);
 	CHECK(2, k == VZ__IO_EPOLL);
-	CHECK(3, strstr(reason, "io_uring unavailable (io_uring_setup: Operation not permitted") ==
-			 reason);
+	CHECK(3, strstr(reason, "io_uring unavailable (") == reason);
+	CHECK(3, !uring_here || strstr(reason, "(io_uring_setup: Operation not permitted"));
 	CHECK(4, strstr(reason, "; using epoll"));
 	CHECK(5, !strchr(reason, '\n'));
 	fprintf(stderr, "child: %s\n", reason);
 
 	CHECK(6, vz__io_select(VZ_BACKEND_IO_URING, &k, reason, sizeof reason) == VZ_ENOSYS);
-	CHECK(7, strstr(reason, "Operation not permitted"));
+	CHECK(7, !uring_here || strstr(reason, "Operation not permitted"));
 	setenv("VZ_BACKEND", "io_uring", 1);
 	CHECK(8, vz__io_select(VZ_BACKEND_AUTO, &k, reason, sizeof reason) == VZ_ENOSYS);
 	CHECK(9, strstr(reason, "VZ_BACKEND"));
@@ -167,15 +169,18 @@ static void child(void)
 
 static void test_epoll_fallback_under_seccomp(void **state)
 {
+	enum vz__io_kind k = VZ__IO_EPOLL;
 	int status = 0;
 	pid_t pid;
 
 	(void)state;
+	unsetenv("VZ_BACKEND");
+	assert_int_equal(vz__io_select(VZ_BACKEND_AUTO, &k, NULL, 0), 0);
 	fflush(NULL);
 	pid = fork();
 	assert_true(pid >= 0);
 	if (pid == 0)
-		child();
+		child(k == VZ__IO_URING);
 	assert_int_equal(waitpid(pid, &status, 0), pid);
 	assert_true(WIFEXITED(status));
 	if (WEXITSTATUS(status) == CHILD_SKIP) {

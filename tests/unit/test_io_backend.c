@@ -799,7 +799,7 @@ int main(void)
 	char reason[256];
 	int ret;
 
-	vz_test_watchdog(60);
+	vz_test_watchdog(30); /* the whole program takes well under a second */
 	main_tid = gettid();
 	ret = vz__io_select(VZ_BACKEND_AUTO, &kind, reason, sizeof reason);
 	if (ret == VZ_ENOSYS) {
