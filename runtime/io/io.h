@@ -155,7 +155,7 @@ struct vz__io_stats {
 	uint64_t wakes_sent;      /* wake calls that made a syscall (MSG_RING or eventfd write) */
 	uint64_t wakes_coalesced; /* wake calls that found a wake pending: no syscall */
 	uint64_t wakes_consumed;  /* wake tokens consumed by vz__io_wait() */
-	uint64_t wait_syscalls;   /* syscalls made by vz__io_wait() */
+	uint64_t wait_syscalls;   /* epoll_wait / io_uring_enter requests made by vz__io_wait() */
 	uint64_t interrupted;     /* waits that returned 0 early for EINTR (real or injected) */
 	uint64_t ops_completed;   /* operation callbacks run */
 	uint64_t sq_full;         /* io_uring: submission queue found full */
