@@ -19,11 +19,13 @@ enum slot_state {
 	SLOT_PENDING,  /* one-shot fired; its message awaits deliverable() */
 };
 
+/* The handle of live slot `s`: its generation and index. */
 static inline uint64_t make_handle(const struct vz__timer_slot *s)
 {
 	return (uint64_t)s->gen << 32 | s->index;
 }
 
+/* The slot embedding wheel entry `e`. */
 static inline struct vz__timer_slot *slot_of_entry(struct vz__wheel_entry *e)
 {
 	return (struct vz__timer_slot *)((char *)e - offsetof(struct vz__timer_slot, entry));

@@ -388,6 +388,13 @@ uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_
 			fired++;
 		}
 	}
+	/* Jump the rest of the way. No slot starts and no overflow event
+	 * falls in (cur, target], so for every entry on level k < top the new
+	 * cur still agrees with it on the digits above k and has a smaller
+	 * digit k (cur stays below the entry's slot start), and a top-level
+	 * slot is still the first one with its digit after cur: every
+	 * invariant of place() holds for the new cur without touching an
+	 * entry. */
 	w->cur = target;
 	return fired;
 }
