@@ -461,18 +461,31 @@ double bench_pair_ratio(const struct bench_series *a, const struct bench_series 
 
 /* ---- output ----------------------------------------------------------- */
 
+static FILE *json_out; /* NULL = stdout */
+#define OUT (json_out ? json_out : stdout)
+
+static void fputc_json(int c)
+{
+	fputc(c, OUT);
+}
+
+void bench_output_to(FILE *f)
+{
+	json_out = f;
+}
+
 static void json_str(const char *s)
 {
-	putchar('"');
+	fputc_json('"');
 	for (; s && *s; s++) {
 		if (*s == '"' || *s == '\\')
-			printf("\\%c", *s);
+			fprintf(OUT, "\\%c", *s);
 		else if ((unsigned char)*s < 0x20)
-			printf("\\u%04x", *s);
+			fprintf(OUT, "\\u%04x", *s);
 		else
-			putchar(*s);
+			fputc_json(*s);
 	}
-	putchar('"');
+	fputc_json('"');
 }
 
 static void json_num(double v)
@@ -480,9 +493,12 @@ static void json_num(double v)
 	/* JSON has no inf/nan: clamp them to 0 (never expected). */
 	if (v != v || v > 1e300 || v < -1e300)
 		v = 0;
-	printf("%.6g", v);
-	if (v == (double)(long long)v && (v < 1e15 && v > -1e15))
-		printf(".0");
+	/* Whole numbers print whole ("19400000.0"), the rest with 6
+	 * significant digits ("0.000962", "1.5e-07"); both are JSON. */
+	if (v == (double)(long long)v && v < 1e15 && v > -1e15)
+		fprintf(OUT, "%.1f", v);
+	else
+		fprintf(OUT, "%.6g", v);
 }
 
 static void human(double v, char *buf, size_t len)
@@ -504,24 +520,24 @@ void bench_emit(const char *bench, const char *variant, const char *impl, const 
 {
 	char hv[32], hmin[32], hmax[32];
 
-	printf("{\"bench\":");
+	fprintf(OUT, "{\"bench\":");
 	json_str(bench);
-	printf(",\"variant\":");
+	fprintf(OUT, ",\"variant\":");
 	json_str(variant ? variant : "");
-	printf(",\"impl\":");
+	fprintf(OUT, ",\"impl\":");
 	json_str(impl);
-	printf(",\"metric\":");
+	fprintf(OUT, ",\"metric\":");
 	json_str(metric);
-	printf(",\"value\":");
+	fprintf(OUT, ",\"value\":");
 	json_num(value);
-	printf(",\"unit\":");
+	fprintf(OUT, ",\"unit\":");
 	json_str(unit);
-	printf(",\"reps\":%d,\"min\":", reps);
+	fprintf(OUT, ",\"reps\":%d,\"min\":", reps);
 	json_num(min);
-	printf(",\"max\":");
+	fprintf(OUT, ",\"max\":");
 	json_num(max);
-	printf("}\n");
-	fflush(stdout);
+	fprintf(OUT, "}\n");
+	fflush(OUT);
 
 	human(value, hv, sizeof(hv));
 	human(min, hmin, sizeof(hmin));

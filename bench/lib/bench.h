@@ -21,6 +21,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 /* ---- clock ------------------------------------------------------------ */
@@ -232,6 +233,10 @@ double bench_pair_ratio(const struct bench_series *a, const struct bench_series 
  * and a row of the human table on stderr. Flushes stdout. */
 void bench_emit(const char *bench, const char *variant, const char *impl, const char *metric,
 		double value, const char *unit, int reps, double min, double max);
+
+/* Send the JSON lines to f instead of stdout (NULL: back to stdout). For
+ * the harness self-test. */
+void bench_output_to(FILE *f);
 
 /* Emit a series (median as value, its min and max). Nothing when empty. */
 void bench_emit_series(const struct bench_series *s);

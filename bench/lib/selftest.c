@@ -10,6 +10,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int failures;
@@ -142,6 +143,42 @@ static void test_runner(void)
 	CHECK(bench_series_median(&im[0].s) == 102);
 }
 
+/* The JSON line: exact keys and order, numbers that parse back. */
+static void test_json(void)
+{
+	static const double vals[] = {19400000.0, 0.000962, 2314240.5, 1.5e-07, 1e20, 0};
+	static const char prefix[] = "{\"bench\":\"t\",\"variant\":\"v\\\"q\",\"impl\":\"impl\","
+				     "\"metric\":\"metric\",\"value\":";
+	char line[512];
+	FILE *f = tmpfile();
+
+	CHECK(f != NULL);
+	if (!f)
+		return;
+	bench_output_to(f);
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++)
+		bench_emit("t", "v\"q", "impl", "metric", vals[i], "ns", 5, vals[i], vals[i]);
+	bench_output_to(NULL);
+	rewind(f);
+	for (size_t i = 0; i < sizeof(vals) / sizeof(vals[0]); i++) {
+		char *p;
+		double v;
+
+		CHECK(fgets(line, sizeof(line), f) != NULL);
+		CHECK(!strncmp(line, prefix, strlen(prefix)));
+		p = strstr(line, "\"value\":");
+		CHECK(p != NULL);
+		if (!p)
+			continue;
+		v = strtod(p + 8, &p);
+		CHECK(*p == ','); /* a number JSON accepts ends here: no "e+06.0" */
+		CHECK(v == vals[i] || fabs(v - vals[i]) <= 1e-5 * fabs(vals[i]));
+		CHECK(strstr(line, ",\"unit\":\"ns\",\"reps\":5,\"min\":") != NULL);
+		CHECK(line[strlen(line) - 2] == '}');
+	}
+	fclose(f);
+}
+
 static void test_limit(void)
 {
 	struct bench_hist *h = bench_hist_create();
@@ -160,6 +197,7 @@ int main(int argc, char **argv)
 	test_hist();
 	test_series();
 	test_runner();
+	test_json();
 	test_limit();
 	fprintf(stderr, "selftest: %s (%d failed checks)\n", failures ? "FAILED" : "ok", failures);
 	return failures ? 1 : 0;
