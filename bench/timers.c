@@ -57,7 +57,7 @@
 #include <uv.h>
 #endif
 
-#define MS 1000000ull
+#define MS  1000000ull
 #define SEC 1000000000ull
 
 enum { IMPL_VELOZ, IMPL_CLASSIC, IMPL_LIBUV, NIMPL, IMPL_WHEEL = NIMPL };
@@ -78,7 +78,7 @@ static uint64_t rnd(void)
 	return rng * 0x2545f4914f6cdd1dull;
 }
 
-static uint64_t *delays_ns;   /* per timer, uniform in the variant's range */
+static uint64_t *delays_ns;    /* per timer, uniform in the variant's range */
 static uint32_t *cancel_order; /* a random permutation */
 static uint64_t *handles;
 
@@ -104,7 +104,7 @@ static void make_inputs(uint64_t n, uint64_t lo_ns, uint64_t hi_ns, bool whole_m
 /* ---- the three implementations' state ----------------------------------- */
 
 static struct vz__timers vt;
-static struct vz__wheel ww;            /* the bare wheel, for 1M-pending-wheel-only */
+static struct vz__wheel ww; /* the bare wheel, for 1M-pending-wheel-only */
 static struct vz__wheel_entry *wents;
 static struct vz__timer_owner vowner;
 static struct timer_heap th;
@@ -114,11 +114,11 @@ static uv_timer_t *uvt;
 static uint64_t nuvt, uvt_cap; /* initialised handles; capacity (never moved) */
 #endif
 
-static uint64_t fired;         /* callbacks run in the current measurement */
+static uint64_t fired;	       /* callbacks run in the current measurement */
 static uint64_t loop_now;      /* the busy loop's clock read of this turn */
 static uint64_t *intended;     /* busy loop: intended deadline per timer */
 static struct bench_hist *lat; /* busy loop: lateness of this repetition */
-static uint64_t early;         /* busy loop: fired before the intended deadline */
+static uint64_t early;	       /* busy loop: fired before the intended deadline */
 
 static void record_lateness(uint64_t deadline)
 {
@@ -249,8 +249,7 @@ struct figure {
 	bool used;
 };
 
-static void figure_init(struct figure *f, const char *variant, const char *metric,
-			const char *unit)
+static void figure_init(struct figure *f, const char *variant, const char *metric, const char *unit)
 {
 	int i;
 
@@ -409,7 +408,8 @@ static void pending_rep(int impl, uint64_t n, double out[4])
 static void variant_pending(void)
 {
 	const char *variant = bench_opts.quick ? "100k-pending" : "1M-pending";
-	const char *wvariant = bench_opts.quick ? "100k-pending-wheel-only" : "1M-pending-wheel-only";
+	const char *wvariant =
+	    bench_opts.quick ? "100k-pending-wheel-only" : "1M-pending-wheel-only";
 	uint64_t n = bench_size(1000000, 100000), i;
 	struct figure f[4], fw[3];
 	int rep, impl;

@@ -34,10 +34,10 @@ struct timer_heap_node {
 struct timer_heap {
 	struct timer_heap_item *items; /* the heap, items[0] is the minimum */
 	struct timer_heap_node *nodes;
-	uint32_t n;       /* queued timers */
-	uint32_t cap;     /* capacity of items[] and nodes[] */
+	uint32_t n;	    /* queued timers */
+	uint32_t cap;	    /* capacity of items[] and nodes[] */
 	uint32_t free_head; /* first free node, UINT32_MAX if none */
-	uint64_t grows;   /* times the arrays were reallocated */
+	uint64_t grows;	    /* times the arrays were reallocated */
 };
 
 /* Initialise an empty heap with room for `capacity` timers (0 is fine).

@@ -8,10 +8,10 @@
  * fini, so arming in steady state never allocates (t->chunk_allocs counts
  * the growth). Free slots are kept as a stack of indices rather than a list
  * threaded through the slots: taking one then does not wait for a load from
- * a cold slot, so back-to-back arms overlap their cache misses. A handle is (generation << 32 | slot index); the
- * generation changes every time a slot is released, so a handle that was
- * cancelled or delivered is stale forever (until the 32-bit generation of
- * that one slot wraps, after 2^32 - 1 reuses).
+ * a cold slot, so back-to-back arms overlap their cache misses. A handle is (generation << 32 |
+ * slot index); the generation changes every time a slot is released, so a handle that was cancelled
+ * or delivered is stale forever (until the 32-bit generation of that one slot wraps, after 2^32 - 1
+ * reuses).
  *
  * Expiry protocol with the core:
  *   1. vz__timers_expire() calls `fire` for each due timer with its owner
@@ -52,7 +52,7 @@ struct vz__timer_slot {
 	struct vz__wheel_entry entry;
 	struct vz__timer_owner *owner;
 	struct vz__timer_slot *onext, *oprev; /* owner list */
-	uint64_t period_ns;                   /* 0: one-shot */
+	uint64_t period_ns;		      /* 0: one-shot */
 	uint64_t tag;
 	uint32_t gen;
 	uint32_t index;
@@ -65,7 +65,7 @@ struct vz__timers {
 	uint32_t nchunks, chunks_cap;
 	uint32_t *free_idx; /* stack of free slot indices, capacity nchunks * CHUNK */
 	uint32_t nfree;
-	uint64_t live;         /* slots not free */
+	uint64_t live;	       /* slots not free */
 	uint64_t chunk_allocs; /* slab growth events (each is one malloc) */
 };
 

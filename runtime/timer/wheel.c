@@ -241,7 +241,7 @@ static uint64_t wheel_next(const struct vz__wheel *w, unsigned *level_out)
 	shift = VZ__WHEEL_BITS * level;
 	hi = w->cur >> shift;
 	off = (unsigned)__builtin_ctzll(
-		ror64(w->occupied[level], (unsigned)hi & (VZ__WHEEL_SLOTS - 1)));
+	    ror64(w->occupied[level], (unsigned)hi & (VZ__WHEEL_SLOTS - 1)));
 	*level_out = level;
 	return (hi + off) << shift;
 }
@@ -316,16 +316,15 @@ static void cascade(struct vz__wheel *w, unsigned level, unsigned slot)
 }
 
 /* Detach `e` (already unlinked) and hand it to the callback. */
-static inline void fire_one(struct vz__wheel *w, struct vz__wheel_entry *e,
-			    vz__wheel_fire_fn fire, void *ctx)
+static inline void fire_one(struct vz__wheel *w, struct vz__wheel_entry *e, vz__wheel_fire_fn fire,
+			    void *ctx)
 {
 	e->where = VZ__WHEEL_NOWHERE;
 	w->count--;
 	fire(ctx, e);
 }
 
-uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_fn fire,
-			   void *ctx)
+uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_fn fire, void *ctx)
 {
 	uint64_t target, fired = 0;
 

@@ -37,18 +37,18 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define VZ__WHEEL_BITS 6
-#define VZ__WHEEL_SLOTS 64
-#define VZ__WHEEL_MAX_LEVELS 8
-#define VZ__WHEEL_TICK_MIN_NS 10000ull       /* 10 us */
-#define VZ__WHEEL_TICK_MAX_NS 1000000000ull  /* 1 s */
+#define VZ__WHEEL_BITS	       6
+#define VZ__WHEEL_SLOTS	       64
+#define VZ__WHEEL_MAX_LEVELS   8
+#define VZ__WHEEL_TICK_MIN_NS  10000ull				  /* 10 us */
+#define VZ__WHEEL_TICK_MAX_NS  1000000000ull			  /* 1 s */
 #define VZ__WHEEL_MIN_RANGE_NS (30ull * 86400ull * 1000000000ull) /* 30 days */
 
 /* Where an entry is: a wheel slot (level * 64 + slot), or one of these. */
 enum {
-	VZ__WHEEL_NOWHERE = 0xffff, /* not pending (never added, fired or deleted) */
+	VZ__WHEEL_NOWHERE = 0xffff,  /* not pending (never added, fired or deleted) */
 	VZ__WHEEL_OVERFLOW = 0xfffe, /* beyond the wheel's range */
-	VZ__WHEEL_DUE = 0xfffd,      /* already due: fires on the next advance */
+	VZ__WHEEL_DUE = 0xfffd,	     /* already due: fires on the next advance */
 };
 
 struct vz__wheel_link {
@@ -61,21 +61,21 @@ struct vz__wheel_link {
 struct vz__wheel_entry {
 	struct vz__wheel_link link;
 	uint64_t deadline_ns; /* as given to vz__wheel_add() */
-	uint64_t tick;        /* due tick: ceil(deadline_ns / tick_ns) */
-	uint16_t where;       /* VZ__WHEEL_* or level * 64 + slot */
+	uint64_t tick;	      /* due tick: ceil(deadline_ns / tick_ns) */
+	uint16_t where;	      /* VZ__WHEEL_* or level * 64 + slot */
 };
 
 struct vz__wheel {
 	uint64_t tick_ns;
-	uint64_t now_ns;     /* largest now_ns seen (init or advance) */
-	uint64_t cur;        /* current tick: every entry with tick <= cur has fired */
-	uint64_t range;      /* ticks: an entry with tick - cur <= range goes in the wheel */
-	uint64_t ovf_min;    /* lower bound of the overflow list's ticks */
-	uint64_t count;      /* pending entries (wheel + overflow + due) */
+	uint64_t now_ns;  /* largest now_ns seen (init or advance) */
+	uint64_t cur;	  /* current tick: every entry with tick <= cur has fired */
+	uint64_t range;	  /* ticks: an entry with tick - cur <= range goes in the wheel */
+	uint64_t ovf_min; /* lower bound of the overflow list's ticks */
+	uint64_t count;	  /* pending entries (wheel + overflow + due) */
 	unsigned nlevels;
 	uint32_t level_mask; /* bit k set iff occupied[k] != 0 */
 	uint64_t occupied[VZ__WHEEL_MAX_LEVELS];
-	struct vz__wheel_link due;      /* already due, FIFO */
+	struct vz__wheel_link due;	/* already due, FIFO */
 	struct vz__wheel_link overflow; /* beyond range, unordered */
 	struct vz__wheel_link slots[VZ__WHEEL_MAX_LEVELS][VZ__WHEEL_SLOTS];
 };
@@ -128,8 +128,7 @@ uint64_t vz__wheel_next_deadline_ns(const struct vz__wheel *w);
  * the order documented above. Jumps over empty stretches of time using the
  * bitmaps, so cost is proportional to the entries fired or cascaded, not to
  * the ticks elapsed. Returns the number of entries fired. */
-uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_fn fire,
-			   void *ctx);
+uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_fn fire, void *ctx);
 
 /* Number of pending entries. */
 static inline uint64_t vz__wheel_count(const struct vz__wheel *w)

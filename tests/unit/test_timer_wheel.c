@@ -20,7 +20,7 @@
 #include "testutil.h"
 #include "timer/wheel.h"
 
-#define MS 1000000ull
+#define MS  1000000ull
 #define SEC 1000000000ull
 #define DAY (86400ull * SEC)
 
@@ -78,9 +78,9 @@ enum { T_FREE, T_LIVE, T_FIRED, T_CANCELLED };
 struct rec {
 	struct vz__wheel_entry e;
 	uint64_t deadline;
-	uint64_t eff;         /* effective due tick: fire order key */
-	uint64_t added_in;    /* advance number during which it was added, 0 if outside */
-	uint32_t inc;         /* incarnation, to skip stale heap items */
+	uint64_t eff;	   /* effective due tick: fire order key */
+	uint64_t added_in; /* advance number during which it was added, 0 if outside */
+	uint32_t inc;	   /* incarnation, to skip stale heap items */
 	uint32_t live_pos;
 	int state;
 };
@@ -95,11 +95,11 @@ struct hitem {
 struct model {
 	struct vz__wheel w;
 	uint64_t tick;
-	uint64_t now;      /* largest now given to the wheel */
-	uint64_t c;        /* model of the wheel's current tick */
-	uint64_t adv_no;   /* advances so far; nonzero while inside one */
+	uint64_t now;	 /* largest now given to the wheel */
+	uint64_t c;	 /* model of the wheel's current tick */
+	uint64_t adv_no; /* advances so far; nonzero while inside one */
 	bool in_advance;
-	uint64_t c_mid;    /* inside an advance: tick being fired */
+	uint64_t c_mid;	   /* inside an advance: tick being fired */
 	uint64_t last_eff; /* inside an advance: eff of the last fired */
 	uint64_t fired_this, live;
 	struct rec recs[MAXREC];
@@ -380,7 +380,8 @@ static void model_advance(struct model *m, uint64_t now)
 	}
 	/* Not late by a tick or more: the earliest non-deferred timer left. */
 	if (top && m->recs[top->idx].deadline + m->tick <= m->now)
-		fail_msg("late: deadline %llu, now %llu", (unsigned long long)m->recs[top->idx].deadline,
+		fail_msg("late: deadline %llu, now %llu",
+			 (unsigned long long)m->recs[top->idx].deadline,
 			 (unsigned long long)m->now);
 	while (nkeep)
 		hpush(m, keep[--nkeep]);
@@ -499,7 +500,7 @@ struct log {
 	struct vz__wheel *w;
 	struct vz__wheel_entry *order[64];
 	unsigned n;
-	struct vz__wheel_entry *victim; /* deleted by the first fire, if set */
+	struct vz__wheel_entry *victim;	 /* deleted by the first fire, if set */
 	struct vz__wheel_entry *pair[2]; /* or: the first of these to fire deletes the other */
 	bool victim_deleted;
 };
@@ -548,9 +549,9 @@ static void test_deadline_now_and_past(void **state)
 	vz__wheel_entry_init(&a);
 	vz__wheel_entry_init(&b);
 	vz__wheel_entry_init(&c);
-	vz__wheel_add(&w, &a, now);       /* == now */
+	vz__wheel_add(&w, &a, now);	  /* == now */
 	vz__wheel_add(&w, &b, now - DAY); /* far past */
-	vz__wheel_add(&w, &c, 0);         /* the epoch */
+	vz__wheel_add(&w, &c, 0);	  /* the epoch */
 	assert_int_equal(vz__wheel_count(&w), 3);
 	assert_true(vz__wheel_next_deadline_ns(&w) <= now);
 	/* Same now again: all three fire, in add order. */
@@ -769,14 +770,14 @@ static void test_readd_from_callback(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_init_range),
-		cmocka_unit_test(test_deadline_now_and_past),
-		cmocka_unit_test(test_next_deadline_exact_and_bound),
-		cmocka_unit_test(test_cancel_during_cascade),
-		cmocka_unit_test(test_wraparound),
-		cmocka_unit_test(test_beyond_range_and_jumps),
-		cmocka_unit_test(test_readd_from_callback),
-		cmocka_unit_test(test_property),
+	    cmocka_unit_test(test_init_range),
+	    cmocka_unit_test(test_deadline_now_and_past),
+	    cmocka_unit_test(test_next_deadline_exact_and_bound),
+	    cmocka_unit_test(test_cancel_during_cascade),
+	    cmocka_unit_test(test_wraparound),
+	    cmocka_unit_test(test_beyond_range_and_jumps),
+	    cmocka_unit_test(test_readd_from_callback),
+	    cmocka_unit_test(test_property),
 	};
 
 	vz_test_watchdog(120);

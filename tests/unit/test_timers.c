@@ -14,7 +14,7 @@
 #include "timer/timers.h"
 #include "util/fault.h"
 
-#define MS 1000000ull
+#define MS  1000000ull
 #define SEC 1000000000ull
 
 /* Records what expire reported; optionally cancels handles from inside. */
@@ -42,8 +42,8 @@ static void on_fire(void *ctx, struct vz__timer_owner *o, const vz_timer_event *
 	r->n++;
 	if (r->n == 1)
 		for (i = 0; i < r->ncancel; i++)
-			r->cancel_rc[i] = vz__timers_cancel(r->t, r->cancel_owner[i],
-							    r->cancel_handle[i]);
+			r->cancel_rc[i] =
+			    vz__timers_cancel(r->t, r->cancel_owner[i], r->cancel_handle[i]);
 	if (r->cancel_self)
 		assert_int_equal(vz__timers_cancel(r->t, o, ev->timer.id), 0);
 }
@@ -70,7 +70,7 @@ static void test_arm_args(void **state)
 	assert_int_equal(vz__timers_arm(&t, &o, 0, 1, 0, 0, &h), 0);
 	assert_true(h != 0);
 	assert_int_equal(vz__timers_cancel(&t, &o, h ^ (1ull << 32)), VZ_ESTALE); /* wrong gen */
-	assert_int_equal(vz__timers_cancel(&t, &o, h + 1), VZ_ESTALE);           /* free slot */
+	assert_int_equal(vz__timers_cancel(&t, &o, h + 1), VZ_ESTALE);		  /* free slot */
 	assert_false(vz__timers_deliverable(&t, h + 1));
 	assert_int_equal(vz__timers_cancel(&t, &o, h), 0);
 	vz__timers_fini(&t);
@@ -168,8 +168,9 @@ static void test_owner_cancel(void **state)
 	vz__timer_owner_init(&a);
 	vz__timer_owner_init(&b);
 	for (i = 0; i < 300; i++) /* one-shots, some due soon; periodic every third */
-		assert_int_equal(vz__timers_arm(&t, &a, now, (i % 7 + 1) * MS,
-						i % 3 ? 0 : 2 * MS, i, &ha[i]), 0);
+		assert_int_equal(
+		    vz__timers_arm(&t, &a, now, (i % 7 + 1) * MS, i % 3 ? 0 : 2 * MS, i, &ha[i]),
+		    0);
 	for (i = 0; i < 10; i++)
 		assert_int_equal(vz__timers_arm(&t, &b, now, (i + 1) * MS, 0, i, &hb[i]), 0);
 	/* Some of a's fire (pending one-shots, re-armed periodic ones). */
@@ -261,9 +262,9 @@ static void test_cancel_inside_fire(void **state)
 	vz__timer_owner_init(&a);
 	vz__timer_owner_init(&b);
 	assert_int_equal(vz__timers_arm(&t, &a, 0, 1 * MS, 0, 1, &h1), 0);
-	assert_int_equal(vz__timers_arm(&t, &a, 0, 2 * MS, 0, 2, &h2), 0); /* same expire */
+	assert_int_equal(vz__timers_arm(&t, &a, 0, 2 * MS, 0, 2, &h2), 0);  /* same expire */
 	assert_int_equal(vz__timers_arm(&t, &b, 0, 50 * MS, 0, 3, &h3), 0); /* later */
-	assert_int_equal(vz__timers_arm(&t, &a, 0, 1 * MS, 0, 4, &h4), 0); /* cancelled twice */
+	assert_int_equal(vz__timers_arm(&t, &a, 0, 1 * MS, 0, 4, &h4), 0);  /* cancelled twice */
 	/* The first fire cancels h2 (due in this expire), h3 (later), h4
 	 * (maybe fired already, maybe not: either way cancel succeeds once
 	 * and the second attempt is stale) and itself, pending. */
@@ -435,10 +436,12 @@ static void test_protocol_random(void **state)
 				uint64_t delay = (uint64_t)(rand() % 50000) * 1000;
 
 				x->owner = rand() % 4;
-				x->period = rand() % 4 == 0 ? (uint64_t)(rand() % 20000 + 1) * 1000 : 0;
+				x->period =
+				    rand() % 4 == 0 ? (uint64_t)(rand() % 20000 + 1) * 1000 : 0;
 				x->deadline = p->now + delay;
-				assert_int_equal(vz__timers_arm(&p->t, &p->owners[x->owner], p->now, delay,
-								x->period, 0, &x->handle), 0);
+				assert_int_equal(vz__timers_arm(&p->t, &p->owners[x->owner], p->now,
+								delay, x->period, 0, &x->handle),
+						 0);
 				assert_null(find(p, x->handle)); /* unique among live handles */
 				x->state = M_ARMED;
 			}
@@ -447,12 +450,15 @@ static void test_protocol_random(void **state)
 				int o = rand() % 5 == 0 ? (x->owner + 1) % 4 : x->owner;
 
 				if (o != x->owner) {
-					assert_int_equal(vz__timers_cancel(&p->t, &p->owners[o], x->handle),
-							 VZ_ESTALE);
+					assert_int_equal(
+					    vz__timers_cancel(&p->t, &p->owners[o], x->handle),
+					    VZ_ESTALE);
 				} else {
-					assert_int_equal(vz__timers_cancel(&p->t, &p->owners[o], x->handle), 0);
-					assert_int_equal(vz__timers_cancel(&p->t, &p->owners[o], x->handle),
-							 VZ_ESTALE);
+					assert_int_equal(
+					    vz__timers_cancel(&p->t, &p->owners[o], x->handle), 0);
+					assert_int_equal(
+					    vz__timers_cancel(&p->t, &p->owners[o], x->handle),
+					    VZ_ESTALE);
 					x->state = M_FREE;
 				}
 			}
@@ -513,14 +519,14 @@ static void test_protocol_random(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_arm_args),
-		cmocka_unit_test(test_oneshot_protocol),
-		cmocka_unit_test(test_delay_zero_and_reuse),
-		cmocka_unit_test(test_owner_cancel),
-		cmocka_unit_test(test_periodic_no_drift),
-		cmocka_unit_test(test_cancel_inside_fire),
-		cmocka_unit_test(test_slab_growth),
-		cmocka_unit_test(test_protocol_random),
+	    cmocka_unit_test(test_arm_args),
+	    cmocka_unit_test(test_oneshot_protocol),
+	    cmocka_unit_test(test_delay_zero_and_reuse),
+	    cmocka_unit_test(test_owner_cancel),
+	    cmocka_unit_test(test_periodic_no_drift),
+	    cmocka_unit_test(test_cancel_inside_fire),
+	    cmocka_unit_test(test_slab_growth),
+	    cmocka_unit_test(test_protocol_random),
 	};
 
 	vz_test_watchdog(120);
