@@ -11,13 +11,18 @@
  *   local-burst64 - the sender sends bursts of 64 and re-triggers itself
  *                   with a message, so the mailbox stays in cache: the raw
  *                   cost of one local send + dispatch in steady state
+ *   cross-shard-burst64 - the same with the receiver on another shard
+ *                   (sender's shard on CPU 0, receiver's on CPU 1); no flow
+ *                   control, as in Savina: what the rings cannot take waits
+ *                   in the runtime's overflow lists (counted)
  * Implementations:
  *   veloz   - vz_send between two actors on one shard, per backend
- *   classic - the same flood as tasks posted to the loop from the loop
+ *   classic - the same flood as tasks posted to the loop from the loop (to
+ *             a second loop thread for cross-shard)
  *   limit   - (burst variant) the payload copied into a 64-slot array and
  *             dispatched through an indirect call: queue-less delivery
- * Cross-shard counting is a row to add once cross-shard sends are measured
- * here; ck_ring and CAF are BENCH.md baselines reported as skipped.
+ * ck_ring (raw SPSC rings are compared in `queues`) and CAF are BENCH.md
+ * baselines reported as skipped here.
  */
 #include "bench.h"
 #include "bench_rt.h"
@@ -33,11 +38,14 @@ struct variant {
 	uint32_t burst;    /* 0: all N from one call */
 	uint64_t n, quick_n;
 	bool limit;
+	unsigned nshards;  /* 1: both actors on shard 0; 2: receiver on shard 1 */
+	int cpu[2];        /* bench_cpu() index of shard (loop) 0 and 1 */
 };
 
 static const struct variant variants[] = {
-	{"local", 0, 1000000, 200000, false},
-	{"local-burst64", 64, 10000000, 1000000, true},
+	{"local", 0, 1000000, 200000, false, 1, {1, 0}},
+	{"local-burst64", 64, 10000000, 1000000, true, 1, {1, 0}},
+	{"cross-shard-burst64", 64, 2000000, 200000, false, 2, {0, 1}},
 };
 
 /* Shared between the shard (writes) and main (reads after done). */
@@ -94,7 +102,7 @@ struct ctx {
 	const struct variant *v;
 	vz_backend_kind backend;
 	struct run run;
-	struct bench_series mallocs, syscalls;
+	struct bench_series mallocs, syscalls, ringfull;
 };
 
 /* ---- veloz ------------------------------------------------------------ */
@@ -189,8 +197,8 @@ static const vz_actor_spec send_spec = {
 static int run_veloz(void *arg, int rep, double *value)
 {
 	struct ctx *c = arg;
-	struct bench_rt_opts o = {.backend = c->backend, .nshards = 1, .cpu = {1},
-				  .quiet = rep > 0};
+	struct bench_rt_opts o = {.backend = c->backend, .nshards = c->v->nshards,
+				  .cpu = {c->v->cpu[0], c->v->cpu[1]}, .quiet = rep > 0};
 	vz_shard_stats s0, s1, d;
 	struct send_arg sa;
 	vz_runtime *rt;
@@ -200,7 +208,7 @@ static int run_veloz(void *arg, int rep, double *value)
 	if (bench_rt_create(&o, &rt) < 0)
 		return -1;
 	run_reset(&c->run, c->v);
-	rc = vz_spawn(rt, 0, &recv_spec, &c->run, &recv);
+	rc = vz_spawn(rt, c->v->nshards - 1, &recv_spec, &c->run, &recv);
 	sa.run = &c->run;
 	sa.peer = recv;
 	if (rc == 0)
@@ -222,6 +230,7 @@ static int run_veloz(void *arg, int rep, double *value)
 		bench_rt_stats_delta(&s0, &s1, &d);
 		bench_series_add(&c->mallocs, (double)d.pool_refills / (double)c->run.n);
 		bench_series_add(&c->syscalls, (double)d.wakeups_sent / (double)c->run.n);
+		bench_series_add(&c->ringfull, (double)d.ring_full / (double)c->run.n);
 	}
 	return rc;
 }
@@ -229,7 +238,8 @@ static int run_veloz(void *arg, int rep, double *value)
 /* ---- classic ---------------------------------------------------------- */
 
 static struct {
-	struct classic_loop *l;
+	struct classic_loop *l;  /* the sender's loop */
+	struct classic_loop *lr; /* the receiver's loop (== l when local) */
 	struct run *run;
 	uint64_t sent;
 } cc;
@@ -249,7 +259,7 @@ static void classic_send(void *arg)
 	if (end > r->n)
 		end = r->n;
 	for (; cc.sent < end; cc.sent++) {
-		if (classic_loop_post(cc.l, classic_recv, (void *)(uintptr_t)cc.sent) < 0)
+		if (classic_loop_post(cc.lr, classic_recv, (void *)(uintptr_t)cc.sent) < 0)
 			goto fail;
 	}
 	if (cc.sent < r->n && classic_loop_post(cc.l, classic_send, NULL) < 0)
@@ -263,11 +273,18 @@ fail:
 static int run_classic(void *arg, int rep, double *value)
 {
 	struct ctx *c = arg;
-	struct classic_loop_stats st;
+	struct classic_loop_stats st, st2;
 	int rc;
 
-	if (classic_loop_create(1024, &cc.l) < 0 || classic_loop_start(cc.l, 1) < 0)
+	if (classic_loop_create(1024, &cc.l) < 0 || classic_loop_start(cc.l, c->v->cpu[0]) < 0)
 		return -1;
+	cc.lr = cc.l;
+	if (c->v->nshards > 1 && (classic_loop_create(1024, &cc.lr) < 0 ||
+				  classic_loop_start(cc.lr, c->v->cpu[1]) < 0)) {
+		classic_loop_stop(cc.l);
+		classic_loop_destroy(cc.l);
+		return -1;
+	}
 	run_reset(&c->run, c->v);
 	cc.run = &c->run;
 	cc.sent = 0;
@@ -275,6 +292,13 @@ static int run_classic(void *arg, int rep, double *value)
 	rc = run_finish(&c->run, "classic", value);
 	classic_loop_stop(cc.l);
 	classic_loop_stats(cc.l, &st);
+	if (cc.lr != cc.l) {
+		classic_loop_stop(cc.lr);
+		classic_loop_stats(cc.lr, &st2);
+		classic_loop_destroy(cc.lr);
+		st.grows += st2.grows;
+		st.signals += st2.signals;
+	}
 	classic_loop_destroy(cc.l);
 	if (rc == 0 && rep >= 0) {
 		bench_series_add(&c->mallocs, (double)st.grows / (double)c->run.n);
@@ -333,9 +357,10 @@ static void run_variant(const struct variant *v)
 	struct bench_impl impls[4];
 	int n = 0, icl;
 
-	fprintf(stderr, "counting %s: %llu messages, %s, shard on CPU %d\n", v->name,
-		(unsigned long long)bench_size(v->n, v->quick_n),
-		v->burst ? "bursts + self re-trigger" : "all from one receive call", bench_cpu(1));
+	fprintf(stderr, "counting %s: %llu messages, %s, sender on CPU %d, receiver on CPU %d\n",
+		v->name, (unsigned long long)bench_size(v->n, v->quick_n),
+		v->burst ? "bursts + self re-trigger" : "all from one receive call",
+		bench_cpu(v->cpu[0]), bench_cpu(v->cpu[v->nshards - 1]));
 	for (int b = 0; b < 2; b++) {
 		const char *be = bench_backend_name(bench_backends[b]);
 
@@ -347,6 +372,8 @@ static void run_variant(const struct variant *v)
 				  "count");
 		bench_series_init(&ctx[n].syscalls, "counting", names[b], "veloz",
 				  "syscalls_per_msg", "count");
+		bench_series_init(&ctx[n].ringfull, "counting", names[b], "veloz",
+				  "ring_full_per_msg", "count");
 		impls[n] = (struct bench_impl){.impl = "veloz", .fn = run_veloz, .ctx = &ctx[n]};
 		n++;
 	}
@@ -380,6 +407,8 @@ static void run_variant(const struct variant *v)
 			bench_emit_series(&ctx[i].mallocs);
 			bench_emit_series(&ctx[i].syscalls);
 		}
+		if (i < icl && v->nshards > 1)
+			bench_emit_series(&ctx[i].ringfull);
 	}
 }
 
@@ -391,6 +420,7 @@ int main(int argc, char **argv)
 		if (bench_variant_enabled(variants[i].name))
 			run_variant(&variants[i]);
 	}
-	bench_skip("ck_ring, caf", "no cross-shard counting variant yet (same-shard only)");
+	bench_skip("ck_ring", "raw SPSC rings against ck_ring are in the queues benchmark");
+	bench_skip("caf", "not installed (libcaf-dev; no CAF baseline is built without it)");
 	return 0;
 }
