@@ -2,30 +2,43 @@
 /*
  * Event count on a futex: how idle pool workers sleep without lost
  * wake-ups, and why a submission costs no system call while no worker
- * sleeps.
+ * sleeps -- nor while a wake-up it could issue is already on its way.
+ *
+ * One 64-bit word: the epoch (high half, also the futex word) and the
+ * number of announced waiters (low half).
  *
  * Waiter (a worker that found no work):
- *     key = vz__ec_prepare(ec);     announce: waiters++ (seq_cst), read epoch
+ *     key = vz__ec_prepare(ec);     waiters++ (seq_cst), fence, read epoch
  *     if (work is visible now)      re-check every source it must not miss
- *             vz__ec_cancel(ec);
+ *             vz__ec_cancel(ec, key);
  *     else
- *             vz__ec_wait(ec, key); sleep unless epoch != key
+ *             vz__ec_wait(ec, key); sleep unless the epoch moved
  * Notifier (a submitter, after publishing work):
- *     vz__ec_notify(ec, false);     seq_cst fence; if waiters: epoch++, wake
+ *     vz__ec_notify(ec);            fence; if waiters: claim them all
+ *                                   (waiters = 0, epoch++) and FUTEX_WAKE all
  *
- * Why nothing is lost: the waiter's waiters++ and the notifier's publish are
- * each followed by a seq_cst operation (the RMW itself on the waiter's side,
- * the fence on the notifier's), and then each reads what the other wrote
- * (the waiter the queue, the notifier `waiters`). In the single total order
- * of those seq_cst operations one comes first, so either the waiter sees the
- * work in its re-check, or the notifier sees waiters > 0, bumps the epoch
- * and calls FUTEX_WAKE. The kernel compares the epoch with `key` under its
- * futex lock, so a waiter that read the old epoch either is already queued
- * on the futex (and is woken) or finds epoch != key and returns at once.
+ * Why nothing is lost: the waiter's increment and the notifier's publish
+ * are each followed by a full fence, and then each reads what the other
+ * wrote (the waiter the queue, the notifier the waiter count). Of the two
+ * fences one comes first, so either the waiter sees the work in its
+ * re-check, or the notifier sees the count > 0 and moves the epoch (or
+ * finds that another notifier just did, which then wakes everybody). The
+ * kernel compares the epoch with `key` under its futex lock, so a claimed
+ * waiter is either already queued on the futex (and woken) or returns at
+ * once.
  *
- * Cost: a notifier that finds waiters == 0 does a fence (a locked op on its
- * own stack line, ~5 ns here) and one load of a line that only changes when
- * a worker goes to sleep or wakes. No system call, no shared write.
+ * Why wake-ups do not pile up: a notifier claims every announced waiter at
+ * once (the count drops to 0 with the epoch bump), so the submissions that
+ * follow, until some worker announces itself again, see 0 and make no
+ * system call. The price is that all sleepers of the pool wake together
+ * when work arrives after a quiet spell; those that find nothing announce
+ * themselves again. A waiter that cancels, or returns from the futex
+ * without having been claimed (a signal), takes itself out of the count,
+ * but only while the epoch is still the one it announced under.
+ *
+ * Cost: a notifier that finds no waiter does a fence (a locked op on its
+ * own stack line, ~5 ns here) and one load of a line that changes only
+ * when a worker goes to sleep or wakes. No system call, no shared write.
  *
  * The caller owns the struct (it lives inside a node-local pool).
  */
@@ -58,73 +71,99 @@ static _Atomic unsigned vz__ec_tsan_fence_word;
 #endif
 
 struct vz__eventcount {
-	/* Workers announced or asleep; written by waiters, read by notifiers. */
-	alignas(64) atomic_uint waiters;
-	/* The futex word; bumped by notifiers that found waiters. */
-	alignas(64) atomic_uint epoch;
+	/* epoch << 32 | waiters. Waiters add and remove themselves; notifiers
+	 * claim them all (waiters = 0, epoch + 1). The epoch half is the futex
+	 * word. */
+	alignas(64) _Atomic uint64_t state;
 };
+
+#define VZ__EC_WAITERS(s) ((uint32_t)(s))
+#define VZ__EC_EPOCH(s) ((uint32_t)((s) >> 32))
+
+/* The futex word: the epoch half of state (the kernel reads 32 bits). */
+static inline uint32_t *vz__ec_futex_word(struct vz__eventcount *ec)
+{
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	return (uint32_t *)((char *)&ec->state + 4);
+#else
+	return (uint32_t *)&ec->state;
+#endif
+}
 
 /* Zero ec. Before sharing it. */
 static inline void vz__ec_init(struct vz__eventcount *ec)
 {
-	atomic_init(&ec->waiters, 0);
-	atomic_init(&ec->epoch, 0);
+	atomic_init(&ec->state, 0);
 }
 
 /* Announce that the caller is about to sleep and return the key for
- * vz__ec_wait(). The caller must then re-check for work and either cancel or
- * wait. */
-static inline unsigned vz__ec_prepare(struct vz__eventcount *ec)
+ * vz__ec_wait() / vz__ec_cancel(). The caller must then re-check for work
+ * and either cancel or wait. */
+static inline uint32_t vz__ec_prepare(struct vz__eventcount *ec)
 {
-	/* seq_cst RMW: pairs with the seq_cst fence in vz__ec_notify(); it
-	 * must be ordered before the caller's re-check of the queue (see the
-	 * file comment). */
-	atomic_fetch_add_explicit(&ec->waiters, 1, memory_order_seq_cst);
-	/* Full fence: the caller's re-check loads are acquire, not seq_cst,
-	 * and C11 only orders them after the RMW through a fence (x86 needs
-	 * nothing more than the locked RMW; weaker machines do). Pairs with
-	 * the fence in vz__ec_notify(). Only on the way to sleep. */
+	/* seq_cst RMW followed by a full fence: the caller's re-check loads
+	 * (acquire) must not move above the increment; pairs with the fence
+	 * in vz__ec_notify(). Only on the way to sleep. */
+	uint64_t s = atomic_fetch_add_explicit(&ec->state, 1, memory_order_seq_cst) + 1;
+
 	vz__full_fence();
-	/* Acquire: pairs with the release bump in vz__ec_notify(). */
-	return atomic_load_explicit(&ec->epoch, memory_order_acquire);
+	return VZ__EC_EPOCH(s);
 }
 
-/* Withdraw an announcement: the re-check found work. */
-static inline void vz__ec_cancel(struct vz__eventcount *ec)
+/* Withdraw an announcement made under epoch `key`, unless a notifier has
+ * claimed it already (the epoch moved; the count no longer includes us). */
+static inline void vz__ec_cancel(struct vz__eventcount *ec, uint32_t key)
 {
-	/* Relaxed: a late decrement only costs a notifier a useless wake. */
-	atomic_fetch_sub_explicit(&ec->waiters, 1, memory_order_relaxed);
+	/* Relaxed: the count is only a hint to notifiers; the pairing that
+	 * matters is prepare's fence against notify's. */
+	uint64_t s = atomic_load_explicit(&ec->state, memory_order_relaxed);
+
+	while (VZ__EC_EPOCH(s) == key && VZ__EC_WAITERS(s) > 0) {
+		if (atomic_compare_exchange_weak_explicit(&ec->state, &s, s - 1,
+							  memory_order_relaxed,
+							  memory_order_relaxed))
+			return;
+	}
 }
 
 /* Sleep until the epoch moves away from key (returns at once if it already
- * has), then withdraw the announcement. May return spuriously (EINTR); the
- * caller loops and re-checks anyway. */
-static inline void vz__ec_wait(struct vz__eventcount *ec, unsigned key)
+ * has), then withdraw the announcement if nobody claimed it. May return
+ * without work to do (a signal, or woken with the others); the caller loops
+ * and re-checks anyway. */
+static inline void vz__ec_wait(struct vz__eventcount *ec, uint32_t key)
 {
-	/* The kernel reads the futex word under its own lock; a bump that
-	 * happened after our key was read makes this return EAGAIN at once. */
-	syscall(SYS_futex, (void *)&ec->epoch, FUTEX_WAIT_PRIVATE, key, NULL, NULL, 0);
-	/* Relaxed: see vz__ec_cancel(). */
-	atomic_fetch_sub_explicit(&ec->waiters, 1, memory_order_relaxed);
+	/* The kernel reads the epoch under its own lock; a bump that happened
+	 * after our key was read makes this return EAGAIN at once. */
+	syscall(SYS_futex, vz__ec_futex_word(ec), FUTEX_WAIT_PRIVATE, key, NULL, NULL, 0);
+	vz__ec_cancel(ec, key);
 }
 
-/* After publishing work: wake one sleeper (or all when `all`) if any
- * announced itself. Returns true when it made the FUTEX_WAKE system call
- * (callers count those). Any thread. */
-static inline bool vz__ec_notify(struct vz__eventcount *ec, bool all)
+/* After publishing work: if any worker announced itself, claim them all and
+ * wake them. Returns true when it made the FUTEX_WAKE system call (callers
+ * count those). Any thread. */
+static inline bool vz__ec_notify(struct vz__eventcount *ec)
 {
-	/* Pairs with the seq_cst RMW in vz__ec_prepare(): orders our publish
-	 * of the work before our read of waiters. */
+	uint64_t s;
+
+	/* Pairs with the fence in vz__ec_prepare(): orders our publish of the
+	 * work before our read of the waiter count. */
 	vz__full_fence();
 	/* Relaxed: ordered by the fence above. */
-	if (atomic_load_explicit(&ec->waiters, memory_order_relaxed) == 0)
-		return false;
-	/* Release: a waiter that reads the new epoch in vz__ec_prepare() also
-	 * sees the work published before it. */
-	atomic_fetch_add_explicit(&ec->epoch, 1, memory_order_release);
-	syscall(SYS_futex, (void *)&ec->epoch, FUTEX_WAKE_PRIVATE, all ? INT_MAX : 1, NULL, NULL,
-		0);
-	return true;
+	s = atomic_load_explicit(&ec->state, memory_order_relaxed);
+	while (VZ__EC_WAITERS(s) > 0) {
+		/* Release: a waiter that reads the new epoch also sees the work
+		 * published before it. A failed CAS reloads s: a waiter came or
+		 * went (retry), or another notifier claimed them (count 0: it
+		 * wakes them, we are done). */
+		if (atomic_compare_exchange_weak_explicit(
+			    &ec->state, &s, (uint64_t)(VZ__EC_EPOCH(s) + 1u) << 32,
+			    memory_order_release, memory_order_relaxed)) {
+			syscall(SYS_futex, vz__ec_futex_word(ec), FUTEX_WAKE_PRIVATE, INT_MAX,
+				NULL, NULL, 0);
+			return true;
+		}
+	}
+	return false;
 }
 
 #endif

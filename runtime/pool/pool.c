@@ -290,7 +290,7 @@ static void *worker_main(void *arg)
 	ps->ops.set_preferred(ps->ops.ctx, p->node);
 	for (;;) {
 		uint64_t until;
-		unsigned key;
+		uint32_t key;
 		bool found = false;
 
 		if (take(ps, w, &from, &idx)) {
@@ -333,12 +333,12 @@ static void *worker_main(void *arg)
 		 * eventcount.h): our own queue and the exit flag are the
 		 * sources whose wake-up we must not miss. */
 		if (vz__mpmc_dequeue(&p->jobs, &idx)) {
-			vz__ec_cancel(&p->ec);
+			vz__ec_cancel(&p->ec, key);
 			run_job(ps, w, p, idx);
 			continue;
 		}
 		if (atomic_load_explicit(&ps->exiting, memory_order_acquire)) {
-			vz__ec_cancel(&p->ec);
+			vz__ec_cancel(&p->ec, key);
 			continue;
 		}
 		counter_add(&w->sleeps, 1);
@@ -421,7 +421,7 @@ int vz__pool_submit_as(struct vz__pool_set *ps, unsigned shard, vz_ref owner, co
 	 * 0 ends (its acquire load), so workers drain it. */
 	atomic_store_explicit(&sl->busy, 0, memory_order_release);
 
-	if (vz__ec_notify(&p->ec, false))
+	if (vz__ec_notify(&p->ec))
 		counter_add(&sl->wakeups, 1);
 	counter_add(&sl->submitted, 1);
 	if (p != home)
@@ -644,7 +644,7 @@ static void join_workers(struct vz__pool_set *ps)
 	 * enqueued before this store is drained before a worker leaves. */
 	atomic_store_explicit(&ps->exiting, 1, memory_order_release);
 	for (unsigned i = 0; i < ps->plan.npools; i++)
-		vz__ec_notify(&ps->pools[i]->ec, true);
+		vz__ec_notify(&ps->pools[i]->ec);
 	for (unsigned i = 0; i < ps->plan.npools; i++) {
 		struct pool *p = ps->pools[i];
 
