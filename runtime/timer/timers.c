@@ -98,19 +98,21 @@ static int grow(struct vz__timers *t)
 	if (VZ_FAULT(VZ_FAULT_POOL_REFILL))
 		return VZ_ENOMEM;
 	if (t->nchunks == t->chunks_cap) {
+		/* Double the chunk table and the free-index stack together:
+		 * the stack can then hold every slot, so release() never
+		 * grows it. */
 		uint32_t cap = t->chunks_cap ? t->chunks_cap * 2 : 8;
 		struct vz__timer_slot **c = realloc(t->chunks, cap * sizeof *c);
 
 		if (!c)
 			return VZ_ENOMEM;
 		t->chunks = c;
+		stack = realloc(t->free_idx, (size_t)cap * VZ__TIMERS_CHUNK * sizeof *stack);
+		if (!stack)
+			return VZ_ENOMEM; /* chunks_cap unchanged: retried next time */
+		t->free_idx = stack;
 		t->chunks_cap = cap;
 	}
-	/* The stack can hold every slot, so release() never grows it. */
-	stack = realloc(t->free_idx, (size_t)(t->nchunks + 1) * VZ__TIMERS_CHUNK * sizeof *stack);
-	if (!stack)
-		return VZ_ENOMEM;
-	t->free_idx = stack;
 	chunk = malloc(VZ__TIMERS_CHUNK * sizeof *chunk);
 	if (!chunk)
 		return VZ_ENOMEM;

@@ -63,7 +63,7 @@ struct vz__timers {
 	struct vz__wheel wheel;
 	struct vz__timer_slot **chunks; /* chunk i holds indices [i * CHUNK, (i + 1) * CHUNK) */
 	uint32_t nchunks, chunks_cap;
-	uint32_t *free_idx; /* stack of free slot indices, capacity nchunks * CHUNK */
+	uint32_t *free_idx; /* stack of free slot indices, capacity chunks_cap * CHUNK */
 	uint32_t nfree;
 	uint64_t live;	       /* slots not free */
 	uint64_t chunk_allocs; /* slab growth events (each is one malloc) */
