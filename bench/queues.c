@@ -51,8 +51,8 @@
 #include <urcu/wfcqueue.h>
 #endif
 
-#define RING_SLOTS 1024
-#define MPSC_POOL 4096
+#define RING_SLOTS	  1024
+#define MPSC_POOL	  4096
 #define MPSC_CREDIT_EVERY 256 /* consumer publishes its progress this often */
 
 /* ---- two pinned workers ------------------------------------------------- */
@@ -70,14 +70,14 @@ struct job {
 };
 
 static struct {
-	struct job job;        /* written by main before posting the semaphores */
-	sem_t go[2];           /* main -> producer (0), consumer (1) */
-	sem_t done;            /* workers -> main */
-	_Atomic int at_start;  /* start line: both workers arrived */
+	struct job job;	      /* written by main before posting the semaphores */
+	sem_t go[2];	      /* main -> producer (0), consumer (1) */
+	sem_t done;	      /* workers -> main */
+	_Atomic int at_start; /* start line: both workers arrived */
 	_Atomic int quit;
-	uint64_t t_start;      /* producer: clock at the start line */
-	uint64_t t_end;        /* consumer: clock after the last pop */
-	uint64_t bad;          /* consumer: items out of sequence */
+	uint64_t t_start; /* producer: clock at the start line */
+	uint64_t t_end;	  /* consumer: clock after the last pop */
+	uint64_t bad;	  /* consumer: items out of sequence */
 } w;
 
 /* Both workers wait here; the producer then starts the clock. */
@@ -213,7 +213,8 @@ static void ck_spsc_produce(void *arg)
 		if (k > c->n - next + 1)
 			k = (uint32_t)(c->n - next + 1);
 		for (uint32_t i = 0; i < k; i++) {
-			while (!ck_ring_enqueue_spsc(c->ck, c->ck_buf, (void *)(uintptr_t)(next + i)))
+			while (
+			    !ck_ring_enqueue_spsc(c->ck, c->ck_buf, (void *)(uintptr_t)(next + i)))
 				bench_cpu_relax();
 		}
 		next += k;
@@ -507,8 +508,8 @@ static void run_limit(uint64_t rounds)
 	if (l.h == NULL)
 		exit(1);
 	bench_lat_init(&l.lat, "counting", "cache-line", "limit", "rtt", "ns");
-	bench_run_side_by_side(&impl, 1, bench_opts.reps, true, "counting", "cache-line",
-			       "rtt_p50", "ns");
+	bench_run_side_by_side(&impl, 1, bench_opts.reps, true, "counting", "cache-line", "rtt_p50",
+			       "ns");
 	bench_lat_emit(&l.lat);
 	bench_hist_destroy(l.h);
 }

@@ -46,18 +46,18 @@
 struct vz__spsc {
 	/* Producer's line: written only by the producer thread. */
 	alignas(VZ__SPSC_LINE) _Atomic uint32_t tail; /* next index to fill; read by the consumer */
-	uint32_t head_cache;                          /* producer's last view of head */
+	uint32_t head_cache;			      /* producer's last view of head */
 
 	/* Consumer's line: written only by the consumer thread. */
 	alignas(VZ__SPSC_LINE) _Atomic uint32_t head; /* next index to take; read by the producer */
-	uint32_t tail_cache;                          /* consumer's last view of tail */
+	uint32_t tail_cache;			      /* consumer's last view of tail */
 
 	/* Read-only after vz__spsc_init(). */
 	alignas(VZ__SPSC_LINE) void **slots;
-	uint32_t mask;       /* capacity - 1 */
+	uint32_t mask; /* capacity - 1 */
 	uint32_t capacity;
-	size_t alloc_bytes;  /* size handed to the allocator, for vz__spsc_fini() */
-	bool numa;           /* slots came from numa_alloc_onnode() */
+	size_t alloc_bytes; /* size handed to the allocator, for vz__spsc_fini() */
+	bool numa;	    /* slots came from numa_alloc_onnode() */
 };
 
 _Static_assert(sizeof(struct vz__spsc) == 3 * VZ__SPSC_LINE, "spsc ring is three cache lines");

@@ -2,7 +2,7 @@
 /*
  * Stress tests of the MPSC inbox (runtime/queue/mpsc_inbox.h) with real
  * threads:
- *  - four producers push N (2.5 million) numbered messages each into one inbox; the
+ *  - four producers push N (a million) numbered messages each into one inbox; the
  *    consumer checks every producer's numbers arrive in order with none
  *    missing or repeated, and the total. Messages come from a small pool
  *    per producer and go back to it through an SPSC ring (the runtime's
@@ -31,7 +31,7 @@
 #include "queue/spsc_ring.h"
 
 #define NPROD 4
-#define POOL 256 /* messages per producer */
+#define POOL  256 /* messages per producer */
 
 static void backoff(unsigned *spins)
 {
@@ -53,19 +53,19 @@ struct producer {
 	struct fifo_run *run;
 	uint32_t id;
 	struct vz__spsc *returns; /* consumer -> this producer: used messages */
-	struct msg *pool;         /* POOL messages, owned by this producer */
-	uint64_t looked_empty;    /* pushes that reported an empty inbox */
+	struct msg *pool;	  /* POOL messages, owned by this producer */
+	uint64_t looked_empty;	  /* pushes that reported an empty inbox */
 };
 
 struct fifo_run {
 	struct vz__mpsc *inbox;
 	uint64_t per_producer;
 	struct producer prod[NPROD];
-	_Atomic int stop;          /* consumer gave up after an error */
-	uint64_t received;         /* consumer: messages taken */
-	uint64_t errors;           /* consumer: out-of-order, foreign or repeated */
-	uint64_t not_yet;          /* consumer: NULL pops while not empty */
-	uint64_t next_seq[NPROD];  /* consumer: expected next seq per producer */
+	_Atomic int stop;	  /* consumer gave up after an error */
+	uint64_t received;	  /* consumer: messages taken */
+	uint64_t errors;	  /* consumer: out-of-order, foreign or repeated */
+	uint64_t not_yet;	  /* consumer: NULL pops while not empty */
+	uint64_t next_seq[NPROD]; /* consumer: expected next seq per producer */
 };
 
 static void *producer_main(void *arg)
@@ -149,7 +149,7 @@ static void test_four_producers(void **state)
 	assert_non_null(run);
 	vz__mpsc_init(inbox);
 	run->inbox = inbox;
-	run->per_producer = vz_test_scale(2500000);
+	run->per_producer = vz_test_scale(1000000);
 	atomic_init(&run->stop, 0);
 	for (uint32_t i = 0; i < NPROD; i++) {
 		struct producer *p = &run->prod[i];
@@ -222,7 +222,7 @@ struct handshake {
 	_Atomic int sleeping;
 	struct hs_msg msgs[2];
 	int saw_flag[2];
-	uint64_t lost;   /* rounds with a lost wake-up */
+	uint64_t lost;	 /* rounds with a lost wake-up */
 	uint64_t errors; /* rounds where the drain went wrong */
 };
 
@@ -331,7 +331,7 @@ static void test_sleep_handshake(void **state)
 	assert_non_null(h);
 	vz__mpsc_init(inbox);
 	h->inbox = inbox;
-	h->rounds = vz_test_scale(50000);
+	h->rounds = vz_test_scale(30000);
 	atomic_init(&h->arrived, 0);
 	atomic_init(&h->sleeping, 0);
 	assert_int_equal(pthread_create(&cons, NULL, hs_consumer_main, h), 0);
@@ -355,8 +355,8 @@ static void test_sleep_handshake(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_four_producers),
-		cmocka_unit_test(test_sleep_handshake),
+	    cmocka_unit_test(test_four_producers),
+	    cmocka_unit_test(test_sleep_handshake),
 	};
 
 	vz_test_watchdog(240);

@@ -55,14 +55,14 @@ struct fifo_run {
 	struct vz__spsc *ring;
 	uint64_t total;
 	uint32_t seed;
-	_Atomic int done;          /* consumer finished (or gave up) */
-	_Atomic int failed;        /* consumer saw a wrong item */
-	uint64_t received;         /* consumer: items taken */
-	uint64_t first_bad_at;     /* consumer: index of the first wrong item */
-	uint64_t first_bad_value;  /* consumer: what it found there */
-	uint64_t partial_pushes;   /* producer: pushes that took fewer than asked */
-	uint64_t empty_seen;       /* observer: true answers of vz__spsc_empty() */
-	uint64_t empty_calls;      /* observer */
+	_Atomic int done;	  /* consumer finished (or gave up) */
+	_Atomic int failed;	  /* consumer saw a wrong item */
+	uint64_t received;	  /* consumer: items taken */
+	uint64_t first_bad_at;	  /* consumer: index of the first wrong item */
+	uint64_t first_bad_value; /* consumer: what it found there */
+	uint64_t partial_pushes;  /* producer: pushes that took fewer than asked */
+	uint64_t empty_seen;	  /* observer: true answers of vz__spsc_empty() */
+	uint64_t empty_calls;	  /* observer */
 };
 
 static void *fifo_producer(void *arg)
@@ -202,11 +202,10 @@ static void test_fifo_capacity_2(void **state)
 
 /*
  * Each round: the ring is empty and the flag clear. Released together by a
- * spinning two-thread barrier (plus a random delay each), the producer pushes one item, fences, reads
- * the flag; the consumer sets the flag, fences, asks vz__spsc_empty().
- * "Producer read 0 and consumer saw empty" is a lost wake-up. Without
- * either fence, or with an empty() that looked at a cached index, store
- * buffering lets it happen on x86.
+ * spinning two-thread barrier (plus a random delay each), the producer pushes one item, fences,
+ * reads the flag; the consumer sets the flag, fences, asks vz__spsc_empty(). "Producer read 0 and
+ * consumer saw empty" is a lost wake-up. Without either fence, or with an empty() that looked at a
+ * cached index, store buffering lets it happen on x86.
  *
  * Five arrivals per round on one counter: both threads at the start
  * barrier (2), both after their half (4), the consumer after scoring the
@@ -216,11 +215,11 @@ struct dekker {
 	struct vz__spsc *ring;
 	uint64_t rounds;
 	_Atomic uint64_t arrived;
-	_Atomic int sleeping;       /* the consumer's flag */
-	uint64_t lost;              /* rounds where neither saw the other */
-	uint64_t both;              /* rounds where both saw the other */
-	int saw_flag;               /* producer's observation this round */
-	int saw_empty;              /* consumer's observation this round */
+	_Atomic int sleeping; /* the consumer's flag */
+	uint64_t lost;	      /* rounds where neither saw the other */
+	uint64_t both;	      /* rounds where both saw the other */
+	int saw_flag;	      /* producer's observation this round */
+	int saw_empty;	      /* consumer's observation this round */
 };
 
 /* Arrive (release: hands what this thread wrote so far to the other one)
@@ -330,7 +329,7 @@ static void test_sleep_handshake(void **state)
 	assert_non_null(d);
 	assert_int_equal(vz__spsc_init(ring, 4, -1), 0);
 	d->ring = ring;
-	d->rounds = vz_test_scale(100000);
+	d->rounds = vz_test_scale(50000);
 	atomic_init(&d->arrived, 0);
 	atomic_init(&d->sleeping, 0);
 	assert_int_equal(pthread_create(&cons, NULL, dekker_consumer, d), 0);
@@ -349,9 +348,9 @@ static void test_sleep_handshake(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fifo_capacity_256),
-		cmocka_unit_test(test_fifo_capacity_2),
-		cmocka_unit_test(test_sleep_handshake),
+	    cmocka_unit_test(test_fifo_capacity_256),
+	    cmocka_unit_test(test_fifo_capacity_2),
+	    cmocka_unit_test(test_sleep_handshake),
 	};
 
 	vz_test_watchdog(240);

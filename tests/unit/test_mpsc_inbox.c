@@ -242,13 +242,13 @@ static void test_half_linked_during_stub_reinsertion(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_init_empty),
-		cmocka_unit_test(test_fifo_single_thread),
-		cmocka_unit_test(test_stub_reinsertion),
-		cmocka_unit_test(test_interleaved),
-		cmocka_unit_test(test_half_linked_first),
-		cmocka_unit_test(test_half_linked_behind_node),
-		cmocka_unit_test(test_half_linked_during_stub_reinsertion),
+	    cmocka_unit_test(test_init_empty),
+	    cmocka_unit_test(test_fifo_single_thread),
+	    cmocka_unit_test(test_stub_reinsertion),
+	    cmocka_unit_test(test_interleaved),
+	    cmocka_unit_test(test_half_linked_first),
+	    cmocka_unit_test(test_half_linked_behind_node),
+	    cmocka_unit_test(test_half_linked_during_stub_reinsertion),
 	};
 
 	vz_test_watchdog(60);

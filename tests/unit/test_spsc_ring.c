@@ -35,8 +35,18 @@ static uint32_t val(void *p)
 
 static void test_init_rejects_bad_capacity(void **state)
 {
-	static const uint32_t bad[] = {0, 1, 3, 5, 6, 7, 12, 100, 1000, UINT32_C(0x80000001),
-				       UINT32_C(0xffffffff), UINT32_C(0x80000000) + 2};
+	static const uint32_t bad[] = {0,
+				       1,
+				       3,
+				       5,
+				       6,
+				       7,
+				       12,
+				       100,
+				       1000,
+				       UINT32_C(0x80000001),
+				       UINT32_C(0xffffffff),
+				       UINT32_C(0x80000000) + 2};
 	struct vz__spsc r;
 	void *out[1] = {NULL};
 
@@ -132,7 +142,8 @@ static void test_init_enomem(void **state)
 		if (r.slots != NULL)
 			code |= 2;
 		vz__spsc_fini(&r);
-		if (numa_available() >= 0 && vz__spsc_init(&r, VZ__SPSC_MAX_CAPACITY, 0) != VZ_ENOMEM)
+		if (numa_available() >= 0 &&
+		    vz__spsc_init(&r, VZ__SPSC_MAX_CAPACITY, 0) != VZ_ENOMEM)
 			code |= 4;
 		_exit(code);
 	}
@@ -351,17 +362,17 @@ static void test_index_wrap_2_32(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_init_rejects_bad_capacity),
-		cmocka_unit_test(test_init_accepts_powers_of_two),
-		cmocka_unit_test(test_init_numa),
-		cmocka_unit_test(test_init_enomem),
-		cmocka_unit_test(test_empty_pop),
-		cmocka_unit_test(test_full_partial_push),
-		cmocka_unit_test(test_free_slots_is_a_lower_bound),
-		cmocka_unit_test(test_pop_smaller_than_available),
-		cmocka_unit_test(test_fifo_across_wrap),
-		cmocka_unit_test(test_wrap_many_times),
-		cmocka_unit_test(test_index_wrap_2_32),
+	    cmocka_unit_test(test_init_rejects_bad_capacity),
+	    cmocka_unit_test(test_init_accepts_powers_of_two),
+	    cmocka_unit_test(test_init_numa),
+	    cmocka_unit_test(test_init_enomem),
+	    cmocka_unit_test(test_empty_pop),
+	    cmocka_unit_test(test_full_partial_push),
+	    cmocka_unit_test(test_free_slots_is_a_lower_bound),
+	    cmocka_unit_test(test_pop_smaller_than_available),
+	    cmocka_unit_test(test_fifo_across_wrap),
+	    cmocka_unit_test(test_wrap_many_times),
+	    cmocka_unit_test(test_index_wrap_2_32),
 	};
 
 	vz_test_watchdog(60);
