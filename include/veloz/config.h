@@ -61,7 +61,9 @@ typedef struct vz_pool_config {
 	uint32_t queue_capacity;   /* per pool, power of two; 0 = default (4096) */
 	vz_pool_overload overload;
 	bool share_shard_cpus;     /* may workers run on CPUs that host shards */
+	uint64_t nodes;            /* bit n set: node n gets a pool; 0 = every node with CPUs */
 } vz_pool_config;
+#define VZ_CONFIG_HAS_POOL_NODES 1 /* vz_pool_config.nodes exists */
 
 /* Called for every accepted message that could not be delivered (target
  * stopped or stale, runtime stopping). Runs on the thread that found out,

@@ -96,7 +96,9 @@ VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 			   sizeof rt->backend_reason);
 	if (rc < 0)
 		goto fail;
-	if (rt->backend_reason[0])
+	/* One line when the runtime fell back on its own; a forced choice
+	 * (config or VZ_BACKEND) is not news. */
+	if (rt->backend_reason[0] && rt->cfg.backend == VZ_BACKEND_AUTO && !getenv("VZ_BACKEND"))
 		fprintf(stderr, "veloz: %s\n", rt->backend_reason);
 	rt->nshards = n;
 	rt->shards = calloc(n, sizeof *rt->shards);

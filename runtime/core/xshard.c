@@ -210,7 +210,8 @@ static void receive_one(struct vz__shard *sh, struct vz_msg *m)
 		vz__pool_free(sh, m, m->cls);
 		return;
 	}
-	VZ__STAT_ADD(sh, received_remote, 1);
+	if (!(m->flags & VZ__MSG_UNCOUNTED))
+		VZ__STAT_ADD(sh, received_remote, 1);
 	vz__deliver_local(sh, m);
 }
 
@@ -280,7 +281,8 @@ unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget)
 
 		if (!node)
 			break;
-		VZ__STAT_ADD(sh, received_foreign, 1);
+		if (!(((struct vz_msg *)node)->flags & VZ__MSG_UNCOUNTED))
+			VZ__STAT_ADD(sh, received_foreign, 1);
 		vz__deliver_local(sh, (struct vz_msg *)node);
 		n++;
 	}
