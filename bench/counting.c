@@ -8,17 +8,23 @@
  * in it). Variants (rows of `variants`):
  *   local         - the sender sends all N from one receive call (the
  *                   mailbox grows to N), as Savina's producer does
- *   local-burst64 - the sender sends bursts of 64 and re-triggers itself
- *                   with a message, so the mailbox stays in cache: the raw
- *                   cost of one local send + dispatch in steady state
- *   cross-shard-burst64 - the same with the receiver on another shard
- *                   (sender's shard on CPU 0, receiver's on CPU 1); no flow
- *                   control, as in Savina: what the rings cannot take waits
- *                   in the runtime's overflow lists (counted)
+ *   local-burst64 - flow-controlled flood: the sender keeps two bursts of
+ *                   64 in flight and sends the next burst when the receiver
+ *                   acknowledges one (one ack per 64 messages), so the
+ *                   mailbox stays in cache: the raw cost of one local send
+ *                   + dispatch in steady state
+ *   local-selfloop64 - the sender sends a burst of 64 and re-triggers itself
+ *                   with a message to itself, without flow control: shows
+ *                   how the loop shares turns between a self-feeding sender
+ *                   and its receiver (mailbox backlog, pool growth)
+ *   cross-shard-burst64 - the flow-controlled flood with the receiver on
+ *                   another shard (sender's shard on CPU 0, receiver's on
+ *                   CPU 1)
  * Implementations:
  *   veloz   - vz_send between two actors on one shard, per backend
- *   classic - the same flood as tasks posted to the loop from the loop (to
- *             a second loop thread for cross-shard)
+ *   classic - the same flood, acks and self re-triggers as tasks posted to
+ *             the loop from the loop (to a second loop thread for
+ *             cross-shard)
  *   limit   - (burst variant) the payload copied into a 64-slot array and
  *             dispatched through an indirect call: queue-less delivery
  * ck_ring (raw SPSC rings are compared in `queues`) and CAF are BENCH.md
@@ -31,11 +37,21 @@
 #include <stdatomic.h>
 #include <stdio.h>
 
-enum { MSG_START = VZ_MSG_USER, MSG_MORE, MSG_COUNT };
+enum { MSG_START = VZ_MSG_USER, MSG_MORE, MSG_ACK, MSG_COUNT };
+
+/* How the sender paces itself. */
+enum mode {
+	ALL_AT_ONCE, /* all N from the first receive call */
+	ACKED,       /* WINDOW bursts in flight, one more per ack from the receiver */
+	SELF_LOOP,   /* one burst per self-message, no flow control */
+};
+
+#define WINDOW 2
 
 struct variant {
 	const char *name;
-	uint32_t burst;    /* 0: all N from one call */
+	enum mode mode;
+	uint32_t burst;    /* messages per burst (ACKED, SELF_LOOP) */
 	uint64_t n, quick_n;
 	bool limit;
 	unsigned nshards;  /* 1: both actors on shard 0; 2: receiver on shard 1 */
@@ -43,14 +59,16 @@ struct variant {
 };
 
 static const struct variant variants[] = {
-	{"local", 0, 1000000, 200000, false, 1, {1, 0}},
-	{"local-burst64", 64, 10000000, 1000000, true, 1, {1, 0}},
-	{"cross-shard-burst64", 64, 2000000, 200000, false, 2, {0, 1}},
+	{"local", ALL_AT_ONCE, 0, 1000000, 200000, false, 1, {1, 0}},
+	{"local-burst64", ACKED, 64, 10000000, 1000000, true, 1, {1, 0}},
+	{"local-selfloop64", SELF_LOOP, 64, 1000000, 200000, false, 1, {1, 0}},
+	{"cross-shard-burst64", ACKED, 64, 2000000, 200000, false, 2, {0, 1}},
 };
 
 /* Shared between the shard (writes) and main (reads after done). */
 struct run {
 	uint64_t n;
+	enum mode mode;
 	uint32_t burst;
 	uint64_t start_ns;  /* sender's first send */
 	uint64_t end_ns;    /* receiver's last receive */
@@ -63,6 +81,7 @@ struct run {
 static void run_reset(struct run *r, const struct variant *v)
 {
 	r->n = bench_size(v->n, v->quick_n);
+	r->mode = v->mode;
 	r->burst = v->burst;
 	r->start_ns = r->end_ns = 0;
 	r->got = r->bad = 0;
@@ -70,8 +89,9 @@ static void run_reset(struct run *r, const struct variant *v)
 	atomic_store_explicit(&r->done, 0, memory_order_relaxed);
 }
 
-/* Receiver side, shared by veloz and classic. */
-static inline void run_take(struct run *r, uint64_t seq)
+/* Receiver side, shared by veloz and classic. Returns true when the
+ * sender should get an ack (ACKED mode, a burst completed, more to come). */
+static inline bool run_take(struct run *r, uint64_t seq)
 {
 	if (seq != r->got)
 		r->bad++;
@@ -79,7 +99,21 @@ static inline void run_take(struct run *r, uint64_t seq)
 		r->end_ns = bench_now_ns();
 		/* Pairs with the acquire in bench_wait_flag(). */
 		atomic_store_explicit(&r->done, 1, memory_order_release);
+		return false;
 	}
+	return r->mode == ACKED && r->got % r->burst == 0;
+}
+
+/* Sender side: where the sends of this call stop, given how many were
+ * sent and whether this is the start. */
+static inline uint64_t run_burst_end(const struct run *r, uint64_t sent, bool start)
+{
+	uint64_t end;
+
+	if (r->mode == ALL_AT_ONCE)
+		return r->n;
+	end = sent + (uint64_t)r->burst * (start && r->mode == ACKED ? WINDOW : 1);
+	return end < r->n ? end : r->n;
 }
 
 static int run_finish(struct run *r, const char *impl, double *value)
@@ -131,11 +165,17 @@ static int recv_init(vz_actor *self, void *state, const void *arg)
 
 static void recv_receive(vz_actor *self, void *state, const vz_msg *m)
 {
+	struct run *r = ((struct recv_state *)state)->run;
 	uint64_t seq;
+	int rc;
 
-	(void)self;
 	__builtin_memcpy(&seq, vz_msg_data(m), sizeof(seq));
-	run_take(((struct recv_state *)state)->run, seq);
+	if (run_take(r, seq) && (rc = vz_reply(self, m, MSG_ACK, NULL, 0)) < 0) {
+		r->err = rc;
+		fprintf(stderr, "counting: vz_reply: %s\n", vz_strerror(rc));
+		/* Pairs with the acquire in bench_wait_flag(): stop waiting. */
+		atomic_store_explicit(&r->done, 1, memory_order_release);
+	}
 }
 
 static int send_init(vz_actor *self, void *state, const void *arg)
@@ -149,25 +189,24 @@ static int send_init(vz_actor *self, void *state, const void *arg)
 	return 0;
 }
 
-/* Send the next burst (or everything), then ask ourselves for more. */
+/* On the start or an ack (or our own MSG_MORE), send the next burst(s);
+ * in SELF_LOOP mode, then ask ourselves for more. */
 static void send_receive(vz_actor *self, void *state, const vz_msg *m)
 {
 	struct send_state *st = state;
 	struct run *r = st->run;
-	uint64_t end;
+	bool start = vz_msg_type(m) == MSG_START;
+	uint64_t end = run_burst_end(r, st->sent, start);
 	int rc;
 
-	if (vz_msg_type(m) == MSG_START)
+	if (start)
 		r->start_ns = bench_now_ns();
-	end = r->burst ? st->sent + r->burst : r->n;
-	if (end > r->n)
-		end = r->n;
 	for (; st->sent < end; st->sent++) {
 		rc = vz_send(self, st->peer, MSG_COUNT, &st->sent, sizeof(st->sent));
 		if (rc < 0)
 			goto fail;
 	}
-	if (st->sent < r->n) {
+	if (r->mode == SELF_LOOP && st->sent < r->n) {
 		rc = vz_send(self, vz_self(self), MSG_MORE, NULL, 0);
 		if (rc < 0)
 			goto fail;
@@ -244,29 +283,35 @@ static struct {
 	uint64_t sent;
 } cc;
 
+static void classic_send(void *arg);
+
 static void classic_recv(void *arg)
 {
-	run_take(cc.run, (uint64_t)(uintptr_t)arg);
+	if (run_take(cc.run, (uint64_t)(uintptr_t)arg) &&
+	    classic_loop_post(cc.l, classic_send, NULL) < 0) {
+		cc.run->err = -1;
+		atomic_store_explicit(&cc.run->done, 1, memory_order_release);
+	}
 }
 
+/* arg != NULL: the start. */
 static void classic_send(void *arg)
 {
 	struct run *r = cc.run;
-	uint64_t end = r->burst ? cc.sent + r->burst : r->n;
+	uint64_t end = run_burst_end(r, cc.sent, arg != NULL);
 
 	if (arg)
 		r->start_ns = bench_now_ns();
-	if (end > r->n)
-		end = r->n;
 	for (; cc.sent < end; cc.sent++) {
 		if (classic_loop_post(cc.lr, classic_recv, (void *)(uintptr_t)cc.sent) < 0)
 			goto fail;
 	}
-	if (cc.sent < r->n && classic_loop_post(cc.l, classic_send, NULL) < 0)
+	if (r->mode == SELF_LOOP && cc.sent < r->n && classic_loop_post(cc.l, classic_send, NULL) < 0)
 		goto fail;
 	return;
 fail:
 	r->err = -1;
+	/* Pairs with the acquire in bench_wait_flag(). */
 	atomic_store_explicit(&r->done, 1, memory_order_release);
 }
 
@@ -359,7 +404,9 @@ static void run_variant(const struct variant *v)
 
 	fprintf(stderr, "counting %s: %llu messages, %s, sender on CPU %d, receiver on CPU %d\n",
 		v->name, (unsigned long long)bench_size(v->n, v->quick_n),
-		v->burst ? "bursts + self re-trigger" : "all from one receive call",
+		v->mode == ALL_AT_ONCE ? "all from one receive call"
+		: v->mode == ACKED     ? "bursts of 64, two in flight, acked"
+				       : "bursts of 64 + self re-trigger",
 		bench_cpu(v->cpu[0]), bench_cpu(v->cpu[v->nshards - 1]));
 	for (int b = 0; b < 2; b++) {
 		const char *be = bench_backend_name(bench_backends[b]);
