@@ -7,6 +7,7 @@
 #include "veloz/config.h"
 #include "veloz/error.h"
 #include "veloz/message.h"
+#include "veloz/pool.h"
 #include "veloz/runtime.h"
 #include "veloz/stats.h"
 #include "veloz/timer.h"
