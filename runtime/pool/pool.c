@@ -194,11 +194,27 @@ static void free_rec(struct pool *p, uint32_t idx)
 	enqueue_sure(&p->freeq, idx);
 }
 
-/* Post a completion; count a refusal on w (NULL: nobody to count on). */
+/* Retries of a completion the runtime refuses for a moment (see post_done). */
+#define POST_RETRIES 100000u
+
+/* Post a completion; count a refusal on w (NULL: nobody to count on).
+ * VZ_ESTATE and VZ_EAGAIN are transient: workers start inside
+ * vz_runtime_start() just before the runtime declares itself running, so a
+ * job queued by an actor's init can finish inside that window; those are
+ * retried (yielding) a bounded number of times. Anything else (VZ_ESTOPPED,
+ * VZ_ENOMEM) is final. */
 static void post_done(struct vz__pool_set *ps, struct worker *w, uint64_t owner, const void *buf,
 		      size_t len)
 {
-	if (ps->post(ps->rt, (vz_ref){owner}, VZ_MSG_POOL_DONE, buf, len) < 0 && w)
+	int rc;
+
+	for (unsigned i = 0;; i++) {
+		rc = ps->post(ps->rt, (vz_ref){owner}, VZ_MSG_POOL_DONE, buf, len);
+		if ((rc != VZ_ESTATE && rc != VZ_EAGAIN) || i == POST_RETRIES)
+			break;
+		sched_yield();
+	}
+	if (rc < 0 && w)
 		counter_add(&w->post_failures, 1);
 }
 

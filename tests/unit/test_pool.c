@@ -18,6 +18,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -240,18 +241,41 @@ static vz_pool_stats stats(struct fx *f, unsigned node)
 	return s;
 }
 
-static int thread_count(void)
+/* Worker threads of any pool set in this process (they are named
+ * "vz-pool<node>.<index>"). */
+static int pool_thread_count(void)
 {
 	DIR *d = opendir("/proc/self/task");
 	struct dirent *e;
 	int n = 0;
 
 	assert_non_null(d);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
+	while ((e = readdir(d))) {
+		char path[300], name[32] = "";
+		FILE *f;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue; /* exited meanwhile */
+		if (fgets(name, sizeof name, f) && strncmp(name, "vz-pool", 7) == 0)
 			n++;
+		fclose(f);
+	}
 	closedir(d);
 	return n;
+}
+
+/* Wait until exactly n pool workers exist. A joined thread can stay listed
+ * in /proc for a moment after pthread_join() returns, so poll; a worker
+ * that really keeps running makes this hang and the watchdog fail the
+ * test. */
+static void expect_workers(int n)
+{
+	while (pool_thread_count() != n)
+		sched_yield();
 }
 
 /* ---- tests ----------------------------------------------------------------- */
@@ -597,12 +621,11 @@ static void test_stop(void **state)
 	struct gate g = {0};
 	vz_job_id a, q[5], late;
 	pthread_t t;
-	int threads_before = thread_count();
 
 	(void)state;
 	fx_make(&f, 1, 1, 16, VZ_POOL_REJECT, 1, VZ_POOL_SPIN_NS);
 	assert_int_equal(vz__pools_start(f.ps), 0);
-	assert_int_equal(thread_count(), threads_before + 1);
+	expect_workers(1);
 	assert_int_equal(submit_gate(&f, 0, &g, &a), 0);
 	wait_started(&g, 1);
 	for (unsigned i = 0; i < 5; i++)
@@ -622,7 +645,7 @@ static void test_stop(void **state)
 	assert_int_equal(submit_add(&f, 0, 0, 0, 0, &late), VZ_ESTOPPED);
 	atomic_store_explicit(&g.open, 1, memory_order_release);
 	assert_int_equal(pthread_join(t, NULL), 0);
-	assert_int_equal(thread_count(), threads_before);
+	expect_workers(0);
 	/* Everything accepted completed exactly once. */
 	{
 		unsigned ok = 0, canceled = 0, n = done_count(f.rec);
@@ -677,7 +700,6 @@ static void test_start_failure(void **state)
 #ifdef VZ_FAULT_INJECTION
 	struct fx f;
 	vz_job_id id;
-	int threads_before = thread_count();
 
 	(void)state;
 	fx_make(&f, 2, 2, 8, VZ_POOL_REJECT, 2, VZ_POOL_SPIN_NS);
@@ -685,17 +707,17 @@ static void test_start_failure(void **state)
 		vz__fault_arm(VZ_FAULT_THREAD_START, skip, 1);
 		assert_int_equal(vz__pools_start(f.ps), VZ_EIO);
 		assert_int_equal(vz__fault_fired(VZ_FAULT_THREAD_START), 1);
-		assert_int_equal(thread_count(), threads_before);
+		expect_workers(0);
 	}
 	vz__fault_disarm_all();
 	/* queued while down, run after a successful start */
 	assert_int_equal(submit_add(&f, 0, 2, 3, 4, &id), 0);
 	assert_int_equal(vz__pools_start(f.ps), 0);
-	assert_int_equal(thread_count(), threads_before + 4);
+	expect_workers(4);
 	wait_done(f.rec, 1);
 	assert_int_equal(f.rec->rec[0].d.status, 7);
 	vz__pools_stop(f.ps);
-	assert_int_equal(thread_count(), threads_before);
+	expect_workers(0);
 	fx_free(&f);
 #else
 	(void)state;
@@ -819,6 +841,23 @@ static const vz_actor_spec e2e_spec = {
 	.on_stop = e2e_on_stop,
 };
 
+/* Submits from init, before the runtime starts. */
+static int e2e_init_submit(vz_actor *self, void *state, const void *arg)
+{
+	uint32_t v[2] = {1, 2};
+	vz_job add = {.fn = add_job, .payload = v, .payload_len = sizeof v, .tag = 11};
+
+	(void)state, (void)arg;
+	e2e.submit_rc[3] = vz_pool_submit(self, &add, &e2e.ids[3]);
+	return 0;
+}
+
+static const vz_actor_spec e2e_init_spec = {
+	.name = "pool-user-init",
+	.init = e2e_init_submit,
+	.receive = e2e_receive,
+};
+
 static void wait_int(atomic_int *v, int at_least)
 {
 	while (atomic_load_explicit(v, memory_order_acquire) < at_least)
@@ -933,6 +972,36 @@ static void test_e2e_full(void **state)
 	e2e_finish(rt);
 }
 
+/* A job submitted from init (before start) completes once the runtime
+ * runs, even when its worker finishes before the runtime says it is
+ * running. */
+static void test_e2e_submit_before_start(void **state)
+{
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref a;
+	vz_pool_stats st;
+	unsigned node;
+
+	(void)state;
+	memset(&e2e, 0, sizeof e2e);
+	vz_test_config(&cfg, 1);
+	cfg.pool.workers_per_node = 1;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_spawn(rt, 0, &e2e_init_spec, NULL, &a), 0);
+	assert_int_equal(e2e.submit_rc[3], 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	wait_int(&e2e.ndone, 1);
+	assert_int_equal(e2e.done[0].d.job.id, e2e.ids[3].id);
+	assert_int_equal(e2e.done[0].d.status, 7);
+	assert_int_equal(e2e.done[0].v[0], 3);
+	assert_int_equal(vz_pool_nodes(rt, &node, 1), 1);
+	assert_int_equal(vz_stats_pool(rt, node, &st), 0);
+	assert_int_equal(st.post_failures, 0);
+	assert_int_equal(vz_runtime_stop(rt), 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+}
+
 /* The actor stops while its job runs: the completion is dead-lettered. */
 static void test_e2e_stopped_actor_dead_letters(void **state)
 {
@@ -976,6 +1045,7 @@ int main(void)
 		cmocka_unit_test(test_e2e_submit_complete),
 		cmocka_unit_test(test_e2e_cancel),
 		cmocka_unit_test(test_e2e_full),
+		cmocka_unit_test(test_e2e_submit_before_start),
 		cmocka_unit_test(test_e2e_stopped_actor_dead_letters),
 	};
 
