@@ -14,6 +14,11 @@
  *             the job vz_post()s its completion to the actor
  *   tbb     - tbb::task_group in a task_arena (baseline/tbb_pool.cpp); the
  *             job vz_post()s its completion
+ * Variant "direct" takes the actor and the runtime's message path out: a
+ * plain thread on CPU 0 submits (at most WINDOW in flight) and the worker
+ * on CPU 1 reports each completion by bumping a counter, so the figure is
+ * the pools' own submit/execute/wake machinery (veloz through the pool's
+ * internal interface with that counter as its completion sink).
  * Counters next to the figures: syscalls_per_job (veloz: FUTEX_WAKE calls
  * made by submissions, vz_pool_stats.submit_wakeups; classic: condvar
  * signals to a waiting worker) and sleeps_per_job (worker blocked). Then
@@ -25,6 +30,7 @@
 #include "baseline/classic_pool.h"
 
 #include <dirent.h>
+#include <stdalign.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +39,7 @@
 #include <veloz/pool.h>
 
 #include "pool/pool.h"
+#include "topo/topo.h"
 
 #ifdef VZ_HAVE_TBB
 /* baseline/tbb_pool.cpp */
@@ -48,9 +55,9 @@ void tbb_pool_destroy(struct tbb_pool *p);
 struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
 
 #define MSG_START VZ_MSG_USER
-#define MSG_DONE (VZ_MSG_USER + 1) /* baseline completions */
-#define WINDOW 256                 /* jobs in flight per actor */
-#define PAYLOAD 64
+#define MSG_DONE  (VZ_MSG_USER + 1) /* baseline completions */
+#define WINDOW	  256		    /* jobs in flight per actor */
+#define PAYLOAD	  64
 
 enum impl_kind { IMPL_VELOZ, IMPL_CLASSIC, IMPL_TBB };
 
@@ -242,10 +249,10 @@ static void actor_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec actor_spec = {
-	.name = "pool-bench",
-	.state_size = sizeof(struct actor_state),
-	.init = actor_init,
-	.receive = actor_receive,
+    .name = "pool-bench",
+    .state_size = sizeof(struct actor_state),
+    .init = actor_init,
+    .receive = actor_receive,
 };
 
 /* ---- runtime ------------------------------------------------------------ */
@@ -377,10 +384,11 @@ out:
 	if (rc == 0 && rep >= 0) {
 		bench_lat_add(&c->lat, c->hist);
 		if (c->kind == IMPL_VELOZ) {
-			bench_series_add(&c->syscalls, (double)(p1.submit_wakeups - p0.submit_wakeups) /
-							       (double)njobs);
+			bench_series_add(&c->syscalls,
+					 (double)(p1.submit_wakeups - p0.submit_wakeups) /
+					     (double)njobs);
 			bench_series_add(&c->sleeps, (double)(p1.worker_sleeps - p0.worker_sleeps) /
-							     (double)njobs);
+							 (double)njobs);
 		} else if (c->kind == IMPL_CLASSIC) {
 			bench_series_add(&c->syscalls, (double)cs.signals / (double)njobs);
 			bench_series_add(&c->sleeps, (double)cs.waits / (double)njobs);
@@ -388,6 +396,186 @@ out:
 	}
 	free(r);
 	return rc;
+}
+
+/* ---- variant "direct": no actor, no runtime messages ---------------------- */
+
+/* Shared between the submitting thread and the (single) worker. */
+struct direct {
+	alignas(64) _Atomic uint64_t completed; /* written by the worker */
+	alignas(64) struct bench_hist *hist;	/* recorded by the worker */
+	uint64_t bad;				/* worker only */
+};
+
+static struct direct direct_sink;
+
+static void direct_complete(const struct job_out *out)
+{
+	bench_hist_record(direct_sink.hist, bench_now_ns() - out->t_submit);
+	if (out->sum != expect_sum[out->seq & 255])
+		direct_sink.bad++;
+	/* Release: pairs with the submitter's acquire load; one writer. */
+	atomic_store_explicit(&direct_sink.completed,
+			      atomic_load_explicit(&direct_sink.completed, memory_order_relaxed) +
+				  1,
+			      memory_order_release);
+}
+
+/* The veloz pool's completion sink in this variant: decode and count. */
+static int direct_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
+{
+	struct job_out out;
+
+	(void)rt, (void)to;
+	if (type != VZ_MSG_POOL_DONE || len != sizeof(vz_pool_done) + sizeof out) {
+		direct_sink.bad++;
+		return 0;
+	}
+	memcpy(&out, (const unsigned char *)payload + sizeof(vz_pool_done), sizeof out);
+	direct_complete(&out);
+	return 0;
+}
+
+static void direct_baseline_job(void *arg, const void *payload, size_t len)
+{
+	struct job_out out;
+
+	(void)arg, (void)len;
+	work(payload, &out);
+	direct_complete(&out);
+}
+
+/* A veloz pool set outside any runtime: one node holding both CPUs, the
+ * "shard" (submitting thread) on CPU 0, so the one worker goes to CPU 1. */
+static int direct_veloz_create(struct vz__pool_set **out)
+{
+	struct vz__pool_plan *plan = malloc(sizeof *plan);
+	struct vz__topology t;
+	vz_config cfg;
+	int shard_cpu = bench_cpu(0), rc;
+
+	if (!plan)
+		return -1;
+	memset(&cfg, 0, sizeof cfg);
+	cfg.topology.nnodes = 1;
+	vz_cpuset_set(&cfg.topology.node_cpus[0], (unsigned)bench_cpu(0));
+	vz_cpuset_set(&cfg.topology.node_cpus[0], (unsigned)bench_cpu(1));
+	cfg.pool.workers_per_node = 1;
+	cfg.pool.share_shard_cpus = true;
+	rc = vz__topo_for_config(&cfg, &t);
+	if (rc == 0)
+		rc = vz__pools_plan(&cfg.pool, &t, &shard_cpu, 1, NULL, plan);
+	if (rc == 0)
+		rc = vz__pools_create_with(NULL, plan, NULL, direct_post, out);
+	if (rc == 0) {
+		bench_say_once("placement: direct veloz pool worker 0 -> CPU %d",
+			       plan->pool[0].cpu[0]);
+		rc = vz__pools_start(*out);
+		if (rc < 0)
+			vz__pools_destroy(*out);
+	}
+	free(plan);
+	return rc < 0 ? -1 : 0;
+}
+
+static int direct_rep(void *arg, int rep, double *value)
+{
+	struct impl_ctx *c = arg;
+	struct vz__pool_set *ps = NULL;
+	struct classic_pool *cp = NULL;
+#ifdef VZ_HAVE_TBB
+	struct tbb_pool *tp = NULL;
+#endif
+	vz_pool_stats p0 = {0}, p1 = {0};
+	struct classic_pool_stats cs = {0};
+	int worker_cpu = bench_cpu(1), rc = 0;
+	uint64_t start, end, submitted = 0;
+	cpu_set_t saved;
+
+	direct_sink.hist = c->hist;
+	direct_sink.bad = 0;
+	atomic_store_explicit(&direct_sink.completed, 0, memory_order_relaxed);
+	bench_hist_reset(c->hist);
+	bench_affinity_widen(&saved);
+	if (c->kind == IMPL_VELOZ)
+		rc = direct_veloz_create(&ps);
+	else if (c->kind == IMPL_CLASSIC)
+		rc = classic_pool_create(4096, 1, &worker_cpu, &cp);
+#ifdef VZ_HAVE_TBB
+	else
+		rc = tbb_pool_create(1, &worker_cpu, &tp);
+#endif
+	bench_affinity_restore(&saved);
+	if (rc < 0) {
+		fprintf(stderr, "pool: direct %s setup failed\n", c->name);
+		return -1;
+	}
+	if (ps)
+		vz__pool_stats_of(ps, 0, &p0);
+	start = bench_now_ns();
+	while (submitted < njobs) {
+		struct job_in in;
+
+		/* Acquire: pairs with the worker's release in direct_complete(). */
+		if (submitted -
+			atomic_load_explicit(&direct_sink.completed, memory_order_acquire) >=
+		    WINDOW) {
+			bench_cpu_relax();
+			continue;
+		}
+		fill_in(&in, submitted, bench_now_ns());
+		if (ps) {
+			vz_job j = {.fn = veloz_job, .payload = &in, .payload_len = sizeof in};
+
+			rc = vz__pool_submit_as(ps, 0, (vz_ref){1}, &j, NULL);
+		} else if (cp) {
+			rc = classic_pool_submit(cp, direct_baseline_job, NULL, &in, sizeof in);
+		}
+#ifdef VZ_HAVE_TBB
+		else {
+			rc = tbb_pool_submit(tp, direct_baseline_job, NULL, &in, sizeof in);
+		}
+#endif
+		if (rc != 0) {
+			bench_cpu_relax();
+			continue;
+		}
+		submitted++;
+	}
+	while (atomic_load_explicit(&direct_sink.completed, memory_order_acquire) < njobs)
+		bench_cpu_relax();
+	end = bench_now_ns();
+	if (ps) {
+		vz__pool_stats_of(ps, 0, &p1);
+		vz__pools_destroy(ps);
+	}
+	if (cp) {
+		classic_pool_stats(cp, &cs);
+		classic_pool_destroy(cp);
+	}
+#ifdef VZ_HAVE_TBB
+	tbb_pool_destroy(tp);
+#endif
+	if (direct_sink.bad) {
+		fprintf(stderr, "pool: direct %s: %llu wrong completions\n", c->name,
+			(unsigned long long)direct_sink.bad);
+		return -1;
+	}
+	*value = (double)njobs * 1e9 / (double)(end - start);
+	if (rep >= 0) {
+		bench_lat_add(&c->lat, c->hist);
+		if (c->kind == IMPL_VELOZ) {
+			bench_series_add(&c->syscalls,
+					 (double)(p1.submit_wakeups - p0.submit_wakeups) /
+					     (double)njobs);
+			bench_series_add(&c->sleeps, (double)(p1.worker_sleeps - p0.worker_sleeps) /
+							 (double)njobs);
+		} else if (c->kind == IMPL_CLASSIC) {
+			bench_series_add(&c->syscalls, (double)cs.signals / (double)njobs);
+			bench_series_add(&c->sleeps, (double)cs.waits / (double)njobs);
+		}
+	}
+	return 0;
 }
 
 /* ---- idle --------------------------------------------------------------- */
@@ -457,7 +645,8 @@ static void measure_idle(void)
 		r->n = 1000;
 		r->hist = c.hist;
 		if (vz_spawn(r->rt, 0, &actor_spec, r, &r->actor) == 0 &&
-		    bench_rt_start(r->rt) == 0 && vz_post(r->rt, r->actor, MSG_START, NULL, 0) == 0 &&
+		    bench_rt_start(r->rt) == 0 &&
+		    vz_post(r->rt, r->actor, MSG_START, NULL, 0) == 0 &&
 		    bench_wait_flag(&r->done, 30.0)) {
 			bench_sleep_ns(1000000); /* past the workers' polling window */
 			a = threads_cpu_ns("vz-pool");
@@ -489,31 +678,16 @@ static void measure_idle(void)
 
 /* ---- main --------------------------------------------------------------- */
 
-int main(int argc, char **argv)
+/* Run one variant side by side and emit its figures. */
+static void run_variant(const char *variant, bench_rep_fn fn)
 {
 	struct impl_ctx ctx[3] = {
-		{.kind = IMPL_VELOZ, .name = "veloz"},
-		{.kind = IMPL_CLASSIC, .name = "classic"},
-		{.kind = IMPL_TBB, .name = "tbb"},
+	    {.kind = IMPL_VELOZ, .name = "veloz"},
+	    {.kind = IMPL_CLASSIC, .name = "classic"},
+	    {.kind = IMPL_TBB, .name = "tbb"},
 	};
 	struct bench_impl impls[3];
 	int n = 0;
-	const char *variant = "";
-
-	bench_init(argc, argv, "pool");
-	njobs = bench_size(1000000, 100000);
-	for (unsigned i = 0; i < 256; i++) {
-		struct job_in in;
-		struct job_out out;
-
-		fill_in(&in, i, 0);
-		work(&in, &out);
-		expect_sum[i] = out.sum;
-	}
-	fprintf(stderr,
-		"pool: %llu jobs of %d bytes, %d in flight, shard on CPU %d, one worker on CPU %d\n",
-		(unsigned long long)njobs, PAYLOAD, WINDOW, bench_cpu(0), bench_cpu(1));
-	bench_pin(1, "main thread (waits)");
 
 	for (int i = 0; i < 3; i++) {
 #ifndef VZ_HAVE_TBB
@@ -528,11 +702,10 @@ int main(int argc, char **argv)
 				  "syscalls_per_job", "count");
 		bench_series_init(&ctx[i].sleeps, "pool", variant, ctx[i].name, "sleeps_per_job",
 				  "count");
-		impls[n++] = (struct bench_impl){.impl = ctx[i].name, .fn = run_rep, .ctx = &ctx[i]};
+		impls[n++] = (struct bench_impl){.impl = ctx[i].name, .fn = fn, .ctx = &ctx[i]};
 	}
-	if (bench_variant_enabled(""))
-		bench_run_side_by_side(impls, n, bench_opts.reps, true, "pool", variant,
-				       "throughput", "jobs/s");
+	bench_run_side_by_side(impls, n, bench_opts.reps, true, "pool", variant, "throughput",
+			       "jobs/s");
 	for (int i = 0; i < n; i++)
 		bench_emit_series(&impls[i].s);
 	for (int i = 1; i < n; i++)
@@ -544,6 +717,32 @@ int main(int argc, char **argv)
 		bench_emit_series(&c->syscalls);
 		bench_emit_series(&c->sleeps);
 		bench_hist_destroy(c->hist);
+	}
+}
+
+int main(int argc, char **argv)
+{
+	bench_init(argc, argv, "pool");
+	njobs = bench_size(1000000, 100000);
+	for (unsigned i = 0; i < 256; i++) {
+		struct job_in in;
+		struct job_out out;
+
+		fill_in(&in, i, 0);
+		work(&in, &out);
+		expect_sum[i] = out.sum;
+	}
+	fprintf(stderr,
+		"pool: %llu jobs of %d bytes, %d in flight, submitter on CPU %d, one worker on "
+		"CPU %d\n",
+		(unsigned long long)njobs, PAYLOAD, WINDOW, bench_cpu(0), bench_cpu(1));
+	if (bench_variant_enabled("actor")) {
+		bench_pin(1, "main thread (waits)");
+		run_variant("actor", run_rep);
+	}
+	if (bench_variant_enabled("direct")) {
+		bench_pin(0, "main thread (direct submitter)");
+		run_variant("direct", direct_rep);
 	}
 	if (bench_variant_enabled("idle"))
 		measure_idle();

@@ -17,10 +17,10 @@ struct job {
 
 struct classic_pool {
 	pthread_mutex_t lock;
-	pthread_cond_t cond;     /* idle workers wait here */
+	pthread_cond_t cond; /* idle workers wait here */
 	struct job *ring;
 	unsigned capacity, head, count;
-	unsigned waiting;        /* workers blocked on cond */
+	unsigned waiting; /* workers blocked on cond */
 	bool stop;
 	struct classic_pool_stats st;
 	unsigned nworkers, started;

@@ -32,10 +32,10 @@ struct classic_pool;
 
 struct classic_pool_stats {
 	uint64_t submitted; /* jobs accepted */
-	uint64_t ran;       /* jobs run */
+	uint64_t ran;	    /* jobs run */
 	uint64_t signals;   /* pthread_cond_signal calls (a waiting worker: a futex wake) */
-	uint64_t waits;     /* times a worker blocked on the condition variable */
-	uint64_t full;      /* submits refused because the ring was full */
+	uint64_t waits;	    /* times a worker blocked on the condition variable */
+	uint64_t full;	    /* submits refused because the ring was full */
 };
 
 /* Create a pool with room for `capacity` queued jobs and `nworkers` threads,

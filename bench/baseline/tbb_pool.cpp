@@ -25,20 +25,21 @@ extern "C" {
 typedef void (*tbb_job_fn)(void *arg, const void *payload, size_t len);
 struct tbb_pool;
 int tbb_pool_create(unsigned nworkers, const int *cpus, struct tbb_pool **out);
-int tbb_pool_submit(struct tbb_pool *p, tbb_job_fn fn, void *arg, const void *payload,
-		    size_t len);
+int tbb_pool_submit(struct tbb_pool *p, tbb_job_fn fn, void *arg, const void *payload, size_t len);
 void tbb_pool_destroy(struct tbb_pool *p);
 }
 
-namespace {
+namespace
+{
 
 constexpr size_t kPayload = 64;
 
 /* Pins every thread that enters the arena to the next CPU of the list. */
-class pinner : public tbb::task_scheduler_observer {
-public:
+class pinner : public tbb::task_scheduler_observer
+{
+      public:
 	pinner(tbb::task_arena &a, std::vector<int> cpus)
-		: tbb::task_scheduler_observer(a), cpus_(std::move(cpus))
+	    : tbb::task_scheduler_observer(a), cpus_(std::move(cpus))
 	{
 		observe(true);
 	}
@@ -55,7 +56,7 @@ public:
 		pthread_setaffinity_np(pthread_self(), sizeof set, &set);
 	}
 
-private:
+      private:
 	std::vector<int> cpus_;
 	std::atomic<unsigned> next_{0};
 };
@@ -65,7 +66,10 @@ struct job {
 	void *arg;
 	size_t len;
 	unsigned char payload[kPayload];
-	void operator()() const { fn(arg, payload, len); }
+	void operator()() const
+	{
+		fn(arg, payload, len);
+	}
 };
 
 } // namespace
@@ -80,8 +84,8 @@ struct tbb_pool {
 	pinner pin;
 
 	tbb_pool(unsigned nworkers, std::vector<int> cpus)
-		: limit(tbb::global_control::max_allowed_parallelism, nworkers + 1),
-		  arena(static_cast<int>(nworkers) + 1, 1), pin(arena, std::move(cpus))
+	    : limit(tbb::global_control::max_allowed_parallelism, nworkers + 1),
+	      arena(static_cast<int>(nworkers) + 1, 1), pin(arena, std::move(cpus))
 	{
 	}
 };

@@ -42,9 +42,9 @@ typedef struct vz_job_id {
 
 /* Header of a VZ_MSG_POOL_DONE payload; result_len result bytes follow. */
 typedef struct vz_pool_done {
-	vz_job_id job;       /* what vz_pool_submit() returned */
-	uint64_t tag;        /* the job's tag */
-	int32_t status;      /* fn's return, VZ_ECANCELED or VZ_ETIMEDOUT */
+	vz_job_id job;	     /* what vz_pool_submit() returned */
+	uint64_t tag;	     /* the job's tag */
+	int32_t status;	     /* fn's return, VZ_ECANCELED or VZ_ETIMEDOUT */
 	uint32_t result_len; /* bytes of result that follow (0 unless fn ran) */
 } vz_pool_done;
 
@@ -66,13 +66,13 @@ typedef int (*vz_job_fn)(void *arg, const void *payload, size_t payload_len, voi
 			 size_t *result_len);
 
 typedef struct vz_job {
-	vz_job_fn fn;         /* required */
-	void *arg;            /* passed through untouched */
+	vz_job_fn fn;	      /* required */
+	void *arg;	      /* passed through untouched */
 	const void *payload;  /* copied at submission; may be NULL when payload_len == 0 */
 	size_t payload_len;   /* <= VZ_POOL_MAX_PAYLOAD */
 	uint64_t deadline_ns; /* CLOCK_MONOTONIC (as vz_now_ns()); not started by then ->
 			       * VZ_ETIMEDOUT without running. 0 = none */
-	uint64_t tag;         /* echoed in the completion */
+	uint64_t tag;	      /* echoed in the completion */
 } vz_job;
 
 /* Submit a job from inside an actor (its home shard only). On success stores
@@ -95,20 +95,20 @@ VZ_API int vz_pool_cancel(vz_actor *self, vz_job_id id);
 /* Counters of one node's pool. Each counter has one writer (a shard or a
  * worker); a snapshot is consistent per counter, not across counters. */
 typedef struct vz_pool_stats {
-	uint32_t node;            /* NUMA node of the pool */
-	uint32_t workers;         /* worker threads */
-	uint32_t queue_capacity;  /* jobs the pool can hold */
-	uint32_t queued;          /* jobs waiting now (approximate) */
-	uint64_t submitted;       /* jobs accepted from shards of this node */
-	uint64_t spilled;         /* ... of which went to another node's pool */
-	uint64_t rejected;        /* VZ_EFULL returned to shards of this node */
-	uint64_t submit_wakeups;  /* FUTEX_WAKE system calls made by those submissions */
-	uint64_t executed;        /* jobs whose fn ran on this pool's workers */
-	uint64_t stolen;          /* ... of which were taken from another node's queue */
-	uint64_t canceled;        /* jobs queued here that completed with VZ_ECANCELED */
-	uint64_t timed_out;       /* jobs that completed with VZ_ETIMEDOUT */
-	uint64_t worker_sleeps;   /* times a worker of this pool blocked on its futex */
-	uint64_t post_failures;   /* completions the runtime refused to accept */
+	uint32_t node;		 /* NUMA node of the pool */
+	uint32_t workers;	 /* worker threads */
+	uint32_t queue_capacity; /* jobs the pool can hold */
+	uint32_t queued;	 /* jobs waiting now (approximate) */
+	uint64_t submitted;	 /* jobs accepted from shards of this node */
+	uint64_t spilled;	 /* ... of which went to another node's pool */
+	uint64_t rejected;	 /* VZ_EFULL returned to shards of this node */
+	uint64_t submit_wakeups; /* FUTEX_WAKE system calls made by those submissions */
+	uint64_t executed;	 /* jobs whose fn ran on this pool's workers */
+	uint64_t stolen;	 /* ... of which were taken from another node's queue */
+	uint64_t canceled;	 /* jobs queued here that completed with VZ_ECANCELED */
+	uint64_t timed_out;	 /* jobs that completed with VZ_ETIMEDOUT */
+	uint64_t worker_sleeps;	 /* times a worker of this pool blocked on its futex */
+	uint64_t post_failures;	 /* completions the runtime refused to accept */
 } vz_pool_stats;
 
 /* Copy the counters of the pool of NUMA node `node` (named like

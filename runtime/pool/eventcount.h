@@ -64,7 +64,7 @@
  */
 #if defined(__SANITIZE_THREAD__)
 static _Atomic unsigned vz__ec_tsan_fence_word;
-#define vz__full_fence()                                                                  \
+#define vz__full_fence()                                                                           \
 	((void)atomic_fetch_add_explicit(&vz__ec_tsan_fence_word, 0, memory_order_seq_cst))
 #else
 #define vz__full_fence() atomic_thread_fence(memory_order_seq_cst)
@@ -78,7 +78,7 @@ struct vz__eventcount {
 };
 
 #define VZ__EC_WAITERS(s) ((uint32_t)(s))
-#define VZ__EC_EPOCH(s) ((uint32_t)((s) >> 32))
+#define VZ__EC_EPOCH(s)	  ((uint32_t)((s) >> 32))
 
 /* The futex word: the epoch half of state (the kernel reads 32 bits). */
 static inline uint32_t *vz__ec_futex_word(struct vz__eventcount *ec)
@@ -119,9 +119,8 @@ static inline void vz__ec_cancel(struct vz__eventcount *ec, uint32_t key)
 	uint64_t s = atomic_load_explicit(&ec->state, memory_order_relaxed);
 
 	while (VZ__EC_EPOCH(s) == key && VZ__EC_WAITERS(s) > 0) {
-		if (atomic_compare_exchange_weak_explicit(&ec->state, &s, s - 1,
-							  memory_order_relaxed,
-							  memory_order_relaxed))
+		if (atomic_compare_exchange_weak_explicit(
+			&ec->state, &s, s - 1, memory_order_relaxed, memory_order_relaxed))
 			return;
 	}
 }
@@ -156,10 +155,10 @@ static inline bool vz__ec_notify(struct vz__eventcount *ec)
 		 * went (retry), or another notifier claimed them (count 0: it
 		 * wakes them, we are done). */
 		if (atomic_compare_exchange_weak_explicit(
-			    &ec->state, &s, (uint64_t)(VZ__EC_EPOCH(s) + 1u) << 32,
-			    memory_order_release, memory_order_relaxed)) {
-			syscall(SYS_futex, vz__ec_futex_word(ec), FUTEX_WAKE_PRIVATE, INT_MAX,
-				NULL, NULL, 0);
+			&ec->state, &s, (uint64_t)(VZ__EC_EPOCH(s) + 1u) << 32,
+			memory_order_release, memory_order_relaxed)) {
+			syscall(SYS_futex, vz__ec_futex_word(ec), FUTEX_WAKE_PRIVATE, INT_MAX, NULL,
+				NULL, 0);
 			return true;
 		}
 	}

@@ -87,9 +87,8 @@ static inline bool vz__mpmc_enqueue(struct vz__mpmc *q, uint32_t v)
 		if (dif == 0) {
 			/* Relaxed CAS: it only arbitrates between producers;
 			 * publication is the release store of seq below. */
-			if (atomic_compare_exchange_weak_explicit(&q->enq, &pos, pos + 1,
-								  memory_order_relaxed,
-								  memory_order_relaxed))
+			if (atomic_compare_exchange_weak_explicit(
+				&q->enq, &pos, pos + 1, memory_order_relaxed, memory_order_relaxed))
 				break;
 		} else if (dif < 0) {
 			return false; /* cell still holds (or is being emptied of) pos - C */
@@ -119,9 +118,8 @@ static inline bool vz__mpmc_dequeue(struct vz__mpmc *q, uint32_t *v)
 		intptr_t dif = (intptr_t)seq - (intptr_t)(pos + 1);
 
 		if (dif == 0) {
-			if (atomic_compare_exchange_weak_explicit(&q->deq, &pos, pos + 1,
-								  memory_order_relaxed,
-								  memory_order_relaxed))
+			if (atomic_compare_exchange_weak_explicit(
+				&q->deq, &pos, pos + 1, memory_order_relaxed, memory_order_relaxed))
 				break;
 		} else if (dif < 0) {
 			return false;

@@ -64,11 +64,11 @@ static void default_set_preferred(void *ctx, int node)
 }
 
 const struct vz__pool_memops vz__pool_default_memops = {
-	.alloc_onnode = default_alloc_onnode,
-	.free = default_free,
-	.distance = default_distance,
-	.set_preferred = default_set_preferred,
-	.ctx = NULL,
+    .alloc_onnode = default_alloc_onnode,
+    .free = default_free,
+    .distance = default_distance,
+    .set_preferred = default_set_preferred,
+    .ctx = NULL,
 };
 
 /* ---- planning ----------------------------------------------------------- */
@@ -172,7 +172,7 @@ int vz__pools_plan(const vz_pool_config *pc, const struct vz__topology *t, const
 
 	for (unsigned i = 0; i < out->npools; i++)
 		out->pool[i].nsteal =
-			order_by_distance(out, ops, out->pool[i].node, (int)i, out->pool[i].steal);
+		    order_by_distance(out, ops, out->pool[i].node, (int)i, out->pool[i].steal);
 
 	for (unsigned s = 0; s < nshards && out->npools > 0; s++) {
 		int node = shard_cpus[s] >= 0 ? cpu_node_of(t, (unsigned)shard_cpus[s]) : 0;

@@ -69,10 +69,10 @@ struct worker {
 	alignas(64) struct pool *pool;
 	unsigned index;
 	int cpu;
-	void *stack;         /* VZ_POOL_STACK_BYTES from the pool's node */
-	unsigned char *buf;  /* completion being built: header + result */
+	void *stack;	    /* VZ_POOL_STACK_BYTES from the pool's node */
+	unsigned char *buf; /* completion being built: header + result */
 	pthread_t tid;
-	bool running;        /* lifecycle thread only */
+	bool running; /* lifecycle thread only */
 };
 
 /* Per shard, written only by the shard's thread. */
@@ -87,9 +87,9 @@ struct shard_line {
 };
 
 struct pool {
-	struct vz__eventcount ec;  /* idle workers of this pool sleep here */
-	struct vz__mpmc jobs;      /* record indices waiting for a worker */
-	struct vz__mpmc freeq;     /* record indices free for submission */
+	struct vz__eventcount ec; /* idle workers of this pool sleep here */
+	struct vz__mpmc jobs;	  /* record indices waiting for a worker */
+	struct vz__mpmc freeq;	  /* record indices free for submission */
 	/* Bumped (RMW) by cancellers, the stopper and stopping workers; rare. */
 	alignas(64) _Atomic uint64_t canceled;
 	/* Read-only after create. */
@@ -99,7 +99,7 @@ struct pool {
 	unsigned index;
 	int node;
 	unsigned nworkers;
-	size_t block_bytes;        /* the node-local block this struct heads */
+	size_t block_bytes; /* the node-local block this struct heads */
 };
 
 enum { SET_CREATED, SET_STARTED, SET_STOPPED };
@@ -115,8 +115,8 @@ struct vz__pool_set {
 	alignas(64) vz_runtime *rt;
 	vz__pool_post_fn post;
 	struct vz__pool_memops ops;
-	int state;                   /* SET_*; lifecycle thread only */
-	struct shard_line *shards;   /* plan.nshards lines */
+	int state;		   /* SET_*; lifecycle thread only */
+	struct shard_line *shards; /* plan.nshards lines */
 	struct pool *pools[VZ_MAX_NODES];
 	struct vz__pool_plan plan;
 };
@@ -233,8 +233,7 @@ static void run_job(struct vz__pool_set *ps, struct worker *w, struct pool *from
 	uint64_t st = atomic_load_explicit(&r->state, memory_order_acquire);
 
 	if ((st & 3) != REC_QUEUED ||
-	    !atomic_compare_exchange_strong_explicit(&r->state, &st,
-						     REC_STATE(r->gen, REC_RUNNING),
+	    !atomic_compare_exchange_strong_explicit(&r->state, &st, REC_STATE(r->gen, REC_RUNNING),
 						     memory_order_acq_rel, memory_order_acquire)) {
 		/* Cancelled: the canceller posted its completion already. */
 		free_rec(from, idx);
@@ -286,7 +285,8 @@ static bool take(struct vz__pool_set *ps, struct worker *w, struct pool **from, 
 	for (unsigned i = 0; i < pp->nsteal; i++) {
 		struct pool *q = ps->pools[pp->steal[i]];
 
-		if (vz__mpmc_approx_len(&q->jobs) > q->nworkers && vz__mpmc_dequeue(&q->jobs, idx)) {
+		if (vz__mpmc_approx_len(&q->jobs) > q->nworkers &&
+		    vz__mpmc_dequeue(&q->jobs, idx)) {
 			*from = q;
 			return true;
 		}
@@ -476,8 +476,7 @@ int vz__pool_cancel_as(struct vz__pool_set *ps, unsigned shard, vz_ref owner, vz
 	/* The CAS against the worker's QUEUED -> RUNNING: one wins. Success
 	 * also proves owner and tag above belonged to this generation (the
 	 * record cannot be recycled while it is QUEUED). */
-	if (!atomic_compare_exchange_strong_explicit(&r->state, &st,
-						     REC_STATE(gen, REC_CANCELED),
+	if (!atomic_compare_exchange_strong_explicit(&r->state, &st, REC_STATE(gen, REC_CANCELED),
 						     memory_order_acq_rel, memory_order_relaxed))
 		return VZ_ENOENT;
 	atomic_fetch_add_explicit(&p->canceled, 1, memory_order_relaxed);
@@ -632,7 +631,8 @@ int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
 	ps->ops = ops ? *ops : vz__pool_default_memops;
 	ps->plan = *plan;
 	ps->state = SET_CREATED;
-	ps->shards = aligned_alloc(64, align_up(sizeof(struct shard_line) * (plan->nshards + 1), 64));
+	ps->shards =
+	    aligned_alloc(64, align_up(sizeof(struct shard_line) * (plan->nshards + 1), 64));
 	if (!ps->shards) {
 		free(ps);
 		return VZ_ENOMEM;

@@ -34,7 +34,7 @@ struct vz__pool_set;
 #define VZ_POOL_MAX_WORKERS 128
 /* Default and bounds of vz_pool_config.queue_capacity. */
 #define VZ_POOL_DEFAULT_CAPACITY 4096u
-#define VZ_POOL_MAX_CAPACITY (1u << 20)
+#define VZ_POOL_MAX_CAPACITY	 (1u << 20)
 /* Stack of each worker thread (reserved in node memory, touched lazily). */
 #define VZ_POOL_STACK_BYTES (1u << 20)
 /* How long an idle worker polls before it sleeps on the event count. Waking
@@ -74,23 +74,23 @@ typedef int (*vz__pool_post_fn)(vz_runtime *rt, vz_ref to, uint32_t type, const 
 				size_t len);
 
 struct vz__pool_plan_pool {
-	int node;                        /* NUMA node */
-	unsigned nworkers;               /* >= 1 */
-	int cpu[VZ_POOL_MAX_WORKERS];    /* CPU each worker is pinned to */
-	unsigned nsteal;                 /* other pools, nearest first */
-	uint8_t steal[VZ_MAX_NODES];     /* pool indices: steal and spill order */
-	bool shares_shard_cpus;          /* workers run on CPUs that host shards */
+	int node;		      /* NUMA node */
+	unsigned nworkers;	      /* >= 1 */
+	int cpu[VZ_POOL_MAX_WORKERS]; /* CPU each worker is pinned to */
+	unsigned nsteal;	      /* other pools, nearest first */
+	uint8_t steal[VZ_MAX_NODES];  /* pool indices: steal and spill order */
+	bool shares_shard_cpus;	      /* workers run on CPUs that host shards */
 };
 
 struct vz__pool_plan {
-	unsigned npools;                 /* 0 when no CPU can host a worker */
+	unsigned npools;			      /* 0 when no CPU can host a worker */
 	struct vz__pool_plan_pool pool[VZ_MAX_NODES]; /* ascending node order */
-	int pool_of_node[VZ_MAX_NODES];  /* -1 when the node has no pool */
+	int pool_of_node[VZ_MAX_NODES];		      /* -1 when the node has no pool */
 	unsigned nshards;
 	uint8_t shard_pool[VZ_MAX_SHARDS]; /* home pool of each shard (valid when npools > 0) */
-	uint32_t queue_capacity;         /* power of two */
+	uint32_t queue_capacity;	   /* power of two */
 	vz_pool_overload overload;
-	uint32_t spin_ns;                /* idle workers poll this long before sleeping */
+	uint32_t spin_ns; /* idle workers poll this long before sleeping */
 };
 
 /*

@@ -28,12 +28,12 @@
 
 struct sub {
 	unsigned shard;
-	uint64_t n;                /* jobs to submit */
-	_Atomic uint64_t completed;/* completions received (posted by workers) */
-	_Atomic uint8_t *seen;     /* completions per job (by tag) */
-	uint64_t canceled_ok;      /* cancels that returned 0 */
-	uint64_t full;             /* VZ_EFULL seen */
-	unsigned burst_max;        /* 1..8 in phase 1 */
+	uint64_t n;		    /* jobs to submit */
+	_Atomic uint64_t completed; /* completions received (posted by workers) */
+	_Atomic uint8_t *seen;	    /* completions per job (by tag) */
+	uint64_t canceled_ok;	    /* cancels that returned 0 */
+	uint64_t full;		    /* VZ_EFULL seen */
+	unsigned burst_max;	    /* 1..8 in phase 1 */
 	struct vz__pool_set *ps;
 	unsigned seed;
 };
@@ -41,7 +41,7 @@ struct sub {
 static struct sub subs[NSUB];
 static atomic_uint_fast64_t ran;      /* job functions that ran */
 static atomic_uint_fast64_t canceled; /* completions with VZ_ECANCELED */
-static atomic_int bad;                /* anything unexpected in a completion */
+static atomic_int bad;		      /* anything unexpected in a completion */
 
 static vz_ref ref_of(unsigned shard)
 {
@@ -55,9 +55,8 @@ static int post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, s
 
 	(void)rt;
 	memcpy(&d, payload, sizeof d);
-	if (type != VZ_MSG_POOL_DONE || s >= NSUB || to.id != ref_of(s).id ||
-	    d.tag >= subs[s].n || len != sizeof d + d.result_len ||
-	    (d.status != 0 && d.status != VZ_ECANCELED)) {
+	if (type != VZ_MSG_POOL_DONE || s >= NSUB || to.id != ref_of(s).id || d.tag >= subs[s].n ||
+	    len != sizeof d + d.result_len || (d.status != 0 && d.status != VZ_ECANCELED)) {
 		atomic_store(&bad, 1);
 		return 0;
 	}
@@ -175,8 +174,8 @@ static void run_phase(unsigned nnodes, unsigned workers, uint32_t cap, vz_pool_o
 	for (unsigned s = 0; s < NSUB; s++) {
 		for (uint64_t i = 0; i < per_sub; i++)
 			if (subs[s].seen[i] != 1) {
-				fprintf(stderr, "%s: shard %u job %llu completed %u times\n", name, s,
-					(unsigned long long)i, subs[s].seen[i]);
+				fprintf(stderr, "%s: shard %u job %llu completed %u times\n", name,
+					s, (unsigned long long)i, subs[s].seen[i]);
 				fail();
 			}
 		cancels += subs[s].canceled_ok;
@@ -230,15 +229,14 @@ static void test_sleep_races(void **state)
 static void test_spill_steal_flood(void **state)
 {
 	(void)state;
-	run_phase(2, 1, 8, VZ_POOL_SPILL, VZ_POOL_SPIN_NS, vz_test_scale(200000), 1,
-		  "spill-steal");
+	run_phase(2, 1, 8, VZ_POOL_SPILL, VZ_POOL_SPIN_NS, vz_test_scale(200000), 1, "spill-steal");
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_sleep_races),
-		cmocka_unit_test(test_spill_steal_flood),
+	    cmocka_unit_test(test_sleep_races),
+	    cmocka_unit_test(test_spill_steal_flood),
 	};
 
 	vz_test_watchdog(300);

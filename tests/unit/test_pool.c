@@ -214,8 +214,11 @@ static int submit_add(struct fx *f, unsigned shard, uint32_t a, uint32_t b, uint
 		      vz_job_id *id)
 {
 	uint32_t v[2] = {a, b};
-	vz_job job = {.fn = add_job, .arg = (void *)(uintptr_t)(a ^ b), .payload = v,
-		      .payload_len = sizeof v, .tag = tag};
+	vz_job job = {.fn = add_job,
+		      .arg = (void *)(uintptr_t)(a ^ b),
+		      .payload = v,
+		      .payload_len = sizeof v,
+		      .tag = tag};
 
 	return vz__pool_submit_as(f->ps, shard, ref_of(shard), &job, id);
 }
@@ -666,8 +669,7 @@ static void test_stop(void **state)
 		assert_int_equal((unsigned)atomic_load(&ran), ok);
 		assert_int_equal(stats(&f, 0).canceled, canceled);
 	}
-	assert_int_equal(vz__pool_submit_as(f.ps, 0, ref_of(0),
-					    &(vz_job){.fn = nop_job}, &late),
+	assert_int_equal(vz__pool_submit_as(f.ps, 0, ref_of(0), &(vz_job){.fn = nop_job}, &late),
 			 VZ_ESTOPPED);
 	vz__pools_stop(f.ps); /* idempotent */
 	assert_int_equal(vz__pools_start(f.ps), VZ_ESTATE);
@@ -742,7 +744,6 @@ static void test_post_failure_counted(void **state)
 	fx_free(&f);
 }
 
-
 /* ---- end to end: a real runtime, an actor, its completions ----------------- */
 
 enum { MSG_ADD = VZ_MSG_USER, MSG_CANCEL, MSG_FULL, MSG_GATE };
@@ -770,8 +771,11 @@ static struct gate e2e_gate;
 static void e2e_receive(vz_actor *self, void *state, const vz_msg *m)
 {
 	uint32_t v[2] = {20, 22};
-	vz_job add = {.fn = add_job, .arg = (void *)(uintptr_t)5, .payload = v,
-		      .payload_len = sizeof v, .tag = 42};
+	vz_job add = {.fn = add_job,
+		      .arg = (void *)(uintptr_t)5,
+		      .payload = v,
+		      .payload_len = sizeof v,
+		      .tag = 42};
 	vz_job gate = {.fn = gate_job, .arg = &e2e_gate, .tag = 1};
 
 	(void)state;
@@ -836,9 +840,9 @@ static void e2e_dead_letter(void *ctx, uint64_t to, uint32_t type, const void *d
 }
 
 static const vz_actor_spec e2e_spec = {
-	.name = "pool-user",
-	.receive = e2e_receive,
-	.on_stop = e2e_on_stop,
+    .name = "pool-user",
+    .receive = e2e_receive,
+    .on_stop = e2e_on_stop,
 };
 
 /* Submits from init, before the runtime starts. */
@@ -853,9 +857,9 @@ static int e2e_init_submit(vz_actor *self, void *state, const void *arg)
 }
 
 static const vz_actor_spec e2e_init_spec = {
-	.name = "pool-user-init",
-	.init = e2e_init_submit,
-	.receive = e2e_receive,
+    .name = "pool-user-init",
+    .init = e2e_init_submit,
+    .receive = e2e_receive,
 };
 
 static void wait_int(atomic_int *v, int at_least)
@@ -1028,25 +1032,25 @@ static void test_e2e_stopped_actor_dead_letters(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_submit_complete),
-		cmocka_unit_test(test_bad_arguments),
-		cmocka_unit_test(test_result_too_big),
-		cmocka_unit_test(test_full_reject_no_syscall_when_busy),
-		cmocka_unit_test(test_wake_sleeping_worker),
-		cmocka_unit_test(test_spill_to_other_node),
-		cmocka_unit_test(test_reject_does_not_spill),
-		cmocka_unit_test(test_steal_from_backlogged_node),
-		cmocka_unit_test(test_cancel),
-		cmocka_unit_test(test_deadline),
-		cmocka_unit_test(test_stop),
-		cmocka_unit_test(test_stop_without_start),
-		cmocka_unit_test(test_start_failure),
-		cmocka_unit_test(test_post_failure_counted),
-		cmocka_unit_test(test_e2e_submit_complete),
-		cmocka_unit_test(test_e2e_cancel),
-		cmocka_unit_test(test_e2e_full),
-		cmocka_unit_test(test_e2e_submit_before_start),
-		cmocka_unit_test(test_e2e_stopped_actor_dead_letters),
+	    cmocka_unit_test(test_submit_complete),
+	    cmocka_unit_test(test_bad_arguments),
+	    cmocka_unit_test(test_result_too_big),
+	    cmocka_unit_test(test_full_reject_no_syscall_when_busy),
+	    cmocka_unit_test(test_wake_sleeping_worker),
+	    cmocka_unit_test(test_spill_to_other_node),
+	    cmocka_unit_test(test_reject_does_not_spill),
+	    cmocka_unit_test(test_steal_from_backlogged_node),
+	    cmocka_unit_test(test_cancel),
+	    cmocka_unit_test(test_deadline),
+	    cmocka_unit_test(test_stop),
+	    cmocka_unit_test(test_stop_without_start),
+	    cmocka_unit_test(test_start_failure),
+	    cmocka_unit_test(test_post_failure_counted),
+	    cmocka_unit_test(test_e2e_submit_complete),
+	    cmocka_unit_test(test_e2e_cancel),
+	    cmocka_unit_test(test_e2e_full),
+	    cmocka_unit_test(test_e2e_submit_before_start),
+	    cmocka_unit_test(test_e2e_stopped_actor_dead_letters),
 	};
 
 	vz_test_watchdog(60);

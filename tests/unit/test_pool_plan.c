@@ -192,11 +192,11 @@ static void test_steal_order_by_distance(void **state)
 	/* Shards fill node 2's CPUs; sharing off, so node 2 has no pool. */
 	const int shard_cpus[3] = {0, 4, 5};
 	struct fake_dist fd = {.d = {
-		{10, 20, 30, 12},
-		{20, 10, 20, 40},
-		{25, 15, 10, 21},
-		{12, 40, 21, 10},
-	}};
+				   {10, 20, 30, 12},
+				   {20, 10, 20, 40},
+				   {25, 15, 10, 21},
+				   {12, 40, 21, 10},
+			       }};
 	struct vz__pool_memops ops = vz__pool_default_memops;
 	struct vz__topology t;
 	vz_config cfg;
@@ -485,14 +485,14 @@ static void test_create_enomem_frees(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_two_nodes_shared),
-		cmocka_unit_test(test_two_nodes_no_sharing),
-		cmocka_unit_test(test_free_cpu_preferred),
-		cmocka_unit_test(test_free_cpus_and_count),
-		cmocka_unit_test(test_steal_order_by_distance),
-		cmocka_unit_test(test_plan_errors),
-		cmocka_unit_test(test_memory_per_node),
-		cmocka_unit_test(test_create_enomem_frees),
+	    cmocka_unit_test(test_two_nodes_shared),
+	    cmocka_unit_test(test_two_nodes_no_sharing),
+	    cmocka_unit_test(test_free_cpu_preferred),
+	    cmocka_unit_test(test_free_cpus_and_count),
+	    cmocka_unit_test(test_steal_order_by_distance),
+	    cmocka_unit_test(test_plan_errors),
+	    cmocka_unit_test(test_memory_per_node),
+	    cmocka_unit_test(test_create_enomem_frees),
 	};
 
 	vz_test_watchdog(30);
