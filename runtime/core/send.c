@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "util/fence.h"
 
 static int check_args(const vz_runtime *rt, vz_ref to, const void *payload, size_t len)
 {
@@ -142,7 +143,7 @@ static int post_foreign(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags,
 	vz__mpsc_push(&target->inbox, &m->node);
 	/* The sender's full fence of the wake-up protocol (see vz__wake()):
 	 * orders the push above before the read of the sleeping flag. */
-	atomic_thread_fence(memory_order_seq_cst);
+	vz__full_fence();
 	vz__wake(NULL, target);
 	/* Release: pairs with the stopper's acquire reads of posters; our
 	 * push happens-before its final drain. */

@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "core/core.h"
+#include "util/fence.h"
 
 static _Thread_local struct vz__shard *tls_shard;
 
@@ -228,7 +229,7 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	 * with the senders' publish + seq_cst fence/RMW + read of the flag in
 	 * vz__wake(). */
 	atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
-	atomic_thread_fence(memory_order_seq_cst);
+	vz__full_fence();
 	if (!has_work(sh)) {
 		VZ__STAT_ADD(sh, sleeps, 1);
 		vz__io_wait(sh->io, timeout_ns);
