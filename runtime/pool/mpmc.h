@@ -64,42 +64,66 @@ static inline void vz__mpmc_init(struct vz__mpmc *q, struct vz__mpmc_cell *cells
 	atomic_init(&q->deq, 0);
 }
 
-/* Append v. Returns false (nothing changed) when the queue is full, and
- * also, for a moment, when the cell it needs still belongs to a consumer
- * that claimed it but has not released it yet: a queue holding fewer than
- * `capacity` entries can refuse while a consumer is preempted mid-dequeue.
- * Any thread. */
-static inline bool vz__mpmc_enqueue(struct vz__mpmc *q, uint32_t v)
+/* Claim the next position for a value published later with
+ * vz__mpmc_publish(); returns its cell and stores the position in *pos, or
+ * returns NULL (nothing changed) when the queue is full -- and also, for a
+ * moment, when the cell it needs still belongs to a consumer that claimed
+ * it but has not released it yet: a queue holding fewer than `capacity`
+ * entries can refuse while a consumer is preempted mid-dequeue. Between
+ * claim and publish, consumers see the queue as ending before this
+ * position, so keep the two close. Any thread. */
+static inline struct vz__mpmc_cell *vz__mpmc_claim(struct vz__mpmc *q, size_t *pos)
 {
 	/* Relaxed: the position is only a guess; the acquire load of the
 	 * cell's seq below is what orders us after its previous consumer. */
-	size_t pos = atomic_load_explicit(&q->enq, memory_order_relaxed);
+	size_t p = atomic_load_explicit(&q->enq, memory_order_relaxed);
 	struct vz__mpmc_cell *c;
 
 	for (;;) {
-		c = &q->cells[pos & q->mask];
+		c = &q->cells[p & q->mask];
 		/* Acquire: pairs with the release store of seq in
 		 * vz__mpmc_dequeue() by the consumer that emptied this cell, so
 		 * our write of value cannot overtake its read. */
 		size_t seq = atomic_load_explicit(&c->seq, memory_order_acquire);
-		intptr_t dif = (intptr_t)seq - (intptr_t)pos;
+		intptr_t dif = (intptr_t)seq - (intptr_t)p;
 
 		if (dif == 0) {
 			/* Relaxed CAS: it only arbitrates between producers;
-			 * publication is the release store of seq below. */
-			if (atomic_compare_exchange_weak_explicit(
-				&q->enq, &pos, pos + 1, memory_order_relaxed, memory_order_relaxed))
+			 * publication is the release store in publish. */
+			if (atomic_compare_exchange_weak_explicit(&q->enq, &p, p + 1,
+								  memory_order_relaxed,
+								  memory_order_relaxed))
 				break;
 		} else if (dif < 0) {
-			return false; /* cell still holds (or is being emptied of) pos - C */
+			return NULL; /* cell still holds (or is being emptied of) p - C */
 		} else {
-			pos = atomic_load_explicit(&q->enq, memory_order_relaxed);
+			p = atomic_load_explicit(&q->enq, memory_order_relaxed);
 		}
 	}
+	*pos = p;
+	return c;
+}
+
+/* Publish v in the cell claimed at position pos. The claiming thread only. */
+static inline void vz__mpmc_publish(struct vz__mpmc_cell *c, size_t pos, uint32_t v)
+{
 	c->value = v;
-	/* Release: publishes value; pairs with the acquire load of seq in
+	/* Release: publishes value (and whatever the producer wrote before,
+	 * e.g. the job record); pairs with the acquire load of seq in
 	 * vz__mpmc_dequeue(). */
 	atomic_store_explicit(&c->seq, pos + 1, memory_order_release);
+}
+
+/* Append v: claim + publish. false when vz__mpmc_claim() refuses. Any
+ * thread. */
+static inline bool vz__mpmc_enqueue(struct vz__mpmc *q, uint32_t v)
+{
+	size_t pos;
+	struct vz__mpmc_cell *c = vz__mpmc_claim(q, &pos);
+
+	if (!c)
+		return false;
+	vz__mpmc_publish(c, pos, v);
 	return true;
 }
 

@@ -164,21 +164,32 @@ static size_t align_up(size_t n, size_t a)
 /* ---- jobs ---------------------------------------------------------------- */
 
 /*
- * Enqueue into a queue that has a cell for every record, so it is never
- * truly full. vz__mpmc_enqueue() can still refuse for a moment: when the
+ * Claim a cell of a queue that has one for every record, so it is never
+ * truly full. vz__mpmc_claim() can still refuse for a moment: when the
  * cell it needs belongs to a consumer that has claimed it (moved deq) but
  * not yet released it (stored its seq), which takes that consumer two
  * instructions unless it is preempted between them. Wait for it; yield so a
  * preempted consumer on the same CPU can finish.
  */
-static void enqueue_sure(struct vz__mpmc *q, uint32_t idx)
+static struct vz__mpmc_cell *claim_sure(struct vz__mpmc *q, size_t *pos)
 {
-	for (unsigned i = 0; !vz__mpmc_enqueue(q, idx); i++) {
+	struct vz__mpmc_cell *c;
+
+	for (unsigned i = 0; !(c = vz__mpmc_claim(q, pos)); i++) {
 		if (i < 64)
 			cpu_relax();
 		else
 			sched_yield();
 	}
+	return c;
+}
+
+static void enqueue_sure(struct vz__mpmc *q, uint32_t idx)
+{
+	size_t pos;
+	struct vz__mpmc_cell *c = claim_sure(q, &pos);
+
+	vz__mpmc_publish(c, pos, idx);
 }
 
 /* Give record idx of p back to the free list. The caller holds it (it took
