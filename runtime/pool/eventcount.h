@@ -55,20 +55,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-/*
- * Full fence for the store-then-load (Dekker) patterns of the pool.
- * ThreadSanitizer does not model atomic_thread_fence (GCC warns with
- * -Wtsan); under it the fence becomes a seq_cst RMW on a shared dummy,
- * which TSan does model and which x86 executes as a locked instruction,
- * i.e. the same full barrier. Release builds use the real fence.
- */
-#if defined(__SANITIZE_THREAD__)
-static _Atomic unsigned vz__ec_tsan_fence_word;
-#define vz__full_fence()                                                                           \
-	((void)atomic_fetch_add_explicit(&vz__ec_tsan_fence_word, 0, memory_order_seq_cst))
-#else
-#define vz__full_fence() atomic_thread_fence(memory_order_seq_cst)
-#endif
+#include "util/fence.h" /* vz__full_fence(): seq_cst fence, TSan-visible */
 
 struct vz__eventcount {
 	/* epoch << 32 | waiters. Waiters add and remove themselves; notifiers

@@ -31,7 +31,7 @@ struct vz__topology;
 struct vz__pool_set;
 
 /* Upper bound of worker threads in one pool. */
-#define VZ_POOL_MAX_WORKERS 128
+#define VZ_POOL_MAX_WORKERS 1024
 /* Default and bounds of vz_pool_config.queue_capacity. */
 #define VZ_POOL_DEFAULT_CAPACITY 4096u
 #define VZ_POOL_MAX_CAPACITY	 (1u << 20)
@@ -107,7 +107,7 @@ struct vz__pool_plan {
  * the nearest pool when that node has none.
  *
  * Returns 0, or VZ_EINVAL (NULL pointers, nshards > VZ_MAX_SHARDS) or
- * VZ_ECONFIG (queue_capacity not a power of two in [2, 2^20],
+ * VZ_ECONFIG (queue_capacity not a power of two in [2, 2^24],
  * workers_per_node > VZ_POOL_MAX_WORKERS). Any thread.
  */
 int vz__pools_plan(const vz_pool_config *pc, const struct vz__topology *t, const int *shard_cpus,
