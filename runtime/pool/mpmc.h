@@ -90,9 +90,8 @@ static inline struct vz__mpmc_cell *vz__mpmc_claim(struct vz__mpmc *q, size_t *p
 		if (dif == 0) {
 			/* Relaxed CAS: it only arbitrates between producers;
 			 * publication is the release store in publish. */
-			if (atomic_compare_exchange_weak_explicit(&q->enq, &p, p + 1,
-								  memory_order_relaxed,
-								  memory_order_relaxed))
+			if (atomic_compare_exchange_weak_explicit(
+				&q->enq, &p, p + 1, memory_order_relaxed, memory_order_relaxed))
 				break;
 		} else if (dif < 0) {
 			return NULL; /* cell still holds (or is being emptied of) p - C */

@@ -209,11 +209,13 @@ static void free_rec(struct pool *p, uint32_t idx)
 #define POST_RETRIES 100000u
 
 /* Post a completion; count a refusal on w (NULL: nobody to count on).
- * VZ_ESTATE and VZ_EAGAIN are transient: workers start inside
- * vz_runtime_start() just before the runtime declares itself running, so a
- * job queued by an actor's init can finish inside that window; those are
- * retried (yielding) a bounded number of times. Anything else (VZ_ESTOPPED,
- * VZ_ENOMEM) is final. */
+ * On a worker (w != NULL), VZ_ESTATE and VZ_EAGAIN are transient: workers
+ * start inside vz_runtime_start() just before the runtime declares itself
+ * running, so a job queued by an actor's init can finish inside that
+ * window; those are retried (yielding) a bounded number of times. Anything
+ * else (VZ_ESTOPPED, VZ_ENOMEM) is final, and so is every refusal off a
+ * worker (a canceller, or the stopping thread of a runtime that never
+ * started, where waiting would only delay the inevitable). */
 static void post_done(struct vz__pool_set *ps, struct worker *w, uint64_t owner, const void *buf,
 		      size_t len)
 {
@@ -221,7 +223,7 @@ static void post_done(struct vz__pool_set *ps, struct worker *w, uint64_t owner,
 
 	for (unsigned i = 0;; i++) {
 		rc = ps->post(ps->rt, (vz_ref){owner}, VZ_MSG_POOL_DONE, buf, len);
-		if ((rc != VZ_ESTATE && rc != VZ_EAGAIN) || i == POST_RETRIES)
+		if (!w || (rc != VZ_ESTATE && rc != VZ_EAGAIN) || i == POST_RETRIES)
 			break;
 		sched_yield();
 	}

@@ -1006,6 +1006,27 @@ static void test_e2e_submit_before_start(void **state)
 	assert_int_equal(vz_runtime_destroy(rt), 0);
 }
 
+/* A runtime destroyed without ever starting: the job queued by init is
+ * cancelled at once (its completion cannot be delivered: no shard ever
+ * ran), nothing runs, nothing hangs or leaks. */
+static void test_e2e_destroy_without_start(void **state)
+{
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref a;
+
+	(void)state;
+	memset(&e2e, 0, sizeof e2e);
+	atomic_store(&ran, 0);
+	vz_test_config(&cfg, 1);
+	cfg.pool.workers_per_node = 1;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_spawn(rt, 0, &e2e_init_spec, NULL, &a), 0);
+	assert_int_equal(e2e.submit_rc[3], 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+	assert_int_equal(atomic_load(&ran), 0);
+}
+
 /* The actor stops while its job runs: the completion is dead-lettered. */
 static void test_e2e_stopped_actor_dead_letters(void **state)
 {
@@ -1050,6 +1071,7 @@ int main(void)
 	    cmocka_unit_test(test_e2e_cancel),
 	    cmocka_unit_test(test_e2e_full),
 	    cmocka_unit_test(test_e2e_submit_before_start),
+	    cmocka_unit_test(test_e2e_destroy_without_start),
 	    cmocka_unit_test(test_e2e_stopped_actor_dead_letters),
 	};
 
