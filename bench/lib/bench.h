@@ -79,8 +79,9 @@ extern struct bench_opts bench_opts;
 
 /* Parse argv (--quick, --reps N, --variant NAME, --help) into bench_opts,
  * print the machine description (once per `bench/run`, see
- * bench_machine_print()) and return 0; on a usage error print usage and
- * exit(2). Call first, from main. */
+ * bench_machine_print()) and a header line; on a usage error print usage
+ * and exit(2). BENCH_QUICK=1 in the environment also selects --quick.
+ * Call first, from main. */
 void bench_init(int argc, char **argv, const char *name);
 
 /* Pick n for the current mode: `full` normally, `quick` with --quick. */
@@ -280,8 +281,9 @@ struct bench_impl {
 /* Run `n` implementations alternating (round r runs impls 0..n-1, so two
  * implementations run A B A B ...), for `reps` rounds, after one
  * warm-up round when `warmup`. The headline values land in impls[i].s,
- * which is initialised with (bench, variant, metric, unit). Prints progress
- * on stderr. Returns the number of implementations that did not fail. */
+ * which is initialised with (bench, variant, metric, unit). An
+ * implementation whose rep function fails is reported on stderr and not run
+ * again. Returns the number of implementations that did not fail. */
 int bench_run_side_by_side(struct bench_impl *impls, int n, int reps, bool warmup,
 			   const char *bench, const char *variant, const char *metric,
 			   const char *unit);
