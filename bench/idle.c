@@ -186,11 +186,18 @@ static int veloz_turn(void *arg, int rep, double *value)
 {
 	struct ctx *c = arg;
 	vz_shard_stats s0, s1;
-	uint64_t t0, t1;
+	uint64_t t0, t1, deadline;
 
 	if (veloz_up(c, VZ_IDLE_SPIN, rep > 0) < 0)
 		return -1;
-	bench_sleep_ns(20000000);
+	/* Wait until the shard is turning (start-up on a loaded machine can
+	 * take a while), then measure over a fixed interval. */
+	bench_rt_stats(c->rt, &s0, NULL);
+	deadline = bench_now_ns() + 2000000000ull;
+	do {
+		bench_sleep_ns(10000000);
+		bench_rt_stats(c->rt, &s1, NULL);
+	} while (s1.turns == s0.turns && bench_now_ns() < deadline);
 	bench_rt_stats(c->rt, &s0, NULL);
 	t0 = bench_now_ns();
 	bench_sleep_ns(bench_size(500000000, 100000000));
@@ -199,7 +206,12 @@ static int veloz_turn(void *arg, int rep, double *value)
 	bench_rt_destroy(c->rt);
 	c->rt = NULL;
 	if (s1.turns <= s0.turns) {
-		fprintf(stderr, "idle: %s: no loop turns counted while spinning\n", c->variant);
+		fprintf(stderr,
+			"idle: %s: no loop turns counted while spinning (turns %llu -> %llu, "
+			"sleeps %llu -> %llu, %.0f ms)\n",
+			c->variant, (unsigned long long)s0.turns, (unsigned long long)s1.turns,
+			(unsigned long long)s0.sleeps, (unsigned long long)s1.sleeps,
+			(double)(t1 - t0) / 1e6);
 		return -1;
 	}
 	*value = (double)(t1 - t0) / (double)(s1.turns - s0.turns);
