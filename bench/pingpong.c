@@ -11,8 +11,8 @@
  *   classic - the same bounce as tasks: A's task posts B's task to B's loop
  *             and back (one loop for "local", two loops for "cross-shard")
  *   limit   - a cache line bounced between the two CPUs (cross-core only)
- * CAF is a BENCH.md baseline here too; it is reported as skipped when its
- * library is not installed.
+ * CAF is a BENCH.md baseline here too; there is no CAF baseline yet, which
+ * the program says on stderr.
  */
 #include "bench.h"
 #include "bench_rt.h"

@@ -12,8 +12,8 @@
  *                     silently)
  *   malloc_bytes_per_actor - the same measured as malloc'ed bytes
  * The reference array is allocated and touched before the first
- * measurement, so it is not counted. Baseline per BENCH.md: CAF (skipped
- * when not installed).
+ * measurement, so it is not counted. Baseline per BENCH.md: CAF, not
+ * written yet (said on stderr).
  */
 #include "bench.h"
 #include "bench_rt.h"
