@@ -2,11 +2,15 @@
 /*
  * Intrusive multi-producer single-consumer queue: the inbox through which
  * threads that are not shards (and anything else without a ring of its own)
- * hand messages to a shard. Dmitry Vyukov's non-intrusive-node algorithm:
- * a producer links its node with one atomic exchange of the tail and one
- * store into its predecessor, so push is wait-free; the consumer walks the
- * `next` pointers from its private head, keeping one node (a real one or
- * the queue's own stub) in the list as the anchor.
+ * hand messages to a shard. Dmitry Vyukov's intrusive node-based MPSC
+ * queue: a producer links its node with one atomic exchange of the tail and
+ * one store into its predecessor, so push is wait-free; the consumer walks
+ * the `next` pointers from its private head, keeping one node (a real one
+ * or the queue's own stub) in the list as the anchor. One change from the
+ * original: to hand out the last node the consumer swings the tail back to
+ * the stub with a compare-and-swap (as liburcu's wfcqueue does) rather than
+ * re-pushing the stub with an exchange, so the stub is never queued behind
+ * a half-linked node.
  *
  * Between a producer's exchange and its store into prev->next the list is
  * "half-linked": the new node is the tail but cannot be reached from head
@@ -44,8 +48,8 @@ struct vz__mpsc {
 
 	/* Consumer's line: head (the next node to hand out, or the stub) is
 	 * written only by the consumer thread; it is atomic only so that
-	 * vz__mpsc_empty() may read it from any thread (every access is
-	 * relaxed: plain loads and stores on the machines we target).
+	 * vz__mpsc_empty() may read it from any thread (the consumer's own
+	 * accesses are relaxed: plain loads and stores).
 	 * stub.next is also written by the producer whose exchange returned
 	 * the stub (the first push into an empty queue). */
 	alignas(64) _Atomic(struct vz__mpsc_node *) head;
@@ -81,8 +85,9 @@ static inline struct vz__mpsc_node *vz__mpsc_push_exchange(struct vz__mpsc *q,
 	 * the mirror image - our store into prev->next in
 	 * vz__mpsc_push_link() must come after prev's owner initialised
 	 * prev->next to NULL. Pairs with the same exchange in the other
-	 * producers (and in the consumer's stub re-insertion in
-	 * vz__mpsc_pop()). Not seq_cst: the sleep protocol adds its own
+	 * producers, and with the release compare-and-swap in
+	 * vz__mpsc_pop() that makes the stub the tail after setting
+	 * stub.next to NULL. Not seq_cst: the sleep protocol adds its own
 	 * fence after the whole push. */
 	return atomic_exchange_explicit(&q->tail, n, memory_order_acq_rel);
 }
@@ -127,15 +132,14 @@ static inline struct vz__mpsc_node *vz__mpsc_pop(struct vz__mpsc *q)
 	 * its message) is fully visible. Relaxed was rejected for the reason
 	 * given there. */
 	struct vz__mpsc_node *next = atomic_load_explicit(&head->next, memory_order_acquire);
-	struct vz__mpsc_node *tail;
+	struct vz__mpsc_node *expected;
 
 	if (head == &q->stub) {
 		/* The stub is an anchor, never returned: step over it. */
 		if (next == NULL)
 			return NULL; /* empty, or first push still half-linked */
-		/* Relaxed: see the struct; vz__mpsc_empty() from the
-		 * consumer reads its own store, and from other threads
-		 * only a hint is promised. */
+		/* Relaxed: see the struct; nothing is published through
+		 * head (vz__mpsc_empty() only compares it). */
 		atomic_store_explicit(&q->head, next, memory_order_relaxed);
 		head = next;
 		next = atomic_load_explicit(&head->next, memory_order_acquire);
@@ -147,26 +151,45 @@ static inline struct vz__mpsc_node *vz__mpsc_pop(struct vz__mpsc *q)
 		return head;
 	}
 
-	/* head is the last reachable node. If it is not the tail, a producer
-	 * has exchanged past it but not linked yet: not yet.
-	 * Relaxed: only the pointer value is compared, never dereferenced,
-	 * and a stale value is harmless (if tail has moved on, the exchange
-	 * below returns that producer's node instead of head and the load of
-	 * head->next afterwards sees NULL until it links: "not yet" again). */
-	tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
-	if (tail != head)
+	/* head is the last reachable node. If a producer has already
+	 * exchanged past it (half-linked), not yet: a plain load first, so a
+	 * consumer polling a half-linked queue only reads the producers' line
+	 * instead of taking it away from them with a failing RMW (measured:
+	 * the unconditional compare-and-swap cost about a third of the
+	 * throughput of bench/queues.c raw-mpsc).
+	 * Relaxed: only compared, never dereferenced; a stale value just
+	 * sends us to the CAS, which decides. */
+	if (atomic_load_explicit(&q->tail, memory_order_relaxed) != head)
 		return NULL;
 
-	/* head is the only node. To hand it out we need an anchor behind it:
-	 * re-insert the stub, exactly as a producer would. */
-	vz__mpsc_push_link(vz__mpsc_push_exchange(q, &q->stub), &q->stub);
+	/* head is the only node: hand it out and leave the stub as the
+	 * anchor with one compare-and-swap of the tail from head to the stub.
+	 * The stub is not in the list now (head moved past it), so nobody else
+	 * reads or writes stub.next. Relaxed store: published by the
+	 * CAS's release. */
+	atomic_store_explicit(&q->stub.next, NULL, memory_order_relaxed);
+	/* Success: release. The producer whose exchange next returns the
+	 * stub will store into stub.next; our NULL store above must happen
+	 * before that (pairs with the acquire half of the exchange in
+	 * vz__mpsc_push_exchange()); relaxed was rejected for that reason.
+	 * Nothing is read through the CAS, so no acquire.
+	 * Failure: relaxed. A producer has exchanged past head; what we read
+	 * next (head->next) is ordered by its own acquire load.
+	 * No ABA: the tail can equal head again only if head were pushed
+	 * again, and only this thread hands head out. */
+	expected = head;
+	if (atomic_compare_exchange_strong_explicit(&q->tail, &expected, &q->stub,
+						    memory_order_release, memory_order_relaxed)) {
+		atomic_store_explicit(&q->head, &q->stub, memory_order_relaxed);
+		return head;
+	}
+	/* A producer exchanged past head after our load of the tail. Once
+	 * it has linked, head can go; until then: not yet. */
 	next = atomic_load_explicit(&head->next, memory_order_acquire);
 	if (next != NULL) {
 		atomic_store_explicit(&q->head, next, memory_order_relaxed);
 		return head;
 	}
-	/* A producer exchanged between our tail check and our exchange and
-	 * has not linked behind head yet: not yet. */
 	return NULL;
 }
 
@@ -177,30 +200,31 @@ static inline struct vz__mpsc_node *vz__mpsc_pop(struct vz__mpsc *q)
  * half-linked behind it.
  *
  * Called by the consumer, the answer is exact at the moment tail is read.
- * Called by any other thread it is a hint: it may be stale when used and,
- * while a pop runs on the consumer, may briefly disagree with the list.
+ * Called by any other thread it may be stale by the time it is used.
  *
- * Both tests are needed. tail == stub alone is not enough: when a pop
- * re-inserts the stub and then finds a later push half-linked, it returns
- * NULL with a node still at head and tail == stub; that producer may
- * already have done its wake check, so a consumer trusting "tail == stub"
- * could go to sleep on a node that is about to become reachable.
- * With head == stub as well, every node ahead of the stub in the list was
- * handed out, and tail == stub says no exchange happened after it.
+ * The test is head == stub && tail == stub. The tail becomes the stub
+ * only through the consumer's compare-and-swap in vz__mpsc_pop(), which
+ * succeeds only while the node it is handing out is the sole node; after
+ * it, every exchange moves the tail off the stub again. head == stub is
+ * also required so that another thread does not call the queue empty while
+ * a pop is between that CAS and its return (the last node not yet handed
+ * out), and so the answer does not rest on the pop being written that way.
  *
  * Sleep protocol: the consumer stores its sleeping flag, issues a seq_cst
  * fence, then calls this; a producer pushes (exchange and link), issues a
  * seq_cst fence, then reads the flag. Either the producer's fence comes
  * first in the single total order of seq_cst fences, and then the tail
- * load here sees that exchange or a later one (not empty, or the node was
- * already popped), or the consumer's comes first and the producer sees the
- * flag and wakes it. See NOTES.md.
+ * load here sees that exchange or a later value (not the stub, unless the
+ * consumer has since handed that node out), or the consumer's comes first
+ * and the producer sees the flag and wakes it. See NOTES.md.
  */
 static inline bool vz__mpsc_empty(const struct vz__mpsc *q)
 {
-	/* Relaxed: the consumer reads its own store. (Another thread gets a
-	 * hint; acquire would not make it exact.) */
-	const struct vz__mpsc_node *head = atomic_load_explicit(&q->head, memory_order_relaxed);
+	/* Acquire (for other threads; the consumer reads its own store):
+	 * keeps the tail load below after this load, so head == stub then
+	 * tail == stub is a consistent "everything handed out" for them too.
+	 * Free on x86. */
+	const struct vz__mpsc_node *head = atomic_load_explicit(&q->head, memory_order_acquire);
 	/* Acquire: pairs with the release half of the exchange in
 	 * vz__mpsc_push_exchange(). Only compared, never dereferenced here,
 	 * so relaxed would be enough for this function and for the sleep

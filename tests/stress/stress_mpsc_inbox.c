@@ -2,13 +2,16 @@
 /*
  * Stress tests of the MPSC inbox (runtime/queue/mpsc_inbox.h) with real
  * threads:
- *  - four producers push N (a million) numbered messages each into one inbox; the
- *    consumer checks every producer's numbers arrive in order with none
- *    missing or repeated, and the total. Messages come from a small pool
- *    per producer and go back to it through an SPSC ring (the runtime's
- *    return path in miniature), so nodes are reused while other nodes are
- *    in flight and the pool running dry makes producers wait for the
- *    consumer;
+ *  - producers (four with a million each, then one paced producer with a
+ *    million) push numbered messages into one inbox; the consumer checks
+ *    every producer's numbers arrive in order with none missing or
+ *    repeated, and the total. Messages come from a small pool per producer and go back to
+ *    it through an SPSC ring (the runtime's return path in miniature), so
+ *    nodes are reused while other nodes are in flight and the pool running
+ *    dry makes producers wait for the consumer. Four producers on two CPUs
+ *    leave half-linked nodes behind; one paced producer against a consumer
+ *    that keeps up makes most pops take the last node (most pushes find
+ *    the inbox empty) while the producer races it;
  *  - the sleep-protocol handshake on the inbox (push, seq_cst fence, read
  *    the flag against store the flag, seq_cst fence, vz__mpsc_empty()) with
  *    two producers racing the consumer each round: a consumer that finds
@@ -30,8 +33,8 @@
 #include "queue/mpsc_inbox.h"
 #include "queue/spsc_ring.h"
 
-#define NPROD 4
-#define POOL  256 /* messages per producer */
+#define MAX_PROD 4
+#define POOL	 256 /* messages per producer */
 
 static void backoff(unsigned *spins)
 {
@@ -60,13 +63,33 @@ struct producer {
 struct fifo_run {
 	struct vz__mpsc *inbox;
 	uint64_t per_producer;
-	struct producer prod[NPROD];
-	_Atomic int stop;	  /* consumer gave up after an error */
-	uint64_t received;	  /* consumer: messages taken */
-	uint64_t errors;	  /* consumer: out-of-order, foreign or repeated */
-	uint64_t not_yet;	  /* consumer: NULL pops while not empty */
-	uint64_t next_seq[NPROD]; /* consumer: expected next seq per producer */
+	uint32_t nprod;
+	bool paced; /* producers pause a random 0..31 spins between pushes */
+	struct producer prod[MAX_PROD];
+	_Atomic int stop;	     /* consumer gave up after an error */
+	uint64_t received;	     /* consumer: messages taken */
+	uint64_t errors;	     /* consumer: out-of-order, foreign or repeated */
+	uint64_t not_yet;	     /* consumer: NULL pops while not empty */
+	uint64_t next_seq[MAX_PROD]; /* consumer: expected next seq per producer */
 };
+
+/* Spin a random 0..31 pause loops: a producer slower than the consumer. */
+static void pace(uint32_t *seed)
+{
+	uint32_t x = *seed;
+
+	x ^= x << 13;
+	x ^= x >> 17;
+	x ^= x << 5;
+	*seed = x;
+	for (uint32_t i = 0; i < (x & 31); i++) {
+#if defined(__x86_64__) || defined(__i386__)
+		__builtin_ia32_pause();
+#else
+		atomic_signal_fence(memory_order_seq_cst);
+#endif
+	}
+}
 
 static void *producer_main(void *arg)
 {
@@ -75,6 +98,7 @@ static void *producer_main(void *arg)
 	void *free_list[POOL];
 	uint32_t nfree = POOL;
 	unsigned spins = 0;
+	uint32_t seed = 0x2545f491u + p->id;
 
 	for (uint32_t i = 0; i < POOL; i++)
 		free_list[i] = &p->pool[i];
@@ -96,6 +120,8 @@ static void *producer_main(void *arg)
 		m->producer = p->id;
 		m->seq = seq++;
 		p->looked_empty += vz__mpsc_push(run->inbox, &m->node);
+		if (run->paced)
+			pace(&seed);
 	}
 	return NULL;
 }
@@ -103,7 +129,7 @@ static void *producer_main(void *arg)
 static void *consumer_main(void *arg)
 {
 	struct fifo_run *run = arg;
-	uint64_t total = run->per_producer * NPROD;
+	uint64_t total = run->per_producer * run->nprod;
 	unsigned spins = 0;
 
 	while (run->received < total) {
@@ -118,7 +144,7 @@ static void *consumer_main(void *arg)
 		}
 		m = (struct msg *)n;
 		run->received++;
-		if (m->producer >= NPROD || m->seq != run->next_seq[m->producer]) {
+		if (m->producer >= run->nprod || m->seq != run->next_seq[m->producer]) {
 			run->errors++;
 			/* Relaxed: a stop hint only. */
 			atomic_store_explicit(&run->stop, 1, memory_order_relaxed);
@@ -136,22 +162,23 @@ static void *consumer_main(void *arg)
 	return NULL;
 }
 
-static void test_four_producers(void **state)
+static void run_producers(uint32_t nprod, uint64_t per_producer, bool paced)
 {
 	struct vz__mpsc *inbox = aligned_alloc(64, sizeof *inbox);
 	struct fifo_run *run = calloc(1, sizeof *run);
-	pthread_t prod[NPROD], cons;
+	pthread_t prod[MAX_PROD], cons;
 	uint64_t t0 = vz_test_now_ns(), looked_empty = 0;
 	struct vz__mpsc_node *n;
 
-	(void)state;
 	assert_non_null(inbox);
 	assert_non_null(run);
 	vz__mpsc_init(inbox);
 	run->inbox = inbox;
-	run->per_producer = vz_test_scale(1000000);
+	run->nprod = nprod;
+	run->paced = paced;
+	run->per_producer = per_producer;
 	atomic_init(&run->stop, 0);
-	for (uint32_t i = 0; i < NPROD; i++) {
+	for (uint32_t i = 0; i < nprod; i++) {
 		struct producer *p = &run->prod[i];
 
 		p->run = run;
@@ -163,36 +190,53 @@ static void test_four_producers(void **state)
 		assert_int_equal(vz__spsc_init(p->returns, POOL, -1), 0);
 	}
 	assert_int_equal(pthread_create(&cons, NULL, consumer_main, run), 0);
-	for (uint32_t i = 0; i < NPROD; i++)
+	for (uint32_t i = 0; i < nprod; i++)
 		assert_int_equal(pthread_create(&prod[i], NULL, producer_main, &run->prod[i]), 0);
-	for (uint32_t i = 0; i < NPROD; i++)
+	for (uint32_t i = 0; i < nprod; i++)
 		assert_int_equal(pthread_join(prod[i], NULL), 0);
 	assert_int_equal(pthread_join(cons, NULL), 0);
 
-	for (uint32_t i = 0; i < NPROD; i++)
+	for (uint32_t i = 0; i < nprod; i++)
 		looked_empty += run->prod[i].looked_empty;
 	fprintf(stderr,
-		"inbox: %d x %llu messages in %.2f s, %llu errors, %llu not-yet pops, "
+		"inbox: %u x %llu messages in %.2f s, %llu errors, %llu not-yet pops, "
 		"%llu pushes found it empty\n",
-		NPROD, (unsigned long long)run->per_producer, (vz_test_now_ns() - t0) / 1e9,
+		nprod, (unsigned long long)run->per_producer, (vz_test_now_ns() - t0) / 1e9,
 		(unsigned long long)run->errors, (unsigned long long)run->not_yet,
 		(unsigned long long)looked_empty);
 	assert_true(run->errors == 0);
-	assert_true(run->received == run->per_producer * NPROD);
-	for (uint32_t i = 0; i < NPROD; i++)
+	assert_true(run->received == run->per_producer * nprod);
+	for (uint32_t i = 0; i < nprod; i++)
 		assert_true(run->next_seq[i] == run->per_producer);
 	/* Every push was popped: nothing left, and the queue is back to its
 	 * initial shape. */
 	n = vz__mpsc_pop(inbox);
 	assert_null(n);
 	assert_true(vz__mpsc_empty(inbox));
-	for (uint32_t i = 0; i < NPROD; i++) {
+	for (uint32_t i = 0; i < nprod; i++) {
 		vz__spsc_fini(run->prod[i].returns);
 		free(run->prod[i].returns);
 		free(run->prod[i].pool);
 	}
 	free(inbox);
 	free(run);
+}
+
+static void test_four_producers(void **state)
+{
+	(void)state;
+	/* More producers than CPUs: preempted producers leave half-linked
+	 * nodes for the consumer to wait behind. */
+	run_producers(4, vz_test_scale(1000000), false);
+}
+
+static void test_one_producer(void **state)
+{
+	(void)state;
+	/* One paced producer against a consumer that keeps up: the inbox
+	 * is mostly empty, so nearly every pop takes the last node and swings
+	 * the tail back to the stub while the producer may be exchanging it. */
+	run_producers(1, vz_test_scale(1000000), true);
 }
 
 /* ---- sleep-protocol handshake ------------------------------------------ */
@@ -356,6 +400,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_four_producers),
+	    cmocka_unit_test(test_one_producer),
 	    cmocka_unit_test(test_sleep_handshake),
 	};
 

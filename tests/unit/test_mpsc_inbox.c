@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Unit tests of the MPSC inbox (runtime/queue/mpsc_inbox.h), single-threaded:
- * FIFO order, the stub being stepped over and re-inserted, the "looked
+ * FIFO order, the stub being stepped over and made the anchor again, the "looked
  * empty" hint of push, empty(), node reuse, and the half-linked state
  * reproduced deterministically by running the two halves of a push
  * (exchange, then link) separately with pops in between. Concurrency is
@@ -74,10 +74,10 @@ static void test_fifo_single_thread(void **state)
 	assert_null(vz__mpsc_pop(&q));
 }
 
-/* Taking the last node needs the stub put back behind it; after that the
+/* Taking the last node makes the stub the anchor again; after that the
  * queue is exactly as after init, and works again (several rounds, with
  * the same nodes reused). */
-static void test_stub_reinsertion(void **state)
+static void test_stub_reanchoring(void **state)
 {
 	alignas(64) struct vz__mpsc q;
 	struct msg a = {.id = 1}, b = {.id = 2};
@@ -88,7 +88,7 @@ static void test_stub_reinsertion(void **state)
 		assert_true(vz__mpsc_push(&q, &a.node));
 		assert_ptr_equal(tail_of(&q), &a.node);
 		/* a is the only node: pop steps over the stub, finds a is
-		 * the tail, re-inserts the stub and returns a. */
+		 * the tail, swings the tail back to the stub and returns a. */
 		assert_int_equal(id_of(vz__mpsc_pop(&q)), 1);
 		assert_ptr_equal(tail_of(&q), &q.stub);
 		assert_true(vz__mpsc_empty(&q));
@@ -201,42 +201,67 @@ static void test_half_linked_behind_node(void **state)
 	assert_true(vz__mpsc_empty(&q));
 }
 
-/* Half-linked, case 3: the consumer's own stub re-insertion races with a
- * producer. Reproduce the order "consumer checked tail == a, producer
- * exchanged b, consumer exchanged the stub" by hand: after it, the list
- * is a -> (b missing) and b -> stub. The consumer must report "not yet",
- * then deliver a, b in order once b links, then be empty. */
-static void test_half_linked_during_stub_reinsertion(void **state)
+/* Half-linked while the consumer holds the last node: the consumer's
+ * compare-and-swap of the tail (head -> stub) must fail and leave the tail
+ * alone, the pop must return NULL, and nothing may be lost or reordered
+ * when the producer links. Repeated with the stub in front (first push
+ * complete, second half-linked) and with a real node in front. */
+static void test_half_linked_tail_untouched(void **state)
 {
 	alignas(64) struct vz__mpsc q;
-	struct msg a = {.id = 1}, b = {.id = 2};
-	struct vz__mpsc_node *prev_b, *prev_stub;
+	struct msg m[4] = {{.id = 0}, {.id = 1}, {.id = 2}, {.id = 3}};
+	struct vz__mpsc_node *prev;
+
+	(void)state;
+	vz__mpsc_init(&q);
+	assert_true(vz__mpsc_push(&q, &m[0].node));
+	assert_false(vz__mpsc_push(&q, &m[1].node));
+	assert_int_equal(id_of(vz__mpsc_pop(&q)), 0); /* head is now m[1], the last */
+	prev = vz__mpsc_push_exchange(&q, &m[2].node);
+	assert_ptr_equal(prev, &m[1].node);
+	for (int i = 0; i < 3; i++) {
+		assert_null(vz__mpsc_pop(&q));
+		assert_ptr_equal(tail_of(&q), &m[2].node); /* CAS failed, no change */
+		assert_ptr_equal(head_of(&q), &m[1].node);
+		assert_false(vz__mpsc_empty(&q));
+	}
+	vz__mpsc_push_link(prev, &m[2].node);
+	assert_false(vz__mpsc_push(&q, &m[3].node));
+	for (int i = 1; i < 4; i++)
+		assert_int_equal(id_of(vz__mpsc_pop(&q)), i);
+	assert_null(vz__mpsc_pop(&q));
+	assert_true(vz__mpsc_empty(&q));
+	assert_ptr_equal(tail_of(&q), &q.stub);
+	assert_ptr_equal(head_of(&q), &q.stub);
+	/* And the queue works normally afterwards. */
+	assert_true(vz__mpsc_push(&q, &m[0].node));
+	assert_int_equal(id_of(vz__mpsc_pop(&q)), 0);
+	assert_true(vz__mpsc_empty(&q));
+}
+
+/* vz__mpsc_empty() must not report "empty" while a node sits at head
+ * waiting to be handed out, even if the tail reads as the stub. That shape
+ * exists only inside a pop (between its compare-and-swap and its return)
+ * or in a queue whose consumer re-anchors by re-pushing the stub; build it
+ * by hand and check the answer. */
+static void test_empty_needs_head_at_stub(void **state)
+{
+	alignas(64) struct vz__mpsc q;
+	struct msg a = {.id = 1};
 
 	(void)state;
 	vz__mpsc_init(&q);
 	assert_true(vz__mpsc_push(&q, &a.node));
-	/* Consumer steps over the stub to a (what pop does first). */
-	assert_ptr_equal(atomic_load_explicit(&q.stub.next, memory_order_relaxed), &a.node);
+	/* Consumer stepped to a and swung the tail to the stub, but has
+	 * not handed a out yet. */
 	atomic_store_explicit(&q.head, &a.node, memory_order_relaxed);
-	/* Producer b exchanges, then the consumer's stub push completes. */
-	prev_b = vz__mpsc_push_exchange(&q, &b.node);
-	assert_ptr_equal(prev_b, &a.node);
-	prev_stub = vz__mpsc_push_exchange(&q, &q.stub);
-	assert_ptr_equal(prev_stub, &b.node);
-	vz__mpsc_push_link(prev_stub, &q.stub);
-	/* Now pop from this state. */
-	assert_null(vz__mpsc_pop(&q));
-	/* tail is the stub again, but a is still at head: not empty. A
-	 * consumer that believed "tail == stub" here could sleep while b's
-	 * producer (whose wake check may be done) links a and b. */
-	assert_ptr_equal(tail_of(&q), &q.stub);
+	atomic_store_explicit(&q.tail, &q.stub, memory_order_relaxed);
+	atomic_store_explicit(&q.stub.next, NULL, memory_order_relaxed);
 	assert_false(vz__mpsc_empty(&q));
-	vz__mpsc_push_link(prev_b, &b.node);
-	assert_int_equal(id_of(vz__mpsc_pop(&q)), 1);
-	assert_int_equal(id_of(vz__mpsc_pop(&q)), 2);
-	assert_null(vz__mpsc_pop(&q));
+	/* The pop completes. */
+	atomic_store_explicit(&q.head, &q.stub, memory_order_relaxed);
 	assert_true(vz__mpsc_empty(&q));
-	assert_ptr_equal(head_of(&q), &q.stub);
+	assert_null(vz__mpsc_pop(&q));
 }
 
 int main(void)
@@ -244,11 +269,12 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_init_empty),
 	    cmocka_unit_test(test_fifo_single_thread),
-	    cmocka_unit_test(test_stub_reinsertion),
+	    cmocka_unit_test(test_stub_reanchoring),
 	    cmocka_unit_test(test_interleaved),
 	    cmocka_unit_test(test_half_linked_first),
 	    cmocka_unit_test(test_half_linked_behind_node),
-	    cmocka_unit_test(test_half_linked_during_stub_reinsertion),
+	    cmocka_unit_test(test_half_linked_tail_untouched),
+	    cmocka_unit_test(test_empty_needs_head_at_stub),
 	};
 
 	vz_test_watchdog(60);
