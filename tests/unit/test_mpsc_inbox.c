@@ -109,8 +109,10 @@ static void test_stub_reanchoring(void **state)
 	}
 }
 
-/* Interleave pushes and pops so the stub is sometimes in the middle of the
- * list (pushed after a node the consumer is waiting behind). */
+/* A pseudo-random mix of pushes and pops, so the queue goes through every
+ * shape (empty, one node, many; stub at head or as the tail) many times,
+ * with nodes reused; the push hint must say "empty" exactly when everything
+ * pushed so far has been popped. */
 static void test_interleaved(void **state)
 {
 	alignas(64) struct vz__mpsc q;
