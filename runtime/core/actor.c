@@ -14,41 +14,9 @@
 
 #include "core/core.h"
 
-vz_ref vz__make_ref(unsigned shard, uint32_t slot, uint32_t gen)
-{
-	return (vz_ref){((uint64_t)shard << 48) | ((uint64_t)slot << VZ__GEN_BITS) | gen};
-}
-
-static uint32_t ref_slot(vz_ref r)
-{
-	return (uint32_t)(r.id >> VZ__GEN_BITS) & ((1u << VZ__SLOT_BITS) - 1);
-}
-
 static uint32_t ref_gen(vz_ref r)
 {
 	return (uint32_t)r.id & VZ__GEN_MASK;
-}
-
-static struct vz_actor *slot_ptr(struct vz__shard *sh, uint32_t slot)
-{
-	/* Relaxed: the owner reads its own store. */
-	struct vz_actor *chunk =
-		atomic_load_explicit(&sh->chunks[slot / VZ__CHUNK_ACTORS], memory_order_relaxed);
-
-	return &chunk[slot % VZ__CHUNK_ACTORS];
-}
-
-struct vz_actor *vz__actor_lookup(struct vz__shard *sh, vz_ref ref)
-{
-	uint32_t slot = ref_slot(ref);
-	struct vz_actor *a;
-
-	if (vz_ref_shard(ref) != sh->id || slot >= sh->next_unused)
-		return NULL;
-	a = slot_ptr(sh, slot);
-	if (a->gen != ref_gen(ref) || !(a->flags & VZ__ACTOR_LIVE))
-		return NULL;
-	return a;
 }
 
 static struct vz_actor *slot_take(struct vz__shard *sh)
@@ -75,7 +43,7 @@ static struct vz_actor *slot_take(struct vz__shard *sh)
 				      memory_order_release);
 		VZ__STAT_ADD(sh, pool_refills, 1);
 	}
-	a = slot_ptr(sh, slot);
+	a = vz__slot_ptr(sh, slot);
 	a->slot = slot;
 	a->gen = 1;
 	sh->next_unused = slot + 1;
@@ -200,7 +168,7 @@ void vz__actor_reap(struct vz__shard *sh, struct vz_actor *a)
 void vz__stop_all_actors(struct vz__shard *sh)
 {
 	for (uint32_t s = 0; s < sh->next_unused; s++) {
-		struct vz_actor *a = slot_ptr(sh, s);
+		struct vz_actor *a = vz__slot_ptr(sh, s);
 
 		if (a->flags & VZ__ACTOR_LIVE)
 			vz__actor_stop_now(sh, a, VZ_ESTOPPED);
@@ -233,7 +201,7 @@ void vz__actor_table_fini(struct vz__shard *sh)
  */
 int vz__bounded_admit(struct vz__shard *target, vz_ref to)
 {
-	uint32_t slot = ref_slot(to);
+	uint32_t slot = vz__ref_slot(to);
 	struct vz_actor *chunk;
 	struct vz_actor *a;
 	uint64_t bound;

@@ -203,6 +203,7 @@ struct vz__stat_counters {
 struct vz__outbox {
 	struct vz__msg_list q; /* FIFO; includes overflow when the ring was full */
 	bool has_msgs;         /* q holds messages (not only returns): wake may be needed */
+	uint32_t parked;       /* head messages already counted in overflow_queued */
 };
 
 enum vz__shard_phase {
@@ -314,29 +315,145 @@ struct vz_runtime {
 	alignas(VZ__LINE) _Atomic uint64_t foreign_refills;
 };
 
-/* ---- functions shared between the core's files ---------------------- */
+/* ---- hot-path helpers, inline so one send is one straight path -------- */
+
+/* The shard the calling thread runs or drives (any runtime), or NULL. */
+extern __attribute__((tls_model("initial-exec"))) _Thread_local struct vz__shard *vz__tls_shard;
 
 /* The shard the calling thread runs or drives, for this runtime, or NULL. */
-struct vz__shard *vz__current(const vz_runtime *rt);
+static inline struct vz__shard *vz__current(const vz_runtime *rt)
+{
+	struct vz__shard *sh = vz__tls_shard;
+
+	return sh && sh->rt == rt ? sh : NULL;
+}
+
 void vz__set_current(struct vz__shard *sh);
+
+static inline vz_ref vz__make_ref(unsigned shard, uint32_t slot, uint32_t gen)
+{
+	return (vz_ref){((uint64_t)shard << 48) | ((uint64_t)slot << VZ__GEN_BITS) | gen};
+}
+
+static inline uint32_t vz__ref_slot(vz_ref r)
+{
+	return (uint32_t)(r.id >> VZ__GEN_BITS) & ((1u << VZ__SLOT_BITS) - 1);
+}
+
+static inline struct vz_actor *vz__slot_ptr(struct vz__shard *sh, uint32_t slot)
+{
+	/* Relaxed: the owner reads its own store. */
+	struct vz_actor *chunk =
+		atomic_load_explicit(&sh->chunks[slot / VZ__CHUNK_ACTORS], memory_order_relaxed);
+
+	return &chunk[slot % VZ__CHUNK_ACTORS];
+}
+
+/* The live actor `ref` names on sh, or NULL (stale, forged, other shard).
+ * Owner thread of sh. */
+static inline struct vz_actor *vz__actor_lookup(struct vz__shard *sh, vz_ref ref)
+{
+	uint32_t slot = vz__ref_slot(ref);
+	struct vz_actor *a;
+
+	if (vz_ref_shard(ref) != sh->id || slot >= sh->next_unused)
+		return NULL;
+	a = vz__slot_ptr(sh, slot);
+	if (a->gen != ((uint32_t)ref.id & VZ__GEN_MASK) || !(a->flags & VZ__ACTOR_LIVE))
+		return NULL;
+	return a;
+}
+
+/* Size class for a block of `bytes`, or -1 when larger than the largest. */
+static inline int vz__size_class(size_t bytes)
+{
+	unsigned c;
+
+	if (bytes <= 64)
+		return 0;
+	c = 64u - (unsigned)__builtin_clzll((unsigned long long)(bytes - 1)) - 6u;
+	return c < VZ__NCLASSES ? (int)c : -1;
+}
+
+/* Slow path of vz__pool_alloc(): add a slab to class cls. 0 or VZ_ENOMEM. */
+int vz__pool_refill(struct vz__shard *sh, unsigned cls);
+
+static inline void *vz__pool_alloc(struct vz__shard *sh, unsigned cls)
+{
+	void **b = sh->pool.free[cls];
+
+	if (__builtin_expect(!b, 0)) {
+		if (vz__pool_refill(sh, cls) < 0)
+			return NULL;
+		b = sh->pool.free[cls];
+	}
+	sh->pool.free[cls] = *b;
+	return b;
+}
+
+static inline void vz__pool_free(struct vz__shard *sh, void *block, unsigned cls)
+{
+	void **b = block;
+
+	*b = sh->pool.free[cls];
+	sh->pool.free[cls] = b;
+}
+
+/* A message from sh's own pool with room for len payload bytes, or NULL. */
+static inline struct vz_msg *vz__msg_alloc(struct vz__shard *sh, size_t len)
+{
+	int cls = vz__size_class(sizeof(struct vz_msg) + len);
+	struct vz_msg *m;
+
+	if (cls < 0)
+		return NULL;
+	m = vz__pool_alloc(sh, (unsigned)cls);
+	if (!m)
+		return NULL;
+	m->owner = (uint16_t)sh->id;
+	m->cls = (uint8_t)cls;
+	m->flags = 0;
+	return m;
+}
+
+/* Append to the run queue unless already there. Owner thread. */
+static inline void vz__make_ready(struct vz__shard *sh, struct vz_actor *a)
+{
+	if (a->flags & VZ__ACTOR_READY)
+		return;
+	a->flags |= VZ__ACTOR_READY;
+	a->next_ready = NULL;
+	if (sh->rq_tail)
+		sh->rq_tail->next_ready = a;
+	else
+		sh->rq_head = a;
+	sh->rq_tail = a;
+}
+
+void vz__msg_release_slow(struct vz__shard *sh, struct vz_msg *m);
+
+/* Give a message's memory back: own pool directly, anything else through
+ * vz__msg_release_slow() (foreign return list or the owner's return path).
+ * Owner thread of sh. */
+static inline void vz__msg_release(struct vz__shard *sh, struct vz_msg *m)
+{
+	if (__builtin_expect(m->owner == sh->id, 1))
+		vz__pool_free(sh, m, m->cls);
+	else
+		vz__msg_release_slow(sh, m);
+}
+
+/* ---- functions shared between the core's files ---------------------- */
 
 /* msg_pool.c */
 int vz__pool_init(struct vz__pool *p);
 void vz__pool_fini(struct vz__pool *p);
-int vz__size_class(size_t bytes); /* -1 when larger than the largest class */
-void *vz__pool_alloc(struct vz__shard *sh, unsigned cls);
-void vz__pool_free(struct vz__shard *sh, void *block, unsigned cls);
-struct vz_msg *vz__msg_alloc(struct vz__shard *sh, size_t len);
 int vz__fpool_init(struct vz__fpool_class *fc, unsigned cls);
 void vz__fpool_fini(struct vz__fpool_class *fc);
 struct vz_msg *vz__fpool_alloc(vz_runtime *rt, struct vz__shard *target, size_t len);
 void vz__fpool_give_back(struct vz__shard *sh); /* push fpool_returns home */
-/* Give a message's memory back: local pool, foreign return list, or the
- * owner shard's return path. Owner thread of sh only. */
-void vz__msg_release(struct vz__shard *sh, struct vz_msg *m);
 
 /* actor.c */
-struct vz_actor *vz__actor_lookup(struct vz__shard *sh, vz_ref ref); /* NULL if stale */
 int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg,
 		    vz_ref *out);
 void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason);
@@ -345,7 +462,6 @@ void vz__actor_table_fini(struct vz__shard *sh);
 int vz__bounded_admit(struct vz__shard *target, vz_ref to);
 void vz__stop_all_actors(struct vz__shard *sh);
 void vz__actor_reap(struct vz__shard *sh, struct vz_actor *a);
-vz_ref vz__make_ref(unsigned shard, uint32_t slot, uint32_t gen);
 
 /* deliver.c */
 void vz__deliver_local(struct vz__shard *sh, struct vz_msg *m);

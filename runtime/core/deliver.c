@@ -13,19 +13,6 @@
 
 #include "core/core.h"
 
-static void make_ready(struct vz__shard *sh, struct vz_actor *a)
-{
-	if (a->flags & VZ__ACTOR_READY)
-		return;
-	a->flags |= VZ__ACTOR_READY;
-	a->next_ready = NULL;
-	if (sh->rq_tail)
-		sh->rq_tail->next_ready = a;
-	else
-		sh->rq_head = a;
-	sh->rq_tail = a;
-}
-
 /* Give back a bounded-mailbox count taken by vz__bounded_admit(), once
  * per message (the flag is cleared). The slot is found from the reference,
  * which may be stale: the count belongs to the slot, not to one life. Any
@@ -79,7 +66,7 @@ void vz__deliver_local(struct vz__shard *sh, struct vz_msg *m)
 		return;
 	}
 	vz__list_push(&a->mbox, m);
-	make_ready(sh, a);
+	vz__make_ready(sh, a);
 }
 
 static void finish_stop_if_asked(struct vz__shard *sh, struct vz_actor *a)
@@ -134,7 +121,7 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 	while (actors-- > 0 && sh->rq_head) {
 		struct vz_actor *a = sh->rq_head;
 		struct vz_msg *m;
-		unsigned n = 0;
+		unsigned n = 0, batch_now;
 
 		sh->rq_head = a->next_ready;
 		if (!sh->rq_head)
@@ -144,8 +131,16 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 			vz__actor_reap(sh, a);
 			continue;
 		}
+		/* Only what was queued when the run began: a message the actor
+		 * sends itself waits for its next turn, so a self-driving
+		 * actor cannot take `batch` times its share. */
+		if (batch > a->mbox.len)
+			batch_now = a->mbox.len;
+		else
+			batch_now = batch;
 		a->flags |= VZ__ACTOR_ACTIVE;
-		while (n < batch && (a->flags & VZ__ACTOR_LIVE) && (m = vz__list_pop(&a->mbox))) {
+		while (n < batch_now && (a->flags & VZ__ACTOR_LIVE) &&
+		       (m = vz__list_pop(&a->mbox))) {
 			done += dispatch(sh, a, m);
 			n++;
 		}
@@ -155,7 +150,7 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 			 * actor is never made ready), so free the slot now */
 			vz__actor_reap(sh, a);
 		} else if (a->mbox.head) {
-			make_ready(sh, a);
+			vz__make_ready(sh, a);
 		}
 	}
 	*handled += done;

@@ -30,15 +30,6 @@ struct vz__slab {
 	alignas(64) unsigned char mem[];
 };
 
-int vz__size_class(size_t bytes)
-{
-	unsigned c = 0;
-
-	while (c < VZ__NCLASSES && (64u << c) < bytes)
-		c++;
-	return c < VZ__NCLASSES ? (int)c : -1;
-}
-
 int vz__pool_init(struct vz__pool *p)
 {
 	memset(p, 0, sizeof *p);
@@ -57,7 +48,7 @@ void vz__pool_fini(struct vz__pool *p)
 }
 
 /* Slow path: carve a new slab into class cls's free list. */
-static int pool_refill(struct vz__shard *sh, unsigned cls)
+int vz__pool_refill(struct vz__shard *sh, unsigned cls)
 {
 	struct vz__pool *p = &sh->pool;
 	size_t block = 64u << cls;
@@ -82,44 +73,6 @@ static int pool_refill(struct vz__shard *sh, unsigned cls)
 	p->refills++;
 	VZ__STAT_ADD(sh, pool_refills, 1);
 	return 0;
-}
-
-void *vz__pool_alloc(struct vz__shard *sh, unsigned cls)
-{
-	struct vz__pool *p = &sh->pool;
-	void **b = p->free[cls];
-
-	if (__builtin_expect(!b, 0)) {
-		if (pool_refill(sh, cls) < 0)
-			return NULL;
-		b = p->free[cls];
-	}
-	p->free[cls] = *b;
-	return b;
-}
-
-void vz__pool_free(struct vz__shard *sh, void *block, unsigned cls)
-{
-	void **b = block;
-
-	*b = sh->pool.free[cls];
-	sh->pool.free[cls] = b;
-}
-
-struct vz_msg *vz__msg_alloc(struct vz__shard *sh, size_t len)
-{
-	int cls = vz__size_class(sizeof(struct vz_msg) + len);
-	struct vz_msg *m;
-
-	if (cls < 0)
-		return NULL;
-	m = vz__pool_alloc(sh, (unsigned)cls);
-	if (!m)
-		return NULL;
-	m->owner = (uint16_t)sh->id;
-	m->cls = (uint8_t)cls;
-	m->flags = 0;
-	return m;
 }
 
 /* ---- foreign pool ---------------------------------------------------- */
@@ -290,7 +243,7 @@ void vz__fpool_give_back(struct vz__shard *sh)
 	}
 }
 
-void vz__msg_release(struct vz__shard *sh, struct vz_msg *m)
+void vz__msg_release_slow(struct vz__shard *sh, struct vz_msg *m)
 {
 	unsigned owner = m->owner & ~VZ__OWNER_FOREIGN;
 

@@ -23,21 +23,46 @@ static int check_args(const vz_runtime *rt, vz_ref to, const void *payload, size
 	return 0;
 }
 
-static void fill(struct vz_msg *m, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
-		 const void *payload, size_t len)
+/* Copy a payload; most are a few words, for which a call to memcpy costs
+ * more than the copy. Two overlapping moves cover every size in a range. */
+static inline void copy_payload(unsigned char *dst, const unsigned char *src, size_t len)
+{
+	uint64_t a, b;
+	uint32_t c, d;
+
+	if (len >= 8 && len <= 16) {
+		memcpy(&a, src, 8);
+		memcpy(&b, src + len - 8, 8);
+		memcpy(dst, &a, 8);
+		memcpy(dst + len - 8, &b, 8);
+	} else if (len >= 4 && len < 8) {
+		memcpy(&c, src, 4);
+		memcpy(&d, src + len - 4, 4);
+		memcpy(dst, &c, 4);
+		memcpy(dst + len - 4, &d, 4);
+	} else if (len > 16) {
+		memcpy(dst, src, len);
+	} else {
+		for (size_t i = 0; i < len; i++)
+			dst[i] = src[i];
+	}
+}
+
+static inline void fill(struct vz_msg *m, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+			const void *payload, size_t len)
 {
 	m->to = to;
 	m->from = from;
 	m->type = type;
 	m->len = (uint32_t)len;
 	m->flags |= flags;
-	if (len)
-		memcpy(m->data, payload, len);
+	copy_payload(m->data, payload, len);
 }
 
-/* From shard sh's own thread. */
-int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
-		  const void *payload, size_t len)
+/* From shard sh's own thread. Inlined into vz_send(), the hot path. */
+static inline __attribute__((always_inline)) int
+send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+	  const void *payload, size_t len)
 {
 	vz_runtime *rt = sh->rt;
 	unsigned dest;
@@ -73,7 +98,10 @@ int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, u
 			m->flags |= VZ__MSG_INFLIGHT;
 		if (!(flags & VZ__MSG_UNCOUNTED))
 			VZ__STAT_ADD(sh, sent_local, 1);
-		vz__deliver_local(sh, m);
+		/* Straight into the mailbox: the target is live (just looked
+		 * up) and the shard is running (checked above). */
+		vz__list_push(&a->mbox, m);
+		vz__make_ready(sh, a);
 		return 0;
 	}
 	if (!(flags & VZ__MSG_SYS)) {
@@ -100,6 +128,12 @@ nomem:
 		vz__undo_admit(rt->shards[dest], &tmp);
 	}
 	return VZ_ENOMEM;
+}
+
+int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+		  const void *payload, size_t len)
+{
+	return send_from(sh, from, to, type, flags, payload, len);
 }
 
 /* From a thread that is not a shard of rt: through the target's inbox. */
@@ -195,8 +229,8 @@ VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload
 		return VZ_EWRONGTHREAD;
 	if (!(self->flags & VZ__ACTOR_LIVE))
 		return VZ_ESTALE;
-	return vz__send_from(sh, vz__make_ref(sh->id, self->slot, self->gen), to, type, 0, payload,
-			     len);
+	return send_from(sh, vz__make_ref(sh->id, self->slot, self->gen), to, type, 0, payload,
+			 len);
 }
 
 VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *payload,

@@ -22,18 +22,13 @@
 #include "core/core.h"
 #include "util/fence.h"
 
-static _Thread_local struct vz__shard *tls_shard;
-
-struct vz__shard *vz__current(const vz_runtime *rt)
-{
-	struct vz__shard *sh = tls_shard;
-
-	return sh && sh->rt == rt ? sh : NULL;
-}
+/* Initial-exec: the library is linked at start-up, so the variable sits in
+ * static TLS and an access is one load, with no __tls_get_addr call. */
+__attribute__((tls_model("initial-exec"))) _Thread_local struct vz__shard *vz__tls_shard;
 
 void vz__set_current(struct vz__shard *sh)
 {
-	tls_shard = sh;
+	vz__tls_shard = sh;
 }
 
 uint64_t vz__clock_ns(void)

@@ -147,19 +147,27 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 			if (!ob->q.head)
 				ob->q.tail = NULL;
 			ob->q.len -= k;
+			ob->parked = ob->parked > k ? ob->parked - k : 0;
 		}
 		total += k;
 		if (k < n) {
 			VZ__STAT_ADD(sh, ring_full, 1);
-			VZ__STAT_ADD(sh, overflow_queued, n - k);
+			/* Count each message once, the first time it has to
+			 * wait, however often the retry finds the ring full. */
+			VZ__STAT_ADD(sh, overflow_queued, ob->q.len - ob->parked);
+			ob->parked = ob->q.len;
 			break;
 		}
 	}
 	if (!ob->q.head) {
 		sh->out_dirty[dest / 64] &= ~((uint64_t)1 << (dest % 64));
 	}
-	if (total) {
-		bool wake = ob->has_msgs;
+	/* Also when nothing fit: the ring may be full of returns the target
+	 * was never woken for, and it must drain them to make room. */
+	if (total || ob->q.head) {
+		/* Left-overs (even returns only) keep this shard from sleeping
+		 * until the target drains, so the target must be awake. */
+		bool wake = ob->has_msgs || ob->q.head;
 
 		if (!ob->q.head)
 			ob->has_msgs = false;
@@ -169,8 +177,8 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 		 * sender's "publish, full fence" of the wake-up protocol. */
 		atomic_fetch_or_explicit(&d->bell[sh->id / 64], (uint64_t)1 << (sh->id % 64),
 					 memory_order_seq_cst);
-		/* Only returns: memory can wait until the owner wakes for
-		 * another reason, so no wake-up is spent on it. */
+		/* Only returns, all published: memory can wait until the
+		 * owner wakes for another reason; no wake-up spent on it. */
 		if (wake)
 			vz__wake(sh, d);
 	}
