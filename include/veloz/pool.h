@@ -79,7 +79,8 @@ typedef struct vz_job {
  * the job's id in *out (when out is non-NULL) and returns 0; exactly one
  * completion will follow. Errors (nothing was queued, no completion):
  * VZ_EINVAL (NULL self/job/fn, NULL payload with payload_len > 0),
- * VZ_ETOOBIG (payload_len > VZ_POOL_MAX_PAYLOAD), VZ_EFULL (the pool of the
+ * VZ_ETOOBIG (payload_len > VZ_POOL_MAX_PAYLOAD), VZ_EWRONGTHREAD (not
+ * called on the actor's home shard thread), VZ_EFULL (the pool of the
  * actor's node is full, and with VZ_POOL_SPILL every other pool too),
  * VZ_ESTOPPED (the runtime is stopping), VZ_ENOSYS (the runtime has no pool:
  * no CPU could host a worker, see vz_pool_config.share_shard_cpus). */
@@ -88,8 +89,8 @@ VZ_API int vz_pool_submit(vz_actor *self, const vz_job *job, vz_job_id *out);
 /* Cancel a job this actor submitted, if no worker has started it. Returns 0
  * when it will not run (its completion, status VZ_ECANCELED, is posted now);
  * VZ_ENOENT when it has started or finished, or the id is not one of this
- * actor's jobs; VZ_EINVAL for NULL self or a zero id. From inside the
- * submitting actor only. */
+ * actor's jobs; VZ_EINVAL for NULL self or a zero id; VZ_EWRONGTHREAD off
+ * the actor's home shard thread. From inside the submitting actor only. */
 VZ_API int vz_pool_cancel(vz_actor *self, vz_job_id id);
 
 /* Counters of one node's pool. Each counter has one writer (a shard or a

@@ -115,7 +115,8 @@ struct vz__pool_set {
 	alignas(64) vz_runtime *rt;
 	vz__pool_post_fn post;
 	struct vz__pool_memops ops;
-	int state;		   /* SET_*; lifecycle thread only */
+	int state;		   /* SET_*; under `life` */
+	pthread_mutex_t life;	   /* start and stop may be called concurrently */
 	struct shard_line *shards; /* plan.nshards lines */
 	struct pool *pools[VZ_MAX_NODES];
 	struct vz__pool_plan plan;
@@ -209,13 +210,16 @@ static void free_rec(struct pool *p, uint32_t idx)
 #define POST_RETRIES 100000u
 
 /* Post a completion; count a refusal on w (NULL: nobody to count on).
- * On a worker (w != NULL), VZ_ESTATE and VZ_EAGAIN are transient: workers
- * start inside vz_runtime_start() just before the runtime declares itself
- * running, so a job queued by an actor's init can finish inside that
- * window; those are retried (yielding) a bounded number of times. Anything
- * else (VZ_ESTOPPED, VZ_ENOMEM) is final, and so is every refusal off a
- * worker (a canceller, or the stopping thread of a runtime that never
- * started, where waiting would only delay the inevitable). */
+ * On a worker (w != NULL) three refusals are worth waiting out, because
+ * every accepted job owes exactly one completion and a worker may block:
+ * VZ_ESTATE (workers start inside vz_runtime_start() just before the
+ * runtime declares itself running, so a job queued by an actor's init can
+ * finish inside that window), VZ_EAGAIN, and VZ_ENOMEM (the target shard's
+ * message memory could not grow this time). Those are retried, yielding, a
+ * bounded number of times, then counted as failures. VZ_ESTOPPED is final,
+ * and so is every refusal off a worker (a canceller, or the stopping thread
+ * of a runtime that never started, where waiting would only delay the
+ * inevitable). */
 static void post_done(struct vz__pool_set *ps, struct worker *w, uint64_t owner, const void *buf,
 		      size_t len)
 {
@@ -223,7 +227,8 @@ static void post_done(struct vz__pool_set *ps, struct worker *w, uint64_t owner,
 
 	for (unsigned i = 0;; i++) {
 		rc = ps->post(ps->rt, (vz_ref){owner}, VZ_MSG_POOL_DONE, buf, len);
-		if (!w || (rc != VZ_ESTATE && rc != VZ_EAGAIN) || i == POST_RETRIES)
+		if (!w || (rc != VZ_ESTATE && rc != VZ_EAGAIN && rc != VZ_ENOMEM) ||
+		    i == POST_RETRIES)
 			break;
 		sched_yield();
 	}
@@ -644,6 +649,7 @@ int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
 	ps->ops = ops ? *ops : vz__pool_default_memops;
 	ps->plan = *plan;
 	ps->state = SET_CREATED;
+	pthread_mutex_init(&ps->life, NULL);
 	ps->shards =
 	    aligned_alloc(64, align_up(sizeof(struct shard_line) * (plan->nshards + 1), 64));
 	if (!ps->shards) {
@@ -719,35 +725,48 @@ static int start_worker(struct worker *w)
 
 int vz__pools_start(struct vz__pool_set *ps)
 {
+	int rc = 0;
+
 	if (!ps)
 		return VZ_EINVAL;
-	if (ps->state != SET_CREATED)
+	pthread_mutex_lock(&ps->life);
+	if (ps->state != SET_CREATED) {
+		pthread_mutex_unlock(&ps->life);
 		return VZ_ESTATE;
+	}
 	/* Relaxed: no worker runs yet; pthread_create orders it for them. */
 	atomic_store_explicit(&ps->exiting, 0, memory_order_relaxed);
-	for (unsigned i = 0; i < ps->plan.npools; i++) {
+	for (unsigned i = 0; i < ps->plan.npools && rc == 0; i++) {
 		struct pool *p = ps->pools[i];
 
-		for (unsigned j = 0; j < p->nworkers; j++) {
-			if (start_worker(&p->workers[j]) != 0) {
-				/* Leave nothing running. Jobs already queued stay
-				 * queued for a later start (or stop's drain). */
-				join_workers(ps);
-				atomic_store_explicit(&ps->exiting, 0, memory_order_relaxed);
-				return VZ_EIO;
-			}
-		}
+		for (unsigned j = 0; j < p->nworkers && rc == 0; j++)
+			rc = start_worker(&p->workers[j]);
 	}
-	ps->state = SET_STARTED;
-	return 0;
+	if (rc != 0) {
+		/* Leave nothing running. Jobs already queued stay queued for a
+		 * later start (or stop's drain). */
+		join_workers(ps);
+		atomic_store_explicit(&ps->exiting, 0, memory_order_relaxed);
+	} else {
+		ps->state = SET_STARTED;
+	}
+	pthread_mutex_unlock(&ps->life);
+	return rc != 0 ? VZ_EIO : 0;
 }
 
 void vz__pools_stop(struct vz__pool_set *ps)
 {
 	uint32_t idx;
 
-	if (!ps || ps->state == SET_STOPPED)
+	if (!ps)
 		return;
+	/* Two threads may stop the runtime at once; the second waits here
+	 * until the first is done, then finds the set stopped. */
+	pthread_mutex_lock(&ps->life);
+	if (ps->state == SET_STOPPED) {
+		pthread_mutex_unlock(&ps->life);
+		return;
+	}
 	/* Dekker with vz__pool_submit_as(): pairs with its seq_cst fence. */
 	atomic_store_explicit(&ps->stopping, 1, memory_order_relaxed);
 	vz__full_fence();
@@ -766,6 +785,7 @@ void vz__pools_stop(struct vz__pool_set *ps)
 		while (vz__mpmc_dequeue(&ps->pools[i]->jobs, &idx))
 			run_job(ps, NULL, ps->pools[i], idx);
 	ps->state = SET_STOPPED;
+	pthread_mutex_unlock(&ps->life);
 }
 
 void vz__pools_destroy(struct vz__pool_set *ps)
@@ -775,6 +795,7 @@ void vz__pools_destroy(struct vz__pool_set *ps)
 	vz__pools_stop(ps);
 	for (unsigned i = 0; i < ps->plan.npools; i++)
 		free_pool(ps, ps->pools[i]);
+	pthread_mutex_destroy(&ps->life);
 	free(ps->shards);
 	free(ps);
 }

@@ -132,9 +132,11 @@ int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
  * can be started again or destroyed; VZ_ESTATE when already started or
  * stopped. vz__pools_stop refuses later submissions (VZ_ESTOPPED), completes
  * every queued job with VZ_ECANCELED (posted), lets running jobs finish and
- * joins the workers; idempotent. vz__pools_destroy frees everything
- * (stopping first if needed); NULL is a no-op. All four from the thread
- * that owns the runtime's lifecycle, never from a worker.
+ * joins the workers; idempotent, and safe to call from several threads at
+ * once (the later callers return once the first has finished).
+ * vz__pools_destroy frees everything (stopping first if needed); NULL is a
+ * no-op. Never from a worker; create and destroy from one thread, with no
+ * other call running on the set.
  */
 int vz__pools_create(vz_runtime *rt, const vz_config *cfg, const struct vz__topology *topo,
 		     const int *shard_cpus, unsigned nshards, struct vz__pool_set **out);

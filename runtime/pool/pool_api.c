@@ -13,6 +13,7 @@
 #include <veloz/actor.h>
 #include <veloz/error.h>
 #include <veloz/message.h>
+#include <veloz/runtime.h>
 
 /* The core's internal entry points this file uses (runtime/core/core.h
  * declares them too; these declarations must stay identical). */
@@ -38,20 +39,43 @@ int vz__pools_create(vz_runtime *rt, const vz_config *cfg, const struct vz__topo
 	return err;
 }
 
+/* The actor's shard, or VZ_EWRONGTHREAD when the calling thread is not the
+ * one running (or driving) that shard: the submit and cancel paths write
+ * per-shard counters and flags that have exactly one writer. */
+static int home_shard(vz_actor *self, vz_runtime **rt)
+{
+	unsigned shard = vz_actor_shard(self);
+
+	*rt = vz_actor_runtime(self);
+	if (vz_current_shard(*rt) != (int)shard)
+		return VZ_EWRONGTHREAD;
+	return (int)shard;
+}
+
 VZ_API int vz_pool_submit(vz_actor *self, const vz_job *job, vz_job_id *out)
 {
+	vz_runtime *rt;
+	int shard;
+
 	if (!self)
 		return VZ_EINVAL;
-	return vz__pool_submit_as(vz__runtime_pools(vz_actor_runtime(self)), vz_actor_shard(self),
-				  vz_self(self), job, out);
+	shard = home_shard(self, &rt);
+	if (shard < 0)
+		return shard;
+	return vz__pool_submit_as(vz__runtime_pools(rt), (unsigned)shard, vz_self(self), job, out);
 }
 
 VZ_API int vz_pool_cancel(vz_actor *self, vz_job_id id)
 {
+	vz_runtime *rt;
+	int shard;
+
 	if (!self)
 		return VZ_EINVAL;
-	return vz__pool_cancel_as(vz__runtime_pools(vz_actor_runtime(self)), vz_actor_shard(self),
-				  vz_self(self), id);
+	shard = home_shard(self, &rt);
+	if (shard < 0)
+		return shard;
+	return vz__pool_cancel_as(vz__runtime_pools(rt), (unsigned)shard, vz_self(self), id);
 }
 
 VZ_API int vz_stats_pool(const vz_runtime *rt, unsigned node, vz_pool_stats *out)

@@ -676,6 +676,40 @@ static void test_stop(void **state)
 	fx_free(&f);
 }
 
+static void *stop_when_told(void *arg)
+{
+	struct vz__pool_set *ps = arg;
+
+	while (!atomic_load_explicit(&ran, memory_order_acquire))
+		sched_yield();
+	vz__pools_stop(ps);
+	return NULL;
+}
+
+/* Two threads stopping at once: both return, after the workers are gone,
+ * and every worker is joined exactly once. */
+static void test_concurrent_stop(void **state)
+{
+	struct fx f;
+	pthread_t t[2];
+	vz_job_id id;
+
+	(void)state;
+	fx_make(&f, 2, 2, 8, VZ_POOL_REJECT, 2, VZ_POOL_SPIN_NS);
+	assert_int_equal(vz__pools_start(f.ps), 0);
+	expect_workers(4);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_create(&t[i], NULL, stop_when_told, f.ps), 0);
+	/* `ran` doubles as the go signal: the first job's run releases both */
+	assert_int_equal(submit_add(&f, 0, 1, 1, 1, &id), 0);
+	for (int i = 0; i < 2; i++)
+		assert_int_equal(pthread_join(t[i], NULL), 0);
+	expect_workers(0);
+	assert_int_equal(submit_add(&f, 0, 1, 1, 1, &id), VZ_ESTOPPED);
+	assert_int_equal(done_count(f.rec), 1);
+	fx_free(&f);
+}
+
 /* Jobs queued on a set that never started still complete (cancelled) at
  * stop; a refused post is counted, not retried forever. */
 static void test_stop_without_start(void **state)
@@ -767,6 +801,7 @@ static struct {
 } e2e;
 
 static struct gate e2e_gate;
+static vz_actor *e2e_self; /* stashed to call from the wrong thread */
 
 static void e2e_receive(vz_actor *self, void *state, const vz_msg *m)
 {
@@ -781,6 +816,7 @@ static void e2e_receive(vz_actor *self, void *state, const vz_msg *m)
 	(void)state;
 	switch (vz_msg_type(m)) {
 	case MSG_ADD:
+		e2e_self = self;
 		e2e.submit_rc[0] = vz_pool_submit(self, &add, &e2e.ids[0]);
 		break;
 	case MSG_CANCEL:
@@ -924,6 +960,11 @@ static void test_e2e_submit_complete(void **state)
 	assert_int_equal(vz_stats_pool(rt, VZ_MAX_NODES, &st), VZ_ENOENT);
 	assert_int_equal(vz_stats_pool(NULL, 0, &st), VZ_EINVAL);
 	assert_int_equal(vz_pool_submit(NULL, &(vz_job){.fn = nop_job}, NULL), VZ_EINVAL);
+	/* the actor's handle used off its shard: refused, nothing queued */
+	assert_int_equal(vz_pool_submit(e2e_self, &(vz_job){.fn = nop_job}, NULL), VZ_EWRONGTHREAD);
+	assert_int_equal(vz_pool_cancel(e2e_self, e2e.ids[0]), VZ_EWRONGTHREAD);
+	assert_int_equal(vz_stats_pool(rt, nodes[0], &st), 0);
+	assert_int_equal(st.submitted, 1);
 	assert_int_equal(vz_pool_cancel(NULL, (vz_job_id){1}), VZ_EINVAL);
 	assert_int_equal(vz_pool_done_read(NULL, &e2e.done[0].d, NULL), VZ_EINVAL);
 	e2e_finish(rt);
@@ -1065,6 +1106,7 @@ int main(void)
 	    cmocka_unit_test(test_deadline),
 	    cmocka_unit_test(test_stop),
 	    cmocka_unit_test(test_stop_without_start),
+	    cmocka_unit_test(test_concurrent_stop),
 	    cmocka_unit_test(test_start_failure),
 	    cmocka_unit_test(test_post_failure_counted),
 	    cmocka_unit_test(test_e2e_submit_complete),
