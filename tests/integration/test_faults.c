@@ -1263,6 +1263,77 @@ static void test_pool_submit_wrong_thread(void **st)
 	assert_int_equal(rc, VZ_EWRONGTHREAD);
 }
 
+/* Shard threads run actors inside vz_runtime_start(), before the state
+ * becomes RUNNING (the starter still starts the pool workers). In that
+ * window vz_spawn() and vz_stop() from an actor take their "before start"
+ * path and act directly on another shard's actor table, pools and mailboxes
+ * from the wrong thread (ThreadSanitizer reports the races in the soak).
+ * An actor whose first message (sent by its init) spawns on another shard
+ * must get VZ_EWRONGTHREAD. */
+static atomic_int window_spawns, window_tries;
+
+static int window_init(vz_actor *self, void *state, const void *arg)
+{
+	(void)state;
+	(void)arg;
+	return vz_send(self, vz_self(self), MSG_PING, NULL, 0);
+}
+
+static void window_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	vz_runtime *rt = vz_actor_runtime(self);
+	vz_ref r;
+
+	(void)state;
+	(void)m;
+	atomic_fetch_add(&observed, 1);
+	atomic_fetch_add(&window_tries, 1);
+	if (vz_spawn(rt, 1 - vz_actor_shard(self), &nop_spec, NULL, &r) == 0)
+		atomic_fetch_add(&window_spawns, 1);
+}
+
+static const vz_actor_spec window_spec = {
+    .name = "window", .init = window_init, .receive = window_receive};
+
+static void test_start_window(void **st)
+{
+	(void)st;
+	atomic_store(&window_spawns, 0);
+	for (int round = 0; round < 20; round++) {
+		vz_runtime *rt = make_rt(2);
+
+		reset_counters();
+		atomic_store(&window_tries, 0);
+		assert_int_equal(vz_spawn(rt, 0, &window_spec, NULL, NULL), 0);
+		assert_int_equal(vz_spawn(rt, 1, &window_spec, NULL, NULL), 0);
+		atomic_store(&accepted, 2);
+		assert_int_equal(vz_runtime_start(rt), 0);
+		wait_int(&window_tries, 2);
+		finish(rt);
+	}
+	assert_int_equal(atomic_load(&window_spawns), 0);
+}
+
+/* actor.h allows the embedder driving an embedded shard to spawn on it
+ * after start; outside vz_shard_poll() the runtime refuses (the calling
+ * thread is the shard's driver but not "current"). */
+static void test_embedder_spawn(void **st)
+{
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref r;
+
+	(void)st;
+	reset_counters();
+	make_cfg(&cfg, 2);
+	cfg.shards[1].embedded = true;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_true(vz_shard_poll(rt, 1, 0) >= 0); /* bound to this thread */
+	assert_int_equal(vz_spawn(rt, 1, &nop_spec, NULL, &r), 0);
+	finish(rt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1287,6 +1358,8 @@ int main(void)
 	    cmocka_unit_test(test_destroy_unstarted_with_sends),
 	    cmocka_unit_test(test_pool_submit_wrong_thread),
 	    cmocka_unit_test(test_concurrent_stop),
+	    cmocka_unit_test(test_start_window),
+	    cmocka_unit_test(test_embedder_spawn),
 	};
 	int rc;
 
