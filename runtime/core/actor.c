@@ -114,6 +114,10 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 	}
 	VZ__STAT_ADD(sh, actors_spawned, 1);
 	VZ__STAT_ADD(sh, actors_live, 1);
+	if (spec->mailbox_limit)
+		atomic_store_explicit(&sh->bounded_live,
+				      atomic_load_explicit(&sh->bounded_live, memory_order_relaxed) + 1,
+				      memory_order_relaxed);
 	if (out)
 		*out = vz__make_ref(sh->id, a->slot, a->gen);
 	return 0;
@@ -152,6 +156,10 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 	a->state = NULL;
 	VZ__STAT_ADD(sh, actors_live, (uint64_t)-1);
 	VZ__STAT_ADD(sh, actors_stopped, 1);
+	if (a->spec->mailbox_limit)
+		atomic_store_explicit(&sh->bounded_live,
+				      atomic_load_explicit(&sh->bounded_live, memory_order_relaxed) - 1,
+				      memory_order_relaxed);
 	/* A ready actor stays linked in the run queue until the loop pops it,
 	 * and an active one is still held by the loop: in both cases the loop
 	 * finds it not live and only then returns the slot. */

@@ -268,11 +268,13 @@ struct vz__shard {
 	 * one side sees the other's write, so no wake-up is lost. */
 	alignas(VZ__LINE) _Atomic uint32_t sleeping;
 
-	/* Foreign threads inside vz_post() for this shard: incremented before
-	 * they check the runtime state, decremented after the push. Stop
-	 * waits for 0 after setting the state (seq_cst both sides), so no
-	 * foreign push can land after the final drain. */
-	alignas(VZ__LINE) _Atomic uint32_t posters;
+	/* Live actors with a bounded mailbox on this shard. Written by the
+	 * owner (relaxed: a hint that saves senders from reading the target
+	 * actor's slot when no actor here is bounded; an actor's bound itself
+	 * is published by the release store of its `bound` field, and a
+	 * sender that misses a just-spawned bounded actor merely does not
+	 * count one message against it). */
+	alignas(VZ__LINE) _Atomic uint32_t bounded_live;
 
 	/* Stop protocol: the last round this shard completed (release) and
 	 * what it moved in it; read by the stopping thread (acquire). */

@@ -6,8 +6,7 @@
  * (free every byte, close every fd), and the embedder's poll.
  *
  * Stop protocol. After the state becomes STOPPING, sends are refused
- * (VZ_ESTOPPED) and foreign posts already inside vz_post() are waited for
- * (posters == 0). Then the stopper runs numbered rounds: it publishes
+ * (VZ_ESTOPPED). Then the stopper runs numbered rounds: it publishes
  * round r, wakes every shard, and waits until each has acknowledged r. In
  * its first round a shard stops all its actors (their mailboxes are
  * dead-lettered, timers cancelled); in every round it drains its inbox and
@@ -15,7 +14,9 @@
  * flushes its outboxes, and reports how much it moved. Everything pushed
  * in round r-1 was pushed before the stopper started round r, so a round in
  * which no shard moved anything and every outbox is empty proves that no
- * message is left anywhere. Then shards exit and are joined.
+ * message is left anywhere. Then shards exit and are joined. A foreign
+ * post that saw RUNNING just before the change may still land in an inbox
+ * afterwards; vz_runtime_destroy() dead-letters what it finds there.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -297,15 +298,11 @@ VZ_API int vz_runtime_stop(vz_runtime *rt)
 	/* Workers finish or cancel their jobs while completions can still be
 	 * posted. */
 	vz__pools_stop(rt->pools);
-	/* seq_cst: pairs with the posters' seq_cst increment + state read
-	 * in post_foreign(). */
+	/* seq_cst: senders on other threads read it (acquire or relaxed)
+	 * before accepting a message. */
 	if (!atomic_compare_exchange_strong_explicit(&rt->state, &expected, VZ__RT_STOPPING,
 						     memory_order_seq_cst, memory_order_seq_cst))
 		return VZ_ESTATE;
-	for (unsigned i = 0; i < rt->nshards; i++)
-		/* Acquire: pairs with the posters' release decrement. */
-		while (atomic_load_explicit(&rt->shards[i]->posters, memory_order_acquire))
-			sched_yield();
 	for (unsigned i = 0; i < rt->nshards; i++)
 		atomic_store_explicit(&rt->shards[i]->phase, VZ__PHASE_DRAIN, memory_order_relaxed);
 	do {
@@ -341,14 +338,18 @@ VZ_API int vz_runtime_destroy(vz_runtime *rt)
 	/* Embedded shards never polled have no backend; the rest were joined.
 	 * Actors spawned but never started (created, not started) still hold
 	 * state: stop them so on_stop runs and memory is counted. */
-	if (state == VZ__RT_CREATED)
-		for (unsigned i = 0; i < rt->nshards; i++) {
-			struct vz__shard *sh = rt->shards[i];
+	for (unsigned i = 0; i < rt->nshards; i++) {
+		struct vz__shard *sh = rt->shards[i];
 
-			vz__set_current(sh);
+		vz__set_current(sh);
+		if (state == VZ__RT_CREATED)
 			vz__stop_all_actors(sh);
-			vz__set_current(NULL);
-		}
+		/* Posts that raced with stop; all actors are gone, so each
+		 * is dead-lettered (counted and handed to the hook). */
+		while (vz__drain_inbox(sh, UINT32_MAX) || !vz__mpsc_empty(&sh->inbox))
+			sched_yield();
+		vz__set_current(NULL);
+	}
 	runtime_free(rt);
 	return 0;
 }

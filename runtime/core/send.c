@@ -104,7 +104,8 @@ send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t f
 		vz__make_ready(sh, a);
 		return 0;
 	}
-	if (!(flags & VZ__MSG_SYS)) {
+	if (!(flags & VZ__MSG_SYS) &&
+	    atomic_load_explicit(&rt->shards[dest]->bounded_live, memory_order_relaxed)) {
 		counted = vz__bounded_admit(rt->shards[dest], to);
 		if (counted < 0) {
 			VZ__STAT_ADD(sh, mailbox_full, 1);
@@ -136,7 +137,15 @@ int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, u
 	return send_from(sh, from, to, type, flags, payload, len);
 }
 
-/* From a thread that is not a shard of rt: through the target's inbox. */
+/*
+ * From a thread that is not a shard of rt: through the target's inbox.
+ *
+ * A post that races with vz_runtime_stop() either sees the state change
+ * and is refused, or lands in the inbox; if it lands after the shard's last
+ * drain round, vz_runtime_destroy() finds it there and dead-letters it.
+ * Either way it is counted once (received_foreign is counted when the
+ * shard takes a message from its inbox), and nothing vanishes.
+ */
 static int post_foreign(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags,
 			const void *payload, size_t len)
 {
@@ -145,22 +154,16 @@ static int post_foreign(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags,
 	uint32_t state;
 	int counted = 0;
 
-	/* seq_cst: announce this post before reading the state. Pairs with
-	 * the stopper's seq_cst store of STOPPING followed by its reads of
-	 * posters: either we see STOPPING and back out, or the stopper sees
-	 * us and waits until our push is done (store-buffer pattern). */
-	atomic_fetch_add_explicit(&target->posters, 1, memory_order_seq_cst);
-	state = atomic_load_explicit(&rt->state, memory_order_seq_cst);
-	if (state != VZ__RT_RUNNING) {
-		atomic_fetch_sub_explicit(&target->posters, 1, memory_order_release);
+	/* Acquire: pairs with the seq_cst store of RUNNING in start, so the
+	 * shard's backend and pools are visible before we use them. */
+	state = atomic_load_explicit(&rt->state, memory_order_acquire);
+	if (state != VZ__RT_RUNNING)
 		return state == VZ__RT_CREATED ? VZ_ESTATE : VZ_ESTOPPED;
-	}
-	if (!(flags & VZ__MSG_SYS)) {
+	if (!(flags & VZ__MSG_SYS) &&
+	    atomic_load_explicit(&target->bounded_live, memory_order_relaxed)) {
 		counted = vz__bounded_admit(target, to);
-		if (counted < 0) {
-			atomic_fetch_sub_explicit(&target->posters, 1, memory_order_release);
+		if (counted < 0)
 			return counted;
-		}
 	}
 	m = vz__fpool_alloc(rt, target, len);
 	if (!m) {
@@ -168,20 +171,16 @@ static int post_foreign(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags,
 			struct vz_msg tmp = {.to = to, .flags = VZ__MSG_INFLIGHT};
 			vz__undo_admit(target, &tmp);
 		}
-		atomic_fetch_sub_explicit(&target->posters, 1, memory_order_release);
 		return VZ_ENOMEM;
 	}
 	fill(m, VZ_REF_NULL, to, type, flags, payload, len);
 	if (counted)
 		m->flags |= VZ__MSG_INFLIGHT;
-	vz__mpsc_push(&target->inbox, &m->node);
-	/* The sender's full fence of the wake-up protocol (see vz__wake()):
-	 * orders the push above before the read of the sleeping flag. */
-	vz__full_fence();
+	/* The push's exchange is seq_cst: it is the sender's "publish, full
+	 * fence" of the wake-up protocol, so no separate fence is needed
+	 * before vz__wake() reads the sleeping flag (see vz__wake()). */
+	vz__mpsc_push_sc(&target->inbox, &m->node);
 	vz__wake(NULL, target);
-	/* Release: pairs with the stopper's acquire reads of posters; our
-	 * push happens-before its final drain. */
-	atomic_fetch_sub_explicit(&target->posters, 1, memory_order_release);
 	return 0;
 }
 

@@ -118,6 +118,27 @@ static inline bool vz__mpsc_push(struct vz__mpsc *q, struct vz__mpsc_node *n)
 }
 
 /*
+ * Any thread. As vz__mpsc_push(), but the exchange is seq_cst, so the push
+ * itself is the "publish, full fence" half of a store-buffer handshake:
+ * a seq_cst load after it (the sleeping flag) cannot be satisfied before
+ * the push is visible to a consumer that fences before reading the queue.
+ * Used by foreign posts; saves a separate fence per push.
+ */
+static inline bool vz__mpsc_push_sc(struct vz__mpsc *q, struct vz__mpsc_node *n)
+{
+	struct vz__mpsc_node *prev;
+
+	/* Relaxed: published by the exchange below (as in push_exchange). */
+	atomic_store_explicit(&n->next, NULL, memory_order_relaxed);
+	/* seq_cst: everything acq_rel gives (see vz__mpsc_push_exchange())
+	 * plus a place in the single total order, which the wake-up protocol
+	 * needs (pairs with the consumer's seq_cst fence before its re-check). */
+	prev = atomic_exchange_explicit(&q->tail, n, memory_order_seq_cst);
+	vz__mpsc_push_link(prev, n);
+	return prev == &q->stub;
+}
+
+/*
  * Consumer only. Take the oldest node, or return NULL when the queue is
  * empty or when the oldest node's successor is half-linked (a producer has
  * exchanged the tail but not yet stored prev->next): "not yet", call again
