@@ -39,7 +39,8 @@
 #define WORKERS_PER_SHARD 4
 #define WORKERS		  (SHARDS * WORKERS_PER_SHARD)
 #define POSTERS		  2
-#define SENDERS		  (WORKERS + POSTERS) /* sender ids: workers, then posters */
+#define MAIN_ID		  (WORKERS + POSTERS)	  /* the test thread's kick-off posts */
+#define SENDERS		  (WORKERS + POSTERS + 1) /* sender ids: workers, posters, main */
 #define BURST		  16
 #define INFLIGHT_LIMIT	  20000 /* accepted - (handled + dead) before senders pause */
 
@@ -443,6 +444,12 @@ static void worker_receive(vz_actor *self, void *state, const vz_msg *m)
 	book_handled(p.uid);
 	if (vz_msg_type(m) != MSG_GO)
 		return;
+	if (p.sender == MAIN_ID) { /* the kick-off: start the periodic timer */
+		int rc = vz_timer_arm(self, w->period_ns, w->period_ns, 2, &w->periodic);
+
+		if (rc != 0)
+			error_note(&timer_errors, "periodic arm: %ld", rc, 0);
+	}
 	burst(self, w);
 	if (inflight() < INFLIGHT_LIMIT) {
 		if (worker_send(self, w, vz_self(self), MSG_GO, &w->next_out[w->id], false) != 0)
@@ -452,15 +459,19 @@ static void worker_receive(vz_actor *self, void *state, const vz_msg *m)
 	}
 }
 
+/* Workers do nothing until the test thread's first MSG_GO, posted after
+ * vz_runtime_start() returned: actors that run inside the start window
+ * (before the runtime is RUNNING) meet a known runtime bug, covered by
+ * test_faults' test_start_window. */
 static int worker_init(vz_actor *self, void *state, const void *arg)
 {
 	struct worker *w = state;
 
+	(void)self;
 	w->id = (uint32_t)(uintptr_t)arg;
 	w->rng = mix(w->id + 1) | 1;
-	w->chain_idle = true;
 	w->period_ns = 1000000;
-	return vz_timer_arm(self, w->period_ns, w->period_ns, 2, &w->periodic);
+	return 0;
 }
 
 static void worker_stop(vz_actor *self, void *state)
@@ -571,6 +582,21 @@ static unsigned count_entries(const char *path)
 	return n - (strcmp(path, "/proc/self/fd") == 0); /* the DIR's own fd */
 }
 
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+/* Sanitizer runtimes start a helper thread with the first pthread_create:
+ * start it before taking the thread-count baseline. */
+static void warm_up_threads(void)
+{
+	pthread_t t;
+
+	assert_int_equal(pthread_create(&t, NULL, nothing, NULL), 0);
+	pthread_join(t, NULL);
+}
+
 static unsigned soak_seconds(void)
 {
 	const char *s = getenv("VZ_SOAK_SECONDS");
@@ -583,8 +609,7 @@ static unsigned soak_seconds(void)
 static void test_soak(void **st)
 {
 	unsigned secs = soak_seconds();
-	unsigned threads = count_entries("/proc/self/task");
-	unsigned fds = count_entries("/proc/self/fd");
+	unsigned threads, fds;
 	struct poster posters[POSTERS];
 	pthread_t th[POSTERS];
 	vz_shard_stats t;
@@ -593,6 +618,9 @@ static void test_soak(void **st)
 	vz_config cfg;
 
 	(void)st;
+	warm_up_threads();
+	threads = count_entries("/proc/self/task");
+	fds = count_entries("/proc/self/fd");
 	vz_test_watchdog(secs + 180);
 	vz_test_config(&cfg, SHARDS);
 	cfg.dead_letter = on_dead;
@@ -602,8 +630,12 @@ static void test_soak(void **st)
 					  (void *)(uintptr_t)i, &worker_ref[i]),
 				 0);
 	assert_int_equal(vz_runtime_start(g_rt), 0);
-	/* Each worker's periodic timer starts its MSG_GO chain (chain_idle
-	 * is set at init). */
+	for (unsigned i = 0; i < WORKERS; i++) {
+		struct payload p = {MAIN_ID, 0, ((uint64_t)MAIN_ID << 40) | i, 0};
+
+		book_accepted(p.uid);
+		assert_int_equal(vz_post(g_rt, worker_ref[i], MSG_GO, &p, sizeof p), 0);
+	}
 	memset(posters, 0, sizeof posters);
 	for (unsigned i = 0; i < POSTERS; i++) {
 		posters[i].id = WORKERS + i;
