@@ -49,6 +49,11 @@ VZ_API unsigned vz_runtime_shards(const vz_runtime *rt);
 VZ_API const char *vz_runtime_backend(const vz_runtime *rt);
 VZ_API const char *vz_runtime_backend_reason(const vz_runtime *rt);
 
+/* io_uring setup flags the shards' rings use, as names joined by '|'
+ * ("SINGLE_ISSUER|DEFER_TASKRUN|TASKRUN_FLAG"); "" for epoll or before the
+ * first shard has created its ring. Any thread. */
+VZ_API const char *vz_runtime_backend_flags(const vz_runtime *rt);
+
 /* CPU a shard is pinned to (-1 when unpinned), or VZ_ENOSHARD. */
 VZ_API int vz_runtime_shard_cpu(const vz_runtime *rt, unsigned shard);
 

@@ -305,6 +305,7 @@ struct vz_runtime {
 	struct vz__shard **shards;
 	enum vz__io_kind io_kind;
 	char backend_reason[256];
+	char backend_flags[96]; /* written by start, read-only afterwards */
 	uint64_t tick_ns;
 	uint64_t spin_ns;
 	struct vz__pool_set *pools;

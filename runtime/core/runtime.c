@@ -26,6 +26,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <liburing.h>
+
 #include "core/core.h"
 #include "pool/pool.h"
 #include "util/fault.h"
@@ -181,6 +183,38 @@ static void *shard_thread(void *p)
 
 static void stop_threads(vz_runtime *rt);
 
+/* Names of the io_uring setup flags the first runtime-owned shard's ring
+ * uses (all shards probe the same way), for reports. */
+static void record_backend_flags(vz_runtime *rt)
+{
+	static const struct {
+		uint32_t flag;
+		const char *name;
+	} names[] = {
+		{IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
+		{IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
+		{IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
+		{IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"},
+	};
+	uint32_t flags = 0;
+	size_t used = 0;
+
+	for (unsigned i = 0; i < rt->nshards; i++)
+		if (rt->shards[i]->io) {
+			flags = vz__io_setup_flags(rt->shards[i]->io);
+			break;
+		}
+	rt->backend_flags[0] = '\0';
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (!(flags & names[i].flag))
+			continue;
+		used += (size_t)snprintf(rt->backend_flags + used, sizeof rt->backend_flags - used,
+					 "%s%s", used ? "|" : "", names[i].name);
+		if (used >= sizeof rt->backend_flags)
+			break;
+	}
+}
+
 VZ_API int vz_runtime_start(vz_runtime *rt)
 {
 	struct start_gate gate = {.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -229,7 +263,8 @@ VZ_API int vz_runtime_start(vz_runtime *rt)
 		stop_threads(rt);
 		return rc;
 	}
-	/* seq_cst: pairs with the posters' seq_cst read of the state. */
+	record_backend_flags(rt);
+	/* seq_cst: pairs with the senders' reads of the state. */
 	atomic_store_explicit(&rt->state, VZ__RT_RUNNING, memory_order_seq_cst);
 	return 0;
 }
@@ -424,6 +459,11 @@ VZ_API const char *vz_runtime_backend(const vz_runtime *rt)
 VZ_API const char *vz_runtime_backend_reason(const vz_runtime *rt)
 {
 	return rt ? rt->backend_reason : "";
+}
+
+VZ_API const char *vz_runtime_backend_flags(const vz_runtime *rt)
+{
+	return rt ? rt->backend_flags : "";
 }
 
 VZ_API int vz_runtime_shard_cpu(const vz_runtime *rt, unsigned shard)

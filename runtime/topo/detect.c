@@ -307,7 +307,11 @@ static int read_affinity(vz_cpuset *out)
 	vz_cpuset_zero(out);
 	if (!set)
 		return -1;
-	if (sched_getaffinity(0, size, set) < 0) {
+	/* The process's mask, i.e. its main thread's (what taskset and the
+	 * launcher set), not the calling thread's: an engine thread that
+	 * pinned itself before creating the runtime must not shrink the
+	 * runtime's view of the machine. */
+	if (sched_getaffinity(getpid(), size, set) < 0) {
 		CPU_FREE(set);
 		return -1;
 	}
