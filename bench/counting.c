@@ -42,7 +42,7 @@ enum { MSG_START = VZ_MSG_USER, MSG_MORE, MSG_ACK, MSG_COUNT };
 /* How the sender paces itself. */
 enum mode {
 	ALL_AT_ONCE, /* all N from the first receive call */
-	ACKED,       /* WINDOW bursts in flight, one more per ack from the receiver */
+	ACKED,	     /* WINDOW bursts in flight, one more per ack from the receiver */
 	SELF_LOOP,   /* one burst per self-message, no flow control */
 };
 
@@ -51,18 +51,18 @@ enum mode {
 struct variant {
 	const char *name;
 	enum mode mode;
-	uint32_t burst;    /* messages per burst (ACKED, SELF_LOOP) */
+	uint32_t burst; /* messages per burst (ACKED, SELF_LOOP) */
 	uint64_t n, quick_n;
 	bool limit;
-	unsigned nshards;  /* 1: both actors on shard 0; 2: receiver on shard 1 */
-	int cpu[2];        /* bench_cpu() index of shard (loop) 0 and 1 */
+	unsigned nshards; /* 1: both actors on shard 0; 2: receiver on shard 1 */
+	int cpu[2];	  /* bench_cpu() index of shard (loop) 0 and 1 */
 };
 
 static const struct variant variants[] = {
-	{"local", ALL_AT_ONCE, 0, 1000000, 200000, false, 1, {1, 0}},
-	{"local-burst64", ACKED, 64, 10000000, 1000000, true, 1, {1, 0}},
-	{"local-selfloop64", SELF_LOOP, 64, 1000000, 200000, false, 1, {1, 0}},
-	{"cross-shard-burst64", ACKED, 64, 2000000, 200000, false, 2, {0, 1}},
+    {"local", ALL_AT_ONCE, 0, 1000000, 200000, false, 1, {1, 0}},
+    {"local-burst64", ACKED, 64, 10000000, 1000000, true, 1, {1, 0}},
+    {"local-selfloop64", SELF_LOOP, 64, 1000000, 200000, false, 1, {1, 0}},
+    {"cross-shard-burst64", ACKED, 64, 2000000, 200000, false, 2, {0, 1}},
 };
 
 /* Shared between the shard (writes) and main (reads after done). */
@@ -70,12 +70,12 @@ struct run {
 	uint64_t n;
 	enum mode mode;
 	uint32_t burst;
-	uint64_t start_ns;  /* sender's first send */
-	uint64_t end_ns;    /* receiver's last receive */
-	uint64_t got;       /* receiver only */
-	uint64_t bad;       /* out-of-order, receiver only */
-	int err;            /* first send error, sender only */
-	_Atomic int done;   /* release by the receiver (or the sender on error) */
+	uint64_t start_ns; /* sender's first send */
+	uint64_t end_ns;   /* receiver's last receive */
+	uint64_t got;	   /* receiver only */
+	uint64_t bad;	   /* out-of-order, receiver only */
+	int err;	   /* first send error, sender only */
+	_Atomic int done;  /* release by the receiver (or the sender on error) */
 };
 
 static void run_reset(struct run *r, const struct variant *v)
@@ -220,24 +220,26 @@ fail:
 }
 
 static const vz_actor_spec recv_spec = {
-	.name = "count-recv",
-	.state_size = sizeof(struct recv_state),
-	.init = recv_init,
-	.receive = recv_receive,
+    .name = "count-recv",
+    .state_size = sizeof(struct recv_state),
+    .init = recv_init,
+    .receive = recv_receive,
 };
 
 static const vz_actor_spec send_spec = {
-	.name = "count-send",
-	.state_size = sizeof(struct send_state),
-	.init = send_init,
-	.receive = send_receive,
+    .name = "count-send",
+    .state_size = sizeof(struct send_state),
+    .init = send_init,
+    .receive = send_receive,
 };
 
 static int run_veloz(void *arg, int rep, double *value)
 {
 	struct ctx *c = arg;
-	struct bench_rt_opts o = {.backend = c->backend, .nshards = c->v->nshards,
-				  .cpu = {c->v->cpu[0], c->v->cpu[1]}, .quiet = rep > 0};
+	struct bench_rt_opts o = {.backend = c->backend,
+				  .nshards = c->v->nshards,
+				  .cpu = {c->v->cpu[0], c->v->cpu[1]},
+				  .quiet = rep > 0};
 	vz_shard_stats s0, s1, d;
 	struct send_arg sa;
 	vz_runtime *rt;
@@ -277,7 +279,7 @@ static int run_veloz(void *arg, int rep, double *value)
 /* ---- classic ---------------------------------------------------------- */
 
 static struct {
-	struct classic_loop *l;  /* the sender's loop */
+	struct classic_loop *l;	 /* the sender's loop */
 	struct classic_loop *lr; /* the receiver's loop (== l when local) */
 	struct run *run;
 	uint64_t sent;
@@ -306,7 +308,8 @@ static void classic_send(void *arg)
 		if (classic_loop_post(cc.lr, classic_recv, (void *)(uintptr_t)cc.sent) < 0)
 			goto fail;
 	}
-	if (r->mode == SELF_LOOP && cc.sent < r->n && classic_loop_post(cc.l, classic_send, NULL) < 0)
+	if (r->mode == SELF_LOOP && cc.sent < r->n &&
+	    classic_loop_post(cc.l, classic_send, NULL) < 0)
 		goto fail;
 	return;
 fail:

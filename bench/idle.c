@@ -31,8 +31,8 @@ static uint64_t wake_samples;
 
 /* Shared between the consumer (shard or loop) and main. */
 struct wake {
-	struct bench_hist *hist;   /* consumer only during a rep */
-	_Atomic uint64_t handled;  /* release by consumer, acquire by main */
+	struct bench_hist *hist;  /* consumer only during a rep */
+	_Atomic uint64_t handled; /* release by consumer, acquire by main */
 };
 
 static void wake_take(struct wake *w, uint64_t sent)
@@ -87,16 +87,16 @@ static void wake_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec wake_spec = {
-	.name = "wake",
-	.state_size = sizeof(struct wake *),
-	.init = wake_init,
-	.receive = wake_receive,
+    .name = "wake",
+    .state_size = sizeof(struct wake *),
+    .init = wake_init,
+    .receive = wake_receive,
 };
 
 static int veloz_up(struct ctx *c, vz_idle_policy pol, bool quiet)
 {
-	struct bench_rt_opts o = {.backend = c->backend, .nshards = 1, .cpu = {1},
-				  .idle_policy = pol, .quiet = quiet};
+	struct bench_rt_opts o = {
+	    .backend = c->backend, .nshards = 1, .cpu = {1}, .idle_policy = pol, .quiet = quiet};
 	int rc;
 
 	if (bench_rt_create(&o, &c->rt) < 0)
@@ -306,8 +306,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "idle: CPU of an idle runtime / loop over %.0f s\n", idle_s);
 	for (int i = 0; i < n; i++)
 		impls[i].fn = i < icl ? veloz_idle : classic_idle;
-	bench_run_side_by_side(impls, n, bench_opts.reps, false, "idle", "", "idle_cpu_pct",
-			       "%");
+	bench_run_side_by_side(impls, n, bench_opts.reps, false, "idle", "", "idle_cpu_pct", "%");
 	for (int i = 0; i < n; i++) {
 		impls[i].s.variant = ctx[i].variant;
 		bench_emit_series(&impls[i].s);

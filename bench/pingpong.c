@@ -27,15 +27,15 @@ struct variant {
 	const char *name;
 	unsigned nshards;      /* shards in the runtime (loops for classic) */
 	unsigned b_shard;      /* where actor B lives; A is on shard 0 */
-	int cpu[2];            /* bench_cpu() index of shard 0 and shard 1 */
+	int cpu[2];	       /* bench_cpu() index of shard 0 and shard 1 */
 	uint64_t rounds;       /* round trips per repetition */
 	uint64_t quick_rounds; /* with --quick */
-	bool limit;            /* also measure the cache-line limit */
+	bool limit;	       /* also measure the cache-line limit */
 };
 
 static const struct variant variants[] = {
-	{"local", 1, 0, {1, 0}, 1000000, 100000, false},
-	{"cross-shard", 2, 1, {0, 1}, 200000, 20000, true},
+    {"local", 1, 0, {1, 0}, 1000000, 100000, false},
+    {"cross-shard", 2, 1, {0, 1}, 200000, 20000, true},
 };
 
 /* Shared by A and the main thread: A writes during the run and publishes
@@ -43,10 +43,10 @@ static const struct variant variants[] = {
 struct pp {
 	struct bench_hist *hist;
 	uint64_t rounds;
-	uint64_t count;    /* round trips completed (A only) */
-	uint64_t t0;       /* send time of the round in flight (A only) */
-	uint64_t bad;      /* replies with a wrong sequence number */
-	_Atomic int done;  /* release by A after the last round, acquire by main */
+	uint64_t count;	  /* round trips completed (A only) */
+	uint64_t t0;	  /* send time of the round in flight (A only) */
+	uint64_t bad;	  /* replies with a wrong sequence number */
+	_Atomic int done; /* release by A after the last round, acquire by main */
 };
 
 static void pp_reset(struct pp *p, uint64_t rounds)
@@ -167,24 +167,26 @@ static void b_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec a_spec = {
-	.name = "ping",
-	.state_size = sizeof(struct a_state),
-	.init = a_init,
-	.receive = a_receive,
+    .name = "ping",
+    .state_size = sizeof(struct a_state),
+    .init = a_init,
+    .receive = a_receive,
 };
 
 static const vz_actor_spec b_spec = {
-	.name = "pong",
-	.state_size = 0,
-	.receive = b_receive,
+    .name = "pong",
+    .state_size = 0,
+    .receive = b_receive,
 };
 
 static int run_veloz(void *arg, int rep, double *value)
 {
 	struct ctx *c = arg;
 	const struct variant *v = c->v;
-	struct bench_rt_opts o = {.backend = c->backend, .nshards = v->nshards,
-				  .cpu = {v->cpu[0], v->cpu[1]}, .quiet = rep > 0};
+	struct bench_rt_opts o = {.backend = c->backend,
+				  .nshards = v->nshards,
+				  .cpu = {v->cpu[0], v->cpu[1]},
+				  .quiet = rep > 0};
 	struct a_arg aa;
 	vz_runtime *rt;
 	vz_ref a, b;
@@ -304,8 +306,7 @@ static int run_limit(void *arg, int rep, double *value)
 
 /* ---- driver ----------------------------------------------------------- */
 
-static void ctx_init(struct ctx *c, const struct variant *v, const char *variant,
-		     const char *impl)
+static void ctx_init(struct ctx *c, const struct variant *v, const char *variant, const char *impl)
 {
 	c->v = v;
 	c->pp.hist = bench_hist_create();
@@ -319,7 +320,9 @@ static void run_variant(const struct variant *v)
 	struct bench_impl impls[4];
 	int n = 0, nvz = 0, icl;
 
-	fprintf(stderr, "pingpong %s: %llu round trips per rep, A on shard 0 (CPU %d), B on shard %u (CPU %d)\n",
+	fprintf(stderr,
+		"pingpong %s: %llu round trips per rep, A on shard 0 (CPU %d), B on shard %u (CPU "
+		"%d)\n",
 		v->name, (unsigned long long)rounds_of(v), bench_cpu(v->cpu[0]), v->b_shard,
 		bench_cpu(v->b_shard ? v->cpu[1] : v->cpu[0]));
 	for (int b = 0; b < 2; b++) {
@@ -332,8 +335,8 @@ static void run_variant(const struct variant *v)
 		ctx[n].backend = bench_backends[b];
 		ctx_init(&ctx[n], v, names[nvz], "veloz");
 		impls[n] = (struct bench_impl){.impl = "veloz", .fn = run_veloz, .ctx = &ctx[n]};
-		fprintf(stderr, "pingpong %s: variant \"%s\" is veloz on %s\n", v->name,
-			names[nvz], be);
+		fprintf(stderr, "pingpong %s: variant \"%s\" is veloz on %s\n", v->name, names[nvz],
+			be);
 		n++;
 		nvz++;
 	}

@@ -32,11 +32,11 @@
 /* What the consumer side of every implementation shares with the
  * producer. Written by the consumer only, except `expected` (set before). */
 struct sink {
-	uint64_t expected;   /* messages in this rep, set before posting */
-	uint64_t seen;       /* consumer only */
-	uint64_t bad;        /* out-of-order sequence numbers, consumer only */
-	uint64_t end_ns;     /* when the last one was handled; published by done */
-	_Atomic int done;    /* release by the consumer, acquire by the producer */
+	uint64_t expected; /* messages in this rep, set before posting */
+	uint64_t seen;	   /* consumer only */
+	uint64_t bad;	   /* out-of-order sequence numbers, consumer only */
+	uint64_t end_ns;   /* when the last one was handled; published by done */
+	_Atomic int done;  /* release by the consumer, acquire by the producer */
 };
 
 /* Count one message with sequence number seq; publish the end time after
@@ -115,17 +115,17 @@ static void sink_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec sink_spec = {
-	.name = "post-sink",
-	.state_size = sizeof(struct actor_state),
-	.init = sink_init,
-	.receive = sink_receive,
+    .name = "post-sink",
+    .state_size = sizeof(struct actor_state),
+    .init = sink_init,
+    .receive = sink_receive,
 };
 
 static int run_veloz(void *arg, int rep, double *value)
 {
 	struct vz_ctx *c = arg;
-	struct bench_rt_opts o = {.backend = c->backend, .nshards = 1, .cpu = {1},
-				  .quiet = rep > 0};
+	struct bench_rt_opts o = {
+	    .backend = c->backend, .nshards = 1, .cpu = {1}, .quiet = rep > 0};
 	vz_shard_stats s0, s1, d;
 	vz_runtime *rt;
 	vz_ref ref;
@@ -274,9 +274,12 @@ int main(int argc, char **argv)
 		if (!bench_variant_enabled(name) || !bench_rt_backend_ok(bench_backends[b]))
 			continue;
 		vz[nvz].backend = bench_backends[b];
-		bench_series_init(&vz[nvz].mallocs, "post", name, "veloz", "mallocs_per_msg", "count");
-		bench_series_init(&vz[nvz].syscalls, "post", name, "veloz", "syscalls_per_msg", "count");
-		bench_series_init(&vz[nvz].sleeps, "post", name, "veloz", "sleeps_per_msg", "count");
+		bench_series_init(&vz[nvz].mallocs, "post", name, "veloz", "mallocs_per_msg",
+				  "count");
+		bench_series_init(&vz[nvz].syscalls, "post", name, "veloz", "syscalls_per_msg",
+				  "count");
+		bench_series_init(&vz[nvz].sleeps, "post", name, "veloz", "sleeps_per_msg",
+				  "count");
 		impls[n++] = (struct bench_impl){.impl = "veloz", .fn = run_veloz, .ctx = &vz[nvz]};
 		nvz++;
 	}

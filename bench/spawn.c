@@ -29,11 +29,11 @@ enum { MSG_START = VZ_MSG_USER };
 struct run {
 	uint64_t n;
 	vz_ref *refs;
-	uint64_t t0, t1, t2;        /* start, all spawned, all stopped */
-	uint64_t rss0, rss1;        /* before / with N actors alive */
+	uint64_t t0, t1, t2; /* start, all spawned, all stopped */
+	uint64_t rss0, rss1; /* before / with N actors alive */
 	uint64_t mal0, mal1;
 	int err;
-	_Atomic int done;           /* release by the spawner, acquire by main */
+	_Atomic int done; /* release by the spawner, acquire by main */
 };
 
 struct ctx {
@@ -50,9 +50,9 @@ static void idle_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec idle_spec = {
-	.name = "idle",
-	.state_size = 0,
-	.receive = idle_receive,
+    .name = "idle",
+    .state_size = 0,
+    .receive = idle_receive,
 };
 
 static int spawner_init(vz_actor *self, void *state, const void *arg)
@@ -97,18 +97,18 @@ out:
 }
 
 static const vz_actor_spec spawner_spec = {
-	.name = "spawner",
-	.state_size = sizeof(struct run *),
-	.init = spawner_init,
-	.receive = spawner_receive,
+    .name = "spawner",
+    .state_size = sizeof(struct run *),
+    .init = spawner_init,
+    .receive = spawner_receive,
 };
 
 static int run_veloz(void *arg, int rep, double *value)
 {
 	struct ctx *c = arg;
 	struct run *r = &c->run;
-	struct bench_rt_opts o = {.backend = c->backend, .nshards = 1, .cpu = {1},
-				  .quiet = rep > 0};
+	struct bench_rt_opts o = {
+	    .backend = c->backend, .nshards = 1, .cpu = {1}, .quiet = rep > 0};
 	vz_shard_stats st;
 	vz_runtime *rt;
 	vz_ref sp;
@@ -166,7 +166,8 @@ int main(int argc, char **argv)
 
 	bench_init(argc, argv, "spawn");
 	n = bench_size(1000000, 100000);
-	fprintf(stderr, "spawn: %llu actors with no state, spawned and stopped from an actor on CPU %d\n",
+	fprintf(stderr,
+		"spawn: %llu actors with no state, spawned and stopped from an actor on CPU %d\n",
 		(unsigned long long)n, bench_cpu(1));
 	bench_pin(0, "main thread");
 	refs = malloc(n * sizeof(*refs));

@@ -19,18 +19,18 @@
 #include <stdio.h>
 
 #define MSG_SEQ VZ_MSG_USER
-#define NPROD 10
+#define NPROD	10
 
 static uint64_t per_producer;
 
 /* Consumer-side state shared by all implementations. */
 struct sink {
-	uint64_t expected;           /* NPROD * per_producer, set before */
-	uint64_t seen;               /* consumer only */
-	uint64_t next[NPROD];        /* next sequence per producer, consumer only */
+	uint64_t expected;    /* NPROD * per_producer, set before */
+	uint64_t seen;	      /* consumer only */
+	uint64_t next[NPROD]; /* next sequence per producer, consumer only */
 	uint64_t bad;
-	uint64_t end_ns;             /* published by done */
-	_Atomic int done;            /* release by consumer, acquire by main */
+	uint64_t end_ns;  /* published by done */
+	_Atomic int done; /* release by consumer, acquire by main */
 };
 
 static void sink_reset(struct sink *s)
@@ -176,10 +176,10 @@ static void sink_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec sink_spec = {
-	.name = "stress-sink",
-	.state_size = sizeof(struct actor_state),
-	.init = sink_init,
-	.receive = sink_receive,
+    .name = "stress-sink",
+    .state_size = sizeof(struct actor_state),
+    .init = sink_init,
+    .receive = sink_receive,
 };
 
 static int veloz_post(void *target, uint64_t word)
@@ -196,8 +196,8 @@ static int veloz_post(void *target, uint64_t word)
 static int run_veloz(void *arg, int rep, double *value)
 {
 	struct ctx *c = arg;
-	struct bench_rt_opts o = {.backend = c->backend, .nshards = 1, .cpu = {1},
-				  .quiet = rep > 0};
+	struct bench_rt_opts o = {
+	    .backend = c->backend, .nshards = 1, .cpu = {1}, .quiet = rep > 0};
 	vz_shard_stats s0, s1, d;
 	double ns;
 	int rc;
@@ -291,7 +291,8 @@ int main(int argc, char **argv)
 
 	bench_init(argc, argv, "stress");
 	per_producer = bench_size(10000, 10000);
-	fprintf(stderr, "stress: %d producers x %llu posts, producers on CPU %d, consumer on CPU %d\n",
+	fprintf(stderr,
+		"stress: %d producers x %llu posts, producers on CPU %d, consumer on CPU %d\n",
 		NPROD, (unsigned long long)per_producer, bench_cpu(0), bench_cpu(1));
 	bench_pin(0, "main thread");
 	for (int b = 0; b < 2; b++) {

@@ -62,10 +62,10 @@ static void member_receive(vz_actor *self, void *state, const vz_msg *msg)
 }
 
 static const vz_actor_spec member_spec = {
-	.name = "ring-member",
-	.state_size = sizeof(struct member),
-	.init = member_init,
-	.receive = member_receive,
+    .name = "ring-member",
+    .state_size = sizeof(struct member),
+    .init = member_init,
+    .receive = member_receive,
 };
 
 static double now_s(void)
@@ -105,8 +105,9 @@ int main(int argc, char **argv)
 		else if (!strcmp(argv[i], "--config") && i + 1 < argc)
 			config_file = argv[++i];
 		else {
-			fprintf(stderr, "usage: %s [--seconds S] [--tokens T] "
-					"[--actors-per-shard K] [--config FILE]\n",
+			fprintf(stderr,
+				"usage: %s [--seconds S] [--tokens T] "
+				"[--actors-per-shard K] [--config FILE]\n",
 				argv[0]);
 			return 2;
 		}
@@ -141,8 +142,9 @@ int main(int argc, char **argv)
 		if (rc < 0)
 			return fail("vz_spawn", rc);
 	}
-	printf("veloz demo: token ring of %u actors on %u shard(s), %u tokens, %.1f s, backend %s\n",
-	       ring.n, nshards, tokens, seconds, vz_runtime_backend(rt));
+	printf(
+	    "veloz demo: token ring of %u actors on %u shard(s), %u tokens, %.1f s, backend %s\n",
+	    ring.n, nshards, tokens, seconds, vz_runtime_backend(rt));
 	for (unsigned s = 0; s < nshards; s++)
 		printf("  shard %u on CPU %d\n", s, vz_runtime_shard_cpu(rt, s));
 	rc = vz_runtime_start(rt);
@@ -185,13 +187,12 @@ int main(int argc, char **argv)
 	printf("\nsent %llu = handled %llu + dead-lettered %llu: %s\n",
 	       (unsigned long long)(total.sent_local + total.sent_remote + foreign),
 	       (unsigned long long)total.handled, (unsigned long long)total.dead_letters,
-	       total.sent_local + total.sent_remote + foreign ==
-			       total.handled + total.dead_letters
-		       ? "ok"
-		       : "MISMATCH");
+	       total.sent_local + total.sent_remote + foreign == total.handled + total.dead_letters
+		   ? "ok"
+		   : "MISMATCH");
 	rc = total.sent_local + total.sent_remote + foreign == total.handled + total.dead_letters
-		     ? 0
-		     : 1;
+		 ? 0
+		 : 1;
 	vz_runtime_destroy(rt);
 	free(ring.members);
 	return rc;

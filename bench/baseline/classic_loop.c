@@ -2,8 +2,8 @@
 /*
  * The classic event loop (see classic_loop.h): mutex + condition variable
  * task queue in a growable ring, delayed tasks in the binary-heap timer
- * queue (payloads recycled through a free list), one loop thread. Every shared field is protected by `mu`; nothing
- * here is lock-free on purpose.
+ * queue (payloads recycled through a free list), one loop thread. Every shared field is protected
+ * by `mu`; nothing here is lock-free on purpose.
  */
 #include "classic_loop.h"
 #include "timer_heap.h"
@@ -37,18 +37,18 @@ struct dchunk {
 
 struct classic_loop {
 	pthread_mutex_t mu;
-	pthread_cond_t cv;      /* signalled by posters when `waiting` */
-	struct task *ring;      /* capacity slots; [head, tail) are queued */
-	uint64_t head, tail;    /* free-running; slot = index & (cap - 1) */
+	pthread_cond_t cv;   /* signalled by posters when `waiting` */
+	struct task *ring;   /* capacity slots; [head, tail) are queued */
+	uint64_t head, tail; /* free-running; slot = index & (cap - 1) */
 	uint64_t cap;
 	struct timer_heap timers; /* delayed tasks, payload = struct dtask * */
 	struct dtask *free_dtasks;
-	struct dchunk *chunks;  /* every dtask ever allocated, freed at destroy */
-	bool waiting;           /* loop is (about to be) blocked on cv */
+	struct dchunk *chunks; /* every dtask ever allocated, freed at destroy */
+	bool waiting;	       /* loop is (about to be) blocked on cv */
 	bool stopping;
-	bool started;           /* a thread of ours runs the loop */
+	bool started; /* a thread of ours runs the loop */
 	pthread_t thread;
-	pthread_t loop_thread;  /* whoever runs classic_loop_run() */
+	pthread_t loop_thread; /* whoever runs classic_loop_run() */
 	bool has_loop_thread;
 	int cpu;
 	struct classic_loop_stats st;

@@ -32,14 +32,14 @@ struct classic_loop;
 
 /* Counters, read with classic_loop_stats(). */
 struct classic_loop_stats {
-	uint64_t posted;     /* tasks accepted by post (immediate) */
-	uint64_t delayed;    /* tasks accepted by post_delayed */
-	uint64_t cancelled;  /* delayed tasks cancelled before running */
-	uint64_t ran;        /* tasks run (immediate and delayed) */
-	uint64_t turns;      /* lock acquisitions by the loop that took work or waited */
-	uint64_t waits;      /* times the loop blocked on the condition variable */
-	uint64_t signals;    /* pthread_cond_signal calls made by posters */
-	uint64_t grows;      /* ring or delayed-task pool growth (the only mallocs after create) */
+	uint64_t posted;    /* tasks accepted by post (immediate) */
+	uint64_t delayed;   /* tasks accepted by post_delayed */
+	uint64_t cancelled; /* delayed tasks cancelled before running */
+	uint64_t ran;	    /* tasks run (immediate and delayed) */
+	uint64_t turns;	    /* lock acquisitions by the loop that took work or waited */
+	uint64_t waits;	    /* times the loop blocked on the condition variable */
+	uint64_t signals;   /* pthread_cond_signal calls made by posters */
+	uint64_t grows;	    /* ring or delayed-task pool growth (the only mallocs after create) */
 };
 
 /* Create a loop whose ring starts with `capacity` slots (rounded up to a

@@ -26,11 +26,11 @@ struct uvloop {
 	uv_loop_t loop;
 	uv_async_t async;
 	pthread_mutex_t mu;
-	struct task *ring;   /* [head, tail) queued, free-running indices */
+	struct task *ring; /* [head, tail) queued, free-running indices */
 	uint64_t head, tail, cap;
-	bool stopping;       /* set under mu; the callback closes the handle */
+	bool stopping; /* set under mu; the callback closes the handle */
 	bool started;
-	bool initialised;    /* loop + async exist (for destroy) */
+	bool initialised; /* loop + async exist (for destroy) */
 	int cpu;
 	pthread_t thread;
 	struct uvloop_stats st;

@@ -22,10 +22,10 @@ struct uvloop;
 
 struct uvloop_stats {
 	uint64_t posted;      /* tasks accepted */
-	uint64_t ran;         /* tasks run */
+	uint64_t ran;	      /* tasks run */
 	uint64_t async_sends; /* uv_async_send calls (each may write an eventfd) */
 	uint64_t callbacks;   /* async callbacks run (drains) */
-	uint64_t grows;       /* ring reallocations */
+	uint64_t grows;	      /* ring reallocations */
 };
 
 /* Create the loop (libuv loop + async handle), no thread yet. 0 or a

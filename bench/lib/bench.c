@@ -550,8 +550,8 @@ void bench_emit_series(const struct bench_series *s)
 {
 	if (s->n == 0)
 		return;
-	bench_emit(s->bench, s->variant, s->impl, s->metric, bench_series_median(s), s->unit,
-		   s->n, bench_series_min(s), bench_series_max(s));
+	bench_emit(s->bench, s->variant, s->impl, s->metric, bench_series_median(s), s->unit, s->n,
+		   bench_series_min(s), bench_series_max(s));
 }
 
 void bench_emit_ratio(const struct bench_series *num, const struct bench_series *den,
@@ -572,8 +572,8 @@ void bench_emit_ratio(const struct bench_series *num, const struct bench_series 
 	bench_emit(num->bench, num->variant, num->impl, metric, median_of(r, k), "x", k, lo, hi);
 }
 
-void bench_lat_init(struct bench_lat *l, const char *bench, const char *variant,
-		    const char *impl, const char *prefix, const char *unit)
+void bench_lat_init(struct bench_lat *l, const char *bench, const char *variant, const char *impl,
+		    const char *prefix, const char *unit)
 {
 	/* Metric names must outlive the series: keep a small static pool. */
 	static char names[64][32];

@@ -69,8 +69,8 @@ static inline void bench_cpu_relax(void)
 #define BENCH_MAX_REPS 101
 
 struct bench_opts {
-	bool quick;          /* --quick: small sizes, few reps (CI) */
-	int reps;            /* --reps N (default 5 in both modes; BENCH.md wants >= 5) */
+	bool quick;	     /* --quick: small sizes, few reps (CI) */
+	int reps;	     /* --reps N (default 5 in both modes; BENCH.md wants >= 5) */
 	const char *variant; /* --variant NAME: run only this variant (NULL = all) */
 	const char *name;    /* benchmark name, e.g. "post" */
 };
@@ -145,11 +145,11 @@ void bench_machine_runtime(const char *backend, const char *reason);
  * the last bucket (max stays exact). Fixed memory (~256 KiB), no allocation
  * per sample: allocate it once (static or bench_hist_create()).
  */
-#define BENCH_HIST_SUB_BITS 11
-#define BENCH_HIST_SUB (1u << BENCH_HIST_SUB_BITS) /* 2048 */
-#define BENCH_HIST_HALF (BENCH_HIST_SUB / 2)
+#define BENCH_HIST_SUB_BITS  11
+#define BENCH_HIST_SUB	     (1u << BENCH_HIST_SUB_BITS) /* 2048 */
+#define BENCH_HIST_HALF	     (BENCH_HIST_SUB / 2)
 #define BENCH_HIST_MAX_SHIFT 30
-#define BENCH_HIST_BUCKETS ((BENCH_HIST_MAX_SHIFT + 2) * BENCH_HIST_HALF)
+#define BENCH_HIST_BUCKETS   ((BENCH_HIST_MAX_SHIFT + 2) * BENCH_HIST_HALF)
 
 struct bench_hist {
 	uint64_t count;
@@ -256,8 +256,8 @@ struct bench_lat {
 	uint64_t samples; /* total samples over all reps */
 };
 
-void bench_lat_init(struct bench_lat *l, const char *bench, const char *variant,
-		    const char *impl, const char *prefix, const char *unit);
+void bench_lat_init(struct bench_lat *l, const char *bench, const char *variant, const char *impl,
+		    const char *prefix, const char *unit);
 /* Add one repetition's histogram (its percentiles become one value each). */
 void bench_lat_add(struct bench_lat *l, const struct bench_hist *h);
 void bench_lat_emit(const struct bench_lat *l);

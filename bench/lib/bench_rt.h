@@ -30,10 +30,10 @@ static inline const char *bench_backend_name(vz_backend_kind k)
 struct bench_rt_opts {
 	vz_backend_kind backend;
 	unsigned nshards;
-	int cpu[8];                 /* bench_cpu() index per shard (first nshards used) */
+	int cpu[8];		    /* bench_cpu() index per shard (first nshards used) */
 	vz_idle_policy idle_policy; /* default VZ_IDLE_SPIN_THEN_SLEEP (0) */
-	uint32_t idle_spin_us;      /* 0 = the runtime default */
-	bool quiet;                 /* do not print placement (printed once anyway) */
+	uint32_t idle_spin_us;	    /* 0 = the runtime default */
+	bool quiet;		    /* do not print placement (printed once anyway) */
 };
 
 /*

@@ -95,12 +95,10 @@ void bench_hist_merge(struct bench_hist *dst, const struct bench_hist *src)
 /* One line on stderr: label, count, p50/p90/p99/p99.9/max in unit. */
 void bench_hist_print(const struct bench_hist *h, const char *label, const char *unit)
 {
-	fprintf(stderr,
-		"  %-28s n=%-9llu p50=%llu p90=%llu p99=%llu p99.9=%llu max=%llu %s\n",
-		label, (unsigned long long)h->count,
-		(unsigned long long)bench_hist_percentile(h, 50.0),
-		(unsigned long long)bench_hist_percentile(h, 90.0),
-		(unsigned long long)bench_hist_percentile(h, 99.0),
-		(unsigned long long)bench_hist_percentile(h, 99.9),
-		(unsigned long long)h->max, unit);
+	fprintf(
+	    stderr, "  %-28s n=%-9llu p50=%llu p90=%llu p99=%llu p99.9=%llu max=%llu %s\n", label,
+	    (unsigned long long)h->count, (unsigned long long)bench_hist_percentile(h, 50.0),
+	    (unsigned long long)bench_hist_percentile(h, 90.0),
+	    (unsigned long long)bench_hist_percentile(h, 99.0),
+	    (unsigned long long)bench_hist_percentile(h, 99.9), (unsigned long long)h->max, unit);
 }

@@ -17,9 +17,9 @@
 
 struct pp {
 	alignas(64) _Atomic uint64_t line; /* written by both sides in turn */
-	alignas(64) uint64_t rounds;       /* read-only after setup */
+	alignas(64) uint64_t rounds;	   /* read-only after setup */
 	int cpu_b;
-	_Atomic int ready;                 /* B is pinned and spinning */
+	_Atomic int ready; /* B is pinned and spinning */
 };
 
 /* Thread B: answer every odd value v with v + 1 until the last round. */

@@ -15,12 +15,12 @@
 
 static int failures;
 
-#define CHECK(cond)                                                                    \
-	do {                                                                           \
-		if (!(cond)) {                                                         \
-			fprintf(stderr, "selftest: %s:%d: %s\n", __FILE__, __LINE__, #cond); \
-			failures++;                                                    \
-		}                                                                      \
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "selftest: %s:%d: %s\n", __FILE__, __LINE__, #cond);       \
+			failures++;                                                                \
+		}                                                                                  \
 	} while (0)
 
 /* Relative error of a reported value against the true one. */
@@ -129,8 +129,8 @@ static void test_runner(void)
 {
 	int calls = 0;
 	struct bench_impl im[2] = {
-		{.impl = "a", .fn = rep_a},
-		{.impl = "b", .fn = rep_b, .ctx = &calls},
+	    {.impl = "a", .fn = rep_a},
+	    {.impl = "b", .fn = rep_b, .ctx = &calls},
 	};
 	int ok = bench_run_side_by_side(im, 2, 5, true, "t", "", "throughput", "x");
 

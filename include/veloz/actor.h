@@ -18,7 +18,7 @@
 #include "runtime.h"
 
 typedef struct vz_actor vz_actor; /* the running actor, given to its callbacks */
-typedef struct vz_msg vz_msg;     /* a received message (message.h) */
+typedef struct vz_msg vz_msg;	  /* a received message (message.h) */
 
 /* 64 bits: shard (16) | slot (24) | generation (24). 0 is the null ref. */
 typedef struct vz_ref {
@@ -50,12 +50,12 @@ typedef void (*vz_receive_fn)(vz_actor *self, void *state, const vz_msg *msg);
 typedef void (*vz_stop_fn)(vz_actor *self, void *state);
 
 typedef struct vz_actor_spec {
-	const char *name;         /* for stats and logs; may be NULL */
-	size_t state_size;        /* zeroed bytes handed to every callback; <= 1 MiB */
-	vz_init_fn init;          /* optional */
-	vz_receive_fn receive;    /* required */
-	vz_stop_fn on_stop;       /* optional */
-	uint32_t mailbox_limit;   /* 0 = unbounded; else sends beyond it get VZ_EFULL */
+	const char *name;	/* for stats and logs; may be NULL */
+	size_t state_size;	/* zeroed bytes handed to every callback; <= 1 MiB */
+	vz_init_fn init;	/* optional */
+	vz_receive_fn receive;	/* required */
+	vz_stop_fn on_stop;	/* optional */
+	uint32_t mailbox_limit; /* 0 = unbounded; else sends beyond it get VZ_EFULL */
 } vz_actor_spec;
 
 /* Spawn an actor on `shard`. spec must outlive the actor. arg is passed to
@@ -64,8 +64,8 @@ typedef struct vz_actor_spec {
  * (an actor or the embedder driving it); from elsewhere VZ_EWRONGTHREAD.
  * Errors: VZ_EINVAL (NULL, no receive, state too big), VZ_ENOSHARD,
  * VZ_ENOMEM, VZ_ESTOPPED, or init's own negative code. */
-VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec,
-		    const void *arg, vz_ref *out);
+VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, const void *arg,
+		    vz_ref *out);
 
 /* Stop an actor. From its home shard: immediate; its queued messages are
  * dead-lettered and on_stop runs (from inside its own receive, the stop

@@ -15,9 +15,9 @@
 
 #include "export.h"
 
-#define VZ_MAX_SHARDS 256 /* shards in one runtime */
-#define VZ_MAX_CPUS 1024  /* CPU numbers 0..VZ_MAX_CPUS-1 */
-#define VZ_MAX_NODES 64   /* NUMA nodes */
+#define VZ_MAX_SHARDS 256  /* shards in one runtime */
+#define VZ_MAX_CPUS   1024 /* CPU numbers 0..VZ_MAX_CPUS-1 */
+#define VZ_MAX_NODES  64   /* NUMA nodes */
 
 /* A set of CPU numbers. */
 typedef struct vz_cpuset {
@@ -32,58 +32,59 @@ typedef enum vz_backend_kind {
 
 typedef enum vz_idle_policy {
 	VZ_IDLE_SPIN_THEN_SLEEP = 0, /* spin idle_spin_us, then block */
-	VZ_IDLE_SPIN,                /* never block: lowest latency, 100% CPU */
-	VZ_IDLE_SLEEP,               /* block as soon as there is nothing to do */
+	VZ_IDLE_SPIN,		     /* never block: lowest latency, 100% CPU */
+	VZ_IDLE_SLEEP,		     /* block as soon as there is nothing to do */
 } vz_idle_policy;
 
 /* What a submission to a full worker-pool queue does. */
 typedef enum vz_pool_overload {
 	VZ_POOL_REJECT = 0, /* vz_pool_submit() returns VZ_EFULL */
-	VZ_POOL_SPILL,      /* try the other nodes' pools before refusing */
+	VZ_POOL_SPILL,	    /* try the other nodes' pools before refusing */
 } vz_pool_overload;
 
 /* Per-shard settings; zero/negative fields mean "use the runtime default". */
 typedef struct vz_shard_config {
-	int cpu;               /* CPU to pin to; -1 = chosen by the runtime */
+	int cpu;	       /* CPU to pin to; -1 = chosen by the runtime */
 	uint32_t ring_entries; /* capacity of rings into this shard; 0 = default */
-	bool embedded;         /* driven by the embedder via vz_shard_poll() */
+	bool embedded;	       /* driven by the embedder via vz_shard_poll() */
 } vz_shard_config;
 
 /* The machine as the runtime should see it. Detected when nnodes == 0;
  * a declared topology (tests, containers that hide NUMA) otherwise. */
 typedef struct vz_topology_decl {
-	uint32_t nnodes;                   /* 0 = detect */
+	uint32_t nnodes;		   /* 0 = detect */
 	vz_cpuset node_cpus[VZ_MAX_NODES]; /* CPUs of each declared node */
 } vz_topology_decl;
 
 typedef struct vz_pool_config {
-	uint32_t workers_per_node; /* 0 = one per CPU of the node not used by a shard (at least 1) */
-	uint32_t queue_capacity;   /* per pool, power of two; 0 = default (4096) */
+	uint32_t
+	    workers_per_node;	 /* 0 = one per CPU of the node not used by a shard (at least 1) */
+	uint32_t queue_capacity; /* per pool, power of two; 0 = default (4096) */
 	vz_pool_overload overload;
-	bool share_shard_cpus;     /* may workers run on CPUs that host shards */
-	uint64_t nodes;            /* bit n set: node n gets a pool; 0 = every node with CPUs */
+	bool share_shard_cpus; /* may workers run on CPUs that host shards */
+	uint64_t nodes;	       /* bit n set: node n gets a pool; 0 = every node with CPUs */
 } vz_pool_config;
 #define VZ_CONFIG_HAS_POOL_NODES 1 /* vz_pool_config.nodes exists */
 
 /* Called for every accepted message that could not be delivered (target
  * stopped or stale, runtime stopping). Runs on the thread that found out,
  * usually the target's shard; must not block. `reason` is a VZ_E* code. */
-typedef void (*vz_dead_letter_fn)(void *ctx, uint64_t to_ref, uint32_t type,
-				  const void *data, size_t len, int reason);
+typedef void (*vz_dead_letter_fn)(void *ctx, uint64_t to_ref, uint32_t type, const void *data,
+				  size_t len, int reason);
 
 typedef struct vz_config {
-	uint32_t nshards;                        /* 0 = one per allowed CPU */
-	vz_shard_config shards[VZ_MAX_SHARDS];   /* first nshards entries used */
-	vz_cpuset cpus;                          /* CPUs for auto placement; empty = affinity mask */
-	bool allow_shared_cpus;                  /* two shards on one CPU allowed */
+	uint32_t nshards;		       /* 0 = one per allowed CPU */
+	vz_shard_config shards[VZ_MAX_SHARDS]; /* first nshards entries used */
+	vz_cpuset cpus;			       /* CPUs for auto placement; empty = affinity mask */
+	bool allow_shared_cpus;		       /* two shards on one CPU allowed */
 	vz_backend_kind backend;
 	vz_idle_policy idle_policy;
-	uint32_t idle_spin_us;                   /* spin time before blocking */
-	uint32_t timer_tick_us;                  /* timer wheel tick, 10..1000000 */
-	uint32_t ring_entries;                   /* default cross-shard ring capacity, power of two */
-	uint32_t batch;                          /* messages one actor handles per turn */
-	uint32_t actors_per_turn;                /* ready actors run before polling again */
-	uint32_t send_batch;                     /* cross-shard messages published per store */
+	uint32_t idle_spin_us;	  /* spin time before blocking */
+	uint32_t timer_tick_us;	  /* timer wheel tick, 10..1000000 */
+	uint32_t ring_entries;	  /* default cross-shard ring capacity, power of two */
+	uint32_t batch;		  /* messages one actor handles per turn */
+	uint32_t actors_per_turn; /* ready actors run before polling again */
+	uint32_t send_batch;	  /* cross-shard messages published per store */
 	vz_pool_config pool;
 	vz_topology_decl topology;
 	vz_dead_letter_fn dead_letter;
@@ -99,8 +100,8 @@ VZ_API int vz_config_default(vz_config *cfg);
 /* Where and why vz_config_load() refused a file. */
 typedef struct vz_config_error {
 	char file[256];
-	int line;        /* 0 when the problem is not on one line */
-	char key[64];    /* "section.key", or "" */
+	int line;     /* 0 when the problem is not on one line */
+	char key[64]; /* "section.key", or "" */
 	char message[512];
 } vz_config_error;
 

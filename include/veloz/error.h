@@ -11,23 +11,23 @@
 #include "export.h"
 
 /* X(name, value, message) */
-#define VZ_ERROR_TABLE(X)                                                     \
-	X(VZ_EINVAL, -1, "invalid argument")                                  \
-	X(VZ_ENOMEM, -2, "out of memory")                                     \
-	X(VZ_ESTALE, -3, "stale or forged reference")                         \
-	X(VZ_ENOSHARD, -4, "no such shard")                                   \
-	X(VZ_ETOOBIG, -5, "payload larger than the maximum message size")     \
-	X(VZ_EFULL, -6, "bounded queue or mailbox is full")                   \
-	X(VZ_EWRONGTHREAD, -7, "called from a thread that may not call this") \
-	X(VZ_ESTATE, -8, "not allowed in the object's current state")         \
-	X(VZ_ESTOPPED, -9, "runtime or actor is stopped")                     \
-	X(VZ_ENOSYS, -10, "feature not available on this system")            \
-	X(VZ_EIO, -11, "system call failed")                                  \
-	X(VZ_EAGAIN, -12, "resource temporarily unavailable, try again")      \
-	X(VZ_ECONFIG, -13, "invalid configuration")                           \
-	X(VZ_ENOENT, -14, "no such object")                                   \
-	X(VZ_ETIMEDOUT, -15, "timed out")                                     \
-	X(VZ_ECANCELED, -16, "canceled")                                      \
+#define VZ_ERROR_TABLE(X)                                                                          \
+	X(VZ_EINVAL, -1, "invalid argument")                                                       \
+	X(VZ_ENOMEM, -2, "out of memory")                                                          \
+	X(VZ_ESTALE, -3, "stale or forged reference")                                              \
+	X(VZ_ENOSHARD, -4, "no such shard")                                                        \
+	X(VZ_ETOOBIG, -5, "payload larger than the maximum message size")                          \
+	X(VZ_EFULL, -6, "bounded queue or mailbox is full")                                        \
+	X(VZ_EWRONGTHREAD, -7, "called from a thread that may not call this")                      \
+	X(VZ_ESTATE, -8, "not allowed in the object's current state")                              \
+	X(VZ_ESTOPPED, -9, "runtime or actor is stopped")                                          \
+	X(VZ_ENOSYS, -10, "feature not available on this system")                                  \
+	X(VZ_EIO, -11, "system call failed")                                                       \
+	X(VZ_EAGAIN, -12, "resource temporarily unavailable, try again")                           \
+	X(VZ_ECONFIG, -13, "invalid configuration")                                                \
+	X(VZ_ENOENT, -14, "no such object")                                                        \
+	X(VZ_ETIMEDOUT, -15, "timed out")                                                          \
+	X(VZ_ECANCELED, -16, "canceled")                                                           \
 	X(VZ_EBUSY, -17, "object is busy")
 
 enum vz_error {

@@ -23,7 +23,7 @@
 enum vz_msg_type {
 	VZ_MSG_TIMER = 1,     /* payload: vz_timer_event (timer.h) */
 	VZ_MSG_POOL_DONE = 2, /* payload: vz_pool_done + result bytes (pool.h) */
-	VZ_MSG_IO = 3,        /* reserved for I/O completions */
+	VZ_MSG_IO = 3,	      /* reserved for I/O completions */
 	VZ_MSG_USER = 256,    /* first type free for applications */
 };
 
@@ -32,20 +32,18 @@ enum vz_msg_type {
  * with len > 0), VZ_ETOOBIG, VZ_ESTALE (null ref, or a local target that is
  * gone), VZ_ENOSHARD, VZ_EFULL (target's bounded mailbox is full),
  * VZ_ESTOPPED (runtime stopping), VZ_ENOMEM. */
-VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload,
-		   size_t len);
+VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload, size_t len);
 
 /* Send to the sender of `m`. VZ_EINVAL when m came from outside any actor. */
-VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type,
-		    const void *payload, size_t len);
+VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *payload,
+		    size_t len);
 
 /* Send from any thread: shard threads, the embedder's threads, workers.
  * From a foreign thread the message goes through the target shard's
  * lock-free inbox and wakes it only if it sleeps. The receiver sees a null
  * sender. Same errors as vz_send, plus VZ_ESTATE before vz_runtime_start.
  * A stale target on another shard is accepted and dead-lettered there. */
-VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload,
-		   size_t len);
+VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 
 /* Accessors for a received message (valid during receive only). */
 VZ_API uint32_t vz_msg_type(const vz_msg *m);

@@ -14,20 +14,20 @@
 #include "runtime.h"
 
 typedef struct vz_shard_stats {
-	uint64_t sent_local;       /* accepted sends to actors on the same shard */
-	uint64_t sent_remote;      /* accepted sends to other shards */
+	uint64_t sent_local;	   /* accepted sends to actors on the same shard */
+	uint64_t sent_remote;	   /* accepted sends to other shards */
 	uint64_t received_foreign; /* messages taken from the foreign inbox */
 	uint64_t received_remote;  /* messages taken from incoming rings */
-	uint64_t handled;          /* receive calls made */
-	uint64_t dead_letters;     /* accepted messages not delivered */
-	uint64_t turns;            /* loop turns */
-	uint64_t idle_turns;       /* turns that found nothing to do */
-	uint64_t sleeps;           /* times the shard blocked in the backend */
-	uint64_t wakeups_sent;     /* wake-up syscalls this shard made */
-	uint64_t pool_refills;     /* slab allocations (malloc) by the pools */
-	uint64_t ring_full;        /* publishes that found a ring full */
+	uint64_t handled;	   /* receive calls made */
+	uint64_t dead_letters;	   /* accepted messages not delivered */
+	uint64_t turns;		   /* loop turns */
+	uint64_t idle_turns;	   /* turns that found nothing to do */
+	uint64_t sleeps;	   /* times the shard blocked in the backend */
+	uint64_t wakeups_sent;	   /* wake-up syscalls this shard made */
+	uint64_t pool_refills;	   /* slab allocations (malloc) by the pools */
+	uint64_t ring_full;	   /* publishes that found a ring full */
 	uint64_t overflow_queued;  /* messages parked in an overflow list */
-	uint64_t mailbox_full;     /* sends refused with VZ_EFULL */
+	uint64_t mailbox_full;	   /* sends refused with VZ_EFULL */
 	uint64_t timers_fired;
 	uint64_t actors_live;
 	uint64_t actors_spawned;
@@ -39,7 +39,6 @@ VZ_API int vz_stats_shard(const vz_runtime *rt, unsigned shard, vz_shard_stats *
 
 /* Sum of every shard's counters, plus sends from foreign threads in
  * `sent_local` of none: foreign posts are counted in *foreign_posts. */
-VZ_API int vz_stats_total(const vz_runtime *rt, vz_shard_stats *out,
-			  uint64_t *foreign_posts);
+VZ_API int vz_stats_total(const vz_runtime *rt, vz_shard_stats *out, uint64_t *foreign_posts);
 
 #endif

@@ -21,7 +21,7 @@ typedef struct vz_timer {
 /* Payload of a VZ_MSG_TIMER message. */
 typedef struct vz_timer_event {
 	vz_timer timer;
-	uint64_t tag;         /* the value given to vz_timer_arm() */
+	uint64_t tag;	      /* the value given to vz_timer_arm() */
 	uint64_t deadline_ns; /* the deadline this expiry is for (monotonic) */
 	uint64_t fired_ns;    /* when the wheel found it due (monotonic) */
 } vz_timer_event;
@@ -29,8 +29,8 @@ typedef struct vz_timer_event {
 /* Arm a timer `delay_ns` from now; period_ns > 0 makes it periodic without
  * drift (next deadline = previous deadline + period). From the owning actor
  * only. Errors: VZ_EINVAL, VZ_ENOMEM. */
-VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns,
-			uint64_t tag, vz_timer *out);
+VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, uint64_t tag,
+			vz_timer *out);
 
 /* Cancel. Safe at any time: after expiry of a one-shot timer, or twice, it
  * returns VZ_ESTALE and changes nothing. An expiry message already queued

@@ -63,8 +63,7 @@ static void slot_give_back(struct vz__shard *sh, struct vz_actor *a)
 	sh->free_actors = a;
 }
 
-int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg,
-		    vz_ref *out)
+int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg, vz_ref *out)
 {
 	struct vz_actor *a = slot_take(sh);
 	int cls, rc;
@@ -115,9 +114,10 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 	VZ__STAT_ADD(sh, actors_spawned, 1);
 	VZ__STAT_ADD(sh, actors_live, 1);
 	if (spec->mailbox_limit)
-		atomic_store_explicit(&sh->bounded_live,
-				      atomic_load_explicit(&sh->bounded_live, memory_order_relaxed) + 1,
-				      memory_order_relaxed);
+		atomic_store_explicit(
+		    &sh->bounded_live,
+		    atomic_load_explicit(&sh->bounded_live, memory_order_relaxed) + 1,
+		    memory_order_relaxed);
 	if (out)
 		*out = vz__make_ref(sh->id, a->slot, a->gen);
 	return 0;
@@ -157,9 +157,10 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 	VZ__STAT_ADD(sh, actors_live, (uint64_t)-1);
 	VZ__STAT_ADD(sh, actors_stopped, 1);
 	if (a->spec->mailbox_limit)
-		atomic_store_explicit(&sh->bounded_live,
-				      atomic_load_explicit(&sh->bounded_live, memory_order_relaxed) - 1,
-				      memory_order_relaxed);
+		atomic_store_explicit(
+		    &sh->bounded_live,
+		    atomic_load_explicit(&sh->bounded_live, memory_order_relaxed) - 1,
+		    memory_order_relaxed);
 	/* A ready actor stays linked in the run queue until the loop pops it,
 	 * and an active one is still held by the loop: in both cases the loop
 	 * finds it not live and only then returns the slot. */
@@ -216,8 +217,8 @@ int vz__bounded_admit(struct vz__shard *target, vz_ref to)
 	uint32_t limit;
 
 	/* Acquire: pairs with the release store of the chunk in slot_take(). */
-	chunk = atomic_load_explicit(&target->chunks[slot / VZ__CHUNK_ACTORS],
-				     memory_order_acquire);
+	chunk =
+	    atomic_load_explicit(&target->chunks[slot / VZ__CHUNK_ACTORS], memory_order_acquire);
 	if (!chunk)
 		return 0;
 	a = &chunk[slot % VZ__CHUNK_ACTORS];

@@ -35,7 +35,7 @@
 /* Size classes: block sizes 64 << c for c in [0, VZ__NCLASSES). The largest
  * holds a header plus VZ_MSG_MAX_PAYLOAD. The same classes serve actor
  * state blocks up to the largest class. */
-#define VZ__NCLASSES 10
+#define VZ__NCLASSES	    10
 #define VZ__CLASS_MAX_BYTES (64u << (VZ__NCLASSES - 1))
 
 /* msg->owner: the shard whose pool the block came from, with this bit set
@@ -44,11 +44,12 @@
 #define VZ__OWNER_FOREIGN 0x8000u
 
 /* msg->flags */
-#define VZ__MSG_SYS 0x01u       /* runtime-reserved type (timer, pool, stop) */
+#define VZ__MSG_SYS	  0x01u /* runtime-reserved type (timer, pool, stop) */
 #define VZ__MSG_RETURNING 0x04u /* a block going home to its pool (xshard.c) */
-#define VZ__MSG_INFLIGHT 0x08u  /* counted in the target's bounded-mailbox counter */
-#define VZ__MSG_UNCOUNTED 0x02u /* runtime-made (timer expiry, stop request): not in
-				   the sent = handled + dead-lettered accounting */
+#define VZ__MSG_INFLIGHT  0x08u /* counted in the target's bounded-mailbox counter */
+#define VZ__MSG_UNCOUNTED                                                                          \
+	0x02u /* runtime-made (timer expiry, stop request): not in                                 \
+		 the sent = handled + dead-lettered accounting */
 
 /* Internal message types below VZ_MSG_USER that users never see. */
 enum {
@@ -62,7 +63,7 @@ struct vz_msg {
 	uint32_t type;
 	uint32_t len;
 	uint16_t owner; /* allocating shard (| VZ__OWNER_FOREIGN) */
-	uint8_t cls;    /* size class */
+	uint8_t cls;	/* size class */
 	uint8_t flags;
 	/* Foreign free-stack link (index + 1, 0 = end). Atomic because a
 	 * popping thread may read it while another pops the same block; the
@@ -123,8 +124,8 @@ static inline struct vz_msg *vz__list_pop(struct vz__msg_list *l)
 struct vz__slab;
 struct vz__pool {
 	void *free[VZ__NCLASSES]; /* singly linked through the first word */
-	struct vz__slab *slabs;   /* every slab, for destroy */
-	uint64_t refills;         /* slab allocations, mirrored into stats */
+	struct vz__slab *slabs;	  /* every slab, for destroy */
+	uint64_t refills;	  /* slab allocations, mirrored into stats */
 };
 
 /* A shard's foreign pool: blocks that non-shard threads take to post to
@@ -138,36 +139,36 @@ struct vz__fpool_class {
 	 * and by the shard and growers (push). */
 	alignas(VZ__LINE) _Atomic uint64_t head;
 	alignas(VZ__LINE) _Atomic(unsigned char *) chunks[VZ__FPOOL_MAX_CHUNKS];
-	_Atomic uint32_t nchunks; /* published chunks; grown under grow_lock */
-	uint32_t per_chunk;       /* blocks per chunk */
-	pthread_mutex_t grow_lock;/* slow path only: adding a chunk */
+	_Atomic uint32_t nchunks;  /* published chunks; grown under grow_lock */
+	uint32_t per_chunk;	   /* blocks per chunk */
+	pthread_mutex_t grow_lock; /* slow path only: adding a chunk */
 };
 
 /* ---- actors ------------------------------------------------------------ */
 
-#define VZ__SLOT_BITS 24
-#define VZ__GEN_BITS 24
-#define VZ__GEN_MASK ((1u << VZ__GEN_BITS) - 1)
-#define VZ__CHUNK_ACTORS 4096u
+#define VZ__SLOT_BITS	     24
+#define VZ__GEN_BITS	     24
+#define VZ__GEN_MASK	     ((1u << VZ__GEN_BITS) - 1)
+#define VZ__CHUNK_ACTORS     4096u
 #define VZ__MAX_ACTOR_CHUNKS ((1u << VZ__SLOT_BITS) / VZ__CHUNK_ACTORS)
 
 enum vz__actor_flags {
-	VZ__ACTOR_LIVE = 1 << 0,     /* spawned and not stopped */
-	VZ__ACTOR_READY = 1 << 1,    /* in the run queue */
-	VZ__ACTOR_RUNNING = 1 << 2,  /* inside its receive */
-	VZ__ACTOR_STOPPING = 1 << 3, /* stop asked from inside receive */
-	VZ__ACTOR_BIG_STATE = 1 << 4,/* state came from malloc, not the pool */
-	VZ__ACTOR_ACTIVE = 1 << 5,   /* the run loop holds it: it frees the slot */
+	VZ__ACTOR_LIVE = 1 << 0,      /* spawned and not stopped */
+	VZ__ACTOR_READY = 1 << 1,     /* in the run queue */
+	VZ__ACTOR_RUNNING = 1 << 2,   /* inside its receive */
+	VZ__ACTOR_STOPPING = 1 << 3,  /* stop asked from inside receive */
+	VZ__ACTOR_BIG_STATE = 1 << 4, /* state came from malloc, not the pool */
+	VZ__ACTOR_ACTIVE = 1 << 5,    /* the run loop holds it: it frees the slot */
 };
 
 struct vz_actor {
-	struct vz__msg_list mbox;     /* 24: owner-only mailbox */
+	struct vz__msg_list mbox; /* 24: owner-only mailbox */
 	const vz_actor_spec *spec;
 	void *state;
-	struct vz_actor *next_ready;  /* run queue link; free-slot link when dead */
+	struct vz_actor *next_ready; /* run queue link; free-slot link when dead */
 	struct vz__shard *shard;
 	struct vz__timer_owner timers;
-	uint32_t gen;                 /* generation of the current (or next) life */
+	uint32_t gen; /* generation of the current (or next) life */
 	uint32_t slot;
 	uint16_t flags;
 	uint16_t state_cls;
@@ -189,20 +190,21 @@ struct vz_actor {
  * read-modify-write) and read by anyone (relaxed). */
 struct vz__stat_counters {
 	_Atomic uint64_t sent_local, sent_remote, received_foreign, received_remote, handled,
-		dead_letters, turns, idle_turns, sleeps, wakeups_sent, pool_refills, ring_full,
-		overflow_queued, mailbox_full, timers_fired, actors_live, actors_spawned,
-		actors_stopped;
+	    dead_letters, turns, idle_turns, sleeps, wakeups_sent, pool_refills, ring_full,
+	    overflow_queued, mailbox_full, timers_fired, actors_live, actors_spawned,
+	    actors_stopped;
 };
 
 #define VZ__STAT_ADD(sh, field, n)                                                                 \
 	atomic_store_explicit(&(sh)->stats.field,                                                  \
-			      atomic_load_explicit(&(sh)->stats.field, memory_order_relaxed) + (n), \
+			      atomic_load_explicit(&(sh)->stats.field, memory_order_relaxed) +     \
+				  (n),                                                             \
 			      memory_order_relaxed)
 
 /* Messages (and returns) waiting to be published to one destination. */
 struct vz__outbox {
 	struct vz__msg_list q; /* FIFO; includes overflow when the ring was full */
-	bool has_msgs;         /* q holds messages (not only returns): wake may be needed */
+	bool has_msgs;	       /* q holds messages (not only returns): wake may be needed */
 	uint32_t parked;       /* head messages already counted in overflow_queued */
 };
 
@@ -226,7 +228,7 @@ struct vz__shard {
 	 * may read it: a chunk pointer is stored (release) once by the owner
 	 * and read (acquire) by senders checking a bounded mailbox. */
 	_Atomic(struct vz_actor *) *chunks;
-	uint32_t next_unused;     /* slots [0, next_unused) have been used */
+	uint32_t next_unused;	      /* slots [0, next_unused) have been used */
 	struct vz_actor *free_actors; /* stopped slots to reuse */
 
 	struct vz_actor *rq_head, *rq_tail; /* run queue */
@@ -234,14 +236,14 @@ struct vz__shard {
 	struct vz__pool pool;
 	struct vz__timers timers;
 	bool timers_ready;
-	struct vz__outbox *out;   /* [nshards] */
-	uint64_t out_dirty[VZ_MAX_SHARDS / 64]; /* destinations with a non-empty outbox */
-	uint64_t pending_rings[VZ_MAX_SHARDS / 64]; /* sources left non-empty last drain */
+	struct vz__outbox *out;				 /* [nshards] */
+	uint64_t out_dirty[VZ_MAX_SHARDS / 64];		 /* destinations with a non-empty outbox */
+	uint64_t pending_rings[VZ_MAX_SHARDS / 64];	 /* sources left non-empty last drain */
 	struct vz__msg_list fpool_returns[VZ__NCLASSES]; /* foreign blocks to give back */
 
 	uint64_t idle_since_ns;
 	unsigned stop_round_done;
-	uint64_t stop_moved;      /* messages moved in the current stop round */
+	uint64_t stop_moved; /* messages moved in the current stop round */
 	pthread_t thread;
 	bool thread_started;
 	/* Embedded shards: the thread that drives it (set on first poll). */
@@ -280,7 +282,7 @@ struct vz__shard {
 	 * what it moved in it; read by the stopping thread (acquire). */
 	alignas(VZ__LINE) _Atomic uint32_t round_acked;
 	_Atomic uint64_t round_moved;
-	_Atomic uint32_t phase;   /* enum vz__shard_phase, written by the stopper */
+	_Atomic uint32_t phase; /* enum vz__shard_phase, written by the stopper */
 
 	alignas(VZ__LINE) struct vz__mpsc inbox;
 
@@ -347,7 +349,7 @@ static inline struct vz_actor *vz__slot_ptr(struct vz__shard *sh, uint32_t slot)
 {
 	/* Relaxed: the owner reads its own store. */
 	struct vz_actor *chunk =
-		atomic_load_explicit(&sh->chunks[slot / VZ__CHUNK_ACTORS], memory_order_relaxed);
+	    atomic_load_explicit(&sh->chunks[slot / VZ__CHUNK_ACTORS], memory_order_relaxed);
 
 	return &chunk[slot % VZ__CHUNK_ACTORS];
 }
@@ -457,8 +459,7 @@ struct vz_msg *vz__fpool_alloc(vz_runtime *rt, struct vz__shard *target, size_t 
 void vz__fpool_give_back(struct vz__shard *sh); /* push fpool_returns home */
 
 /* actor.c */
-int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg,
-		    vz_ref *out);
+int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg, vz_ref *out);
 void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason);
 int vz__actor_table_init(struct vz__shard *sh);
 void vz__actor_table_fini(struct vz__shard *sh);
@@ -490,8 +491,7 @@ int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, u
 		  const void *payload, size_t len);
 
 /* shard.c */
-int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded,
-		     struct vz__shard **out);
+int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct vz__shard **out);
 void vz__shard_destroy(struct vz__shard *sh);
 int vz__shard_start_io(struct vz__shard *sh);
 void *vz__shard_thread_main(void *arg);

@@ -105,8 +105,8 @@ static struct vz_msg *fpool_block(struct vz__fpool_class *fc, unsigned cls, uint
 	/* Acquire: pairs with the release store of the chunk pointer in
 	 * fpool_grow(). An index can only be seen after its chunk was
 	 * published, since blocks are pushed after that store. */
-	unsigned char *chunk = atomic_load_explicit(&fc->chunks[index / fc->per_chunk],
-						    memory_order_acquire);
+	unsigned char *chunk =
+	    atomic_load_explicit(&fc->chunks[index / fc->per_chunk], memory_order_acquire);
 
 	return (struct vz_msg *)(chunk + (size_t)(index % fc->per_chunk) * (64u << cls));
 }
@@ -125,8 +125,7 @@ static void fpool_push_chain(struct vz__fpool_class *fc, uint32_t first, struct 
 	do {
 		atomic_store_explicit(&last->fnext, (uint32_t)old, memory_order_relaxed);
 		new = ((old >> 32) + 1) << 32 | (uint64_t)(first + 1);
-	} while (!atomic_compare_exchange_weak_explicit(&fc->head, &old, new,
-							memory_order_release,
+	} while (!atomic_compare_exchange_weak_explicit(&fc->head, &old, new, memory_order_release,
 							memory_order_relaxed));
 }
 
@@ -150,11 +149,10 @@ static struct vz_msg *fpool_pop(struct vz__fpool_class *fc, unsigned cls)
 		if (idx == 0)
 			return NULL;
 		m = fpool_block(fc, cls, idx - 1);
-		new = ((old >> 32) + 1) << 32 |
-		      atomic_load_explicit(&m->fnext, memory_order_relaxed);
-		if (atomic_compare_exchange_weak_explicit(&fc->head, &old, new,
-							  memory_order_acquire,
-							  memory_order_acquire))
+		new =
+		    ((old >> 32) + 1) << 32 | atomic_load_explicit(&m->fnext, memory_order_relaxed);
+		if (atomic_compare_exchange_weak_explicit(
+			&fc->head, &old, new, memory_order_acquire, memory_order_acquire))
 			return m;
 	}
 }

@@ -191,10 +191,10 @@ static void record_backend_flags(vz_runtime *rt)
 		uint32_t flag;
 		const char *name;
 	} names[] = {
-		{IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
-		{IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
-		{IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
-		{IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"},
+	    {IORING_SETUP_SINGLE_ISSUER, "SINGLE_ISSUER"},
+	    {IORING_SETUP_DEFER_TASKRUN, "DEFER_TASKRUN"},
+	    {IORING_SETUP_COOP_TASKRUN, "COOP_TASKRUN"},
+	    {IORING_SETUP_TASKRUN_FLAG, "TASKRUN_FLAG"},
 	};
 	uint32_t flags = 0;
 	size_t used = 0;
@@ -415,8 +415,7 @@ VZ_API int vz_shard_poll(vz_runtime *rt, unsigned shard, uint32_t timeout_us)
 		sh->driver_id = pthread_self();
 		/* Release: pairs with the acquire above and in await_round();
 		 * driver_id is visible before the pointer to it. */
-		if (!atomic_compare_exchange_strong_explicit(&sh->driver, &expected,
-							     &sh->driver_id,
+		if (!atomic_compare_exchange_strong_explicit(&sh->driver, &expected, &sh->driver_id,
 							     memory_order_acq_rel,
 							     memory_order_acquire))
 			return VZ_EWRONGTHREAD;

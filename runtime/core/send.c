@@ -60,9 +60,9 @@ static inline void fill(struct vz_msg *m, vz_ref from, vz_ref to, uint32_t type,
 }
 
 /* From shard sh's own thread. Inlined into vz_send(), the hot path. */
-static inline __attribute__((always_inline)) int
-send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
-	  const void *payload, size_t len)
+static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh, vz_ref from,
+							   vz_ref to, uint32_t type, uint8_t flags,
+							   const void *payload, size_t len)
 {
 	vz_runtime *rt = sh->rt;
 	unsigned dest;
@@ -232,8 +232,7 @@ VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload
 			 len);
 }
 
-VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *payload,
-		    size_t len)
+VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *payload, size_t len)
 {
 	if (!self || !m)
 		return VZ_EINVAL;

@@ -21,7 +21,7 @@
 #include "core/core.h"
 #include "util/fault.h"
 
-#define DRAIN_CHUNK 64u     /* pointers popped per ring access */
+#define DRAIN_CHUNK    64u  /* pointers popped per ring access */
 #define DRAIN_PER_RING 256u /* per ring per turn, then the next ring */
 
 static int shard_node(vz_runtime *rt, unsigned shard)
@@ -36,8 +36,9 @@ int vz__rings_create(vz_runtime *rt)
 {
 	for (unsigned dst = 0; dst < rt->nshards; dst++) {
 		struct vz__shard *d = rt->shards[dst];
-		uint32_t entries = rt->cfg.shards[dst].ring_entries ? rt->cfg.shards[dst].ring_entries
-								    : rt->cfg.ring_entries;
+		uint32_t entries = rt->cfg.shards[dst].ring_entries
+				       ? rt->cfg.shards[dst].ring_entries
+				       : rt->cfg.ring_entries;
 		int node = rt->topo.numa_available ? shard_node(rt, dst) : -1;
 
 		d->in = calloc(rt->nshards, sizeof *d->in);

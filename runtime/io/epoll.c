@@ -32,9 +32,9 @@
 
 enum {
 	OP_IDLE = 0,
-	OP_QUEUED = 0x45505155,     /* "EPQU": waiting in an fd queue */
+	OP_QUEUED = 0x45505155,	    /* "EPQU": waiting in an fd queue */
 	OP_CONNECTING = 0x45504343, /* "EPCC": queued, connect() in progress */
-	OP_DONE = 0x4550444e,       /* "EPDN": result in op->res, done pending */
+	OP_DONE = 0x4550444e,	    /* "EPDN": result in op->res, done pending */
 	MAX_EVENTS = 64,
 };
 
@@ -45,15 +45,15 @@ enum {
 struct fdent {
 	struct vz__io_op *rd_head, *rd_tail; /* READ, RECV, ACCEPT */
 	struct vz__io_op *wr_head, *wr_tail; /* WRITE, SEND, CONNECT */
-	uint32_t registered;                 /* events in the epoll set; 0 = not in it */
-	bool nb_checked;                     /* O_NONBLOCK ensured since it became busy */
+	uint32_t registered;		     /* events in the epoll set; 0 = not in it */
+	bool nb_checked;		     /* O_NONBLOCK ensured since it became busy */
 };
 
 struct ep {
 	struct vz__io_head head;
 	int epfd;
-	int efd;                /* wake eventfd, non-blocking */
-	struct fdent *fds;      /* fds[fd] for fd < nfds */
+	int efd;	   /* wake eventfd, non-blocking */
+	struct fdent *fds; /* fds[fd] for fd < nfds */
 	size_t nfds;
 	struct vz__io_op *done_head, *done_tail; /* results waiting for their callback */
 	bool destroying;
@@ -586,12 +586,12 @@ static void ep_stats(const struct vz__io *io, struct vz__io_stats *out)
 }
 
 static const struct vz__io_ops ep_ops = {
-	.kind = VZ__IO_EPOLL,
-	.destroy = ep_destroy,
-	.wait = ep_wait,
-	.wake = ep_wake,
-	.submit = ep_submit,
-	.cancel = ep_cancel,
-	.setup_flags = ep_setup_flags,
-	.stats = ep_stats,
+    .kind = VZ__IO_EPOLL,
+    .destroy = ep_destroy,
+    .wait = ep_wait,
+    .wake = ep_wake,
+    .submit = ep_submit,
+    .cancel = ep_cancel,
+    .setup_flags = ep_setup_flags,
+    .stats = ep_stats,
 };

@@ -38,8 +38,7 @@ enum vz__io_kind {
  * but not the functional probe; where it does not work it returns VZ_ENOSYS
  * with the reason. Forcing epoll never fails and says so in reason.
  * reason may be NULL when reason_len is 0. Any thread. */
-int vz__io_select(vz_backend_kind wanted, enum vz__io_kind *out, char *reason,
-		  size_t reason_len);
+int vz__io_select(vz_backend_kind wanted, enum vz__io_kind *out, char *reason, size_t reason_len);
 
 /* "io_uring", "epoll", or "unknown". Any thread. */
 const char *vz__io_kind_name(enum vz__io_kind kind);
@@ -50,8 +49,7 @@ struct vz__io_params {
 
 /* Create on the owning thread. 0, VZ_ENOMEM, VZ_EIO, VZ_ENOSYS (io_uring
  * refused by the kernel: ENOSYS, EPERM, ...), VZ_EINVAL (unknown kind). */
-int vz__io_create(enum vz__io_kind kind, const struct vz__io_params *p,
-		  struct vz__io **out);
+int vz__io_create(enum vz__io_kind kind, const struct vz__io_params *p, struct vz__io **out);
 /* Cancel outstanding operations, close every fd, free. Each outstanding
  * operation's callback runs exactly once, before this returns: with
  * -ECANCELED, or with its real result when the kernel had already finished
@@ -105,10 +103,10 @@ int vz__io_wake(struct vz__io *self, struct vz__io *target);
  * submission order. */
 enum vz__io_opcode {
 	VZ__IO_OP_NOP = 0,
-	VZ__IO_OP_READ,    /* read(fd, buf, len) at offset (-1: current) */
+	VZ__IO_OP_READ, /* read(fd, buf, len) at offset (-1: current) */
 	VZ__IO_OP_WRITE,
-	VZ__IO_OP_RECV,    /* recv(fd, buf, len, 0) */
-	VZ__IO_OP_SEND,    /* send(fd, buf, len, MSG_NOSIGNAL) */
+	VZ__IO_OP_RECV,	   /* recv(fd, buf, len, 0) */
+	VZ__IO_OP_SEND,	   /* send(fd, buf, len, MSG_NOSIGNAL) */
 	VZ__IO_OP_ACCEPT,  /* accept4(fd, NULL, NULL, SOCK_NONBLOCK|SOCK_CLOEXEC) */
 	VZ__IO_OP_CONNECT, /* connect(fd, buf as sockaddr, len) */
 };
@@ -152,14 +150,14 @@ enum vz__io_kind vz__io_kind_of(const struct vz__io *io);
  * Read with relaxed loads: a snapshot, exact only when the instance is
  * quiescent. Any thread. */
 struct vz__io_stats {
-	uint64_t wakes_sent;      /* wake calls that made a syscall (MSG_RING or eventfd write) */
+	uint64_t wakes_sent;	  /* wake calls that made a syscall (MSG_RING or eventfd write) */
 	uint64_t wakes_coalesced; /* wake calls that found a wake pending: no syscall */
 	uint64_t wakes_consumed;  /* wake tokens consumed by vz__io_wait() */
-	uint64_t wait_syscalls;   /* epoll_wait / io_uring_enter requests made by vz__io_wait() */
-	uint64_t interrupted;     /* waits that returned 0 early for EINTR (real or injected) */
-	uint64_t ops_completed;   /* operation callbacks run */
-	uint64_t sq_full;         /* io_uring: submission queue found full */
-	uint64_t cq_overflow;     /* io_uring: waits that found the CQ overflowed */
+	uint64_t wait_syscalls;	  /* epoll_wait / io_uring_enter requests made by vz__io_wait() */
+	uint64_t interrupted;	  /* waits that returned 0 early for EINTR (real or injected) */
+	uint64_t ops_completed;	  /* operation callbacks run */
+	uint64_t sq_full;	  /* io_uring: submission queue found full */
+	uint64_t cq_overflow;	  /* io_uring: waits that found the CQ overflowed */
 };
 void vz__io_stats(const struct vz__io *io, struct vz__io_stats *out);
 
@@ -194,7 +192,6 @@ struct io_uring;
  * messages: it is the errno io_uring_setup failed with). Used by the probe
  * and by create so both see the same kernel answer. Any thread; the ring
  * belongs to the calling thread (SINGLE_ISSUER). */
-int vz__uring_setup(struct io_uring *ring, uint32_t entries, uint32_t *flags,
-		    uint32_t *features);
+int vz__uring_setup(struct io_uring *ring, uint32_t entries, uint32_t *flags, uint32_t *features);
 
 #endif

@@ -41,9 +41,9 @@
  *   UD_CANCEL         a cancel request (CQE on failure only, ignored)
  */
 #define TAG_MASK  ((uint64_t)7)
-#define TAG_MSG   ((uint64_t)2)
+#define TAG_MSG	  ((uint64_t)2)
 #define TAG_POLL  ((uint64_t)4)
-#define UD_WAKE   ((uint64_t)1)
+#define UD_WAKE	  ((uint64_t)1)
 #define UD_CANCEL ((uint64_t)3)
 
 _Static_assert(_Alignof(struct vz__io_op) >= 8, "op pointers carry tags in their low 3 bits");
@@ -59,13 +59,13 @@ enum {
 struct uring {
 	struct vz__io_head head;
 	struct io_uring ring;
-	uint32_t flags;    /* setup flags in use */
+	uint32_t flags;	   /* setup flags in use */
 	uint32_t features; /* IORING_FEAT_* the kernel reported */
-	int efd;           /* foreign-thread wake-ups; blocking, read by the ring */
+	int efd;	   /* foreign-thread wake-ups; blocking, read by the ring */
 	uint64_t efd_buf;  /* the armed read's target */
 	struct vz__io_op efd_op;
 	uint32_t inflight; /* user operations submitted, done not yet run */
-	bool efd_armed;    /* efd_op queued or in the kernel */
+	bool efd_armed;	   /* efd_op queued or in the kernel */
 	bool efd_broken;   /* the eventfd read failed unexpectedly: waits fail */
 	bool destroying;
 
@@ -117,11 +117,11 @@ int vz__uring_setup(struct io_uring *ring, uint32_t entries, uint32_t *flags, ui
 	 * try the next set; anything else (EPERM, ENOSYS, ENOMEM) will not get
 	 * better with fewer flags. */
 	static const uint32_t sets[] = {
-		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-		IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
-		IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
-		IORING_SETUP_COOP_TASKRUN,
-		0,
+	    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+	    IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN,
+	    IORING_SETUP_COOP_TASKRUN | IORING_SETUP_TASKRUN_FLAG,
+	    IORING_SETUP_COOP_TASKRUN,
+	    0,
 	};
 	int ret = -EINVAL;
 
@@ -359,7 +359,8 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 			 * token we took, so deliver it through its eventfd
 			 * (the target outlives our next wait, io.h). */
 			if (!u->destroying)
-				(void)wake_by_eventfd((struct uring *)(uintptr_t)(ud[i] & ~TAG_MASK));
+				(void)wake_by_eventfd(
+				    (struct uring *)(uintptr_t)(ud[i] & ~TAG_MASK));
 			continue;
 		}
 		if ((ud[i] & TAG_MASK) == TAG_POLL) {
@@ -450,8 +451,8 @@ static int enter_nowait(struct uring *u)
 	bool deferred = (u->flags & (IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_COOP_TASKRUN)) != 0;
 	bool flagged = (u->flags & IORING_SETUP_TASKRUN_FLAG) != 0;
 
-	if (io_uring_sq_ready(&u->ring) == 0 && !(sqf & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) &&
-	    !(deferred && !flagged))
+	if (io_uring_sq_ready(&u->ring) == 0 &&
+	    !(sqf & (IORING_SQ_TASKRUN | IORING_SQ_CQ_OVERFLOW)) && !(deferred && !flagged))
 		return 0;
 	bump(&u->wait_syscalls, 1);
 	return io_uring_submit_and_get_events(&u->ring);
@@ -488,8 +489,8 @@ static int uring_wait(struct vz__io *io, int64_t timeout_ns)
 			uint64_t now = now_ns();
 			uint64_t left = deadline > now ? deadline - now : 0;
 			struct __kernel_timespec ts = {
-				.tv_sec = (long long)(left / 1000000000u),
-				.tv_nsec = (long long)(left % 1000000000u),
+			    .tv_sec = (long long)(left / 1000000000u),
+			    .tv_nsec = (long long)(left % 1000000000u),
 			};
 
 			/* One io_uring_enter with IORING_ENTER_EXT_ARG
@@ -552,8 +553,8 @@ static int uring_cancel(struct vz__io *io, struct vz__io_op *op)
 	if (!sqe)
 		return VZ_EFULL;
 	/* While it waits for readiness the kernel knows it by its poll. */
-	io_uring_prep_cancel64(sqe, (uint64_t)(uintptr_t)op | (op->state == OP_POLLING ? TAG_POLL : 0),
-			       0);
+	io_uring_prep_cancel64(
+	    sqe, (uint64_t)(uintptr_t)op | (op->state == OP_POLLING ? TAG_POLL : 0), 0);
 	io_uring_sqe_set_data64(sqe, UD_CANCEL);
 	if (u->features & IORING_FEAT_CQE_SKIP)
 		sqe->flags |= IOSQE_CQE_SKIP_SUCCESS;
@@ -579,8 +580,8 @@ static void uring_destroy(struct vz__io *io)
 		if (cancel) {
 			sqe = get_sqe(u, false);
 			if (sqe) {
-				io_uring_prep_cancel64(sqe, 0,
-						       IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
+				io_uring_prep_cancel64(
+				    sqe, 0, IORING_ASYNC_CANCEL_ANY | IORING_ASYNC_CANCEL_ALL);
 				io_uring_sqe_set_data64(sqe, UD_CANCEL);
 			}
 		}
@@ -617,12 +618,12 @@ static void uring_stats(const struct vz__io *io, struct vz__io_stats *out)
 }
 
 static const struct vz__io_ops uring_ops = {
-	.kind = VZ__IO_URING,
-	.destroy = uring_destroy,
-	.wait = uring_wait,
-	.wake = uring_wake,
-	.submit = uring_submit,
-	.cancel = uring_cancel,
-	.setup_flags = uring_setup_flags,
-	.stats = uring_stats,
+    .kind = VZ__IO_URING,
+    .destroy = uring_destroy,
+    .wait = uring_wait,
+    .wake = uring_wake,
+    .submit = uring_submit,
+    .cancel = uring_cancel,
+    .setup_flags = uring_setup_flags,
+    .stats = uring_stats,
 };

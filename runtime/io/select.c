@@ -32,11 +32,11 @@ static const struct {
 	unsigned from, to;
 	const char *why;
 } bad_kernels[] = {
-	/* Destroy drains a ring with IORING_ASYNC_CANCEL_ANY (5.19). A flag
-	 * of a request, not an opcode: the opcode probe cannot see it, and an
-	 * older kernel answers -EINVAL and leaves the ring's operations
-	 * outstanding. (MSG_RING, 5.18, is probed as an opcode.) */
-	{0, KV(5, 19, 0), "before 5.19, no IORING_ASYNC_CANCEL_ANY to drain a ring at shutdown"},
+    /* Destroy drains a ring with IORING_ASYNC_CANCEL_ANY (5.19). A flag
+     * of a request, not an opcode: the opcode probe cannot see it, and an
+     * older kernel answers -EINVAL and leaves the ring's operations
+     * outstanding. (MSG_RING, 5.18, is probed as an opcode.) */
+    {0, KV(5, 19, 0), "before 5.19, no IORING_ASYNC_CANCEL_ANY to drain a ring at shutdown"},
 };
 
 /* Opcodes the io_uring backend issues. */
@@ -44,16 +44,16 @@ static const struct {
 	int op;
 	const char *name;
 } required_ops[] = {
-	{IORING_OP_MSG_RING, "IORING_OP_MSG_RING"},
-	{IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"},
-	{IORING_OP_READ, "IORING_OP_READ"},
-	{IORING_OP_WRITE, "IORING_OP_WRITE"},
-	{IORING_OP_SEND, "IORING_OP_SEND"},
-	{IORING_OP_RECV, "IORING_OP_RECV"},
-	{IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
-	{IORING_OP_CONNECT, "IORING_OP_CONNECT"},
-	{IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"},
-	{IORING_OP_NOP, "IORING_OP_NOP"},
+    {IORING_OP_MSG_RING, "IORING_OP_MSG_RING"},
+    {IORING_OP_POLL_ADD, "IORING_OP_POLL_ADD"},
+    {IORING_OP_READ, "IORING_OP_READ"},
+    {IORING_OP_WRITE, "IORING_OP_WRITE"},
+    {IORING_OP_SEND, "IORING_OP_SEND"},
+    {IORING_OP_RECV, "IORING_OP_RECV"},
+    {IORING_OP_ACCEPT, "IORING_OP_ACCEPT"},
+    {IORING_OP_CONNECT, "IORING_OP_CONNECT"},
+    {IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"},
+    {IORING_OP_NOP, "IORING_OP_NOP"},
 };
 
 /* Features the io_uring backend relies on. */
@@ -61,9 +61,9 @@ static const struct {
 	uint32_t feat;
 	const char *why;
 } required_feats[] = {
-	{IORING_FEAT_EXT_ARG, "no IORING_FEAT_EXT_ARG (timed wait in one syscall)"},
-	{IORING_FEAT_NODROP, "no IORING_FEAT_NODROP (completions could be lost)"},
-	{IORING_FEAT_RW_CUR_POS, "no IORING_FEAT_RW_CUR_POS (read/write at offset -1)"},
+    {IORING_FEAT_EXT_ARG, "no IORING_FEAT_EXT_ARG (timed wait in one syscall)"},
+    {IORING_FEAT_NODROP, "no IORING_FEAT_NODROP (completions could be lost)"},
+    {IORING_FEAT_RW_CUR_POS, "no IORING_FEAT_RW_CUR_POS (read/write at offset -1)"},
 };
 
 static void say(char *buf, size_t len, const char *fmt, ...)
@@ -138,8 +138,8 @@ static int probe_uring(bool check_table, char *why, size_t why_len)
 
 		say(why, why_len, "io_uring_setup: %s%s", msg,
 		    disabled == 1 && ret == -EPERM
-			    ? "; kernel.io_uring_disabled=1 allows only the io_uring_group"
-			    : "");
+			? "; kernel.io_uring_disabled=1 allows only the io_uring_group"
+			: "");
 		return -1;
 	}
 	ret = 0;
@@ -198,7 +198,8 @@ int vz__io_select(vz_backend_kind wanted, enum vz__io_kind *out, char *reason, s
 		return 0;
 	case VZ_BACKEND_IO_URING:
 		if (probe_uring(false, why, sizeof why) < 0) {
-			say(reason, reason_len, "io_uring forced by %s but unavailable (%s)", by, why);
+			say(reason, reason_len, "io_uring forced by %s but unavailable (%s)", by,
+			    why);
 			return VZ_ENOSYS;
 		}
 		*out = VZ__IO_URING;

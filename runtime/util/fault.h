@@ -16,15 +16,15 @@
 #include <stdbool.h>
 
 enum vz__fault_point {
-	VZ_FAULT_POOL_REFILL,       /* message/state pool cannot get a new slab */
-	VZ_FAULT_RING_FULL,         /* a cross-shard ring reports full */
-	VZ_FAULT_SQ_FULL,           /* io_uring submission queue full */
-	VZ_FAULT_URING_SETUP_EPERM, /* io_uring_setup fails with EPERM */
-	VZ_FAULT_URING_SETUP_ENOSYS,/* io_uring_setup fails with ENOSYS */
-	VZ_FAULT_WAIT_EINTR,        /* a backend wait is interrupted */
-	VZ_FAULT_THREAD_START,      /* pthread_create fails (shard or worker) */
-	VZ_FAULT_SOCKET_EMFILE,     /* socket/accept fails with EMFILE */
-	VZ_FAULT_SOCKET_ENOMEM,     /* socket calls fail with ENOMEM */
+	VZ_FAULT_POOL_REFILL,	     /* message/state pool cannot get a new slab */
+	VZ_FAULT_RING_FULL,	     /* a cross-shard ring reports full */
+	VZ_FAULT_SQ_FULL,	     /* io_uring submission queue full */
+	VZ_FAULT_URING_SETUP_EPERM,  /* io_uring_setup fails with EPERM */
+	VZ_FAULT_URING_SETUP_ENOSYS, /* io_uring_setup fails with ENOSYS */
+	VZ_FAULT_WAIT_EINTR,	     /* a backend wait is interrupted */
+	VZ_FAULT_THREAD_START,	     /* pthread_create fails (shard or worker) */
+	VZ_FAULT_SOCKET_EMFILE,	     /* socket/accept fails with EMFILE */
+	VZ_FAULT_SOCKET_ENOMEM,	     /* socket calls fail with ENOMEM */
 	VZ_FAULT_COUNT
 };
 

@@ -201,8 +201,7 @@ static void test_parent_unaffected(void **state)
 	(void)state;
 	unsetenv("VZ_BACKEND");
 	assert_int_equal(vz__io_select(VZ_BACKEND_AUTO, &k, reason, sizeof reason), 0);
-	print_message("this machine: %s%s%s\n", vz__io_kind_name(k), reason[0] ? ": " : "",
-		      reason);
+	print_message("this machine: %s%s%s\n", vz__io_kind_name(k), reason[0] ? ": " : "", reason);
 	assert_int_equal(vz__io_create(k, NULL, &io), 0);
 	vz__io_destroy(io);
 }
@@ -210,8 +209,8 @@ static void test_parent_unaffected(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_epoll_fallback_under_seccomp),
-		cmocka_unit_test(test_parent_unaffected),
+	    cmocka_unit_test(test_epoll_fallback_under_seccomp),
+	    cmocka_unit_test(test_parent_unaffected),
 	};
 	int ret;
 

@@ -104,10 +104,10 @@ static void receiver_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec receiver_spec = {
-	.name = "receiver",
-	.state_size = sizeof(struct receiver),
-	.init = receiver_init,
-	.receive = receiver_receive,
+    .name = "receiver",
+    .state_size = sizeof(struct receiver),
+    .init = receiver_init,
+    .receive = receiver_receive,
 };
 
 /* A sender actor: on MSG_GO sends `count` sequenced messages to `target`
@@ -155,10 +155,10 @@ static void sender_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec sender_spec = {
-	.name = "sender",
-	.state_size = sizeof(struct sender),
-	.init = sender_init,
-	.receive = sender_receive,
+    .name = "sender",
+    .state_size = sizeof(struct sender),
+    .init = sender_init,
+    .receive = sender_receive,
 };
 
 static void wait_count(atomic_ulong *c, uint64_t want)
@@ -350,9 +350,9 @@ static void spawner_receive(vz_actor *self, void *state, const vz_msg *m)
 	for (uint64_t i = 0; i < n; i++) {
 		vz_ref again;
 
-		assert_int_equal(vz_spawn(rt, shard, &receiver_spec,
-					  &(struct receiver_arg){NULL, NULL}, &again),
-				 0);
+		assert_int_equal(
+		    vz_spawn(rt, shard, &receiver_spec, &(struct receiver_arg){NULL, NULL}, &again),
+		    0);
 		assert_false(vz_ref_eq(again, refs[i]));
 	}
 	sp->n += n;
@@ -368,10 +368,10 @@ static int spawner_init(vz_actor *self, void *state, const void *arg)
 }
 
 static const vz_actor_spec spawner_spec = {
-	.name = "spawner",
-	.state_size = sizeof(struct spawner),
-	.init = spawner_init,
-	.receive = spawner_receive,
+    .name = "spawner",
+    .state_size = sizeof(struct spawner),
+    .init = spawner_init,
+    .receive = spawner_receive,
 };
 
 static void test_many_actors(void **st)
@@ -412,9 +412,9 @@ static void slow_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec bounded_spec = {
-	.name = "bounded",
-	.receive = slow_receive,
-	.mailbox_limit = 8,
+    .name = "bounded",
+    .receive = slow_receive,
+    .mailbox_limit = 8,
 };
 
 static void test_bounded_mailbox(void **st)
@@ -475,11 +475,11 @@ static void on_stop_count(vz_actor *self, void *state)
 }
 
 static const vz_actor_spec self_stop_spec = {
-	.name = "self-stopper",
-	.state_size = sizeof(void *),
-	.init = self_stopper_init,
-	.receive = self_stopper,
-	.on_stop = on_stop_count,
+    .name = "self-stopper",
+    .state_size = sizeof(void *),
+    .init = self_stopper_init,
+    .receive = self_stopper,
+    .on_stop = on_stop_count,
 };
 
 static void test_self_stop(void **st)
@@ -564,10 +564,10 @@ static int pinger_init(vz_actor *self, void *state, const void *arg)
 }
 
 static const vz_actor_spec pinger_spec = {
-	.name = "pinger",
-	.state_size = sizeof(struct pinger),
-	.init = pinger_init,
-	.receive = pinger_receive,
+    .name = "pinger",
+    .state_size = sizeof(struct pinger),
+    .init = pinger_init,
+    .receive = pinger_receive,
 };
 
 static void pingpong(unsigned shard_b)
@@ -660,18 +660,12 @@ static void test_two_runtimes(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pingpong_local),
-		cmocka_unit_test(test_pingpong_cross),
-		cmocka_unit_test(test_fifo_all_pairs),
-		cmocka_unit_test(test_foreign_posts),
-		cmocka_unit_test(test_dead_letters),
-		cmocka_unit_test(test_stop_in_flight),
-		cmocka_unit_test(test_many_actors),
-		cmocka_unit_test(test_bounded_mailbox),
-		cmocka_unit_test(test_self_stop),
-		cmocka_unit_test(test_init_failure),
-		cmocka_unit_test(test_embedded_shard),
-		cmocka_unit_test(test_two_runtimes),
+	    cmocka_unit_test(test_pingpong_local), cmocka_unit_test(test_pingpong_cross),
+	    cmocka_unit_test(test_fifo_all_pairs), cmocka_unit_test(test_foreign_posts),
+	    cmocka_unit_test(test_dead_letters),   cmocka_unit_test(test_stop_in_flight),
+	    cmocka_unit_test(test_many_actors),	   cmocka_unit_test(test_bounded_mailbox),
+	    cmocka_unit_test(test_self_stop),	   cmocka_unit_test(test_init_failure),
+	    cmocka_unit_test(test_embedded_shard), cmocka_unit_test(test_two_runtimes),
 	};
 
 	vz_test_watchdog(240);

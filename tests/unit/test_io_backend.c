@@ -157,10 +157,10 @@ static void test_select_and_names(void **state)
 	assert_string_equal(vz__io_kind_name((enum vz__io_kind)42), "unknown");
 	if (env && *env) {
 		/* The environment wins over the config. */
-		assert_int_equal(vz__io_select(kind == VZ__IO_URING ? VZ_BACKEND_EPOLL
-								    : VZ_BACKEND_IO_URING,
-					       &k, reason, sizeof reason),
-				 0);
+		assert_int_equal(
+		    vz__io_select(kind == VZ__IO_URING ? VZ_BACKEND_EPOLL : VZ_BACKEND_IO_URING, &k,
+				  reason, sizeof reason),
+		    0);
 		assert_int_equal(k, kind);
 	}
 	snprintf(saved, sizeof saved, "%s", env ? env : "");
@@ -249,7 +249,7 @@ static void test_wait_timeouts(void **state)
 
 struct waker {
 	struct vz__io *target;
-	bool as_shard;   /* wake with its own instance as self */
+	bool as_shard;	 /* wake with its own instance as self */
 	bool wait_sleep; /* wait until the main thread sleeps first */
 	int ret;
 	int self_wait; /* its own instance's wait(0) after waking */
@@ -378,8 +378,8 @@ static void test_wake_flood_bounded(void **state)
 	struct vz__io *io = make_io();
 	atomic_int stop = 0, running = 2, go = 0;
 	struct flood f[2] = {
-		{.target = io, .n = 100000, .stop = &stop, .running = &running, .go = &go},
-		{.target = io, .n = 100000, .stop = &stop, .running = &running, .go = &go},
+	    {.target = io, .n = 100000, .stop = &stop, .running = &running, .go = &go},
+	    {.target = io, .n = 100000, .stop = &stop, .running = &running, .go = &go},
 	};
 	struct vz__io_stats st;
 	pthread_t th[2];
@@ -779,22 +779,22 @@ static void test_fault_uring_setup(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_select_and_names),
-		cmocka_unit_test(test_setup_flags),
-		cmocka_unit_test(test_wait_timeouts),
-		cmocka_unit_test(test_wake_ends_blocking_wait),
-		cmocka_unit_test(test_wake_before_wait),
-		cmocka_unit_test(test_wake_flood_bounded),
-		cmocka_unit_test(test_nop),
-		cmocka_unit_test(test_invalid_submit),
-		cmocka_unit_test(test_pipe_read_write),
-		cmocka_unit_test(test_reader_and_writer_on_one_fd),
-		cmocka_unit_test(test_tcp_loopback),
-		cmocka_unit_test(test_cancel_pending_recv),
-		cmocka_unit_test(test_destroy_with_outstanding_op),
-		cmocka_unit_test(test_fault_wait_eintr),
-		cmocka_unit_test(test_fault_sq_full),
-		cmocka_unit_test(test_fault_uring_setup),
+	    cmocka_unit_test(test_select_and_names),
+	    cmocka_unit_test(test_setup_flags),
+	    cmocka_unit_test(test_wait_timeouts),
+	    cmocka_unit_test(test_wake_ends_blocking_wait),
+	    cmocka_unit_test(test_wake_before_wait),
+	    cmocka_unit_test(test_wake_flood_bounded),
+	    cmocka_unit_test(test_nop),
+	    cmocka_unit_test(test_invalid_submit),
+	    cmocka_unit_test(test_pipe_read_write),
+	    cmocka_unit_test(test_reader_and_writer_on_one_fd),
+	    cmocka_unit_test(test_tcp_loopback),
+	    cmocka_unit_test(test_cancel_pending_recv),
+	    cmocka_unit_test(test_destroy_with_outstanding_op),
+	    cmocka_unit_test(test_fault_wait_eintr),
+	    cmocka_unit_test(test_fault_sq_full),
+	    cmocka_unit_test(test_fault_uring_setup),
 	};
 	char reason[256];
 	int ret;

@@ -145,11 +145,9 @@ static void test_destroy_without_start(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_error_table),
-		cmocka_unit_test(test_null_everywhere),
-		cmocka_unit_test(test_lifecycle_misuse),
-		cmocka_unit_test(test_create_errors),
-		cmocka_unit_test(test_destroy_without_start),
+	    cmocka_unit_test(test_error_table),		  cmocka_unit_test(test_null_everywhere),
+	    cmocka_unit_test(test_lifecycle_misuse),	  cmocka_unit_test(test_create_errors),
+	    cmocka_unit_test(test_destroy_without_start),
 	};
 
 	vz_test_watchdog(60);

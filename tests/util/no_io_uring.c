@@ -51,8 +51,9 @@ int main(int argc, char **argv)
 	int ret;
 
 	if (argc < 2) {
-		fprintf(stderr, "usage: %s PROGRAM [ARG...]\n"
-				"Run PROGRAM with io_uring_setup/enter/register failing with EPERM.\n",
+		fprintf(stderr,
+			"usage: %s PROGRAM [ARG...]\n"
+			"Run PROGRAM with io_uring_setup/enter/register failing with EPERM.\n",
 			argv[0]);
 		return 125;
 	}
