@@ -601,11 +601,13 @@ static void step(struct input *in)
 		vz_ref to = {take64(in)};
 		int want = predict_post(to, MSG_DATA, 0);
 		struct slot *s = slot_of_ref(to);
+		bool was_live;
 
 		rc = vz_post(M.rt, to, MSG_DATA, NULL, 0);
 		expect("vz_post(forged)", rc, want, true);
 		if (rc == 0)
 			note_accepted(to);
+		was_live = s && s->live; /* an immediate stop changes it */
 		rc = vz_stop(M.rt, to);
 		if (vz_ref_is_null(to)) {
 			expect("vz_stop(forged)", rc, VZ_ESTALE, false);
@@ -616,7 +618,7 @@ static void step(struct input *in)
 		} else if (M.started) {
 			expect("vz_stop(forged)", rc, 0, true); /* a queued request */
 		} else {
-			expect("vz_stop(forged)", rc, s && s->live ? 0 : VZ_ESTALE, false);
+			expect("vz_stop(forged)", rc, was_live ? 0 : VZ_ESTALE, false);
 		}
 		break;
 	}
