@@ -152,6 +152,8 @@ int vz__pools_plan(const vz_pool_config *pc, const struct vz__topology *t, const
 			if (!vz_cpuset_has(&shard_set, c))
 				freecpu[nfree++] = (int)c;
 		}
+		if (pc->nodes != 0 && !((pc->nodes >> n) & 1))
+			continue; /* the config leaves this node without a pool */
 		if (nusable == 0 || (nfree == 0 && !pc->share_shard_cpus))
 			continue; /* no CPU of this node may host a worker */
 

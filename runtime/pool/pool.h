@@ -98,7 +98,8 @@ struct vz__pool_plan {
  * on topology t with settings pc. Pure: no allocation, no threads; only
  * ops->distance is called (NULL ops = vz__pool_default_memops).
  *
- * Rules: a node gets a pool when it has allowed CPUs that host no shard
+ * Rules: only nodes in pc->nodes (a bit mask; 0 = every node) may get a
+ * pool. Such a node gets one when it has allowed CPUs that host no shard
  * (workers go there, one per such CPU by default), or, when it has none and
  * pc->share_shard_cpus is set, on its shard CPUs (one worker by default).
  * pc->workers_per_node > 0 fixes the count; workers take the chosen CPUs

@@ -142,6 +142,38 @@ static void test_free_cpu_preferred(void **state)
 	free(p);
 }
 
+/* pc->nodes limits which nodes get a pool: with only node 1 chosen, node
+ * 0's shard is served by node 1's pool; a mask naming no usable node leaves
+ * no pool at all. */
+static void test_node_mask(void **state)
+{
+	static const int cpus[2][8] = {{0, 1, -1}, {2, 3, -1}};
+	const int shard_cpus[2] = {0, 2};
+	struct vz__topology t;
+	vz_config cfg;
+	int rc;
+
+	(void)state;
+	base_config(&cfg);
+	cfg.pool.nodes = UINT64_C(1) << 1;
+	declare(&cfg, 2, cpus);
+	struct vz__pool_plan *p = plan_for(&cfg, &t, shard_cpus, 2, NULL, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(p->npools, 1);
+	assert_int_equal(p->pool[0].node, 1);
+	assert_int_equal(p->pool[0].cpu[0], 3);
+	assert_int_equal(p->pool_of_node[0], -1);
+	assert_int_equal(p->shard_pool[0], 0);
+	assert_int_equal(p->shard_pool[1], 0);
+	free(p);
+
+	cfg.pool.nodes = UINT64_C(1) << 5; /* no such node */
+	p = plan_for(&cfg, &t, shard_cpus, 2, NULL, &rc);
+	assert_int_equal(rc, 0);
+	assert_int_equal(p->npools, 0);
+	free(p);
+}
+
 /* Two CPUs per node, a shard on the first of each: workers prefer the free
  * CPU even with sharing allowed; one worker per free CPU by default,
  * workers_per_node spreads round-robin over the free CPUs only. */
@@ -489,6 +521,7 @@ int main(void)
 	    cmocka_unit_test(test_two_nodes_no_sharing),
 	    cmocka_unit_test(test_free_cpu_preferred),
 	    cmocka_unit_test(test_free_cpus_and_count),
+	    cmocka_unit_test(test_node_mask),
 	    cmocka_unit_test(test_steal_order_by_distance),
 	    cmocka_unit_test(test_plan_errors),
 	    cmocka_unit_test(test_memory_per_node),
