@@ -16,6 +16,11 @@
  *                  the sleeps counter).
  *   turn_ns      - cost of one empty loop turn: VZ_IDLE_SPIN, elapsed time
  *                  divided by the turns counter over a fixed interval.
+ *   turn_ns, variants "1-ring" / "63-rings" - the same spinning shard in a
+ *                  runtime of 2 and of 64 shards, where every other shard is
+ *                  embedded and never polled: the measured shard has 1 or 63
+ *                  empty incoming rings. The doorbell should make the two
+ *                  equal (no O(N) scan of empty rings).
  */
 #include "bench.h"
 #include "bench_rt.h"
@@ -218,6 +223,58 @@ static int veloz_turn(void *arg, int rep, double *value)
 	return 0;
 }
 
+/* A spinning shard 0 with nshards - 1 idle incoming rings. */
+static int ring_matrix_turn(void *arg, int rep, double *value)
+{
+	unsigned nshards = *(const unsigned *)arg;
+	vz_shard_stats s0, s1;
+	uint64_t t0, t1, deadline;
+	cpu_set_t saved;
+	vz_runtime *rt;
+	vz_config cfg;
+	int rc;
+
+	(void)rep;
+	vz_config_default(&cfg);
+	cfg.nshards = nshards;
+	cfg.allow_shared_cpus = true;
+	cfg.idle_policy = VZ_IDLE_SPIN;
+	cfg.shards[0].cpu = bench_cpu(1);
+	for (unsigned i = 1; i < nshards; i++) {
+		cfg.shards[i].cpu = bench_cpu(0);
+		cfg.shards[i].embedded = true; /* never polled: its rings stay empty */
+	}
+	vz_cpuset_zero(&cfg.cpus);
+	for (int i = 0; i < bench_ncpus(); i++)
+		vz_cpuset_set(&cfg.cpus, (unsigned)bench_cpu(i));
+	bench_affinity_widen(&saved);
+	rc = vz_runtime_create(&cfg, &rt);
+	if (rc == 0 && (rc = vz_runtime_start(rt)) < 0)
+		vz_runtime_destroy(rt);
+	bench_affinity_restore(&saved);
+	if (rc < 0) {
+		fprintf(stderr, "idle: ring matrix of %u shards: %s\n", nshards, vz_strerror(rc));
+		return -1;
+	}
+	vz_stats_shard(rt, 0, &s0);
+	deadline = bench_now_ns() + 2000000000ull;
+	do {
+		bench_sleep_ns(10000000);
+		vz_stats_shard(rt, 0, &s1);
+	} while (s1.turns == s0.turns && bench_now_ns() < deadline);
+	vz_stats_shard(rt, 0, &s0);
+	t0 = bench_now_ns();
+	bench_sleep_ns(bench_size(500000000, 100000000));
+	vz_stats_shard(rt, 0, &s1);
+	t1 = bench_now_ns();
+	vz_runtime_stop(rt);
+	vz_runtime_destroy(rt);
+	if (s1.turns <= s0.turns)
+		return -1;
+	*value = (double)(t1 - t0) / (double)(s1.turns - s0.turns);
+	return 0;
+}
+
 /* ---- classic ---------------------------------------------------------- */
 
 static struct wake *classic_wake;
@@ -336,5 +393,21 @@ int main(int argc, char **argv)
 	}
 	for (int i = 0; i < n; i++)
 		bench_hist_destroy(ctx[i].wake.hist);
+	if (bench_variant_enabled("1-ring") || bench_variant_enabled("63-rings")) {
+		static unsigned two = 2, sixty_four = 64;
+		struct bench_impl rm[2] = {
+		    {.impl = "veloz", .ctx = &two, .fn = ring_matrix_turn},
+		    {.impl = "veloz", .ctx = &sixty_four, .fn = ring_matrix_turn},
+		};
+
+		fprintf(stderr, "idle: empty turn with 1 and with 63 idle incoming rings\n");
+		bench_run_side_by_side(rm, 2, bench_opts.reps, false, "idle", "", "turn_ns", "ns");
+		rm[0].s.variant = "1-ring";
+		rm[1].s.variant = "63-rings";
+		bench_emit_series(&rm[0].s);
+		bench_emit_series(&rm[1].s);
+		/* den/num: > 1 means the 63-ring turn is the cheaper one */
+		bench_emit_ratio(&rm[1].s, &rm[0].s, false);
+	}
 	return 0;
 }

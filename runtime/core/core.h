@@ -240,6 +240,7 @@ struct vz__shard {
 	uint64_t out_dirty[VZ_MAX_SHARDS / 64];		 /* destinations with a non-empty outbox */
 	uint64_t pending_rings[VZ_MAX_SHARDS / 64];	 /* sources left non-empty last drain */
 	struct vz__msg_list fpool_returns[VZ__NCLASSES]; /* foreign blocks to give back */
+	uint32_t fpool_pending;   /* blocks in fpool_returns, all classes */
 
 	uint64_t idle_since_ns;
 	unsigned stop_round_done;

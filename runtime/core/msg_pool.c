@@ -239,6 +239,7 @@ void vz__fpool_give_back(struct vz__shard *sh)
 		}
 		fpool_push_chain(fc, first, prev);
 	}
+	sh->fpool_pending = 0;
 }
 
 void vz__msg_release_slow(struct vz__shard *sh, struct vz_msg *m)
@@ -249,6 +250,7 @@ void vz__msg_release_slow(struct vz__shard *sh, struct vz_msg *m)
 		/* Foreign blocks are freed by the shard they were posted to,
 		 * which is always the one releasing them. */
 		vz__list_push(&sh->fpool_returns[m->cls], m);
+		sh->fpool_pending++;
 		if (sh->fpool_returns[m->cls].len >= 64)
 			vz__fpool_give_back(sh);
 	} else if (owner == sh->id) {

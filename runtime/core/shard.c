@@ -184,11 +184,8 @@ unsigned vz__shard_turn(struct vz__shard *sh)
 		work += vz__timers_expire(&sh->timers, sh->now_ns, timer_fired, sh);
 	}
 	work += vz__flush_outboxes(sh);
-	for (unsigned c = 0; c < VZ__NCLASSES; c++)
-		if (sh->fpool_returns[c].head) {
-			vz__fpool_give_back(sh);
-			break;
-		}
+	if (sh->fpool_pending)
+		vz__fpool_give_back(sh);
 	if (!work)
 		VZ__STAT_ADD(sh, idle_turns, 1);
 	return work;
@@ -241,10 +238,10 @@ static void idle(struct vz__shard *sh)
 	vz_runtime *rt = sh->rt;
 	uint64_t now;
 
-	if (rt->cfg.idle_policy == VZ_IDLE_SPIN) {
-		cpu_relax();
+	/* Spin only: the user chose latency over power, so poll again at
+	 * once, without the pause the spin-then-sleep window uses. */
+	if (rt->cfg.idle_policy == VZ_IDLE_SPIN)
 		return;
-	}
 	if (rt->cfg.idle_policy == VZ_IDLE_SPIN_THEN_SLEEP) {
 		now = vz__clock_ns();
 		if (!sh->idle_since_ns)
