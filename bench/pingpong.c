@@ -6,7 +6,9 @@
  * repetition are reduced over repetitions. Variants are rows of the
  * `variants` table: where actor B lives relative to A (same shard, another
  * shard), how many round trips, and which CPUs. Adding a variant is adding
- * a row.
+ * a row. `cross-shard` runs the shards under the default idle policy
+ * (spin, then sleep); `cross-shard-spin` under VZ_IDLE_SPIN (busy-poll,
+ * never block), the figure compared with the cache-line limit.
  *   veloz   - actor A sends MSG_PING (vz_send), B answers with vz_reply
  *   classic - the same bounce as tasks: A's task posts B's task to B's loop
  *             and back (one loop for "local", two loops for "cross-shard")
@@ -31,11 +33,15 @@ struct variant {
 	uint64_t rounds;       /* round trips per repetition */
 	uint64_t quick_rounds; /* with --quick */
 	bool limit;	       /* also measure the cache-line limit */
+	vz_idle_policy idle;   /* veloz shards' idle policy */
 };
 
 static const struct variant variants[] = {
-    {"local", 1, 0, {1, 0}, 1000000, 100000, false},
-    {"cross-shard", 2, 1, {0, 1}, 200000, 20000, true},
+    {"local", 1, 0, {1, 0}, 1000000, 100000, false, VZ_IDLE_SPIN_THEN_SLEEP},
+    {"cross-shard", 2, 1, {0, 1}, 200000, 20000, true, VZ_IDLE_SPIN_THEN_SLEEP},
+    /* Both shards busy-poll (never block): the runtime's floor against
+     * the cache-line limit. */
+    {"cross-shard-spin", 2, 1, {0, 1}, 200000, 20000, true, VZ_IDLE_SPIN},
 };
 
 /* Shared by A and the main thread: A writes during the run and publishes
@@ -186,6 +192,7 @@ static int run_veloz(void *arg, int rep, double *value)
 	struct bench_rt_opts o = {.backend = c->backend,
 				  .nshards = v->nshards,
 				  .cpu = {v->cpu[0], v->cpu[1]},
+				  .idle_policy = v->idle,
 				  .quiet = rep > 0};
 	struct a_arg aa;
 	vz_runtime *rt;
