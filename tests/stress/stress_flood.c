@@ -10,6 +10,12 @@
  * tests fill a ring with returns while its reader sleeps, then need that
  * reader: a reply that cannot fit behind the returns must still arrive, and
  * the shard holding left-over returns must still get to sleep.
+ *
+ * Then floods at scale: two and three shards sending to each other
+ * through 64-entry rings with small send batches (FIFO per pair, nothing
+ * lost, ring-full and overflow counted, conservation); bounded receivers
+ * whose senders get VZ_EFULL and retry; and steady traffic that must not
+ * allocate once warmed up (pool_refills stays put).
  */
 #include "testutil.h"
 
@@ -177,11 +183,402 @@ static void test_returns_only_overflow_sleeps(void **st)
 	finish(rt);
 }
 
+/* ---- meshes of small rings, flooded both ways ----------------------------- */
+
+#define MESH_MAX 3
+#define MESH_BURST 500u	   /* sends per receive: several rings' worth */
+#define MESH_PAUSE_EVERY 4096u /* the receiver stalls now and then ... */
+#define MESH_PAUSE_NS 100000u  /* ... so the rings into it surely fill */
+
+struct mesh_msg {
+	uint32_t from_shard;
+	uint64_t seq;
+};
+
+static atomic_int mesh_errors;
+static atomic_ulong mesh_received;
+
+static void spin_ns(uint64_t ns)
+{
+	uint64_t until = vz_test_now_ns() + ns;
+
+	while (vz_test_now_ns() < until)
+		;
+}
+
+/* One per shard: checks the sequence of every sending shard (one sender
+ * actor per ordered pair, so per-shard order is per-pair order). */
+struct mesh_sink {
+	uint64_t next[MESH_MAX];
+	uint64_t n;
+};
+
+static void mesh_sink_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct mesh_sink *k = state;
+	struct mesh_msg mm;
+
+	(void)self;
+	if (vz_msg_type(m) != MSG_DATA)
+		return;
+	memcpy(&mm, vz_msg_data(m), sizeof mm);
+	if (mm.from_shard >= MESH_MAX || mm.seq != k->next[mm.from_shard])
+		atomic_fetch_add(&mesh_errors, 1);
+	else
+		k->next[mm.from_shard]++;
+	if (++k->n % MESH_PAUSE_EVERY == 0)
+		spin_ns(MESH_PAUSE_NS);
+	atomic_fetch_add_explicit(&mesh_received, 1, memory_order_release);
+}
+
+static const vz_actor_spec mesh_sink_spec = {
+    .name = "mesh-sink",
+    .state_size = sizeof(struct mesh_sink),
+    .receive = mesh_sink_receive,
+};
+
+/* One per ordered pair of shards: sends `count` sequenced messages to the
+ * sink of its destination, MESH_BURST per turn, re-triggering itself. */
+struct mesh_src {
+	vz_ref sink;
+	uint32_t shard;
+	uint64_t seq, count;
+};
+
+static int mesh_src_init(vz_actor *self, void *state, const void *arg)
+{
+	memcpy(state, arg, sizeof(struct mesh_src));
+	((struct mesh_src *)state)->shard = vz_actor_shard(self);
+	return 0;
+}
+
+static void mesh_src_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct mesh_src *s = state;
+
+	if (vz_msg_type(m) != MSG_GO)
+		return;
+	for (unsigned i = 0; i < MESH_BURST && s->seq < s->count; i++, s->seq++) {
+		struct mesh_msg mm = {s->shard, s->seq};
+
+		if (vz_send(self, s->sink, MSG_DATA, &mm, sizeof mm) != 0) {
+			atomic_fetch_add(&mesh_errors, 1);
+			return;
+		}
+	}
+	if (s->seq < s->count && vz_send(self, vz_self(self), MSG_GO, NULL, 0) != 0)
+		atomic_fetch_add(&mesh_errors, 1);
+}
+
+static const vz_actor_spec mesh_src_spec = {
+    .name = "mesh-src",
+    .state_size = sizeof(struct mesh_src),
+    .init = mesh_src_init,
+    .receive = mesh_src_receive,
+};
+
+static void wait_counter(atomic_ulong *c, uint64_t want, vz_runtime *rt)
+{
+	uint64_t last = 0, last_change = vz_test_now_ns(), v;
+	vz_shard_stats t;
+
+	while ((v = atomic_load_explicit(c, memory_order_acquire)) < want) {
+		if (v != last) {
+			last = v;
+			last_change = vz_test_now_ns();
+		} else if (vz_test_now_ns() - last_change > 10ull * 1000000000u) {
+			vz_stats_total(rt, &t, NULL);
+			fail_msg("no progress for 10 s at %llu of %llu (ring_full %llu, "
+				 "overflow_queued %llu, sleeps %llu): lost wake-up or lost message",
+				 (unsigned long long)v, (unsigned long long)want,
+				 (unsigned long long)t.ring_full,
+				 (unsigned long long)t.overflow_queued, (unsigned long long)t.sleeps);
+		}
+		usleep(200);
+	}
+}
+
+static void mesh_flood(unsigned nshards, vz_idle_policy idle)
+{
+	uint64_t count = vz_test_scale(60000) / (nshards - 1); /* per ordered pair */
+	vz_ref sinks[MESH_MAX], srcs[MESH_MAX * MESH_MAX];
+	unsigned nsrc = 0;
+	vz_shard_stats t;
+	uint64_t foreign, pairs = (uint64_t)nshards * (nshards - 1);
+	vz_config cfg;
+	vz_runtime *rt;
+
+	atomic_store(&mesh_errors, 0);
+	atomic_store(&mesh_received, 0);
+	vz_test_config(&cfg, nshards);
+	cfg.ring_entries = RING;
+	cfg.send_batch = 4;
+	cfg.idle_policy = idle;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	for (unsigned s = 0; s < nshards; s++)
+		assert_int_equal(vz_spawn(rt, s, &mesh_sink_spec, NULL, &sinks[s]), 0);
+	for (unsigned s = 0; s < nshards; s++)
+		for (unsigned d = 0; d < nshards; d++) {
+			struct mesh_src a = {sinks[d], 0, 0, count};
+
+			if (d == s)
+				continue;
+			assert_int_equal(vz_spawn(rt, s, &mesh_src_spec, &a, &srcs[nsrc]), 0);
+			nsrc++;
+		}
+	assert_int_equal(vz_runtime_start(rt), 0);
+	for (unsigned i = 0; i < nsrc; i++)
+		assert_int_equal(vz_post(rt, srcs[i], MSG_GO, NULL, 0), 0);
+	wait_counter(&mesh_received, pairs * count, rt);
+	assert_int_equal(atomic_load(&mesh_errors), 0);
+	assert_int_equal(vz_stats_total(rt, &t, &foreign), 0);
+	print_message("mesh %u shards, %llu msgs/pair: ring_full %llu, overflow_queued %llu, "
+		      "sleeps %llu, wakeups_sent %llu\n",
+		      nshards, (unsigned long long)count, (unsigned long long)t.ring_full,
+		      (unsigned long long)t.overflow_queued, (unsigned long long)t.sleeps,
+		      (unsigned long long)t.wakeups_sent);
+	/* the backpressure path was taken */
+	assert_true(t.ring_full > 0);
+	assert_true(t.overflow_queued > 0);
+	/* Every cross-shard message arrived through a ring. overflow_queued
+	 * counts each parked block once: messages, and blocks going home
+	 * (returns share the outbox), at most one return per delivery. */
+	assert_int_equal(t.received_remote, pairs * count);
+	assert_true(t.sent_remote >= pairs * count);
+	assert_true(t.overflow_queued <= t.sent_remote + t.received_remote);
+	assert_int_equal(foreign, nsrc);
+	assert_int_equal(vz_runtime_stop(rt), 0);
+	assert_int_equal(vz_stats_total(rt, &t, &foreign), 0);
+	assert_int_equal(t.sent_local + t.sent_remote + foreign, t.handled + t.dead_letters);
+	assert_int_equal(t.dead_letters, 0);
+	assert_int_equal(atomic_load(&mesh_received), pairs * count);
+	assert_int_equal(t.actors_live, 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+}
+
+static void test_mesh_two_shards(void **st)
+{
+	(void)st;
+	mesh_flood(2, VZ_IDLE_SPIN_THEN_SLEEP);
+}
+
+static void test_mesh_three_shards(void **st)
+{
+	(void)st;
+	mesh_flood(3, VZ_IDLE_SPIN_THEN_SLEEP);
+}
+
+static void test_mesh_three_shards_sleepy(void **st)
+{
+	(void)st;
+	mesh_flood(3, VZ_IDLE_SLEEP);
+}
+
+/* ---- bounded receivers: VZ_EFULL, retry later ------------------------------ */
+
+#define BOUND 16u
+
+static atomic_ulong bounded_full_seen; /* VZ_EFULL returns seen by senders */
+
+/* Slow, bounded: its mailbox fills while the senders flood. */
+static void bounded_sink_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	spin_ns(2000);
+	mesh_sink_receive(self, state, m);
+}
+
+static const vz_actor_spec bounded_sink_spec = {
+    .name = "bounded-sink",
+    .state_size = sizeof(struct mesh_sink),
+    .receive = bounded_sink_receive,
+    .mailbox_limit = BOUND,
+};
+
+/* Sends until VZ_EFULL, then retries in a later turn (a refused send
+ * changed nothing, so the same sequence number goes again). */
+static void retry_src_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct mesh_src *s = state;
+
+	if (vz_msg_type(m) != MSG_GO)
+		return;
+	while (s->seq < s->count) {
+		struct mesh_msg mm = {s->shard, s->seq};
+		int rc = vz_send(self, s->sink, MSG_DATA, &mm, sizeof mm);
+
+		if (rc == VZ_EFULL) {
+			atomic_fetch_add_explicit(&bounded_full_seen, 1, memory_order_relaxed);
+			break;
+		}
+		if (rc != 0) {
+			atomic_fetch_add(&mesh_errors, 1);
+			return;
+		}
+		s->seq++;
+	}
+	if (s->seq < s->count && vz_send(self, vz_self(self), MSG_GO, NULL, 0) != 0)
+		atomic_fetch_add(&mesh_errors, 1);
+}
+
+static const vz_actor_spec retry_src_spec = {
+    .name = "retry-src",
+    .state_size = sizeof(struct mesh_src),
+    .init = mesh_src_init,
+    .receive = retry_src_receive,
+};
+
+/* Bounded sinks on both shards; each shard has a sender to the other
+ * shard's sink and to its own (so local and cross-shard admission are both
+ * exercised). FIFO per pair, nothing lost, mailbox_full counted. */
+static void test_bounded_retry(void **st)
+{
+	uint64_t count = vz_test_scale(20000);
+	vz_ref sinks[2], srcs[4];
+	vz_shard_stats t;
+	uint64_t foreign;
+	vz_config cfg;
+	vz_runtime *rt;
+	unsigned n = 0;
+
+	(void)st;
+	atomic_store(&mesh_errors, 0);
+	atomic_store(&mesh_received, 0);
+	atomic_store(&bounded_full_seen, 0);
+	vz_test_config(&cfg, 2);
+	cfg.ring_entries = RING;
+	cfg.send_batch = 4;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	for (unsigned s = 0; s < 2; s++)
+		assert_int_equal(vz_spawn(rt, s, &bounded_sink_spec, NULL, &sinks[s]), 0);
+	/* The sink tells senders apart by their shard: one sender per
+	 * (shard, sink), slots 0 and 1 of its sequence table. */
+	for (unsigned s = 0; s < 2; s++)
+		for (unsigned d = 0; d < 2; d++) {
+			struct mesh_src a = {sinks[d], 0, 0, count};
+
+			assert_int_equal(vz_spawn(rt, s, &retry_src_spec, &a, &srcs[n]), 0);
+			n++;
+		}
+	assert_int_equal(vz_runtime_start(rt), 0);
+	for (unsigned i = 0; i < n; i++)
+		assert_int_equal(vz_post(rt, srcs[i], MSG_GO, NULL, 0), 0);
+	wait_counter(&mesh_received, 4 * count, rt);
+	assert_int_equal(atomic_load(&mesh_errors), 0);
+	assert_int_equal(vz_stats_total(rt, &t, &foreign), 0);
+	print_message("bounded: %llu VZ_EFULL seen by senders, mailbox_full %llu\n",
+		      (unsigned long long)atomic_load(&bounded_full_seen),
+		      (unsigned long long)t.mailbox_full);
+	assert_true(atomic_load(&bounded_full_seen) > 0);
+	assert_int_equal(t.mailbox_full, atomic_load(&bounded_full_seen));
+	/* refused sends are not counted as sent */
+	assert_int_equal(vz_runtime_stop(rt), 0);
+	assert_int_equal(vz_stats_total(rt, &t, &foreign), 0);
+	assert_int_equal(t.sent_local + t.sent_remote + foreign, t.handled + t.dead_letters);
+	assert_int_equal(t.dead_letters, 0);
+	assert_int_equal(atomic_load(&mesh_received), 4 * count);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+}
+
+/* ---- steady state allocates nothing --------------------------------------- */
+
+#define NTOKENS 8u
+
+static atomic_ulong hops_done;
+
+/* Bounces tokens to its peer on the other shard, and on every hop also
+ * sends itself a local note (local sends come from the same pools). */
+struct bouncer {
+	vz_ref peer;
+	uint64_t notes;
+};
+
+static void bouncer_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct bouncer *b = state;
+	uint32_t tok;
+
+	switch (vz_msg_type(m)) {
+	case MSG_GO:
+		memcpy(&b->peer, vz_msg_data(m), sizeof b->peer);
+		if (vz_msg_len(m) > sizeof b->peer)
+			for (tok = 0; tok < NTOKENS; tok++)
+				if (vz_send(self, b->peer, MSG_DATA, &tok, sizeof tok) != 0)
+					atomic_fetch_add(&mesh_errors, 1);
+		break;
+	case MSG_DATA:
+		atomic_fetch_add_explicit(&hops_done, 1, memory_order_release);
+		if (vz_send(self, b->peer, MSG_DATA, vz_msg_data(m), vz_msg_len(m)) != 0 ||
+		    vz_send(self, vz_self(self), MSG_ACK, NULL, 0) != 0)
+			atomic_fetch_add(&mesh_errors, 1);
+		break;
+	case MSG_ACK:
+		b->notes++;
+		break;
+	}
+}
+
+static const vz_actor_spec bouncer_spec = {
+    .name = "bouncer",
+    .state_size = sizeof(struct bouncer),
+    .receive = bouncer_receive,
+};
+
+static void test_steady_state_no_malloc(void **st)
+{
+	uint64_t warm = 20000, more = vz_test_scale(200000);
+	unsigned char go[sizeof(vz_ref) + 1];
+	vz_shard_stats t0, t1;
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref a, b;
+
+	(void)st;
+	atomic_store(&mesh_errors, 0);
+	atomic_store(&hops_done, 0);
+	vz_test_config(&cfg, 2);
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_spawn(rt, 0, &bouncer_spec, NULL, &a), 0);
+	assert_int_equal(vz_spawn(rt, 1, &bouncer_spec, NULL, &b), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_post(rt, b, MSG_GO, &a, sizeof a), 0);
+	{
+		uint64_t end = vz_test_now_ns() + 10ull * 1000000000u;
+
+		do {
+			assert_int_equal(vz_stats_shard(rt, 1, &t0), 0);
+			assert_true(vz_test_now_ns() < end);
+			usleep(100);
+		} while (t0.handled < 1);
+	}
+	memcpy(go, &b, sizeof b);
+	go[sizeof b] = 1; /* a serves the tokens */
+	assert_int_equal(vz_post(rt, a, MSG_GO, go, sizeof go), 0);
+	wait_counter(&hops_done, warm, rt);
+	assert_int_equal(vz_stats_total(rt, &t0, NULL), 0);
+	wait_counter(&hops_done, warm + more, rt);
+	assert_int_equal(vz_stats_total(rt, &t1, NULL), 0);
+	print_message("steady state: pool_refills %llu after warm-up, %llu after %llu more hops\n",
+		      (unsigned long long)t0.pool_refills, (unsigned long long)t1.pool_refills,
+		      (unsigned long long)more);
+	assert_int_equal(atomic_load(&mesh_errors), 0);
+	assert_true(t1.sent_remote >= warm + more); /* the traffic did happen */
+	assert_int_equal(t1.pool_refills, t0.pool_refills);
+	assert_int_equal(vz_runtime_stop(rt), 0);
+	assert_int_equal(vz_stats_total(rt, &t1, NULL), 0);
+	assert_int_equal(t1.actors_live, 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_reply_behind_returns),
 	    cmocka_unit_test(test_returns_only_overflow_sleeps),
+	    cmocka_unit_test(test_mesh_two_shards),
+	    cmocka_unit_test(test_mesh_three_shards),
+	    cmocka_unit_test(test_mesh_three_shards_sleepy),
+	    cmocka_unit_test(test_bounded_retry),
+	    cmocka_unit_test(test_steady_state_no_malloc),
 	};
 
 	vz_test_watchdog(120);
