@@ -277,22 +277,50 @@ static const vz_actor_spec mesh_src_spec = {
     .receive = mesh_src_receive,
 };
 
+/* Per-shard counters, twice a second apart, so a stall shows which shard
+ * is asleep, spinning, or stuck inside a turn. */
+static void dump_shards(vz_runtime *rt)
+{
+	for (int round = 0; round < 2; round++) {
+		for (unsigned i = 0; i < vz_runtime_shards(rt); i++) {
+			vz_shard_stats s;
+
+			vz_stats_shard(rt, i, &s);
+			print_message("shard %u: turns %llu idle %llu sleeps %llu handled %llu "
+				      "recv_remote %llu sent_remote %llu ring_full %llu "
+				      "overflow %llu wakeups_sent %llu\n",
+				      i, (unsigned long long)s.turns,
+				      (unsigned long long)s.idle_turns,
+				      (unsigned long long)s.sleeps, (unsigned long long)s.handled,
+				      (unsigned long long)s.received_remote,
+				      (unsigned long long)s.sent_remote,
+				      (unsigned long long)s.ring_full,
+				      (unsigned long long)s.overflow_queued,
+				      (unsigned long long)s.wakeups_sent);
+		}
+		if (round == 0)
+			usleep(500 * 1000);
+	}
+}
+
 static void wait_counter(atomic_ulong *c, uint64_t want, vz_runtime *rt)
 {
 	uint64_t last = 0, last_change = vz_test_now_ns(), v;
-	vz_shard_stats t;
 
 	while ((v = atomic_load_explicit(c, memory_order_acquire)) < want) {
 		if (v != last) {
 			last = v;
 			last_change = vz_test_now_ns();
 		} else if (vz_test_now_ns() - last_change > 10ull * 1000000000u) {
-			vz_stats_total(rt, &t, NULL);
-			fail_msg("no progress for 10 s at %llu of %llu (ring_full %llu, "
-				 "overflow_queued %llu, sleeps %llu): lost wake-up or lost message",
-				 (unsigned long long)v, (unsigned long long)want,
-				 (unsigned long long)t.ring_full,
-				 (unsigned long long)t.overflow_queued, (unsigned long long)t.sleeps);
+			dump_shards(rt);
+			if (getenv("VZ_TEST_STALL_PAUSE")) /* time to attach a debugger */
+				sleep((unsigned)atoi(getenv("VZ_TEST_STALL_PAUSE")));
+			/* Exit rather than fail: a failed test would leave this
+			 * runtime's threads running into the next test. */
+			print_message("no progress for 10 s at %llu of %llu: lost wake-up or "
+				      "lost message\n",
+				      (unsigned long long)v, (unsigned long long)want);
+			_exit(1);
 		}
 		usleep(200);
 	}
