@@ -19,7 +19,9 @@
  */
 #include "testutil.h"
 
+#include <dirent.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -277,11 +279,57 @@ static const vz_actor_spec mesh_src_spec = {
     .receive = mesh_src_receive,
 };
 
-/* Per-shard counters, twice a second apart, so a stall shows which shard
- * is asleep, spinning, or stuck inside a turn. */
+/* Every thread of this process: scheduler state (R running/runnable, S
+ * blocked), last CPU, CPU time and where it blocks, from /proc. Tells a
+ * shard blocked in its backend (a lost wake-up) from one that is runnable
+ * but not getting a CPU. */
+static void dump_threads(void)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[300], buf[1024], wchan[64] = "";
+		char *p;
+		FILE *f;
+		char state = '?';
+		unsigned long utime = 0, stime = 0;
+		int cpu = -1;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+		if (!(f = fopen(path, "r")))
+			continue;
+		if (fgets(buf, sizeof buf, f) && (p = strrchr(buf, ')'))) {
+			/* fields after the name: state(3) ... utime(14) stime(15)
+			 * ... processor(39) */
+			sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d "
+				      "%*d %*d %*d %*d %*u %*u %*d %*u %*u %*u %*u %*u %*u %*u %*u "
+				      "%*u %*u %*u %*u %*u %*d %d",
+			       &state, &utime, &stime, &cpu);
+		}
+		fclose(f);
+		snprintf(path, sizeof path, "/proc/self/task/%s/wchan", e->d_name);
+		if ((f = fopen(path, "r"))) {
+			if (!fgets(wchan, sizeof wchan, f))
+				wchan[0] = 0;
+			fclose(f);
+		}
+		print_message("  thread %s: state %c cpu %d utime %lu stime %lu wchan %s\n",
+			      e->d_name, state, cpu, utime, stime, wchan);
+	}
+	closedir(d);
+}
+
+/* Per-shard counters, twice half a second apart, so a stall shows which
+ * shard is asleep, spinning, or stuck inside a turn. */
 static void dump_shards(vz_runtime *rt)
 {
 	for (int round = 0; round < 2; round++) {
+		dump_threads();
 		for (unsigned i = 0; i < vz_runtime_shards(rt); i++) {
 			vz_shard_stats s;
 
