@@ -650,7 +650,8 @@ static void test_pool_refill(void **st)
  * A timer whose expiry message cannot be allocated (the shard's pool for
  * that class is empty and cannot grow). The timer contract promises an
  * expiry message; the runtime gives this expiry up (shard.c timer_fired())
- * and a one-shot timer is then never delivered. Known bug, see the report.
+ * and a one-shot timer is then never delivered. Known bug: in the
+ * known_bugs group.
  */
 static void test_timer_expiry_without_memory(void **st)
 {
@@ -1032,9 +1033,9 @@ static void test_calls_after_stop(void **st)
 }
 
 /* Two threads stop the same runtime at once: exactly one stops it, the
- * other gets VZ_ESTATE, and the runtime ends clean. Known bug: both pass
- * the state check and both run vz__pools_stop(), which joins the same
- * worker twice (one stopper hangs in pthread_join). */
+ * other gets VZ_ESTATE, and the runtime ends clean (both may pass the
+ * state check, so stopping the worker pool must be safe from two callers:
+ * it once joined the same worker twice and hung). */
 struct stopper {
 	vz_runtime *rt;
 	atomic_int *go;
@@ -1180,11 +1181,11 @@ static void test_embedded_stop_from_other_thread(void **st)
 	assert_int_equal(vz_runtime_destroy(rt), 0);
 }
 
-/* ---- known bugs (VZ_TEST_KNOWN_BUGS=1) ----------------------------------- */
+/* ---- pool completions and submissions ---------------------------------- */
 
-/* A pool completion that cannot get a message block (the owner shard's
- * foreign pool cannot grow) is dropped: pool.h promises exactly one
- * completion per accepted job. */
+/* A pool completion that cannot get a message block at once (the owner
+ * shard's foreign pool cannot grow) still arrives: pool.h promises exactly
+ * one completion per accepted job (it was once dropped). */
 static void test_pool_completion_without_memory(void **st)
 {
 	vz_runtime *rt = make_rt(2);
@@ -1208,6 +1209,8 @@ static void test_pool_completion_without_memory(void **st)
 	wait_ulong_for(&pool_done, 1, 5);
 	finish(rt);
 }
+
+/* ---- known bugs (run with VZ_TEST_KNOWN_BUGS=1) ------------------------- */
 
 /* Messages sent from init before start to an actor on another shard sit in
  * the sender's outbox; destroying the never-started runtime frees them
@@ -1239,9 +1242,9 @@ static void test_destroy_unstarted_with_sends(void **st)
 	assert_int_equal(atomic_load(&dead_seen), 2);
 }
 
-/* vz_pool_submit() is documented for the actor's home shard only, but a
- * foreign thread holding an actor's handle is not refused (every other
- * actor-handle call returns VZ_EWRONGTHREAD). */
+/* vz_pool_submit() is for the actor's home shard only: a foreign thread
+ * holding an actor's handle gets VZ_EWRONGTHREAD, like every other
+ * actor-handle call (it was once accepted). */
 static void test_pool_submit_wrong_thread(void **st)
 {
 	vz_runtime *rt = make_rt(1);
@@ -1351,13 +1354,13 @@ int main(void)
 	    cmocka_unit_test(test_calls_after_stop),
 	    cmocka_unit_test(test_destroy_while_stopping),
 	    cmocka_unit_test(test_embedded_stop_from_other_thread),
+	    cmocka_unit_test(test_concurrent_stop),
+	    cmocka_unit_test(test_pool_completion_without_memory),
+	    cmocka_unit_test(test_pool_submit_wrong_thread),
 	};
 	const struct CMUnitTest known_bugs[] = {
 	    cmocka_unit_test(test_timer_expiry_without_memory),
-	    cmocka_unit_test(test_pool_completion_without_memory),
 	    cmocka_unit_test(test_destroy_unstarted_with_sends),
-	    cmocka_unit_test(test_pool_submit_wrong_thread),
-	    cmocka_unit_test(test_concurrent_stop),
 	    cmocka_unit_test(test_start_window),
 	    cmocka_unit_test(test_embedder_spawn),
 	};
