@@ -271,9 +271,21 @@ VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, c
 	if (state >= VZ__RT_STOPPING)
 		return VZ_ESTOPPED;
 	if (state == VZ__RT_RUNNING) {
-		if (vz__current(rt) != sh)
+		pthread_t *driver;
+		int rc;
+
+		if (vz__current(rt) == sh)
+			return vz__actor_spawn(sh, spec, arg, out);
+		/* The embedder's thread that drives this shard, between two
+		 * polls: it stands in for the shard, as inside a poll. */
+		driver = sh->embedded ? atomic_load_explicit(&sh->driver, memory_order_acquire)
+				      : NULL;
+		if (!driver || !pthread_equal(*driver, pthread_self()) || vz__current(rt))
 			return VZ_EWRONGTHREAD;
-		return vz__actor_spawn(sh, spec, arg, out);
+		vz__set_current(sh);
+		rc = vz__actor_spawn(sh, spec, arg, out);
+		vz__set_current(NULL);
+		return rc;
 	}
 	/* Before start the caller stands in for the shard's thread (nothing
 	 * else runs yet), so init may send and arm timers; thread creation

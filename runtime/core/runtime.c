@@ -178,6 +178,15 @@ static void *shard_thread(void *p)
 	free(ta);
 	if (rc < 0)
 		return NULL;
+	/* No actor runs before the runtime is RUNNING: until then spawn and
+	 * stop take their "not started" paths, which assume nothing else
+	 * touches the shards. Start publishes RUNNING (seq_cst, so also a
+	 * release) or, on failure, EXIT; the acquire loads pair with it. */
+	while (atomic_load_explicit(&sh->rt->state, memory_order_acquire) == VZ__RT_CREATED) {
+		if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT)
+			return NULL;
+		usleep(20);
+	}
 	return vz__shard_thread_main(sh);
 }
 
@@ -373,17 +382,28 @@ VZ_API int vz_runtime_destroy(vz_runtime *rt)
 	/* Embedded shards never polled have no backend; the rest were joined.
 	 * Actors spawned but never started (created, not started) still hold
 	 * state: stop them so on_stop runs and memory is counted. */
-	for (unsigned i = 0; i < rt->nshards; i++) {
-		struct vz__shard *sh = rt->shards[i];
+	if (state == VZ__RT_CREATED)
+		for (unsigned i = 0; i < rt->nshards; i++) {
+			vz__set_current(rt->shards[i]);
+			vz__stop_all_actors(rt->shards[i]);
+			vz__set_current(NULL);
+		}
+	/* Whatever is still queued anywhere: posts that raced with stop, or
+	 * (never started) what init functions sent across shards. All actors
+	 * are gone, so each message is dead-lettered (counted, hooked) and
+	 * each block goes home; repeat until nothing moves. */
+	for (bool moved = true; moved;) {
+		moved = false;
+		for (unsigned i = 0; i < rt->nshards; i++) {
+			struct vz__shard *sh = rt->shards[i];
 
-		vz__set_current(sh);
-		if (state == VZ__RT_CREATED)
-			vz__stop_all_actors(sh);
-		/* Posts that raced with stop; all actors are gone, so each
-		 * is dead-lettered (counted and handed to the hook). */
-		while (vz__drain_inbox(sh, UINT32_MAX) || !vz__mpsc_empty(&sh->inbox))
-			sched_yield();
-		vz__set_current(NULL);
+			vz__set_current(sh);
+			if (vz__drain_inbox(sh, UINT32_MAX) || vz__drain_rings(sh, true) ||
+			    vz__flush_outboxes(sh) || !vz__outboxes_empty(sh) ||
+			    !vz__mpsc_empty(&sh->inbox))
+				moved = true;
+			vz__set_current(NULL);
+		}
 	}
 	runtime_free(rt);
 	return 0;
