@@ -150,8 +150,13 @@ static void sender_receive(vz_actor *self, void *state, const vz_msg *m)
 		assert_int_equal(rc, 0);
 		s->seq++;
 	}
-	if (s->seq < s->count)
-		assert_int_equal(vz_send(self, vz_self(self), MSG_GO, NULL, 0), 0);
+	if (s->seq < s->count) {
+		int rc = vz_send(self, vz_self(self), MSG_GO, NULL, 0);
+
+		/* refused once the runtime is stopping: the flood ends here */
+		if (rc != VZ_ESTOPPED)
+			assert_int_equal(rc, 0);
+	}
 }
 
 static const vz_actor_spec sender_spec = {
