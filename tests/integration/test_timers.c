@@ -47,6 +47,7 @@ static void record_fail(int line, const char *what)
 			record_fail(__LINE__, #cond);                                              \
 	} while (0)
 
+/* Fail the current test if any shard-thread check failed. Test thread. */
 static void assert_no_fails(void)
 {
 	if (atomic_load_explicit(&fails, memory_order_acquire))
@@ -57,6 +58,8 @@ static void assert_no_fails(void)
 /* Set by an actor when its scenario is over; waited for by the test. */
 static atomic_int done;
 
+/* Wait for `done` (bounded by `seconds`, a "never happened" bound), then
+ * for no recorded failure. Test thread. */
 static void wait_done(double seconds)
 {
 	if (!vz_test_wait_flag((volatile int *)&done, seconds)) {
@@ -68,6 +71,7 @@ static void wait_done(double seconds)
 
 static atomic_ulong dead_seen;
 
+/* Dead-letter hook: counts. Any shard thread. */
 static void count_dead(void *ctx, uint64_t to, uint32_t type, const void *data, size_t len,
 		       int reason)
 {
@@ -80,6 +84,8 @@ static void count_dead(void *ctx, uint64_t to, uint32_t type, const void *data, 
 	atomic_fetch_add(&dead_seen, 1);
 }
 
+/* A runtime of `shards` shards with the given wheel tick (0: default) and
+ * idle policy; resets the per-test globals. */
 static vz_runtime *make_rt(unsigned shards, uint32_t tick_us, vz_idle_policy idle)
 {
 	vz_config cfg;
@@ -113,6 +119,8 @@ static void finish(vz_runtime *rt)
 	assert_no_fails();
 }
 
+/* The vz_timer_event of a VZ_MSG_TIMER message (copied: no alignment is
+ * promised). From the receiving actor. */
 static vz_timer_event read_event(const vz_msg *m)
 {
 	vz_timer_event ev;
@@ -201,6 +209,7 @@ static const vz_actor_spec oneshot_spec = {
 	.receive = oneshot_receive,
 };
 
+/* NSHOT one-shots of assorted delays on shard 1 with the given tick. */
 static void run_oneshot(uint32_t tick_us)
 {
 	vz_runtime *rt = make_rt(2, tick_us, VZ_IDLE_SPIN_THEN_SLEEP);
@@ -309,6 +318,8 @@ static const vz_actor_spec periodic_spec = {
 	.receive = periodic_receive,
 };
 
+/* One periodic timer on shard 1: `want` expiries checked, then cancelled
+ * from its own handler. */
 static void run_periodic(uint32_t tick_us, uint64_t delay, uint64_t period, unsigned want)
 {
 	vz_runtime *rt = make_rt(2, tick_us, VZ_IDLE_SPIN_THEN_SLEEP);
@@ -540,6 +551,7 @@ struct watcher {
 	unsigned phase;
 };
 
+/* timers_fired of the calling actor's shard. */
 static uint64_t shard_timers_fired(vz_actor *self)
 {
 	vz_shard_stats s;

@@ -200,6 +200,7 @@ struct mesh_msg {
 static atomic_int mesh_errors;
 static atomic_ulong mesh_received;
 
+/* Busy-wait ns nanoseconds (the calling shard stays busy). */
 static void spin_ns(uint64_t ns)
 {
 	uint64_t until = vz_test_now_ns() + ns;
@@ -247,6 +248,7 @@ struct mesh_src {
 	uint64_t seq, count;
 };
 
+/* arg: a struct mesh_src with sink and count; the shard is filled in. */
 static int mesh_src_init(vz_actor *self, void *state, const void *arg)
 {
 	memcpy(state, arg, sizeof(struct mesh_src));
@@ -385,6 +387,8 @@ static void wait_counter(atomic_ulong *c, uint64_t want, vz_runtime *rt)
 	}
 }
 
+/* Every shard floods every other through RING-entry rings and send
+ * batches of 4; checks order, completeness, counters, conservation. */
 static void mesh_flood(unsigned nshards, vz_idle_policy idle)
 {
 	uint64_t count = vz_test_scale(60000) / (nshards - 1); /* per ordered pair */

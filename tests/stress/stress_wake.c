@@ -56,6 +56,8 @@ static void spin_ns(uint64_t ns)
 		;
 }
 
+/* A runtime whose shards block as soon as they are idle; resets the
+ * per-test counters. */
 static vz_runtime *make_rt(unsigned shards)
 {
 	vz_config cfg;
@@ -69,6 +71,7 @@ static vz_runtime *make_rt(unsigned shards)
 	return rt;
 }
 
+/* Print every shard's counters, prefixed by `what`. Any thread. */
 static void print_shards(vz_runtime *rt, const char *what)
 {
 	for (unsigned i = 0; i < vz_runtime_shards(rt); i++) {
@@ -111,6 +114,7 @@ static void wait_progress(vz_runtime *rt, uint64_t want)
 	}
 }
 
+/* Sum of sleeps and wake-up syscalls over all shards. */
 static void sleeps_total(vz_runtime *rt, uint64_t *sleeps, uint64_t *wakeups)
 {
 	vz_shard_stats t;
@@ -120,6 +124,8 @@ static void sleeps_total(vz_runtime *rt, uint64_t *sleeps, uint64_t *wakeups)
 	*wakeups = t.wakeups_sent;
 }
 
+/* Stop; exactly expect_sent messages were sent and all were handled
+ * (nothing dead-lettered); destroy. */
 static void finish(vz_runtime *rt, uint64_t expect_sent)
 {
 	vz_shard_stats t;
@@ -214,6 +220,7 @@ static const vz_actor_spec player_spec = {
 	.receive = player_receive,
 };
 
+/* `tokens` balls, each bounced `hops` times between shards 0 and 1. */
 static void pingpong(uint32_t tokens, uint64_t hops)
 {
 	vz_runtime *rt = make_rt(2);
@@ -314,6 +321,8 @@ struct poster_arg {
 	uint64_t count, seed, nomem;
 };
 
+/* Foreign thread: count sequenced posts alternating between the two
+ * sinks, with random gaps; retries on VZ_ENOMEM (foreign pool cap). */
 static void *poster(void *arg)
 {
 	struct poster_arg *a = arg;
