@@ -65,6 +65,7 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 							   const void *payload, size_t len)
 {
 	vz_runtime *rt = sh->rt;
+	struct vz_actor *target = NULL;
 	unsigned dest;
 	struct vz_msg *m;
 	int rc = check_args(rt, to, payload, len), counted = 0;
@@ -79,30 +80,10 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 		return VZ_ESTOPPED;
 	dest = vz_ref_shard(to);
 	if (dest == sh->id) {
-		struct vz_actor *a = vz__actor_lookup(sh, to);
-
-		if (!a)
+		/* Local: refuse a stale target now, synchronously. */
+		target = vz__actor_lookup(sh, to);
+		if (!target)
 			return VZ_ESTALE;
-		if (a->spec->mailbox_limit && !(flags & VZ__MSG_SYS)) {
-			counted = vz__bounded_admit(sh, to);
-			if (counted < 0) {
-				VZ__STAT_ADD(sh, mailbox_full, 1);
-				return counted;
-			}
-		}
-		m = vz__msg_alloc(sh, len);
-		if (!m)
-			goto nomem;
-		fill(m, from, to, type, flags, payload, len);
-		if (counted)
-			m->flags |= VZ__MSG_INFLIGHT;
-		if (!(flags & VZ__MSG_UNCOUNTED))
-			VZ__STAT_ADD(sh, sent_local, 1);
-		/* Straight into the mailbox: the target is live (just looked
-		 * up) and the shard is running (checked above). */
-		vz__list_push(&a->mbox, m);
-		vz__make_ready(sh, a);
-		return 0;
 	}
 	if (!(flags & VZ__MSG_SYS) &&
 	    atomic_load_explicit(&rt->shards[dest]->bounded_live, memory_order_relaxed)) {
@@ -118,9 +99,18 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 	fill(m, from, to, type, flags, payload, len);
 	if (counted)
 		m->flags |= VZ__MSG_INFLIGHT;
-	if (!(flags & VZ__MSG_UNCOUNTED))
-		VZ__STAT_ADD(sh, sent_remote, 1);
-	vz__outbox_push(sh, dest, m, false);
+	if (target) {
+		if (!(flags & VZ__MSG_UNCOUNTED))
+			VZ__STAT_ADD(sh, sent_local, 1);
+		/* Straight into the mailbox: the target is live (just looked
+		 * up) and the shard is running (checked above). */
+		vz__list_push(&target->mbox, m);
+		vz__make_ready(sh, target);
+	} else {
+		if (!(flags & VZ__MSG_UNCOUNTED))
+			VZ__STAT_ADD(sh, sent_remote, 1);
+		vz__outbox_push(sh, dest, m, false);
+	}
 	return 0;
 nomem:
 	if (counted) {

@@ -18,7 +18,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <seccomp.h>
+#include "forbid_io_uring.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,28 +28,6 @@
 #include "io/io.h"
 
 #define CHILD_SKIP 77
-
-/* Same rules as tests/util/no_io_uring.c. 0 or a negative errno value. */
-static int forbid_io_uring(void)
-{
-	static const char *const calls[] = {"io_uring_setup", "io_uring_enter",
-					    "io_uring_register"};
-	scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_ALLOW);
-	int ret = 0;
-
-	if (!ctx)
-		return -ENOMEM;
-	for (size_t i = 0; i < sizeof calls / sizeof calls[0] && ret == 0; i++) {
-		int nr = seccomp_syscall_resolve_name(calls[i]);
-
-		if (nr != __NR_SCMP_ERROR)
-			ret = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(EPERM), nr, 0);
-	}
-	if (ret == 0)
-		ret = seccomp_load(ctx);
-	seccomp_release(ctx);
-	return ret;
-}
 
 static int count_fds(void)
 {
@@ -112,7 +90,7 @@ static void child(bool uring_here)
 
 	vz_test_watchdog(30); /* alarms are not inherited across fork */
 	unsetenv("VZ_BACKEND");
-	ret = forbid_io_uring();
+	ret = vz_test_forbid_io_uring();
 	if (ret < 0) {
 		fprintf(stderr, "seccomp unavailable (%s): skipping\n", strerror(-ret));
 		_exit(CHILD_SKIP);
