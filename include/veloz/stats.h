@@ -26,7 +26,8 @@ typedef struct vz_shard_stats {
 	uint64_t wakeups_sent;	   /* wake-up syscalls this shard made */
 	uint64_t pool_refills;	   /* slab allocations (malloc) by the pools */
 	uint64_t ring_full;	   /* publishes that found a ring full */
-	uint64_t overflow_queued;  /* messages parked in an overflow list */
+	uint64_t overflow_queued;  /* messages and blocks going home parked in an outbox
+				      because the ring was full (each counted once) */
 	uint64_t mailbox_full;	   /* sends refused with VZ_EFULL */
 	uint64_t timers_fired;
 	uint64_t actors_live;

@@ -27,14 +27,18 @@ typedef struct vz_timer_event {
 } vz_timer_event;
 
 /* Arm a timer `delay_ns` from now; period_ns > 0 makes it periodic without
- * drift (next deadline = previous deadline + period). From the owning actor
- * only. Errors: VZ_EINVAL, VZ_ENOMEM. */
+ * drift (next deadline = previous deadline + period; periods the loop was
+ * too late for are skipped, keeping the phase). From the owning actor only.
+ * Errors: VZ_EINVAL (NULL self or out, or now + delay overflows),
+ * VZ_EWRONGTHREAD (not on the actor's home shard thread), VZ_ESTALE (the
+ * actor has stopped), VZ_ENOMEM. */
 VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, uint64_t tag,
 			vz_timer *out);
 
 /* Cancel. Safe at any time: after expiry of a one-shot timer, or twice, it
  * returns VZ_ESTALE and changes nothing. An expiry message already queued
- * for a cancelled timer is dropped, not delivered. From the owning actor. */
+ * for a cancelled timer is dropped, not delivered. From the owning actor:
+ * VZ_EINVAL for NULL self, VZ_EWRONGTHREAD off its home shard thread. */
 VZ_API int vz_timer_cancel(vz_actor *self, vz_timer t);
 
 /* Monotonic time in ns as the shard's loop last read it (cached per turn). */

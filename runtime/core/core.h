@@ -206,6 +206,7 @@ struct vz__outbox {
 	struct vz__msg_list q; /* FIFO; includes overflow when the ring was full */
 	bool has_msgs;	       /* q holds messages (not only returns): wake may be needed */
 	uint32_t parked;       /* head messages already counted in overflow_queued */
+	bool stalled;          /* ring full and the target already rung and woken */
 };
 
 enum vz__shard_phase {

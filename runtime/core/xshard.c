@@ -162,10 +162,15 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 	}
 	if (!ob->q.head) {
 		sh->out_dirty[dest / 64] &= ~((uint64_t)1 << (dest % 64));
+		ob->stalled = false;
 	}
 	/* Also when nothing fit: the ring may be full of returns the target
-	 * was never woken for, and it must drain them to make room. */
-	if (total || ob->q.head) {
+	 * was never woken for, and it must drain them to make room. Once per
+	 * stall is enough: the target, woken with its doorbell set, drains
+	 * the whole ring, and our next publish that fits rings and wakes
+	 * again; repeating it every turn would only compete for the CPU. */
+	if (total || (ob->q.head && !ob->stalled)) {
+		ob->stalled = total == 0;
 		/* Left-overs (even returns only) keep this shard from sleeping
 		 * until the target drains, so the target must be awake. */
 		bool wake = ob->has_msgs || ob->q.head;
