@@ -191,7 +191,7 @@ struct vz_actor {
 struct vz__stat_counters {
 	_Atomic uint64_t sent_local, sent_remote, received_foreign, received_remote, handled,
 	    dead_letters, turns, idle_turns, sleeps, wakeups_sent, pool_refills, ring_full,
-	    overflow_queued, mailbox_full, timers_fired, actors_live, actors_spawned,
+	    overflow_queued, mailbox_full, timers_fired, timers_dropped, actors_live, actors_spawned,
 	    actors_stopped;
 };
 
@@ -237,6 +237,8 @@ struct vz__shard {
 	struct vz__pool pool;
 	struct vz__timers timers;
 	bool timers_ready;
+	void *timer_reserve;      /* blocks kept for expiry messages (shard.c) */
+	uint32_t timer_reserve_n;
 	struct vz__outbox *out;				 /* [nshards] */
 	uint64_t out_dirty[VZ_MAX_SHARDS / 64];		 /* destinations with a non-empty outbox */
 	uint64_t pending_rings[VZ_MAX_SHARDS / 64];	 /* sources left non-empty last drain */
@@ -503,6 +505,8 @@ unsigned vz__shard_turn(struct vz__shard *sh);
  * sleep protocol. */
 void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns);
 uint64_t vz__clock_ns(void);
+/* Keep expiry-message blocks aside for when the pool cannot grow. */
+void vz__timer_reserve_fill(struct vz__shard *sh, bool may_grow);
 
 /* runtime.c */
 struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);

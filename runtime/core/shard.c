@@ -114,17 +114,66 @@ int vz__shard_start_io(struct vz__shard *sh)
 
 /* A timer of this shard fired: queue its expiry to the owning actor, so it
  * is handled in order with the actor's other messages. */
+/*
+ * Expiry messages come from the pool like any other, but a timer that fires
+ * while the pool cannot grow must not be lost: a small reserve of blocks of
+ * the expiry message's size is kept aside for that case and topped up from
+ * the pool's free list (never by a new slab) whenever it runs low.
+ */
+#define TIMER_RESERVE 64
+
+static unsigned timer_msg_class(void)
+{
+	return (unsigned)vz__size_class(sizeof(struct vz_msg) + sizeof(vz_timer_event));
+}
+
+/* may_grow: take new slabs if needed (at arm time, where VZ_ENOMEM can
+ * be reported); otherwise only blocks already free. */
+void vz__timer_reserve_fill(struct vz__shard *sh, bool may_grow)
+{
+	unsigned cls = timer_msg_class();
+
+	while (sh->timer_reserve_n < TIMER_RESERVE && (may_grow || sh->pool.free[cls])) {
+		void **b = vz__pool_alloc(sh, cls);
+
+		if (!b)
+			return;
+		*b = sh->timer_reserve;
+		sh->timer_reserve = b;
+		sh->timer_reserve_n++;
+	}
+}
+
+static struct vz_msg *timer_msg_alloc(struct vz__shard *sh)
+{
+	struct vz_msg *m = vz__msg_alloc(sh, sizeof(vz_timer_event));
+	void **b = sh->timer_reserve;
+
+	if (m || !b)
+		return m;
+	sh->timer_reserve = *b;
+	sh->timer_reserve_n--;
+	m = (struct vz_msg *)b;
+	m->owner = (uint16_t)sh->id;
+	m->cls = (uint8_t)timer_msg_class();
+	m->flags = 0;
+	return m;
+}
+
+/* A timer of this shard fired: queue its expiry to the owning actor, so it
+ * is handled in order with the actor's other messages. */
 static void timer_fired(void *ctx, struct vz__timer_owner *o, const vz_timer_event *ev)
 {
 	struct vz__shard *sh = ctx;
 	struct vz_actor *a = (struct vz_actor *)((char *)o - offsetof(struct vz_actor, timers));
-	struct vz_msg *m = vz__msg_alloc(sh, sizeof *ev);
+	struct vz_msg *m = timer_msg_alloc(sh);
 
 	VZ__STAT_ADD(sh, timers_fired, 1);
 	if (!m) {
-		/* No memory for the expiry message: the timer is still
-		 * pending delivery; give up this expiry explicitly so the
-		 * handle does not stay pending forever. */
+		/* More expiries at once than the reserve holds while memory
+		 * cannot grow: this one is given up (counted) rather than
+		 * left pending forever. */
+		VZ__STAT_ADD(sh, timers_dropped, 1);
 		vz__timers_deliverable(&sh->timers, ev->timer.id);
 		return;
 	}
@@ -182,6 +231,8 @@ unsigned vz__shard_turn(struct vz__shard *sh)
 	if (vz__timers_live(&sh->timers)) {
 		sh->now_ns = vz__clock_ns();
 		work += vz__timers_expire(&sh->timers, sh->now_ns, timer_fired, sh);
+		if (sh->timer_reserve_n < TIMER_RESERVE)
+			vz__timer_reserve_fill(sh, false);
 	}
 	work += vz__flush_outboxes(sh);
 	if (sh->fpool_pending)

@@ -24,6 +24,7 @@ static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 	RD(overflow_queued);
 	RD(mailbox_full);
 	RD(timers_fired);
+	RD(timers_dropped);
 	RD(actors_live);
 	RD(actors_spawned);
 	RD(actors_stopped);

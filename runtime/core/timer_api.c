@@ -27,8 +27,12 @@ VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, u
 	/* A fresh clock read: the cached one may be a turn old, and a
 	 * deadline computed from it could fire early. */
 	sh->now_ns = vz__clock_ns();
-	return vz__timers_arm(&sh->timers, &self->timers, sh->now_ns, delay_ns, period_ns, tag,
-			      &out->id);
+	rc = vz__timers_arm(&sh->timers, &self->timers, sh->now_ns, delay_ns, period_ns, tag,
+			    &out->id);
+	/* Best effort: the reserve only matters if memory runs out later. */
+	if (rc == 0 && sh->timer_reserve_n == 0)
+		vz__timer_reserve_fill(sh, true);
+	return rc;
 }
 
 VZ_API int vz_timer_cancel(vz_actor *self, vz_timer t)
