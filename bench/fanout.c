@@ -35,8 +35,8 @@ enum { MSG_START = VZ_MSG_USER, MSG_PING, MSG_PONG };
 
 struct variant {
 	const char *name;
-	unsigned k;	 /* actors per shard */
-	unsigned depth;	 /* pings in flight per actor */
+	unsigned k;	/* actors per shard */
+	unsigned depth; /* pings in flight per actor */
 	uint64_t n, quick_n;
 	int cpu[NSHARDS]; /* bench_cpu() index of each shard (loop) */
 };
@@ -67,7 +67,7 @@ struct run {
 	unsigned k, depth;
 	uint64_t n;
 	struct peer peers[MAX_ACTORS];
-	vz_ref refs[MAX_ACTORS]; /* veloz: written by main before start */
+	vz_ref refs[MAX_ACTORS];   /* veloz: written by main before start */
 	_Atomic unsigned finished; /* actors whose pongs are all in */
 	_Atomic int done;	   /* release by the last actor to finish (or on error) */
 };
@@ -81,9 +81,8 @@ static void run_reset(struct run *r, const struct variant *v)
 	per = n / (NSHARDS * v->k);
 	r->n = per * NSHARDS * v->k;
 	for (unsigned i = 0; i < NSHARDS * v->k; i++) {
-		r->peers[i] = (struct peer){.quota = per,
-					    .id = i,
-					    .rng = 0x9E3779B97F4A7C15ull * (i + 1) | 1};
+		r->peers[i] = (struct peer){
+		    .quota = per, .id = i, .rng = 0x9E3779B97F4A7C15ull * (i + 1) | 1};
 	}
 	atomic_store_explicit(&r->finished, 0, memory_order_relaxed);
 	atomic_store_explicit(&r->done, 0, memory_order_relaxed);
@@ -124,8 +123,7 @@ static inline bool run_pong(struct run *r, struct peer *p, uint64_t seq)
 	/* acq_rel: the last actor to finish acquires every other actor's
 	 * release of its bookkeeping (this same counter), and its own release
 	 * of `done` then publishes all of it to main. */
-	if (atomic_fetch_add_explicit(&r->finished, 1, memory_order_acq_rel) + 1 ==
-	    NSHARDS * r->k)
+	if (atomic_fetch_add_explicit(&r->finished, 1, memory_order_acq_rel) + 1 == NSHARDS * r->k)
 		run_signal(r);
 	return false;
 }
@@ -156,7 +154,8 @@ static int run_finish(struct run *r, const char *impl, double *value)
 			end = p->end_ns;
 	}
 	if (err || bad || pings != r->n) {
-		fprintf(stderr, "fanout: %s: send error %d, %llu bad pong counts, %llu of %llu pings\n",
+		fprintf(stderr,
+			"fanout: %s: send error %d, %llu bad pong counts, %llu of %llu pings\n",
 			impl, err, (unsigned long long)bad, (unsigned long long)pings,
 			(unsigned long long)r->n);
 		return -1;
@@ -428,8 +427,8 @@ static void run_variant(const struct variant *v)
 		ctx[n] = (struct ctx){.v = v, .backend = bench_backends[b]};
 		bench_series_init(&ctx[n].mallocs, "fanout", names[n], "veloz", "mallocs_per_msg",
 				  "count");
-		bench_series_init(&ctx[n].syscalls, "fanout", names[n], "veloz",
-				  "syscalls_per_msg", "count");
+		bench_series_init(&ctx[n].syscalls, "fanout", names[n], "veloz", "syscalls_per_msg",
+				  "count");
 		bench_series_init(&ctx[n].ringfull, "fanout", names[n], "veloz",
 				  "ring_full_per_msg", "count");
 		impls[n] = (struct bench_impl){.impl = "veloz", .fn = run_veloz, .ctx = &ctx[n]};

@@ -30,7 +30,7 @@ typedef struct vz_shard_stats {
 				      because the ring was full (each counted once) */
 	uint64_t mailbox_full;	   /* sends refused with VZ_EFULL */
 	uint64_t timers_fired;
-	uint64_t timers_dropped;   /* expiries given up: no memory, reserve exhausted */
+	uint64_t timers_dropped; /* expiries given up: no memory, reserve exhausted */
 	uint64_t actors_live;
 	uint64_t actors_spawned;
 	uint64_t actors_stopped;

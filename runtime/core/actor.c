@@ -278,8 +278,8 @@ VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, c
 			return vz__actor_spawn(sh, spec, arg, out);
 		/* The embedder's thread that drives this shard, between two
 		 * polls: it stands in for the shard, as inside a poll. */
-		driver = sh->embedded ? atomic_load_explicit(&sh->driver, memory_order_acquire)
-				      : NULL;
+		driver =
+		    sh->embedded ? atomic_load_explicit(&sh->driver, memory_order_acquire) : NULL;
 		if (!driver || !pthread_equal(*driver, pthread_self()) || vz__current(rt))
 			return VZ_EWRONGTHREAD;
 		vz__set_current(sh);

@@ -191,8 +191,8 @@ struct vz_actor {
 struct vz__stat_counters {
 	_Atomic uint64_t sent_local, sent_remote, received_foreign, received_remote, handled,
 	    dead_letters, turns, idle_turns, sleeps, wakeups_sent, pool_refills, ring_full,
-	    overflow_queued, mailbox_full, timers_fired, timers_dropped, actors_live, actors_spawned,
-	    actors_stopped;
+	    overflow_queued, mailbox_full, timers_fired, timers_dropped, actors_live,
+	    actors_spawned, actors_stopped;
 };
 
 #define VZ__STAT_ADD(sh, field, n)                                                                 \
@@ -206,7 +206,7 @@ struct vz__outbox {
 	struct vz__msg_list q; /* FIFO; includes overflow when the ring was full */
 	bool has_msgs;	       /* q holds messages (not only returns): wake may be needed */
 	uint32_t parked;       /* head messages already counted in overflow_queued */
-	bool stalled;          /* ring full and the target already rung and woken */
+	bool stalled;	       /* ring full and the target already rung and woken */
 };
 
 enum vz__shard_phase {
@@ -237,13 +237,13 @@ struct vz__shard {
 	struct vz__pool pool;
 	struct vz__timers timers;
 	bool timers_ready;
-	void *timer_reserve;      /* blocks kept for expiry messages (shard.c) */
+	void *timer_reserve; /* blocks kept for expiry messages (shard.c) */
 	uint32_t timer_reserve_n;
 	struct vz__outbox *out;				 /* [nshards] */
 	uint64_t out_dirty[VZ_MAX_SHARDS / 64];		 /* destinations with a non-empty outbox */
 	uint64_t pending_rings[VZ_MAX_SHARDS / 64];	 /* sources left non-empty last drain */
 	struct vz__msg_list fpool_returns[VZ__NCLASSES]; /* foreign blocks to give back */
-	uint32_t fpool_pending;   /* blocks in fpool_returns, all classes */
+	uint32_t fpool_pending;				 /* blocks in fpool_returns, all classes */
 
 	uint64_t idle_since_ns;
 	unsigned stop_round_done;

@@ -25,7 +25,7 @@
 
 enum { MSG_GO = VZ_MSG_USER, MSG_GO2, MSG_PROBE };
 
-#define MS 1000000ull
+#define MS	1000000ull
 #define NEVER_S 5.0 /* a timer not seen after this long never fired */
 
 /* ---- failures recorded on shard threads -------------------------------- */
@@ -132,7 +132,7 @@ static vz_timer_event read_event(const vz_msg *m)
 
 /* ---- one-shot: once, never early ---------------------------------------- */
 
-#define NSHOT 8
+#define NSHOT	     8
 #define TAG_SENTINEL 1000u
 
 struct oneshot {
@@ -204,9 +204,9 @@ static void oneshot_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec oneshot_spec = {
-	.name = "oneshot",
-	.state_size = sizeof(struct oneshot),
-	.receive = oneshot_receive,
+    .name = "oneshot",
+    .state_size = sizeof(struct oneshot),
+    .receive = oneshot_receive,
 };
 
 /* NSHOT one-shots of assorted delays on shard 1 with the given tick. */
@@ -313,9 +313,9 @@ static void periodic_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec periodic_spec = {
-	.name = "periodic",
-	.state_size = sizeof(struct periodic),
-	.receive = periodic_receive,
+    .name = "periodic",
+    .state_size = sizeof(struct periodic),
+    .receive = periodic_receive,
 };
 
 /* One periodic timer on shard 1: `want` expiries checked, then cancelled
@@ -394,9 +394,9 @@ static void canceller_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec canceller_spec = {
-	.name = "canceller",
-	.state_size = sizeof(struct canceller),
-	.receive = canceller_receive,
+    .name = "canceller",
+    .state_size = sizeof(struct canceller),
+    .receive = canceller_receive,
 };
 
 static void test_cancel_before_expiry(void **st)
@@ -470,9 +470,9 @@ static void twins_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec twins_spec = {
-	.name = "twins",
-	.state_size = sizeof(struct twins),
-	.receive = twins_receive,
+    .name = "twins",
+    .state_size = sizeof(struct twins),
+    .receive = twins_receive,
 };
 
 static void test_cancel_queued_expiry(void **st)
@@ -525,8 +525,8 @@ static void victim_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec victim_spec = {
-	.name = "victim",
-	.receive = victim_receive,
+    .name = "victim",
+    .receive = victim_receive,
 };
 
 static void fresh_receive(vz_actor *self, void *state, const vz_msg *m)
@@ -538,8 +538,8 @@ static void fresh_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec fresh_spec = {
-	.name = "fresh",
-	.receive = fresh_receive,
+    .name = "fresh",
+    .receive = fresh_receive,
 };
 
 /* Watcher (same shard): checks the victim is gone, spawns a fresh actor
@@ -600,9 +600,9 @@ static void watcher_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec watcher_spec = {
-	.name = "watcher",
-	.state_size = sizeof(struct watcher),
-	.receive = watcher_receive,
+    .name = "watcher",
+    .state_size = sizeof(struct watcher),
+    .receive = watcher_receive,
 };
 
 static void test_stop_cancels_timers(void **st)
@@ -656,9 +656,9 @@ static void sleeper_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec sleeper_spec = {
-	.name = "sleeper",
-	.state_size = sizeof(vz_timer),
-	.receive = sleeper_receive,
+    .name = "sleeper",
+    .state_size = sizeof(vz_timer),
+    .receive = sleeper_receive,
 };
 
 /* One shard, one actor, one 200 ms timer; returns the turns and sleeps the
@@ -749,9 +749,9 @@ static void misuse_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec misuse_spec = {
-	.name = "misuse",
-	.state_size = sizeof(struct misuse),
-	.receive = misuse_receive,
+    .name = "misuse",
+    .state_size = sizeof(struct misuse),
+    .receive = misuse_receive,
 };
 
 /* An actor on another shard trying the same with the smuggled pointer. */
@@ -766,14 +766,14 @@ static void prober_receive(vz_actor *self, void *state, const vz_msg *m)
 	if (vz_msg_type(m) != MSG_PROBE)
 		return;
 	rc1 = vz_timer_arm(victim, 1 * MS, 0, 99, &t);
-	rc2 = vz_timer_cancel(victim,
-			      (vz_timer){atomic_load_explicit(&smuggled_timer, memory_order_relaxed)});
+	rc2 = vz_timer_cancel(
+	    victim, (vz_timer){atomic_load_explicit(&smuggled_timer, memory_order_relaxed)});
 	atomic_store(&probe_rc, rc1 == VZ_EWRONGTHREAD && rc2 == VZ_EWRONGTHREAD ? 1 : -1);
 }
 
 static const vz_actor_spec prober_spec = {
-	.name = "prober",
-	.receive = prober_receive,
+    .name = "prober",
+    .receive = prober_receive,
 };
 
 static void test_wrong_thread_and_null(void **st)
@@ -798,10 +798,9 @@ static void test_wrong_thread_and_null(void **st)
 	}
 	/* from a thread that is no shard */
 	assert_int_equal(vz_timer_arm(victim, 1 * MS, 0, 99, &t), VZ_EWRONGTHREAD);
-	assert_int_equal(
-		vz_timer_cancel(victim, (vz_timer){atomic_load_explicit(&smuggled_timer,
-									   memory_order_relaxed)}),
-		VZ_EWRONGTHREAD);
+	assert_int_equal(vz_timer_cancel(victim, (vz_timer){atomic_load_explicit(
+						     &smuggled_timer, memory_order_relaxed)}),
+			 VZ_EWRONGTHREAD);
 	assert_int_equal(vz_timer_arm(NULL, 1 * MS, 0, 0, &t), VZ_EINVAL);
 	assert_int_equal(vz_timer_cancel(NULL, t), VZ_EINVAL);
 	/* from the other shard's thread */
@@ -838,16 +837,16 @@ static void test_runtime_stop_with_armed_timers(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_oneshot_once_never_early),
-		cmocka_unit_test(test_oneshot_tick_100us),
-		cmocka_unit_test(test_periodic_no_drift),
-		cmocka_unit_test(test_periodic_tick_100us),
-		cmocka_unit_test(test_cancel_before_expiry),
-		cmocka_unit_test(test_cancel_queued_expiry),
-		cmocka_unit_test(test_stop_cancels_timers),
-		cmocka_unit_test(test_idle_timer_sleeps),
-		cmocka_unit_test(test_wrong_thread_and_null),
-		cmocka_unit_test(test_runtime_stop_with_armed_timers),
+	    cmocka_unit_test(test_oneshot_once_never_early),
+	    cmocka_unit_test(test_oneshot_tick_100us),
+	    cmocka_unit_test(test_periodic_no_drift),
+	    cmocka_unit_test(test_periodic_tick_100us),
+	    cmocka_unit_test(test_cancel_before_expiry),
+	    cmocka_unit_test(test_cancel_queued_expiry),
+	    cmocka_unit_test(test_stop_cancels_timers),
+	    cmocka_unit_test(test_idle_timer_sleeps),
+	    cmocka_unit_test(test_wrong_thread_and_null),
+	    cmocka_unit_test(test_runtime_stop_with_armed_timers),
 	};
 
 	vz_test_watchdog(120);

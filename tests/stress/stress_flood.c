@@ -187,10 +187,10 @@ static void test_returns_only_overflow_sleeps(void **st)
 
 /* ---- meshes of small rings, flooded both ways ----------------------------- */
 
-#define MESH_MAX 3
-#define MESH_BURST 500u	   /* sends per receive: several rings' worth */
-#define MESH_PAUSE_EVERY 4096u /* the receiver stalls now and then ... */
-#define MESH_PAUSE_NS 100000u  /* ... so the rings into it surely fill */
+#define MESH_MAX	 3
+#define MESH_BURST	 500u	 /* sends per receive: several rings' worth */
+#define MESH_PAUSE_EVERY 4096u	 /* the receiver stalls now and then ... */
+#define MESH_PAUSE_NS	 100000u /* ... so the rings into it surely fill */
 
 struct mesh_msg {
 	uint32_t from_shard;
@@ -308,9 +308,10 @@ static void dump_threads(void)
 		if (fgets(buf, sizeof buf, f) && (p = strrchr(buf, ')'))) {
 			/* fields after the name: state(3) ... utime(14) stime(15)
 			 * ... processor(39) */
-			sscanf(p + 2, "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d "
-				      "%*d %*d %*d %*d %*u %*u %*d %*u %*u %*u %*u %*u %*u %*u %*u "
-				      "%*u %*u %*u %*u %*u %*d %d",
+			sscanf(p + 2,
+			       "%c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d "
+			       "%*d %*d %*d %*d %*u %*u %*d %*u %*u %*u %*u %*u %*u %*u %*u "
+			       "%*u %*u %*u %*u %*u %*d %d",
 			       &state, &utime, &stime, &cpu);
 		}
 		fclose(f);
@@ -336,17 +337,16 @@ static void dump_shards(vz_runtime *rt)
 			vz_shard_stats s;
 
 			vz_stats_shard(rt, i, &s);
-			print_message("shard %u: turns %llu idle %llu sleeps %llu handled %llu "
-				      "recv_remote %llu sent_remote %llu ring_full %llu "
-				      "overflow %llu wakeups_sent %llu\n",
-				      i, (unsigned long long)s.turns,
-				      (unsigned long long)s.idle_turns,
-				      (unsigned long long)s.sleeps, (unsigned long long)s.handled,
-				      (unsigned long long)s.received_remote,
-				      (unsigned long long)s.sent_remote,
-				      (unsigned long long)s.ring_full,
-				      (unsigned long long)s.overflow_queued,
-				      (unsigned long long)s.wakeups_sent);
+			print_message(
+			    "shard %u: turns %llu idle %llu sleeps %llu handled %llu "
+			    "recv_remote %llu sent_remote %llu ring_full %llu "
+			    "overflow %llu wakeups_sent %llu\n",
+			    i, (unsigned long long)s.turns, (unsigned long long)s.idle_turns,
+			    (unsigned long long)s.sleeps, (unsigned long long)s.handled,
+			    (unsigned long long)s.received_remote,
+			    (unsigned long long)s.sent_remote, (unsigned long long)s.ring_full,
+			    (unsigned long long)s.overflow_queued,
+			    (unsigned long long)s.wakeups_sent);
 		}
 		if (round == 0)
 			usleep(500 * 1000);

@@ -214,10 +214,10 @@ static void player_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec player_spec = {
-	.name = "player",
-	.state_size = sizeof(struct player),
-	.init = player_init,
-	.receive = player_receive,
+    .name = "player",
+    .state_size = sizeof(struct player),
+    .init = player_init,
+    .receive = player_receive,
 };
 
 /* `tokens` balls, each bounced `hops` times between shards 0 and 1. */
@@ -309,9 +309,9 @@ static void sink_receive(vz_actor *self, void *state, const vz_msg *m)
 }
 
 static const vz_actor_spec sink_spec = {
-	.name = "sink",
-	.state_size = sizeof(struct sink),
-	.receive = sink_receive,
+    .name = "sink",
+    .state_size = sizeof(struct sink),
+    .receive = sink_receive,
 };
 
 struct poster_arg {
@@ -369,8 +369,8 @@ static void test_foreign_posts_with_gaps(void **st)
 	sleeps_total(rt, &s0, &w0);
 	t0 = vz_test_now_ns();
 	for (unsigned i = 0; i < POSTERS; i++) {
-		pa[i] = (struct poster_arg){rt, {sinks[0], sinks[1]}, i, count,
-					    0x2545f4914f6cdd1dull * (i + 1), 0};
+		pa[i] = (struct poster_arg){
+		    rt, {sinks[0], sinks[1]}, i, count, 0x2545f4914f6cdd1dull * (i + 1), 0};
 		assert_int_equal(pthread_create(&th[i], NULL, poster, &pa[i]), 0);
 	}
 	wait_progress(rt, POSTERS * count);
@@ -391,9 +391,9 @@ static void test_foreign_posts_with_gaps(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_pingpong_one_token),
-		cmocka_unit_test(test_pingpong_four_tokens),
-		cmocka_unit_test(test_foreign_posts_with_gaps),
+	    cmocka_unit_test(test_pingpong_one_token),
+	    cmocka_unit_test(test_pingpong_four_tokens),
+	    cmocka_unit_test(test_foreign_posts_with_gaps),
 	};
 
 	vz_test_watchdog(300);
