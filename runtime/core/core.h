@@ -75,6 +75,10 @@ struct vz_msg {
 };
 _Static_assert(sizeof(struct vz_msg) == 48, "message header is 48 bytes");
 
+/* A ring entry with this bit set is a block of the receiver's own pool
+ * coming home, not a message (blocks are at least 64-byte aligned). */
+#define VZ__RING_RETURN ((uintptr_t)1)
+
 /* Mailbox and list links reuse node.next. These lists are owner-only, so a
  * relaxed access (a plain move on every target we support) is enough; the
  * field is atomic only because the inbox shares it. */
@@ -202,11 +206,19 @@ struct vz__stat_counters {
 			      memory_order_relaxed)
 
 /* Messages (and returns) waiting to be published to one destination. */
+#define VZ__RET_BATCH 32 /* blocks going home, kept per destination */
+
 struct vz__outbox {
 	struct vz__msg_list q; /* FIFO; includes overflow when the ring was full */
-	bool has_msgs;	       /* q holds messages (not only returns): wake may be needed */
-	uint32_t parked;       /* head messages already counted in overflow_queued */
-	bool stalled;	       /* ring full and the target already rung and woken */
+	/* Blocks of dest's pools going home. Kept as pointers, not linked
+	 * through the block, so returning one does not write to its cache
+	 * line (the owner is the next to touch it); they travel tagged with
+	 * VZ__RING_RETURN. When the array is full they fall back to q. */
+	void *ret[VZ__RET_BATCH];
+	uint32_t nret;
+	bool has_msgs;	 /* q holds messages (not only returns): wake may be needed */
+	uint32_t parked; /* head messages already counted in overflow_queued */
+	bool stalled;	 /* ring full and the target already rung and woken */
 };
 
 enum vz__shard_phase {

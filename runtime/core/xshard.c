@@ -110,12 +110,18 @@ void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool
 {
 	struct vz__outbox *ob = &sh->out[dest];
 
+	sh->out_dirty[dest / 64] |= (uint64_t)1 << (dest % 64);
+	if (is_return && ob->nret < VZ__RET_BATCH) {
+		ob->ret[ob->nret++] = m;
+		if (ob->nret == VZ__RET_BATCH)
+			vz__flush_one(sh, dest);
+		return;
+	}
 	if (is_return)
-		m->flags |= VZ__MSG_RETURNING;
+		m->flags |= VZ__MSG_RETURNING; /* overflow: linked like a message */
 	else
 		ob->has_msgs = true;
 	vz__list_push(&ob->q, m);
-	sh->out_dirty[dest / 64] |= (uint64_t)1 << (dest % 64);
 	if (ob->q.len >= sh->rt->cfg.send_batch)
 		vz__flush_one(sh, dest);
 }
@@ -160,7 +166,23 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 			break;
 		}
 	}
-	if (!ob->q.head) {
+	/* Then the blocks going home (after the messages: the target
+	 * handles its messages first and frees these afterwards). */
+	if (!ob->q.head && ob->nret) {
+		void *tagged[VZ__RET_BATCH];
+		uint32_t k;
+
+		for (uint32_t i = 0; i < ob->nret; i++)
+			tagged[i] = (void *)((uintptr_t)ob->ret[i] | VZ__RING_RETURN);
+		k = VZ_FAULT(VZ_FAULT_RING_FULL) ? 0 : vz__spsc_push_batch(ring, tagged, ob->nret);
+		if (k < ob->nret) {
+			VZ__STAT_ADD(sh, ring_full, 1);
+			memmove(ob->ret, ob->ret + k, (ob->nret - k) * sizeof ob->ret[0]);
+		}
+		ob->nret -= k;
+		total += k;
+	}
+	if (!ob->q.head && !ob->nret) {
 		sh->out_dirty[dest / 64] &= ~((uint64_t)1 << (dest % 64));
 		ob->stalled = false;
 	}
@@ -169,11 +191,12 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 	 * stall is enough: the target, woken with its doorbell set, drains
 	 * the whole ring, and our next publish that fits rings and wakes
 	 * again; repeating it every turn would only compete for the CPU. */
-	if (total || (ob->q.head && !ob->stalled)) {
-		ob->stalled = total == 0;
+	if (total || ((ob->q.head || ob->nret) && !ob->stalled)) {
 		/* Left-overs (even returns only) keep this shard from sleeping
 		 * until the target drains, so the target must be awake. */
-		bool wake = ob->has_msgs || ob->q.head;
+		bool wake = ob->has_msgs || ob->q.head || ob->nret;
+
+		ob->stalled = total == 0;
 
 		if (!ob->q.head)
 			ob->has_msgs = false;
@@ -218,6 +241,11 @@ bool vz__outboxes_empty(const struct vz__shard *sh)
 
 static void receive_one(struct vz__shard *sh, struct vz_msg *m)
 {
+	if ((uintptr_t)m & VZ__RING_RETURN) {
+		m = (struct vz_msg *)((uintptr_t)m & ~VZ__RING_RETURN);
+		vz__pool_free(sh, m, m->cls);
+		return;
+	}
 	if (m->flags & VZ__MSG_RETURNING) {
 		/* one of ours, back home */
 		m->flags &= (uint8_t)~VZ__MSG_RETURNING;
@@ -238,10 +266,22 @@ static unsigned drain_ring(struct vz__shard *sh, unsigned src, unsigned limit)
 
 	while (total < limit) {
 		void *items[DRAIN_CHUNK];
-		uint32_t n = vz__spsc_pop_batch(ring, items, DRAIN_CHUNK);
+		uint32_t n;
 
-		for (uint32_t i = 0; i < n; i++)
+		/* The next slot's line is known before the producer's tail is:
+		 * start fetching it now, so the two misses overlap instead of
+		 * following each other (head is our own index: relaxed). */
+		__builtin_prefetch(
+		    &ring->slots[atomic_load_explicit(&ring->head, memory_order_relaxed) &
+				 ring->mask]);
+		n = vz__spsc_pop_batch(ring, items, DRAIN_CHUNK);
+		for (uint32_t i = 0; i < n; i++) {
+			/* likewise the next message while this one is handled */
+			if (i + 1 < n)
+				__builtin_prefetch(
+				    (void *)((uintptr_t)items[i + 1] & ~VZ__RING_RETURN));
 			receive_one(sh, items[i]);
+		}
 		total += n;
 		if (n < DRAIN_CHUNK)
 			return total;
