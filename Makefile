@@ -26,11 +26,13 @@ deps:
 	fi
 
 build/.configured: CMakeLists.txt
-	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVZ_BUILD_TESTS=OFF -DVZ_FAULT_INJECTION=OFF
+	cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DVZ_BUILD_TESTS=OFF -DVZ_BUILD_BENCH=OFF \
+		-DVZ_FAULT_INJECTION=OFF
 	@touch $@
 
+# Builds the library, the demo and the tools (release, no fault injection).
 demo: deps build/.configured
-	cmake --build build -j$(JOBS) --target veloz-demo
+	cmake --build build -j$(JOBS)
 	./build/actors/veloz-demo
 
 # Every test (unit, stress, integration) on both backends.

@@ -63,14 +63,22 @@ typedef struct vz_actor_spec {
  * from any one thread, and after start on the target shard's own thread
  * (an actor or the embedder driving it); from elsewhere VZ_EWRONGTHREAD.
  * Errors: VZ_EINVAL (NULL, no receive, state too big), VZ_ENOSHARD,
- * VZ_ENOMEM, VZ_ESTOPPED, or init's own negative code. */
+ * VZ_ENOMEM, VZ_ESTOPPED, or init's own negative code. Before start, the
+ * calling thread stands in for the shard while init runs: init may send,
+ * arm timers and submit pool jobs, and vz_current_shard() returns the
+ * shard. The thread that drives an embedded shard may also spawn on it
+ * between two vz_shard_poll() calls. */
 VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, const void *arg,
 		    vz_ref *out);
 
-/* Stop an actor. From its home shard: immediate; its queued messages are
- * dead-lettered and on_stop runs (from inside its own receive, the stop
- * happens when receive returns). From any other thread: a stop request is
- * queued behind that sender's earlier messages. VZ_ESTALE for a stale ref. */
+/* Stop an actor. From its home shard (or before start): immediate; its
+ * queued messages are dead-lettered and on_stop runs (from inside its own
+ * receive, the stop happens when receive returns); a stale ref gives
+ * VZ_ESTALE. From any other thread: a stop request is queued behind that
+ * sender's earlier messages and 0 is returned; whether the ref is still
+ * live is only known on its shard, where a request for a stopped actor is
+ * ignored (it is not a dead letter). Also VZ_EINVAL (NULL rt), VZ_ENOSHARD,
+ * VZ_ESTOPPED (runtime stopping), VZ_ENOMEM. */
 VZ_API int vz_stop(vz_runtime *rt, vz_ref actor);
 
 /* The calling actor's own reference and runtime. */

@@ -93,8 +93,10 @@ typedef struct vz_config {
 
 /* Fill cfg with defaults: one shard per CPU in the process affinity mask,
  * backend auto, spin 20 us then sleep, 1 ms tick, 1024-entry rings,
- * batch 64, 256 actors per turn. Never fails on a valid pointer; returns
- * VZ_EINVAL for NULL. Any thread. */
+ * batch 64, 256 actors per turn, send_batch 32; pools: one per node with
+ * CPUs, workers on CPUs without shards (sharing shard CPUs when there are
+ * none), 4096-job queues, overload reject. Never fails on a valid pointer;
+ * returns VZ_EINVAL for NULL. Any thread. */
 VZ_API int vz_config_default(vz_config *cfg);
 
 /* Where and why vz_config_load() refused a file. */

@@ -33,7 +33,8 @@ VZ_API int vz_runtime_start(vz_runtime *rt);
  * or dead-lettered, timers are cancelled, runtime threads are joined.
  * Bounded: actors get no new messages once stop begins (sends return
  * VZ_ESTOPPED). Embedded shards must keep polling until vz_shard_poll()
- * returns VZ_ESTOPPED. Idempotent: a second call returns VZ_ESTATE.
+ * returns VZ_ESTOPPED. A second call changes nothing and returns
+ * VZ_ESTATE, as does a call while another thread is stopping.
  * Any thread that is not a shard of rt (VZ_EWRONGTHREAD). */
 VZ_API int vz_runtime_stop(vz_runtime *rt);
 
@@ -66,7 +67,8 @@ VZ_API int vz_runtime_shard_cpu(const vz_runtime *rt, unsigned shard);
  * embedded. */
 VZ_API int vz_shard_poll(vz_runtime *rt, unsigned shard, uint32_t timeout_us);
 
-/* The shard the calling thread runs (or drives), or -1 for any other
+/* The shard the calling thread runs (or drives, or stands in for while an
+ * actor's init runs inside vz_spawn() before start), or -1 for any other
  * thread. */
 VZ_API int vz_current_shard(const vz_runtime *rt);
 

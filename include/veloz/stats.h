@@ -16,9 +16,11 @@
 typedef struct vz_shard_stats {
 	uint64_t sent_local;	   /* accepted sends to actors on the same shard */
 	uint64_t sent_remote;	   /* accepted sends to other shards */
-	uint64_t received_foreign; /* messages taken from the foreign inbox */
+	uint64_t received_foreign; /* messages taken from the foreign inbox (vz_post from
+				      non-shard threads, pool completions) */
 	uint64_t received_remote;  /* messages taken from incoming rings */
-	uint64_t handled;	   /* receive calls made */
+	uint64_t handled;	   /* receive calls for counted messages: user messages and
+				      pool completions (timer expiries are in timers_fired) */
 	uint64_t dead_letters;	   /* accepted messages not delivered */
 	uint64_t turns;		   /* loop turns */
 	uint64_t idle_turns;	   /* turns that found nothing to do */
@@ -39,8 +41,11 @@ typedef struct vz_shard_stats {
 /* Copy shard's counters to *out. Any thread. VZ_ENOSHARD, VZ_EINVAL. */
 VZ_API int vz_stats_shard(const vz_runtime *rt, unsigned shard, vz_shard_stats *out);
 
-/* Sum of every shard's counters, plus sends from foreign threads in
- * `sent_local` of none: foreign posts are counted in *foreign_posts. */
+/* Sum of every shard's counters into *out. Messages from non-shard threads
+ * are counted when their shard takes them (received_foreign); that sum is
+ * also stored in *foreign_posts when it is not NULL. At any quiet moment
+ * (after stop, say): sent_local + sent_remote + received_foreign ==
+ * handled + dead_letters. Any thread. VZ_EINVAL for NULL rt or out. */
 VZ_API int vz_stats_total(const vz_runtime *rt, vz_shard_stats *out, uint64_t *foreign_posts);
 
 #endif

@@ -41,7 +41,8 @@ VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, u
  * VZ_EINVAL for NULL self, VZ_EWRONGTHREAD off its home shard thread. */
 VZ_API int vz_timer_cancel(vz_actor *self, vz_timer t);
 
-/* Monotonic time in ns as the shard's loop last read it (cached per turn). */
+/* Monotonic time in ns as the shard's loop last read it (cached per turn;
+ * vz_timer_arm() refreshes it). From the owning actor; 0 for NULL. */
 VZ_API uint64_t vz_now_ns(const vz_actor *self);
 
 #endif
