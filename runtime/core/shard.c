@@ -20,6 +20,7 @@
 #include <time.h>
 
 #include "core/core.h"
+#include "util/clock.h"
 #include "util/fence.h"
 
 /* Initial-exec: the library is linked at start-up, so the variable sits in
@@ -33,10 +34,7 @@ void vz__set_current(struct vz__shard *sh)
 
 uint64_t vz__clock_ns(void)
 {
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	return vz__mono_ns();
 }
 
 static inline void cpu_relax(void)

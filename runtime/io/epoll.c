@@ -11,6 +11,7 @@
  * alike, are an eventfd write, coalesced through one flag as in
  * io_uring.c (NOTES.md, "Wake tokens").
  */
+#include "util/clock.h"
 #include "io/io.h"
 
 #include <errno.h>
@@ -82,14 +83,6 @@ static void bump(atomic_uint_least64_t *c, uint64_t n)
 	/* Single writer (the owner), relaxed: readers want a snapshot. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
 			      memory_order_relaxed);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 static bool read_side(enum vz__io_opcode opc)
@@ -469,7 +462,7 @@ static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 	if (e->destroying)
 		return VZ_ESTATE;
 	if (timeout_ns > 0)
-		deadline = now_ns() + (uint64_t)timeout_ns;
+		deadline = vz__mono_ns() + (uint64_t)timeout_ns;
 	for (;;) {
 		uint64_t tokens = 0;
 		bool intr = false;
@@ -480,7 +473,7 @@ static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 		} else if (timeout_ns < 0) {
 			ms = -1;
 		} else {
-			uint64_t now = now_ns();
+			uint64_t now = vz__mono_ns();
 
 			ms = wait_ms(deadline > now ? deadline - now : 0);
 		}
@@ -520,7 +513,7 @@ static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 			bump(&e->interrupted, 1);
 			return 0;
 		}
-		if (timeout_ns > 0 && now_ns() >= deadline)
+		if (timeout_ns > 0 && vz__mono_ns() >= deadline)
 			return 0;
 	}
 }

@@ -10,6 +10,7 @@
  * Wake-ups coalesce through one flag per ring so at most one wake token is
  * ever in flight towards a ring (NOTES.md, "Wake tokens").
  */
+#include "util/clock.h"
 #include "io/io.h"
 
 #include <errno.h>
@@ -98,14 +99,6 @@ static void bump(atomic_uint_least64_t *c, uint64_t n)
 	 * only want a snapshot. */
 	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
 			      memory_order_relaxed);
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* See io.h. */
@@ -472,7 +465,7 @@ static int uring_wait(struct vz__io *io, int64_t timeout_ns)
 	if (u->destroying)
 		return VZ_ESTATE;
 	if (timeout_ns > 0)
-		deadline = now_ns() + (uint64_t)timeout_ns;
+		deadline = vz__mono_ns() + (uint64_t)timeout_ns;
 	for (;;) {
 		struct io_uring_cqe *cqe;
 		int ret;
@@ -486,7 +479,7 @@ static int uring_wait(struct vz__io *io, int64_t timeout_ns)
 			bump(&u->wait_syscalls, 1);
 			ret = io_uring_submit_and_wait(&u->ring, 1);
 		} else {
-			uint64_t now = now_ns();
+			uint64_t now = vz__mono_ns();
 			uint64_t left = deadline > now ? deadline - now : 0;
 			struct __kernel_timespec ts = {
 			    .tv_sec = (long long)(left / 1000000000u),
@@ -509,7 +502,7 @@ static int uring_wait(struct vz__io *io, int64_t timeout_ns)
 		}
 		/* Only internal CQEs so far: keep waiting, so 0 keeps
 		 * meaning "the timeout passed". */
-		if (timeout_ns > 0 && now_ns() >= deadline)
+		if (timeout_ns > 0 && vz__mono_ns() >= deadline)
 			return 0;
 	}
 }

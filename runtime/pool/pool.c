@@ -7,6 +7,7 @@
  * be tested with a recorder in place of the runtime. NOTES.md beside this
  * file gives the design; the comments here give the orderings.
  */
+#include "util/clock.h"
 #include "pool/pool.h"
 
 #include <errno.h>
@@ -129,14 +130,6 @@ static inline void cpu_relax(void)
 #elif defined(__aarch64__)
 	__asm__ volatile("yield" ::: "memory");
 #endif
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 /* Single-writer counter bump: a load and a store, no locked instruction.
@@ -265,7 +258,7 @@ static void run_job(struct vz__pool_set *ps, struct worker *w, struct pool *from
 	if (!w || atomic_load_explicit(&ps->stopping, memory_order_relaxed)) {
 		d.status = VZ_ECANCELED;
 		atomic_fetch_add_explicit(&from->canceled, 1, memory_order_relaxed);
-	} else if (r->deadline_ns && now_ns() > r->deadline_ns) {
+	} else if (r->deadline_ns && vz__mono_ns() > r->deadline_ns) {
 		d.status = VZ_ETIMEDOUT;
 		counter_add(&w->timed_out, 1);
 	} else {
@@ -343,7 +336,7 @@ static void *worker_main(void *arg)
 		}
 		/* Poll for a while before sleeping. On a CPU shared with a
 		 * shard, yield instead of pausing so the shard keeps running. */
-		until = now_ns() + ps->plan.spin_ns;
+		until = vz__mono_ns() + ps->plan.spin_ns;
 		for (unsigned i = 0; ps->plan.spin_ns > 0; i++) {
 			if (take(ps, w, &from, &idx)) {
 				found = true;
@@ -355,7 +348,7 @@ static void *worker_main(void *arg)
 				sched_yield();
 			else
 				cpu_relax();
-			if ((i & 15) == 15 && now_ns() > until)
+			if ((i & 15) == 15 && vz__mono_ns() > until)
 				break;
 		}
 		if (found) {
