@@ -11,7 +11,6 @@
  * alike, are an eventfd write, coalesced through one flag as in
  * io_uring.c (NOTES.md, "Wake tokens").
  */
-#include "util/clock.h"
 #include "io/io.h"
 
 #include <errno.h>
@@ -28,6 +27,8 @@
 #include <unistd.h>
 
 #include <veloz/error.h>
+
+#include "util/clock.h"
 
 #include "util/fault.h"
 

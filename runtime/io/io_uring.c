@@ -10,7 +10,6 @@
  * Wake-ups coalesce through one flag per ring so at most one wake token is
  * ever in flight towards a ring (NOTES.md, "Wake tokens").
  */
-#include "util/clock.h"
 #include "io/io.h"
 
 #include <errno.h>
@@ -28,6 +27,8 @@
 #include <liburing.h>
 
 #include <veloz/error.h>
+
+#include "util/clock.h"
 
 #include "util/fault.h"
 

@@ -7,7 +7,6 @@
  * be tested with a recorder in place of the runtime. NOTES.md beside this
  * file gives the design; the comments here give the orderings.
  */
-#include "util/clock.h"
 #include "pool/pool.h"
 
 #include <errno.h>
@@ -26,6 +25,7 @@
 
 #include "pool/eventcount.h"
 #include "pool/mpmc.h"
+#include "util/clock.h"
 #include "util/fault.h"
 
 /* Job record states, in the low two bits of job_rec.state; the generation
