@@ -29,7 +29,6 @@
 #include <veloz/error.h>
 
 #include "util/clock.h"
-
 #include "util/fault.h"
 
 enum {
