@@ -146,9 +146,13 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 		}
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
 		if (!(a->flags & VZ__ACTOR_LIVE)) {
-			/* stopped during this run (it cannot be queued: a dead
-			 * actor is never made ready), so free the slot now */
-			vz__actor_reap(sh, a);
+			/* Stopped during this run. If it sent itself a message
+			 * earlier in the run, it was queued again then (while
+			 * still live): the queue holds it and frees the slot
+			 * when it pops it. Freeing it here too would put the
+			 * slot on the free list twice. */
+			if (!(a->flags & VZ__ACTOR_READY))
+				vz__actor_reap(sh, a);
 		} else if (a->mbox.head) {
 			vz__make_ready(sh, a);
 		}

@@ -601,6 +601,93 @@ static void test_pingpong_cross(void **st)
 	pingpong(1);
 }
 
+/* An actor that sends itself a message and then stops within one run: it
+ * is queued again by its own send while still live, so the slot must be
+ * freed once (by the queue), not twice. Two later spawns must then get
+ * two different slots, and every spawned actor gets its on_stop. */
+static atomic_int lives, stops_seen;
+
+static int counted_init(vz_actor *self, void *state, const void *arg)
+{
+	(void)self;
+	(void)state;
+	(void)arg;
+	atomic_fetch_add(&lives, 1);
+	return 0;
+}
+
+static void counted_stop(vz_actor *self, void *state)
+{
+	(void)self;
+	(void)state;
+	atomic_fetch_add(&stops_seen, 1);
+}
+
+static void send_self_then_stop(vz_actor *self, void *state, const vz_msg *m)
+{
+	(void)state;
+	if (vz_msg_type(m) == MSG_STOP_SELF) {
+		assert_int_equal(vz_send(self, vz_self(self), MSG_PING, NULL, 0), 0);
+		assert_int_equal(vz_stop(vz_actor_runtime(self), vz_self(self)), 0);
+	}
+}
+
+static const vz_actor_spec self_send_stop_spec = {
+    .name = "self-send-stop",
+    .init = counted_init,
+    .receive = send_self_then_stop,
+    .on_stop = counted_stop,
+};
+
+static void spawn_two_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	atomic_int *done = *(atomic_int **)state;
+	vz_ref a, b;
+
+	if (vz_msg_type(m) != MSG_SPAWN_MANY)
+		return;
+	assert_int_equal(
+	    vz_spawn(vz_actor_runtime(self), vz_actor_shard(self), &self_send_stop_spec, NULL, &a),
+	    0);
+	assert_int_equal(
+	    vz_spawn(vz_actor_runtime(self), vz_actor_shard(self), &self_send_stop_spec, NULL, &b),
+	    0);
+	/* different slots (bits 24..47 of a reference) */
+	assert_true(((a.id >> 24) & 0xffffff) != ((b.id >> 24) & 0xffffff));
+	atomic_store(done, 1);
+}
+
+static const vz_actor_spec spawn_two_spec = {
+    .name = "spawn-two",
+    .state_size = sizeof(void *),
+    .init = self_stopper_init,
+    .receive = spawn_two_receive,
+};
+
+static void test_self_send_then_stop(void **st)
+{
+	atomic_int done = 0;
+	vz_runtime *rt = make_rt(1);
+	vz_ref a, sp;
+
+	(void)st;
+	atomic_store(&lives, 0);
+	atomic_store(&stops_seen, 0);
+	assert_int_equal(vz_spawn(rt, 0, &self_send_stop_spec, NULL, &a), 0);
+	assert_int_equal(vz_spawn(rt, 0, &spawn_two_spec, &done, &sp), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_post(rt, a, MSG_STOP_SELF, NULL, 0), 0);
+	uint64_t end = vz_test_now_ns() + 10ull * 1000000000u;
+	while (atomic_load(&stops_seen) < 1 && vz_test_now_ns() < end)
+		sched_yield();
+	assert_int_equal(atomic_load(&stops_seen), 1);
+	assert_int_equal(vz_post(rt, sp, MSG_SPAWN_MANY, NULL, 0), 0);
+	assert_true(vz_test_wait_flag((volatile int *)&done, 10));
+	finish(rt, UINT64_MAX);
+	assert_int_equal(atomic_load(&lives), 3);
+	assert_int_equal(atomic_load(&stops_seen), 3);
+}
+
 /* Embedding: the test thread drives shard 1; shard 0 is runtime-owned. */
 static void test_embedded_shard(void **st)
 {
@@ -669,8 +756,9 @@ int main(void)
 	    cmocka_unit_test(test_fifo_all_pairs), cmocka_unit_test(test_foreign_posts),
 	    cmocka_unit_test(test_dead_letters),   cmocka_unit_test(test_stop_in_flight),
 	    cmocka_unit_test(test_many_actors),	   cmocka_unit_test(test_bounded_mailbox),
-	    cmocka_unit_test(test_self_stop),	   cmocka_unit_test(test_init_failure),
-	    cmocka_unit_test(test_embedded_shard), cmocka_unit_test(test_two_runtimes),
+	    cmocka_unit_test(test_self_stop),	   cmocka_unit_test(test_self_send_then_stop),
+	    cmocka_unit_test(test_init_failure),   cmocka_unit_test(test_embedded_shard),
+	    cmocka_unit_test(test_two_runtimes),
 	};
 
 	vz_test_watchdog(240);
