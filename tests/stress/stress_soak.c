@@ -190,7 +190,8 @@ static void child_receive(vz_actor *self, void *state, const vz_msg *m)
 	if (vz_msg_type(m) == MSG_STOP_SELF) {
 		int rc = vz_stop(vz_actor_runtime(self), vz_self(self));
 
-		if (rc != 0)
+		/* refused once the runtime is stopping: it is stopped anyway */
+		if (rc != 0 && rc != VZ_ESTOPPED)
 			error_note(&other_errors, "child self-stop %ld", rc, 0);
 	}
 }
