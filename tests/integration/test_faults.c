@@ -137,35 +137,6 @@ static void count_dead(void *ctx, uint64_t to, uint32_t type, const void *data, 
 
 /* Entries of a /proc directory (threads in /proc/self/task, fds in
  * /proc/self/fd), not counting "." and "..". */
-static unsigned count_entries(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	unsigned n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - (strcmp(path, "/proc/self/fd") == 0); /* the DIR's own fd */
-}
-
-static void *nothing(void *arg)
-{
-	return arg;
-}
-
-/* Sanitizer runtimes start a helper thread with the first pthread_create:
- * start it before any test takes a thread-count baseline. */
-static void warm_up_threads(void)
-{
-	pthread_t t;
-
-	if (pthread_create(&t, NULL, nothing, NULL) == 0)
-		pthread_join(t, NULL);
-}
-
 static void make_cfg(vz_config *cfg, unsigned shards)
 {
 	vz_test_config(cfg, shards);
@@ -834,8 +805,8 @@ static void test_uring_setup_at_start(void **st)
 	env_clear(&env);
 	make_cfg(&cfg, 2);
 	cfg.backend = VZ_BACKEND_AUTO;
-	threads = count_entries("/proc/self/task");
-	fds = count_entries("/proc/self/fd");
+	threads = vz_test_count_entries("/proc/self/task");
+	fds = vz_test_count_entries("/proc/self/fd");
 	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
 	env_restore(&env);
 	if (strcmp(vz_runtime_backend(rt), "io_uring") != 0) {
@@ -848,12 +819,12 @@ static void test_uring_setup_at_start(void **st)
 	vz__fault_arm(VZ_FAULT_URING_SETUP_EPERM, 1, 1);
 	assert_int_equal(vz_runtime_start(rt), VZ_EIO);
 	assert_int_equal(vz__fault_fired(VZ_FAULT_URING_SETUP_EPERM), 1);
-	assert_int_equal(count_entries("/proc/self/task"), threads);
+	assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
 	assert_int_equal(vz_post(rt, a, MSG_DATA, NULL, 0), VZ_ESTATE);
 	assert_int_equal(vz_runtime_stop(rt), VZ_ESTATE);
 	assert_int_equal(vz_runtime_destroy(rt), 0);
 	assert_int_equal(atomic_load(&on_stops), 2);
-	assert_int_equal(count_entries("/proc/self/fd"), fds);
+	assert_int_equal(vz_test_count_entries("/proc/self/fd"), fds);
 	vz__fault_disarm_all();
 }
 
@@ -927,8 +898,8 @@ static void test_thread_start(void **st)
 		int rc;
 
 		reset_counters();
-		threads = count_entries("/proc/self/task");
-		fds = count_entries("/proc/self/fd");
+		threads = vz_test_count_entries("/proc/self/task");
+		fds = vz_test_count_entries("/proc/self/fd");
 		rt = make_rt(2);
 		a = spawn_agent(rt, 0, 1);
 		spawn_agent(rt, 1, 2);
@@ -940,18 +911,18 @@ static void test_thread_start(void **st)
 			assert_true(k >= 2);
 			vz__fault_disarm_all();
 			finish(rt);
-			assert_int_equal(count_entries("/proc/self/task"), threads);
+			assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
 			break;
 		}
 		assert_int_equal(rc, VZ_EIO);
 		assert_int_equal(vz__fault_fired(VZ_FAULT_THREAD_START), 1);
 		vz__fault_disarm_all();
-		assert_int_equal(count_entries("/proc/self/task"), threads);
+		assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
 		assert_int_equal(vz_post(rt, a, MSG_DATA, NULL, 0), VZ_ESTATE);
 		assert_int_equal(vz_runtime_stop(rt), VZ_ESTATE);
 		assert_int_equal(vz_runtime_destroy(rt), 0);
 		assert_int_equal(atomic_load(&on_stops), 2);
-		assert_int_equal(count_entries("/proc/self/fd"), fds);
+		assert_int_equal(vz_test_count_entries("/proc/self/fd"), fds);
 	}
 }
 
@@ -1067,7 +1038,7 @@ static void *stop_thread(void *p)
 
 static void test_concurrent_stop(void **st)
 {
-	unsigned threads = count_entries("/proc/self/task");
+	unsigned threads = vz_test_count_entries("/proc/self/task");
 
 	(void)st;
 	for (int round = 0; round < 20; round++) {
@@ -1092,7 +1063,7 @@ static void test_concurrent_stop(void **st)
 		assert_int_equal(t.actors_live, 0);
 		assert_int_equal(vz_runtime_destroy(rt), 0);
 	}
-	assert_int_equal(count_entries("/proc/self/task"), threads);
+	assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
 }
 
 /* Destroy attempted while another thread is stopping: VZ_ESTATE until the
@@ -1377,7 +1348,7 @@ int main(void)
 	};
 
 	vz_test_watchdog(240);
-	warm_up_threads();
+	vz_test_warm_up_threads();
 	if (getenv("VZ_TEST_FILTER"))
 		cmocka_set_test_filter(getenv("VZ_TEST_FILTER"));
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -569,35 +569,6 @@ static void *poster_main(void *arg)
 
 /* ---- the run ------------------------------------------------------------ */
 
-static unsigned count_entries(const char *path)
-{
-	DIR *d = opendir(path);
-	struct dirent *e;
-	unsigned n = 0;
-
-	assert_non_null(d);
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			n++;
-	closedir(d);
-	return n - (strcmp(path, "/proc/self/fd") == 0); /* the DIR's own fd */
-}
-
-static void *nothing(void *arg)
-{
-	return arg;
-}
-
-/* Sanitizer runtimes start a helper thread with the first pthread_create:
- * start it before taking the thread-count baseline. */
-static void warm_up_threads(void)
-{
-	pthread_t t;
-
-	assert_int_equal(pthread_create(&t, NULL, nothing, NULL), 0);
-	pthread_join(t, NULL);
-}
-
 static unsigned soak_seconds(void)
 {
 	const char *s = getenv("VZ_SOAK_SECONDS");
@@ -619,9 +590,9 @@ static void test_soak(void **st)
 	vz_config cfg;
 
 	(void)st;
-	warm_up_threads();
-	threads = count_entries("/proc/self/task");
-	fds = count_entries("/proc/self/fd");
+	vz_test_warm_up_threads();
+	threads = vz_test_count_entries("/proc/self/task");
+	fds = vz_test_count_entries("/proc/self/fd");
 	vz_test_watchdog(secs + 180);
 	vz_test_config(&cfg, SHARDS);
 	cfg.dead_letter = on_dead;
@@ -701,8 +672,8 @@ static void test_soak(void **st)
 		assert_int_equal(ps.post_failures, 0);
 	}
 	assert_int_equal(vz_runtime_destroy(g_rt), 0);
-	assert_int_equal(count_entries("/proc/self/task"), threads);
-	assert_int_equal(count_entries("/proc/self/fd"), fds);
+	assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
+	assert_int_equal(vz_test_count_entries("/proc/self/fd"), fds);
 }
 
 int main(void)

@@ -2,6 +2,8 @@
 /* See testutil.h. */
 #include "testutil.h"
 
+#include <dirent.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,4 +64,31 @@ int vz_test_wait_flag(const volatile int *flag, double seconds)
 		usleep(100);
 	}
 	return 1;
+}
+
+unsigned vz_test_count_entries(const char *path)
+{
+	DIR *d = opendir(path);
+	struct dirent *e;
+	unsigned n = 0;
+
+	assert_non_null(d);
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - (strcmp(path, "/proc/self/fd") == 0); /* the DIR's own fd */
+}
+
+static void *nothing(void *arg)
+{
+	return arg;
+}
+
+void vz_test_warm_up_threads(void)
+{
+	pthread_t t;
+
+	if (pthread_create(&t, NULL, nothing, NULL) == 0)
+		pthread_join(t, NULL);
 }

@@ -28,6 +28,16 @@ uint64_t vz_test_scale(uint64_t n);
  * sets it). */
 void vz_test_config(vz_config *cfg, unsigned nshards);
 
+/* Entries in a /proc directory, e.g. "/proc/self/fd" (open fds, not
+ * counting the one used to read it) or "/proc/self/task" (threads): the
+ * baseline for "no leaked fd or thread" checks. Fails the test if the
+ * directory cannot be read. */
+unsigned vz_test_count_entries(const char *path);
+
+/* Sanitizer runtimes start a helper thread with the first pthread_create:
+ * start it before taking a thread-count baseline. */
+void vz_test_warm_up_threads(void);
+
 /* Monotonic clock in ns. */
 uint64_t vz_test_now_ns(void);
 
