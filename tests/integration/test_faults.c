@@ -754,6 +754,7 @@ static void setup_fault(enum vz__fault_point p, const char *err_text)
 	struct env_save env;
 	vz_config cfg;
 	vz_runtime *rt = (vz_runtime *)0x1;
+	int fired;
 
 	reset_counters();
 	env_clear(&env);
@@ -766,10 +767,25 @@ static void setup_fault(enum vz__fault_point p, const char *err_text)
 
 	cfg.backend = VZ_BACKEND_AUTO; /* falls back, says why */
 	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
-	assert_true(vz__fault_fired(p) >= 1);
+	fired = vz__fault_fired(p);
 	vz__fault_arm(p, 0, 0);
 	env_restore(&env);
 	assert_string_equal(vz_runtime_backend(rt), "epoll");
+	if (fired == 0) {
+		/* The probe refused io_uring before calling io_uring_setup
+		 * (kernel.io_uring_disabled=2, or a kernel in select.c's
+		 * table), so this machine cannot reach the fault point. The
+		 * fallback must still work and say why; the setup failure
+		 * itself is covered wherever the probe gets that far. */
+		if (!strstr(vz_runtime_backend_reason(rt), "io_uring unavailable ("))
+			fail_msg("reason '%s' does not say why io_uring is unavailable",
+				 vz_runtime_backend_reason(rt));
+		print_message("io_uring refused before io_uring_setup here (%s)\n",
+			      vz_runtime_backend_reason(rt));
+		small_workload(rt);
+		finish(rt);
+		skip();
+	}
 	if (!strstr(vz_runtime_backend_reason(rt), "io_uring_setup") ||
 	    !strstr(vz_runtime_backend_reason(rt), err_text))
 		fail_msg("reason '%s' does not name io_uring_setup and '%s'",

@@ -2,7 +2,8 @@
 /*
  * Helpers shared by the test programs: bounded time (a watchdog that fails
  * the test instead of letting it hang), stress sizes scaled by the
- * VZ_STRESS_SCALE environment variable, and a small-runtime config.
+ * VZ_STRESS_SCALE environment variable, a small-runtime config, and the
+ * one place that decides a backend variant cannot run here (skip, 77).
  */
 #ifndef VZ_TESTUTIL_H
 #define VZ_TESTUTIL_H
@@ -14,6 +15,17 @@
 #include <cmocka.h>
 
 #include <veloz.h>
+
+/* Exit 77 (CTest's SKIP_RETURN_CODE), printing "skipped: <reason>" to
+ * stderr, when the environment forces a backend this machine cannot give:
+ * VZ_BACKEND=io_uring where the probe refuses io_uring (the
+ * kernel.io_uring_disabled sysctl, a seccomp filter such as Docker's
+ * default, no CAP_SYS_ADMIN under io_uring_disabled=1, an old kernel).
+ * Returns when the variant can run, including when VZ_BACKEND is unset or
+ * names epoll. Every test program runs it before main() (a constructor in
+ * testutil.c, linked into each program), so the decision is made here and
+ * not by each test; a program may call it again, it is idempotent. */
+void vz_test_require_backend(void);
 
 /* Abort the process with a message if it is still running after `seconds`
  * (a hang is a failure, never a pass). Call again to re-arm; 0 disarms. */
