@@ -3,7 +3,11 @@
  * Error codes. Every public function returns 0 (or a count) on success and a
  * negative VZ_E* code on failure; errno is never used across the API.
  * The table below is the single source for the codes, their names and
- * their messages (vz_errname(), vz_strerror()).
+ * their messages (vz_errname(), vz_strerror()). A code means the same kind
+ * of failure wherever it is returned; the function's documentation says
+ * which limit or state applied (e.g. VZ_ETOOBIG: the message limit for
+ * vz_send()/vz_post(), the much smaller job payload limit for
+ * vz_pool_submit()).
  */
 #ifndef VELOZ_ERROR_H
 #define VELOZ_ERROR_H
@@ -16,7 +20,9 @@
 	X(VZ_ENOMEM, -2, "out of memory")                                                          \
 	X(VZ_ESTALE, -3, "stale or forged reference")                                              \
 	X(VZ_ENOSHARD, -4, "no such shard")                                                        \
-	X(VZ_ETOOBIG, -5, "payload larger than the maximum message size")                          \
+	X(VZ_ETOOBIG, -5,                                                                          \
+	  "payload over its limit: VZ_MSG_MAX_PAYLOAD (message), VZ_POOL_MAX_PAYLOAD (pool job) "  \
+	  "or VZ_POOL_MAX_RESULT (pool job result)")                                               \
 	X(VZ_EFULL, -6, "bounded queue or mailbox is full")                                        \
 	X(VZ_EWRONGTHREAD, -7, "called from a thread that may not call this")                      \
 	X(VZ_ESTATE, -8, "not allowed in the object's current state")                              \

@@ -29,9 +29,9 @@ enum vz_msg_type {
 
 /* Send from inside an actor (its home shard). The receiver sees `self` as
  * the sender. Errors: VZ_EINVAL (NULL self, type < VZ_MSG_USER, NULL payload
- * with len > 0), VZ_ETOOBIG, VZ_ESTALE (null ref, or a local target that is
- * gone), VZ_ENOSHARD, VZ_EFULL (target's bounded mailbox is full),
- * VZ_ESTOPPED (runtime stopping), VZ_ENOMEM. */
+ * with len > 0), VZ_ETOOBIG (len > VZ_MSG_MAX_PAYLOAD), VZ_ESTALE (null
+ * ref, or a local target that is gone), VZ_ENOSHARD, VZ_EFULL (target's
+ * bounded mailbox is full), VZ_ESTOPPED (runtime stopping), VZ_ENOMEM. */
 VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload, size_t len);
 
 /* Send to the sender of `m`. VZ_EINVAL when m came from outside any actor. */

@@ -31,8 +31,12 @@
 #include "message.h"
 #include "runtime.h"
 
-/* Largest job payload copied at submission (larger inputs: pass a pointer in
- * `arg` and keep the memory alive until the completion arrives). */
+/* Largest job payload copied at submission: 256 bytes, far below the
+ * message limit VZ_MSG_MAX_PAYLOAD because every queued job keeps its copy
+ * in a fixed-size record. Larger inputs: pass a pointer in `arg` and keep
+ * the memory alive until the completion arrives. vz_pool_submit() refuses
+ * a larger payload_len with VZ_ETOOBIG (the code for any payload over its
+ * limit; its vz_strerror() text names both limits). */
 #define VZ_POOL_MAX_PAYLOAD 256u
 
 /* Identifies a submitted job until its completion has been posted. Never 0. */
@@ -79,9 +83,10 @@ typedef struct vz_job {
  * the job's id in *out (when out is non-NULL) and returns 0; exactly one
  * completion will follow. Errors (nothing was queued, no completion):
  * VZ_EINVAL (NULL self/job/fn, NULL payload with payload_len > 0),
- * VZ_ETOOBIG (payload_len > VZ_POOL_MAX_PAYLOAD), VZ_EWRONGTHREAD (not
- * called on the actor's home shard thread), VZ_EFULL (the pool of the
- * actor's node is full, and with VZ_POOL_SPILL every other pool too),
+ * VZ_ETOOBIG (payload_len > VZ_POOL_MAX_PAYLOAD, i.e. 256 bytes, not the
+ * message limit), VZ_EWRONGTHREAD (not called on the actor's home shard
+ * thread), VZ_EFULL (the pool of the actor's node is full, and with
+ * VZ_POOL_SPILL every other pool too),
  * VZ_ESTOPPED (the runtime is stopping), VZ_ENOSYS (the runtime has no pool:
  * no CPU could host a worker, see vz_pool_config.share_shard_cpus). */
 VZ_API int vz_pool_submit(vz_actor *self, const vz_job *job, vz_job_id *out);

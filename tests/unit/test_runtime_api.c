@@ -29,6 +29,12 @@ static void test_error_table(void **s)
 	assert_string_equal(vz_errname(12345), "VZ_E?");
 	assert_string_equal(vz_strerror(VZ_ESTALE), "stale or forged reference");
 	assert_string_equal(vz_strerror(-9999), "unknown error");
+	/* VZ_ETOOBIG comes from sends (VZ_MSG_MAX_PAYLOAD) and from pool
+	 * submissions (VZ_POOL_MAX_PAYLOAD, 64 times smaller): its one text
+	 * must not name only the message limit. */
+	assert_non_null(strstr(vz_strerror(VZ_ETOOBIG), "VZ_MSG_MAX_PAYLOAD"));
+	assert_non_null(strstr(vz_strerror(VZ_ETOOBIG), "VZ_POOL_MAX_PAYLOAD"));
+	assert_non_null(strstr(vz_strerror(VZ_ETOOBIG), "VZ_POOL_MAX_RESULT"));
 	for (int e = -1; e >= VZ_EBUSY; e--) {
 		assert_string_not_equal(vz_strerror(e), "unknown error");
 		assert_string_not_equal(vz_errname(e), "VZ_E?");
