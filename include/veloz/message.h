@@ -19,6 +19,17 @@
 /* Largest payload one message carries. */
 #define VZ_MSG_MAX_PAYLOAD 16384u
 
+/* Alignment of every received payload: vz_msg_data() is a multiple of
+ * VZ_MSG_ALIGN bytes on every path a message can take (vz_send() to the
+ * same or another shard, vz_post() from any thread, timer expiries, pool
+ * completions, dead letters), so a receiver may read a struct whose
+ * alignment is at most 16 (any scalar, long double, max_align_t, SSE
+ * vectors) in place, by casting, once it has checked vz_msg_len(). Inside
+ * a payload, offsets keep their alignment relative to this base: the
+ * result bytes of a pool completion follow its 24-byte vz_pool_done and
+ * so are 8-byte aligned (pool.h). */
+#define VZ_MSG_ALIGN 16u
+
 /* Message types below VZ_MSG_USER belong to the runtime. */
 enum vz_msg_type {
 	VZ_MSG_TIMER = 1,     /* payload: vz_timer_event (timer.h) */
@@ -45,7 +56,9 @@ VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *
  * A stale target on another shard is accepted and dead-lettered there. */
 VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 
-/* Accessors for a received message (valid during receive only). */
+/* Accessors for a received message (valid during receive only).
+ * vz_msg_data() is aligned to VZ_MSG_ALIGN (16) bytes, also when the
+ * length is 0. */
 VZ_API uint32_t vz_msg_type(const vz_msg *m);
 VZ_API const void *vz_msg_data(const vz_msg *m);
 VZ_API size_t vz_msg_len(const vz_msg *m);

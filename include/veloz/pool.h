@@ -59,12 +59,14 @@ _Static_assert(sizeof(vz_pool_done) == 24, "vz_pool_done is part of the ABI");
 
 /*
  * The job's work, run on a worker thread. It gets the job's arg and a copy of
- * its payload, may write up to *result_len bytes (VZ_POOL_MAX_RESULT on
- * entry) to `result` and sets *result_len to the bytes written. Its return
- * value (0 or a negative VZ_E* by convention) becomes vz_pool_done.status.
- * It may block; it must not touch actors (it may vz_post() to them). Setting
- * *result_len above VZ_POOL_MAX_RESULT makes the status VZ_ETOOBIG and drops
- * the result.
+ * its payload (aligned to VZ_MSG_ALIGN, 16 bytes, like a message payload),
+ * may write up to *result_len bytes (VZ_POOL_MAX_RESULT on entry) to
+ * `result` (8-byte aligned: it becomes the bytes after the 24-byte
+ * vz_pool_done of the completion) and sets *result_len to the bytes
+ * written. Its return value (0 or a negative VZ_E* by convention) becomes
+ * vz_pool_done.status. It may block; it must not touch actors (it may
+ * vz_post() to them). Setting *result_len above VZ_POOL_MAX_RESULT makes
+ * the status VZ_ETOOBIG and drops the result.
  */
 typedef int (*vz_job_fn)(void *arg, const void *payload, size_t payload_len, void *result,
 			 size_t *result_len);
@@ -129,8 +131,10 @@ VZ_API int vz_pool_nodes(const vz_runtime *rt, unsigned *nodes, unsigned max);
 
 /* Decode a received VZ_MSG_POOL_DONE message: copy its header to *out and,
  * when result is non-NULL, point *result at the result bytes (valid during
- * receive only; no alignment promised). VZ_EINVAL when m is NULL, is not a
- * VZ_MSG_POOL_DONE message, or is malformed. From the receiving actor. */
+ * receive only; 8-byte aligned, since they start sizeof(vz_pool_done) = 24
+ * bytes after a VZ_MSG_ALIGN-aligned vz_msg_data()). VZ_EINVAL when m is
+ * NULL, is not a VZ_MSG_POOL_DONE message, or is malformed. From the
+ * receiving actor. */
 VZ_API int vz_pool_done_read(const vz_msg *m, vz_pool_done *out, const void **result);
 
 #endif

@@ -18,6 +18,7 @@
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include <veloz.h>
@@ -74,6 +75,11 @@ struct vz_msg {
 	alignas(16) unsigned char data[];
 };
 _Static_assert(sizeof(struct vz_msg) == 48, "message header is 48 bytes");
+/* message.h promises VZ_MSG_ALIGN for vz_msg_data(): the header is a
+ * multiple of it, and every block (local slabs and foreign chunks in
+ * msg_pool.c) starts on a 64-byte boundary and is 64 << class long. */
+_Static_assert(offsetof(struct vz_msg, data) % VZ_MSG_ALIGN == 0 && 64 % VZ_MSG_ALIGN == 0,
+	       "vz_msg_data() must stay VZ_MSG_ALIGN-aligned (message.h)");
 
 /* A ring entry with this bit set is a block of the receiver's own pool
  * coming home, not a message (blocks are at least 64-byte aligned). */

@@ -14,6 +14,7 @@
 #include <sched.h>
 #include <stdalign.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,8 +54,13 @@ struct job_rec {
 	vz_job_fn fn;
 	void *arg;
 	uint64_t deadline_ns;
-	unsigned char payload[VZ_POOL_MAX_PAYLOAD];
+	/* fn gets a pointer to this copy; pool.h promises it VZ_MSG_ALIGN
+	 * like a message payload (it would be at offset 56 otherwise; the
+	 * record stays 320 bytes either way). */
+	alignas(VZ_MSG_ALIGN) unsigned char payload[VZ_POOL_MAX_PAYLOAD];
 };
+_Static_assert(offsetof(struct job_rec, payload) % VZ_MSG_ALIGN == 0,
+	       "job payloads are VZ_MSG_ALIGN-aligned (pool.h)");
 
 struct pool;
 

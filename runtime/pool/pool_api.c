@@ -102,7 +102,8 @@ VZ_API int vz_pool_done_read(const vz_msg *m, vz_pool_done *out, const void **re
 	len = vz_msg_len(m);
 	if (len < sizeof *out)
 		return VZ_EINVAL;
-	/* memcpy: the payload carries no alignment promise. */
+	/* memcpy: *out is the caller's, and copying keeps this decoder
+	 * independent of the payload alignment (VZ_MSG_ALIGN) anyway. */
 	memcpy(out, vz_msg_data(m), sizeof *out);
 	if (out->result_len != len - sizeof *out)
 		return VZ_EINVAL;
