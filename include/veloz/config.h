@@ -78,7 +78,10 @@ typedef void (*vz_dead_letter_fn)(void *ctx, uint64_t to_ref, uint32_t type, con
 
 /* Where and why vz_config_load(), vz_config_validate() or
  * vz_runtime_create() refused a configuration. Every field is written on a
- * refusal (unused parts are "" or 0). */
+ * refusal (unused parts are "" or 0). The layout is fixed: callers keep it
+ * uninitialised on the stack, so it cannot carry a caller-set size field;
+ * more detail, when needed, comes as a new struct behind a new pointer
+ * rather than by growing this one. */
 typedef struct vz_config_error {
 	char file[256];
 	int line;     /* 0 when the problem is not on one line */
@@ -122,7 +125,9 @@ typedef struct vz_config {
 	vz_dead_letter_fn dead_letter;
 	void *dead_letter_ctx;
 	/* Fields below were appended after the first version of this header;
-	 * new fields go at the end. */
+	 * new fields go at the end. vz_config has no size/version field yet
+	 * (planned before 1.0): build against the header of the library you
+	 * link. */
 	/* Optional: when non-NULL, vz_runtime_create() describes here why it
 	 * failed (file/line/key/reason as vz_config_validate() does, and the
 	 * reason for the other errors too), and clears it on success. Read
@@ -166,7 +171,8 @@ VZ_API int vz_config_load(vz_config *cfg, const char *path, vz_config_error *err
 VZ_API int vz_config_apply_env(vz_config *cfg, vz_config_error *err);
 
 /* Check cfg against the machine (CPUs online and allowed, powers of two,
- * ranges, nodes that exist). 0 or VZ_ECONFIG with *err filled. Any thread. */
+ * ranges, nodes that exist, reserved CPUs allowed with one left for
+ * shards). 0 or VZ_ECONFIG with *err filled. Any thread. */
 VZ_API int vz_config_validate(const vz_config *cfg, vz_config_error *err);
 
 /* Write *e as one line the way compilers do, "file:line: key: reason"
