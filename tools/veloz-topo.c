@@ -39,8 +39,10 @@ struct report {
 	struct vz__topology used;    /* what placement ran on (declared or detected) */
 	int cpu_of_shard[VZ_MAX_SHARDS];
 	unsigned nshards;
+	vz_cpuset reserved; /* CPUs kept for the embedder */
 	/* I/O */
 	int io_rc;
+	vz_config_error io_err; /* what vz_runtime_create() would say */
 	enum vz__io_kind io_kind;
 	char io_reason[256];
 	uint32_t io_flags;
@@ -77,16 +79,14 @@ static void usage(FILE *f)
 		   "defaults and VZ_* environment) produces; --check only validates.\n");
 }
 
-/* Print an error the way compilers do: "file:line: key: reason". */
+/* Print an error the way compilers do: "file:line: key: reason" (the same
+ * text vz_config_error_format() gives every embedder). */
 static void print_error(FILE *f, const vz_config_error *e)
 {
-	if (e->file[0] && e->line > 0)
-		fprintf(f, "%s:%d: ", e->file, e->line);
-	else if (e->file[0])
-		fprintf(f, "%s: ", e->file);
-	if (e->key[0])
-		fprintf(f, "%s: ", e->key);
-	fprintf(f, "%s\n", e->message);
+	char line[1024];
+
+	vz_config_error_format(e, line, sizeof line);
+	fprintf(f, "%s\n", line);
 }
 
 /* s as a JSON string literal. */
@@ -146,13 +146,15 @@ static unsigned smt_groups(const struct vz__topology *t, vz_cpuset *groups, int 
 }
 
 /* Which backend the config's `backend` (and VZ_BACKEND) selects, why, and
- * with which io_uring setup flags. */
+ * with which io_uring setup flags. The same call vz_runtime_create() makes,
+ * so a refusal here is the refusal create would give. */
 static void probe_io(struct report *r)
 {
 	struct vz__io *io = NULL;
 
 	r->io_reason[0] = '\0';
-	r->io_rc = vz__io_select(r->cfg.backend, &r->io_kind, r->io_reason, sizeof r->io_reason);
+	r->io_rc = vz__io_choose(r->cfg.backend, &r->io_kind, r->io_reason, sizeof r->io_reason,
+				 NULL, &r->io_err);
 	if (r->io_rc < 0)
 		return;
 	/* the flags the backend really gets: create one instance and ask */
@@ -182,17 +184,10 @@ static void print_flags(FILE *f, uint32_t flags, bool json)
 		fputs("none", f);
 }
 
-/* The config spelling of a backend kind. */
+/* The config spelling of a backend kind: the loader's own table. */
 static const char *backend_name(vz_backend_kind b)
 {
-	switch (b) {
-	case VZ_BACKEND_IO_URING:
-		return "io_uring";
-	case VZ_BACKEND_EPOLL:
-		return "epoll";
-	default:
-		return "auto";
-	}
+	return vz__backend_name(b);
 }
 
 /* The human-readable report. */
@@ -230,9 +225,9 @@ static void print_text(const struct report *r)
 			       fmt_set(&groups[i], b, sizeof b));
 	}
 	if (r->io_rc < 0) {
-		printf("I/O backend:    none usable for backend = %s: %s (%s)\n",
-		       backend_name(r->cfg.backend), r->io_reason[0] ? r->io_reason : "-",
+		printf("I/O backend:    refused (%s), as vz_runtime_create() would: ",
 		       vz_errname(r->io_rc));
+		print_error(stdout, &r->io_err);
 	} else {
 		printf("I/O backend:    %s", vz__io_kind_name(r->io_kind));
 		if (r->io_kind == VZ__IO_URING)
@@ -263,6 +258,13 @@ static void print_text(const struct report *r)
 	printf("placement:      %u shard%s, backend = %s, ring_entries = %u, tick = %u us\n",
 	       r->nshards, r->nshards == 1 ? "" : "s", backend_name(r->cfg.backend),
 	       r->cfg.ring_entries, r->cfg.timer_tick_us);
+	if (vz_cpuset_count(&r->reserved))
+		printf("  reserved:     CPU%s %s for the embedder (no shard or pool worker runs "
+		       "there)\n",
+		       vz_cpuset_count(&r->reserved) == 1 ? "" : "s",
+		       fmt_set(&r->reserved, b, sizeof b));
+	else
+		printf("  reserved:     none (runtime.reserve_cpus)\n");
 	for (unsigned i = 0; i < r->nshards; i++) {
 		int c = r->cpu_of_shard[i];
 
@@ -323,6 +325,10 @@ static void print_json(const struct report *r)
 	}
 	printf(", \"reason\": ");
 	json_str(stdout, r->io_reason);
+	if (r->io_rc < 0) {
+		printf(", \"create_error\": ");
+		json_error(stdout, &r->io_err);
+	}
 	if (r->io_flags_known && r->io_rc >= 0) {
 		printf(", \"setup_flags\": %u, \"setup_flag_names\": [", r->io_flags);
 		print_flags(stdout, r->io_flags, true);
@@ -343,8 +349,10 @@ static void print_json(const struct report *r)
 		printf("null\n}\n");
 		return;
 	}
-	printf("{\"declared_topology\": %s, \"nshards\": %u, \"shards\": [",
+	printf("{\"declared_topology\": %s, \"nshards\": %u, \"reserved_cpus\": ",
 	       r->used.declared ? "true" : "false", r->nshards);
+	json_str(stdout, (vz__cpuset_format(&r->reserved, b, sizeof b), b));
+	printf(", \"shards\": [");
 	for (unsigned i = 0; i < r->nshards; i++) {
 		int c = r->cpu_of_shard[i];
 
@@ -373,6 +381,8 @@ static void evaluate(struct report *r)
 		return;
 	}
 	r->cfg_rc = vz__plan_shards(&r->cfg, &r->used, r->cpu_of_shard, &r->nshards, &r->err);
+	if (r->cfg_rc == 0)
+		r->cfg_rc = vz__plan_reserved(&r->cfg, &r->used, NULL, &r->reserved, &r->err);
 }
 
 int main(int argc, char **argv)
@@ -442,5 +452,7 @@ int main(int argc, char **argv)
 		print_json(&r);
 	else
 		print_text(&r);
-	return r.cfg_rc < 0 ? 1 : 0;
+	/* A backend create would refuse (VZ_BACKEND=garbage, io_uring forced
+	 * where it does not work) is a refused configuration too. */
+	return r.cfg_rc < 0 || r.io_rc < 0 ? 1 : 0;
 }

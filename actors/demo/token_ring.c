@@ -82,6 +82,16 @@ static int fail(const char *what, int rc)
 	return 1;
 }
 
+/* A refusal with its detail: "what: file:line: key: reason (VZ_E...)". */
+static int fail_config(const char *what, int rc, const vz_config_error *err)
+{
+	char line[1024];
+
+	vz_config_error_format(err, line, sizeof line);
+	fprintf(stderr, "veloz-demo: %s: %s (%s)\n", what, line, vz_errname(rc));
+	return 1;
+}
+
 int main(int argc, char **argv)
 {
 	double seconds = 2.0, t0, t1;
@@ -118,18 +128,17 @@ int main(int argc, char **argv)
 	vz_config_default(&cfg);
 	if (config_file) {
 		rc = vz_config_load(&cfg, config_file, &err);
-		if (rc < 0) {
-			fprintf(stderr, "%s:%d: %s: %s\n", err.file, err.line, err.key,
-				err.message);
-			return 1;
-		}
-	} else if (vz_config_apply_env(&cfg, &err) < 0) {
-		fprintf(stderr, "environment: %s: %s\n", err.key, err.message);
-		return 1;
+		if (rc < 0)
+			return fail_config("configuration", rc, &err);
+	} else if ((rc = vz_config_apply_env(&cfg, &err)) < 0) {
+		return fail_config("environment", rc, &err);
 	}
+	/* create says why it refused (e.g. VZ_CPUS naming a CPU this machine
+	 * does not have) in the same form as the loader */
+	cfg.create_error = &err;
 	rc = vz_runtime_create(&cfg, &rt);
 	if (rc < 0)
-		return fail("vz_runtime_create", rc);
+		return fail_config("vz_runtime_create", rc, &err);
 	nshards = vz_runtime_shards(rt);
 	ring.n = nshards * per_shard;
 	ring.members = calloc(ring.n, sizeof *ring.members);

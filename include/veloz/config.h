@@ -24,6 +24,10 @@ typedef struct vz_cpuset {
 	uint64_t bits[VZ_MAX_CPUS / 64];
 } vz_cpuset;
 
+/* Written "auto", "io_uring" or "epoll" in a file (runtime.backend) and in
+ * VZ_BACKEND, in any case ("EPOLL" works); every reader (vz_config_load(),
+ * vz_config_apply_env(), vz_runtime_create()'s own look at VZ_BACKEND,
+ * veloz-topo) uses the same parser. */
 typedef enum vz_backend_kind {
 	VZ_BACKEND_AUTO = 0, /* io_uring when it works here, else epoll */
 	VZ_BACKEND_IO_URING,
@@ -72,6 +76,37 @@ typedef struct vz_pool_config {
 typedef void (*vz_dead_letter_fn)(void *ctx, uint64_t to_ref, uint32_t type, const void *data,
 				  size_t len, int reason);
 
+/* Where and why vz_config_load(), vz_config_validate() or
+ * vz_runtime_create() refused a configuration. Every field is written on a
+ * refusal (unused parts are "" or 0). The layout is fixed: callers keep it
+ * uninitialised on the stack, so it cannot carry a caller-set size field;
+ * more detail, when needed, comes as a new struct behind a new pointer
+ * rather than by growing this one. */
+typedef struct vz_config_error {
+	char file[256];
+	int line;     /* 0 when the problem is not on one line */
+	char key[64]; /* "section.key", or "" */
+	char message[512];
+} vz_config_error;
+
+/* Severity of a runtime message, numbered as syslog's (LOG_ERR ..
+ * LOG_DEBUG) so a hook can forward it unchanged. */
+typedef enum vz_log_level {
+	VZ_LOG_ERROR = 3,
+	VZ_LOG_WARNING = 4, /* e.g. two runtimes of this process share CPUs */
+	VZ_LOG_NOTICE = 5,  /* e.g. io_uring unavailable, using epoll */
+	VZ_LOG_INFO = 6,
+	VZ_LOG_DEBUG = 7,
+} vz_log_level;
+
+/* Receives every message the runtime writes: one line of text without a
+ * trailing newline, valid during the call only. Called on the thread that
+ * found out (today the thread calling vz_runtime_create(); later messages
+ * may come from shard threads), possibly from several threads at once: it
+ * must be thread-safe, must not block for long, and must not call into the
+ * runtime that logs. */
+typedef void (*vz_log_fn)(vz_log_level level, const char *text, void *user);
+
 typedef struct vz_config {
 	uint32_t nshards;		       /* 0 = one per allowed CPU */
 	vz_shard_config shards[VZ_MAX_SHARDS]; /* first nshards entries used */
@@ -89,23 +124,37 @@ typedef struct vz_config {
 	vz_topology_decl topology;
 	vz_dead_letter_fn dead_letter;
 	void *dead_letter_ctx;
+	/* Fields below were appended after the first version of this header;
+	 * new fields go at the end. vz_config has no size/version field yet
+	 * (planned before 1.0): build against the header of the library you
+	 * link. */
+	/* Optional: when non-NULL, vz_runtime_create() describes here why it
+	 * failed (file/line/key/reason as vz_config_validate() does, and the
+	 * reason for the other errors too), and clears it on success. Read
+	 * only during that call; the runtime keeps no copy of the pointer. */
+	vz_config_error *create_error;
+	/* Runtime messages go to log(level, text, log_user); NULL = one line
+	 * "veloz: text" on stderr. */
+	vz_log_fn log;
+	void *log_user;
+	/* CPUs kept free of runtime threads (no shard, no pool worker) for the
+	 * embedder's own threads. Either a count: the reserve_count highest
+	 * placement CPUs (runtime.cpus, or the allowed CPUs); or exactly the
+	 * CPUs in reserve_cpus (each must be allowed). Not both. At least one
+	 * placement CPU must remain for shards; a shard pinned to a reserved
+	 * CPU is refused. vz_runtime_reserved_cpus() tells which CPUs they are. */
+	uint32_t reserve_count;
+	vz_cpuset reserve_cpus;
 } vz_config;
 
 /* Fill cfg with defaults: one shard per CPU in the process affinity mask,
  * backend auto, spin 20 us then sleep, 1 ms tick, 1024-entry rings,
  * batch 64, 256 actors per turn, send_batch 32; pools: one per node with
  * CPUs, workers on CPUs without shards (sharing shard CPUs when there are
- * none), 4096-job queues, overload reject. Never fails on a valid pointer;
+ * none), 4096-job queues, overload reject; no CPU reserved, messages to
+ * stderr, no create_error. Never fails on a valid pointer;
  * returns VZ_EINVAL for NULL. Any thread. */
 VZ_API int vz_config_default(vz_config *cfg);
-
-/* Where and why vz_config_load() refused a file. */
-typedef struct vz_config_error {
-	char file[256];
-	int line;     /* 0 when the problem is not on one line */
-	char key[64]; /* "section.key", or "" */
-	char message[512];
-} vz_config_error;
 
 /* Load an INI file into cfg (which should already hold defaults), then apply
  * VZ_* environment overrides, then validate. On failure returns VZ_ECONFIG
@@ -115,13 +164,21 @@ typedef struct vz_config_error {
 VZ_API int vz_config_load(vz_config *cfg, const char *path, vz_config_error *err);
 
 /* Apply VZ_SHARDS, VZ_CPUS, VZ_BACKEND, VZ_IDLE, VZ_SPIN_US, VZ_TICK_US,
- * VZ_RING_ENTRIES overrides to cfg. Returns VZ_ECONFIG with *err filled for a
- * malformed value. Any thread. */
+ * VZ_RING_ENTRIES, VZ_RESERVE_CPUS overrides to cfg (values as the INI keys
+ * in tools/README.md; enumerated values such as VZ_BACKEND=auto|io_uring|epoll
+ * ignore case). Returns VZ_ECONFIG with *err filled for a malformed value.
+ * Any thread. */
 VZ_API int vz_config_apply_env(vz_config *cfg, vz_config_error *err);
 
 /* Check cfg against the machine (CPUs online and allowed, powers of two,
- * ranges, nodes that exist). 0 or VZ_ECONFIG with *err filled. Any thread. */
+ * ranges, nodes that exist, reserved CPUs allowed with one left for
+ * shards). 0 or VZ_ECONFIG with *err filled. Any thread. */
 VZ_API int vz_config_validate(const vz_config *cfg, vz_config_error *err);
+
+/* Write *e as one line the way compilers do, "file:line: key: reason"
+ * (parts that are empty are left out) into buf, always NUL-terminated when
+ * len > 0. Returns the length the full text needs, as snprintf. Any thread. */
+VZ_API int vz_config_error_format(const vz_config_error *e, char *buf, size_t len);
 
 /* cpuset helpers */
 static inline void vz_cpuset_zero(vz_cpuset *s)

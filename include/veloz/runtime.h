@@ -20,7 +20,17 @@ typedef struct vz_runtime vz_runtime;
 
 /* Create a runtime from cfg (copied; the caller may free it afterwards).
  * Validates cfg (VZ_ECONFIG), allocates shards and rings (VZ_ENOMEM), and
- * selects the I/O backend. Threads start in vz_runtime_start(). Any thread. */
+ * selects the I/O backend: VZ_BACKEND, when set, wins over cfg->backend
+ * (VZ_ECONFIG for a value other than auto|io_uring|epoll in any case;
+ * VZ_ENOSYS when io_uring is forced but does not work here). VZ_EIO when
+ * the machine's topology cannot be read; VZ_EINVAL for NULL cfg or out.
+ * Why it failed: set cfg->create_error to a vz_config_error of yours and
+ * it is filled on every failure (key and reason; file "" and line 0 as
+ * vz_config_validate() gives them), and cleared on success.
+ * Messages (the epoll fallback notice; a warning when this runtime's shard
+ * CPUs overlap those of another live runtime of this process) go to
+ * cfg->log, stderr by default. Threads start in vz_runtime_start(). Any
+ * thread. */
 VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out);
 
 /* Start one pinned thread per shard that is not `embedded`; embedded shards
@@ -57,6 +67,12 @@ VZ_API const char *vz_runtime_backend_flags(const vz_runtime *rt);
 
 /* CPU a shard is pinned to (-1 when unpinned), or VZ_ENOSHARD. */
 VZ_API int vz_runtime_shard_cpu(const vz_runtime *rt, unsigned shard);
+
+/* The CPUs reserved for the embedder (vz_config.reserve_count or
+ * reserve_cpus) into *out: no shard and no pool worker of rt runs there;
+ * pin the engine's own threads to them. Empty when nothing is reserved.
+ * 0, or VZ_EINVAL for NULL. Any thread. */
+VZ_API int vz_runtime_reserved_cpus(const vz_runtime *rt, vz_cpuset *out);
 
 /* Embedding: run one loop turn of an `embedded` shard on the calling thread
  * without blocking (timeout_us == 0) or blocking at most timeout_us when idle.

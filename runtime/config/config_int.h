@@ -42,6 +42,7 @@ enum vz__cfg_field {
 	VZ__F_POOL_SHARE,
 	VZ__F_POOL_NODES,
 	VZ__F_TOPO_NODES,
+	VZ__F_RESERVE, /* reserve_count or reserve_cpus (one key) */
 	VZ__F_COUNT
 };
 
@@ -81,6 +82,22 @@ void vz__cpuset_and(vz_cpuset *a, const vz_cpuset *b);
 void vz__cpuset_or(vz_cpuset *a, const vz_cpuset *b);
 int vz__cpuset_first(const vz_cpuset *s);
 bool vz__cpuset_subset(const vz_cpuset *a, const vz_cpuset *b);
+
+/* ---- the backend's names (backend.c) ------------------------------------ */
+
+/* The spellings every reader accepts, for messages. */
+#define VZ__BACKEND_CHOICES "auto|io_uring|epoll"
+
+/* The one parser of a backend name, used by the INI loader, the VZ_BACKEND
+ * override (vz_config_apply_env), the I/O layer's own look at VZ_BACKEND at
+ * runtime creation, and veloz-topo: "auto", "io_uring" or "epoll", case
+ * ignored, nothing else (no blanks: a file's value is already trimmed).
+ * 0 with *out set, or VZ_EINVAL. Any thread. */
+int vz__backend_parse(const char *s, vz_backend_kind *out);
+
+/* The config spelling of a kind ("auto", "io_uring", "epoll"); "?" for a
+ * value outside the enum. */
+const char *vz__backend_name(vz_backend_kind kind);
 
 /* ---- values and keys (load.c) ----------------------------------------- */
 
@@ -123,6 +140,19 @@ int vz__config_check(const vz_config *cfg, const struct vz__topology *t,
 int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 			const struct vz__config_src *src, int cpu_of_shard[VZ_MAX_SHARDS],
 			unsigned *nshards, vz_config_error *err);
+
+/* The CPUs cfg reserves for the embedder on t (vz_config.reserve_count /
+ * reserve_cpus), checked: each listed CPU allowed, count and list not both
+ * set, at least one placement CPU left. *out is empty when nothing is
+ * reserved. 0 or VZ_ECONFIG naming runtime.reserve_cpus. */
+int vz__plan_reserved(const vz_config *cfg, const struct vz__topology *t,
+		      const struct vz__config_src *src, vz_cpuset *out, vz_config_error *err);
+
+/* The numeric range lo..hi of a u32 field (what vz__config_check_value()
+ * enforces; a capacity must also be a power of two). false for fields that
+ * are not plain numbers. Lets a value too large for 32 bits be reported as
+ * "out of range lo..hi" like any other. */
+bool vz__config_field_range(enum vz__cfg_field f, uint32_t *lo, uint32_t *hi);
 
 /* Range and syntax-free checks of one value as it stands in cfg (what
  * vz__config_set() runs after storing a value, and vz__config_check() runs

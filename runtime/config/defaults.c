@@ -37,5 +37,10 @@ VZ_API int vz_config_default(vz_config *cfg)
 	cfg->topology.nnodes = 0; /* detect */
 	cfg->dead_letter = NULL;
 	cfg->dead_letter_ctx = NULL;
+	cfg->create_error = NULL;
+	cfg->log = NULL; /* stderr */
+	cfg->log_user = NULL;
+	cfg->reserve_count = 0; /* no CPU kept for the embedder */
+	vz_cpuset_zero(&cfg->reserve_cpus);
 	return 0;
 }

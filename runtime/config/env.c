@@ -8,6 +8,7 @@
  * VZ_BACKEND is also read by the I/O layer when a runtime is created (it
  * wins over the config there); setting cfg->backend from it here agrees
  * with that and makes `veloz-topo` show the backend that will be used.
+ * Both read it with vz__backend_parse(), so they accept the same values.
  */
 #include "config/config_int.h"
 
@@ -27,6 +28,7 @@ static const struct {
     {"VZ_SPIN_US", "idle_spin_us"},
     {"VZ_TICK_US", "timer_tick_us"},
     {"VZ_RING_ENTRIES", "ring_entries"},
+    {"VZ_RESERVE_CPUS", "reserve_cpus"},
 };
 
 int vz__config_apply_env_src(vz_config *cfg, struct vz__config_src *src, vz_config_error *err)

@@ -39,7 +39,7 @@
 static const char *const sections[] = {"runtime", "pool", "topology", "shard"};
 static const char *const runtime_keys[] = {
     "shards",	    "cpus",  "backend",		"idle",	      "idle_spin_us",	   "timer_tick_us",
-    "ring_entries", "batch", "actors_per_turn", "send_batch", "allow_shared_cpus",
+    "ring_entries", "batch", "actors_per_turn", "send_batch", "allow_shared_cpus", "reserve_cpus",
 };
 static const char *const shard_keys[] = {"cpu", "ring_entries", "embedded"};
 static const char *const pool_keys[] = {
@@ -57,22 +57,35 @@ static const char *const topology_keys[] = {"nodes", "node.0"};
 
 /* ---- value syntax ------------------------------------------------------ */
 
-/* Decimal u32: digits only (inih already trimmed blanks). */
-static bool parse_u32(const char *v, uint32_t *out)
+enum num { NUM_OK, NUM_BAD, NUM_BIG };
+
+/* Decimal u32: digits only (inih already trimmed blanks). NUM_BIG for a
+ * well-formed number above UINT32_MAX: that is a range error ("out of
+ * range"), not a syntax error, and is reported as one. */
+static enum num parse_num(const char *v, uint32_t *out)
 {
 	uint64_t x = 0;
+	bool big = false;
 
 	if (!*v)
-		return false;
+		return NUM_BAD;
 	for (const char *p = v; *p; p++) {
 		if (*p < '0' || *p > '9')
-			return false;
-		x = x * 10 + (uint64_t)(*p - '0');
-		if (x > UINT32_MAX)
-			return false;
+			return NUM_BAD;
+		if (!big) {
+			x = x * 10 + (uint64_t)(*p - '0');
+			big = x > UINT32_MAX; /* stops before x can wrap */
+		}
 	}
+	if (big)
+		return NUM_BIG;
 	*out = (uint32_t)x;
-	return true;
+	return NUM_OK;
+}
+
+static bool parse_u32(const char *v, uint32_t *out)
+{
+	return parse_num(v, out) == NUM_OK;
 }
 
 /* true|false|yes|no|on|off|1|0, any case; false when none matches. */
@@ -147,16 +160,34 @@ static int claim_field(struct setctx *c, enum vz__cfg_field f)
 	return rc;
 }
 
+/* A number too large for 32 bits, reported like any out-of-range value
+ * (with the range when the field has one: lo..hi). */
+static int too_big(struct setctx *c, bool ranged, uint32_t lo, uint32_t hi)
+{
+	if (ranged)
+		return SET_ERR(c, "%.64s is out of range %u..%u", c->value, lo, hi);
+	return SET_ERR(c, "%.64s is out of range (at most %u)", c->value, UINT32_MAX);
+}
+
 /* Store a decimal u32 value into *dst, then range-check field f. */
 static int set_u32(struct setctx *c, enum vz__cfg_field f, uint32_t *dst)
 {
-	uint32_t v;
+	uint32_t v, lo = 0, hi = 0;
 	int rc = claim_field(c, f);
 
 	if (rc < 0)
 		return rc;
-	if (!parse_u32(c->value, &v))
+	switch (parse_num(c->value, &v)) {
+	case NUM_BAD:
 		return SET_ERR(c, "'%.64s' is not a number (decimal digits only)", c->value);
+	case NUM_BIG: {
+		bool ranged = vz__config_field_range(f, &lo, &hi);
+
+		return too_big(c, ranged, lo, hi);
+	}
+	case NUM_OK:
+		break;
+	}
 	*dst = v;
 	return vz__config_check_value(c->cfg, c->src, f, c->err);
 }
@@ -170,6 +201,48 @@ static int set_bool(struct setctx *c, enum vz__cfg_field f, bool *dst)
 		return rc;
 	if (!parse_bool(c->value, dst))
 		return SET_ERR(c, "'%.64s' is not a boolean (true|false)", c->value);
+	return 0;
+}
+
+/* runtime.reserve_cpus: a count ("1": the highest placement CPU), or
+ * "cpus LIST" / "cpu N" for exactly those CPUs ("cpus 2-3", "cpu 0"). A
+ * bare number is always a count: the keyword keeps "reserve CPU 1" and
+ * "reserve 1 CPU" from being the same text. */
+static int set_reserve(struct setctx *c)
+{
+	vz_config *cfg = c->cfg;
+	const char *v = c->value;
+	char why[128];
+	uint32_t n;
+	int rc;
+
+	if ((rc = claim_field(c, VZ__F_RESERVE)) < 0)
+		return rc;
+	cfg->reserve_count = 0;
+	vz_cpuset_zero(&cfg->reserve_cpus);
+	if (!strncasecmp(v, "cpus", 4) && (v[4] == ' ' || v[4] == '\t'))
+		v += 5;
+	else if (!strncasecmp(v, "cpu", 3) && (v[3] == ' ' || v[3] == '\t'))
+		v += 4;
+	else if (!strcasecmp(v, "none"))
+		return 0;
+	else {
+		switch (parse_num(v, &n)) {
+		case NUM_BAD:
+			return SET_ERR(c,
+				       "'%.64s' is not a CPU count or list (write e.g. 1, "
+				       "cpus 2-3 or none)",
+				       v);
+		case NUM_BIG:
+			return too_big(c, true, 0, VZ_MAX_CPUS - 1);
+		case NUM_OK:
+			break;
+		}
+		cfg->reserve_count = n;
+		return vz__config_check_value(cfg, c->src, VZ__F_RESERVE, c->err);
+	}
+	if (vz__cpuset_parse(v, 0, &cfg->reserve_cpus, why, sizeof why) < 0)
+		return SET_ERR(c, "bad CPU list '%.64s': %s (write e.g. cpus 2-3)", v, why);
 	return 0;
 }
 
@@ -190,6 +263,9 @@ static int set_runtime(struct setctx *c, const char *name)
 			cfg->nshards = 0;
 			return 0;
 		}
+		if (parse_num(c->value, &v) == NUM_BIG)
+			return SET_ERR(c, "%.64s is out of range 1..%u (or auto)", c->value,
+				       VZ_MAX_SHARDS);
 		if (!parse_u32(c->value, &v) || v == 0)
 			return SET_ERR(c, "'%.64s' is not a shard count (1..%u or auto)", c->value,
 				       VZ_MAX_SHARDS);
@@ -211,14 +287,8 @@ static int set_runtime(struct setctx *c, const char *name)
 	if (!strcmp(name, "backend")) {
 		if ((rc = claim_field(c, VZ__F_BACKEND)) < 0)
 			return rc;
-		if (!strcasecmp(c->value, "auto"))
-			cfg->backend = VZ_BACKEND_AUTO;
-		else if (!strcasecmp(c->value, "io_uring"))
-			cfg->backend = VZ_BACKEND_IO_URING;
-		else if (!strcasecmp(c->value, "epoll"))
-			cfg->backend = VZ_BACKEND_EPOLL;
-		else
-			return SET_ERR(c, "unknown backend '%.64s' (auto|io_uring|epoll)",
+		if (vz__backend_parse(c->value, &cfg->backend) < 0)
+			return SET_ERR(c, "unknown backend '%.64s' (" VZ__BACKEND_CHOICES ")",
 				       c->value);
 		return 0;
 	}
@@ -251,6 +321,8 @@ static int set_runtime(struct setctx *c, const char *name)
 		return set_u32(c, VZ__F_SEND_BATCH, &cfg->send_batch);
 	if (!strcmp(name, "allow_shared_cpus"))
 		return set_bool(c, VZ__F_ALLOW_SHARED, &cfg->allow_shared_cpus);
+	if (!strcmp(name, "reserve_cpus"))
+		return set_reserve(c);
 	return 1; /* unknown */
 }
 
@@ -317,6 +389,8 @@ static int set_shard(struct setctx *c, unsigned idx, const char *name)
 			s->cpu = -1;
 			return 0;
 		}
+		if (parse_num(c->value, &v) == NUM_BIG)
+			return too_big(c, true, 0, VZ_MAX_CPUS - 1);
 		if (!parse_u32(c->value, &v))
 			return SET_ERR(c, "'%.64s' is not a CPU number (or auto)", c->value);
 		if (v >= VZ_MAX_CPUS)
@@ -327,6 +401,8 @@ static int set_shard(struct setctx *c, unsigned idx, const char *name)
 	if (!strcmp(name, "ring_entries")) {
 		if ((rc = claim(c, &c->src->shard_ring[idx])) < 0)
 			return rc;
+		if (parse_num(c->value, &s->ring_entries) == NUM_BIG)
+			return too_big(c, true, VZ__RING_MIN, VZ__RING_MAX);
 		if (!parse_u32(c->value, &s->ring_entries))
 			return SET_ERR(c, "'%.64s' is not a number (decimal digits only)",
 				       c->value);
@@ -511,15 +587,26 @@ static void check_line(struct parse *ps, const char *raw, size_t n, size_t max)
 		p += 3;
 	while (end > p && isspace((unsigned char)end[-1]))
 		end--;
+	/* Every indented line that is not blank or a comment is refused, as
+	 * tools/README.md says. inih alone would treat it two ways: after a
+	 * key, as the continuation of that key's value; as the first line
+	 * after a section header (inih forgets the previous key there), as
+	 * an ordinary key with the blanks stripped. One rule is easier to
+	 * know than that difference. */
 	if (p < end && isspace((unsigned char)*p)) {
 		const char *q = p;
 
 		while (q < end && isspace((unsigned char)*q))
 			q++;
-		if (q < end && *q != ';' && *q != '#' && ps->key_seen) {
-			parse_fail(ps, "",
-				   "indented line would continue the previous value; values are "
-				   "one line, remove the indentation");
+		if (q < end && *q != ';' && *q != '#') {
+			if (ps->key_seen)
+				parse_fail(ps, "",
+					   "indented line would continue the previous value; "
+					   "values are one line, remove the indentation");
+			else
+				parse_fail(ps, "",
+					   "indented line; keys and sections start at the "
+					   "beginning of the line, remove the indentation");
 			return;
 		}
 		p = q;

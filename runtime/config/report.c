@@ -32,6 +32,7 @@ static const char *const field_keys[VZ__F_COUNT] = {
     [VZ__F_POOL_SHARE] = "pool.share_shard_cpus",
     [VZ__F_POOL_NODES] = "pool.nodes",
     [VZ__F_TOPO_NODES] = "topology.nodes",
+    [VZ__F_RESERVE] = "runtime.reserve_cpus",
 };
 
 const char *vz__config_field_key(enum vz__cfg_field f)
@@ -113,6 +114,21 @@ int vz__config_field_error(vz_config_error *err, const struct vz__config_src *sr
 	error_at_v(err, src, line, env, vz__config_field_key(f), fmt, ap);
 	va_end(ap);
 	return VZ_ECONFIG;
+}
+
+VZ_API int vz_config_error_format(const vz_config_error *e, char *buf, size_t len)
+{
+	char where[300] = "";
+	int n;
+
+	if (!e)
+		return snprintf(buf, len, "%s", "");
+	if (e->file[0] && e->line > 0)
+		snprintf(where, sizeof where, "%.255s:%d: ", e->file, e->line);
+	else if (e->file[0])
+		snprintf(where, sizeof where, "%.255s: ", e->file);
+	n = snprintf(buf, len, "%s%.64s%s%.512s", where, e->key, e->key[0] ? ": " : "", e->message);
+	return n;
 }
 
 /* Levenshtein distance ignoring case, both strings capped at 63 chars

@@ -47,6 +47,58 @@ static int check_pow2(const struct vz__config_src *src, enum vz__cfg_field f, ui
 	return 0;
 }
 
+bool vz__config_field_range(enum vz__cfg_field f, uint32_t *lo, uint32_t *hi)
+{
+	uint32_t l, h;
+
+	switch (f) {
+	case VZ__F_SHARDS:
+		l = 1, h = VZ_MAX_SHARDS;
+		break;
+	case VZ__F_IDLE_SPIN_US:
+		l = 0, h = VZ__SPIN_US_MAX;
+		break;
+	case VZ__F_TIMER_TICK_US:
+		l = VZ__TICK_US_MIN, h = VZ__TICK_US_MAX;
+		break;
+	case VZ__F_RING_ENTRIES:
+		l = VZ__RING_MIN, h = VZ__RING_MAX;
+		break;
+	case VZ__F_BATCH:
+	case VZ__F_ACTORS_PER_TURN:
+	case VZ__F_SEND_BATCH:
+		l = 1, h = VZ__BATCH_MAX;
+		break;
+	case VZ__F_POOL_WORKERS:
+		l = 0, h = VZ__POOL_WORKERS_MAX;
+		break;
+	case VZ__F_POOL_QUEUE_CAPACITY:
+		l = VZ__POOL_QCAP_MIN, h = VZ__POOL_QCAP_MAX;
+		break;
+	case VZ__F_TOPO_NODES:
+		l = 0, h = VZ_MAX_NODES;
+		break;
+	case VZ__F_RESERVE:
+		l = 0, h = VZ_MAX_CPUS - 1;
+		break;
+	default:
+		return false;
+	}
+	*lo = l;
+	*hi = h;
+	return true;
+}
+
+/* check_range() with the field's own range. */
+static int check_field(const struct vz__config_src *src, enum vz__cfg_field f, uint32_t v,
+		       vz_config_error *err)
+{
+	uint32_t lo = 0, hi = 0;
+
+	vz__config_field_range(f, &lo, &hi);
+	return check_range(src, f, v, lo, hi, err);
+}
+
 int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *src,
 			   enum vz__cfg_field f, vz_config_error *err)
 {
@@ -68,22 +120,20 @@ int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *sr
 						      (int)cfg->idle_policy);
 		return 0;
 	case VZ__F_IDLE_SPIN_US:
-		return check_range(src, f, cfg->idle_spin_us, 0, VZ__SPIN_US_MAX, err);
+		return check_field(src, f, cfg->idle_spin_us, err);
 	case VZ__F_TIMER_TICK_US:
-		return check_range(src, f, cfg->timer_tick_us, VZ__TICK_US_MIN, VZ__TICK_US_MAX,
-				   err);
+		return check_field(src, f, cfg->timer_tick_us, err);
 	case VZ__F_RING_ENTRIES:
 		return check_pow2(src, f, cfg->ring_entries, VZ__RING_MIN, VZ__RING_MAX, false,
 				  err);
 	case VZ__F_BATCH:
-		return check_range(src, f, cfg->batch, 1, VZ__BATCH_MAX, err);
+		return check_field(src, f, cfg->batch, err);
 	case VZ__F_ACTORS_PER_TURN:
-		return check_range(src, f, cfg->actors_per_turn, 1, VZ__BATCH_MAX, err);
+		return check_field(src, f, cfg->actors_per_turn, err);
 	case VZ__F_SEND_BATCH:
-		return check_range(src, f, cfg->send_batch, 1, VZ__BATCH_MAX, err);
+		return check_field(src, f, cfg->send_batch, err);
 	case VZ__F_POOL_WORKERS:
-		return check_range(src, f, cfg->pool.workers_per_node, 0, VZ__POOL_WORKERS_MAX,
-				   err);
+		return check_field(src, f, cfg->pool.workers_per_node, err);
 	case VZ__F_POOL_QUEUE_CAPACITY:
 		return check_pow2(src, f, cfg->pool.queue_capacity, VZ__POOL_QCAP_MIN,
 				  VZ__POOL_QCAP_MAX, true, err);
@@ -93,7 +143,14 @@ int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *sr
 						      (int)cfg->pool.overload);
 		return 0;
 	case VZ__F_TOPO_NODES:
-		return check_range(src, f, cfg->topology.nnodes, 0, VZ_MAX_NODES, err);
+		return check_field(src, f, cfg->topology.nnodes, err);
+	case VZ__F_RESERVE:
+		if (cfg->reserve_count && vz_cpuset_count(&cfg->reserve_cpus))
+			return vz__config_field_error(err, src, f,
+						      "reserve_count (%u) and reserve_cpus are "
+						      "both set; give one of them",
+						      cfg->reserve_count);
+		return check_field(src, f, cfg->reserve_count, err);
 	case VZ__F_CPUS:
 	case VZ__F_ALLOW_SHARED:
 	case VZ__F_POOL_SHARE:

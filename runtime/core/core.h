@@ -340,6 +340,12 @@ struct vz_runtime {
 	alignas(VZ__LINE) _Atomic uint32_t stop_round;
 	/* Slab allocations by foreign posters (foreign pools grow). */
 	alignas(VZ__LINE) _Atomic uint64_t foreign_refills;
+	/* Written by create, read-only afterwards (registry.c). */
+	vz_cpuset reserved;   /* CPUs kept for the embedder */
+	vz_cpuset shard_cpus; /* CPUs of runtime-owned shards (overlap warning) */
+	/* The process's list of live runtimes; guarded by registry.c's mutex. */
+	struct vz_runtime *live_next;
+	bool live_linked;
 };
 
 /* ---- hot-path helpers, inline so one send is one straight path -------- */
@@ -530,5 +536,15 @@ void vz__timer_reserve_fill(struct vz__shard *sh, bool may_grow);
 struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
 const struct vz__topology *vz__runtime_topology(const vz_runtime *rt);
 int vz__runtime_shard_cpu(const vz_runtime *rt, unsigned shard);
+
+/* registry.c: runtime messages and the process's live runtimes */
+/* One message through cfg->log (stderr "veloz: text" when NULL). */
+void vz__log(const vz_config *cfg, vz_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* Enter rt (its shard_cpus filled) in the list of live runtimes, warning
+ * through rt's log hook when its shard CPUs overlap a live runtime's. */
+void vz__live_add(vz_runtime *rt);
+/* Leave the list (no-op when not in it). */
+void vz__live_remove(vz_runtime *rt);
 
 #endif

@@ -28,6 +28,7 @@
 
 #include <liburing.h>
 
+#include "config/config_int.h"
 #include "core/core.h"
 #include "pool/pool.h"
 #include "util/fault.h"
@@ -51,6 +52,7 @@ int vz__runtime_shard_cpu(const vz_runtime *rt, unsigned shard)
 
 static void runtime_free(vz_runtime *rt)
 {
+	vz__live_remove(rt);
 	if (rt->pools)
 		vz__pools_destroy(rt->pools);
 	vz__rings_destroy(rt);
@@ -61,25 +63,57 @@ static void runtime_free(vz_runtime *rt)
 	free(rt);
 }
 
+/* The topology the pools are planned on: rt's, without the CPUs reserved
+ * for the embedder, so no worker lands there either. NULL when nothing is
+ * reserved (use rt->topo) or on ENOMEM (*rc set). */
+static struct vz__topology *pool_topology(const vz_runtime *rt, int *rc)
+{
+	struct vz__topology *t;
+
+	*rc = 0;
+	if (!vz_cpuset_count(&rt->reserved))
+		return NULL;
+	t = malloc(sizeof *t);
+	if (!t) {
+		*rc = VZ_ENOMEM;
+		return NULL;
+	}
+	*t = rt->topo;
+	for (unsigned i = 0; i < VZ_MAX_CPUS / 64; i++)
+		t->allowed.bits[i] &= ~rt->reserved.bits[i];
+	return t;
+}
+
 VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 {
 	int cpus[VZ_MAX_SHARDS];
+	struct vz__topology *ptopo;
 	vz_config_error err;
-	vz_runtime *rt;
+	vz_runtime *rt = NULL;
+	bool fell_back;
 	unsigned n;
 	int rc;
 
-	if (!cfg || !out)
+	if (!cfg || !out) {
+		if (cfg && cfg->create_error)
+			vz__config_error(cfg->create_error, "", 0, "", "out is NULL");
 		return VZ_EINVAL;
+	}
 	*out = NULL;
+	memset(&err, 0, sizeof err);
+	/* Every failure below leaves its reason in err; cfg->create_error
+	 * gets it at the end, so the caller learns why without calling
+	 * vz_config_validate() again. */
 	rc = vz_config_validate(cfg, &err);
 	if (rc < 0)
-		return rc;
+		goto report;
 	rt = aligned_alloc(VZ__LINE, sizeof *rt);
+	rc = VZ_ENOMEM;
 	if (!rt)
-		return VZ_ENOMEM;
+		goto report;
 	memset(rt, 0, sizeof *rt);
 	rt->cfg = *cfg;
+	rt->cfg.create_error = NULL; /* the caller's, valid during this call only */
 	if (!rt->cfg.batch)
 		rt->cfg.batch = 64;
 	if (!rt->cfg.actors_per_turn)
@@ -90,19 +124,24 @@ VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 	rt->spin_ns = (uint64_t)rt->cfg.idle_spin_us * 1000u;
 
 	rc = vz__topo_for_config(&rt->cfg, &rt->topo);
-	if (rc < 0)
+	if (rc < 0) {
+		vz__config_error(&err, "", 0, "", "cannot read the machine's topology");
 		goto fail;
+	}
 	rc = vz__plan_shards(&rt->cfg, &rt->topo, cpus, &n, &err);
 	if (rc < 0)
 		goto fail;
-	rc = vz__io_select(rt->cfg.backend, &rt->io_kind, rt->backend_reason,
-			   sizeof rt->backend_reason);
+	rc = vz__plan_reserved(&rt->cfg, &rt->topo, NULL, &rt->reserved, &err);
+	if (rc < 0)
+		goto fail;
+	rc = vz__io_choose(rt->cfg.backend, &rt->io_kind, rt->backend_reason,
+			   sizeof rt->backend_reason, &fell_back, &err);
 	if (rc < 0)
 		goto fail;
 	/* One line when the runtime fell back on its own; a forced choice
 	 * (config or VZ_BACKEND) is not news. */
-	if (rt->backend_reason[0] && rt->cfg.backend == VZ_BACKEND_AUTO && !getenv("VZ_BACKEND"))
-		fprintf(stderr, "veloz: %s\n", rt->backend_reason);
+	if (fell_back)
+		vz__log(&rt->cfg, VZ_LOG_NOTICE, "%s", rt->backend_reason);
 	rt->nshards = n;
 	rt->shards = calloc(n, sizeof *rt->shards);
 	rc = VZ_ENOMEM;
@@ -116,14 +155,33 @@ VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 	rc = vz__rings_create(rt);
 	if (rc < 0)
 		goto fail;
-	rc = vz__pools_create(rt, &rt->cfg, &rt->topo, cpus, n, &rt->pools);
+	ptopo = pool_topology(rt, &rc);
+	if (rc < 0)
+		goto fail;
+	rc = vz__pools_create(rt, &rt->cfg, ptopo ? ptopo : &rt->topo, cpus, n, &rt->pools);
+	free(ptopo);
 	if (rc < 0)
 		goto fail;
 	atomic_init(&rt->state, VZ__RT_CREATED);
+	/* Embedded shards run wherever the embedder's threads run: only the
+	 * runtime's own threads count for the overlap warning. */
+	for (unsigned i = 0; i < n; i++)
+		if (!rt->cfg.shards[i].embedded && cpus[i] >= 0)
+			vz_cpuset_set(&rt->shard_cpus, (unsigned)cpus[i]);
+	vz__live_add(rt);
+	if (cfg->create_error)
+		memset(cfg->create_error, 0, sizeof *cfg->create_error);
 	*out = rt;
 	return 0;
 fail:
 	runtime_free(rt);
+report:
+	if (cfg->create_error) {
+		if (!err.message[0])
+			vz__config_error(&err, "", 0, "", "%s while creating the runtime",
+					 vz_strerror(rc));
+		*cfg->create_error = err;
+	}
 	return rc;
 }
 

@@ -26,9 +26,10 @@ enum vz__io_kind {
 	VZ__IO_EPOLL = 2,
 };
 
-/* Choose the backend for `wanted`, honouring VZ_BACKEND=io_uring|epoll in
+/* Choose the backend for `wanted`, honouring VZ_BACKEND=auto|io_uring|epoll
+ * (any case, parsed by vz__backend_parse() like the config file's key) in
  * the environment (which wins over the config; an empty value counts as
- * unset, any other value returns VZ_EINVAL with the reason). With AUTO,
+ * unset, any other value returns VZ_ECONFIG with the reason). With AUTO,
  * probe io_uring (the kernel.io_uring_disabled sysctl, the known-bad kernel
  * table in select.c, setup with the flags we want, the opcodes and features
  * we need) and fall back to epoll, writing one line saying why into reason
@@ -39,6 +40,14 @@ enum vz__io_kind {
  * with the reason. Forcing epoll never fails and says so in reason.
  * reason may be NULL when reason_len is 0. Any thread. */
 int vz__io_select(vz_backend_kind wanted, enum vz__io_kind *out, char *reason, size_t reason_len);
+
+/* vz__io_select() as runtime creation and veloz-topo use it: also sets
+ * *fell_back (may be NULL) when the choice was AUTO (config and
+ * environment) and io_uring did not work, i.e. when the one-line notice is
+ * due; and on failure fills *err (may be NULL) with key "runtime.backend"
+ * and the reason, so create can say why it refused. */
+int vz__io_choose(vz_backend_kind wanted, enum vz__io_kind *out, char *reason, size_t reason_len,
+		  bool *fell_back, vz_config_error *err);
 
 /* "io_uring", "epoll", or "unknown". Any thread. */
 const char *vz__io_kind_name(enum vz__io_kind kind);

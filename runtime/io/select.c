@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * Backend selection: the VZ_BACKEND override, the io_uring probe (sysctl,
+ * Backend selection: the VZ_BACKEND override (read with the config loader's
+ * own parser, vz__backend_parse()), the io_uring probe (sysctl,
  * known-bad kernels, a real ring set up with our flags, required opcodes
  * and features) and the one-line reason the runtime logs when it falls back
  * to epoll. The known-bad kernel table is the only place kernel versions
@@ -8,6 +9,7 @@
  * feature is used and one that lacks it is refused whatever it calls itself.
  */
 #include "io/io.h"
+#include "config/config_int.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -170,34 +172,61 @@ static int probe_uring(bool check_table, char *why, size_t why_len)
 	return ret;
 }
 
+static int select_kind(vz_backend_kind wanted, const char *by, enum vz__io_kind *out, char *reason,
+		       size_t reason_len, char *why, size_t why_len);
+
 /* See io.h. */
-int vz__io_select(vz_backend_kind wanted, enum vz__io_kind *out, char *reason, size_t reason_len)
+int vz__io_choose(vz_backend_kind wanted, enum vz__io_kind *out, char *reason, size_t reason_len,
+		  bool *fell_back, vz_config_error *err)
 {
 	const char *env = getenv("VZ_BACKEND");
 	const char *by = "the configuration";
 	char why[200];
+	int rc;
 
 	say(reason, reason_len, "%s", "");
+	if (fell_back)
+		*fell_back = false;
 	if (!out)
 		return VZ_EINVAL;
 	if (env && *env) {
-		if (strcmp(env, "io_uring") == 0) {
-			wanted = VZ_BACKEND_IO_URING;
-		} else if (strcmp(env, "epoll") == 0) {
-			wanted = VZ_BACKEND_EPOLL;
-		} else {
-			say(reason, reason_len, "VZ_BACKEND=%s: expected io_uring or epoll", env);
-			return VZ_EINVAL;
+		/* The loader's parser: any value a file or vz_config_apply_env()
+		 * accepts is accepted here, "auto" and "EPOLL" included. */
+		if (vz__backend_parse(env, &wanted) < 0) {
+			say(reason, reason_len,
+			    "unknown backend '%.64s' (" VZ__BACKEND_CHOICES ") (from VZ_BACKEND)",
+			    env);
+			if (err)
+				vz__config_error(err, "", 0, "runtime.backend", "%s", reason);
+			return VZ_ECONFIG;
 		}
 		by = "VZ_BACKEND";
 	}
+	rc = select_kind(wanted, by, out, reason, reason_len, why, sizeof why);
+	if (rc == 0 && fell_back)
+		*fell_back = wanted == VZ_BACKEND_AUTO && *out == VZ__IO_EPOLL;
+	if (rc < 0 && err)
+		vz__config_error(err, "", 0, "runtime.backend", "%s",
+				 reason && reason[0] ? reason : "no usable I/O backend");
+	return rc;
+}
+
+int vz__io_select(vz_backend_kind wanted, enum vz__io_kind *out, char *reason, size_t reason_len)
+{
+	return vz__io_choose(wanted, out, reason, reason_len, NULL, NULL);
+}
+
+/* The choice for `wanted` once the environment has had its say. */
+static int select_kind(vz_backend_kind wanted, const char *by, enum vz__io_kind *out, char *reason,
+		       size_t reason_len, char *why, size_t why_len)
+{
 	switch (wanted) {
 	case VZ_BACKEND_EPOLL:
 		*out = VZ__IO_EPOLL;
 		say(reason, reason_len, "epoll forced by %s", by);
 		return 0;
 	case VZ_BACKEND_IO_URING:
-		if (probe_uring(false, why, sizeof why) < 0) {
+		if (probe_uring(false, why, why_len) < 0) {
 			say(reason, reason_len, "io_uring forced by %s but unavailable (%s)", by,
 			    why);
 			return VZ_ENOSYS;
@@ -205,7 +234,7 @@ int vz__io_select(vz_backend_kind wanted, enum vz__io_kind *out, char *reason, s
 		*out = VZ__IO_URING;
 		return 0;
 	case VZ_BACKEND_AUTO:
-		if (probe_uring(true, why, sizeof why) < 0) {
+		if (probe_uring(true, why, why_len) < 0) {
 			*out = VZ__IO_EPOLL;
 			say(reason, reason_len, "io_uring unavailable (%s); using epoll", why);
 			return 0;

@@ -10,6 +10,12 @@
  * ascending order, skipping CPUs already pinned. With allow_shared_cpus and
  * more shards than free CPUs, the rest wrap around the placement CPUs again.
  * "shards = auto" means one shard per placement CPU (at most VZ_MAX_SHARDS).
+ *
+ * Reserved CPUs (runtime.reserve_cpus) are taken out of the placement CPUs
+ * before any of this, so the embedder's own threads have a CPU no shard
+ * time-shares: a count reserves the highest placement CPUs (shard i keeps
+ * the CPU it had without the reservation), a list exactly those CPUs. A
+ * shard pinned to a reserved CPU is refused rather than silently moved.
  */
 #include "topo/topo.h"
 #include "config/config_int.h"
@@ -80,6 +86,65 @@ bool vz__cpu_refused(const struct vz__topology *t, unsigned cpu, char *why, size
 	return true;
 }
 
+int vz__plan_reserved(const vz_config *cfg, const struct vz__topology *t,
+		      const struct vz__config_src *src, vz_cpuset *out, vz_config_error *err)
+{
+	vz_cpuset place, left;
+	unsigned nplace, taken = 0;
+	char why[384], set[256], res[256];
+	int rc;
+
+	if (!cfg || !t || !out)
+		return VZ_EINVAL;
+	vz_cpuset_zero(out);
+	rc = vz__config_check_value(cfg, src, VZ__F_RESERVE, err); /* not both */
+	if (rc < 0)
+		return rc;
+	place = vz_cpuset_count(&cfg->cpus) ? cfg->cpus : t->allowed;
+	nplace = vz_cpuset_count(&place);
+	vz__cpuset_format(&place, set, sizeof set);
+	if (vz_cpuset_count(&cfg->reserve_cpus)) {
+		for (unsigned c = 0; c < VZ_MAX_CPUS; c++) {
+			if (!vz_cpuset_has(&cfg->reserve_cpus, c))
+				continue;
+			/* the embedder must be able to pin a thread there */
+			if (vz__cpu_refused(t, c, why, sizeof why))
+				return vz__config_field_error(err, src, VZ__F_RESERVE,
+							      "%s; only an allowed CPU can be "
+							      "reserved",
+							      why);
+		}
+		*out = cfg->reserve_cpus;
+	} else if (cfg->reserve_count) {
+		if (cfg->reserve_count >= nplace)
+			return vz__config_field_error(
+			    err, src, VZ__F_RESERVE,
+			    "reserving %u CPU%s leaves none of the %u placement CPUs (%s) for "
+			    "shards; at least one must remain",
+			    cfg->reserve_count, cfg->reserve_count == 1 ? "" : "s", nplace, set);
+		for (unsigned c = VZ_MAX_CPUS; c-- > 0 && taken < cfg->reserve_count;) {
+			if (vz_cpuset_has(&place, c)) {
+				vz_cpuset_set(out, c);
+				taken++;
+			}
+		}
+		return 0;
+	} else {
+		return 0;
+	}
+	left = place;
+	for (unsigned i = 0; i < VZ_MAX_CPUS / 64; i++)
+		left.bits[i] &= ~out->bits[i];
+	if (vz_cpuset_count(&left) == 0) {
+		vz__cpuset_format(out, res, sizeof res);
+		return vz__config_field_error(err, src, VZ__F_RESERVE,
+					      "reserving CPUs %s leaves none of the placement "
+					      "CPUs (%s) for shards; at least one must remain",
+					      res, set);
+	}
+	return 0;
+}
+
 /* Line and key of shard i's cpu entry for messages. */
 static int shard_cpu_error(vz_config_error *err, const struct vz__config_src *src, unsigned i,
 			   const char *msg)
@@ -95,9 +160,10 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 			unsigned *nshards, vz_config_error *err)
 {
 	int16_t owner[VZ_MAX_CPUS];
-	vz_cpuset place;
+	vz_cpuset place, reserved;
 	unsigned count, unpinned = 0, free_cpus = 0, next = 0;
 	char why[384], set[256];
+	int rc;
 
 	if (!cfg || !t || !cpu_of_shard || !nshards)
 		return VZ_EINVAL;
@@ -106,6 +172,11 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 		if (vz_cpuset_has(&place, c) && vz__cpu_refused(t, c, why, sizeof why))
 			return vz__config_field_error(err, src, VZ__F_CPUS, "%s", why);
 	}
+	rc = vz__plan_reserved(cfg, t, src, &reserved, err);
+	if (rc < 0)
+		return rc;
+	for (unsigned i = 0; i < VZ_MAX_CPUS / 64; i++)
+		place.bits[i] &= ~reserved.bits[i];
 	count = cfg->nshards;
 	if (count == 0) {
 		count = vz_cpuset_count(&place);
@@ -134,6 +205,14 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 		}
 		if (vz__cpu_refused(t, (unsigned)c, why, sizeof why))
 			return shard_cpu_error(err, src, i, why);
+		if (vz_cpuset_has(&reserved, (unsigned)c)) {
+			vz__cpuset_format(&reserved, set, sizeof set);
+			snprintf(why, sizeof why,
+				 "CPU %d is reserved for the embedder (runtime.reserve_cpus: %s); "
+				 "pin the shard elsewhere or reserve another CPU",
+				 c, set);
+			return shard_cpu_error(err, src, i, why);
+		}
 		if (owner[c] >= 0 && !cfg->allow_shared_cpus) {
 			snprintf(why, sizeof why,
 				 "CPU %d already hosts shard %d; set runtime.allow_shared_cpus = "
@@ -154,9 +233,10 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 		    err, src, VZ__F_SHARDS,
 		    "%u shards without a cpu need %u free CPUs but only %u "
 		    "of the placement CPUs (%s) are free; lower shards, "
-		    "widen runtime.cpus or set runtime.allow_shared_cpus "
+		    "widen runtime.cpus%s or set runtime.allow_shared_cpus "
 		    "= true",
-		    unpinned, unpinned, free_cpus, set);
+		    unpinned, unpinned, free_cpus, set,
+		    vz_cpuset_count(&reserved) ? ", reserve fewer CPUs" : "");
 	}
 	if (unpinned > 0 && vz_cpuset_count(&place) == 0)
 		return vz__config_field_error(err, src, VZ__F_SHARDS,

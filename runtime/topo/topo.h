@@ -70,11 +70,11 @@ int vz__topo_cpu_node(const struct vz__topology *t, unsigned cpu);
  * every CPU in cfg->cpus and every pinned CPU must be in t->allowed; two
  * shards on one CPU, or more unpinned shards than free placement CPUs, are
  * refused unless cfg->allow_shared_cpus, in which case the extra shards wrap
- * around the placement CPUs from the lowest. Example, 4 CPUs, nshards 3,
- * shards[0].cpu 1: shard 0 -> 1, shard 1 -> 0, shard 2 -> 2. Errors carry
- * line 0 and file "" (a config file's lines are known only to the loader).
- * Returns 0, VZ_EINVAL for NULL arguments, or VZ_ECONFIG with *err filled
- * (err may be NULL). Any thread. */
+ * around the placement CPUs from the lowest. CPUs reserved for the embedder
+ * (vz__plan_reserved) are not placement CPUs, and a pin to one is refused. Example, 4 CPUs, nshards
+ * 3, shards[0].cpu 1: shard 0 -> 1, shard 1 -> 0, shard 2 -> 2. Errors carry line 0 and file "" (a
+ * config file's lines are known only to the loader). Returns 0, VZ_EINVAL for NULL arguments, or
+ * VZ_ECONFIG with *err filled (err may be NULL). Any thread. */
 struct vz_config_error;
 int vz__plan_shards(const vz_config *cfg, const struct vz__topology *t,
 		    int cpu_of_shard[VZ_MAX_SHARDS], unsigned *nshards,

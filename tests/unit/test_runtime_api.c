@@ -7,6 +7,8 @@
 #include "testutil.h"
 
 #include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 enum { MSG_X = VZ_MSG_USER };
@@ -134,6 +136,91 @@ static void test_create_errors(void **s)
 	assert_int_equal(vz_runtime_create(&cfg, &rt), VZ_ECONFIG);
 }
 
+/* vz_runtime_create() says why it refused through cfg.create_error, in
+ * the form vz_config_validate() uses, and clears it on success. */
+static void test_create_error_detail(void **s)
+{
+	vz_config_error e;
+	vz_config cfg;
+	vz_runtime *rt = NULL;
+
+	(void)s;
+	vz_test_config(&cfg, 2);
+	cfg.create_error = &e;
+	vz_cpuset_set(&cfg.cpus, VZ_MAX_CPUS - 1); /* no machine here has CPU 1023 online */
+	memset(&e, 0x5a, sizeof e);
+	assert_int_equal(vz_runtime_create(&cfg, &rt), VZ_ECONFIG);
+	assert_null(rt);
+	assert_string_equal(e.file, "");
+	assert_int_equal(e.line, 0);
+	assert_string_equal(e.key, "runtime.cpus");
+	assert_non_null(strstr(e.message, "CPU 1023 is not online"));
+
+	vz_test_config(&cfg, 2);
+	cfg.create_error = &e;
+	cfg.ring_entries = 1000;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), VZ_ECONFIG);
+	assert_string_equal(e.key, "runtime.ring_entries");
+	assert_non_null(strstr(e.message, "not a power of two"));
+
+	assert_int_equal(vz_runtime_create(&cfg, NULL), VZ_EINVAL);
+	assert_non_null(strstr(e.message, "NULL"));
+
+	/* success clears what an earlier failure left */
+	cfg.ring_entries = 1024;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_string_equal(e.message, "");
+	assert_string_equal(e.key, "");
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+}
+
+/* VZ_BACKEND accepts what the config loader accepts ("auto", any case),
+ * and anything else is a clear VZ_ECONFIG from create. The test runner's
+ * own VZ_BACKEND is restored afterwards. */
+static void test_create_backend_env(void **s)
+{
+	const char *env = getenv("VZ_BACKEND");
+	vz_config_error e;
+	vz_config cfg;
+	vz_runtime *rt;
+	char saved[64];
+
+	(void)s;
+	snprintf(saved, sizeof saved, "%s", env ? env : "");
+	vz_test_config(&cfg, 1);
+	cfg.create_error = &e;
+
+	setenv("VZ_BACKEND", "auto", 1);
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_true(strcmp(vz_runtime_backend(rt), "io_uring") == 0 ||
+		    strcmp(vz_runtime_backend(rt), "epoll") == 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+
+	setenv("VZ_BACKEND", "EPOLL", 1);
+	cfg.backend = VZ_BACKEND_IO_URING; /* the environment wins */
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_string_equal(vz_runtime_backend(rt), "epoll");
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+
+	setenv("VZ_BACKEND", "Auto", 1);
+	cfg.backend = VZ_BACKEND_EPOLL; /* ... also when it says auto */
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+
+	setenv("VZ_BACKEND", "garbage", 1);
+	rt = (vz_runtime *)0x1;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), VZ_ECONFIG);
+	assert_null(rt);
+	assert_string_equal(e.key, "runtime.backend");
+	assert_non_null(strstr(e.message, "unknown backend 'garbage' (auto|io_uring|epoll)"));
+	assert_non_null(strstr(e.message, "VZ_BACKEND"));
+
+	if (saved[0])
+		setenv("VZ_BACKEND", saved, 1);
+	else
+		unsetenv("VZ_BACKEND");
+}
+
 static void test_destroy_without_start(void **s)
 {
 	vz_config cfg;
@@ -151,9 +238,13 @@ static void test_destroy_without_start(void **s)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_error_table),		  cmocka_unit_test(test_null_everywhere),
-	    cmocka_unit_test(test_lifecycle_misuse),	  cmocka_unit_test(test_create_errors),
+	    cmocka_unit_test(test_error_table),
+	    cmocka_unit_test(test_null_everywhere),
+	    cmocka_unit_test(test_lifecycle_misuse),
+	    cmocka_unit_test(test_create_errors),
 	    cmocka_unit_test(test_destroy_without_start),
+	    cmocka_unit_test(test_create_error_detail),
+	    cmocka_unit_test(test_create_backend_env),
 	};
 
 	vz_test_watchdog(60);

@@ -258,6 +258,142 @@ static void test_missing_online_is_eio(void **state)
 	assert_int_equal(vz__topo_detect_at(root, NULL, NULL), VZ_EINVAL);
 }
 
+/* Plan cfg on t; the reserved set and the shard CPUs as cpulists. */
+static int plan_reserve(const vz_config *cfg, const struct vz__topology *t, char *shards,
+			char *reserved, vz_config_error *err)
+{
+	int cpu[VZ_MAX_SHARDS];
+	vz_cpuset placed, res;
+	unsigned n;
+	int rc;
+
+	rc = vz__plan_shards(cfg, t, cpu, &n, err);
+	if (rc < 0)
+		return rc;
+	vz_cpuset_zero(&placed);
+	for (unsigned i = 0; i < n; i++) {
+		/* no shard on a CPU twice here: sharing is not allowed */
+		assert_false(vz_cpuset_has(&placed, (unsigned)cpu[i]));
+		vz_cpuset_set(&placed, (unsigned)cpu[i]);
+	}
+	vz__cpuset_format(&placed, shards, 256);
+	assert_int_equal(vz__plan_reserved(cfg, t, NULL, &res, err), 0);
+	vz__cpuset_format(&res, reserved, 256);
+	return 0;
+}
+
+/* CPUs reserved for the embedder on the fake two-node machine (allowed
+ * 1-5): auto placement leaves them out, a count takes the highest
+ * placement CPUs, a list exactly its CPUs; pins to a reserved CPU, a
+ * reservation that leaves no CPU for shards, a reserved CPU the process
+ * may not use, and a count together with a list are refused. */
+static void test_reserved_cpus_placement(void **state)
+{
+	struct vz__topology t;
+	vz_cpuset aff = set_of("1-7");
+	vz_config_error err;
+	vz_config cfg;
+	char shards[256], res[256];
+	int cpu[VZ_MAX_SHARDS];
+	unsigned n;
+
+	(void)state;
+	two_node_machine();
+	put("/proc/self/cgroup", "0::/svc\n");
+	put("/sys/fs/cgroup/svc/cpuset.cpus.effective", "0-5\n");
+	assert_int_equal(vz__topo_detect_at(root, &aff, &t), 0);
+	assert_set(&t.allowed, "1-5");
+
+	/* nothing reserved: every allowed CPU hosts a shard */
+	vz_config_default(&cfg);
+	assert_int_equal(plan_reserve(&cfg, &t, shards, res, &err), 0);
+	assert_string_equal(shards, "1-5");
+	assert_string_equal(res, "");
+
+	/* a count: the highest placement CPU(s); shards = auto shrinks */
+	cfg.reserve_count = 1;
+	assert_int_equal(plan_reserve(&cfg, &t, shards, res, &err), 0);
+	assert_string_equal(shards, "1-4");
+	assert_string_equal(res, "5");
+	cfg.reserve_count = 2;
+	assert_int_equal(plan_reserve(&cfg, &t, shards, res, &err), 0);
+	assert_string_equal(shards, "1-3");
+	assert_string_equal(res, "4-5");
+	/* ... of runtime.cpus when that narrows placement */
+	cfg.reserve_count = 1;
+	cfg.cpus = set_of("1-3");
+	assert_int_equal(plan_reserve(&cfg, &t, shards, res, &err), 0);
+	assert_string_equal(shards, "1-2");
+	assert_string_equal(res, "3");
+	vz_cpuset_zero(&cfg.cpus);
+
+	/* a list: exactly those CPUs, wherever they are */
+	cfg.reserve_count = 0;
+	cfg.reserve_cpus = set_of("1,4");
+	assert_int_equal(plan_reserve(&cfg, &t, shards, res, &err), 0);
+	assert_string_equal(shards, "2-3,5");
+	assert_string_equal(res, "1,4");
+
+	/* explicit shard counts are placed around the reservation */
+	cfg.nshards = 2;
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), 0);
+	assert_int_equal(n, 2);
+	assert_int_equal(cpu[0], 2);
+	assert_int_equal(cpu[1], 3);
+	/* more shards than unreserved CPUs: refused, unless sharing, and
+	 * then the extra shards wrap around the unreserved CPUs only */
+	cfg.nshards = 5;
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), VZ_ECONFIG);
+	assert_string_equal(err.key, "runtime.shards");
+	assert_non_null(strstr(err.message, "reserve fewer CPUs"));
+	cfg.allow_shared_cpus = true;
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), 0);
+	for (unsigned i = 0; i < n; i++)
+		assert_true(cpu[i] == 2 || cpu[i] == 3 || cpu[i] == 5);
+	cfg.allow_shared_cpus = false;
+
+	/* a shard pinned to a reserved CPU is refused, not moved */
+	cfg.nshards = 2;
+	cfg.shards[1].cpu = 4;
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), VZ_ECONFIG);
+	assert_string_equal(err.key, "shard.1.cpu");
+	assert_non_null(strstr(err.message, "CPU 4 is reserved for the embedder"));
+	cfg.shards[1].cpu = 5;
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), 0);
+	assert_int_equal(cpu[0], 2);
+	assert_int_equal(cpu[1], 5);
+	cfg.shards[1].cpu = -1;
+	cfg.nshards = 0;
+
+	/* a reserved CPU must be one the process may use */
+	cfg.reserve_cpus = set_of("6");
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), VZ_ECONFIG);
+	assert_string_equal(err.key, "runtime.reserve_cpus");
+	assert_non_null(strstr(err.message, "CPU 6 is outside the cgroup cpuset"));
+
+	/* at least one CPU must remain for shards */
+	cfg.reserve_cpus = set_of("1-5");
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), VZ_ECONFIG);
+	assert_string_equal(err.key, "runtime.reserve_cpus");
+	assert_non_null(strstr(err.message, "leaves none of the placement CPUs (1-5)"));
+	vz_cpuset_zero(&cfg.reserve_cpus);
+	cfg.reserve_count = 5;
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), VZ_ECONFIG);
+	assert_string_equal(err.key, "runtime.reserve_cpus");
+	assert_non_null(strstr(err.message, "reserving 5 CPUs leaves none of the 5 placement"));
+	cfg.reserve_count = 4;
+	assert_int_equal(plan_reserve(&cfg, &t, shards, res, &err), 0);
+	assert_string_equal(shards, "1");
+	assert_string_equal(res, "2-5");
+
+	/* a count and a list at once: which one was meant? */
+	cfg.reserve_count = 1;
+	cfg.reserve_cpus = set_of("1");
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), VZ_ECONFIG);
+	assert_string_equal(err.key, "runtime.reserve_cpus");
+	assert_non_null(strstr(err.message, "both set"));
+}
+
 /* The real machine: whatever it is, the sets must be consistent. */
 static void test_real_machine(void **state)
 {
@@ -301,6 +437,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_offline_cpus_and_sparse_nodes, new_tree,
 					    drop_tree),
 	    cmocka_unit_test_setup_teardown(test_missing_online_is_eio, new_tree, drop_tree),
+	    cmocka_unit_test_setup_teardown(test_reserved_cpus_placement, new_tree, drop_tree),
 	    cmocka_unit_test(test_real_machine),
 	};
 
