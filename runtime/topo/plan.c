@@ -10,6 +10,11 @@
  * ascending order, skipping CPUs already pinned. With allow_shared_cpus and
  * more shards than free CPUs, the rest wrap around the placement CPUs again.
  * "shards = auto" means one shard per placement CPU (at most VZ_MAX_SHARDS).
+ *
+ * Embedded shards run on the embedder's thread, whose affinity the runtime
+ * never changes: without an explicit cpu they get none (-1) and take no
+ * placement CPU from the others. An explicit cpu on an embedded shard is
+ * checked and kept free like any pin (the embedder means to run there).
  */
 #include "topo/topo.h"
 #include "config/config_int.h"
@@ -129,7 +134,8 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 
 		cpu_of_shard[i] = -1;
 		if (c < 0) {
-			unpinned++;
+			if (!cfg->shards[i].embedded)
+				unpinned++;
 			continue;
 		}
 		if (vz__cpu_refused(t, (unsigned)c, why, sizeof why))
@@ -164,7 +170,7 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 
 	/* free placement CPUs in order, then (shared) round robin over all */
 	for (unsigned i = 0; i < count; i++) {
-		if (cpu_of_shard[i] >= 0)
+		if (cpu_of_shard[i] >= 0 || cfg->shards[i].embedded)
 			continue;
 		if (free_cpus > 0) {
 			while (!vz_cpuset_has(&place, next) || owner[next] >= 0)
