@@ -51,9 +51,9 @@ VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *
  * refused with VZ_ESTOPPED. Every post that starts after stop returned is
  * refused. Must not run at the same time as vz_runtime_destroy(), nor after
  * it: destroy needs every call on rt to have returned (runtime.h).
- * Cost from a foreign thread: one read-modify-write on the target shard's
- * posters' cache line, one on its inbox tail, one on a foreign-pool free
- * list, no syscall unless the target sleeps. */
+ * Cost from a foreign thread: two read-modify-writes on the target shard's
+ * inbox cache line (admission and push), one on a foreign-pool free list,
+ * no syscall unless the target sleeps. */
 VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 
 /* Accessors for a received message (valid during receive only). */

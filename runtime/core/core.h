@@ -263,7 +263,7 @@ struct vz__shard {
 	pthread_t thread;
 	bool thread_started;
 	/* Written and read by the stopping thread only (vz_runtime_stop()):
-	 * foreign posts admitted through post_gate before stop closed it. */
+	 * foreign posts admitted through the post gate before stop closed it. */
 	uint64_t posts_admitted;
 	/* Foreign-inbox messages taken so far (vz__drain_inbox()); reported
 	 * to the stopper through round_taken. */
@@ -316,19 +316,15 @@ struct vz__shard {
 	 * the CAS owns the shard, the loser touches nothing of it. */
 	alignas(VZ__LINE) _Atomic(const void *) driver;
 
-	/* Foreign posters' line (post_foreign() in send.c), written by
-	 * non-shard threads with read-modify-writes only.
-	 * post_gate: VZ__GATE_CLOSED | number of posts admitted while open.
-	 * Every foreign post takes a ticket with one fetch_add; the result
-	 * says whether it was admitted. Closed until start opens it, closed
-	 * again (for good) by stop; see the invariant at post_foreign().
+	/* Foreign posters' refusals (post_foreign() in send.c), written by
+	 * non-shard threads with read-modify-writes, only when a post is
+	 * refused after its admission (the gate itself is vz__post_gate()).
 	 * post_unpushed: admitted posts refused afterwards (full mailbox, no
 	 * memory), so the stopper does not wait for their message.
 	 * mailbox_full_foreign: VZ_EFULL refusals of foreign posts to this
 	 * shard, summed into the mailbox_full stat (a foreign thread cannot
 	 * use the owner's load+store counters). */
-	alignas(VZ__LINE) _Atomic uint64_t post_gate;
-	_Atomic uint64_t post_unpushed;
+	alignas(VZ__LINE) _Atomic uint64_t post_unpushed;
 	_Atomic uint64_t mailbox_full_foreign;
 
 	alignas(VZ__LINE) struct vz__mpsc inbox;
@@ -401,7 +397,18 @@ static inline bool vz__is_driver(struct vz__shard *sh)
 	return atomic_load_explicit(&sh->driver, memory_order_relaxed) == vz__thread_token();
 }
 
+/* A shard's post gate: VZ__GATE_CLOSED | number of foreign posts admitted
+ * while open. Every foreign post takes a ticket with one fetch_add; the
+ * result says whether it was admitted. Closed from creation until start
+ * opens it, closed again (for good) by stop; see the invariant at
+ * post_foreign() in send.c. It is the inbox's spare word on the producers'
+ * line, which the post's push takes exclusive a moment later anyway. */
 #define VZ__GATE_CLOSED ((uint64_t)1 << 63)
+
+static inline _Atomic uint64_t *vz__post_gate(struct vz__shard *sh)
+{
+	return &sh->inbox.user;
+}
 
 static inline vz_ref vz__make_ref(unsigned shard, uint32_t slot, uint32_t gen)
 {

@@ -298,7 +298,7 @@ VZ_API int vz_runtime_start(vz_runtime *rt)
 	 * those count for nothing. Before the RUNNING store, so the gates are
 	 * open (and this store ordered) for anyone who sees RUNNING. */
 	for (unsigned i = 0; i < rt->nshards; i++)
-		atomic_store_explicit(&rt->shards[i]->post_gate, 0, memory_order_release);
+		atomic_store_explicit(vz__post_gate(rt->shards[i]), 0, memory_order_release);
 	/* seq_cst: pairs with the senders' reads of the state. */
 	atomic_store_explicit(&rt->state, VZ__RT_RUNNING, memory_order_seq_cst);
 	return 0;
@@ -411,7 +411,7 @@ VZ_API int vz_runtime_stop(vz_runtime *rt)
 		 * ordered, so each poster's ticket comes either before this
 		 * (admitted, counted here) or after (it sees CLOSED and is
 		 * refused); nothing else is read through it. */
-		sh->posts_admitted = atomic_fetch_or_explicit(&sh->post_gate, VZ__GATE_CLOSED,
+		sh->posts_admitted = atomic_fetch_or_explicit(vz__post_gate(sh), VZ__GATE_CLOSED,
 							      memory_order_relaxed) &
 				     ~VZ__GATE_CLOSED;
 	}

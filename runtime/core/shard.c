@@ -60,7 +60,7 @@ int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct
 	sh->embedded = embedded;
 	vz__mpsc_init(&sh->inbox);
 	/* Closed until vz_runtime_start() opens it (post_foreign()). */
-	atomic_init(&sh->post_gate, VZ__GATE_CLOSED);
+	atomic_init(vz__post_gate(sh), VZ__GATE_CLOSED);
 	vz__pool_init(&sh->pool);
 	for (unsigned c = 0; c < VZ__NCLASSES; c++) {
 		rc = vz__fpool_init(&sh->fpool[c], c);
