@@ -268,6 +268,10 @@ static void print_text(const struct report *r)
 	for (unsigned i = 0; i < r->nshards; i++) {
 		int c = r->cpu_of_shard[i];
 
+		if (c < 0) { /* an embedded shard without a cpu */
+			printf("  shard %u: driver's thread (embedded, no CPU reserved)\n", i);
+			continue;
+		}
 		printf("  shard %u: CPU %d (node %d)%s%s\n", i, c,
 		       vz__topo_cpu_node(&r->used, (unsigned)c),
 		       r->cfg.shards[i].cpu >= 0 ? " pinned" : "",
@@ -356,9 +360,10 @@ static void print_json(const struct report *r)
 	for (unsigned i = 0; i < r->nshards; i++) {
 		int c = r->cpu_of_shard[i];
 
+		/* cpu and node -1: an embedded shard on its driver's thread */
 		printf("%s\n    {\"shard\": %u, \"cpu\": %d, \"node\": %d, \"pinned\": %s, "
 		       "\"embedded\": %s}",
-		       i ? "," : "", i, c, vz__topo_cpu_node(&r->used, (unsigned)c),
+		       i ? "," : "", i, c, c < 0 ? -1 : vz__topo_cpu_node(&r->used, (unsigned)c),
 		       r->cfg.shards[i].cpu >= 0 ? "true" : "false",
 		       r->cfg.shards[i].embedded ? "true" : "false");
 	}

@@ -47,8 +47,14 @@ typedef enum vz_pool_overload {
 } vz_pool_overload;
 
 /* Per-shard settings; zero/negative fields mean "use the runtime default". */
+/* Embedded shards run on whichever of the embedder's threads polls them;
+ * the runtime never sets that thread's affinity. Their `cpu` therefore
+ * pins nothing: -1 reserves no CPU (auto placement and pool workers use it
+ * for others), and a CPU named there is validated and kept free of other
+ * shards (and of workers unless pool.share_shard_cpus) for the embedder to
+ * run its thread on. vz_runtime_shard_cpu() reports -1 for them. */
 typedef struct vz_shard_config {
-	int cpu;	       /* CPU to pin to; -1 = chosen by the runtime */
+	int cpu;	       /* CPU to pin to; -1 = chosen by the runtime (none if embedded) */
 	uint32_t ring_entries; /* capacity of rings into this shard; 0 = default */
 	bool embedded;	       /* driven by the embedder via vz_shard_poll() */
 } vz_shard_config;

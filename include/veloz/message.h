@@ -53,7 +53,18 @@ VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *
  * From a foreign thread the message goes through the target shard's
  * lock-free inbox and wakes it only if it sleeps. The receiver sees a null
  * sender. Same errors as vz_send, plus VZ_ESTATE before vz_runtime_start.
- * A stale target on another shard is accepted and dead-lettered there. */
+ * A stale target on another shard is accepted and dead-lettered there.
+ * A refusal with VZ_EFULL is counted in the mailbox_full stat (stats.h).
+ *
+ * May run at the same time as vz_runtime_stop() on another thread: the
+ * post is either accepted, and its message handled or dead-lettered before
+ * stop returns (the call itself may return 0 a moment after stop did), or
+ * refused with VZ_ESTOPPED. Every post that starts after stop returned is
+ * refused. Must not run at the same time as vz_runtime_destroy(), nor after
+ * it: destroy needs every call on rt to have returned (runtime.h).
+ * Cost from a foreign thread: two read-modify-writes on the target shard's
+ * inbox cache line (admission and push), one on a foreign-pool free list,
+ * no syscall unless the target sleeps. */
 VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 
 /* Accessors for a received message (valid during receive only).

@@ -42,14 +42,32 @@ VZ_API int vz_runtime_start(vz_runtime *rt);
 /* Stop: every actor is stopped, queued and in-flight messages are handled
  * or dead-lettered, timers are cancelled, runtime threads are joined.
  * Bounded: actors get no new messages once stop begins (sends return
- * VZ_ESTOPPED). Embedded shards must keep polling until vz_shard_poll()
- * returns VZ_ESTOPPED. A second call changes nothing and returns
- * VZ_ESTATE, as does a call while another thread is stopping.
- * Any thread that is not a shard of rt (VZ_EWRONGTHREAD). */
+ * VZ_ESTOPPED). A second call changes nothing and returns VZ_ESTATE, as
+ * does a call while another thread is stopping.
+ *
+ * Any thread that is not running a shard of rt (from inside an actor or a
+ * vz_shard_poll() call: VZ_EWRONGTHREAD). That includes the embedder's
+ * thread that drives an embedded shard, between two polls: stop then
+ * drives that shard itself. An embedded shard driven by another thread
+ * must keep being polled until vz_shard_poll() returns VZ_ESTOPPED, or stop
+ * waits for it; one never polled before stop begins is driven by the
+ * stopping thread, and a poll arriving after that returns VZ_ESTOPPED.
+ *
+ * What may run at the same time as stop, on other threads: any call on rt
+ * (vz_post, vz_stop, vz_spawn, vz_shard_poll, queries, stats). Each either
+ * takes effect before the stop (a message it accepted is handled or
+ * dead-lettered before stop returns) or is refused with VZ_ESTOPPED and
+ * changes nothing. When stop returns, every message accepted by any call
+ * has been handled or dead-lettered (the stats are final) and every
+ * later send, post, spawn, stop or poll is refused with VZ_ESTOPPED. */
 VZ_API int vz_runtime_stop(vz_runtime *rt);
 
 /* Free everything. A started runtime must be stopped first (VZ_ESTATE,
- * nothing freed). NULL is a no-op returning 0. Not from a shard thread. */
+ * nothing freed). NULL is a no-op returning 0. Not from a shard thread.
+ * Nothing may run at the same time as destroy: every call on rt made by any
+ * thread must have returned before destroy is called, and none may follow
+ * (rt is freed memory then; no check can catch that). A thread posting in a
+ * loop is done once its own call has returned VZ_ESTOPPED after stop. */
 VZ_API int vz_runtime_destroy(vz_runtime *rt);
 
 /* Number of shards. Any thread. Returns 0 for NULL. */
@@ -65,7 +83,10 @@ VZ_API const char *vz_runtime_backend_reason(const vz_runtime *rt);
  * first shard has created its ring. Any thread. */
 VZ_API const char *vz_runtime_backend_flags(const vz_runtime *rt);
 
-/* CPU a shard is pinned to (-1 when unpinned), or VZ_ENOSHARD. */
+/* CPU the runtime pinned the shard's thread to, or VZ_ENOSHARD. -1 for every
+ * embedded shard: it runs on the thread that polls it, whose affinity is
+ * the embedder's (the runtime never changes it; a cpu named in the shard's
+ * config is only kept free of other shards and workers). Any thread. */
 VZ_API int vz_runtime_shard_cpu(const vz_runtime *rt, unsigned shard);
 
 /* The CPUs reserved for the embedder (vz_config.reserve_count or
@@ -76,11 +97,18 @@ VZ_API int vz_runtime_reserved_cpus(const vz_runtime *rt, vz_cpuset *out);
 
 /* Embedding: run one loop turn of an `embedded` shard on the calling thread
  * without blocking (timeout_us == 0) or blocking at most timeout_us when idle.
- * The first call binds the shard to the calling thread; later calls from
- * another thread return VZ_EWRONGTHREAD. Returns the number of messages
- * handled (>= 0), VZ_ESTATE before start, VZ_ESTOPPED once the shard has
- * finished stopping (stop polling then), VZ_EINVAL for a shard that is not
- * embedded. */
+ * The first call binds the shard to the calling thread for good; later calls
+ * from another thread return VZ_EWRONGTHREAD. The calling thread's CPU
+ * affinity is never changed.
+ * Returns the work the turn did, >= 0: a count of messages taken, handled
+ * and published, timers fired and stop steps, not of messages handled
+ * (vz_stats_shard() has those); 0 means the shard was idle. Errors:
+ * VZ_EINVAL (NULL rt, or a shard that is not embedded), VZ_ENOSHARD,
+ * VZ_ESTATE before start, VZ_EWRONGTHREAD (bound to another thread),
+ * VZ_ESTOPPED once the shard has finished stopping, or when vz_runtime_stop()
+ * began before this shard was ever polled (the stopping thread drives it
+ * then); stop polling on VZ_ESTOPPED. Also an error from creating the
+ * shard's I/O backend on the first call (VZ_ENOMEM, VZ_EIO, ...). */
 VZ_API int vz_shard_poll(vz_runtime *rt, unsigned shard, uint32_t timeout_us);
 
 /* The shard the calling thread runs (or drives, or stands in for while an

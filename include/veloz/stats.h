@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Per-shard counters. Each is written only by its shard's thread and read by
- * anyone: a snapshot is consistent per counter, not across counters.
+ * Per-shard counters. Each is written by its shard's thread (a few also by
+ * threads posting to the shard) and read by anyone: a snapshot is
+ * consistent per counter, not across counters.
  * They exist to show what should not happen on hot paths (pool refills,
  * ring-full events, wake-up syscalls) next to benchmark figures.
  */
@@ -30,7 +31,9 @@ typedef struct vz_shard_stats {
 	uint64_t ring_full;	   /* publishes that found a ring full */
 	uint64_t overflow_queued;  /* messages and blocks going home parked in an outbox
 				      because the ring was full (each counted once) */
-	uint64_t mailbox_full;	   /* sends refused with VZ_EFULL */
+	uint64_t mailbox_full;	   /* sends and posts refused with VZ_EFULL: counted on the
+				      sending shard, or for a post from a non-shard thread on
+				      the target's shard */
 	uint64_t timers_fired;
 	uint64_t timers_dropped; /* expiries given up: no memory, reserve exhausted */
 	uint64_t actors_live;

@@ -271,16 +271,13 @@ VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, c
 	if (state >= VZ__RT_STOPPING)
 		return VZ_ESTOPPED;
 	if (state == VZ__RT_RUNNING) {
-		pthread_t *driver;
 		int rc;
 
 		if (vz__current(rt) == sh)
 			return vz__actor_spawn(sh, spec, arg, out);
 		/* The embedder's thread that drives this shard, between two
 		 * polls: it stands in for the shard, as inside a poll. */
-		driver =
-		    sh->embedded ? atomic_load_explicit(&sh->driver, memory_order_acquire) : NULL;
-		if (!driver || !pthread_equal(*driver, pthread_self()) || vz__current(rt))
+		if (!sh->embedded || !vz__is_driver(sh) || vz__current(rt))
 			return VZ_EWRONGTHREAD;
 		vz__set_current(sh);
 		rc = vz__actor_spawn(sh, spec, arg, out);

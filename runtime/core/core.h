@@ -268,9 +268,12 @@ struct vz__shard {
 	uint64_t stop_moved; /* messages moved in the current stop round */
 	pthread_t thread;
 	bool thread_started;
-	/* Embedded shards: the thread that drives it (set on first poll). */
-	_Atomic(pthread_t *) driver;
-	pthread_t driver_id;
+	/* Written and read by the stopping thread only (vz_runtime_stop()):
+	 * foreign posts admitted through the post gate before stop closed it. */
+	uint64_t posts_admitted;
+	/* Foreign-inbox messages taken so far (vz__drain_inbox()); reported
+	 * to the stopper through round_taken. */
+	uint64_t inbox_taken;
 
 	/* ---- shared ---- */
 
@@ -300,11 +303,35 @@ struct vz__shard {
 	 * count one message against it). */
 	alignas(VZ__LINE) _Atomic uint32_t bounded_live;
 
-	/* Stop protocol: the last round this shard completed (release) and
-	 * what it moved in it; read by the stopping thread (acquire). */
+	/* Stop protocol: the last round this shard completed (release), what
+	 * it moved in it and how many inbox messages it has taken in all;
+	 * read by the stopping thread (acquire on round_acked). */
 	alignas(VZ__LINE) _Atomic uint32_t round_acked;
 	_Atomic uint64_t round_moved;
+	_Atomic uint64_t round_taken;
 	_Atomic uint32_t phase; /* enum vz__shard_phase, written by the stopper */
+
+	/* Embedded shards: who may run this shard's turns. NULL until claimed;
+	 * then, for good, either the vz__thread_token() of the embedder's
+	 * thread whose first vz_shard_poll() claimed it, or &vz__stop_claim
+	 * when vz_runtime_stop() found it unclaimed and drives it itself.
+	 * Shared: claimed by one compare-and-swap from NULL, raced by a first
+	 * poll and the stopper (see await_round() and vz_shard_poll() in
+	 * runtime.c); read by pollers and by vz_spawn() (actor.c). No data is
+	 * handed over through it, so every access is relaxed: the winner of
+	 * the CAS owns the shard, the loser touches nothing of it. */
+	alignas(VZ__LINE) _Atomic(const void *) driver;
+
+	/* Foreign posters' refusals (post_foreign() in send.c), written by
+	 * non-shard threads with read-modify-writes, only when a post is
+	 * refused after its admission (the gate itself is vz__post_gate()).
+	 * post_unpushed: admitted posts refused afterwards (full mailbox, no
+	 * memory), so the stopper does not wait for their message.
+	 * mailbox_full_foreign: VZ_EFULL refusals of foreign posts to this
+	 * shard, summed into the mailbox_full stat (a foreign thread cannot
+	 * use the owner's load+store counters). */
+	alignas(VZ__LINE) _Atomic uint64_t post_unpushed;
+	_Atomic uint64_t mailbox_full_foreign;
 
 	alignas(VZ__LINE) struct vz__mpsc inbox;
 
@@ -362,6 +389,38 @@ static inline struct vz__shard *vz__current(const vz_runtime *rt)
 }
 
 void vz__set_current(struct vz__shard *sh);
+
+/* The calling thread's identity as a pointer (the address of its own
+ * vz__tls_shard, distinct for every live thread), for the embedded shards'
+ * driver word: pthread_t has no atomic form and no "nobody" value. Like a
+ * pthread_t, it may be reused by a thread created after this one ended. */
+static inline const void *vz__thread_token(void)
+{
+	return (const void *)&vz__tls_shard;
+}
+
+/* driver value of an embedded shard that vz_runtime_stop() claimed. */
+extern const char vz__stop_claim;
+
+/* Does the calling thread drive embedded shard sh? Relaxed: a thread sees
+ * its own claim; any other value is never equal to its token. */
+static inline bool vz__is_driver(struct vz__shard *sh)
+{
+	return atomic_load_explicit(&sh->driver, memory_order_relaxed) == vz__thread_token();
+}
+
+/* A shard's post gate: VZ__GATE_CLOSED | number of foreign posts admitted
+ * while open. Every foreign post takes a ticket with one fetch_add; the
+ * result says whether it was admitted. Closed from creation until start
+ * opens it, closed again (for good) by stop; see the invariant at
+ * post_foreign() in send.c. It is the inbox's spare word on the producers'
+ * line, which the post's push takes exclusive a moment later anyway. */
+#define VZ__GATE_CLOSED ((uint64_t)1 << 63)
+
+static inline _Atomic uint64_t *vz__post_gate(struct vz__shard *sh)
+{
+	return &sh->inbox.user;
+}
 
 static inline vz_ref vz__make_ref(unsigned shard, uint32_t slot, uint32_t gen)
 {

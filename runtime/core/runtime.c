@@ -14,9 +14,19 @@
  * flushes its outboxes, and reports how much it moved. Everything pushed
  * in round r-1 was pushed before the stopper started round r, so a round in
  * which no shard moved anything and every outbox is empty proves that no
- * message is left anywhere. Then shards exit and are joined. A foreign
- * post that saw RUNNING just before the change may still land in an inbox
- * afterwards; vz_runtime_destroy() dead-letters what it finds there.
+ * message is left anywhere. Foreign posts are admitted through a gate per
+ * shard (see post_foreign() in send.c): stop closes every gate, learns how
+ * many posts each admitted, and is quiet only once each shard has taken
+ * that many messages from its inbox (less those refused after admission),
+ * so a post that was admitted but not yet pushed when stop began is
+ * waited for, never left behind. Then shards exit and are joined.
+ *
+ * Embedded shards. An embedded shard runs on whichever thread holds its
+ * `driver` claim: the embedder's thread whose first vz_shard_poll() won it,
+ * or the stopping thread when stop finds the shard never polled. Both
+ * claim with one compare-and-swap from NULL on the same word, so exactly
+ * one thread ever runs the shard's turns; a poll that finds the stopper's
+ * claim returns VZ_ESTOPPED without touching the shard.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -43,11 +53,19 @@ const struct vz__topology *vz__runtime_topology(const vz_runtime *rt)
 	return &rt->topo;
 }
 
+/* The driver claim of an embedded shard that the stopping thread drives:
+ * its address is the value, never a thread's token. */
+const char vz__stop_claim = 0;
+
+/* The CPU the runtime pins the shard's thread to. An embedded shard runs on
+ * its driver's thread, whose affinity is the embedder's: -1, even when its
+ * config names a CPU (that CPU is only kept free and used for the shard's
+ * memory placement). */
 int vz__runtime_shard_cpu(const vz_runtime *rt, unsigned shard)
 {
 	if (!rt || shard >= rt->nshards)
 		return VZ_ENOSHARD;
-	return rt->shards[shard]->cpu;
+	return rt->shards[shard]->embedded ? -1 : rt->shards[shard]->cpu;
 }
 
 static void runtime_free(vz_runtime *rt)
@@ -331,6 +349,14 @@ VZ_API int vz_runtime_start(vz_runtime *rt)
 		return rc;
 	}
 	record_backend_flags(rt);
+	/* Open the foreign posters' gates (created closed). Release: pairs
+	 * with the acquire fetch_add in post_foreign(), so an admitted poster
+	 * sees the shards, backends and pools set up above. A plain store may
+	 * erase tickets that refused posts took while the gate was closed;
+	 * those count for nothing. Before the RUNNING store, so the gates are
+	 * open (and this store ordered) for anyone who sees RUNNING. */
+	for (unsigned i = 0; i < rt->nshards; i++)
+		atomic_store_explicit(vz__post_gate(rt->shards[i]), 0, memory_order_release);
 	/* seq_cst: pairs with the senders' reads of the state. */
 	atomic_store_explicit(&rt->state, VZ__RT_RUNNING, memory_order_seq_cst);
 	return 0;
@@ -338,27 +364,56 @@ VZ_API int vz_runtime_start(vz_runtime *rt)
 
 /* ---- stop -------------------------------------------------------------- */
 
+/* May the stopping thread run embedded shard sh's turns itself? Yes when
+ * it drives the shard already (stop called from the driving thread, between
+ * two polls) or when nobody has claimed it: then the stopper claims it, with
+ * the same compare-and-swap a first vz_shard_poll() uses, so the two cannot
+ * both win. Relaxed: the claim hands over no data (see core.h); what the
+ * creating thread wrote into the shard is ordered by the acquire of the
+ * RUNNING state in vz_runtime_stop(). */
+static bool stopper_drives(struct vz__shard *sh)
+{
+	const void *claim = atomic_load_explicit(&sh->driver, memory_order_relaxed);
+
+	if (!claim &&
+	    atomic_compare_exchange_strong_explicit(&sh->driver, &claim, &vz__stop_claim,
+						    memory_order_relaxed, memory_order_relaxed))
+		return true;
+	return claim == &vz__stop_claim || claim == vz__thread_token();
+}
+
 /* Drive or wait for shard sh until it has acknowledged `round`. Embedded
- * shards not bound to another thread are driven by the caller. */
+ * shards not claimed by another thread are driven by the caller. */
 static void await_round(vz_runtime *rt, struct vz__shard *sh, uint32_t round)
 {
+	bool drive = sh->embedded && stopper_drives(sh);
+
 	/* Acquire: pairs with the release store in stop_round(). */
 	while (atomic_load_explicit(&sh->round_acked, memory_order_acquire) != round) {
-		if (sh->embedded) {
-			pthread_t *driver = atomic_load_explicit(&sh->driver, memory_order_acquire);
+		if (drive) {
+			struct vz__shard *prev = vz__current(rt);
 
-			if (!driver || pthread_equal(*driver, pthread_self())) {
-				struct vz__shard *prev = vz__current(rt);
-
-				vz__set_current(sh);
-				vz__shard_turn(sh);
-				vz__set_current(prev);
-				continue;
-			}
+			vz__set_current(sh);
+			vz__shard_turn(sh);
+			vz__set_current(prev);
+			continue;
 		}
 		vz__wake(NULL, sh);
 		sched_yield();
 	}
+}
+
+/* Has every foreign post that sh's gate admitted reached the shard (taken
+ * from its inbox) or been refused after admission? Stopping thread, after
+ * await_round(): round_taken is ordered by that acquire. Acquire on
+ * post_unpushed: pairs with the release increment in post_foreign(). Both
+ * counts only grow and never pass their final values, so equality means
+ * both are final. */
+static bool posts_arrived(struct vz__shard *sh)
+{
+	return atomic_load_explicit(&sh->round_taken, memory_order_relaxed) +
+		   atomic_load_explicit(&sh->post_unpushed, memory_order_acquire) ==
+	       sh->posts_admitted;
 }
 
 static void stop_threads(vz_runtime *rt)
@@ -405,9 +460,22 @@ VZ_API int vz_runtime_stop(vz_runtime *rt)
 	if (!atomic_compare_exchange_strong_explicit(&rt->state, &expected, VZ__RT_STOPPING,
 						     memory_order_seq_cst, memory_order_seq_cst))
 		return VZ_ESTATE;
-	for (unsigned i = 0; i < rt->nshards; i++)
-		atomic_store_explicit(&rt->shards[i]->phase, VZ__PHASE_DRAIN, memory_order_relaxed);
+	for (unsigned i = 0; i < rt->nshards; i++) {
+		struct vz__shard *sh = rt->shards[i];
+
+		atomic_store_explicit(&sh->phase, VZ__PHASE_DRAIN, memory_order_relaxed);
+		/* Close the gate for good and learn how many posts it let in.
+		 * Relaxed: read-modify-writes of one atomic are totally
+		 * ordered, so each poster's ticket comes either before this
+		 * (admitted, counted here) or after (it sees CLOSED and is
+		 * refused); nothing else is read through it. */
+		sh->posts_admitted = atomic_fetch_or_explicit(vz__post_gate(sh), VZ__GATE_CLOSED,
+							      memory_order_relaxed) &
+				     ~VZ__GATE_CLOSED;
+	}
 	do {
+		bool waiting = false;
+
 		round++;
 		/* seq_cst: the shards' sleep re-check reads it after their
 		 * fence (has_work()); release for the round's data. */
@@ -419,6 +487,14 @@ VZ_API int vz_runtime_stop(vz_runtime *rt)
 			await_round(rt, rt->shards[i], round);
 			if (atomic_load_explicit(&rt->shards[i]->round_moved, memory_order_relaxed))
 				quiet = false;
+			if (!posts_arrived(rt->shards[i]))
+				waiting = true;
+		}
+		/* An admitted post still on its way (its thread preempted
+		 * between the gate and the push): give it the CPU. */
+		if (waiting) {
+			quiet = false;
+			sched_yield();
 		}
 	} while (!quiet || round < 2);
 	stop_threads(rt);
@@ -471,8 +547,8 @@ VZ_API int vz_runtime_destroy(vz_runtime *rt)
 
 VZ_API int vz_shard_poll(vz_runtime *rt, unsigned shard, uint32_t timeout_us)
 {
+	const void *me = vz__thread_token(), *claim;
 	struct vz__shard *sh, *prev;
-	pthread_t *driver;
 	uint32_t state;
 	unsigned work;
 
@@ -486,20 +562,17 @@ VZ_API int vz_shard_poll(vz_runtime *rt, unsigned shard, uint32_t timeout_us)
 	state = atomic_load_explicit(&rt->state, memory_order_acquire);
 	if (state == VZ__RT_CREATED)
 		return VZ_ESTATE;
-	driver = atomic_load_explicit(&sh->driver, memory_order_acquire);
-	if (!driver) {
-		pthread_t *expected = NULL;
-
-		sh->driver_id = pthread_self();
-		/* Release: pairs with the acquire above and in await_round();
-		 * driver_id is visible before the pointer to it. */
-		if (!atomic_compare_exchange_strong_explicit(&sh->driver, &expected, &sh->driver_id,
-							     memory_order_acq_rel,
-							     memory_order_acquire))
-			return VZ_EWRONGTHREAD;
-		driver = &sh->driver_id;
-	}
-	if (!pthread_equal(*driver, pthread_self()))
+	/* The first poll claims the shard for this thread, racing other first
+	 * polls and the stopper (stopper_drives()) on one compare-and-swap.
+	 * Relaxed: the claim hands over no data (see core.h); a loser reads
+	 * the winner's claim and touches nothing of the shard. */
+	claim = atomic_load_explicit(&sh->driver, memory_order_relaxed);
+	if (!claim && atomic_compare_exchange_strong_explicit(
+			  &sh->driver, &claim, me, memory_order_relaxed, memory_order_relaxed))
+		claim = me;
+	if (claim == &vz__stop_claim)
+		return VZ_ESTOPPED; /* stop drives (or drove) it: never polled in time */
+	if (claim != me)
 		return VZ_EWRONGTHREAD;
 	if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT ||
 	    state == VZ__RT_STOPPED)

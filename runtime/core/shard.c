@@ -59,6 +59,8 @@ int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct
 	sh->cpu = cpu;
 	sh->embedded = embedded;
 	vz__mpsc_init(&sh->inbox);
+	/* Closed until vz_runtime_start() opens it (post_foreign()). */
+	atomic_init(vz__post_gate(sh), VZ__GATE_CLOSED);
 	vz__pool_init(&sh->pool);
 	for (unsigned c = 0; c < VZ__NCLASSES; c++) {
 		rc = vz__fpool_init(&sh->fpool[c], c);
@@ -202,8 +204,9 @@ static unsigned stop_round(struct vz__shard *sh, uint32_t round)
 		moved++; /* a full ring: not quiet yet */
 	sh->stop_round_done = round;
 	atomic_store_explicit(&sh->round_moved, moved, memory_order_relaxed);
+	atomic_store_explicit(&sh->round_taken, sh->inbox_taken, memory_order_relaxed);
 	/* Release: pairs with the stopper's acquire load of round_acked; what
-	 * this round did (and round_moved) is visible to it. */
+	 * this round did (and round_moved, round_taken) is visible to it. */
 	atomic_store_explicit(&sh->round_acked, round, memory_order_release);
 	return (unsigned)moved;
 }

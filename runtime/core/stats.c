@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: MIT
-/* Stats snapshots: relaxed reads of counters each written by one shard. */
+/* Stats snapshots: relaxed reads of counters each written by one shard,
+ * plus the few that threads outside the runtime write (atomically). */
 #include <string.h>
 
 #include "core/core.h"
@@ -29,6 +30,10 @@ static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 	RD(actors_spawned);
 	RD(actors_stopped);
 #undef RD
+	/* Foreign posts refused with VZ_EFULL are counted by the posting
+	 * threads on the target shard, with a read-modify-write (relaxed:
+	 * a statistic, nothing is read through it). */
+	o->mailbox_full += atomic_load_explicit(&sh->mailbox_full_foreign, memory_order_relaxed);
 }
 
 VZ_API int vz_stats_shard(const vz_runtime *rt, unsigned shard, vz_shard_stats *out)

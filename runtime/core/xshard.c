@@ -340,6 +340,7 @@ unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget)
 		vz__deliver_local(sh, (struct vz_msg *)node);
 		n++;
 	}
+	sh->inbox_taken += n; /* for the stop protocol (posts_arrived()) */
 	return n;
 }
 

@@ -16,6 +16,11 @@
  * time-shares: a count reserves the highest placement CPUs (shard i keeps
  * the CPU it had without the reservation), a list exactly those CPUs. A
  * shard pinned to a reserved CPU is refused rather than silently moved.
+ *
+ * Embedded shards run on the embedder's thread, whose affinity the runtime
+ * never changes: without an explicit cpu they get none (-1) and take no
+ * placement CPU from the others. An explicit cpu on an embedded shard is
+ * checked and kept free like any pin (the embedder means to run there).
  */
 #include "topo/topo.h"
 #include "config/config_int.h"
@@ -200,12 +205,15 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 
 		cpu_of_shard[i] = -1;
 		if (c < 0) {
-			unpinned++;
+			if (!cfg->shards[i].embedded)
+				unpinned++;
 			continue;
 		}
 		if (vz__cpu_refused(t, (unsigned)c, why, sizeof why))
 			return shard_cpu_error(err, src, i, why);
-		if (vz_cpuset_has(&reserved, (unsigned)c)) {
+		/* An embedded shard runs on the embedder's thread, so a reserved
+		 * CPU is exactly where it may say it runs. */
+		if (!cfg->shards[i].embedded && vz_cpuset_has(&reserved, (unsigned)c)) {
 			vz__cpuset_format(&reserved, set, sizeof set);
 			snprintf(why, sizeof why,
 				 "CPU %d is reserved for the embedder (runtime.reserve_cpus: %s); "
@@ -244,7 +252,7 @@ int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
 
 	/* free placement CPUs in order, then (shared) round robin over all */
 	for (unsigned i = 0; i < count; i++) {
-		if (cpu_of_shard[i] >= 0)
+		if (cpu_of_shard[i] >= 0 || cfg->shards[i].embedded)
 			continue;
 		if (free_cpus > 0) {
 			while (!vz_cpuset_has(&place, next) || owner[next] >= 0)

@@ -25,6 +25,7 @@ enum vz__fault_point {
 	VZ_FAULT_THREAD_START,	     /* pthread_create fails (shard or worker) */
 	VZ_FAULT_SOCKET_EMFILE,	     /* socket/accept fails with EMFILE */
 	VZ_FAULT_SOCKET_ENOMEM,	     /* socket calls fail with ENOMEM */
+	VZ_FAULT_POST_STALL,	     /* a foreign post stalls after admission until stop begins */
 	VZ_FAULT_COUNT
 };
 

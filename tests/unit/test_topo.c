@@ -428,6 +428,53 @@ static void test_real_machine(void **state)
 		assert_true(vz_cpuset_has(&t.allowed, (unsigned)cpu[i]));
 }
 
+/* Embedded shards run on the embedder's thread: without a cpu they get -1
+ * and take no placement CPU; with one it is checked and kept free. */
+static void test_embedded_placement(void **state)
+{
+	struct vz__topology t;
+	vz_config cfg;
+	vz_config_error err;
+	int cpu[VZ_MAX_SHARDS];
+	unsigned n;
+
+	(void)state;
+	vz_config_default(&cfg);
+	cfg.topology.nnodes = 1;
+	vz_cpuset_zero(&cfg.topology.node_cpus[0]);
+	vz_cpuset_set(&cfg.topology.node_cpus[0], 0);
+	vz_cpuset_set(&cfg.topology.node_cpus[0], 1);
+	assert_int_equal(vz__topo_for_config(&cfg, &t), 0);
+	/* three shards on two CPUs, no sharing: fits because shard 1 is
+	 * embedded and reserves nothing */
+	cfg.nshards = 3;
+	cfg.shards[1].embedded = true;
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(cpu[0], 0);
+	assert_int_equal(cpu[1], -1);
+	assert_int_equal(cpu[2], 1);
+	/* an explicit cpu on an embedded shard is kept out of auto placement */
+	cfg.nshards = 2;
+	cfg.shards[1].cpu = 0;
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), 0);
+	assert_int_equal(cpu[0], 1);
+	assert_int_equal(cpu[1], 0);
+	/* ... and refused like any pin when it is not allowed */
+	cfg.shards[1].cpu = 5;
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), VZ_ECONFIG);
+	assert_string_equal(err.key, "shard.1.cpu");
+	/* every shard embedded: no CPU needed at all */
+	cfg.nshards = 4;
+	for (unsigned i = 0; i < 4; i++) {
+		cfg.shards[i].cpu = -1;
+		cfg.shards[i].embedded = true;
+	}
+	assert_int_equal(vz__plan_shards(&cfg, &t, cpu, &n, &err), 0);
+	for (unsigned i = 0; i < 4; i++)
+		assert_int_equal(cpu[i], -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +486,7 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(test_missing_online_is_eio, new_tree, drop_tree),
 	    cmocka_unit_test_setup_teardown(test_reserved_cpus_placement, new_tree, drop_tree),
 	    cmocka_unit_test(test_real_machine),
+	    cmocka_unit_test(test_embedded_placement),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
