@@ -219,6 +219,7 @@ struct vz__outbox {
 	bool has_msgs;	 /* q holds messages (not only returns): wake may be needed */
 	uint32_t parked; /* head messages already counted in overflow_queued */
 	bool stalled;	 /* ring full and the target already rung and woken */
+	bool wake_owed;	 /* the last wake of dest failed: retry next turn */
 };
 
 enum vz__shard_phase {
@@ -281,9 +282,13 @@ struct vz__shard {
 
 	/* 1 while the shard is (about to be) blocked in the backend. Stored
 	 * by the owner, then a seq_cst fence, then every source re-checked;
-	 * senders publish, seq_cst fence, then exchange it to 0 and wake only
-	 * if it was 1. The two fences pair (store-buffer pattern): at least
-	 * one side sees the other's write, so no wake-up is lost. */
+	 * senders publish with a seq_cst read-modify-write (the doorbell's
+	 * fetch_or after a ring publish, the inbox push's exchange), then
+	 * load and exchange it to 0 (seq_cst) and wake only if it was 1.
+	 * The owner's fence and the sender's RMW pair (store-buffer
+	 * pattern): at least one side sees the other's write, so no wake-up
+	 * is lost. A sender whose wake fails stores 1 back (vz__wake()) so
+	 * the duty passes to the next sender. */
 	alignas(VZ__LINE) _Atomic uint32_t sleeping;
 
 	/* Live actors with a bounded mailbox on this shard. Written by the
@@ -303,6 +308,12 @@ struct vz__shard {
 	alignas(VZ__LINE) struct vz__mpsc inbox;
 
 	alignas(VZ__LINE) struct vz__stat_counters stats;
+
+	/* Failed attempts to wake this shard (vz__wake()). Unlike stats,
+	 * written by any waking thread (relaxed fetch_add: a counter, read
+	 * as a snapshot); on its own line so the failure path never
+	 * touches the owner's counters. */
+	alignas(VZ__LINE) _Atomic uint64_t wake_failures;
 
 	alignas(VZ__LINE) struct vz__fpool_class fpool[VZ__NCLASSES];
 };
@@ -499,7 +510,7 @@ unsigned vz__drain_rings(struct vz__shard *sh, bool all);
 unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget);
 bool vz__has_incoming(struct vz__shard *sh);
 bool vz__outboxes_empty(const struct vz__shard *sh);
-void vz__wake(struct vz__shard *from, struct vz__shard *target);
+int vz__wake(struct vz__shard *from, struct vz__shard *target);
 
 /* send.c */
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);

@@ -29,6 +29,7 @@ static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 	RD(actors_spawned);
 	RD(actors_stopped);
 #undef RD
+	o->wake_failures = atomic_load_explicit(&sh->wake_failures, memory_order_relaxed);
 }
 
 VZ_API int vz_stats_shard(const vz_runtime *rt, unsigned shard, vz_shard_stats *out)

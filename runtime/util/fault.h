@@ -25,6 +25,9 @@ enum vz__fault_point {
 	VZ_FAULT_THREAD_START,	     /* pthread_create fails (shard or worker) */
 	VZ_FAULT_SOCKET_EMFILE,	     /* socket/accept fails with EMFILE */
 	VZ_FAULT_SOCKET_ENOMEM,	     /* socket calls fail with ENOMEM */
+	VZ_FAULT_WAKE,		     /* a wake-up's syscall fails: the MSG_RING
+					submission (io_uring then tries the
+					eventfd) or the eventfd write */
 	VZ_FAULT_COUNT
 };
 
