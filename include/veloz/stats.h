@@ -37,6 +37,8 @@ typedef struct vz_shard_stats {
 	uint64_t actors_live;
 	uint64_t actors_spawned;
 	uint64_t actors_stopped;
+	uint64_t outbox_full;	/* sends refused with VZ_EFULL because runtime.outbox_limit
+				   messages already waited for a full ring to that shard */
 	uint64_t wake_failures; /* wake-ups towards this shard whose syscall failed
 				   (MSG_RING and eventfd both); each is retried, and
 				   after a few tries the next sender retries it. The

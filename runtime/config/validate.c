@@ -81,6 +81,8 @@ int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *sr
 		return check_range(src, f, cfg->actors_per_turn, 1, VZ__BATCH_MAX, err);
 	case VZ__F_SEND_BATCH:
 		return check_range(src, f, cfg->send_batch, 1, VZ__BATCH_MAX, err);
+	case VZ__F_OUTBOX_LIMIT: /* 0 = default */
+		return check_range(src, f, cfg->outbox_limit, 0, VZ__OUTBOX_MAX, err);
 	case VZ__F_POOL_WORKERS:
 		return check_range(src, f, cfg->pool.workers_per_node, 0, VZ__POOL_WORKERS_MAX,
 				   err);

@@ -196,7 +196,7 @@ struct vz__stat_counters {
 	_Atomic uint64_t sent_local, sent_remote, received_foreign, received_remote, handled,
 	    dead_letters, turns, idle_turns, sleeps, wakeups_sent, pool_refills, ring_full,
 	    overflow_queued, mailbox_full, timers_fired, timers_dropped, actors_live,
-	    actors_spawned, actors_stopped;
+	    actors_spawned, actors_stopped, outbox_full;
 };
 
 #define VZ__STAT_ADD(sh, field, n)                                                                 \
@@ -216,7 +216,10 @@ struct vz__outbox {
 	 * VZ__RING_RETURN. When the array is full they fall back to q. */
 	void *ret[VZ__RET_BATCH];
 	uint32_t nret;
-	bool has_msgs;	 /* q holds messages (not only returns): wake may be needed */
+	bool has_msgs; /* q holds messages (not only returns): wake may be needed */
+	/* User messages in q (neither VZ__MSG_SYS nor blocks going home):
+	 * what cfg.outbox_limit bounds (vz__outbox_admit()). */
+	uint32_t nmsgs;
 	uint32_t parked; /* head messages already counted in overflow_queued */
 	bool stalled;	 /* ring full and the target already rung and woken */
 	bool wake_owed;	 /* the last wake of dest failed: retry next turn */
@@ -473,6 +476,21 @@ static inline void vz__msg_release(struct vz__shard *sh, struct vz_msg *m)
 		vz__pool_free(sh, m, m->cls);
 	else
 		vz__msg_release_slow(sh, m);
+}
+
+int vz__outbox_admit_slow(struct vz__shard *sh, unsigned dest);
+
+/* May shard sh queue one more user message for shard dest? 0, or VZ_EFULL
+ * (counted in outbox_full) when cfg.outbox_limit user messages already
+ * wait for that ring even after a flush. Only user sends ask: runtime
+ * messages (stop requests) and blocks going home are never refused, so the
+ * stop protocol and the return path cannot be blocked by the bound. Owner
+ * thread of sh. */
+static inline int vz__outbox_admit(struct vz__shard *sh, unsigned dest)
+{
+	if (__builtin_expect(sh->out[dest].nmsgs < sh->rt->cfg.outbox_limit, 1))
+		return 0;
+	return vz__outbox_admit_slow(sh, dest);
 }
 
 /* ---- functions shared between the core's files ---------------------- */

@@ -28,6 +28,7 @@ static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 	RD(actors_live);
 	RD(actors_spawned);
 	RD(actors_stopped);
+	RD(outbox_full);
 #undef RD
 	o->wake_failures = atomic_load_explicit(&sh->wake_failures, memory_order_relaxed);
 }

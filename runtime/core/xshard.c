@@ -14,6 +14,13 @@
  * Sending never blocks and never drops: a message waits in the sender's
  * outbox for its destination (a FIFO, so order is kept) until the ring has
  * room; a ring found full is counted (stats ring_full, overflow_queued).
+ * The wait is bounded: once cfg.outbox_limit user messages wait for one
+ * destination (and a flush finds its ring still full), the next user send
+ * there is refused with VZ_EFULL before anything changes (stat
+ * outbox_full), as a bounded mailbox refuses. Runtime messages (stop
+ * requests) and blocks going home are never refused: the stop protocol and
+ * the return path must always make progress, and both are bounded by what
+ * was accepted before.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -148,10 +155,13 @@ void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool
 			vz__flush_one(sh, dest);
 		return;
 	}
-	if (is_return)
+	if (is_return) {
 		m->flags |= VZ__MSG_RETURNING; /* overflow: linked like a message */
-	else
+	} else {
 		ob->has_msgs = true;
+		if (!(m->flags & VZ__MSG_SYS))
+			ob->nmsgs++;
+	}
 	vz__list_push(&ob->q, m);
 	if (ob->q.len >= sh->rt->cfg.send_batch)
 		vz__flush_one(sh, dest);
@@ -168,17 +178,22 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 
 	while (ob->q.head) {
 		void *batch[DRAIN_CHUNK];
+		uint8_t users[DRAIN_CHUNK]; /* user messages in batch[0..i] */
 		struct vz_msg *m = ob->q.head;
-		uint32_t n = 0, k;
+		uint32_t n = 0, k, nuser = 0;
 
-		/* Read every link before publishing: once a message is in the
-		 * ring, the receiver owns it and reuses its link field. */
+		/* Read every link (and flag) before publishing: once a
+		 * message is in the ring, the receiver owns it and reuses its
+		 * link field. */
 		while (m && n < DRAIN_CHUNK) {
+			nuser += !(m->flags & (VZ__MSG_SYS | VZ__MSG_RETURNING));
+			users[n] = (uint8_t)nuser;
 			batch[n++] = m;
 			m = vz__msg_next(m);
 		}
 		k = VZ_FAULT(VZ_FAULT_RING_FULL) ? 0 : vz__spsc_push_batch(ring, batch, n);
 		if (k) {
+			ob->nmsgs -= users[k - 1];
 			/* m is the first message after the batch (or NULL);
 			 * batch[k] onwards are still ours, links intact. */
 			ob->q.head = k == n ? m : batch[k];
@@ -249,6 +264,18 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 	if (!ob->q.head && !ob->nret && !ob->wake_owed)
 		sh->out_dirty[dest / 64] &= ~((uint64_t)1 << (dest % 64));
 	return total;
+}
+
+/* vz__outbox_admit() found the bound reached: publish what the ring takes
+ * now, and refuse only if that did not make room. Nothing else changes on
+ * refusal (the flush only moves messages already accepted). */
+int vz__outbox_admit_slow(struct vz__shard *sh, unsigned dest)
+{
+	vz__flush_one(sh, dest);
+	if (sh->out[dest].nmsgs < sh->rt->cfg.outbox_limit)
+		return 0;
+	VZ__STAT_ADD(sh, outbox_full, 1);
+	return VZ_EFULL;
 }
 
 unsigned vz__flush_outboxes(struct vz__shard *sh)

@@ -696,6 +696,56 @@ static void test_ring_full(void **st)
 	finish(rt);
 }
 
+/*
+ * The outbox is bounded (runtime.outbox_limit): with the ring refusing,
+ * cross-shard sends succeed up to the limit, then get VZ_EFULL with nothing
+ * sent (stats unchanged but outbox_full, the refused message never
+ * arrives); local sends are not affected. Once the ring takes messages
+ * again every accepted one arrives, in order, and sending works again.
+ * Before the bound, the outbox grew without limit.
+ */
+static void test_outbox_limit(void **st)
+{
+	const uint64_t limit = 100;
+	vz_shard_stats s0, s1;
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref a, b;
+
+	(void)st;
+	reset_counters();
+	make_cfg(&cfg, 2);
+	cfg.outbox_limit = (uint32_t)limit;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	a = spawn_agent(rt, 0, 1);
+	b = spawn_agent(rt, 1, 2);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	vz__fault_arm(VZ_FAULT_RING_FULL, 0, -1);
+	assert_int_equal(command(rt, a, (struct cmd){.op = OP_SEND, .n = 3 * limit, .to = b}),
+			 VZ_EFULL);
+	stats_of(rt, 0, &s0);
+	assert_int_equal(s0.sent_remote, limit);
+	assert_int_equal(s0.outbox_full, 1);
+	/* refused again, and nothing moves */
+	assert_int_equal(command(rt, a, (struct cmd){.op = OP_SEND, .n = 1, .to = b}), VZ_EFULL);
+	stats_of(rt, 0, &s1);
+	assert_int_equal(s1.sent_remote, limit);
+	assert_int_equal(s1.outbox_full, 2);
+	assert_int_equal(atomic_load(&data_seen), 0);
+	/* the bound is per destination: a local send still goes */
+	assert_int_equal(command(rt, a, (struct cmd){.op = OP_SEND, .n = 5, .to = a}), 0);
+	wait_ulong(&data_seen, 5);
+	vz__fault_arm(VZ_FAULT_RING_FULL, 0, 0);
+	wait_ulong(&data_seen, 5 + limit);
+	assert_int_equal(command(rt, a, (struct cmd){.op = OP_SEND, .n = 3 * limit, .to = b}), 0);
+	wait_ulong(&data_seen, 5 + 4 * limit);
+	stats_of(rt, 0, &s1);
+	assert_int_equal(s1.outbox_full, 2);
+	assert_int_equal(atomic_load(&order_errors), 0);
+	finish(rt);
+	assert_int_equal(atomic_load(&data_seen), 5 + 4 * limit);
+}
+
 /* Stop while messages sit in overflow and the ring keeps refusing for a
  * while: stop waits for the outboxes, and nothing is lost. */
 static void test_ring_full_at_stop(void **st)
@@ -1465,6 +1515,7 @@ int main(void)
 	    cmocka_unit_test(test_pool_refill),
 	    cmocka_unit_test(test_ring_full),
 	    cmocka_unit_test(test_ring_full_at_stop),
+	    cmocka_unit_test(test_outbox_limit),
 	    cmocka_unit_test(test_uring_setup_eperm),
 	    cmocka_unit_test(test_uring_setup_enosys),
 	    cmocka_unit_test(test_uring_setup_at_start),
