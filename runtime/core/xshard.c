@@ -95,7 +95,7 @@ void vz__rings_destroy(vz_runtime *rt)
  * exchange (vz__mpsc_push_sc(), foreign posts); no separate fence. The
  * load and exchange of `sleeping` below are seq_cst. Pairs with
  * vz__shard_sleep(): it stores sleeping = 1, issues a seq_cst fence
- * (vz__full_fence()), then re-checks every source (the doorbell and the
+ * (vz__full_fence_on()), then re-checks every source (the doorbell and the
  * inbox's tail among them). In the single order of seq_cst operations
  * either our RMW comes first (the sleeper's re-check after its fence sees
  * it and does not block) or its fence does (our load here sees its 1 and
