@@ -113,6 +113,8 @@ typedef enum vz_log_level {
  * runtime that logs. */
 typedef void (*vz_log_fn)(vz_log_level level, const char *text, void *user);
 
+#define VZ_OUTBOX_LIMIT_DEFAULT 65536u /* vz_config.outbox_limit when 0 */
+
 typedef struct vz_config {
 	uint32_t nshards;		       /* 0 = one per allowed CPU */
 	vz_shard_config shards[VZ_MAX_SHARDS]; /* first nshards entries used */
@@ -126,6 +128,10 @@ typedef struct vz_config {
 	uint32_t batch;		  /* messages one actor handles per turn */
 	uint32_t actors_per_turn; /* ready actors run before polling again */
 	uint32_t send_batch;	  /* cross-shard messages published per store */
+	/* Messages one shard may hold back for one other shard while the ring
+	 * between them is full; past it vz_send() to that shard returns
+	 * VZ_EFULL. 0 = default (VZ_OUTBOX_LIMIT_DEFAULT); at most 2^24. */
+	uint32_t outbox_limit;
 	vz_pool_config pool;
 	vz_topology_decl topology;
 	vz_dead_letter_fn dead_letter;
@@ -155,7 +161,7 @@ typedef struct vz_config {
 
 /* Fill cfg with defaults: one shard per CPU in the process affinity mask,
  * backend auto, spin 20 us then sleep, 1 ms tick, 1024-entry rings,
- * batch 64, 256 actors per turn, send_batch 32; pools: one per node with
+ * batch 64, 256 actors per turn, send_batch 32, outbox_limit 65536; pools: one per node with
  * CPUs, workers on CPUs without shards (sharing shard CPUs when there are
  * none), 4096-job queues, overload reject; no CPU reserved, messages to
  * stderr, no create_error. Never fails on a valid pointer;

@@ -40,9 +40,13 @@ enum vz_msg_type {
 
 /* Send from inside an actor (its home shard). The receiver sees `self` as
  * the sender. Errors: VZ_EINVAL (NULL self, type < VZ_MSG_USER, NULL payload
- * with len > 0), VZ_ETOOBIG (len > VZ_MSG_MAX_PAYLOAD), VZ_ESTALE (null
- * ref, or a local target that is gone), VZ_ENOSHARD, VZ_EFULL (target's
- * bounded mailbox is full), VZ_ESTOPPED (runtime stopping), VZ_ENOMEM. */
+ * with len > 0), VZ_ETOOBIG (len > VZ_MSG_MAX_PAYLOAD), VZ_ESTALE (null ref, or a
+ * local target that is gone), VZ_ENOSHARD, VZ_EFULL (target's bounded mailbox is full, or, for a
+ * target on another shard, the config's outbox_limit messages from this
+ * shard already wait for the full ring to that shard; stats mailbox_full
+ * and outbox_full tell which), VZ_ESTOPPED (runtime stopping), VZ_ENOMEM.
+ * VZ_EFULL is back-pressure: nothing was sent; try again later (e.g. from
+ * a timer or the next message). */
 VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload, size_t len);
 
 /* Send to the sender of `m`. VZ_EINVAL when m came from outside any actor. */
@@ -51,7 +55,8 @@ VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *
 
 /* Send from any thread: shard threads, the embedder's threads, workers.
  * From a foreign thread the message goes through the target shard's
- * lock-free inbox and wakes it only if it sleeps. The receiver sees a null
+ * lock-free inbox and wakes it only if it sleeps (outbox_limit applies to
+ * posts from shard threads only). The receiver sees a null
  * sender. Same errors as vz_send, plus VZ_ESTATE before vz_runtime_start.
  * A stale target on another shard is accepted and dead-lettered there.
  * A refusal with VZ_EFULL is counted in the mailbox_full stat (stats.h).

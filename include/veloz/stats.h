@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Per-shard counters. Each is written by its shard's thread (a few also by
- * threads posting to the shard) and read by anyone: a snapshot is
- * consistent per counter, not across counters.
+ * Per-shard counters. Each is written by its shard's thread (except
+ * mailbox_full's share from foreign posts, counted by the posting threads,
+ * and wake_failures, counted by whoever failed to wake the shard) and read
+ * by anyone: a snapshot is consistent per counter, not across counters.
  * They exist to show what should not happen on hot paths (pool refills,
  * ring-full events, wake-up syscalls) next to benchmark figures.
  */
@@ -39,6 +40,12 @@ typedef struct vz_shard_stats {
 	uint64_t actors_live;
 	uint64_t actors_spawned;
 	uint64_t actors_stopped;
+	uint64_t outbox_full;	/* sends refused with VZ_EFULL because runtime.outbox_limit
+				   messages already waited for a full ring to that shard */
+	uint64_t wake_failures; /* wake-ups towards this shard whose syscall failed
+				   (MSG_RING and eventfd both); each is retried, and
+				   after a few tries the next sender retries it. The
+				   one counter here written by other threads. */
 } vz_shard_stats;
 
 /* Copy shard's counters to *out. Any thread. VZ_ENOSHARD, VZ_EINVAL. */

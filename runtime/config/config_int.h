@@ -35,6 +35,7 @@ enum vz__cfg_field {
 	VZ__F_BATCH,
 	VZ__F_ACTORS_PER_TURN,
 	VZ__F_SEND_BATCH,
+	VZ__F_OUTBOX_LIMIT,
 	VZ__F_ALLOW_SHARED,
 	VZ__F_POOL_WORKERS,
 	VZ__F_POOL_QUEUE_CAPACITY,
@@ -172,6 +173,7 @@ int vz__config_check_shard(const vz_config *cfg, const struct vz__config_src *sr
 #define VZ__RING_MIN	     2u
 #define VZ__RING_MAX	     (1u << 20)
 #define VZ__BATCH_MAX	     65536u
+#define VZ__OUTBOX_MAX	     (1u << 24)
 #define VZ__POOL_WORKERS_MAX 1024u
 #define VZ__POOL_QCAP_MIN    2u
 #define VZ__POOL_QCAP_MAX    (1u << 24)

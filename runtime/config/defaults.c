@@ -30,6 +30,7 @@ VZ_API int vz_config_default(vz_config *cfg)
 	cfg->batch = 64;
 	cfg->actors_per_turn = 256;
 	cfg->send_batch = 32;
+	cfg->outbox_limit = VZ_OUTBOX_LIMIT_DEFAULT;
 	cfg->pool.workers_per_node = 0;
 	cfg->pool.queue_capacity = 4096;
 	cfg->pool.overload = VZ_POOL_REJECT;

@@ -25,6 +25,7 @@ static const char *const field_keys[VZ__F_COUNT] = {
     [VZ__F_BATCH] = "runtime.batch",
     [VZ__F_ACTORS_PER_TURN] = "runtime.actors_per_turn",
     [VZ__F_SEND_BATCH] = "runtime.send_batch",
+    [VZ__F_OUTBOX_LIMIT] = "runtime.outbox_limit",
     [VZ__F_ALLOW_SHARED] = "runtime.allow_shared_cpus",
     [VZ__F_POOL_WORKERS] = "pool.workers_per_node",
     [VZ__F_POOL_QUEUE_CAPACITY] = "pool.queue_capacity",

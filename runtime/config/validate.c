@@ -81,6 +81,9 @@ bool vz__config_field_range(enum vz__cfg_field f, uint32_t *lo, uint32_t *hi)
 	case VZ__F_RESERVE:
 		l = 0, h = VZ_MAX_CPUS - 1;
 		break;
+	case VZ__F_OUTBOX_LIMIT:
+		l = 0, h = VZ__OUTBOX_MAX;
+		break;
 	default:
 		return false;
 	}
@@ -132,6 +135,8 @@ int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *sr
 		return check_field(src, f, cfg->actors_per_turn, err);
 	case VZ__F_SEND_BATCH:
 		return check_field(src, f, cfg->send_batch, err);
+	case VZ__F_OUTBOX_LIMIT: /* 0 = default */
+		return check_field(src, f, cfg->outbox_limit, err);
 	case VZ__F_POOL_WORKERS:
 		return check_field(src, f, cfg->pool.workers_per_node, err);
 	case VZ__F_POOL_QUEUE_CAPACITY:

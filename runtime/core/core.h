@@ -202,7 +202,7 @@ struct vz__stat_counters {
 	_Atomic uint64_t sent_local, sent_remote, received_foreign, received_remote, handled,
 	    dead_letters, turns, idle_turns, sleeps, wakeups_sent, pool_refills, ring_full,
 	    overflow_queued, mailbox_full, timers_fired, timers_dropped, actors_live,
-	    actors_spawned, actors_stopped;
+	    actors_spawned, actors_stopped, outbox_full;
 };
 
 #define VZ__STAT_ADD(sh, field, n)                                                                 \
@@ -222,9 +222,13 @@ struct vz__outbox {
 	 * VZ__RING_RETURN. When the array is full they fall back to q. */
 	void *ret[VZ__RET_BATCH];
 	uint32_t nret;
-	bool has_msgs;	 /* q holds messages (not only returns): wake may be needed */
+	bool has_msgs; /* q holds messages (not only returns): wake may be needed */
+	/* User messages in q (neither VZ__MSG_SYS nor blocks going home):
+	 * what cfg.outbox_limit bounds (vz__outbox_admit()). */
+	uint32_t nmsgs;
 	uint32_t parked; /* head messages already counted in overflow_queued */
 	bool stalled;	 /* ring full and the target already rung and woken */
+	bool wake_owed;	 /* the last wake of dest failed: retry next turn */
 };
 
 enum vz__shard_phase {
@@ -290,9 +294,13 @@ struct vz__shard {
 
 	/* 1 while the shard is (about to be) blocked in the backend. Stored
 	 * by the owner, then a seq_cst fence, then every source re-checked;
-	 * senders publish, seq_cst fence, then exchange it to 0 and wake only
-	 * if it was 1. The two fences pair (store-buffer pattern): at least
-	 * one side sees the other's write, so no wake-up is lost. */
+	 * senders publish with a seq_cst read-modify-write (the doorbell's
+	 * fetch_or after a ring publish, the inbox push's exchange), then
+	 * load and exchange it to 0 (seq_cst) and wake only if it was 1.
+	 * The owner's fence and the sender's RMW pair (store-buffer
+	 * pattern): at least one side sees the other's write, so no wake-up
+	 * is lost. A sender whose wake fails stores 1 back (vz__wake()) so
+	 * the duty passes to the next sender. */
 	alignas(VZ__LINE) _Atomic uint32_t sleeping;
 
 	/* Live actors with a bounded mailbox on this shard. Written by the
@@ -336,6 +344,12 @@ struct vz__shard {
 	alignas(VZ__LINE) struct vz__mpsc inbox;
 
 	alignas(VZ__LINE) struct vz__stat_counters stats;
+
+	/* Failed attempts to wake this shard (vz__wake()). Unlike stats,
+	 * written by any waking thread (relaxed fetch_add: a counter, read
+	 * as a snapshot); on its own line so the failure path never
+	 * touches the owner's counters. */
+	alignas(VZ__LINE) _Atomic uint64_t wake_failures;
 
 	alignas(VZ__LINE) struct vz__fpool_class fpool[VZ__NCLASSES];
 };
@@ -535,6 +549,21 @@ static inline void vz__msg_release(struct vz__shard *sh, struct vz_msg *m)
 		vz__msg_release_slow(sh, m);
 }
 
+int vz__outbox_admit_slow(struct vz__shard *sh, unsigned dest);
+
+/* May shard sh queue one more user message for shard dest? 0, or VZ_EFULL
+ * (counted in outbox_full) when cfg.outbox_limit user messages already
+ * wait for that ring even after a flush. Only user sends ask: runtime
+ * messages (stop requests) and blocks going home are never refused, so the
+ * stop protocol and the return path cannot be blocked by the bound. Owner
+ * thread of sh. */
+static inline int vz__outbox_admit(struct vz__shard *sh, unsigned dest)
+{
+	if (__builtin_expect(sh->out[dest].nmsgs < sh->rt->cfg.outbox_limit, 1))
+		return 0;
+	return vz__outbox_admit_slow(sh, dest);
+}
+
 /* ---- functions shared between the core's files ---------------------- */
 
 /* msg_pool.c */
@@ -570,7 +599,7 @@ unsigned vz__drain_rings(struct vz__shard *sh, bool all);
 unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget);
 bool vz__has_incoming(struct vz__shard *sh);
 bool vz__outboxes_empty(const struct vz__shard *sh);
-void vz__wake(struct vz__shard *from, struct vz__shard *target);
+int vz__wake(struct vz__shard *from, struct vz__shard *target);
 
 /* send.c */
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);

@@ -138,6 +138,8 @@ VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 		rt->cfg.actors_per_turn = 256;
 	if (!rt->cfg.send_batch)
 		rt->cfg.send_batch = 32;
+	if (!rt->cfg.outbox_limit)
+		rt->cfg.outbox_limit = VZ_OUTBOX_LIMIT_DEFAULT;
 	rt->tick_ns = (uint64_t)(rt->cfg.timer_tick_us ? rt->cfg.timer_tick_us : 1000) * 1000u;
 	rt->spin_ns = (uint64_t)rt->cfg.idle_spin_us * 1000u;
 

@@ -86,6 +86,10 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 		target = vz__actor_lookup(sh, to);
 		if (!target)
 			return VZ_ESTALE;
+	} else if (!(flags & VZ__MSG_SYS)) {
+		rc = vz__outbox_admit(sh, dest);
+		if (rc < 0)
+			return rc;
 	}
 	if (!(flags & VZ__MSG_SYS) &&
 	    atomic_load_explicit(&rt->shards[dest]->bounded_live, memory_order_relaxed)) {

@@ -10,8 +10,10 @@
  *
  * Sleep protocol (DESIGN.md invariant 4), receiver side:
  *   sleeping = 1; seq_cst fence; re-check every source; block; sleeping = 0.
- * Sender side (xshard.c, vz__wake): publish; seq_cst fence (or a seq_cst
- * read-modify-write); if exchange(sleeping, 0) was 1, wake. See vz__wake().
+ * Sender side (xshard.c, vz__wake): publish with a seq_cst read-modify-write
+ * (the doorbell's fetch_or after a ring publish, the inbox push's exchange;
+ * no fence); seq_cst load of sleeping; if exchange(sleeping, 0) was 1,
+ * wake. The receiver's fence pairs with the sender's RMW. See vz__wake().
  */
 #include <errno.h>
 #include <sched.h>
@@ -269,11 +271,14 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	}
 	if (timeout_ns == 0)
 		return;
-	/* Announce, then the full fence, then re-check every source: pairs
-	 * with the senders' publish + seq_cst fence/RMW + read of the flag in
-	 * vz__wake(). */
+	/* Announce, then the full fence, then re-check every source (the
+	 * doorbell words and the inbox's tail among them): pairs with the
+	 * senders' seq_cst RMW that publishes (doorbell fetch_or, inbox
+	 * exchange), followed by their seq_cst load of the flag in
+	 * vz__wake(). The fence is named by the flag, the word the senders
+	 * read (under TSan it is an RMW of it; util/fence.h). */
 	atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
-	vz__full_fence();
+	vz__full_fence_on(&sh->sleeping);
 	if (!has_work(sh)) {
 		VZ__STAT_ADD(sh, sleeps, 1);
 		vz__io_wait(sh->io, timeout_ns);

@@ -29,11 +29,13 @@ static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 	RD(actors_live);
 	RD(actors_spawned);
 	RD(actors_stopped);
+	RD(outbox_full);
 #undef RD
 	/* Foreign posts refused with VZ_EFULL are counted by the posting
 	 * threads on the target shard, with a read-modify-write (relaxed:
 	 * a statistic, nothing is read through it). */
 	o->mailbox_full += atomic_load_explicit(&sh->mailbox_full_foreign, memory_order_relaxed);
+	o->wake_failures = atomic_load_explicit(&sh->wake_failures, memory_order_relaxed);
 }
 
 VZ_API int vz_stats_shard(const vz_runtime *rt, unsigned shard, vz_shard_stats *out)

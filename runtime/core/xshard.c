@@ -14,6 +14,13 @@
  * Sending never blocks and never drops: a message waits in the sender's
  * outbox for its destination (a FIFO, so order is kept) until the ring has
  * room; a ring found full is counted (stats ring_full, overflow_queued).
+ * The wait is bounded: once cfg.outbox_limit user messages wait for one
+ * destination (and a flush finds its ring still full), the next user send
+ * there is refused with VZ_EFULL before anything changes (stat
+ * outbox_full), as a bounded mailbox refuses. Runtime messages (stop
+ * requests) and blocks going home are never refused: the stop protocol and
+ * the return path must always make progress, and both are bounded by what
+ * was accepted before.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -82,28 +89,59 @@ void vz__rings_destroy(vz_runtime *rt)
 }
 
 /*
- * Sender's half of the wake-up protocol, after publishing to `target`
- * (ring + doorbell, or inbox). The caller's publish is a seq_cst
- * read-modify-write (doorbell fetch_or) or is followed by a seq_cst fence
- * (inbox); the load below is seq_cst. Pairs with vz__shard_sleep(): it
- * stores sleeping = 1, fences seq_cst, then re-checks every source. In the
- * single order of seq_cst operations either our publish comes first (the
- * sleeper's re-check sees it and does not block) or its store of 1 does
- * (we see it here and wake it). The exchange makes exactly one of several
- * concurrent senders pay for the syscall.
+ * Sender's half of the wake-up protocol, after publishing to `target`.
+ * The caller's publish ends in a seq_cst read-modify-write: the doorbell's
+ * fetch_or after a ring publish (vz__flush_one()), or the inbox push's
+ * exchange (vz__mpsc_push_sc(), foreign posts); no separate fence. The
+ * load and exchange of `sleeping` below are seq_cst. Pairs with
+ * vz__shard_sleep(): it stores sleeping = 1, issues a seq_cst fence
+ * (vz__full_fence_on()), then re-checks every source (the doorbell and the
+ * inbox's tail among them). In the single order of seq_cst operations
+ * either our RMW comes first (the sleeper's re-check after its fence sees
+ * it and does not block) or its fence does (our load here sees its 1 and
+ * we wake it). The exchange makes exactly one of several concurrent
+ * senders pay for the syscall.
+ *
+ * That sender now owns the wake-up: everyone else reads 0 and leaves. So a
+ * failed wake must not just be dropped (the target would sleep with work
+ * queued, and every later sender would see 0): retry, from the second try
+ * through the eventfd (the path a foreign thread uses; it does not depend
+ * on our ring's submission queue); if it still fails, store sleeping = 1
+ * back so the next sender, or the caller's own retry, tries again, and
+ * return VZ_EIO. Each failure is counted in the target's wake_failures.
+ * Returns 0 when the target was woken or did not need it.
  */
-void vz__wake(struct vz__shard *from, struct vz__shard *target)
+#define WAKE_TRIES 4
+
+int vz__wake(struct vz__shard *from, struct vz__shard *target)
 {
+	struct vz__io *self = from ? from->io : NULL;
+
 	if (!atomic_load_explicit(&target->sleeping, memory_order_seq_cst))
-		return;
+		return 0;
 	if (!atomic_exchange_explicit(&target->sleeping, 0, memory_order_seq_cst))
-		return;
+		return 0;
 	/* target->io was written by the target before it stored sleeping = 1;
 	 * our exchange read that store, so the read of io is ordered after
 	 * it. */
-	vz__io_wake(from ? from->io : NULL, target->io);
-	if (from)
-		VZ__STAT_ADD(from, wakeups_sent, 1);
+	for (unsigned i = 0; i < WAKE_TRIES; i++) {
+		if (vz__io_wake(self, target->io) == 0) {
+			if (from)
+				VZ__STAT_ADD(from, wakeups_sent, 1);
+			return 0;
+		}
+		/* Relaxed: a statistic (any thread; see core.h). */
+		atomic_fetch_add_explicit(&target->wake_failures, 1, memory_order_relaxed);
+		self = NULL;
+	}
+	/* seq_cst, like every other write of the flag: a later sender's
+	 * seq_cst load after its own publish either reads this 1 and wakes,
+	 * or reads a 0 the target stored on its own way out of a wait (it is
+	 * awake and re-checks its sources then). If the target is in fact
+	 * awake already, the 1 costs at most one spare wake-up, which its
+	 * next wait absorbs, as after any race on this flag. */
+	atomic_store_explicit(&target->sleeping, 1, memory_order_seq_cst);
+	return VZ_EIO;
 }
 
 void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return)
@@ -117,10 +155,13 @@ void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool
 			vz__flush_one(sh, dest);
 		return;
 	}
-	if (is_return)
+	if (is_return) {
 		m->flags |= VZ__MSG_RETURNING; /* overflow: linked like a message */
-	else
+	} else {
 		ob->has_msgs = true;
+		if (!(m->flags & VZ__MSG_SYS))
+			ob->nmsgs++;
+	}
 	vz__list_push(&ob->q, m);
 	if (ob->q.len >= sh->rt->cfg.send_batch)
 		vz__flush_one(sh, dest);
@@ -137,17 +178,22 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 
 	while (ob->q.head) {
 		void *batch[DRAIN_CHUNK];
+		uint8_t users[DRAIN_CHUNK]; /* user messages in batch[0..i] */
 		struct vz_msg *m = ob->q.head;
-		uint32_t n = 0, k;
+		uint32_t n = 0, k, nuser = 0;
 
-		/* Read every link before publishing: once a message is in the
-		 * ring, the receiver owns it and reuses its link field. */
+		/* Read every link (and flag) before publishing: once a
+		 * message is in the ring, the receiver owns it and reuses its
+		 * link field. */
 		while (m && n < DRAIN_CHUNK) {
+			nuser += !(m->flags & (VZ__MSG_SYS | VZ__MSG_RETURNING));
+			users[n] = (uint8_t)nuser;
 			batch[n++] = m;
 			m = vz__msg_next(m);
 		}
 		k = VZ_FAULT(VZ_FAULT_RING_FULL) ? 0 : vz__spsc_push_batch(ring, batch, n);
 		if (k) {
+			ob->nmsgs -= users[k - 1];
 			/* m is the first message after the batch (or NULL);
 			 * batch[k] onwards are still ours, links intact. */
 			ob->q.head = k == n ? m : batch[k];
@@ -182,19 +228,19 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 		ob->nret -= k;
 		total += k;
 	}
-	if (!ob->q.head && !ob->nret) {
-		sh->out_dirty[dest / 64] &= ~((uint64_t)1 << (dest % 64));
+	if (!ob->q.head && !ob->nret)
 		ob->stalled = false;
-	}
 	/* Also when nothing fit: the ring may be full of returns the target
 	 * was never woken for, and it must drain them to make room. Once per
 	 * stall is enough: the target, woken with its doorbell set, drains
 	 * the whole ring, and our next publish that fits rings and wakes
-	 * again; repeating it every turn would only compete for the CPU. */
-	if (total || ((ob->q.head || ob->nret) && !ob->stalled)) {
+	 * again; repeating it every turn would only compete for the CPU.
+	 * And when a wake-up failed last time: retried every turn until it
+	 * goes through (see below). */
+	if (total || ((ob->q.head || ob->nret) && !ob->stalled) || ob->wake_owed) {
 		/* Left-overs (even returns only) keep this shard from sleeping
 		 * until the target drains, so the target must be awake. */
-		bool wake = ob->has_msgs || ob->q.head || ob->nret;
+		bool wake = ob->has_msgs || ob->q.head || ob->nret || ob->wake_owed;
 
 		ob->stalled = total == 0;
 
@@ -208,10 +254,28 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 					 memory_order_seq_cst);
 		/* Only returns, all published: memory can wait until the
 		 * owner wakes for another reason; no wake-up spent on it. */
+		/* A wake that failed even after vz__wake()'s retries: what
+		 * we published may be the target's only work, so keep the
+		 * destination dirty and try again next turn (this shard does
+		 * not sleep meanwhile: has_work() sees a dirty outbox). */
 		if (wake)
-			vz__wake(sh, d);
+			ob->wake_owed = vz__wake(sh, d) < 0;
 	}
+	if (!ob->q.head && !ob->nret && !ob->wake_owed)
+		sh->out_dirty[dest / 64] &= ~((uint64_t)1 << (dest % 64));
 	return total;
+}
+
+/* vz__outbox_admit() found the bound reached: publish what the ring takes
+ * now, and refuse only if that did not make room. Nothing else changes on
+ * refusal (the flush only moves messages already accepted). */
+int vz__outbox_admit_slow(struct vz__shard *sh, unsigned dest)
+{
+	vz__flush_one(sh, dest);
+	if (sh->out[dest].nmsgs < sh->rt->cfg.outbox_limit)
+		return 0;
+	VZ__STAT_ADD(sh, outbox_full, 1);
+	return VZ_EFULL;
 }
 
 unsigned vz__flush_outboxes(struct vz__shard *sh)

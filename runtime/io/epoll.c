@@ -69,6 +69,7 @@ struct ep {
 	alignas(64) atomic_uint wake_pending;
 	atomic_uint_least64_t wakes_sent;
 	atomic_uint_least64_t wakes_coalesced;
+	atomic_uint_least64_t wake_failures;
 };
 
 static const struct vz__io_ops ep_ops;
@@ -124,6 +125,7 @@ int vz__epoll_create(const struct vz__io_params *p, struct vz__io **out)
 	atomic_init(&e->wake_pending, 0);
 	atomic_init(&e->wakes_sent, 0);
 	atomic_init(&e->wakes_coalesced, 0);
+	atomic_init(&e->wake_failures, 0);
 	atomic_init(&e->wait_syscalls, 0);
 	atomic_init(&e->interrupted, 0);
 	atomic_init(&e->ops_completed, 0);
@@ -534,10 +536,28 @@ static int ep_wake(struct vz__io *self, struct vz__io *target)
 		return 0;
 	}
 	atomic_fetch_add_explicit(&t->wakes_sent, 1, memory_order_relaxed); /* statistic */
-	do
-		r = write(t->efd, &one, sizeof one);
-	while (r < 0 && errno == EINTR);
-	return r == (ssize_t)sizeof one ? 0 : VZ_EIO;
+	if (VZ_FAULT(VZ_FAULT_WAKE)) {
+		r = -1;
+	} else {
+		do
+			r = write(t->efd, &one, sizeof one);
+		while (r < 0 && errno == EINTR);
+		/* EAGAIN (non-blocking eventfd): the counter is saturated,
+		 * so a token is already there for the owner to read. */
+		if (r < 0 && errno == EAGAIN)
+			return 0;
+	}
+	if (r == (ssize_t)sizeof one)
+		return 0;
+	/* No token sent: give the flag back so the next wake sends one
+	 * rather than coalescing into nothing (a flag stuck at 1 would
+	 * swallow every later wake). An exchange (acq_rel), not a store,
+	 * so the release sequence the owner's clear acquires from stays
+	 * intact. Wakers that coalesced into this attempt meanwhile rely
+	 * on our caller retrying (vz__wake() does; io.h). */
+	atomic_exchange_explicit(&t->wake_pending, 0, memory_order_acq_rel);
+	atomic_fetch_add_explicit(&t->wake_failures, 1, memory_order_relaxed); /* statistic */
+	return VZ_EIO;
 }
 
 /* See io.h. Queued ops complete with -ECANCELED, results already in hand
@@ -570,6 +590,7 @@ static void ep_stats(const struct vz__io *io, struct vz__io_stats *out)
 	/* Relaxed: a snapshot (io.h). */
 	out->wakes_sent = atomic_load_explicit(&e->wakes_sent, memory_order_relaxed);
 	out->wakes_coalesced = atomic_load_explicit(&e->wakes_coalesced, memory_order_relaxed);
+	out->wake_failures = atomic_load_explicit(&e->wake_failures, memory_order_relaxed);
 	out->wakes_consumed = atomic_load_explicit(&e->wakes_consumed, memory_order_relaxed);
 	out->wait_syscalls = atomic_load_explicit(&e->wait_syscalls, memory_order_relaxed);
 	out->interrupted = atomic_load_explicit(&e->interrupted, memory_order_relaxed);

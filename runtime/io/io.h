@@ -87,6 +87,18 @@ int vz__io_wait(struct vz__io *io, int64_t timeout_ns);
  * none when a wake is already pending on target (wakes coalesce, so stale
  * wake-ups never pile up). 0 or VZ_EIO.
  *
+ * VZ_EIO: no token could be sent (io_uring: the MSG_RING could not be
+ * submitted and the eventfd write failed too; epoll: the eventfd write
+ * failed). Nothing is left pending: the coalescing flag is cleared, so the
+ * next call tries again rather than counting on a token that does not
+ * exist, and the failure is counted (vz__io_stats().wake_failures). A call
+ * that coalesced into the failed attempt meanwhile was told 0; so the
+ * caller that gets VZ_EIO must retry or otherwise make sure the target is
+ * woken (vz__wake() retries and then hands the duty to the next sender).
+ * A MSG_RING the kernel refuses later is retried through the eventfd from
+ * the sender's next wait; if that write fails too, the flag is cleared the
+ * same way but nobody retries (no caller is left to tell).
+ *
  * Guarantee: when this returns, the target's current or next vz__io_wait()
  * returns promptly (> 0), and everything the caller wrote before the call
  * happens-before the target's return from that wait (the wake flag is
@@ -161,6 +173,7 @@ enum vz__io_kind vz__io_kind_of(const struct vz__io *io);
 struct vz__io_stats {
 	uint64_t wakes_sent;	  /* wake calls that made a syscall (MSG_RING or eventfd write) */
 	uint64_t wakes_coalesced; /* wake calls that found a wake pending: no syscall */
+	uint64_t wake_failures;	  /* wake calls whose token could not be sent (VZ_EIO) */
 	uint64_t wakes_consumed;  /* wake tokens consumed by vz__io_wait() */
 	uint64_t wait_syscalls;	  /* epoll_wait / io_uring_enter requests made by vz__io_wait() */
 	uint64_t interrupted;	  /* waits that returned 0 early for EINTR (real or injected) */

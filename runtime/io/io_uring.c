@@ -84,6 +84,7 @@ struct uring {
 	alignas(64) atomic_uint wake_pending;
 	atomic_uint_least64_t wakes_sent;
 	atomic_uint_least64_t wakes_coalesced;
+	atomic_uint_least64_t wake_failures;
 };
 
 static const struct vz__io_ops uring_ops;
@@ -205,6 +206,7 @@ int vz__uring_create(const struct vz__io_params *p, struct vz__io **out)
 	atomic_init(&u->wake_pending, 0);
 	atomic_init(&u->wakes_sent, 0);
 	atomic_init(&u->wakes_coalesced, 0);
+	atomic_init(&u->wake_failures, 0);
 	atomic_init(&u->wait_syscalls, 0);
 	atomic_init(&u->interrupted, 0);
 	atomic_init(&u->ops_completed, 0);
@@ -218,16 +220,36 @@ int vz__uring_create(const struct vz__io_params *p, struct vz__io **out)
 }
 
 /* The foreign-thread wake path: one eventfd write. Also the fallback when
- * a MSG_RING could not be sent or was refused. 0 or VZ_EIO. */
+ * a MSG_RING could not be sent or was refused. 0 or VZ_EIO. The eventfd is
+ * blocking, so the write cannot fail with EAGAIN (it would block on a
+ * saturated counter, which with at most one token in flight never
+ * happens); EINTR is retried; anything else is a real failure. */
 static int wake_by_eventfd(struct uring *t)
 {
 	uint64_t one = 1;
 	ssize_t r;
 
+	if (VZ_FAULT(VZ_FAULT_WAKE))
+		return VZ_EIO;
 	do
 		r = write(t->efd, &one, sizeof one);
 	while (r < 0 && errno == EINTR);
 	return r == (ssize_t)sizeof one ? 0 : VZ_EIO;
+}
+
+/* The token this waker owed t could not be sent: give the flag back, so the
+ * next wake sends one instead of coalescing into a token that does not
+ * exist (a flag left at 1 would swallow every later wake for good). An
+ * exchange, not a store: acq_rel like every other write of the flag, so
+ * the release sequence the owner's clear acquires from is not broken.
+ * Wakers that coalesced into our attempt meanwhile were told a token is on
+ * its way: our caller must retry (vz__wake() does) or re-arm its own
+ * protocol (io.h). */
+static int wake_failed(struct uring *t)
+{
+	atomic_exchange_explicit(&t->wake_pending, 0, memory_order_acq_rel);
+	atomic_fetch_add_explicit(&t->wake_failures, 1, memory_order_relaxed); /* statistic */
+	return VZ_EIO;
 }
 
 /* See io.h and NOTES.md ("Wake tokens"). */
@@ -249,7 +271,9 @@ static int uring_wake(struct vz__io *self_io, struct vz__io *target)
 		return 0;
 	}
 	atomic_fetch_add_explicit(&t->wakes_sent, 1, memory_order_relaxed); /* statistic */
-	if (s && !s->destroying) {
+	/* An injected failure stands for io_uring_submit() failing (EBUSY,
+	 * EAGAIN): nothing queued, so the eventfd below carries the token. */
+	if (s && !s->destroying && !VZ_FAULT(VZ_FAULT_WAKE)) {
 		sqe = get_sqe(s, false);
 		if (sqe) {
 			io_uring_prep_msg_ring(sqe, t->ring.ring_fd, 0, UD_WAKE, 0);
@@ -265,7 +289,9 @@ static int uring_wake(struct vz__io *self_io, struct vz__io *target)
 			 * out later, a harmless second token; wake now. */
 		}
 	}
-	return wake_by_eventfd(t);
+	if (wake_by_eventfd(t) == 0)
+		return 0;
+	return wake_failed(t);
 }
 
 /* Fill sqe for op (user_data = op). */
@@ -351,9 +377,16 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 			/* Our MSG_RING was refused: the target never got the
 			 * token we took, so deliver it through its eventfd
 			 * (the target outlives our next wait, io.h). */
-			if (!u->destroying)
-				(void)wake_by_eventfd(
-				    (struct uring *)(uintptr_t)(ud[i] & ~TAG_MASK));
+			if (!u->destroying) {
+				struct uring *t = (struct uring *)(uintptr_t)(ud[i] & ~TAG_MASK);
+
+				/* A failure here has no caller to retry: the
+				 * flag is given back so the next wake of t
+				 * sends a token (the sleeping flag of t's
+				 * shard is beyond this layer; see io.h). */
+				if (wake_by_eventfd(t) < 0)
+					(void)wake_failed(t);
+			}
 			continue;
 		}
 		if ((ud[i] & TAG_MASK) == TAG_POLL) {
@@ -602,6 +635,7 @@ static void uring_stats(const struct vz__io *io, struct vz__io_stats *out)
 
 	out->wakes_sent = atomic_load_explicit(&m->wakes_sent, memory_order_relaxed);
 	out->wakes_coalesced = atomic_load_explicit(&m->wakes_coalesced, memory_order_relaxed);
+	out->wake_failures = atomic_load_explicit(&m->wake_failures, memory_order_relaxed);
 	out->wakes_consumed = atomic_load_explicit(&m->wakes_consumed, memory_order_relaxed);
 	out->wait_syscalls = atomic_load_explicit(&m->wait_syscalls, memory_order_relaxed);
 	out->interrupted = atomic_load_explicit(&m->interrupted, memory_order_relaxed);

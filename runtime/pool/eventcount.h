@@ -55,7 +55,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "util/fence.h" /* vz__full_fence(): seq_cst fence, TSan-visible */
+#include "util/fence.h" /* vz__full_fence_on(): seq_cst fence, TSan-visible */
 
 struct vz__eventcount {
 	/* epoch << 32 | waiters. Waiters add and remove themselves; notifiers
@@ -93,7 +93,8 @@ static inline uint32_t vz__ec_prepare(struct vz__eventcount *ec)
 	 * in vz__ec_notify(). Only on the way to sleep. */
 	uint64_t s = atomic_fetch_add_explicit(&ec->state, 1, memory_order_seq_cst) + 1;
 
-	vz__full_fence();
+	/* on the word vz__ec_notify() reads after its fence */
+	vz__full_fence_on(&ec->state);
 	return VZ__EC_EPOCH(s);
 }
 
@@ -132,8 +133,11 @@ static inline bool vz__ec_notify(struct vz__eventcount *ec)
 	uint64_t s;
 
 	/* Pairs with the fence in vz__ec_prepare(): orders our publish of the
-	 * work before our read of the waiter count. */
-	vz__full_fence();
+	 * work before our read of the waiter count. Named by the event-count
+	 * word, the one both sides touch (the work itself is the caller's:
+	 * under TSan the waiter's prepare, an RMW of this word, then
+	 * synchronises with us in whichever order the two came). */
+	vz__full_fence_on(&ec->state);
 	/* Relaxed: ordered by the fence above. */
 	s = atomic_load_explicit(&ec->state, memory_order_relaxed);
 	while (VZ__EC_WAITERS(s) > 0) {

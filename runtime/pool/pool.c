@@ -405,7 +405,7 @@ int vz__pool_submit_as(struct vz__pool_set *ps, unsigned shard, vz_ref owner, co
 	 * the other, so either we refuse or the stopper waits for us. Relaxed
 	 * store + seq_cst fence: pairs with the fence in vz__pools_stop(). */
 	atomic_store_explicit(&sl->busy, 1, memory_order_relaxed);
-	vz__full_fence();
+	vz__full_fence_on(&sl->busy); /* the word the stopper reads */
 	if (atomic_load_explicit(&ps->stopping, memory_order_relaxed)) {
 		atomic_store_explicit(&sl->busy, 0, memory_order_release);
 		return VZ_ESTOPPED;
@@ -768,7 +768,7 @@ void vz__pools_stop(struct vz__pool_set *ps)
 	}
 	/* Dekker with vz__pool_submit_as(): pairs with its seq_cst fence. */
 	atomic_store_explicit(&ps->stopping, 1, memory_order_relaxed);
-	vz__full_fence();
+	vz__full_fence_on(&ps->stopping); /* the word submitters read */
 	for (unsigned s = 0; s < ps->plan.nshards; s++) {
 		/* Acquire: pairs with the release stores of busy = 0 in submit;
 		 * that submission's enqueue is visible to us after this. */

@@ -94,8 +94,8 @@ static inline struct vz__mpsc_node *vz__mpsc_push_exchange(struct vz__mpsc *q,
 	 * prev->next to NULL. Pairs with the same exchange in the other
 	 * producers, and with the release compare-and-swap in
 	 * vz__mpsc_pop() that makes the stub the tail after setting
-	 * stub.next to NULL. Not seq_cst: the sleep protocol adds its own
-	 * fence after the whole push. */
+	 * stub.next to NULL. Not seq_cst: a push that is half of the sleep
+	 * protocol uses vz__mpsc_push_sc() instead. */
 	return atomic_exchange_explicit(&q->tail, n, memory_order_acq_rel);
 }
 
@@ -239,12 +239,14 @@ static inline struct vz__mpsc_node *vz__mpsc_pop(struct vz__mpsc *q)
  * out), and so the answer does not rest on the pop being written that way.
  *
  * Sleep protocol: the consumer stores its sleeping flag, issues a seq_cst
- * fence, then calls this; a producer pushes (exchange and link), issues a
- * seq_cst fence, then reads the flag. Either the producer's fence comes
- * first in the single total order of seq_cst fences, and then the tail
- * load here sees that exchange or a later value (not the stub, unless the
- * consumer has since handed that node out), or the consumer's comes first
- * and the producer sees the flag and wakes it. See NOTES.md.
+ * fence, then calls this; a producer pushes with vz__mpsc_push_sc(), whose
+ * tail exchange is seq_cst (no separate fence), then reads the flag
+ * (seq_cst). Either the producer's exchange comes first in the single total
+ * order of seq_cst operations, and then the tail load here (after the
+ * consumer's fence) sees that exchange or a later value (not the stub,
+ * unless the consumer has since handed that node out), or the consumer's
+ * fence comes first and the producer sees the flag and wakes it. See
+ * NOTES.md.
  */
 static inline bool vz__mpsc_empty(const struct vz__mpsc *q)
 {

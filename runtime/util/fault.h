@@ -26,6 +26,9 @@ enum vz__fault_point {
 	VZ_FAULT_SOCKET_EMFILE,	     /* socket/accept fails with EMFILE */
 	VZ_FAULT_SOCKET_ENOMEM,	     /* socket calls fail with ENOMEM */
 	VZ_FAULT_POST_STALL,	     /* a foreign post stalls after admission until stop begins */
+	VZ_FAULT_WAKE,		     /* a wake-up's syscall fails: the MSG_RING
+					submission (io_uring then tries the
+					eventfd) or the eventfd write */
 	VZ_FAULT_COUNT
 };
 

@@ -45,13 +45,14 @@ enum {
 
 /* What an agent does when it receives MSG_CMD. */
 enum cmd_op {
-	OP_SEND,     /* send n MSG_DATA of len bytes to `to` */
-	OP_SPAWN,    /* spawn a sink with state_size len on its own shard */
-	OP_TIMER,    /* arm a one-shot timer of n ns (tag = arg) */
-	OP_PERIODIC, /* arm a periodic timer of n ns, cancelled after arg expiries */
-	OP_MISUSE,   /* forbidden and bad calls from inside an actor */
-	OP_POOL,     /* submit a pool job that waits for job_gate */
-	OP_PINGPONG, /* start n round trips with `to` */
+	OP_SEND,	    /* send n MSG_DATA of len bytes to `to` */
+	OP_SPAWN,	    /* spawn a sink with state_size len on its own shard */
+	OP_TIMER,	    /* arm a one-shot timer of n ns (tag = arg) */
+	OP_PERIODIC,	    /* arm a periodic timer of n ns, cancelled after arg expiries */
+	OP_MISUSE,	    /* forbidden and bad calls from inside an actor */
+	OP_POOL,	    /* submit a pool job that waits for job_gate */
+	OP_PINGPONG,	    /* start n round trips with `to` */
+	OP_SEND_WAKE_FAULT, /* arm VZ_FAULT_WAKE for (long)arg checks, then OP_SEND */
 };
 
 struct cmd {
@@ -454,6 +455,11 @@ static void agent_receive(vz_actor *self, void *state, const vz_msg *m)
 	atomic_fetch_add(&observed, 1);
 	memcpy(&c, vz_msg_data(m), sizeof c);
 	switch (c.op) {
+	case OP_SEND_WAKE_FAULT:
+		/* Armed here, on the sender's shard, so no wake-up made on
+		 * the way to this command uses it up. */
+		vz__fault_arm(VZ_FAULT_WAKE, 0, (long)c.arg);
+		/* fall through */
 	case OP_SEND:
 		for (uint64_t i = 0; i < c.n && rc == 0; i++) {
 			uint64_t *next = seq_for(a, c.to);
@@ -690,6 +696,56 @@ static void test_ring_full(void **st)
 	finish(rt);
 }
 
+/*
+ * The outbox is bounded (runtime.outbox_limit): with the ring refusing,
+ * cross-shard sends succeed up to the limit, then get VZ_EFULL with nothing
+ * sent (stats unchanged but outbox_full, the refused message never
+ * arrives); local sends are not affected. Once the ring takes messages
+ * again every accepted one arrives, in order, and sending works again.
+ * Before the bound, the outbox grew without limit.
+ */
+static void test_outbox_limit(void **st)
+{
+	const uint64_t limit = 100;
+	vz_shard_stats s0, s1;
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref a, b;
+
+	(void)st;
+	reset_counters();
+	make_cfg(&cfg, 2);
+	cfg.outbox_limit = (uint32_t)limit;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	a = spawn_agent(rt, 0, 1);
+	b = spawn_agent(rt, 1, 2);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	vz__fault_arm(VZ_FAULT_RING_FULL, 0, -1);
+	assert_int_equal(command(rt, a, (struct cmd){.op = OP_SEND, .n = 3 * limit, .to = b}),
+			 VZ_EFULL);
+	stats_of(rt, 0, &s0);
+	assert_int_equal(s0.sent_remote, limit);
+	assert_int_equal(s0.outbox_full, 1);
+	/* refused again, and nothing moves */
+	assert_int_equal(command(rt, a, (struct cmd){.op = OP_SEND, .n = 1, .to = b}), VZ_EFULL);
+	stats_of(rt, 0, &s1);
+	assert_int_equal(s1.sent_remote, limit);
+	assert_int_equal(s1.outbox_full, 2);
+	assert_int_equal(atomic_load(&data_seen), 0);
+	/* the bound is per destination: a local send still goes */
+	assert_int_equal(command(rt, a, (struct cmd){.op = OP_SEND, .n = 5, .to = a}), 0);
+	wait_ulong(&data_seen, 5);
+	vz__fault_arm(VZ_FAULT_RING_FULL, 0, 0);
+	wait_ulong(&data_seen, 5 + limit);
+	assert_int_equal(command(rt, a, (struct cmd){.op = OP_SEND, .n = 3 * limit, .to = b}), 0);
+	wait_ulong(&data_seen, 5 + 4 * limit);
+	stats_of(rt, 0, &s1);
+	assert_int_equal(s1.outbox_full, 2);
+	assert_int_equal(atomic_load(&order_errors), 0);
+	finish(rt);
+	assert_int_equal(atomic_load(&data_seen), 5 + 4 * limit);
+}
+
 /* Stop while messages sit in overflow and the ring keeps refusing for a
  * while: stop waits for the outboxes, and nothing is lost. */
 static void test_ring_full_at_stop(void **st)
@@ -878,6 +934,138 @@ static void test_wait_eintr(void **st)
 	vz__fault_arm(VZ_FAULT_WAIT_EINTR, 0, 0);
 	finish(rt);
 	assert_int_equal(atomic_load(&timer_events), 10); /* cancelled after 10 */
+}
+
+/* ---- failed wake-ups ---------------------------------------------------- */
+
+/* A sink on its own shard that notes the shard's sleep count when it
+ * handles a message: once the count has moved past that, the shard has
+ * announced sleeping and blocked with nothing to do, so the next send to
+ * it must take the wake-up path (no timing guess). */
+static atomic_ulong sleeps_at_handle;
+
+static void sleepy_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	vz_shard_stats s;
+
+	EXPECT_RC(vz_stats_shard(vz_actor_runtime(self), vz_actor_shard(self), &s), 0);
+	atomic_store(&sleeps_at_handle, s.sleeps);
+	sink_receive(self, state, m);
+}
+
+static const vz_actor_spec sleepy_spec = {
+    .name = "sleepy",
+    .state_size = sizeof(struct sink),
+    .receive = sleepy_receive,
+};
+
+static void wait_asleep(vz_runtime *rt, unsigned shard)
+{
+	uint64_t end = vz_test_now_ns() + 60ull * 1000000000u;
+	vz_shard_stats s;
+
+	for (;;) {
+		stats_of(rt, shard, &s);
+		if (s.sleeps > atomic_load(&sleeps_at_handle))
+			return;
+		if (vz_test_now_ns() > end)
+			fail_msg("shard %u never went to sleep", shard);
+		sched_yield();
+	}
+}
+
+static uint64_t wake_failures_of(vz_runtime *rt, unsigned shard)
+{
+	vz_shard_stats s;
+
+	stats_of(rt, shard, &s);
+	return s.wake_failures;
+}
+
+/*
+ * VZ_FAULT_WAKE: the wake-up of a sleeping shard fails (io_uring: the
+ * MSG_RING submission and the eventfd write; epoll: the eventfd write).
+ * The one sender that took the target's sleeping flag owns the wake-up, so
+ * a failure must not be dropped (before the fix the target slept for good
+ * with the message queued). Checked from a foreign thread and from a
+ * shard, with a failure that passes within vz__wake()'s own retries and one
+ * that lasts: then the next foreign post, or the sending shard's next turn,
+ * retries. Every message arrives, in order, and wake_failures counts.
+ */
+static void test_wake_failure(void **st)
+{
+	vz_config cfg;
+	vz_runtime *rt;
+	uint64_t f0, seq = 0, want = 0;
+	vz_ref a, b;
+
+	(void)st;
+	reset_counters();
+	atomic_store(&sleeps_at_handle, 0);
+	make_cfg(&cfg, 2);
+	cfg.idle_policy = VZ_IDLE_SLEEP; /* block as soon as idle */
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	a = spawn_agent(rt, 0, 1);
+	assert_int_equal(vz_spawn(rt, 1, &sleepy_spec, NULL, &b), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+
+	/* Foreign post, three failed attempts: within vz__wake()'s tries. */
+	wait_asleep(rt, 1);
+	f0 = wake_failures_of(rt, 1);
+	vz__fault_arm(VZ_FAULT_WAKE, 0, 3);
+	{
+		struct seq q = {5, 0, seq++};
+
+		assert_int_equal(post_counted(rt, b, MSG_DATA, &q, sizeof q), 0);
+	}
+	wait_ulong_for(&data_seen, ++want, 20);
+	assert_int_equal(vz__fault_fired(VZ_FAULT_WAKE), 3);
+	assert_int_equal(wake_failures_of(rt, 1) - f0, 3);
+
+	/* Foreign post, every attempt fails: the post is accepted (the
+	 * message is in the inbox), the tries are counted, and the next post
+	 * wakes the shard for both. */
+	wait_asleep(rt, 1);
+	f0 = wake_failures_of(rt, 1);
+	vz__fault_arm(VZ_FAULT_WAKE, 0, -1);
+	{
+		struct seq q = {5, 0, seq++};
+
+		assert_int_equal(post_counted(rt, b, MSG_DATA, &q, sizeof q), 0);
+	}
+	assert_true(wake_failures_of(rt, 1) - f0 >= 2);
+	vz__fault_arm(VZ_FAULT_WAKE, 0, 0);
+	{
+		struct seq q = {5, 0, seq++};
+
+		assert_int_equal(post_counted(rt, b, MSG_DATA, &q, sizeof q), 0);
+	}
+	want += 2;
+	wait_ulong_for(&data_seen, want, 20);
+
+	/* From shard 0 (io_uring: MSG_RING first), three failed attempts. */
+	wait_asleep(rt, 1);
+	f0 = wake_failures_of(rt, 1);
+	assert_int_equal(
+	    command(rt, a, (struct cmd){.op = OP_SEND_WAKE_FAULT, .n = 1, .arg = 3, .to = b}), 0);
+	wait_ulong_for(&data_seen, ++want, 20);
+	assert_int_equal(vz__fault_fired(VZ_FAULT_WAKE), 3);
+	assert_true(wake_failures_of(rt, 1) > f0);
+
+	/* From shard 0, every attempt fails until disarmed: shard 0 keeps
+	 * retrying turn after turn (more failures than one vz__wake() makes),
+	 * and once the fault is gone the message arrives with no other send. */
+	wait_asleep(rt, 1);
+	f0 = wake_failures_of(rt, 1);
+	assert_int_equal(
+	    command(rt, a, (struct cmd){.op = OP_SEND_WAKE_FAULT, .n = 1, .arg = -1, .to = b}), 0);
+	while (wake_failures_of(rt, 1) - f0 < 20)
+		sched_yield();
+	vz__fault_arm(VZ_FAULT_WAKE, 0, 0);
+	wait_ulong_for(&data_seen, ++want, 20);
+
+	assert_int_equal(atomic_load(&order_errors), 0);
+	finish(rt);
 }
 
 /* ---- submission queue full ---------------------------------------------- */
@@ -1343,10 +1531,12 @@ int main(void)
 	    cmocka_unit_test(test_pool_refill),
 	    cmocka_unit_test(test_ring_full),
 	    cmocka_unit_test(test_ring_full_at_stop),
+	    cmocka_unit_test(test_outbox_limit),
 	    cmocka_unit_test(test_uring_setup_eperm),
 	    cmocka_unit_test(test_uring_setup_enosys),
 	    cmocka_unit_test(test_uring_setup_at_start),
 	    cmocka_unit_test(test_wait_eintr),
+	    cmocka_unit_test(test_wake_failure),
 	    cmocka_unit_test(test_sq_full_not_reached),
 	    cmocka_unit_test(test_thread_start),
 	    cmocka_unit_test(test_misuse_inside_actor),
