@@ -24,7 +24,7 @@ void vz__undo_admit(struct vz__shard *sh, struct vz_msg *m)
 
 	if (!(m->flags & VZ__MSG_INFLIGHT))
 		return;
-	slot = (uint32_t)(m->to.id >> VZ__GEN_BITS) & ((1u << VZ__SLOT_BITS) - 1);
+	slot = vz__ref_slot(m->to);
 	/* Acquire: pairs with the release store of the chunk in slot_take()
 	 * (this may run on a sender's thread when a send is undone). */
 	chunk = atomic_load_explicit(&sh->chunks[slot / VZ__CHUNK_ACTORS], memory_order_acquire);
