@@ -4,10 +4,10 @@
  * messages, and the functions the core's files share. Read this first; the
  * invariants every file relies on are stated here once.
  *
- * Ownership (DESIGN.md invariant 1): everything in struct vz__shard above the
- * "shared" marker is touched only by the shard's own thread (or, before
- * start and after the threads are joined, by the single thread that creates
- * or destroys the runtime). The fields below it are shared with other
+ * Ownership (runtime/DESIGN.md invariant 1): everything in struct vz__shard
+ * above the "shared" marker is touched only by the shard's own thread (or,
+ * before start and after the threads are joined, by the single thread that
+ * creates or destroys the runtime). The fields below it are shared with other
  * threads and each sits on its own cache line with a comment naming who
  * writes it and which access it pairs with.
  */

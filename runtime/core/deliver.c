@@ -2,12 +2,12 @@
 /*
  * Delivery on the target's shard: mailbox append, the run queue, dispatch
  * to receive, and dead letters. Everything here runs on the shard's own
- * thread, so mailboxes and the run queue are plain lists (DESIGN.md: local
- * mailboxes with no atomics).
+ * thread, so mailboxes and the run queue are plain lists with no atomics
+ * (runtime/DESIGN.md, "The path of one message").
  *
- * Accounting (DESIGN.md invariant 2): every counted message ends in exactly
- * one of `handled` (a receive call) or `dead_letters` (the hook), and its
- * memory goes back through vz__msg_release() exactly once.
+ * Accounting (runtime/DESIGN.md invariant 2): every counted message ends in
+ * exactly one of `handled` (a receive call) or `dead_letters` (the hook),
+ * and its memory goes back through vz__msg_release() exactly once.
  */
 #include <string.h>
 
@@ -109,8 +109,8 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 
 /*
  * Run ready actors: at most actors_per_turn of them, each at most `batch`
- * messages (DESIGN.md invariant 5). An actor with mail left goes to the back
- * of the queue, so one busy actor cannot starve the others.
+ * messages (runtime/DESIGN.md invariant 5). An actor with mail left goes to
+ * the back of the queue, so one busy actor cannot starve the others.
  */
 void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 {

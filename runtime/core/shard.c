@@ -8,7 +8,7 @@
  * The same turn runs on a runtime-owned thread (vz__shard_thread_main) or
  * on the embedder's thread (vz_shard_poll in runtime.c).
  *
- * Sleep protocol (DESIGN.md invariant 4), receiver side:
+ * Sleep protocol (runtime/DESIGN.md invariant 4), receiver side:
  *   sleeping = 1; seq_cst fence; re-check every source; block; sleeping = 0.
  * Sender side (xshard.c, vz__wake): publish; seq_cst fence (or a seq_cst
  * read-modify-write); if exchange(sleeping, 0) was 1, wake. See vz__wake().
