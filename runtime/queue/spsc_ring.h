@@ -15,6 +15,12 @@
  * release store, so a busy ring costs about one cache-line transfer per
  * batch in each direction rather than one per item.
  *
+ * 64 bytes apart, not 128: the pair of lines an adjacent-line prefetcher
+ * fetches together would also pull the other side's line, but putting the
+ * two lines 128 bytes apart (bench/queues.c, veloz-line128, run side by
+ * side) made no difference beyond the order in which the two ran, on the
+ * AMD EPYC (Zen 5) machines we measure on. Re-measure on Intel parts.
+ *
  * Indices are free-running uint32_t counters (wrapping modulo 2^32); the
  * slot of index i is slots[i & mask] and tail - head is the fill level
  * even across the 2^32 wrap, which is why capacity is at most 2^31.
@@ -39,7 +45,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef VZ__SPSC_LINE /* bench/queues.c builds a 128-byte copy */
 #define VZ__SPSC_LINE 64
+#endif
 /* Largest capacity: indices are uint32_t and tail - head must stay
  * unambiguous across their wrap. */
 #define VZ__SPSC_MAX_CAPACITY (UINT32_C(1) << 31)
