@@ -10,9 +10,14 @@
  * Variants and implementations (run side by side, A B A B ..., per variant):
  *   raw-spsc          - one item per call
  *       veloz   vz__spsc_push_batch(n=1) / vz__spsc_pop_batch(max=1)
+ *       veloz-line128  the same code with the producer's and consumer's
+ *               lines 128 bytes apart instead of 64 (both rings 128-byte
+ *               aligned, so the 64-byte layout has both in one pair of
+ *               lines that the adjacent-line prefetcher fetches together)
  *       ck_ring ck_ring_enqueue_spsc / ck_ring_dequeue_spsc
  *   raw-spsc-batch32  - items moved in groups of up to 32
  *       veloz   one push_batch / pop_batch per group (one release store each)
+ *       veloz-line128  as above, 128-byte separation
  *       ck_ring 32 enqueue / dequeue calls per group (ck_ring has no batch
  *               publish; one release store per item)
  *   raw-mpsc          - intrusive MPSC queue, one producer
@@ -44,6 +49,27 @@
 
 #include "queue/mpsc_inbox.h"
 #include "queue/spsc_ring.h"
+
+/* The same ring with its producer and consumer lines 128 bytes apart (the
+ * pair of lines the adjacent-line prefetcher fetches together): the header
+ * again under other names, so both layouts run the same code. */
+#undef VZ_SPSC_RING_H
+#undef VZ__SPSC_LINE
+#undef VZ__SPSC_MAX_CAPACITY
+#define VZ__SPSC_LINE	    128
+#define vz__spsc	    spsc128
+#define vz__spsc_init	    spsc128_init_unused
+#define vz__spsc_fini	    spsc128_fini_unused
+#define vz__spsc_capacity   spsc128_capacity
+#define vz__spsc_push_batch spsc128_push_batch
+#define vz__spsc_pop_batch  spsc128_pop_batch
+#include "queue/spsc_ring.h"
+#undef vz__spsc
+#undef vz__spsc_init
+#undef vz__spsc_fini
+#undef vz__spsc_capacity
+#undef vz__spsc_push_batch
+#undef vz__spsc_pop_batch
 
 #ifdef VZ_HAVE_CK
 #include <ck_ring.h>
@@ -157,6 +183,7 @@ struct spsc_ctx {
 	uint64_t n;
 	uint32_t batch;
 	struct vz__spsc *ring;
+	struct spsc128 *ring128;
 #ifdef VZ_HAVE_CK
 	struct ck_ring *ck;
 	struct ck_ring_buffer *ck_buf;
@@ -212,6 +239,60 @@ static int veloz_spsc_rep(void *arg, int rep, double *value)
 
 	(void)rep;
 	*value = run_job(veloz_spsc_produce, veloz_spsc_consume, c, c->n, "veloz spsc");
+	return *value < 0 ? -1 : 0;
+}
+
+/* ---- SPSC: veloz, lines 128 bytes apart ------------------------------------ */
+
+static void line128_produce(void *arg)
+{
+	struct spsc_ctx *c = arg;
+	void *buf[32];
+	uint64_t next = 1;
+
+	while (next <= c->n) {
+		uint32_t k = c->batch;
+
+		if (k > c->n - next + 1)
+			k = (uint32_t)(c->n - next + 1);
+		for (uint32_t i = 0; i < k; i++)
+			buf[i] = (void *)(uintptr_t)(next + i);
+		for (uint32_t done = 0; done < k;) {
+			uint32_t got = spsc128_push_batch(c->ring128, buf + done, k - done);
+
+			if (got == 0)
+				bench_cpu_relax();
+			done += got;
+		}
+		next += k;
+	}
+}
+
+static void line128_consume(void *arg)
+{
+	struct spsc_ctx *c = arg;
+	void *buf[32];
+	uint64_t expect = 1, bad = 0;
+
+	while (expect <= c->n) {
+		uint32_t got = spsc128_pop_batch(c->ring128, buf, c->batch);
+
+		if (got == 0) {
+			consumer_backoff();
+			continue;
+		}
+		for (uint32_t i = 0; i < got; i++, expect++)
+			bad += (uintptr_t)buf[i] != expect;
+	}
+	w.bad = bad;
+}
+
+static int line128_rep(void *arg, int rep, double *value)
+{
+	struct spsc_ctx *c = arg;
+
+	(void)rep;
+	*value = run_job(line128_produce, line128_consume, c, c->n, "veloz-line128 spsc");
 	return *value < 0 ? -1 : 0;
 }
 
@@ -442,17 +523,32 @@ static void emit_pair(struct bench_impl *impls, int n)
 static void run_spsc(const char *variant, uint32_t batch, uint64_t n)
 {
 	struct spsc_ctx c = {.n = n, .batch = batch};
-	struct bench_impl impls[2];
+	struct bench_impl impls[3];
 	int nimpl = 0;
 
 	if (!bench_variant_enabled(variant))
 		return;
-	c.ring = aligned_alloc(64, sizeof *c.ring);
+	/* Both layouts 128-byte aligned: the 64-byte layout then has its
+	 * producer and consumer lines in one 128-byte pair. */
+	c.ring = aligned_alloc(128, 128 * ((sizeof *c.ring + 127) / 128));
 	if (c.ring == NULL || vz__spsc_init(c.ring, RING_SLOTS, -1) != 0) {
 		fprintf(stderr, "queues: %s: cannot set up the ring\n", variant);
 		exit(1);
 	}
+	c.ring128 = aligned_alloc(128, sizeof *c.ring128);
+	if (c.ring128 == NULL) {
+		fprintf(stderr, "queues: %s: out of memory\n", variant);
+		exit(1);
+	}
+	memset(c.ring128, 0, sizeof *c.ring128);
+	/* Slots as vz__spsc_init() allocates them. */
+	c.ring128->slots = aligned_alloc(64, RING_SLOTS * sizeof(void *));
+	if (c.ring128->slots == NULL)
+		exit(1);
+	c.ring128->mask = RING_SLOTS - 1;
+	c.ring128->capacity = RING_SLOTS;
 	impls[nimpl++] = (struct bench_impl){.impl = "veloz", .fn = veloz_spsc_rep, .ctx = &c};
+	impls[nimpl++] = (struct bench_impl){.impl = "veloz-line128", .fn = line128_rep, .ctx = &c};
 #ifdef VZ_HAVE_CK
 	c.ck = aligned_alloc(64, 64 * ((sizeof *c.ck + 63) / 64));
 	c.ck_buf = aligned_alloc(64, RING_SLOTS * sizeof *c.ck_buf);
@@ -470,6 +566,8 @@ static void run_spsc(const char *variant, uint32_t batch, uint64_t n)
 	emit_pair(impls, nimpl);
 	vz__spsc_fini(c.ring);
 	free(c.ring);
+	free(c.ring128->slots);
+	free(c.ring128);
 #ifdef VZ_HAVE_CK
 	free(c.ck);
 	free(c.ck_buf);

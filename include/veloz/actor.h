@@ -20,7 +20,9 @@
 typedef struct vz_actor vz_actor; /* the running actor, given to its callbacks */
 typedef struct vz_msg vz_msg;	  /* a received message (message.h) */
 
-/* 64 bits: shard (16) | slot (24) | generation (24). 0 is the null ref. */
+/* 64 bits: shard (8) | slot (24) | generation (32). 0 is the null ref.
+ * A slot's generations are never reused: a slot whose last generation has
+ * ended is retired, so a stale reference can never name a later actor. */
 typedef struct vz_ref {
 	uint64_t id;
 } vz_ref;
@@ -37,7 +39,7 @@ static inline int vz_ref_eq(vz_ref a, vz_ref b)
 }
 static inline unsigned vz_ref_shard(vz_ref r)
 {
-	return (unsigned)(r.id >> 48);
+	return (unsigned)(r.id >> 56);
 }
 
 /* Runs once on the home shard before the first message; a negative return
@@ -63,7 +65,8 @@ typedef struct vz_actor_spec {
  * from any one thread, and after start on the target shard's own thread
  * (an actor or the embedder driving it); from elsewhere VZ_EWRONGTHREAD.
  * Errors: VZ_EINVAL (NULL, no receive, state too big), VZ_ENOSHARD,
- * VZ_ENOMEM, VZ_ESTOPPED, or init's own negative code. Before start, the
+ * VZ_ENOMEM (no memory, or all 2^24 actor slots of the shard are live or
+ * retired), VZ_ESTOPPED, or init's own negative code. Before start, the
  * calling thread stands in for the shard while init runs: init may send,
  * arm timers and submit pool jobs, and vz_current_shard() returns the
  * shard. The thread that drives an embedded shard may also spawn on it

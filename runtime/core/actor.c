@@ -6,18 +6,23 @@
  * Slots live in chunks that never move, so a slot's address is stable for
  * the runtime's life. A reference is (shard, slot, generation); the slot's
  * generation is bumped when the actor stops, which makes every reference to
- * the old life stale, even after the slot is reused. A reference is only
- * ever resolved on its own shard, so the table needs no atomics.
+ * the old life stale, even after the slot is reused. Generations never
+ * wrap: a slot whose last generation (VZ__GEN_LAST) has ended is retired
+ * and never handed out again, so no reference can come back to life.
+ *
+ * What other threads see of the table: a reference is resolved (looked up,
+ * its actor touched) only on its own shard, and the free list, next_unused,
+ * gen and flags are owner-only plain fields. Three things are shared, for
+ * bounded mailboxes checked by senders on any thread (vz__bounded_admit(),
+ * vz__undo_admit()): the chunk pointers (stored once, release, by the
+ * owner), each slot's `bound` (generation and limit of the current life,
+ * stored with release by the owner at spawn and stop) and its `inflight`
+ * counter (read-modify-written by senders and the owner).
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/core.h"
-
-static uint32_t ref_gen(vz_ref r)
-{
-	return (uint32_t)r.id & VZ__GEN_MASK;
-}
 
 static struct vz_actor *slot_take(struct vz__shard *sh)
 {
@@ -52,12 +57,22 @@ static struct vz_actor *slot_take(struct vz__shard *sh)
 
 static void slot_give_back(struct vz__shard *sh, struct vz_actor *a)
 {
+	/* Release: pairs with the acquire in vz__bounded_admit(); a sender
+	 * that reads 0 counts nothing against the ended life. */
 	atomic_store_explicit(&a->bound, 0, memory_order_release);
-	/* Bump the generation so every reference to this life is stale;
-	 * generation 0 is never used, so a zero ref is never valid. */
-	a->gen = (a->gen + 1) & VZ__GEN_MASK;
-	if (a->gen == 0)
-		a->gen = 1;
+	a->next_ready = NULL;
+	if (a->gen == VZ__GEN_LAST) {
+		/* Every generation of this slot has been handed out: wrapping
+		 * to 1 would bring the first life's references back to life.
+		 * The slot stays out of the free list for good (its memory is
+		 * part of a chunk freed at destroy); lookups fail on it
+		 * because it is not live. */
+		a->flags = VZ__ACTOR_RETIRED;
+		sh->retired_slots++;
+		return;
+	}
+	/* Bump the generation so every reference to this life is stale. */
+	a->gen++;
 	a->flags = 0;
 	a->next_ready = sh->free_actors;
 	sh->free_actors = a;
@@ -225,7 +240,7 @@ int vz__bounded_admit(struct vz__shard *target, vz_ref to)
 	/* Acquire: pairs with the release stores at spawn and stop. */
 	bound = atomic_load_explicit(&a->bound, memory_order_acquire);
 	limit = (uint32_t)bound;
-	if (!limit || (bound >> 32) != ref_gen(to))
+	if (!limit || (bound >> 32) != vz__ref_gen(to))
 		return 0;
 	/* Relaxed: a pure counter; the message itself is published by the
 	 * ring or inbox. */

@@ -4,10 +4,10 @@
  * messages, and the functions the core's files share. Read this first; the
  * invariants every file relies on are stated here once.
  *
- * Ownership (DESIGN.md invariant 1): everything in struct vz__shard above the
- * "shared" marker is touched only by the shard's own thread (or, before
- * start and after the threads are joined, by the single thread that creates
- * or destroys the runtime). The fields below it are shared with other
+ * Ownership (runtime/DESIGN.md invariant 1): everything in struct vz__shard
+ * above the "shared" marker is touched only by the shard's own thread (or,
+ * before start and after the threads are joined, by the single thread that
+ * creates or destroys the runtime). The fields below it are shared with other
  * threads and each sits on its own cache line with a comment naming who
  * writes it and which access it pairs with.
  */
@@ -156,11 +156,27 @@ struct vz__fpool_class {
 
 /* ---- actors ------------------------------------------------------------ */
 
+/*
+ * A reference is shard (8) | slot (24) | generation (32), the layout
+ * include/veloz/actor.h promises. Generations of a slot run 1, 2, ...,
+ * VZ__GEN_LAST and never wrap: when the life with generation VZ__GEN_LAST
+ * ends, the slot is retired for good (never put back on the free list), so
+ * a reference once stale stays stale forever (runtime/DESIGN.md invariant
+ * 3). At one spawn and stop of the same slot every 60 ns a slot lasts over
+ * four minutes; the 2^24 slots of a shard then last over a century, after
+ * which vz_spawn() reports VZ_ENOMEM. Generation 0 is never used, so the
+ * zero (null) reference never names an actor.
+ */
+#define VZ__SHARD_SHIFT	     56
 #define VZ__SLOT_BITS	     24
-#define VZ__GEN_BITS	     24
-#define VZ__GEN_MASK	     ((1u << VZ__GEN_BITS) - 1)
+#define VZ__GEN_BITS	     32
+#define VZ__GEN_LAST	     UINT32_MAX
 #define VZ__CHUNK_ACTORS     4096u
 #define VZ__MAX_ACTOR_CHUNKS ((1u << VZ__SLOT_BITS) / VZ__CHUNK_ACTORS)
+
+_Static_assert(VZ__SHARD_SHIFT == VZ__SLOT_BITS + VZ__GEN_BITS, "fields of a reference abut");
+_Static_assert(VZ_MAX_SHARDS <= (1u << (64 - VZ__SHARD_SHIFT)),
+	       "every shard id fits the reference's shard field");
 
 enum vz__actor_flags {
 	VZ__ACTOR_LIVE = 1 << 0,      /* spawned and not stopped */
@@ -169,6 +185,7 @@ enum vz__actor_flags {
 	VZ__ACTOR_STOPPING = 1 << 3,  /* stop asked from inside receive */
 	VZ__ACTOR_BIG_STATE = 1 << 4, /* state came from malloc, not the pool */
 	VZ__ACTOR_ACTIVE = 1 << 5,    /* the run loop holds it: it frees the slot */
+	VZ__ACTOR_RETIRED = 1 << 6,   /* generations used up: never reused */
 };
 
 struct vz_actor {
@@ -178,7 +195,7 @@ struct vz_actor {
 	struct vz_actor *next_ready; /* run queue link; free-slot link when dead */
 	struct vz__shard *shard;
 	struct vz__timer_owner timers;
-	uint32_t gen; /* generation of the current (or next) life */
+	uint32_t gen; /* generation of the current (or next, or last) life */
 	uint32_t slot;
 	uint16_t flags;
 	uint16_t state_cls;
@@ -253,6 +270,7 @@ struct vz__shard {
 	_Atomic(struct vz_actor *) *chunks;
 	uint32_t next_unused;	      /* slots [0, next_unused) have been used */
 	struct vz_actor *free_actors; /* stopped slots to reuse */
+	uint32_t retired_slots;	      /* slots whose generations ran out */
 
 	struct vz_actor *rq_head, *rq_tail; /* run queue */
 
@@ -438,12 +456,18 @@ static inline _Atomic uint64_t *vz__post_gate(struct vz__shard *sh)
 
 static inline vz_ref vz__make_ref(unsigned shard, uint32_t slot, uint32_t gen)
 {
-	return (vz_ref){((uint64_t)shard << 48) | ((uint64_t)slot << VZ__GEN_BITS) | gen};
+	return (vz_ref){((uint64_t)shard << VZ__SHARD_SHIFT) | ((uint64_t)slot << VZ__GEN_BITS) |
+			gen};
 }
 
 static inline uint32_t vz__ref_slot(vz_ref r)
 {
 	return (uint32_t)(r.id >> VZ__GEN_BITS) & ((1u << VZ__SLOT_BITS) - 1);
+}
+
+static inline uint32_t vz__ref_gen(vz_ref r)
+{
+	return (uint32_t)r.id; /* the low VZ__GEN_BITS == 32 bits */
 }
 
 static inline struct vz_actor *vz__slot_ptr(struct vz__shard *sh, uint32_t slot)
@@ -465,7 +489,7 @@ static inline struct vz_actor *vz__actor_lookup(struct vz__shard *sh, vz_ref ref
 	if (vz_ref_shard(ref) != sh->id || slot >= sh->next_unused)
 		return NULL;
 	a = vz__slot_ptr(sh, slot);
-	if (a->gen != ((uint32_t)ref.id & VZ__GEN_MASK) || !(a->flags & VZ__ACTOR_LIVE))
+	if (a->gen != vz__ref_gen(ref) || !(a->flags & VZ__ACTOR_LIVE))
 		return NULL;
 	return a;
 }

@@ -2,12 +2,12 @@
 /*
  * Delivery on the target's shard: mailbox append, the run queue, dispatch
  * to receive, and dead letters. Everything here runs on the shard's own
- * thread, so mailboxes and the run queue are plain lists (DESIGN.md: local
- * mailboxes with no atomics).
+ * thread, so mailboxes and the run queue are plain lists with no atomics
+ * (runtime/DESIGN.md, "The path of one message").
  *
- * Accounting (DESIGN.md invariant 2): every counted message ends in exactly
- * one of `handled` (a receive call) or `dead_letters` (the hook), and its
- * memory goes back through vz__msg_release() exactly once.
+ * Accounting (runtime/DESIGN.md invariant 2): every counted message ends in
+ * exactly one of `handled` (a receive call) or `dead_letters` (the hook),
+ * and its memory goes back through vz__msg_release() exactly once.
  */
 #include <string.h>
 
@@ -24,7 +24,7 @@ void vz__undo_admit(struct vz__shard *sh, struct vz_msg *m)
 
 	if (!(m->flags & VZ__MSG_INFLIGHT))
 		return;
-	slot = (uint32_t)(m->to.id >> VZ__GEN_BITS) & ((1u << VZ__SLOT_BITS) - 1);
+	slot = vz__ref_slot(m->to);
 	/* Acquire: pairs with the release store of the chunk in slot_take()
 	 * (this may run on a sender's thread when a send is undone). */
 	chunk = atomic_load_explicit(&sh->chunks[slot / VZ__CHUNK_ACTORS], memory_order_acquire);
@@ -109,8 +109,8 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 
 /*
  * Run ready actors: at most actors_per_turn of them, each at most `batch`
- * messages (DESIGN.md invariant 5). An actor with mail left goes to the back
- * of the queue, so one busy actor cannot starve the others.
+ * messages (runtime/DESIGN.md invariant 5). An actor with mail left goes to
+ * the back of the queue, so one busy actor cannot starve the others.
  */
 void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 {

@@ -3,7 +3,7 @@
  * The send paths: from an actor or shard thread (local mailbox or outbox
  * to another shard) and from any other thread (the target shard's foreign
  * inbox). All checks come before anything changes, so a refused send has
- * no effect (DESIGN.md invariant 3).
+ * no effect (runtime/DESIGN.md invariant 3).
  */
 #include <string.h>
 #include <unistd.h>

@@ -8,7 +8,7 @@
  * The same turn runs on a runtime-owned thread (vz__shard_thread_main) or
  * on the embedder's thread (vz_shard_poll in runtime.c).
  *
- * Sleep protocol (DESIGN.md invariant 4), receiver side:
+ * Sleep protocol (runtime/DESIGN.md invariant 4), receiver side:
  *   sleeping = 1; seq_cst fence; re-check every source; block; sleeping = 0.
  * Sender side (xshard.c, vz__wake): publish with a seq_cst read-modify-write
  * (the doorbell's fetch_or after a ring publish, the inbox push's exchange;

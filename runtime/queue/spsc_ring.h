@@ -2,8 +2,9 @@
 /*
  * Bounded single-producer single-consumer ring of `void *`: one per ordered
  * pair of shards (A->B carries messages, B->A returns them). Exactly one
- * thread pushes and exactly one thread pops; vz__spsc_empty() may be called
- * from anywhere.
+ * thread pushes and exactly one thread pops. Nothing else asks a ring for
+ * its fill: a shard learns that an incoming ring has work from the
+ * doorbell its producer rings after publishing (core/xshard.c).
  *
  * Layout: three 64-byte cache lines. The producer writes only its line
  * (tail and its cached copy of head), the consumer writes only its line
@@ -14,6 +15,12 @@
  * release store, so a busy ring costs about one cache-line transfer per
  * batch in each direction rather than one per item.
  *
+ * 64 bytes apart, not 128: the pair of lines an adjacent-line prefetcher
+ * fetches together would also pull the other side's line, but putting the
+ * two lines 128 bytes apart (bench/queues.c, veloz-line128, run side by
+ * side) made no difference beyond the order in which the two ran, on the
+ * AMD EPYC (Zen 5) machines we measure on. Re-measure on Intel parts.
+ *
  * Indices are free-running uint32_t counters (wrapping modulo 2^32); the
  * slot of index i is slots[i & mask] and tail - head is the fill level
  * even across the 2^32 wrap, which is why capacity is at most 2^31.
@@ -22,7 +29,7 @@
  * producer only while the consumer cannot read it, and read by the consumer
  * only while the producer cannot write it; the release/acquire pairs on
  * tail and head below are what make that true. See NOTES.md beside this
- * file for the invariants and the fence pairings with the sleep protocol.
+ * file for the invariants and every pairing of atomics.
  *
  * The struct is meant to be embedded by its owner (caller owns the struct,
  * vz__spsc_init() allocates the slots, vz__spsc_fini() frees them). It is
@@ -38,7 +45,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#ifndef VZ__SPSC_LINE /* bench/queues.c builds a 128-byte copy */
 #define VZ__SPSC_LINE 64
+#endif
 /* Largest capacity: indices are uint32_t and tail - head must stay
  * unambiguous across their wrap. */
 #define VZ__SPSC_MAX_CAPACITY (UINT32_C(1) << 31)
@@ -124,37 +133,12 @@ static inline uint32_t vz__spsc_push_batch(struct vz__spsc *r, void *const *item
 
 	/* Release: publishes the k slot writes above together with everything
 	 * the producer wrote before (message payloads). Pairs with the
-	 * acquire load of tail in vz__spsc_pop_batch() and vz__spsc_empty().
+	 * acquire load of tail in vz__spsc_pop_batch().
 	 * Relaxed was rejected: the consumer could see the new tail before the
 	 * slot contents and read stale pointers. seq_cst is not needed here:
 	 * the sleep protocol puts its own seq_cst fence after this store. */
 	atomic_store_explicit(&r->tail, tail + k, memory_order_release);
 	return k;
-}
-
-/*
- * Producer only. A lower bound on the slots a push could fill now. The
- * cached head is used while it shows at least one free slot; only when it
- * shows the ring full is head re-read (acquire, as in push), so a return of
- * 0 means the ring really was full at that read. Use it for decisions such
- * as "ring full: keep the batch and count it"; vz__spsc_push_batch() does
- * its own, more eager, refresh.
- */
-static inline uint32_t vz__spsc_free_slots(struct vz__spsc *r)
-{
-	/* Relaxed: our own index (see vz__spsc_push_batch()). */
-	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-	uint32_t free_slots = r->capacity - (tail - r->head_cache);
-
-	if (free_slots == 0) {
-		/* Acquire: pairs with the release store of head in
-		 * vz__spsc_pop_batch(), for the same reason as in
-		 * vz__spsc_push_batch(): a caller that sees free slots here
-		 * will overwrite them next. */
-		r->head_cache = atomic_load_explicit(&r->head, memory_order_acquire);
-		free_slots = r->capacity - (tail - r->head_cache);
-	}
-	return free_slots;
 }
 
 /*
@@ -188,40 +172,10 @@ static inline uint32_t vz__spsc_pop_batch(struct vz__spsc *r, void **items, uint
 
 	/* Release: orders our reads of the k slots before the producer's
 	 * reuse of them. Pairs with the acquire load of head in
-	 * vz__spsc_push_batch() and vz__spsc_free_slots(). Relaxed was
-	 * rejected: the producer could overwrite a slot before our read of it
-	 * has been performed. */
+	 * vz__spsc_push_batch(). Relaxed was rejected: the producer could
+	 * overwrite a slot before our read of it has been performed. */
 	atomic_store_explicit(&r->head, head + k, memory_order_release);
 	return k;
-}
-
-/*
- * Any thread. True when the ring held no item at the moment tail was read.
- * head is read first and tail second (both acquire, so the two loads stay
- * in that order): head can only grow up to tail, so head == tail at the
- * second load means every item published by then had been taken. A false
- * answer may be stale by the time the caller acts on it (from a thread
- * other than the consumer, an item may be taken meanwhile); a true answer
- * from the consumer itself stays true until the producer pushes.
- *
- * For the sleep protocol the consumer calls this after its seq_cst fence
- * (sleeping flag stored, fence, re-check); the producer's partner is the
- * release store of tail in vz__spsc_push_batch() followed by its own
- * seq_cst fence and read of the flag. See NOTES.md.
- */
-static inline bool vz__spsc_empty(const struct vz__spsc *r)
-{
-	/* Acquire (not relaxed): keeps the tail load below from being
-	 * performed before this one, which could let head overtake the tail
-	 * value we compare it with. From the consumer thread this is its own
-	 * index. */
-	uint32_t head = atomic_load_explicit(&r->head, memory_order_acquire);
-	/* Acquire: pairs with the release store of tail in
-	 * vz__spsc_push_batch(); a caller that finds the ring non-empty and
-	 * is the consumer may go on to read slots. */
-	uint32_t tail = atomic_load_explicit(&r->tail, memory_order_acquire);
-
-	return head == tail;
 }
 
 #endif

@@ -354,7 +354,7 @@ static void misuse(vz_actor *self, const vz_msg *m)
 	EXPECT_RC(vz_send(self, vz_self(self), 5, NULL, 0), VZ_EINVAL);
 	EXPECT_RC(vz_send(self, vz_self(self), MSG_DATA, NULL, 1), VZ_EINVAL);
 	EXPECT_RC(vz_send(self, VZ_REF_NULL, MSG_DATA, NULL, 0), VZ_ESTALE);
-	bad.id = (uint64_t)999 << 48;
+	bad.id = (uint64_t)200 << 56; /* shard 200: not in this runtime */
 	EXPECT_RC(vz_send(self, bad, MSG_DATA, NULL, 0), VZ_ENOSHARD);
 	EXPECT_RC(vz_reply(self, m, MSG_DATA, NULL, 0), VZ_EINVAL); /* posted from outside */
 	EXPECT_RC(vz_reply(self, NULL, MSG_DATA, NULL, 0), VZ_EINVAL);
@@ -366,7 +366,7 @@ static void misuse(vz_actor *self, const vz_msg *m)
 	EXPECT_RC(vz_stop(rt, local), 0);
 	EXPECT_RC(vz_stop(rt, local), VZ_ESTALE);
 	EXPECT_RC(vz_send(self, local, MSG_DATA, NULL, 0), VZ_ESTALE);
-	bad.id = ((uint64_t)me << 48) | ((uint64_t)0xabcdef << 24) | 1;
+	bad.id = ((uint64_t)me << 56) | ((uint64_t)0xabcdef << 32) | 1;
 	EXPECT_RC(vz_send(self, bad, MSG_DATA, NULL, 0), VZ_ESTALE);
 	EXPECT_RC(vz_stop(rt, bad), VZ_ESTALE);
 
@@ -1186,12 +1186,12 @@ static void test_null_and_range(void **st)
 	assert_int_equal(vz_pool_nodes(rt, NULL, 4), VZ_EINVAL);
 	assert_true(vz_pool_nodes(rt, NULL, 0) >= 0);
 	assert_int_equal(vz_stop(rt, VZ_REF_NULL), VZ_ESTALE);
-	assert_int_equal(vz_stop(rt, (vz_ref){(uint64_t)5 << 48}), VZ_ENOSHARD);
-	assert_int_equal(vz_stop(rt, (vz_ref){((uint64_t)77 << 24) | 1}), VZ_ESTALE);
+	assert_int_equal(vz_stop(rt, (vz_ref){(uint64_t)5 << 56}), VZ_ENOSHARD);
+	assert_int_equal(vz_stop(rt, (vz_ref){((uint64_t)77 << 32) | 1}), VZ_ESTALE);
 	assert_int_equal(vz_spawn(rt, 0, &nop_spec, NULL, NULL), 0); /* out is optional */
 	assert_int_equal(vz_runtime_start(rt), 0);
 	/* a forged reference on a live shard: accepted, then dead-lettered */
-	assert_int_equal(post_counted(rt, (vz_ref){((uint64_t)77 << 24) | 1}, MSG_DATA, NULL, 0),
+	assert_int_equal(post_counted(rt, (vz_ref){((uint64_t)77 << 32) | 1}, MSG_DATA, NULL, 0),
 			 0);
 	wait_ulong(&dead_seen, 1);
 	finish(rt);

@@ -45,7 +45,7 @@ static atomic_int bad;		      /* anything unexpected in a completion */
 
 static vz_ref ref_of(unsigned shard)
 {
-	return (vz_ref){((uint64_t)shard << 48) | 0x77};
+	return (vz_ref){((uint64_t)shard << 56) | 0x77};
 }
 
 static int post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)

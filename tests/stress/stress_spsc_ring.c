@@ -5,12 +5,13 @@
  *  - one producer and one consumer move a counted sequence through small
  *    rings (capacity 256 and 2) with random batch sizes on both sides; the
  *    consumer checks every item is exactly the next number (FIFO, nothing
- *    lost, nothing duplicated) while a third thread keeps calling
- *    vz__spsc_empty(), the one call any thread may make;
- *  - the sleep-protocol handshake the shard loop builds on the ring
- *    ("publish, seq_cst fence, read the sleeping flag" against "store the
- *    flag, seq_cst fence, vz__spsc_empty()"), raced round after round:
- *    at least one side must see the other.
+ *    lost, nothing duplicated) while a third thread keeps reading both
+ *    indices (spsc_peek_empty(), tests/util/spsc_peek.h);
+ *  - the sleep-protocol handshake ("publish, seq_cst fence, read the
+ *    sleeping flag" against "store the flag, seq_cst fence, re-check"),
+ *    with the ring's indices standing in for the doorbell the shard loop
+ *    re-checks, raced round after round: at least one side must see the
+ *    other.
  * Sizes scale with VZ_STRESS_SCALE; a watchdog turns a hang into a failure.
  * Worker threads never call cmocka asserts: they record what they saw and
  * the main thread checks it.
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 
 #include "queue/spsc_ring.h"
+#include "spsc_peek.h"
 
 #define MAX_BATCH 64
 
@@ -61,7 +63,7 @@ struct fifo_run {
 	uint64_t first_bad_at;	  /* consumer: index of the first wrong item */
 	uint64_t first_bad_value; /* consumer: what it found there */
 	uint64_t partial_pushes;  /* producer: pushes that took fewer than asked */
-	uint64_t empty_seen;	  /* observer: true answers of vz__spsc_empty() */
+	uint64_t empty_seen;	  /* observer: true answers of spsc_peek_empty() */
 	uint64_t empty_calls;	  /* observer */
 };
 
@@ -134,7 +136,7 @@ static void *fifo_observer(void *arg)
 
 	/* Acquire: pairs with the release store of done in fifo_consumer(). */
 	while (!atomic_load_explicit(&run->done, memory_order_acquire)) {
-		run->empty_seen += vz__spsc_empty(run->ring);
+		run->empty_seen += spsc_peek_empty(run->ring);
 		run->empty_calls++;
 		if ((run->empty_calls & 63) == 0)
 			sched_yield();
@@ -175,7 +177,7 @@ static void run_fifo(uint32_t capacity, uint64_t total, uint32_t seed)
 	assert_true(run.received == total);
 	/* Nothing extra came out, and the ring is empty from the
 	 * consumer's side after the join. */
-	assert_true(vz__spsc_empty(ring));
+	assert_true(spsc_peek_empty(ring));
 	assert_int_equal(vz__spsc_pop_batch(ring, left, 1), 0);
 	vz__spsc_fini(ring);
 	free(ring);
@@ -203,7 +205,7 @@ static void test_fifo_capacity_2(void **state)
 /*
  * Each round: the ring is empty and the flag clear. Released together by a
  * spinning two-thread barrier (plus a random delay each), the producer pushes one item, fences,
- * reads the flag; the consumer sets the flag, fences, asks vz__spsc_empty(). "Producer read 0 and
+ * reads the flag; the consumer sets the flag, fences, asks spsc_peek_empty(). "Producer read 0 and
  * consumer saw empty" is a lost wake-up. Without either fence, or with an empty() that looked at a
  * cached index, store buffering lets it happen on x86.
  *
@@ -301,7 +303,7 @@ static void *dekker_consumer(void *arg)
 		 * ordered by the fence (pairs with the producer's fence). */
 		atomic_store_explicit(&d->sleeping, 1, memory_order_relaxed);
 		atomic_thread_fence(memory_order_seq_cst);
-		d->saw_empty = vz__spsc_empty(d->ring);
+		d->saw_empty = spsc_peek_empty(d->ring);
 		arrive_and_wait(&d->arrived, base + 4);
 		if (d->saw_flag == 0 && d->saw_empty)
 			d->lost++;

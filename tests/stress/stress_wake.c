@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The sleep/wake protocol under many cycles (DESIGN.md invariant 4: a shard
- * asleep while work waits for it is a bug). Shards use VZ_IDLE_SLEEP, so
+ * The sleep/wake protocol under many cycles (runtime/DESIGN.md invariant 4:
+ * a shard asleep while work waits for it is a bug). Shards use VZ_IDLE_SLEEP, so
  * they block as soon as a turn finds nothing to do, and the traffic is
  * shaped so that a message finds its target at every point of the
  * protocol: asleep, announcing sleep, re-checking, waking:

@@ -207,7 +207,7 @@ static void fx_free(struct fx *f)
 
 static vz_ref ref_of(unsigned shard)
 {
-	return (vz_ref){((uint64_t)shard << 48) | (0x100 + shard)};
+	return (vz_ref){((uint64_t)shard << 56) | (0x100 + shard)};
 }
 
 static int submit_add(struct fx *f, unsigned shard, uint32_t a, uint32_t b, uint64_t tag,

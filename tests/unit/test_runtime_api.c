@@ -106,7 +106,7 @@ static void test_lifecycle_misuse(void **s)
 	assert_int_equal(vz_post(rt, r, MSG_X, NULL, 4), VZ_EINVAL);
 	assert_int_equal(vz_post(rt, r, MSG_X, big, sizeof big), VZ_ETOOBIG);
 	assert_int_equal(vz_post(rt, VZ_REF_NULL, MSG_X, NULL, 0), VZ_ESTALE);
-	bad.id = (uint64_t)7 << 48;
+	bad.id = (uint64_t)7 << 56;
 	assert_int_equal(vz_post(rt, bad, MSG_X, NULL, 0), VZ_ENOSHARD);
 	assert_int_equal(vz_post(rt, r, MSG_X, big, VZ_MSG_MAX_PAYLOAD), 0);
 

@@ -3,8 +3,8 @@
  * Unit tests of the SPSC ring (runtime/queue/spsc_ring.h), single-threaded:
  * argument checking in init, exact partial pushes when full, empty pops,
  * batch boundaries, FIFO order across many wrap-arounds of the slot array
- * and across the 2^32 wrap of the indices, and the producer's free-slot
- * view. Concurrency is exercised in tests/stress/stress_spsc_ring.c.
+ * and across the 2^32 wrap of the indices, and the producer's refresh of
+ * its cached view of head. Concurrency is exercised in tests/stress/stress_spsc_ring.c.
  *
  * VZ_TEST_BACKEND_INDEPENDENT: touches no I/O backend, runs once.
  */
@@ -20,6 +20,7 @@
 #include <numa.h>
 
 #include "queue/spsc_ring.h"
+#include "spsc_peek.h"
 
 /* Items are small integers disguised as pointers (0 included: the ring
  * must not treat NULL specially). */
@@ -57,7 +58,7 @@ static void test_init_rejects_bad_capacity(void **state)
 		/* A failed init leaves a ring that is empty, full and safe
 		 * to fini (twice). */
 		assert_null(r.slots);
-		assert_true(vz__spsc_empty(&r));
+		assert_true(spsc_peek_empty(&r));
 		assert_int_equal(vz__spsc_push_batch(&r, out, 1), 0);
 		assert_int_equal(vz__spsc_pop_batch(&r, out, 1), 0);
 		vz__spsc_fini(&r);
@@ -75,8 +76,8 @@ static void test_init_accepts_powers_of_two(void **state)
 		assert_int_equal(vz__spsc_capacity(&r), cap);
 		assert_non_null(r.slots);
 		assert_int_equal((uintptr_t)r.slots % VZ__SPSC_LINE, 0);
-		assert_true(vz__spsc_empty(&r));
-		assert_int_equal(vz__spsc_free_slots(&r), cap);
+		assert_true(spsc_peek_empty(&r));
+		assert_int_equal(spsc_peek_free(&r), cap);
 		vz__spsc_fini(&r);
 		assert_null(r.slots);
 		vz__spsc_fini(&r); /* idempotent */
@@ -163,19 +164,19 @@ static void test_empty_pop(void **state)
 	assert_int_equal(vz__spsc_init(&r, 8, -1), 0);
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 8), 0);
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 0), 0);
-	assert_true(vz__spsc_empty(&r));
+	assert_true(spsc_peek_empty(&r));
 
 	assert_int_equal(vz__spsc_push_batch(&r, in, 0), 0); /* n == 0: nothing */
-	assert_true(vz__spsc_empty(&r));
+	assert_true(spsc_peek_empty(&r));
 	assert_int_equal(vz__spsc_push_batch(&r, in, 3), 3);
-	assert_false(vz__spsc_empty(&r));
+	assert_false(spsc_peek_empty(&r));
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 0), 0); /* max == 0: nothing */
-	assert_false(vz__spsc_empty(&r));
+	assert_false(spsc_peek_empty(&r));
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 8), 3);
 	assert_int_equal(val(out[0]), 7);
 	assert_int_equal(val(out[1]), 8);
 	assert_int_equal(val(out[2]), 9);
-	assert_true(vz__spsc_empty(&r));
+	assert_true(spsc_peek_empty(&r));
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 8), 0);
 	vz__spsc_fini(&r);
 }
@@ -191,10 +192,10 @@ static void test_full_partial_push(void **state)
 	assert_int_equal(vz__spsc_init(&r, 8, -1), 0);
 
 	assert_int_equal(vz__spsc_push_batch(&r, in, 5), 5);
-	assert_int_equal(vz__spsc_free_slots(&r), 3);
+	assert_int_equal(spsc_peek_free(&r), 3);
 	/* Asked for 5, room for 3: exactly the first 3 go in. */
 	assert_int_equal(vz__spsc_push_batch(&r, in + 5, 5), 3);
-	assert_int_equal(vz__spsc_free_slots(&r), 0);
+	assert_int_equal(spsc_peek_free(&r), 0);
 	assert_int_equal(vz__spsc_push_batch(&r, in + 8, 1), 0);
 	assert_int_equal(vz__spsc_push_batch(&r, in + 8, 8), 0);
 
@@ -202,7 +203,7 @@ static void test_full_partial_push(void **state)
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 2), 2);
 	assert_int_equal(val(out[0]), 100);
 	assert_int_equal(val(out[1]), 101);
-	assert_int_equal(vz__spsc_free_slots(&r), 2);
+	assert_int_equal(spsc_peek_free(&r), 2);
 	/* Batch larger than the free space: exact k again, in order. */
 	assert_int_equal(vz__spsc_push_batch(&r, in + 8, 5), 2);
 	assert_int_equal(vz__spsc_push_batch(&r, in + 10, 1), 0);
@@ -211,28 +212,27 @@ static void test_full_partial_push(void **state)
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 16), 8);
 	for (uint32_t i = 0; i < 8; i++)
 		assert_int_equal(val(out[i]), 102 + i);
-	assert_true(vz__spsc_empty(&r));
+	assert_true(spsc_peek_empty(&r));
 	vz__spsc_fini(&r);
 }
 
-static void test_free_slots_is_a_lower_bound(void **state)
+static void test_push_refreshes_stale_head(void **state)
 {
 	struct vz__spsc r;
 	void *in[4] = {item(1), item(2), item(3), item(4)};
 	void *out[4];
-	uint32_t f;
 
 	(void)state;
 	assert_int_equal(vz__spsc_init(&r, 4, -1), 0);
 	assert_int_equal(vz__spsc_push_batch(&r, in, 3), 3);
-	assert_int_equal(vz__spsc_free_slots(&r), 1);
+	assert_int_equal(spsc_peek_free(&r), 1);
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 2), 2);
-	/* Cached view still shows 1 free: never more than the truth (3). */
-	f = vz__spsc_free_slots(&r);
-	assert_true(f >= 1 && f <= 3);
+	/* The producer's cached head still shows 1 free; the truth is 3. */
+	assert_int_equal(r.head_cache, 0);
+	assert_int_equal(spsc_peek_free(&r), 3);
 	/* A push of 3 refreshes and fits all three. */
 	assert_int_equal(vz__spsc_push_batch(&r, in, 3), 3);
-	assert_int_equal(vz__spsc_free_slots(&r), 0);
+	assert_int_equal(spsc_peek_free(&r), 0);
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 4), 4);
 	assert_int_equal(val(out[0]), 3);
 	assert_int_equal(val(out[1]), 1);
@@ -254,7 +254,7 @@ static void test_pop_smaller_than_available(void **state)
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 4), 4);
 	for (uint32_t i = 0; i < 4; i++)
 		assert_int_equal(val(out[i]), i);
-	assert_false(vz__spsc_empty(&r));
+	assert_false(spsc_peek_empty(&r));
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 1), 1);
 	assert_int_equal(val(out[0]), 4);
 	assert_int_equal(vz__spsc_pop_batch(&r, out, 4), 1);
@@ -317,7 +317,7 @@ static void test_wrap_many_times(void **state)
 			assert_int_equal(val(out[i]), next_out + i);
 		next_out += got;
 		fill -= got;
-		assert_int_equal(vz__spsc_empty(&r), fill == 0);
+		assert_int_equal(spsc_peek_empty(&r), fill == 0);
 	}
 	/* The slot array wrapped many times over. */
 	assert_true(next_out / 16 > 10000);
@@ -338,21 +338,21 @@ static void test_index_wrap_2_32(void **state)
 	atomic_store_explicit(&r.head, start, memory_order_relaxed);
 	r.head_cache = start;
 	r.tail_cache = start;
-	assert_true(vz__spsc_empty(&r));
-	assert_int_equal(vz__spsc_free_slots(&r), 8);
+	assert_true(spsc_peek_empty(&r));
+	assert_int_equal(spsc_peek_free(&r), 8);
 	for (int round = 0; round < 12; round++) {
 		for (uint32_t i = 0; i < 8; i++)
 			in[i] = item(seq + i);
 		assert_int_equal(vz__spsc_push_batch(&r, in, 8), 8);
 		seq += 8;
 		assert_int_equal(vz__spsc_push_batch(&r, in, 1), 0);
-		assert_int_equal(vz__spsc_free_slots(&r), 0);
+		assert_int_equal(spsc_peek_free(&r), 0);
 		assert_int_equal(vz__spsc_pop_batch(&r, out, 3), 3);
 		assert_int_equal(vz__spsc_pop_batch(&r, out + 3, 8), 5);
 		for (uint32_t i = 0; i < 8; i++)
 			assert_int_equal(val(out[i]), check + i);
 		check += 8;
-		assert_true(vz__spsc_empty(&r));
+		assert_true(spsc_peek_empty(&r));
 	}
 	/* We did cross zero. */
 	assert_true(atomic_load_explicit(&r.tail, memory_order_relaxed) < start);
@@ -368,7 +368,7 @@ int main(void)
 	    cmocka_unit_test(test_init_enomem),
 	    cmocka_unit_test(test_empty_pop),
 	    cmocka_unit_test(test_full_partial_push),
-	    cmocka_unit_test(test_free_slots_is_a_lower_bound),
+	    cmocka_unit_test(test_push_refreshes_stale_head),
 	    cmocka_unit_test(test_pop_smaller_than_available),
 	    cmocka_unit_test(test_fifo_across_wrap),
 	    cmocka_unit_test(test_wrap_many_times),
