@@ -39,7 +39,12 @@
  * limit; its vz_strerror() text names both limits). */
 #define VZ_POOL_MAX_PAYLOAD 256u
 
-/* Identifies a submitted job until its completion has been posted. Never 0. */
+/* Identifies a submitted job until its completion has been posted. Never 0.
+ * An id is (pool, record, 32-bit generation); records are reused in FIFO
+ * order over the pool's queue_capacity records, so an id is told apart from
+ * later jobs for 2^32 reuses of its record (queue_capacity * 2^32 jobs of
+ * that pool: 2^44 with the default 4096, months at 10^6 jobs/s); after that
+ * a cancel with a long-dead id could name a later job of the same actor. */
 typedef struct vz_job_id {
 	uint64_t id;
 } vz_job_id;

@@ -61,6 +61,7 @@ int vz__timers_init(struct vz__timers *t, uint64_t tick_ns, uint64_t now_ns)
 	t->nfree = 0;
 	t->live = 0;
 	t->chunk_allocs = 0;
+	t->retired = 0;
 	return 0;
 }
 
@@ -152,11 +153,20 @@ static void release(struct vz__timers *t, struct vz__timer_slot *s)
 	s->owner = NULL;
 	s->oprev = NULL;
 	s->state = SLOT_FREE;
-	if (++s->gen == 0)
-		s->gen = 1; /* handles are never 0 */
 	s->onext = NULL;
-	t->free_idx[t->nfree++] = s->index;
 	t->live--;
+	if (s->gen == UINT32_MAX) {
+		/* Every generation of this slot has been handed out: wrapping
+		 * to 1 would make the handles of its first lives valid again
+		 * (the free stack is LIFO, so one timer re-armed in a loop
+		 * cycles one slot: 2^32 arms is minutes, not years). The slot
+		 * stays off the free stack for good; its handles all fail the
+		 * state check. Its memory goes with its chunk at fini. */
+		t->retired++;
+		return;
+	}
+	s->gen++; /* every handle of the life that ended is stale */
+	t->free_idx[t->nfree++] = s->index;
 }
 
 int vz__timers_arm(struct vz__timers *t, struct vz__timer_owner *o, uint64_t now_ns,

@@ -10,8 +10,8 @@
  * threaded through the slots: taking one then does not wait for a load from
  * a cold slot, so back-to-back arms overlap their cache misses. A handle is (generation << 32 |
  * slot index); the generation changes every time a slot is released, so a handle that was cancelled
- * or delivered is stale forever (until the 32-bit generation of that one slot wraps, after 2^32 - 1
- * reuses).
+ * or delivered is stale forever: a slot whose last generation (UINT32_MAX) has ended is retired
+ * (never handed out again, counted in `retired`) rather than wrapped back to 1.
  *
  * Expiry protocol with the core:
  *   1. vz__timers_expire() calls `fire` for each due timer with its owner
@@ -67,6 +67,7 @@ struct vz__timers {
 	uint32_t nfree;
 	uint64_t live;	       /* slots not free */
 	uint64_t chunk_allocs; /* slab growth events (each is one malloc) */
+	uint64_t retired;      /* slots whose 2^32 - 1 generations are used up */
 };
 
 /* Initialise an empty table whose wheel ticks every `tick_ns` (see

@@ -153,6 +153,54 @@ static void test_delay_zero_and_reuse(void **state)
 	free(r);
 }
 
+/* A slot's generations never wrap: past its last generation the slot is
+ * retired, so no handle of an earlier life can name a later timer. Drives
+ * one slot through its last lives (setting its generation near the limit
+ * directly) and past them. */
+static void test_generation_exhausted_slot_retired(void **state)
+{
+	struct vz__timers t;
+	struct vz__timer_owner a;
+	uint64_t h, old[8];
+	unsigned nold = 0;
+	uint32_t idx;
+
+	(void)state;
+	assert_int_equal(vz__timers_init(&t, MS, SEC), 0);
+	vz__timer_owner_init(&a);
+	assert_int_equal(vz__timers_arm(&t, &a, SEC, 10 * MS, 0, 1, &h), 0);
+	idx = (uint32_t)h;
+	old[nold++] = h;
+	assert_int_equal(vz__timers_cancel(&t, &a, h), 0);
+	/* The slot is free now; jump to its last generations. */
+	t.chunks[idx / VZ__TIMERS_CHUNK][idx % VZ__TIMERS_CHUNK].gen = UINT32_MAX - 2;
+	for (unsigned i = 0; i < 3; i++) {
+		assert_int_equal(vz__timers_arm(&t, &a, SEC, 10 * MS, 0, 2, &h), 0);
+		assert_int_equal((uint32_t)h, idx); /* LIFO: the same slot */
+		assert_int_equal((uint32_t)(h >> 32), UINT32_MAX - 2 + i);
+		old[nold++] = h;
+		assert_int_equal(vz__timers_cancel(&t, &a, h), 0);
+	}
+	assert_int_equal(t.retired, 1);
+	/* Past the limit: the slot is never handed out again, and no handle
+	 * of any of its lives works, before or after other timers come and
+	 * go. */
+	for (unsigned i = 0; i < 16; i++) {
+		assert_int_equal(vz__timers_arm(&t, &a, SEC, 10 * MS, 0, 3, &h), 0);
+		assert_int_not_equal((uint32_t)h, idx);
+		for (unsigned k = 0; k < nold; k++) {
+			assert_true(old[k] != h);
+			assert_int_equal(vz__timers_cancel(&t, &a, old[k]), VZ_ESTALE);
+			assert_false(vz__timers_deliverable(&t, old[k]));
+		}
+		if (i % 2)
+			assert_int_equal(vz__timers_cancel(&t, &a, h), 0);
+	}
+	vz__timers_cancel_owner(&t, &a);
+	assert_int_equal(t.live, 0);
+	vz__timers_fini(&t);
+}
+
 static void test_owner_cancel(void **state)
 {
 	struct vz__timers t;
@@ -522,6 +570,7 @@ int main(void)
 	    cmocka_unit_test(test_arm_args),
 	    cmocka_unit_test(test_oneshot_protocol),
 	    cmocka_unit_test(test_delay_zero_and_reuse),
+	    cmocka_unit_test(test_generation_exhausted_slot_retired),
 	    cmocka_unit_test(test_owner_cancel),
 	    cmocka_unit_test(test_periodic_no_drift),
 	    cmocka_unit_test(test_cancel_inside_fire),
