@@ -83,10 +83,13 @@ VZ_API const char *vz_runtime_backend_reason(const vz_runtime *rt);
  * first shard has created its ring. Any thread. */
 VZ_API const char *vz_runtime_backend_flags(const vz_runtime *rt);
 
-/* CPU the runtime pinned the shard's thread to, or VZ_ENOSHARD. -1 for every
- * embedded shard: it runs on the thread that polls it, whose affinity is
- * the embedder's (the runtime never changes it; a cpu named in the shard's
- * config is only kept free of other shards and workers). Any thread. */
+/* CPU the runtime pinned the shard's thread to, or VZ_ENOSHARD (also for a
+ * NULL rt). -1 for every embedded shard: it runs on the thread that polls
+ * it, whose affinity is the embedder's (the runtime never changes it; a cpu
+ * named in the shard's config is only kept free of other shards and
+ * workers). -1 also for a shard whose thread could not be pinned (a
+ * declared topology naming a CPU this machine lacks, or the affinity mask
+ * changed): it runs unpinned and a warning went to cfg.log. Any thread. */
 VZ_API int vz_runtime_shard_cpu(const vz_runtime *rt, unsigned shard);
 
 /* The CPUs reserved for the embedder (vz_config.reserve_count or

@@ -336,6 +336,11 @@ struct vz__shard {
 	_Atomic uint64_t round_moved;
 	_Atomic uint64_t round_taken;
 	_Atomic uint32_t phase; /* enum vz__shard_phase, written by the stopper */
+	/* The shard's thread could not be pinned to `cpu` (runtime.c pin()):
+	 * stored once by that thread at start (release), read by
+	 * vz_runtime_shard_cpu() on any thread (acquire). Written once, so it
+	 * shares this cold line. */
+	_Atomic bool unpinned;
 
 	/* Embedded shards: who may run this shard's turns. NULL until claimed;
 	 * then, for good, either the vz__thread_token() of the embedder's

@@ -65,7 +65,50 @@ int vz__runtime_shard_cpu(const vz_runtime *rt, unsigned shard)
 {
 	if (!rt || shard >= rt->nshards)
 		return VZ_ENOSHARD;
-	return rt->shards[shard]->embedded ? -1 : rt->shards[shard]->cpu;
+	if (rt->shards[shard]->embedded ||
+	    /* Acquire: pairs with the release in pin(). */
+	    atomic_load_explicit(&rt->shards[shard]->unpinned, memory_order_acquire))
+		return -1;
+	return rt->shards[shard]->cpu;
+}
+
+/* A declared topology (vz_config.topology) replaces detection for
+ * placement, so validation checks CPUs against it, not the machine. Fine
+ * for veloz-topo showing a plan for another machine; a runtime, though,
+ * pins threads there, so every declared CPU must be one this process may
+ * run on. 0, VZ_ECONFIG with the node and CPU in err, or VZ_EIO. */
+static int declared_cpus_exist(const struct vz__topology *t, vz_config_error *err)
+{
+	struct vz__topology *real;
+	char set[256];
+	int rc = 0;
+
+	if (!t->declared)
+		return 0;
+	real = malloc(sizeof *real);
+	if (!real || vz__topo_detect(real) < 0) {
+		free(real);
+		vz__config_error(err, "", 0, "", "cannot read the machine's topology");
+		return VZ_EIO;
+	}
+	for (unsigned n = 0; n < t->nnodes && rc == 0; n++) {
+		for (unsigned c = 0; c < VZ_MAX_CPUS; c++) {
+			char key[32];
+
+			if (!vz_cpuset_has(&t->node_cpus[n], c) || vz_cpuset_has(&real->allowed, c))
+				continue;
+			snprintf(key, sizeof key, "topology.node.%u", n);
+			vz__cpuset_format(&real->allowed, set, sizeof set);
+			vz__config_error(err, "", 0, key,
+					 "CPU %u is declared but this process cannot run on it "
+					 "(allowed: %s); a runtime pins threads to declared CPUs",
+					 c, set);
+			rc = VZ_ECONFIG;
+			break;
+		}
+	}
+	free(real);
+	return rc;
 }
 
 static void runtime_free(vz_runtime *rt)
@@ -148,6 +191,9 @@ VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 		vz__config_error(&err, "", 0, "", "cannot read the machine's topology");
 		goto fail;
 	}
+	rc = declared_cpus_exist(&rt->topo, &err);
+	if (rc < 0)
+		goto fail;
 	rc = vz__plan_shards(&rt->cfg, &rt->topo, cpus, &n, &err);
 	if (rc < 0)
 		goto fail;
@@ -229,17 +275,34 @@ static void gate_report(struct start_gate *g, int rc)
 	pthread_mutex_unlock(&g->lock);
 }
 
-static void pin(int cpu)
+/* Pin the calling shard thread to sh->cpu and name it "vz-shard<id>" (so
+ * top -H and perf show which thread is which shard). Validation refused
+ * CPUs the process may not use, but a declared topology (tests, containers
+ * that hide NUMA) may name CPUs this machine lacks, and the mask can
+ * change under us: then the shard runs unpinned, says so through the log
+ * hook, and vz_runtime_shard_cpu() reports -1 rather than a CPU it does
+ * not run on. */
+static void pin(struct vz__shard *sh)
 {
+	char name[16];
 	cpu_set_t set;
+	int rc;
 
-	if (cpu < 0)
+	snprintf(name, sizeof name, "vz-shard%u", sh->id);
+	pthread_setname_np(pthread_self(), name);
+	if (sh->cpu < 0)
 		return;
 	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	/* Best effort: a CPU outside our mask was refused by validation, so
-	 * failure here means the mask changed under us; run unpinned. */
-	pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+	CPU_SET(sh->cpu, &set);
+	rc = pthread_setaffinity_np(pthread_self(), sizeof set, &set);
+	if (rc == 0)
+		return;
+	/* Release: pairs with the acquire in vz__runtime_shard_cpu(), which
+	 * may run on any thread while start is still under way. */
+	atomic_store_explicit(&sh->unpinned, true, memory_order_release);
+	vz__log(&sh->rt->cfg, VZ_LOG_WARNING,
+		"shard %u: cannot pin its thread to CPU %d (%s); it runs unpinned", sh->id, sh->cpu,
+		strerror(rc));
 }
 
 static void *shard_thread(void *p)
@@ -248,7 +311,7 @@ static void *shard_thread(void *p)
 	struct vz__shard *sh = ta->sh;
 	int rc;
 
-	pin(sh->cpu);
+	pin(sh);
 	/* The backend is created on the thread that will use it (io_uring
 	 * SINGLE_ISSUER). */
 	rc = vz__shard_start_io(sh);

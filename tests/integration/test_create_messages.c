@@ -333,6 +333,43 @@ static void test_reserved_cpu_hosts_no_runtime_thread(void **state)
 	assert_int_equal(vz_runtime_reserved_cpus(NULL, &reserved), VZ_EINVAL);
 }
 
+/* A declared topology may describe another machine for veloz-topo, but a
+ * runtime pins threads to its CPUs: create refuses a declared CPU this
+ * process cannot run on, naming the node and the CPU, instead of starting
+ * shards and workers that silently run unpinned. */
+static void test_declared_cpu_missing_refused(void **state)
+{
+	vz_cpuset allowed = allowed_cpus();
+	vz_config_error why;
+	vz_runtime *rt = NULL;
+	vz_config cfg;
+	unsigned absent = 0;
+
+	(void)state;
+	while (absent < VZ_MAX_CPUS && vz_cpuset_has(&allowed, absent))
+		absent++;
+	assert_true(absent < VZ_MAX_CPUS);
+	hooked_config(&cfg);
+	cfg.nshards = 1;
+	cfg.topology.nnodes = 1;
+	vz_cpuset_zero(&cfg.topology.node_cpus[0]);
+	vz_cpuset_set(&cfg.topology.node_cpus[0], absent);
+	cfg.create_error = &why;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), VZ_ECONFIG);
+	assert_null(rt);
+	assert_string_equal(why.key, "topology.node.0");
+	assert_non_null(strstr(why.message, "cannot run on it"));
+
+	/* The same topology with CPUs the process has is accepted. */
+	vz_cpuset_zero(&cfg.topology.node_cpus[0]);
+	vz_cpuset_set(&cfg.topology.node_cpus[0], (unsigned)nth_cpu(&allowed, 0));
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_runtime_shard_cpu(rt, 0), nth_cpu(&allowed, 0));
+	assert_int_equal(vz_runtime_stop(rt), 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -340,6 +377,7 @@ int main(void)
 	    cmocka_unit_test(test_no_warning_when_disjoint),
 	    cmocka_unit_test(test_fallback_notice_through_hook),
 	    cmocka_unit_test(test_reserved_cpu_hosts_no_runtime_thread),
+	    cmocka_unit_test(test_declared_cpu_missing_refused),
 	};
 	int ret;
 
