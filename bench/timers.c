@@ -35,6 +35,18 @@
  *                design); libuv keeps ms-truncated time and may fire up to
  *                1 ms early.
  *   busy-loop-tick10us  the same for veloz with a 10 us tick.
+ *   busy-shard-<backend>  the whole runtime: one shard (CPU 1), default
+ *                1 ms tick, where one actor floods itself (64 self-sends in
+ *                flight, re-sent from receive, endless) and another actor
+ *                arms one-shot timers of 50 us, 200 us and 1 ms in turn
+ *                (N = 600, --quick 150 per repetition), the next armed when
+ *                the last arrives: lateness_* = the receiving actor's clock
+ *                read when the expiry message arrives minus its deadline.
+ *                impl veloz runs with the default runtime.turn_budget_us;
+ *                variant busy-shard-<backend>-nobudget with
+ *                turn_budget_us = 0 (the turn bounded by counts only: 256
+ *                actor runs x 64 messages). Lateness stays tick-bound (up to
+ *                1 ms) either way; the budget removes the rest.
  * Ratios: "ratio_vs_<impl>_<metric>" = median over repetitions of
  * other/veloz per pair (> 1: veloz is faster/lower).
  *
@@ -44,6 +56,7 @@
  *   build-bench --target bench_timers && build-bench/bench/bench_timers [--quick]
  */
 #include "bench.h"
+#include "bench_rt.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -724,6 +737,151 @@ static void variant_busy(const char *variant, uint64_t tick_ns, bool others)
 	fire_table = &vt;
 }
 
+/* ---- variant busy-shard ------------------------------------------------- */
+
+enum { BS_FLOOD = VZ_MSG_USER, BS_GO };
+
+#define BS_DEPTH 64 /* self-sends in flight: a full batch per run */
+
+static const uint64_t bs_delays[3] = {50000, 200000, MS};
+
+struct bs_run {
+	struct bench_hist *h; /* written by the shard thread until `done` */
+	uint64_t n, armed, early;
+	_Atomic int done;
+};
+
+static struct bs_run bs;
+
+static void bs_flood_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	(void)state;
+	(void)m;
+	/* refused only once the runtime stops */
+	(void)vz_send(self, vz_self(self), BS_FLOOD, NULL, 0);
+}
+
+static const vz_actor_spec bs_flood_spec = {.name = "flood", .receive = bs_flood_receive};
+
+static void bs_arm(vz_actor *self)
+{
+	if (vz_timer_arm(self, bs_delays[bs.armed % 3], 0, 0, NULL) != 0)
+		abort();
+	bs.armed++;
+}
+
+static void bs_timed_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	vz_timer_event ev;
+	uint64_t now;
+
+	(void)state;
+	if (vz_msg_type(m) == BS_GO) {
+		bs_arm(self);
+		return;
+	}
+	if (vz_msg_type(m) != VZ_MSG_TIMER)
+		return;
+	now = bench_now_ns();
+	memcpy(&ev, vz_msg_data(m), sizeof ev);
+	if (now < ev.deadline_ns) {
+		bs.early++;
+		bench_hist_record(bs.h, 0);
+	} else {
+		bench_hist_record(bs.h, now - ev.deadline_ns);
+	}
+	if (bs.armed < bs.n) {
+		bs_arm(self);
+		return;
+	}
+	/* Release: pairs with the main thread's acquire wait; the histogram
+	 * is complete. */
+	atomic_store_explicit(&bs.done, 1, memory_order_release);
+}
+
+static const vz_actor_spec bs_timed_spec = {.name = "timed", .receive = bs_timed_receive};
+
+/* One repetition: a fresh runtime, the flood, n timers. Fills bs.h. */
+static bool bs_rep(vz_backend_kind be, bool budget, uint64_t n)
+{
+	struct bench_rt_opts o = {.backend = be,
+				  .nshards = 1,
+				  .cpu = {bench_ncpus() > 1 ? 1 : 0},
+				  .quiet = true,
+				  .no_turn_budget = !budget};
+	vz_runtime *rt;
+	vz_ref f, t;
+	bool ok;
+
+	bench_hist_reset(bs.h);
+	bs.n = n;
+	bs.armed = 0;
+	bs.early = 0;
+	atomic_store_explicit(&bs.done, 0, memory_order_relaxed);
+	if (bench_rt_create(&o, &rt) < 0)
+		return false;
+	if (vz_spawn(rt, 0, &bs_flood_spec, NULL, &f) < 0 ||
+	    vz_spawn(rt, 0, &bs_timed_spec, NULL, &t) < 0 || bench_rt_start(rt) < 0) {
+		bench_rt_destroy(rt);
+		return false;
+	}
+	for (int i = 0; i < BS_DEPTH; i++)
+		vz_post(rt, f, BS_FLOOD, NULL, 0);
+	vz_post(rt, t, BS_GO, NULL, 0);
+	ok = bench_wait_flag(&bs.done, 60.0);
+	bench_rt_destroy(rt);
+	if (!ok)
+		fprintf(stderr, "timers: busy-shard: the timers did not finish\n");
+	return ok;
+}
+
+static void variant_busy_shard(void)
+{
+	uint64_t n = bench_size(600, 150);
+
+	bs.h = bench_hist_create();
+	if (!bs.h)
+		abort();
+	for (int b = 0; b < 2; b++) {
+		vz_backend_kind be = bench_backends[b];
+		char v[2][64];
+		struct bench_lat l[2];
+		struct bench_series early_s[2];
+
+		snprintf(v[0], sizeof v[0], "busy-shard-%s", bench_backend_name(be));
+		snprintf(v[1], sizeof v[1], "busy-shard-%s-nobudget", bench_backend_name(be));
+		if (!bench_variant_enabled(v[0]) && !bench_variant_enabled(v[1]))
+			continue;
+		if (!bench_rt_backend_ok(be))
+			continue;
+		for (int k = 0; k < 2; k++) {
+			bench_lat_init(&l[k], "timers", v[k], "veloz", "lateness", "ns");
+			bench_series_init(&early_s[k], "timers", v[k], "veloz", "early_fires",
+					  "count");
+		}
+		/* budget on, budget off, alternating, after one warm-up pair */
+		for (int rep = -1; rep < bench_opts.reps; rep++)
+			for (int k = 0; k < 2; k++) {
+				if (!bs_rep(be, k == 0, n))
+					exit(1);
+				if (bs.early) {
+					fprintf(stderr, "timers: %s fired %llu timers early\n",
+						v[k], (unsigned long long)bs.early);
+					exit(1);
+				}
+				if (rep < 0)
+					continue;
+				bench_lat_add(&l[k], bs.h);
+				bench_series_add(&early_s[k], (double)bs.early);
+			}
+		for (int k = 0; k < 2; k++) {
+			bench_lat_emit(&l[k]);
+			bench_emit_series(&early_s[k]);
+		}
+	}
+	bench_hist_destroy(bs.h);
+}
+
 int main(int argc, char **argv)
 {
 	uint64_t nmax;
@@ -772,6 +930,7 @@ int main(int argc, char **argv)
 	}
 	variant_busy("busy-loop", MS, true);
 	variant_busy("busy-loop-tick10us", 10000, false);
+	variant_busy_shard();
 
 	vz__timers_fini(&vt);
 	timer_heap_fini(&th);

@@ -34,6 +34,7 @@ struct bench_rt_opts {
 	vz_idle_policy idle_policy; /* default VZ_IDLE_SPIN_THEN_SLEEP (0) */
 	uint32_t idle_spin_us;	    /* 0 = the runtime default */
 	bool quiet;		    /* do not print placement (printed once anyway) */
+	bool no_turn_budget;	    /* runtime.turn_budget_us = 0 (counts only) */
 };
 
 /*
@@ -56,6 +57,8 @@ static inline int bench_rt_create(const struct bench_rt_opts *o, vz_runtime **ou
 	cfg.idle_policy = o->idle_policy;
 	if (o->idle_spin_us)
 		cfg.idle_spin_us = o->idle_spin_us;
+	if (o->no_turn_budget)
+		cfg.turn_budget_us = 0;
 	for (unsigned i = 0; i < o->nshards && i < 8; i++)
 		cfg.shards[i].cpu = bench_cpu(o->cpu[i]);
 	/* The run's CPUs, not the (pinned) calling thread's mask. */

@@ -113,7 +113,8 @@ typedef enum vz_log_level {
  * runtime that logs. */
 typedef void (*vz_log_fn)(vz_log_level level, const char *text, void *user);
 
-#define VZ_OUTBOX_LIMIT_DEFAULT 65536u /* vz_config.outbox_limit when 0 */
+#define VZ_OUTBOX_LIMIT_DEFAULT	  65536u /* vz_config.outbox_limit when 0 */
+#define VZ_TURN_BUDGET_US_DEFAULT 50u	 /* vz_config.turn_budget_us of vz_config_default() */
 
 typedef struct vz_config {
 	uint32_t nshards;		       /* 0 = one per allowed CPU */
@@ -157,6 +158,17 @@ typedef struct vz_config {
 	 * CPU is refused. vz_runtime_reserved_cpus() tells which CPUs they are. */
 	uint32_t reserve_count;
 	vz_cpuset reserve_cpus;
+	/* Time budget of one loop turn for running actors, in µs (INI
+	 * runtime.turn_budget_us, 0..1000000): once a turn has run actors
+	 * this long, the shard stops starting actor runs and expires timers,
+	 * drains its inbox and rings and flushes its outgoing batches before
+	 * running the remaining ready actors, in order. The clock is read
+	 * every 64 messages, so a turn can overrun by up to 64 messages plus
+	 * one actor run (`batch` messages). 0 = bounded by the counts
+	 * (batch, actors_per_turn) only; vz_config_default() gives
+	 * VZ_TURN_BUDGET_US_DEFAULT. A config filled by hand without
+	 * vz_config_default() has 0 here. */
+	uint32_t turn_budget_us;
 } vz_config;
 
 /* Fill cfg with defaults: one shard per CPU in the process affinity mask,

@@ -2,8 +2,21 @@
 /*
  * Timers owned by an actor, kept in its shard's hierarchical timer wheel.
  * Expiry is a VZ_MSG_TIMER message to the owner carrying a vz_timer_event.
- * A timer fires no earlier than its deadline and at most one tick after it
- * (plus loop latency). Stopping an actor cancels its timers.
+ * Stopping an actor cancels its timers.
+ *
+ * Precision: a timer never fires before its deadline (fired_ns >=
+ * deadline_ns). It fires (the wheel finds it due and queues its message)
+ * at most one wheel tick (runtime.timer_tick_us, default 1000 us) plus one
+ * loop turn after the deadline, and a loop turn spends at most
+ * runtime.turn_budget_us (default 50 us) running actors, overrun by at most
+ * 64 messages plus one actor run of `batch` messages. With the defaults
+ * that is about 1 ms + 50 us late at most, on a shard that is not blocked
+ * inside an actor's receive (a receive that runs long delays everything on
+ * its shard) and not preempted by the OS. With turn_budget_us = 0 the turn
+ * is bounded by counts only (actors_per_turn runs of up to batch messages,
+ * 16,384 messages by default) and a busy shard can make timers that much
+ * later. The expiry message then waits in the owner's mailbox behind what
+ * is already there, like any other message.
  */
 #ifndef VELOZ_TIMER_H
 #define VELOZ_TIMER_H
@@ -29,7 +42,11 @@ typedef struct vz_timer_event {
 /* Arm a timer `delay_ns` from now; period_ns > 0 makes it periodic without
  * drift (next deadline = previous deadline + period; periods the loop was
  * too late for are skipped, keeping the phase). From the owning actor only.
- * Errors: VZ_EINVAL (NULL self or out, or now + delay overflows),
+ * `out` receives the handle for vz_timer_cancel(); it may be NULL for a
+ * fire-and-forget timer, which cannot be cancelled by hand but is
+ * cancelled, like every timer of the actor, when the actor stops (a
+ * periodic one then runs until that stop). On error *out is unchanged.
+ * Errors: VZ_EINVAL (NULL self, or now + delay overflows),
  * VZ_EWRONGTHREAD (not on the actor's home shard thread), VZ_ESTALE (the
  * actor has stopped), VZ_ENOMEM. */
 VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, uint64_t tag,

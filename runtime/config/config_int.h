@@ -44,6 +44,7 @@ enum vz__cfg_field {
 	VZ__F_POOL_NODES,
 	VZ__F_TOPO_NODES,
 	VZ__F_RESERVE, /* reserve_count or reserve_cpus (one key) */
+	VZ__F_TURN_BUDGET_US,
 	VZ__F_COUNT
 };
 
@@ -174,6 +175,7 @@ int vz__config_check_shard(const vz_config *cfg, const struct vz__config_src *sr
 #define VZ__RING_MAX	     (1u << 20)
 #define VZ__BATCH_MAX	     65536u
 #define VZ__OUTBOX_MAX	     (1u << 24)
+#define VZ__BUDGET_US_MAX    1000000u /* runtime.turn_budget_us */
 #define VZ__POOL_WORKERS_MAX 1024u
 #define VZ__POOL_QCAP_MIN    2u
 #define VZ__POOL_QCAP_MAX    (1u << 24)

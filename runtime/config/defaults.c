@@ -43,5 +43,6 @@ VZ_API int vz_config_default(vz_config *cfg)
 	cfg->log_user = NULL;
 	cfg->reserve_count = 0; /* no CPU kept for the embedder */
 	vz_cpuset_zero(&cfg->reserve_cpus);
+	cfg->turn_budget_us = VZ_TURN_BUDGET_US_DEFAULT;
 	return 0;
 }

@@ -34,6 +34,7 @@ static const char *const field_keys[VZ__F_COUNT] = {
     [VZ__F_POOL_NODES] = "pool.nodes",
     [VZ__F_TOPO_NODES] = "topology.nodes",
     [VZ__F_RESERVE] = "runtime.reserve_cpus",
+    [VZ__F_TURN_BUDGET_US] = "runtime.turn_budget_us",
 };
 
 const char *vz__config_field_key(enum vz__cfg_field f)

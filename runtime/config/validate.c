@@ -84,6 +84,9 @@ bool vz__config_field_range(enum vz__cfg_field f, uint32_t *lo, uint32_t *hi)
 	case VZ__F_OUTBOX_LIMIT:
 		l = 0, h = VZ__OUTBOX_MAX;
 		break;
+	case VZ__F_TURN_BUDGET_US: /* 0 = counts only */
+		l = 0, h = VZ__BUDGET_US_MAX;
+		break;
 	default:
 		return false;
 	}
@@ -137,6 +140,8 @@ int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *sr
 		return check_field(src, f, cfg->send_batch, err);
 	case VZ__F_OUTBOX_LIMIT: /* 0 = default */
 		return check_field(src, f, cfg->outbox_limit, err);
+	case VZ__F_TURN_BUDGET_US: /* 0 = counts only */
+		return check_field(src, f, cfg->turn_budget_us, err);
 	case VZ__F_POOL_WORKERS:
 		return check_field(src, f, cfg->pool.workers_per_node, err);
 	case VZ__F_POOL_QUEUE_CAPACITY:

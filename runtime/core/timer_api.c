@@ -17,18 +17,20 @@ VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, u
 			vz_timer *out)
 {
 	struct vz__shard *sh;
+	uint64_t id;
 	int rc = check_owner(self);
 
 	if (rc < 0)
 		return rc;
-	if (!out)
-		return VZ_EINVAL;
 	sh = self->shard;
 	/* A fresh clock read: the cached one may be a turn old, and a
 	 * deadline computed from it could fire early. */
 	sh->now_ns = vz__clock_ns();
-	rc = vz__timers_arm(&sh->timers, &self->timers, sh->now_ns, delay_ns, period_ns, tag,
-			    &out->id);
+	rc = vz__timers_arm(&sh->timers, &self->timers, sh->now_ns, delay_ns, period_ns, tag, &id);
+	/* out NULL: fire and forget. The timer is still the actor's, in its
+	 * owner list, so stopping the actor cancels it like any other. */
+	if (rc == 0 && out)
+		out->id = id;
 	/* Best effort: the reserve only matters if memory runs out later. */
 	if (rc == 0 && sh->timer_reserve_n == 0)
 		vz__timer_reserve_fill(sh, true);

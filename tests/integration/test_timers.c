@@ -6,7 +6,9 @@
  * before expiry, from inside the handler, and on a timer whose expiry is
  * already queued (the message is dropped); stopping an actor cancels its
  * timers; a shard whose only work is a far timer sleeps instead of
- * spinning; misuse (another thread, NULL arguments) is refused. The
+ * spinning; a timer armed without a handle (NULL out) fires, and is
+ * cancelled when its actor stops; misuse (another thread, NULL actor) is
+ * refused. The
  * one-shot and periodic cases also run with a 100 us wheel tick.
  *
  * Checks made inside actors run on shard threads, where a cmocka failure
@@ -705,6 +707,97 @@ static void test_idle_timer_sleeps(void **st)
 	assert_true(turns * 10 < spin_turns);
 }
 
+/* ---- fire and forget: vz_timer_arm() with no handle ----------------------- */
+
+enum { TAG_FORGET_FIRST = 7, TAG_FORGET_ONESHOT, TAG_FORGET_PERIODIC };
+
+static atomic_int forget_fired; /* TAG_FORGET_FIRST deliveries */
+
+/* Arms a handle-less one-shot; when it fires, arms a handle-less one-shot
+ * and a handle-less periodic timer and stops itself: stopping must cancel
+ * both, though no handle to them exists. */
+static void forget_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	vz_timer_event ev;
+
+	(void)state;
+	if (vz_msg_type(m) == MSG_GO) {
+		CHECK(vz_timer_arm(self, 1 * MS, 0, TAG_FORGET_FIRST, NULL) == 0);
+		return;
+	}
+	if (vz_msg_type(m) != VZ_MSG_TIMER)
+		return;
+	ev = read_event(m);
+	CHECK(ev.tag == TAG_FORGET_FIRST);
+	if (ev.tag != TAG_FORGET_FIRST)
+		return;
+	CHECK(ev.timer.id != 0);
+	/* a one-shot's handle is stale once delivered, given or not */
+	CHECK(vz_timer_cancel(self, ev.timer) == VZ_ESTALE);
+	CHECK(vz_timer_arm(self, 30 * MS, 0, TAG_FORGET_ONESHOT, NULL) == 0);
+	CHECK(vz_timer_arm(self, 5 * MS, 5 * MS, TAG_FORGET_PERIODIC, NULL) == 0);
+	CHECK(vz_stop(vz_actor_runtime(self), vz_self(self)) == 0);
+	/* Release: pairs with the test thread's acquire wait. */
+	atomic_fetch_add_explicit(&forget_fired, 1, memory_order_release);
+}
+
+static const vz_actor_spec forget_spec = {
+    .name = "forget",
+    .receive = forget_receive,
+};
+
+/* Same shard as the forgetful actor: after both of its dropped timers'
+ * first deadlines (30 ms, 5 ms), only this watcher's timer fired since. */
+struct forget_watch {
+	uint64_t fired_before;
+};
+
+static void forget_watch_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct forget_watch *w = state;
+
+	if (vz_msg_type(m) == MSG_GO) {
+		w->fired_before = shard_timers_fired(self);
+		CHECK(vz_timer_arm(self, 100 * MS, 0, 0, NULL) == 0);
+		return;
+	}
+	if (vz_msg_type(m) != VZ_MSG_TIMER)
+		return;
+	CHECK(shard_timers_fired(self) == w->fired_before + 1);
+	atomic_store_explicit(&done, 1, memory_order_release);
+}
+
+static const vz_actor_spec forget_watch_spec = {
+    .name = "forget_watch",
+    .state_size = sizeof(struct forget_watch),
+    .receive = forget_watch_receive,
+};
+
+static void test_fire_and_forget(void **st)
+{
+	vz_runtime *rt = make_rt(2, 0, VZ_IDLE_SPIN_THEN_SLEEP);
+	vz_ref a, w;
+	vz_shard_stats s;
+
+	(void)st;
+	atomic_store(&forget_fired, 0);
+	assert_int_equal(vz_spawn(rt, 1, &forget_spec, NULL, &a), 0);
+	assert_int_equal(vz_spawn(rt, 1, &forget_watch_spec, NULL, &w), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_post(rt, a, MSG_GO, NULL, 0), 0);
+	/* it fires */
+	assert_true(vz_test_wait_flag((volatile int *)&forget_fired, NEVER_S));
+	assert_no_fails();
+	/* the actor has stopped (it stops when that receive returns): its
+	 * two handle-less timers must never fire */
+	assert_int_equal(vz_post(rt, w, MSG_GO, NULL, 0), 0);
+	wait_done(NEVER_S);
+	assert_int_equal(atomic_load(&forget_fired), 1);
+	assert_int_equal(vz_stats_shard(rt, 1, &s), 0);
+	assert_int_equal(s.timers_fired, 2); /* TAG_FORGET_FIRST and the watcher's */
+	finish(rt);
+}
+
 /* ---- misuse: wrong thread, NULL ------------------------------------------ */
 
 /* The actor publishes its own vz_actor* so the test can misuse it from
@@ -727,7 +820,6 @@ static void misuse_receive(vz_actor *self, void *state, const vz_msg *m)
 
 	switch (vz_msg_type(m)) {
 	case MSG_GO:
-		CHECK(vz_timer_arm(self, 10 * MS, 0, 0, NULL) == VZ_EINVAL);
 		CHECK(vz_timer_arm(NULL, 10 * MS, 0, 0, &dummy) == VZ_EINVAL);
 		CHECK(vz_timer_cancel(NULL, (vz_timer){1}) == VZ_EINVAL);
 		CHECK(vz_timer_cancel(self, (vz_timer){0}) == VZ_ESTALE);
@@ -846,6 +938,7 @@ int main(void)
 	    cmocka_unit_test(test_stop_cancels_timers),
 	    cmocka_unit_test(test_idle_timer_sleeps),
 	    cmocka_unit_test(test_wrong_thread_and_null),
+	    cmocka_unit_test(test_fire_and_forget),
 	    cmocka_unit_test(test_runtime_stop_with_armed_timers),
 	};
 

@@ -161,6 +161,7 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg.actors_per_turn, 256);
 	assert_int_equal(cfg.send_batch, 32);
 	assert_int_equal(cfg.outbox_limit, VZ_OUTBOX_LIMIT_DEFAULT);
+	assert_int_equal(cfg.turn_budget_us, VZ_TURN_BUDGET_US_DEFAULT);
 	assert_int_equal(cfg.pool.workers_per_node, 0);
 	assert_int_equal(cfg.pool.queue_capacity, 4096);
 	assert_int_equal(cfg.pool.overload, VZ_POOL_REJECT);
@@ -204,6 +205,7 @@ static void test_every_key(void **state)
 			   "actors_per_turn = 100\n"
 			   "send_batch = 8\n"
 			   "outbox_limit = 100\n"
+			   "turn_budget_us = 0\n"
 			   "allow_shared_cpus = false\n"
 			   "[shard.0]\n"
 			   "cpu = 3\n"
@@ -231,6 +233,7 @@ static void test_every_key(void **state)
 	assert_int_equal(cfg.actors_per_turn, 100);
 	assert_int_equal(cfg.send_batch, 8);
 	assert_int_equal(cfg.outbox_limit, 100);
+	assert_int_equal(cfg.turn_budget_us, 0);
 	assert_false(cfg.allow_shared_cpus);
 	assert_int_equal(cfg.shards[0].cpu, 3);
 	assert_int_equal(cfg.shards[0].ring_entries, 64);
@@ -671,6 +674,9 @@ static void test_out_of_range(void **state)
 	expect_refused("[runtime]\nsend_batch = 0\n", 2, "runtime.send_batch", "out of range");
 	expect_refused("[runtime]\noutbox_limit = 16777217\n", 2, "runtime.outbox_limit",
 		       "out of range 0..16777216");
+	expect_refused("[runtime]\nturn_budget_us = 1000001\n", 2, "runtime.turn_budget_us",
+		       "out of range 0..1000000");
+	expect_refused("[runtime]\nturn_budget_us = -1\n", 2, "runtime.turn_budget_us", "");
 	expect_refused("[runtime]\nidle_spin_us = 1000001\n", 2, "runtime.idle_spin_us",
 		       "out of range 0..1000000");
 	expect_refused("[runtime]\nshards = 300\n", 2, "runtime.shards",
