@@ -46,7 +46,9 @@ typedef enum vz_pool_overload {
 	VZ_POOL_SPILL,	    /* try the other nodes' pools before refusing */
 } vz_pool_overload;
 
-/* Per-shard settings; zero/negative fields mean "use the runtime default". */
+/* Per-shard settings. ring_entries 0 means "use the runtime default";
+ * cpu -1 means "place automatically" (vz_config_default() sets it), and 0 is
+ * CPU 0, not a default. */
 /* Embedded shards run on whichever of the embedder's threads polls them;
  * the runtime never sets that thread's affinity. Their `cpu` therefore
  * pins nothing: -1 reserves no CPU (auto placement and pool workers use it
@@ -183,20 +185,25 @@ VZ_API int vz_config_default(vz_config *cfg);
 /* Load an INI file into cfg (which should already hold defaults), then apply
  * VZ_* environment overrides, then validate. On failure returns VZ_ECONFIG
  * (or VZ_ENOENT if the file cannot be opened) and describes the first
- * problem in *err when err is non-NULL; cfg may be partly filled. Never exits
- * the process. Any thread. */
+ * problem in *err when err is non-NULL; cfg may be partly filled; VZ_EINVAL
+ * for a NULL cfg or path. Never exits the process. Any thread. */
 VZ_API int vz_config_load(vz_config *cfg, const char *path, vz_config_error *err);
 
 /* Apply VZ_SHARDS, VZ_CPUS, VZ_BACKEND, VZ_IDLE, VZ_SPIN_US, VZ_TICK_US,
  * VZ_RING_ENTRIES, VZ_RESERVE_CPUS overrides to cfg (values as the INI keys
  * in tools/README.md; enumerated values such as VZ_BACKEND=auto|io_uring|epoll
- * ignore case). Returns VZ_ECONFIG with *err filled for a malformed value.
+ * ignore case). Returns VZ_ECONFIG with *err filled for a malformed value,
+ * VZ_EINVAL for a NULL cfg. vz_runtime_create() reads none of these except
+ * VZ_BACKEND: a program that wants the operator's VZ_* settings calls this
+ * (or vz_config_load()) before create, as the README's example does, and
+ * only then does veloz-topo's view of the environment match the program.
  * Any thread. */
 VZ_API int vz_config_apply_env(vz_config *cfg, vz_config_error *err);
 
 /* Check cfg against the machine (CPUs online and allowed, powers of two,
  * ranges, nodes that exist, reserved CPUs allowed with one left for
- * shards). 0 or VZ_ECONFIG with *err filled. Any thread. */
+ * shards). 0 or VZ_ECONFIG with *err filled; VZ_EINVAL for a NULL cfg.
+ * Any thread. */
 VZ_API int vz_config_validate(const vz_config *cfg, vz_config_error *err);
 
 /* Write *e as one line the way compilers do, "file:line: key: reason"

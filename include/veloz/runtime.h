@@ -43,7 +43,8 @@ VZ_API int vz_runtime_start(vz_runtime *rt);
  * or dead-lettered, timers are cancelled, runtime threads are joined.
  * Bounded: actors get no new messages once stop begins (sends return
  * VZ_ESTOPPED). A second call changes nothing and returns VZ_ESTATE, as
- * does a call while another thread is stopping.
+ * does a call while another thread is stopping, or before
+ * vz_runtime_start() (a runtime never started is simply destroyed).
  *
  * Any thread that is not running a shard of rt (from inside an actor or a
  * vz_shard_poll() call: VZ_EWRONGTHREAD). That includes the embedder's
