@@ -32,30 +32,7 @@ enum { MSG_GO = VZ_MSG_USER, MSG_GO2, MSG_PROBE };
 
 /* ---- failures recorded on shard threads -------------------------------- */
 
-static atomic_int fails;
-static char fail_text[256];
-
-static void record_fail(int line, const char *what)
-{
-	/* The first failure writes the text; the test thread reads it after
-	 * an acquire load of `fails` (pairs with this acq_rel add). */
-	if (atomic_fetch_add_explicit(&fails, 1, memory_order_acq_rel) == 0)
-		snprintf(fail_text, sizeof fail_text, "line %d: %s", line, what);
-}
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			record_fail(__LINE__, #cond);                                              \
-	} while (0)
-
-/* Fail the current test if any shard-thread check failed. Test thread. */
-static void assert_no_fails(void)
-{
-	if (atomic_load_explicit(&fails, memory_order_acquire))
-		fail_msg("%d check(s) failed on a shard thread, first at %s", atomic_load(&fails),
-			 fail_text);
-}
+#define CHECK(cond) VZ_TEST_CHECK(cond)
 
 /* Set by an actor when its scenario is over; waited for by the test. */
 static atomic_int done;
@@ -65,10 +42,10 @@ static atomic_int done;
 static void wait_done(double seconds)
 {
 	if (!vz_test_wait_flag((volatile int *)&done, seconds)) {
-		assert_no_fails();
+		vz_test_assert_no_fails();
 		fail_msg("scenario did not finish within %.0f s (a timer never fired?)", seconds);
 	}
-	assert_no_fails();
+	vz_test_assert_no_fails();
 }
 
 static atomic_ulong dead_seen;
@@ -93,7 +70,7 @@ static vz_runtime *make_rt(unsigned shards, uint32_t tick_us, vz_idle_policy idl
 	vz_config cfg;
 	vz_runtime *rt;
 
-	atomic_store(&fails, 0);
+	vz_test_reset_fails();
 	atomic_store(&done, 0);
 	atomic_store(&dead_seen, 0);
 	vz_test_config(&cfg, shards);
@@ -118,7 +95,7 @@ static void finish(vz_runtime *rt)
 	assert_int_equal(t.dead_letters, atomic_load(&dead_seen));
 	assert_int_equal(t.actors_live, 0);
 	assert_int_equal(vz_runtime_destroy(rt), 0);
-	assert_no_fails();
+	vz_test_assert_no_fails();
 }
 
 /* The vz_timer_event of a VZ_MSG_TIMER message (copied: no alignment is
@@ -391,7 +368,7 @@ static void canceller_receive(vz_actor *self, void *state, const vz_msg *m)
 		atomic_store_explicit(&done, 1, memory_order_release);
 		break;
 	default:
-		record_fail(__LINE__, "a cancelled timer was delivered");
+		vz_test_record_fail(__LINE__, "a cancelled timer was delivered");
 	}
 }
 
@@ -467,7 +444,7 @@ static void twins_receive(vz_actor *self, void *state, const vz_msg *m)
 		w->cancel_rc = vz_timer_cancel(self, w->t[1 - ev.tag]);
 		CHECK(vz_timer_arm(self, 100 * MS, 0, TAG_SENTINEL, &end) == 0);
 	} else {
-		record_fail(__LINE__, "expiry of a timer cancelled after it fired was delivered");
+		vz_test_record_fail(__LINE__, "expiry of a timer cancelled after it fired was delivered");
 	}
 }
 
@@ -521,7 +498,7 @@ static void victim_receive(vz_actor *self, void *state, const vz_msg *m)
 		if (read_event(m).tag == 3)
 			atomic_fetch_add(&victim2_ticks, 1);
 		else
-			record_fail(__LINE__, "a timer of a stopped actor was delivered");
+			vz_test_record_fail(__LINE__, "a timer of a stopped actor was delivered");
 		break;
 	}
 }
@@ -787,7 +764,7 @@ static void test_fire_and_forget(void **st)
 	assert_int_equal(vz_post(rt, a, MSG_GO, NULL, 0), 0);
 	/* it fires */
 	assert_true(vz_test_wait_flag((volatile int *)&forget_fired, NEVER_S));
-	assert_no_fails();
+	vz_test_assert_no_fails();
 	/* the actor has stopped (it stops when that receive returns): its
 	 * two handle-less timers must never fire */
 	assert_int_equal(vz_post(rt, w, MSG_GO, NULL, 0), 0);

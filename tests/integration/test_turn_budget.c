@@ -43,29 +43,7 @@ enum { MSG_FLOOD = VZ_MSG_USER, MSG_GO };
 
 /* ---- failures recorded on shard threads -------------------------------- */
 
-static atomic_int fails;
-static char fail_text[256];
-
-static void record_fail(int line, const char *what)
-{
-	/* The first failure writes the text; the test thread reads it after
-	 * an acquire load of `fails` (pairs with this acq_rel add). */
-	if (atomic_fetch_add_explicit(&fails, 1, memory_order_acq_rel) == 0)
-		snprintf(fail_text, sizeof fail_text, "line %d: %s", line, what);
-}
-
-#define CHECK(cond)                                                                                \
-	do {                                                                                       \
-		if (!(cond))                                                                       \
-			record_fail(__LINE__, #cond);                                              \
-	} while (0)
-
-static void assert_no_fails(void)
-{
-	if (atomic_load_explicit(&fails, memory_order_acquire))
-		fail_msg("%d check(s) failed on a shard thread, first at %s", atomic_load(&fails),
-			 fail_text);
-}
+#define CHECK(cond) VZ_TEST_CHECK(cond)
 
 /* ---- the flooder ------------------------------------------------------- */
 
@@ -155,7 +133,7 @@ static vz_runtime *run(uint32_t budget_us)
 	vz_ref f, t;
 	uint64_t end;
 
-	atomic_store(&fails, 0);
+	vz_test_reset_fails();
 	atomic_store(&done, 0);
 	atomic_store(&flood_count, 0);
 	memset(per_round, 0, sizeof per_round);
@@ -178,10 +156,10 @@ static vz_runtime *run(uint32_t budget_us)
 	}
 	assert_int_equal(vz_post(rt, t, MSG_GO, NULL, 0), 0);
 	if (!vz_test_wait_flag((volatile int *)&done, NEVER_S)) {
-		assert_no_fails();
+		vz_test_assert_no_fails();
 		fail_msg("the timer did not fire %u times within %.0f s", ROUNDS, NEVER_S);
 	}
-	assert_no_fails();
+	vz_test_assert_no_fails();
 	return rt;
 }
 
@@ -203,7 +181,7 @@ static void finish(vz_runtime *rt)
 	assert_int_equal(s.timers_fired, ROUNDS);
 	assert_int_equal(s.actors_live, 0);
 	assert_int_equal(vz_runtime_destroy(rt), 0);
-	assert_no_fails();
+	vz_test_assert_no_fails();
 }
 
 static void test_busy_shard_fires_timers(void **st)

@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,4 +122,28 @@ void vz_test_warm_up_threads(void)
 
 	if (pthread_create(&t, NULL, nothing, NULL) == 0)
 		pthread_join(t, NULL);
+}
+
+static atomic_int fails;
+static char fail_text[256];
+
+void vz_test_record_fail(int line, const char *what)
+{
+	/* The first failure writes the text; the test thread reads it after
+	 * an acquire load of `fails` (pairs with this acq_rel add). */
+	if (atomic_fetch_add_explicit(&fails, 1, memory_order_acq_rel) == 0)
+		snprintf(fail_text, sizeof fail_text, "line %d: %s", line, what);
+}
+
+void vz_test_assert_no_fails(void)
+{
+	int n = atomic_load_explicit(&fails, memory_order_acquire);
+
+	if (n)
+		fail_msg("%d check(s) failed on a shard thread, first at %s", n, fail_text);
+}
+
+void vz_test_reset_fails(void)
+{
+	atomic_store_explicit(&fails, 0, memory_order_relaxed);
 }

@@ -57,4 +57,18 @@ uint64_t vz_test_now_ns(void);
  * Returns 1 when it became nonzero, 0 on timeout. */
 int vz_test_wait_flag(const volatile int *flag, double seconds);
 
+/* Checks made on shard threads, where a cmocka assertion must not run:
+ * VZ_TEST_CHECK(cond) records a failed condition (the first one's line and
+ * text are kept), and the test thread calls vz_test_assert_no_fails() to
+ * fail the current test if any was recorded. vz_test_reset_fails() clears
+ * the record between tests. Any thread. */
+void vz_test_record_fail(int line, const char *what);
+void vz_test_assert_no_fails(void);
+void vz_test_reset_fails(void);
+#define VZ_TEST_CHECK(cond)                                                                        \
+	do {                                                                                       \
+		if (!(cond))                                                                       \
+			vz_test_record_fail(__LINE__, #cond);                                      \
+	} while (0)
+
 #endif
