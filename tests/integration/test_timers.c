@@ -444,7 +444,8 @@ static void twins_receive(vz_actor *self, void *state, const vz_msg *m)
 		w->cancel_rc = vz_timer_cancel(self, w->t[1 - ev.tag]);
 		CHECK(vz_timer_arm(self, 100 * MS, 0, TAG_SENTINEL, &end) == 0);
 	} else {
-		vz_test_record_fail(__LINE__, "expiry of a timer cancelled after it fired was delivered");
+		vz_test_record_fail(__LINE__,
+				    "expiry of a timer cancelled after it fired was delivered");
 	}
 }
 
