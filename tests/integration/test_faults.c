@@ -371,7 +371,10 @@ static void misuse(vz_actor *self, const vz_msg *m)
 	EXPECT_RC(vz_stop(rt, bad), VZ_ESTALE);
 
 	/* timers */
-	EXPECT_RC(vz_timer_arm(self, 1000, 0, 0, NULL), VZ_EINVAL);
+	/* a NULL handle arms a fire-and-forget timer (an hour away: stopping
+	 * the actor cancels it) */
+	EXPECT_RC(vz_timer_arm(self, 3600ull * 1000000000ull, 0, 0, NULL), 0);
+	EXPECT_RC(vz_timer_arm(self, UINT64_MAX, 0, 0, NULL), VZ_EINVAL);
 	EXPECT_RC(vz_timer_cancel(self, t), VZ_ESTALE);
 	t.id = 0x123456789abcull;
 	EXPECT_RC(vz_timer_cancel(self, t), VZ_ESTALE);
