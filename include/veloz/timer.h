@@ -6,15 +6,20 @@
  *
  * Precision: a timer never fires before its deadline (fired_ns >=
  * deadline_ns). It fires (the wheel finds it due and queues its message)
- * at most one wheel tick (runtime.timer_tick_us, default 1000 us) plus one
- * loop turn after the deadline, and a loop turn spends at most
- * runtime.turn_budget_us (default 50 us) running actors, overrun by at most
- * 64 messages plus one actor run of `batch` messages. With the defaults
- * that is about 1 ms + 50 us late at most, on a shard that is not blocked
- * inside an actor's receive (a receive that runs long delays everything on
- * its shard) and not preempted by the OS. With turn_budget_us = 0 the turn
- * is bounded by counts only (actors_per_turn runs of up to batch messages,
- * 16,384 messages by default) and a busy shard can make timers that much
+ * in the first loop turn that reads the clock at or after the deadline, so
+ * at most one loop turn late, whatever the wheel tick
+ * (runtime.timer_tick_us only sizes the wheel's slots). A loop turn spends
+ * at most runtime.turn_budget_us (default 50 us) running actors, overrun by
+ * at most 64 messages plus one actor run of `batch` messages; that bound
+ * holds on a shard that is not blocked inside an actor's receive (a receive
+ * that runs long delays everything on its shard) and not preempted by the
+ * OS. An idle shard sleeps until the exact deadline: an io_uring timeout,
+ * or epoll_pwait2 (Linux 5.11+) on the epoll backend; where the kernel
+ * lacks epoll_pwait2 the sleep is rounded up to the next millisecond. The
+ * OS's wake-up latency (and its timer slack, 50 us by default for a normal
+ * thread) comes on top. With turn_budget_us = 0 the turn is bounded by
+ * counts only (actors_per_turn runs of up to batch messages, 16,384
+ * messages by default) and a busy shard can make timers that much
  * later. The expiry message then waits in the owner's mailbox behind what
  * is already there, like any other message.
  */

@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -58,6 +59,7 @@ struct ep {
 	size_t nfds;
 	struct vz__io_op *done_head, *done_tail; /* results waiting for their callback */
 	bool destroying;
+	bool no_pwait2; /* epoll_pwait2 is missing (ENOSYS) or refused: ms waits */
 
 	/* Owner-written statistics (see io_uring.c for the pattern). */
 	atomic_uint_least64_t wait_syscalls;
@@ -449,6 +451,31 @@ static int wait_ms(uint64_t left_ns)
 	return ms > INT_MAX ? INT_MAX : (int)ms;
 }
 
+/*
+ * One epoll wait of `left_ns` (< 0: forever; 0: poll). A timer deadline is
+ * exact to the ns (timer/wheel.h), so a timed wait uses epoll_pwait2 (Linux
+ * 5.11, a timespec) when the kernel has it; epoll_wait's milliseconds,
+ * rounded up so as never to wake early, would make a timer up to 1 ms late.
+ * It is called through syscall(2) so that an older glibc (before 2.35, no
+ * wrapper) still gets it; ENOSYS (older kernel) or EPERM (a seccomp filter
+ * that does not know it) switches this backend to epoll_wait for good.
+ */
+static int ep_wait_once(struct ep *e, struct epoll_event *evs, int64_t left_ns)
+{
+#ifdef SYS_epoll_pwait2
+	if (!e->no_pwait2 && left_ns > 0) {
+		struct timespec ts = {.tv_sec = (time_t)((uint64_t)left_ns / 1000000000u),
+				      .tv_nsec = (long)((uint64_t)left_ns % 1000000000u)};
+		long n = syscall(SYS_epoll_pwait2, e->epfd, evs, MAX_EVENTS, &ts, NULL, 0);
+
+		if (n >= 0 || (errno != ENOSYS && errno != EPERM))
+			return (int)n;
+		e->no_pwait2 = true;
+	}
+#endif
+	return epoll_wait(e->epfd, evs, MAX_EVENTS, left_ns < 0 ? -1 : wait_ms((uint64_t)left_ns));
+}
+
 /* See io.h. */
 static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 {
@@ -468,19 +495,20 @@ static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 	for (;;) {
 		uint64_t tokens = 0;
 		bool intr = false;
-		int ms, n;
+		int64_t left;
+		int n;
 
 		if (timeout_ns == 0 || e->done_head) {
-			ms = 0;
+			left = 0;
 		} else if (timeout_ns < 0) {
-			ms = -1;
+			left = -1;
 		} else {
 			uint64_t now = vz__mono_ns();
 
-			ms = wait_ms(deadline > now ? deadline - now : 0);
+			left = deadline > now ? (int64_t)(deadline - now) : 0;
 		}
 		bump(&e->wait_syscalls, 1);
-		n = epoll_wait(e->epfd, evs, MAX_EVENTS, ms);
+		n = ep_wait_once(e, evs, left);
 		if (n < 0) {
 			if (errno != EINTR)
 				return VZ_EIO;

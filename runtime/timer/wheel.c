@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Hierarchical timer wheel: see wheel.h for the contract and NOTES.md for
- * the design. In short: an entry due at tick e, with the wheel at tick c,
- * sits on the level of the highest 6-bit digit in which e and c differ
+ * the design. In short: an entry of tick e = floor(deadline / tick) later
+ * than the wheel's tick c sits on the level of the highest 6-bit digit in which e and c differ
  * (capped at the top level) and in the slot given by e's digit on that
  * level. So a lower level only ever holds entries earlier than every slot
  * of a higher level, the earliest entry is found from the lowest occupied
@@ -10,7 +10,9 @@
  * time to the start of an occupied slot re-files ("cascades") that slot's
  * entries one level down or more. The top level wraps around; an entry
  * more than `range` ticks ahead would be ambiguous there and waits in the
- * overflow list instead.
+ * overflow list instead. Entries of tick c itself wait on the near list,
+ * sorted by deadline, so an advance within a tick fires exactly what is
+ * due and the next deadline is exact.
  */
 #include "timer/wheel.h"
 
@@ -92,7 +94,10 @@ int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns)
 	w->count = 0;
 	w->level_mask = 0;
 	list_init(&w->due);
+	list_init(&w->near);
 	list_init(&w->overflow);
+	for (s = 0; s < VZ__WHEEL_SLOTS; s++)
+		w->min0[s] = UINT64_MAX;
 	for (l = 0; l < VZ__WHEEL_MAX_LEVELS; l++) {
 		w->occupied[l] = 0;
 		for (s = 0; s < VZ__WHEEL_SLOTS; s++)
@@ -125,6 +130,7 @@ void vz__wheel_fini(struct vz__wheel *w)
 	unsigned l, s;
 
 	forget_list(&w->due);
+	forget_list(&w->near);
 	forget_list(&w->overflow);
 	for (l = 0; l < w->nlevels; l++) {
 		for (s = 0; s < VZ__WHEEL_SLOTS; s++)
@@ -139,7 +145,8 @@ void vz__wheel_fini(struct vz__wheel *w)
 /*
  * File `e` (e->tick >= w->cur) in the wheel or the overflow list. e->tick ==
  * w->cur only happens while cascading and lands in level 0's current slot,
- * which the advance loop fires next.
+ * which the advance loop visits next (fires it, or sorts it into the near
+ * list when cur is the advance's target).
  *
  * Level = highest differing digit of e->tick and w->cur, capped at the top
  * level. Below the top, e agrees with cur on every higher digit and its
@@ -170,6 +177,14 @@ static void place(struct vz__wheel *w, struct vz__wheel_entry *e)
 			level = w->nlevels - 1;
 	}
 	slot = (unsigned)(e->tick >> (VZ__WHEEL_BITS * level)) & (VZ__WHEEL_SLOTS - 1);
+	if (level == 0) {
+		/* Keep a lower bound of the slot's deadlines for the next
+		 * deadline query: exact while nothing is deleted from the slot,
+		 * too low (so safe) after a delete of its minimum. A slot that
+		 * was empty starts afresh. */
+		if (!(w->occupied[0] & 1ull << slot) || e->deadline_ns < w->min0[slot])
+			w->min0[slot] = e->deadline_ns;
+	}
 	list_append(&w->slots[level][slot], &e->link);
 	e->where = (uint16_t)(level * VZ__WHEEL_SLOTS + slot);
 	w->occupied[level] |= 1ull << slot;
@@ -189,16 +204,42 @@ static void slot_unlink(struct vz__wheel *w, struct vz__wheel_entry *e)
 	}
 }
 
+/* Insert `e` (deadline in the current tick, after the wheel's time) into the
+ * near list, keeping it sorted by deadline (stable: after equal ones). The
+ * walk starts at the tail: a tick's worth of timers is short, and a new
+ * timer tends to be among the latest. */
+static void near_insert(struct vz__wheel *w, struct vz__wheel_entry *e)
+{
+	struct vz__wheel_link *at = w->near.prev;
+
+	while (at != &w->near && entry_of(at)->deadline_ns > e->deadline_ns)
+		at = at->prev;
+	/* insert after `at` */
+	e->link.prev = at;
+	e->link.next = at->next;
+	at->next->prev = &e->link;
+	at->next = &e->link;
+	e->where = VZ__WHEEL_NEAR;
+}
+
 void vz__wheel_add(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t deadline_ns)
 {
 	e->deadline_ns = deadline_ns;
-	e->tick = deadline_ns / w->tick_ns + (deadline_ns % w->tick_ns != 0);
+	e->tick = deadline_ns / w->tick_ns;
 	w->count++;
-	/* deadline > now_ns >= cur * tick_ns implies tick > cur, as place()
-	 * needs. */
 	if (deadline_ns <= w->now_ns) {
 		list_append(&w->due, &e->link);
 		e->where = VZ__WHEEL_DUE;
+		return;
+	}
+	/* deadline > now_ns >= cur * tick_ns implies tick >= cur. Equal: it
+	 * is due within the current tick and goes to the ordered near list;
+	 * otherwise place() files it (it needs tick > cur). Inside an advance
+	 * cur may still be below the target tick, but then tick >= target >
+	 * cur (deadline > now_ns >= target * tick_ns), so the near list only
+	 * ever holds the current tick. */
+	if (e->tick == w->cur) {
+		near_insert(w, e);
 		return;
 	}
 	place(w, e);
@@ -210,6 +251,7 @@ bool vz__wheel_del(struct vz__wheel *w, struct vz__wheel_entry *e)
 	case VZ__WHEEL_NOWHERE:
 		return false;
 	case VZ__WHEEL_DUE:
+	case VZ__WHEEL_NEAR:
 	case VZ__WHEEL_OVERFLOW:
 		/* The overflow minimum stays a valid lower bound; the next
 		 * rescan makes it exact again. */
@@ -254,18 +296,33 @@ static uint64_t overflow_next(const struct vz__wheel *w)
 
 uint64_t vz__wheel_next_deadline_ns(const struct vz__wheel *w)
 {
-	uint64_t n, o;
-	unsigned level;
+	uint64_t n, o, r;
+	unsigned level = 0;
 
 	if (!list_empty(&w->due))
-		return w->cur * w->tick_ns;
+		return w->cur * w->tick_ns; /* <= now_ns: do not sleep */
+	/* The near list holds the current tick, earlier than every slot: its
+	 * head is the exact earliest deadline. */
+	if (!list_empty(&w->near)) {
+		r = entry_of(w->near.next)->deadline_ns;
+		return r == UINT64_MAX ? UINT64_MAX - 1 : r;
+	}
 	n = wheel_next(w, &level);
 	o = overflow_next(w);
-	if (o < n)
+	if (o <= n) {
+		if (o == UINT64_MAX)
+			return UINT64_MAX;
 		n = o;
-	if (n == UINT64_MAX)
-		return UINT64_MAX;
-	if (n >= (UINT64_MAX - 1) / w->tick_ns)
+		level = 1; /* a slot start, not a level-0 minimum */
+	}
+	if (level == 0) {
+		/* A level-0 slot: its deadline lower bound, exact unless its
+		 * minimum was deleted. Every deadline in it is >= n * tick_ns
+		 * (they all have tick n). */
+		r = w->min0[n & (VZ__WHEEL_SLOTS - 1)];
+		return r == UINT64_MAX ? UINT64_MAX - 1 : r;
+	}
+	if (n > (UINT64_MAX - 1) / w->tick_ns)
 		return UINT64_MAX - 1; /* beyond representable time: still a lower bound */
 	return n * w->tick_ns;
 }
@@ -324,13 +381,75 @@ static inline void fire_one(struct vz__wheel *w, struct vz__wheel_entry *e, vz__
 	fire(ctx, e);
 }
 
+/* Merge two deadline-sorted lists linked through `next` only (NULL
+ * terminated); stable: on equal deadlines `a`'s entries come first. */
+static struct vz__wheel_link *merge(struct vz__wheel_link *a, struct vz__wheel_link *b)
+{
+	struct vz__wheel_link head, *t = &head;
+
+	while (a && b) {
+		if (entry_of(b)->deadline_ns < entry_of(a)->deadline_ns) {
+			t->next = b;
+			b = b->next;
+		} else {
+			t->next = a;
+			a = a->next;
+		}
+		t = t->next;
+	}
+	t->next = a ? a : b;
+	return head.next;
+}
+
+/* The current tick has become the target of an advance and level 0's slot
+ * `slot` holds its entries (tick == cur): sort them by deadline into the
+ * near list (which is empty here: it only holds the current tick, and it
+ * was emptied when cur moved). Bottom-up merge sort with a binary counter
+ * of sorted runs, as the Linux list_sort: O(m log m) for m entries, stable,
+ * no allocation. A tick's worth of timers is what one sort sees. */
+static void slot_to_near(struct vz__wheel *w, unsigned slot)
+{
+	struct vz__wheel_link *h = &w->slots[0][slot], *bins[64] = {0}, *l, *next, *sorted = NULL;
+	unsigned i, top = 0;
+
+	h->prev->next = NULL; /* terminate, then walk through `next` only */
+	for (l = h->next; l; l = next) {
+		struct vz__wheel_link *carry = l;
+
+		next = l->next;
+		__builtin_prefetch(next); /* as in cascade() */
+		l->next = NULL;
+		for (i = 0; bins[i]; i++) {
+			carry = merge(bins[i], carry);
+			bins[i] = NULL;
+		}
+		bins[i] = carry;
+		if (i >= top)
+			top = i + 1;
+	}
+	for (i = 0; i < top; i++)
+		if (bins[i])
+			sorted = sorted ? merge(bins[i], sorted) : bins[i];
+	list_init(h);
+	w->occupied[0] &= ~(1ull << slot);
+	if (!w->occupied[0])
+		w->level_mask &= ~1u;
+	/* Append the sorted run to the near list, restoring `prev` links. */
+	for (l = sorted; l; l = next) {
+		next = l->next;
+		list_append(&w->near, l);
+		entry_of(l)->where = VZ__WHEEL_NEAR;
+	}
+}
+
 uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_fn fire, void *ctx)
 {
 	uint64_t target, fired = 0;
 
 	/* Time first: from here on an add from a callback with a deadline at
 	 * or before now_ns is already due (next advance) and any other has a
-	 * due tick after target, so nothing added here fires in this call. */
+	 * deadline after now_ns, while this call fires only deadlines at or
+	 * before now_ns: nothing added here fires in this call. */
 	if (now_ns > w->now_ns)
 		w->now_ns = now_ns;
 	target = w->now_ns / w->tick_ns;
@@ -345,6 +464,21 @@ uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_
 		list_splice(&w->due, &batch);
 		while (!list_empty(&batch)) {
 			struct vz__wheel_entry *e = entry_of(batch.next);
+
+			__builtin_prefetch(e->link.next); /* as in cascade() */
+			list_unlink(&e->link);
+			fire_one(w, e, fire, ctx);
+			fired++;
+		}
+	}
+
+	/* Leaving the current tick: all of the near list is due (its
+	 * deadlines are below (cur + 1) * tick_ns <= now_ns), in order. A
+	 * callback's add has a deadline after now_ns, so a tick >= target >
+	 * cur: it goes to the wheel, never here. */
+	if (target > w->cur) {
+		while (!list_empty(&w->near)) {
+			struct vz__wheel_entry *e = entry_of(w->near.next);
 
 			__builtin_prefetch(e->link.next); /* as in cascade() */
 			list_unlink(&e->link);
@@ -375,9 +509,16 @@ uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_
 			cascade(w, level, slot);
 			continue;
 		}
-		/* Level 0: every entry here is due exactly at cur. Callbacks
-		 * cannot add to this slot (see above: their adds go to the due
-		 * list or after target) but may delete from it. */
+		if (wn == target) {
+			/* The tick now_ns is in: only part of it may be due.
+			 * Order it; the near pass below fires what is. */
+			slot_to_near(w, slot);
+			continue;
+		}
+		/* Level 0, a tick before target: every entry here has a
+		 * deadline below (cur + 1) * tick_ns <= now_ns. Callbacks
+		 * cannot add to this slot (see above: their adds go to the
+		 * due list or at target or later) but may delete from it. */
 		while (!list_empty(&w->slots[0][slot])) {
 			struct vz__wheel_entry *e = entry_of(w->slots[0][slot].next);
 
@@ -395,5 +536,18 @@ uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_
 	 * invariant of place() holds for the new cur without touching an
 	 * entry. */
 	w->cur = target;
+
+	/* The current tick, in deadline order: fire what is due at now_ns
+	 * exactly; the rest waits in the near list for a later advance. A
+	 * callback's add (deadline > now_ns) lands after every due entry. */
+	while (!list_empty(&w->near)) {
+		struct vz__wheel_entry *e = entry_of(w->near.next);
+
+		if (e->deadline_ns > w->now_ns)
+			break;
+		list_unlink(&e->link);
+		fire_one(w, e, fire, ctx);
+		fired++;
+	}
 	return fired;
 }

@@ -11,21 +11,25 @@
  * allocate. The caller owns entry memory and must keep it alive (and not
  * move it) while it is pending.
  *
- * Firing rule. A deadline d is due at tick e = ceil(d / tick_ns), i.e. at
- * its "due time" e * tick_ns, the first tick boundary at or after d. An
- * advance to `now` fires exactly the pending entries whose due tick is
- * <= floor(now / tick_ns), plus the "already due" entries: those added
- * with a deadline at or before the wheel's time (the largest now_ns given
- * to init or advance so far), which fire on the next advance whatever its
- * `now`. Consequences:
+ * Firing rule (exact). An advance to `now` fires exactly the pending
+ * entries whose deadline is <= now, plus the "already due" entries: those
+ * added with a deadline at or before the wheel's time (the largest now_ns
+ * given to init or advance so far), which fire on the next advance
+ * whatever its `now`. Consequences:
  *   - never early: a fired entry has d <= now of the advance that fired it
  *     (time never moves backwards; a smaller now_ns is ignored);
- *   - at most one tick late: an entry that advance(now) leaves pending has
- *     d > now - tick_ns.
+ *   - never late: an entry that advance(now) leaves pending has d > now.
+ *     Lateness is only the caller's: how long after d it calls advance.
+ * Ticks still organise the wheel: a deadline d belongs to tick
+ * floor(d / tick_ns). Entries of the current tick (the one the wheel's time
+ * is in) wait in a short list sorted by deadline, so a call within a tick
+ * fires exactly the entries that are due and the next-deadline query gives
+ * the exact earliest deadline; entries of later ticks sit in the slots.
  * Order: within one advance, entries that were pending when it started
  * fire already-due ones first (in the order they were added), then the
- * others in non-decreasing due tick; entries due in the same tick fire in
- * unspecified order. An entry added during an advance (by the fire
+ * others in non-decreasing tick, and those of the tick `now` is in by
+ * non-decreasing deadline; entries of an earlier tick fire in unspecified
+ * order among themselves. An entry added during an advance (by the fire
  * callback) never fires in that same advance: if already due it fires on
  * the next one, so a callback that re-adds cannot loop inside one advance.
  *
@@ -49,6 +53,7 @@ enum {
 	VZ__WHEEL_NOWHERE = 0xffff,  /* not pending (never added, fired or deleted) */
 	VZ__WHEEL_OVERFLOW = 0xfffe, /* beyond the wheel's range */
 	VZ__WHEEL_DUE = 0xfffd,	     /* already due: fires on the next advance */
+	VZ__WHEEL_NEAR = 0xfffc,     /* in the current tick, on the sorted near list */
 };
 
 struct vz__wheel_link {
@@ -61,14 +66,15 @@ struct vz__wheel_link {
 struct vz__wheel_entry {
 	struct vz__wheel_link link;
 	uint64_t deadline_ns; /* as given to vz__wheel_add() */
-	uint64_t tick;	      /* due tick: ceil(deadline_ns / tick_ns) */
+	uint64_t tick;	      /* its tick: floor(deadline_ns / tick_ns) */
 	uint16_t where;	      /* VZ__WHEEL_* or level * 64 + slot */
 };
 
 struct vz__wheel {
 	uint64_t tick_ns;
 	uint64_t now_ns;  /* largest now_ns seen (init or advance) */
-	uint64_t cur;	  /* current tick: every entry with tick <= cur has fired */
+	uint64_t cur;	  /* current tick, floor(now_ns / tick_ns): entries with tick < cur
+			   * have fired, those with tick == cur wait on `near` */
 	uint64_t range;	  /* ticks: an entry with tick - cur <= range goes in the wheel */
 	uint64_t ovf_min; /* lower bound of the overflow list's ticks */
 	uint64_t count;	  /* pending entries (wheel + overflow + due) */
@@ -76,6 +82,8 @@ struct vz__wheel {
 	uint32_t level_mask; /* bit k set iff occupied[k] != 0 */
 	uint64_t occupied[VZ__WHEEL_MAX_LEVELS];
 	struct vz__wheel_link due;	/* already due, FIFO */
+	struct vz__wheel_link near;	/* tick == cur, deadline > now_ns, sorted by deadline */
+	uint64_t min0[VZ__WHEEL_SLOTS]; /* lower bound of each occupied level-0 slot's deadlines */
 	struct vz__wheel_link overflow; /* beyond range, unordered */
 	struct vz__wheel_link slots[VZ__WHEEL_MAX_LEVELS][VZ__WHEEL_SLOTS];
 };
@@ -113,14 +121,15 @@ void vz__wheel_add(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t dead
  * Safe from inside the fire callback, on any entry. */
 bool vz__wheel_del(struct vz__wheel *w, struct vz__wheel_entry *e);
 
-/* A lower bound of the earliest due time (see the firing rule above) of the
- * pending entries, in ns; UINT64_MAX when nothing is pending. It is exact
- * when the earliest entry sits on level 0 (due within the current 64-tick
- * window); otherwise it is the start of the earliest occupied slot, early by
- * less than 64^k ticks for a level-k slot, and a wake-up there only
- * cascades. It is at most the wheel's current time when something is
- * already due. A loop that sleeps until this value never sleeps past a due
- * time. O(1): a few count-trailing-zeros, no scan. */
+/* A lower bound of the earliest deadline of the pending entries, in ns;
+ * UINT64_MAX when nothing is pending. It is exact when the earliest entry
+ * is in the current tick or on level 0 (within the current 64-tick window)
+ * and no entry of that slot was deleted since it last filled; otherwise it
+ * is the start of the earliest occupied slot, early by less than 64^k ticks
+ * for a level-k slot, and a wake-up there only cascades. It is at most the
+ * wheel's current time when something is already due, and after it
+ * otherwise. A loop that sleeps until this value never sleeps past a
+ * deadline. O(1): a few count-trailing-zeros, no scan. */
 uint64_t vz__wheel_next_deadline_ns(const struct vz__wheel *w);
 
 /* Move the wheel's time to `now_ns` (a smaller value than before leaves
@@ -137,7 +146,8 @@ static inline uint64_t vz__wheel_count(const struct vz__wheel *w)
 }
 
 /* The wheel's current tick: floor(largest now_ns / tick_ns) outside an
- * advance; inside a fire callback, the tick being fired. */
+ * advance; inside a fire callback, the tick being fired (the previous
+ * current tick while that tick's remaining entries fire). */
 static inline uint64_t vz__wheel_now_tick(const struct vz__wheel *w)
 {
 	return w->cur;

@@ -6,9 +6,12 @@
  * every level, beyond the range and in the past; deletes; advances by 0, one
  * tick, many ticks and jumps of months; adds and deletes from inside fire
  * callbacks) and checks each step against a reference model, a binary heap
- * of (effective due tick, timer): the same timers fire, never early, never
- * more than one tick late, in the documented order, and the next-deadline
- * value is always a lower bound of the earliest due time. The seed is
+ * of (deadline, timer): the same timers fire, never early (deadline <= now
+ * of the advance that fires it) and never late (after an advance to now,
+ * no timer with a deadline <= now is left pending, save those a callback
+ * of that advance added as already due: they fire on the next one), in the
+ * documented order, and the next-deadline value is always a lower bound of
+ * the earliest deadline, exact when it is in the current tick. The seed is
  * printed; VZ_TIMER_SEED=<n> replays a run. The edge-case tests pin down the
  * corners one at a time.
  */
@@ -66,11 +69,6 @@ static uint64_t rnd_upto(uint64_t n)
 	return n == UINT64_MAX ? rnd() : rnd() % (n + 1);
 }
 
-static uint64_t ceil_div(uint64_t a, uint64_t b)
-{
-	return a / b + (a % b != 0);
-}
-
 /* ---- reference model ---- */
 
 enum { T_FREE, T_LIVE, T_FIRED, T_CANCELLED };
@@ -78,7 +76,8 @@ enum { T_FREE, T_LIVE, T_FIRED, T_CANCELLED };
 struct rec {
 	struct vz__wheel_entry e;
 	uint64_t deadline;
-	uint64_t eff;	   /* effective due tick: fire order key */
+	uint64_t eff;	   /* effective tick: fire order key */
+	bool past;	   /* added already due */
 	uint64_t added_in; /* advance number during which it was added, 0 if outside */
 	uint32_t inc;	   /* incarnation, to skip stale heap items */
 	uint32_t live_pos;
@@ -86,7 +85,7 @@ struct rec {
 };
 
 struct hitem {
-	uint64_t eff;
+	uint64_t key; /* deadline: due once key <= now */
 	uint32_t idx, inc;
 };
 
@@ -101,6 +100,8 @@ struct model {
 	bool in_advance;
 	uint64_t c_mid;	   /* inside an advance: tick being fired */
 	uint64_t last_eff; /* inside an advance: eff of the last fired */
+	uint64_t last_d;   /* inside an advance: deadline of the last fired of the target tick */
+	uint64_t target;   /* inside an advance: floor(now / tick) */
 	uint64_t fired_this, live;
 	struct rec recs[MAXREC];
 	uint32_t live_ids[MAXREC];
@@ -115,7 +116,7 @@ static struct model M;
 
 static bool hless(const struct hitem *a, const struct hitem *b)
 {
-	return a->eff < b->eff;
+	return a->key < b->key;
 }
 
 static void hpush(struct model *m, struct hitem it)
@@ -211,18 +212,19 @@ static void model_add_rec(struct model *m, uint32_t idx, uint64_t d)
 	r->inc++;
 	r->state = T_LIVE;
 	r->added_in = m->in_advance ? m->adv_no : 0;
+	r->past = d <= now;
 	if (d <= now) {
 		/* already due: fires first in the next advance, in add order */
 		r->eff = m->in_advance ? m->c_mid : m->c;
 		m->stats_past++;
 	} else {
-		r->eff = ceil_div(d, m->tick);
+		r->eff = d / m->tick;
 		if (r->eff - (m->in_advance ? m->c_mid : m->c) > m->w.range)
 			m->stats_overflow++;
 	}
 	r->live_pos = (uint32_t)m->live;
 	m->live_ids[m->live++] = idx;
-	hpush(m, (struct hitem){.eff = r->eff, .idx = idx, .inc = r->inc});
+	hpush(m, (struct hitem){.key = d, .idx = idx, .inc = r->inc});
 	vz__wheel_add(&m->w, &r->e, d);
 	assert_true(vz__wheel_entry_pending(&r->e));
 }
@@ -293,6 +295,13 @@ static void on_fire(void *ctx, struct vz__wheel_entry *e)
 	if (r->eff < m->last_eff)
 		fail_msg("order: eff %llu after %llu", (unsigned long long)r->eff,
 			 (unsigned long long)m->last_eff);
+	/* The tick now is in fires in deadline order. */
+	if (!r->past && r->eff == m->target) {
+		if (r->deadline < m->last_d)
+			fail_msg("order: deadline %llu after %llu in the current tick",
+				 (unsigned long long)r->deadline, (unsigned long long)m->last_d);
+		m->last_d = r->deadline;
+	}
 	assert_false(vz__wheel_entry_pending(e));
 	m->last_eff = r->eff;
 	m->c_mid = r->eff > m->c ? r->eff : m->c;
@@ -335,15 +344,18 @@ static void check_next_deadline(struct model *m)
 		assert_int_equal(nd, UINT64_MAX);
 		return;
 	}
-	if (top->eff <= m->c) {
+	if (top->key <= m->now) {
 		/* something is already due: the loop must not sleep */
 		assert_true(nd <= m->now);
 		return;
 	}
-	if (nd > top->eff * m->tick)
-		fail_msg("next deadline %llu exceeds the earliest due time %llu",
-			 (unsigned long long)nd, (unsigned long long)(top->eff * m->tick));
-	assert_true(nd > m->c * m->tick); /* sleeping until nd makes progress */
+	if (nd > top->key)
+		fail_msg("next deadline %llu exceeds the earliest deadline %llu",
+			 (unsigned long long)nd, (unsigned long long)top->key);
+	assert_true(nd > m->now); /* sleeping until nd makes progress */
+	/* In the current tick it is exact: a sleep until nd ends on time. */
+	if (top->key / m->tick == m->c)
+		assert_int_equal(nd, top->key);
 }
 
 static void model_advance(struct model *m, uint64_t now)
@@ -358,7 +370,9 @@ static void model_advance(struct model *m, uint64_t now)
 	if (now > m->now)
 		m->now = now;
 	t = m->now / m->tick;
+	m->target = t;
 	m->last_eff = 0;
+	m->last_d = 0;
 	m->c_mid = m->c;
 	m->fired_this = 0;
 	fired = vz__wheel_advance(&m->w, now, on_fire, m);
@@ -367,22 +381,17 @@ static void model_advance(struct model *m, uint64_t now)
 	m->stats_fired += fired;
 	m->c = t;
 	assert_int_equal(vz__wheel_now_tick(&m->w), t);
-	/* Everything due by t must have fired, except what callbacks added. */
-	while ((top = htop_live(m)) && top->eff <= t) {
+	/* Never late: every deadline <= now has fired, except what callbacks
+	 * added as already due (they fire on the next advance). */
+	while ((top = htop_live(m)) && top->key <= m->now) {
 		struct hitem it = hpop(m);
 
 		if (m->recs[it.idx].added_in != m->adv_no)
-			fail_msg("missed: deadline %llu eff %llu, now %llu (t %llu)",
+			fail_msg("late: deadline %llu still pending after an advance to %llu",
 				 (unsigned long long)m->recs[it.idx].deadline,
-				 (unsigned long long)it.eff, (unsigned long long)m->now,
-				 (unsigned long long)t);
+				 (unsigned long long)m->now);
 		keep[nkeep++] = it;
 	}
-	/* Not late by a tick or more: the earliest non-deferred timer left. */
-	if (top && m->recs[top->idx].deadline + m->tick <= m->now)
-		fail_msg("late: deadline %llu, now %llu",
-			 (unsigned long long)m->recs[top->idx].deadline,
-			 (unsigned long long)m->now);
 	while (nkeep)
 		hpush(m, keep[--nkeep]);
 }
@@ -560,16 +569,30 @@ static void test_deadline_now_and_past(void **state)
 	assert_ptr_equal(l.order[1], &b);
 	assert_ptr_equal(l.order[2], &c);
 	assert_int_equal(vz__wheel_count(&w), 0);
-	/* A deadline 1 ns ahead of an unaligned now: due at the next tick
-	 * boundary, not before. */
+	/* A deadline 1 ns ahead of an unaligned now, in the same tick: the
+	 * next deadline is exact, and it fires at that ns, not before and not
+	 * at the tick boundary. */
 	vz__wheel_add(&w, &a, now + 1);
-	assert_int_equal(vz__wheel_next_deadline_ns(&w), base + MS);
-	assert_int_equal(vz__wheel_advance(&w, base + MS - 1, log_fire, &l), 0);
-	assert_int_equal(vz__wheel_advance(&w, base + MS, log_fire, &l), 1);
+	assert_int_equal(vz__wheel_next_deadline_ns(&w), now + 1);
+	assert_int_equal(vz__wheel_advance(&w, now, log_fire, &l), 0);
+	assert_int_equal(vz__wheel_advance(&w, now + 1, log_fire, &l), 1);
+	/* Same for one in the next tick, and a second in the tick reached. */
+	vz__wheel_add(&w, &a, base + MS + 700000);
+	vz__wheel_add(&w, &b, base + MS + 200000);
+	assert_int_equal(vz__wheel_next_deadline_ns(&w), base + MS + 200000);
+	assert_int_equal(vz__wheel_advance(&w, base + MS + 199999, log_fire, &l), 0);
+	assert_int_equal(vz__wheel_next_deadline_ns(&w), base + MS + 200000);
+	assert_int_equal(vz__wheel_advance(&w, base + MS + 200000, log_fire, &l), 1);
+	assert_ptr_equal(l.order[4], &b);
+	assert_int_equal(vz__wheel_next_deadline_ns(&w), base + MS + 700000);
+	assert_int_equal(vz__wheel_advance(&w, base + MS + 699999, log_fire, &l), 0);
+	assert_int_equal(vz__wheel_advance(&w, base + MS + 700000, log_fire, &l), 1);
+	assert_ptr_equal(l.order[5], &a);
 	/* Time going backwards changes nothing and fires nothing new. */
 	vz__wheel_add(&w, &a, base + SEC);
 	assert_int_equal(vz__wheel_advance(&w, SEC, log_fire, &l), 0);
 	assert_int_equal(vz__wheel_now_tick(&w), base / MS + 1);
+	assert_int_equal(l.n, 6);
 	assert_int_equal(vz__wheel_advance(&w, base + SEC, log_fire, &l), 1);
 	vz__wheel_fini(&w);
 }
@@ -586,9 +609,9 @@ static void test_next_deadline_exact_and_bound(void **state)
 	assert_int_equal(vz__wheel_init(&w, MS, base), 0);
 	for (i = 0; i < 4; i++)
 		vz__wheel_entry_init(&e[i]);
-	/* Level 0: exact due time, rounded up to the tick. */
+	/* Level 0: the exact deadline. */
 	vz__wheel_add(&w, &e[0], base + 10 * MS + 1);
-	assert_int_equal(vz__wheel_next_deadline_ns(&w), base + 11 * MS);
+	assert_int_equal(vz__wheel_next_deadline_ns(&w), base + 10 * MS + 1);
 	vz__wheel_del(&w, &e[0]);
 	/* Level 2 (5000 ticks away): the start of its slot, early but a
 	 * lower bound; after waking there the bound tightens, and the timer
@@ -598,17 +621,17 @@ static void test_next_deadline_exact_and_bound(void **state)
 		uint64_t nd = vz__wheel_next_deadline_ns(&w), prev = 0;
 		unsigned wakeups = 0;
 
-		assert_true(nd <= base + 5001 * MS);
+		assert_true(nd <= base + 5000 * MS + 7);
 		assert_true(nd > base);
 		while (vz__wheel_count(&w)) {
 			assert_true(nd > prev);
-			assert_true(nd <= base + 5001 * MS);
+			assert_true(nd <= base + 5000 * MS + 7);
 			prev = nd;
 			vz__wheel_advance(&w, nd, log_fire, &l);
 			wakeups++;
 			nd = vz__wheel_next_deadline_ns(&w);
 		}
-		assert_int_equal(prev, base + 5001 * MS); /* last wake-up is exact */
+		assert_int_equal(prev, base + 5000 * MS + 7); /* last wake-up is exact */
 		assert_true(wakeups <= w.nlevels);
 		assert_int_equal(l.n, 1);
 	}
