@@ -58,6 +58,11 @@ typedef struct vz_actor_spec {
 	vz_receive_fn receive;	/* required */
 	vz_stop_fn on_stop;	/* optional */
 	uint32_t mailbox_limit; /* 0 = unbounded; else sends beyond it get VZ_EFULL */
+	/* Appended fields; zero is the old behaviour. */
+	/* Scheduling class: index into vz_config.classes (0 = the first, also
+	 * the only one when the config declares none). vz_spawn() refuses an
+	 * index >= the number of classes with VZ_EINVAL. */
+	uint32_t sched_class;
 } vz_actor_spec;
 
 /* Spawn an actor on `shard`. spec must outlive the actor. arg is passed to
@@ -77,11 +82,13 @@ VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, c
 /* Stop an actor. From its home shard (or before start): immediate; its
  * queued messages are dead-lettered and on_stop runs (from inside its own
  * receive, the stop happens when receive returns); a stale ref gives
- * VZ_ESTALE. From any other thread: a stop request is queued behind that
- * sender's earlier messages and 0 is returned; whether the ref is still
- * live is only known on its shard, where a request for a stopped actor is
- * ignored (it is not a dead letter). Also VZ_EINVAL (NULL rt), VZ_ENOSHARD,
- * VZ_ESTOPPED (runtime stopping), VZ_ENOMEM. */
+ * VZ_ESTALE. From any other thread: a stop request is sent and 0 is
+ * returned. The request takes the actor's urgent lane: once it has reached
+ * the actor's shard it overtakes the user mail queued there (which is then
+ * dead-lettered), so a flooded actor stops after at most the message it is
+ * handling. Whether the ref is still live is only known on its shard, where
+ * a request for a stopped actor is ignored (it is not a dead letter). Also VZ_EINVAL (NULL rt),
+ * VZ_ENOSHARD, VZ_ESTOPPED (runtime stopping), VZ_ENOMEM. */
 VZ_API int vz_stop(vz_runtime *rt, vz_ref actor);
 
 /* The calling actor's own reference and runtime. */

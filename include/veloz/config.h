@@ -15,9 +15,11 @@
 
 #include "export.h"
 
-#define VZ_MAX_SHARDS 256  /* shards in one runtime */
-#define VZ_MAX_CPUS   1024 /* CPU numbers 0..VZ_MAX_CPUS-1 */
-#define VZ_MAX_NODES  64   /* NUMA nodes */
+#define VZ_MAX_SHARDS	  256  /* shards in one runtime */
+#define VZ_MAX_CPUS	  1024 /* CPU numbers 0..VZ_MAX_CPUS-1 */
+#define VZ_MAX_NODES	  64   /* NUMA nodes */
+#define VZ_MAX_CLASSES	  8    /* scheduling classes of one runtime */
+#define VZ_CLASS_NAME_MAX 32   /* bytes of a class name, NUL included */
 
 /* A set of CPU numbers. */
 typedef struct vz_cpuset {
@@ -115,6 +117,28 @@ typedef enum vz_log_level {
  * runtime that logs. */
 typedef void (*vz_log_fn)(vz_log_level level, const char *text, void *user);
 
+/* A scheduling class (runtime/DESIGN.md "Scheduling classes"). Every shard
+ * has the same classes; an actor joins one at spawn
+ * (vz_actor_spec.sched_class, an index into vz_config.classes). Busy
+ * classes share a shard's time in proportion to their shares: the shard
+ * runs the class with the least virtual runtime (runtime / shares), and a
+ * class that was idle rejoins at the least virtual runtime of the busy
+ * ones, so idling banks no credit. A latency-sensitive class is looked at
+ * after every message of any other class: when it has a ready actor and
+ * is not ahead in virtual runtime, it runs next, so its wait is about one
+ * message's handling time plus, if it is busy, its own quota. */
+typedef struct vz_class_config {
+	char name[VZ_CLASS_NAME_MAX]; /* for stats and the demo; may be "" */
+	uint32_t shares;	      /* weight, 1..10000 */
+	/* Time one class may run in one loop turn, in µs (0 = unbounded,
+	 * at most 1000000), measured with the shard's clock between actor
+	 * runs and between messages of a run: a class that has used it gives
+	 * the shard back, between two messages, and a run that overruns it
+	 * is counted in quota_violations. */
+	uint32_t quota_us;
+	bool latency; /* latency-sensitive: checked between messages of others */
+} vz_class_config;
+
 #define VZ_OUTBOX_LIMIT_DEFAULT	  65536u /* vz_config.outbox_limit when 0 */
 #define VZ_TURN_BUDGET_US_DEFAULT 50u	 /* vz_config.turn_budget_us of vz_config_default() */
 
@@ -171,6 +195,14 @@ typedef struct vz_config {
 	 * VZ_TURN_BUDGET_US_DEFAULT. A config filled by hand without
 	 * vz_config_default() has 0 here. */
 	uint32_t turn_budget_us;
+	/* Scheduling classes (INI sections [class.0] .. [class.7], keys name,
+	 * shares, quota_us, latency). nclasses 0 or 1: one class, every actor
+	 * in it, the shard's run queue a plain FIFO as when classes did not
+	 * exist (a lone class's shares and quota are then ignored). With
+	 * nclasses >= 2, classes[0 .. nclasses-1] must each have shares >= 1.
+	 * vz_config_default() gives 0. */
+	uint32_t nclasses;
+	vz_class_config classes[VZ_MAX_CLASSES];
 } vz_config;
 
 /* Fill cfg with defaults: one shard per CPU in the process affinity mask,

@@ -58,4 +58,30 @@ VZ_API int vz_stats_shard(const vz_runtime *rt, unsigned shard, vz_shard_stats *
  * handled + dead_letters. Any thread. VZ_EINVAL for NULL rt or out. */
 VZ_API int vz_stats_total(const vz_runtime *rt, vz_shard_stats *out, uint64_t *foreign_posts);
 
+/* Per scheduling class of one shard (vz_config.classes). Written by the
+ * shard, read by anyone: each counter is a consistent snapshot, not the
+ * set. With classes off (nclasses <= 1) only class 0 exists and its
+ * counters stay 0: the single-class loop measures nothing. */
+#define VZ_CLASS_WAIT_BUCKETS 32
+typedef struct vz_class_stats {
+	char name[32];		   /* the class's configured name */
+	uint64_t runtime_ns;	   /* time spent running the class's actors */
+	uint64_t messages;	   /* messages its actors handled (receive calls) */
+	uint64_t runs;		   /* actor runs */
+	uint64_t quota_violations; /* runs that ended past the class's turn quota */
+	/* Queue wait, from an actor becoming ready to its run starting
+	 * (resolution: one loop turn). Bucket 0 counts waits under 1 ns,
+	 * bucket b in 1..30 those in [2^(b-1), 2^b) ns, bucket 31 longer. */
+	uint64_t wait_hist[VZ_CLASS_WAIT_BUCKETS];
+} vz_class_stats;
+
+/* Copy class `cls` of `shard`'s counters to *out. Any thread. VZ_EINVAL
+ * (NULL, or cls not a configured class; class 0 always exists),
+ * VZ_ENOSHARD. */
+VZ_API int vz_stats_class(const vz_runtime *rt, unsigned shard, unsigned cls, vz_class_stats *out);
+
+/* The p-quantile (0 < q <= 1) of a wait histogram, as the upper bound of
+ * the bucket holding it, in ns; 0 when empty. Any thread. */
+VZ_API uint64_t vz_class_wait_quantile(const vz_class_stats *s, double q);
+
 #endif

@@ -88,6 +88,8 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 	a->shard = sh;
 	a->spec = spec;
 	a->mbox = (struct vz__msg_list){0};
+	a->urg_head = a->urg_tail = NULL;
+	a->sched_cls = spec->sched_class;
 	a->next_ready = NULL;
 	vz__timer_owner_init(&a->timers);
 	a->state = NULL;
@@ -164,6 +166,12 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 	a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
 	while ((m = vz__list_pop(&a->mbox)))
 		vz__dead_letter(sh, m, reason);
+	while ((m = a->urg_head)) {
+		/* runtime requests (stop): uncounted, so only released */
+		a->urg_head = vz__msg_next(m);
+		vz__dead_letter(sh, m, reason);
+	}
+	a->urg_tail = NULL;
 	if (a->flags & VZ__ACTOR_BIG_STATE)
 		free(a->state);
 	else if (a->state)
@@ -281,6 +289,8 @@ VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, c
 	if (shard >= rt->nshards)
 		return VZ_ENOSHARD;
 	sh = rt->shards[shard];
+	if (spec->sched_class >= sh->sched.nclasses)
+		return VZ_EINVAL;
 	/* Acquire: pairs with the seq_cst stores in start/stop. */
 	state = atomic_load_explicit(&rt->state, memory_order_acquire);
 	if (state >= VZ__RT_STOPPING)

@@ -190,6 +190,11 @@ enum vz__actor_flags {
 
 struct vz_actor {
 	struct vz__msg_list mbox; /* 24: owner-only mailbox */
+	/* Urgent lane: runtime lifecycle messages (vz__msg_urgent()), handled
+	 * before any user mail at the start of the actor's next run. Kept
+	 * apart from mbox so user mail keeps its per-pair FIFO order and a
+	 * stop request does not wait behind it. Owner-only. */
+	struct vz_msg *urg_head, *urg_tail;
 	const vz_actor_spec *spec;
 	void *state;
 	struct vz_actor *next_ready; /* run queue link; free-slot link when dead */
@@ -199,6 +204,10 @@ struct vz_actor {
 	uint32_t slot;
 	uint16_t flags;
 	uint16_t state_cls;
+	uint32_t sched_cls; /* scheduling class (vz_actor_spec.sched_class) */
+	/* sh->now_ns when the actor last joined its class's run queue, for
+	 * the class queue-wait histogram (classes on only). */
+	uint64_t ready_ns;
 	/* (generation << 32) | mailbox_limit of the current life, 0 when
 	 * dead: written by the owner (release) at spawn and stop, read by
 	 * senders on other threads (acquire) to apply a bounded mailbox. */
@@ -209,6 +218,38 @@ struct vz_actor {
 	 * message itself is published by the ring or inbox), the owner
 	 * fetch_subs after handling. */
 	_Atomic uint32_t inflight;
+};
+
+/* ---- scheduling classes ------------------------------------------------ */
+
+struct vz__runq {
+	struct vz_actor *head, *tail;
+};
+
+/* Queue-wait histogram buckets: bucket b counts waits in [2^(b-1), 2^b) ns
+ * (bucket 0: under 1 ns), the last one everything longer. */
+#define VZ__WAIT_BUCKETS VZ_CLASS_WAIT_BUCKETS
+
+/* Per-class state of a shard (deliver.c). Owner-only except the stats,
+ * which are load+store counters like struct vz__stat_counters. */
+struct vz__class {
+	uint64_t vruntime; /* charged ns * VZ__VR_SCALE / shares */
+	uint64_t turn_ns;  /* runtime charged in the current turn (quota) */
+	uint64_t quota_ns; /* 0 = no per-turn quota */
+	uint32_t shares;
+	bool latency;
+	struct {
+		_Atomic uint64_t runtime_ns, messages, runs, quota_violations;
+		_Atomic uint64_t wait[VZ__WAIT_BUCKETS];
+	} st;
+};
+
+struct vz__sched {
+	unsigned nclasses; /* 1 = classes off: the FIFO of before */
+	uint32_t runnable; /* bit c: class c was runnable at the last pick */
+	uint32_t latency;  /* bit c: class c is latency-sensitive */
+	uint64_t min_vr;   /* floor a waking class's vruntime is raised to */
+	struct vz__class cls[VZ_MAX_CLASSES];
 };
 
 /* ---- shards ------------------------------------------------------------ */
@@ -272,7 +313,10 @@ struct vz__shard {
 	struct vz_actor *free_actors; /* stopped slots to reuse */
 	uint32_t retired_slots;	      /* slots whose generations ran out */
 
-	struct vz_actor *rq_head, *rq_tail; /* run queue */
+	/* Run queues, one per scheduling class (class 0 only when the
+	 * config declares none: the plain FIFO of before). */
+	struct vz__runq rq[VZ_MAX_CLASSES];
+	struct vz__sched sched; /* class picking and per-class stats */
 
 	struct vz__pool pool;
 	struct vz__timers timers;
@@ -551,18 +595,57 @@ static inline struct vz_msg *vz__msg_alloc(struct vz__shard *sh, size_t len)
 	return m;
 }
 
-/* Append to the run queue unless already there. Owner thread. */
+/* Append to its class's run queue unless already there. Owner thread.
+ * ready_ns is stored always (a store to a line this writes anyway) rather
+ * than behind a test of whether classes are on. */
 static inline void vz__make_ready(struct vz__shard *sh, struct vz_actor *a)
 {
+	struct vz__runq *q;
+
 	if (a->flags & VZ__ACTOR_READY)
 		return;
+	q = &sh->rq[a->sched_cls];
 	a->flags |= VZ__ACTOR_READY;
 	a->next_ready = NULL;
-	if (sh->rq_tail)
-		sh->rq_tail->next_ready = a;
+	a->ready_ns = sh->now_ns;
+	if (q->tail)
+		q->tail->next_ready = a;
 	else
-		sh->rq_head = a;
-	sh->rq_tail = a;
+		q->head = a;
+	q->tail = a;
+}
+
+/* Runtime messages that take the urgent lane (overtake user mail): the
+ * lifecycle requests. Timer expiries and pool completions are mail the
+ * actor sees and keep their place in the mailbox. */
+static inline bool vz__msg_urgent(const struct vz_msg *m)
+{
+	return (m->flags & VZ__MSG_SYS) && m->type == VZ__MSG_STOP;
+}
+
+/* Put m in a's mailbox, or in its urgent lane, and make a ready. */
+static inline void vz__mbox_push(struct vz__shard *sh, struct vz_actor *a, struct vz_msg *m)
+{
+	if (__builtin_expect(vz__msg_urgent(m), 0)) {
+		atomic_store_explicit(&m->node.next, NULL, memory_order_relaxed);
+		if (a->urg_tail)
+			vz__msg_set_next(a->urg_tail, m);
+		else
+			a->urg_head = m;
+		a->urg_tail = m;
+	} else {
+		vz__list_push(&a->mbox, m);
+	}
+	vz__make_ready(sh, a);
+}
+
+/* Any ready actor on sh? Owner thread. */
+static inline bool vz__any_ready(const struct vz__shard *sh)
+{
+	for (unsigned c = 0; c < sh->sched.nclasses; c++)
+		if (sh->rq[c].head)
+			return true;
+	return false;
 }
 
 void vz__msg_release_slow(struct vz__shard *sh, struct vz_msg *m);
@@ -617,6 +700,8 @@ void vz__deliver_local(struct vz__shard *sh, struct vz_msg *m);
 void vz__dead_letter(struct vz__shard *sh, struct vz_msg *m, int reason);
 void vz__undo_admit(struct vz__shard *sh, struct vz_msg *m);
 void vz__run_ready(struct vz__shard *sh, unsigned *handled);
+/* Set up sh->sched from the runtime's config (shard create). */
+void vz__sched_init(struct vz__shard *sh);
 
 /* xshard.c */
 int vz__rings_create(vz_runtime *rt);

@@ -66,8 +66,7 @@ void vz__deliver_local(struct vz__shard *sh, struct vz_msg *m)
 		vz__dead_letter(sh, m, VZ_ESTOPPED);
 		return;
 	}
-	vz__list_push(&a->mbox, m);
-	vz__make_ready(sh, a);
+	vz__mbox_push(sh, a, m);
 }
 
 static void finish_stop_if_asked(struct vz__shard *sh, struct vz_actor *a)
@@ -108,6 +107,50 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 	return 1;
 }
 
+/* Handle a's urgent lane (vz__msg_urgent()): before any of its user mail.
+ * Caller holds a (VZ__ACTOR_ACTIVE), so a stop here leaves the slot to
+ * the run loop. */
+static void run_urgent(struct vz__shard *sh, struct vz_actor *a)
+{
+	struct vz_msg *m;
+
+	while ((a->flags & VZ__ACTOR_LIVE) && (m = a->urg_head)) {
+		a->urg_head = vz__msg_next(m);
+		if (!a->urg_head)
+			a->urg_tail = NULL;
+		dispatch(sh, a, m);
+	}
+}
+
+/* Pop the head of class c's run queue. */
+static inline struct vz_actor *rq_pop(struct vz__shard *sh, unsigned c)
+{
+	struct vz__runq *q = &sh->rq[c];
+	struct vz_actor *a = q->head;
+
+	q->head = a->next_ready;
+	if (!q->head)
+		q->tail = NULL;
+	a->flags &= (uint16_t)~VZ__ACTOR_READY;
+	return a;
+}
+
+/* After a run: give the slot back, or queue the actor again. */
+static inline void after_run(struct vz__shard *sh, struct vz_actor *a)
+{
+	if (!(a->flags & VZ__ACTOR_LIVE)) {
+		/* Stopped during this run. If it sent itself a message
+		 * earlier in the run, it was queued again then (while
+		 * still live): the queue holds it and frees the slot
+		 * when it pops it. Freeing it here too would put the
+		 * slot on the free list twice. */
+		if (!(a->flags & VZ__ACTOR_READY))
+			vz__actor_reap(sh, a);
+	} else if (a->mbox.head || a->urg_head) {
+		vz__make_ready(sh, a);
+	}
+}
+
 /*
  * How often a turn with a time budget reads the clock: once per this many
  * dispatched messages (an actor run of n messages counts n, a run that only
@@ -123,6 +166,8 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
  */
 #define BUDGET_CHECK_MSGS 64u
 
+static void run_classes(struct vz__shard *sh, unsigned *handled);
+
 /*
  * Run ready actors (runtime/DESIGN.md invariant 5, bounded latency of the loop):
  * at most actors_per_turn actor runs, each at most `batch` messages, and
@@ -136,6 +181,10 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
  * went to the back like any other, and those not reached keep their places
  * at the front, in order, for the next turn. (Keeping the spender at the
  * front instead would let one hot actor start every turn.)
+ *
+ * With scheduling classes configured (nclasses >= 2) run_classes() does
+ * the turn instead; with one class this loop is the whole scheduler, as
+ * before classes existed, plus one test per run for the urgent lane.
  */
 void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 {
@@ -145,25 +194,28 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 	uint64_t deadline_ns = 0;
 	unsigned done = 0, since_check = 0;
 
-	if (budget_ns && sh->rq_head) {
+	if (__builtin_expect(sh->sched.nclasses > 1, 0)) {
+		run_classes(sh, handled);
+		return;
+	}
+	if (budget_ns && sh->rq[0].head) {
 		/* The turn's own clock read; it also refreshes vz_now_ns(). */
 		sh->now_ns = vz__mono_ns(); /* vz__clock_ns(), inline */
 		deadline_ns = sh->now_ns + budget_ns;
 	}
-	while (actors-- > 0 && sh->rq_head) {
-		struct vz_actor *a = sh->rq_head;
+	while (actors-- > 0 && sh->rq[0].head) {
+		struct vz_actor *a = rq_pop(sh, 0);
 		struct vz_msg *m;
 		unsigned n = 0, batch_now;
 
-		sh->rq_head = a->next_ready;
-		if (!sh->rq_head)
-			sh->rq_tail = NULL;
-		a->flags &= (uint16_t)~VZ__ACTOR_READY;
 		if (!(a->flags & VZ__ACTOR_LIVE)) {
 			vz__actor_reap(sh, a);
 			n = 1;
 			goto budget;
 		}
+		a->flags |= VZ__ACTOR_ACTIVE;
+		if (__builtin_expect(a->urg_head != NULL, 0))
+			run_urgent(sh, a);
 		/* Only what was queued when the run began: a message the actor
 		 * sends itself waits for its next turn, so a self-driving
 		 * actor cannot take `batch` times its share. */
@@ -171,24 +223,13 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 			batch_now = a->mbox.len;
 		else
 			batch_now = batch;
-		a->flags |= VZ__ACTOR_ACTIVE;
 		while (n < batch_now && (a->flags & VZ__ACTOR_LIVE) &&
 		       (m = vz__list_pop(&a->mbox))) {
 			done += dispatch(sh, a, m);
 			n++;
 		}
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
-		if (!(a->flags & VZ__ACTOR_LIVE)) {
-			/* Stopped during this run. If it sent itself a message
-			 * earlier in the run, it was queued again then (while
-			 * still live): the queue holds it and frees the slot
-			 * when it pops it. Freeing it here too would put the
-			 * slot on the free list twice. */
-			if (!(a->flags & VZ__ACTOR_READY))
-				vz__actor_reap(sh, a);
-		} else if (a->mbox.head) {
-			vz__make_ready(sh, a);
-		}
+		after_run(sh, a);
 	budget:
 		if (!deadline_ns)
 			continue;
@@ -199,6 +240,224 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 		sh->now_ns = vz__mono_ns(); /* vz__clock_ns(), inline */
 		if (sh->now_ns >= deadline_ns)
 			break; /* the rest stay queued, in order */
+	}
+	*handled += done;
+}
+
+/* ---- scheduling classes ------------------------------------------------ */
+
+/*
+ * Virtual runtime is charged ns * VZ__VR_SCALE / shares, so with shares up
+ * to 10000 a class charged 1 ns still moves (2^16 / 10000 > 1), and a
+ * 64-bit vruntime lasts 2^64 / 2^16 ns ~ 8 years of one class running
+ * with share 1.
+ */
+#define VZ__VR_SCALE 65536u
+
+/*
+ * How often a run of a class that is not latency-sensitive looks for
+ * latency-class work that arrived from other threads (rings, inbox): once
+ * per this many messages; a latency-class actor made ready by a local send
+ * is seen after every message (a test of its queue head). Ring arrivals
+ * end the turn so the loop drains them; the doorbell words are read-mostly
+ * for this shard, so the look costs a load that hits the cache until a
+ * producer rings.
+ */
+#define LAT_POLL_MSGS 4u
+
+void vz__sched_init(struct vz__shard *sh)
+{
+	const vz_config *cfg = &sh->rt->cfg;
+	struct vz__sched *s = &sh->sched;
+	unsigned n = cfg->nclasses > 1 ? cfg->nclasses : 1;
+
+	memset(s, 0, sizeof *s);
+	s->nclasses = n;
+	for (unsigned c = 0; c < n; c++) {
+		struct vz__class *cl = &s->cls[c];
+
+		cl->shares = n > 1 && cfg->classes[c].shares ? cfg->classes[c].shares : 1;
+		cl->quota_ns = n > 1 ? (uint64_t)cfg->classes[c].quota_us * 1000u : 0;
+		cl->latency = n > 1 && cfg->classes[c].latency;
+		if (cl->latency)
+			s->latency |= 1u << c;
+	}
+}
+
+static inline void cstat_add(_Atomic uint64_t *f, uint64_t n)
+{
+	/* Relaxed load + store: written by this shard only, read as a
+	 * snapshot (as VZ__STAT_ADD). */
+	atomic_store_explicit(f, atomic_load_explicit(f, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+static inline unsigned wait_bucket(uint64_t ns)
+{
+	unsigned b;
+
+	if (!ns)
+		return 0;
+	b = 64u - (unsigned)__builtin_clzll(ns); /* ns in [2^(b-1), 2^b) */
+	return b < VZ__WAIT_BUCKETS ? b : VZ__WAIT_BUCKETS - 1;
+}
+
+/* Has a latency-sensitive class a ready actor? */
+static inline bool latency_ready(const struct vz__shard *sh)
+{
+	for (uint32_t m = sh->sched.latency; m; m &= m - 1)
+		if (sh->rq[__builtin_ctz(m)].head)
+			return true;
+	return false;
+}
+
+/*
+ * The class to run next, or -1 when none is ready or every ready class has
+ * spent its turn quota. Least virtual runtime wins; a tie goes to a
+ * latency-sensitive class, then to the lower index. A class that has
+ * become ready since the last pick (it was idle) first has its virtual
+ * runtime raised to the shard's floor, min_vr: the least virtual runtime
+ * of the ready classes as of the last pick, which never goes down. Idle
+ * time banks no credit, so a class that wakes cannot then monopolise the
+ * shard to catch up.
+ */
+static int pick(struct vz__shard *sh)
+{
+	struct vz__sched *s = &sh->sched;
+	uint32_t ready = 0;
+	uint64_t best_vr = UINT64_MAX, min_ready = UINT64_MAX;
+	int best = -1;
+
+	for (unsigned c = 0; c < s->nclasses; c++)
+		if (sh->rq[c].head)
+			ready |= 1u << c;
+	for (uint32_t m = ready; m; m &= m - 1) {
+		unsigned c = (unsigned)__builtin_ctz(m);
+		struct vz__class *cl = &s->cls[c];
+
+		if (!(s->runnable & (1u << c)) && cl->vruntime < s->min_vr)
+			cl->vruntime = s->min_vr; /* woke: no banked credit */
+		if (cl->vruntime < min_ready)
+			min_ready = cl->vruntime;
+		if (cl->quota_ns && cl->turn_ns >= cl->quota_ns)
+			continue;
+		if (cl->vruntime < best_vr ||
+		    (cl->vruntime == best_vr && cl->latency && !s->cls[best].latency)) {
+			best_vr = cl->vruntime;
+			best = (int)c;
+		}
+	}
+	s->runnable = ready;
+	if (ready && min_ready > s->min_vr)
+		s->min_vr = min_ready;
+	return best;
+}
+
+/*
+ * One turn with classes: like the loop above (actors_per_turn runs of at
+ * most `batch` messages, the turn budget), but each run is of the actor
+ * at the head of the class pick() chooses, and is timed with the clock
+ * (one read per run, which also keeps sh->now_ns fresh) and charged to
+ * its class. A run gives the shard back between two messages when:
+ * - its class has a quota and has used it this turn (clock read per
+ *   message for such classes only);
+ * - its class is not latency-sensitive and a latency class has work: a
+ *   ready actor (looked at after every message) or, every LAT_POLL_MSGS
+ *   messages, anything in the rings or the inbox, in which case the turn
+ *   ends so the loop drains them.
+ * An actor cut short keeps its place at the front of its class's queue.
+ */
+static void run_classes(struct vz__shard *sh, unsigned *handled)
+{
+	struct vz__sched *s = &sh->sched;
+	unsigned actors = sh->rt->cfg.actors_per_turn;
+	unsigned batch = sh->rt->cfg.batch;
+	uint64_t budget_ns = (uint64_t)sh->rt->cfg.turn_budget_us * 1000u;
+	uint64_t now, deadline_ns, stale_mark, turn_start;
+	unsigned done = 0;
+	bool has_lat = s->latency != 0, end_turn = false;
+
+	if (!vz__any_ready(sh))
+		return;
+	/* Actors stamped with this value (or later) became ready after the
+	 * last clock read, somewhere in between: their wait is counted from
+	 * this turn's start (resolution one loop turn, as the stats say). */
+	stale_mark = sh->now_ns;
+	now = turn_start = sh->now_ns = vz__mono_ns();
+	deadline_ns = budget_ns ? now + budget_ns : UINT64_MAX;
+	for (unsigned c = 0; c < s->nclasses; c++)
+		s->cls[c].turn_ns = 0;
+	while (actors-- > 0 && !end_turn && now < deadline_ns) {
+		int c = pick(sh);
+		struct vz__class *cl;
+		struct vz_actor *a;
+		struct vz_msg *m;
+		unsigned n = 0, batch_now;
+		uint64_t start, left, ran, since;
+		bool cut = false, watch;
+
+		if (c < 0)
+			break;
+		cl = &s->cls[c];
+		a = rq_pop(sh, (unsigned)c);
+		if (!(a->flags & VZ__ACTOR_LIVE)) {
+			vz__actor_reap(sh, a);
+			continue;
+		}
+		since = a->ready_ns >= stale_mark ? turn_start : a->ready_ns;
+		cstat_add(&cl->st.wait[wait_bucket(now > since ? now - since : 0)], 1);
+		start = now;
+		left = cl->quota_ns ? cl->quota_ns - cl->turn_ns : UINT64_MAX;
+		watch = has_lat && !cl->latency;
+		a->flags |= VZ__ACTOR_ACTIVE;
+		if (a->urg_head)
+			run_urgent(sh, a);
+		batch_now = batch > a->mbox.len ? a->mbox.len : batch;
+		while (n < batch_now && (a->flags & VZ__ACTOR_LIVE) &&
+		       (m = vz__list_pop(&a->mbox))) {
+			done += dispatch(sh, a, m);
+			n++;
+			if (n == batch_now)
+				break;
+			if (cl->quota_ns && vz__mono_ns() - start >= left) {
+				cut = true;
+				break;
+			}
+			if (watch) {
+				if (latency_ready(sh)) {
+					cut = true;
+					break;
+				}
+				if (n % LAT_POLL_MSGS == 0 && vz__has_incoming(sh)) {
+					cut = end_turn = true;
+					break;
+				}
+			}
+		}
+		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
+		now = sh->now_ns = vz__mono_ns();
+		ran = now - start;
+		cl->turn_ns += ran;
+		cl->vruntime += ran * VZ__VR_SCALE / cl->shares;
+		cstat_add(&cl->st.runtime_ns, ran);
+		cstat_add(&cl->st.messages, n);
+		cstat_add(&cl->st.runs, 1);
+		if (cl->quota_ns && cl->turn_ns > cl->quota_ns)
+			cstat_add(&cl->st.quota_violations, 1);
+		if (cut && (a->flags & VZ__ACTOR_LIVE) && !(a->flags & VZ__ACTOR_READY) &&
+		    (a->mbox.head || a->urg_head)) {
+			/* Cut short: back to the front of its class. */
+			struct vz__runq *q = &sh->rq[c];
+
+			a->flags |= VZ__ACTOR_READY;
+			a->ready_ns = now;
+			a->next_ready = q->head;
+			q->head = a;
+			if (!q->tail)
+				q->tail = a;
+		} else {
+			after_run(sh, a);
+		}
 	}
 	*handled += done;
 }

@@ -218,6 +218,7 @@ VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 		rc = vz__shard_create(rt, i, cpus[i], rt->cfg.shards[i].embedded, &rt->shards[i]);
 		if (rc < 0)
 			goto fail;
+		vz__sched_init(rt->shards[i]);
 	}
 	rc = vz__rings_create(rt);
 	if (rc < 0)

@@ -110,8 +110,7 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 			VZ__STAT_ADD(sh, sent_local, 1);
 		/* Straight into the mailbox: the target is live (just looked
 		 * up) and the shard is running (checked above). */
-		vz__list_push(&target->mbox, m);
-		vz__make_ready(sh, target);
+		vz__mbox_push(sh, target, m);
 	} else {
 		if (!(flags & VZ__MSG_UNCOUNTED))
 			VZ__STAT_ADD(sh, sent_remote, 1);

@@ -248,7 +248,7 @@ unsigned vz__shard_turn(struct vz__shard *sh)
 /* Something to do right now, without blocking? Owner thread. */
 static bool has_work(struct vz__shard *sh)
 {
-	if (sh->rq_head || !vz__outboxes_empty(sh) || vz__has_incoming(sh))
+	if (vz__any_ready(sh) || !vz__outboxes_empty(sh) || vz__has_incoming(sh))
 		return true;
 	/* Acquire: pairs with the stopper's release store of EXIT. */
 	if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* Stats snapshots: relaxed reads of counters each written by one shard,
  * plus the few that threads outside the runtime write (atomically). */
+#include <stdio.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -65,4 +66,51 @@ VZ_API int vz_stats_total(const vz_runtime *rt, vz_shard_stats *out, uint64_t *f
 	if (foreign_posts)
 		*foreign_posts = out->received_foreign;
 	return 0;
+}
+
+VZ_API int vz_stats_class(const vz_runtime *rt, unsigned shard, unsigned cls, vz_class_stats *out)
+{
+	const struct vz__class *cl;
+
+	if (!rt || !out)
+		return VZ_EINVAL;
+	if (shard >= rt->nshards)
+		return VZ_ENOSHARD;
+	/* nclasses is written at create, before any thread can ask. */
+	if (cls >= rt->shards[shard]->sched.nclasses)
+		return VZ_EINVAL;
+	cl = &rt->shards[shard]->sched.cls[cls];
+	memset(out, 0, sizeof *out);
+	if (rt->cfg.nclasses > 1)
+		snprintf(out->name, sizeof out->name, "%s", rt->cfg.classes[cls].name);
+	/* Relaxed: counters written by the shard alone, read as a snapshot. */
+	out->runtime_ns = atomic_load_explicit(&cl->st.runtime_ns, memory_order_relaxed);
+	out->messages = atomic_load_explicit(&cl->st.messages, memory_order_relaxed);
+	out->runs = atomic_load_explicit(&cl->st.runs, memory_order_relaxed);
+	out->quota_violations =
+	    atomic_load_explicit(&cl->st.quota_violations, memory_order_relaxed);
+	for (unsigned b = 0; b < VZ_CLASS_WAIT_BUCKETS; b++)
+		out->wait_hist[b] = atomic_load_explicit(&cl->st.wait[b], memory_order_relaxed);
+	return 0;
+}
+
+VZ_API uint64_t vz_class_wait_quantile(const vz_class_stats *s, double q)
+{
+	uint64_t total = 0, seen = 0, want;
+
+	if (!s || !(q > 0.0))
+		return 0;
+	for (unsigned b = 0; b < VZ_CLASS_WAIT_BUCKETS; b++)
+		total += s->wait_hist[b];
+	if (!total)
+		return 0;
+	want = (uint64_t)(q * (double)total + 0.999999);
+	if (want > total)
+		want = total;
+	for (unsigned b = 0; b < VZ_CLASS_WAIT_BUCKETS; b++) {
+		seen += s->wait_hist[b];
+		if (seen >= want)
+			return b ? (uint64_t)1 << b : 1;
+	}
+	return (uint64_t)1 << (VZ_CLASS_WAIT_BUCKETS - 1);
 }
