@@ -61,6 +61,12 @@ struct vz__config_src {
 	int shard_ring[VZ_MAX_SHARDS];
 	int shard_embedded[VZ_MAX_SHARDS];
 	int topo_node[VZ_MAX_NODES]; /* line of topology node.N */
+	/* [class.N]: line of the section's first key, and of each key */
+	int class_section[VZ_MAX_CLASSES];
+	int class_name[VZ_MAX_CLASSES];
+	int class_shares[VZ_MAX_CLASSES];
+	int class_quota[VZ_MAX_CLASSES];
+	int class_latency[VZ_MAX_CLASSES];
 };
 
 /* ---- cpuset syntax (cpuset_parse.c) ---------------------------------- */
@@ -167,6 +173,12 @@ int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *sr
 int vz__config_check_shard(const vz_config *cfg, const struct vz__config_src *src, unsigned i,
 			   vz_config_error *err);
 
+/* The scheduling classes cfg declares: nclasses in range, and with two or
+ * more, each with shares 1..VZ__SHARES_MAX and quota_us at most
+ * VZ__QUOTA_US_MAX. 0 or VZ_ECONFIG naming class.N.key. */
+int vz__config_check_classes(const vz_config *cfg, const struct vz__config_src *src,
+			     vz_config_error *err);
+
 /* Ranges shared by parsing, validation and the documentation. */
 #define VZ__SPIN_US_MAX	     1000000u
 #define VZ__TICK_US_MIN	     10u
@@ -177,6 +189,8 @@ int vz__config_check_shard(const vz_config *cfg, const struct vz__config_src *sr
 #define VZ__OUTBOX_MAX	     (1u << 24)
 #define VZ__BUDGET_US_MAX    1000000u /* runtime.turn_budget_us */
 #define VZ__POOL_WORKERS_MAX 1024u
+#define VZ__SHARES_MAX	     10000u   /* class.N.shares */
+#define VZ__QUOTA_US_MAX     1000000u /* class.N.quota_us */
 #define VZ__POOL_QCAP_MIN    2u
 #define VZ__POOL_QCAP_MAX    (1u << 24)
 

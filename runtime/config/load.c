@@ -36,7 +36,7 @@
  * wrong path, not a config. */
 #define MAX_FILE_BYTES (1u << 20)
 
-static const char *const sections[] = {"runtime", "pool", "topology", "shard"};
+static const char *const sections[] = {"runtime", "pool", "topology", "shard", "class"};
 static const char *const runtime_keys[] = {
     "shards",	       "cpus",		 "backend",	      "idle",
     "idle_spin_us",    "timer_tick_us",	 "ring_entries",      "batch",
@@ -44,6 +44,7 @@ static const char *const runtime_keys[] = {
     "outbox_limit",    "turn_budget_us",
 };
 static const char *const shard_keys[] = {"cpu", "ring_entries", "embedded"};
+static const char *const class_keys[] = {"name", "shares", "quota_us", "latency"};
 static const char *const pool_keys[] = {
     "workers_per_node",
     "queue_capacity",
@@ -424,6 +425,53 @@ static int set_shard(struct setctx *c, unsigned idx, const char *name)
 	return 1;
 }
 
+/* [class.N]: one scheduling class. Declaring [class.N] makes the runtime
+ * have at least N + 1 classes (vz_config.nclasses); the checks
+ * (vz__config_check_classes()) then want every class numbered below it. */
+static int set_class(struct setctx *c, unsigned idx, const char *name)
+{
+	vz_class_config *k = &c->cfg->classes[idx];
+	enum num r;
+	int rc;
+
+	if (c->cfg->nclasses < idx + 1)
+		c->cfg->nclasses = idx + 1;
+	if (!strcmp(name, "name")) {
+		if ((rc = claim(c, &c->src->class_name[idx])) < 0)
+			return rc;
+		if (strlen(c->value) >= sizeof k->name)
+			return SET_ERR(c, "name longer than %zu characters", sizeof k->name - 1);
+		snprintf(k->name, sizeof k->name, "%s", c->value);
+		return 0;
+	}
+	if (!strcmp(name, "latency")) {
+		if ((rc = claim(c, &c->src->class_latency[idx])) < 0)
+			return rc;
+		if (!parse_bool(c->value, &k->latency))
+			return SET_ERR(c, "'%.64s' is not a boolean (true|false)", c->value);
+		return 0;
+	}
+	if (!strcmp(name, "shares") || !strcmp(name, "quota_us")) {
+		bool shares = name[0] == 's';
+		uint32_t *dst = shares ? &k->shares : &k->quota_us;
+		uint32_t lo = shares ? 1 : 0, hi = shares ? VZ__SHARES_MAX : VZ__QUOTA_US_MAX;
+
+		if ((rc = claim(c, shares ? &c->src->class_shares[idx]
+					  : &c->src->class_quota[idx])) < 0)
+			return rc;
+		r = parse_num(c->value, dst);
+		if (r == NUM_BIG)
+			return too_big(c, true, lo, hi);
+		if (r == NUM_BAD)
+			return SET_ERR(c, "'%.64s' is not a number (decimal digits only)",
+				       c->value);
+		if (*dst < lo || *dst > hi)
+			return SET_ERR(c, "%u is out of range %u..%u", *dst, lo, hi);
+		return 0;
+	}
+	return 1;
+}
+
 static int set_topology(struct setctx *c, const char *name)
 {
 	vz_topology_decl *t = &c->cfg->topology;
@@ -471,6 +519,20 @@ static int check_section(const char *section, long *shard_idx, vz_config_error *
 	const char *s;
 
 	*shard_idx = -1;
+	if (!strncmp(section, "class.", 6)) {
+		long ci = parse_index(section, "class.");
+
+		if (ci < 0)
+			return vz__config_error_at(err, src, line, env, section,
+						   "bad class index '%.32s' in [%.48s] (write "
+						   "[class.0], [class.1], ...)",
+						   section + 6, section);
+		if (ci >= VZ_MAX_CLASSES)
+			return vz__config_error_at(err, src, line, env, section,
+						   "class index %ld is out of range 0..%u", ci,
+						   VZ_MAX_CLASSES - 1);
+		return 0;
+	}
 	if (!strcmp(section, "runtime") || !strcmp(section, "pool") || !strcmp(section, "topology"))
 		return 0;
 	if (!strncmp(section, "shard.", 6)) {
@@ -500,7 +562,7 @@ static int check_section(const char *section, long *shard_idx, vz_config_error *
 					   s);
 	return vz__config_error_at(err, src, line, env, section,
 				   "unknown section [%.48s] (known: runtime, pool, topology, "
-				   "shard.N)",
+				   "shard.N, class.N)",
 				   section);
 }
 
@@ -529,6 +591,13 @@ int vz__config_set(vz_config *cfg, struct vz__config_src *src, const char *secti
 		rc = set_topology(&c, name);
 		if (rc > 0)
 			unknown_key(&c, section, name, topology_keys, COUNT(topology_keys));
+	} else if (!strncmp(section, "class.", 6)) {
+		idx = parse_index(section, "class.");
+		if (line > 0 && src->class_section[idx] == 0)
+			src->class_section[idx] = line;
+		rc = set_class(&c, (unsigned)idx, name);
+		if (rc > 0)
+			unknown_key(&c, section, name, class_keys, COUNT(class_keys));
 	} else {
 		if (line > 0 && src->shard_section[idx] == 0)
 			src->shard_section[idx] = line;
@@ -631,6 +700,13 @@ static void check_line(struct parse *ps, const char *raw, size_t n, size_t max)
 	}
 	if (idx >= 0 && ps->src->shard_section[idx] == 0)
 		ps->src->shard_section[idx] = ps->line;
+	if (!strncmp(section, "class.", 6)) {
+		idx = parse_index(section, "class.");
+		if (ps->src->class_section[idx] == 0)
+			ps->src->class_section[idx] = ps->line;
+		if (ps->cfg->nclasses < (uint32_t)idx + 1)
+			ps->cfg->nclasses = (uint32_t)idx + 1;
+	}
 }
 
 /* inih reader over our buffer: one physical line per call, so inih's line
@@ -666,8 +742,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	ps->key_seen = true;
 	if (!section[0]) {
 		parse_fail(ps, name,
-			   "key outside any section (put it under [runtime], [pool], [topology] "
-			   "or [shard.N])");
+			   "key outside any section (put it under [runtime], [pool], [topology], "
+			   "[shard.N] or [class.N])");
 		return 1;
 	}
 	if (vz__config_set(ps->cfg, ps->src, section, name, value, ps->line, NULL, &ps->err) < 0)

@@ -295,6 +295,10 @@ int vz__config_check(const vz_config *cfg, const struct vz__topology *t,
 		}
 	}
 
+	rc = vz__config_check_classes(cfg, src, err);
+	if (rc < 0)
+		return rc;
+
 	/* one publish must fit in every ring it goes to */
 	for (unsigned i = 0; i < count; i++) {
 		uint32_t ring =
@@ -337,4 +341,42 @@ VZ_API int vz_config_validate(const vz_config *cfg, vz_config_error *err)
 		rc = vz__config_check(cfg, t, NULL, err);
 	free(t);
 	return rc;
+}
+
+int vz__config_check_classes(const vz_config *cfg, const struct vz__config_src *src,
+			     vz_config_error *err)
+{
+	char key[48];
+
+	if (cfg->nclasses > VZ_MAX_CLASSES)
+		return vz__config_error(err, src ? src->file : "", 0, "class",
+					"%u scheduling classes; at most %u", cfg->nclasses,
+					VZ_MAX_CLASSES);
+	if (cfg->nclasses < 2)
+		return 0; /* one class: shares and quota unused */
+	for (unsigned c = 0; c < cfg->nclasses; c++) {
+		const vz_class_config *k = &cfg->classes[c];
+
+		if (src && !src->class_section[c]) {
+			snprintf(key, sizeof key, "class.%u", c);
+			return vz__config_error(err, src->file, 0, key,
+						"classes are numbered from 0 without gaps: "
+						"[class.%u] is missing (there are %u)",
+						c, cfg->nclasses);
+		}
+		if (k->shares < 1 || k->shares > VZ__SHARES_MAX) {
+			snprintf(key, sizeof key, "class.%u.shares", c);
+			return vz__config_error_at(err, src, src ? src->class_shares[c] : 0, NULL,
+						   key, "shares %u is out of range 1..%u%s",
+						   k->shares, VZ__SHARES_MAX,
+						   k->shares ? "" : " (every class needs shares)");
+		}
+		if (k->quota_us > VZ__QUOTA_US_MAX) {
+			snprintf(key, sizeof key, "class.%u.quota_us", c);
+			return vz__config_error_at(err, src, src ? src->class_quota[c] : 0, NULL,
+						   key, "%u is out of range 0..%u", k->quota_us,
+						   VZ__QUOTA_US_MAX);
+		}
+	}
+	return 0;
 }

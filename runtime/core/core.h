@@ -236,6 +236,7 @@ struct vz__class {
 	uint64_t vruntime; /* charged ns * VZ__VR_SCALE / shares */
 	uint64_t turn_ns;  /* runtime charged in the current turn (quota) */
 	uint64_t quota_ns; /* 0 = no per-turn quota */
+	uint64_t msg_ns;   /* moving average of a message cost (charge()) */
 	uint32_t shares;
 	bool latency;
 	struct {

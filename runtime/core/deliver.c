@@ -354,6 +354,35 @@ static int pick(struct vz__shard *sh)
 }
 
 /*
+ * What a run of n messages that took `ran` ns is charged: at most
+ * CHARGE_CAP times what the class's recent messages took (msg_ns, a moving
+ * average of 1/8 weight), plus 1 us. On a shared machine the excess of
+ * such a run is nearly always time the OS took the CPU away (preemption,
+ * interrupts), which no class should pay for: uncapped, one 4 ms
+ * preemption charged to a class makes the scheduler give the other class
+ * 4 ms * shares ratio to catch up, and the split drifts far from the
+ * shares. A class whose messages really get slower is charged the new
+ * cost within a few runs, since the average follows every run (each
+ * sample clamped to 8x the average, so a single outlier moves it once).
+ */
+#define CHARGE_CAP 4u
+
+static inline uint64_t charge(struct vz__class *cl, uint64_t ran, unsigned n)
+{
+	uint64_t per = ran / (n ? n : 1), cap;
+
+	if (!cl->msg_ns) {
+		cl->msg_ns = per ? per : 1;
+		return ran;
+	}
+	if (per > 8 * cl->msg_ns)
+		per = 8 * cl->msg_ns;
+	cl->msg_ns = cl->msg_ns - cl->msg_ns / 8 + per / 8 + 1;
+	cap = CHARGE_CAP * cl->msg_ns * (n ? n : 1) + 1000u;
+	return ran < cap ? ran : cap;
+}
+
+/*
  * One turn with classes: like the loop above (actors_per_turn runs of at
  * most `batch` messages, the turn budget), but each run is of the actor
  * at the head of the class pick() chooses, and is timed with the clock
@@ -436,7 +465,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		}
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
 		now = sh->now_ns = vz__mono_ns();
-		ran = now - start;
+		ran = charge(cl, now - start, n);
 		cl->turn_ns += ran;
 		cl->vruntime += ran * VZ__VR_SCALE / cl->shares;
 		cstat_add(&cl->st.runtime_ns, ran);
