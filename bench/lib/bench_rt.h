@@ -31,11 +31,13 @@ static inline const char *bench_backend_name(vz_backend_kind k)
 struct bench_rt_opts {
 	vz_backend_kind backend;
 	unsigned nshards;
-	int cpu[8];		    /* bench_cpu() index per shard (first nshards used) */
-	vz_idle_policy idle_policy; /* default VZ_IDLE_SPIN_THEN_SLEEP (0) */
-	uint32_t idle_spin_us;	    /* 0 = the runtime default */
-	bool quiet;		    /* do not print placement (printed once anyway) */
-	bool no_turn_budget;	    /* runtime.turn_budget_us = 0 (counts only) */
+	int cpu[8];			/* bench_cpu() index per shard (first nshards used) */
+	vz_idle_policy idle_policy;	/* default VZ_IDLE_SPIN_THEN_SLEEP (0) */
+	uint32_t idle_spin_us;		/* 0 = the runtime default */
+	bool quiet;			/* do not print placement (printed once anyway) */
+	bool no_turn_budget;		/* runtime.turn_budget_us = 0 (counts only) */
+	unsigned nclasses;		/* scheduling classes (0 = none) */
+	const vz_class_config *classes; /* nclasses entries */
 };
 
 /*
@@ -64,6 +66,9 @@ static inline int bench_rt_create(const struct bench_rt_opts *o, vz_runtime **ou
 		cfg.turn_budget_us = 0;
 	for (unsigned i = 0; i < o->nshards && i < 8; i++)
 		cfg.shards[i].cpu = bench_cpu(o->cpu[i]);
+	cfg.nclasses = o->nclasses;
+	for (unsigned i = 0; i < o->nclasses && i < VZ_MAX_CLASSES; i++)
+		cfg.classes[i] = o->classes[i];
 	/* The run's CPUs, not the (pinned) calling thread's mask. */
 	vz_cpuset_zero(&cfg.cpus);
 	for (int i = 0; i < bench_ncpus(); i++)

@@ -473,6 +473,10 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		cstat_add(&cl->st.runs, 1);
 		if (cl->quota_ns && cl->turn_ns > cl->quota_ns)
 			cstat_add(&cl->st.quota_violations, 1);
+		/* A latency class's replies to other shards leave now, not
+		 * after the rest of the turn has run other classes. */
+		if (cl->latency && !vz__outboxes_empty(sh))
+			vz__flush_outboxes(sh);
 		if (cut && (a->flags & VZ__ACTOR_LIVE) && !(a->flags & VZ__ACTOR_READY) &&
 		    (a->mbox.head || a->urg_head)) {
 			/* Cut short: back to the front of its class. */
