@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The public timer calls: actor-owned timers in the shard's wheel. */
 #include "core/core.h"
+#include "util/clock.h"
 
 static int check_owner(const vz_actor *self)
 {
@@ -23,9 +24,13 @@ VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, u
 	if (rc < 0)
 		return rc;
 	sh = self->shard;
-	/* A fresh clock read: the cached one may be a turn old, and a
-	 * deadline computed from it could fire early. */
-	sh->now_ns = vz__clock_ns();
+	/* A fresh clock read: the cached one may be a turn old (a turn
+	 * reads the clock only every few dozen messages, and one receive may
+	 * run long), and a deadline computed from it would fire up to that
+	 * much before `delay_ns` after this call. No cheaper test tells how
+	 * stale it is without reading a clock, so every arm reads it, inline
+	 * (the vDSO call, no out-of-line wrapper). */
+	sh->now_ns = vz__mono_ns(); /* vz__clock_ns(), inline */
 	rc = vz__timers_arm(&sh->timers, &self->timers, sh->now_ns, delay_ns, period_ns, tag, &id);
 	/* out NULL: fire and forget. The timer is still the actor's, in its
 	 * owner list, so stopping the actor cancels it like any other. */

@@ -75,7 +75,7 @@ static inline uint64_t ror64(uint64_t x, unsigned d)
 int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns)
 {
 	uint64_t need, span;
-	unsigned l, s;
+	unsigned l, s, b;
 
 	if (!w || tick_ns < VZ__WHEEL_TICK_MIN_NS || tick_ns > VZ__WHEEL_TICK_MAX_NS)
 		return VZ_EINVAL;
@@ -92,16 +92,23 @@ int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns)
 	w->range = 63 * span;
 	w->ovf_min = UINT64_MAX;
 	w->count = 0;
+	w->moved = 0;
 	w->level_mask = 0;
+	w->shadow_mask = 0;
+	w->pre_level = 1;
+	w->pre_tick = 0;
 	list_init(&w->due);
 	list_init(&w->near);
 	list_init(&w->overflow);
-	for (s = 0; s < VZ__WHEEL_SLOTS; s++)
-		w->min0[s] = UINT64_MAX;
-	for (l = 0; l < VZ__WHEEL_MAX_LEVELS; l++) {
-		w->occupied[l] = 0;
+	for (b = 0; b < 2; b++) {
 		for (s = 0; s < VZ__WHEEL_SLOTS; s++)
-			list_init(&w->slots[l][s]);
+			w->min0[b][s] = UINT64_MAX;
+		for (l = 0; l < VZ__WHEEL_MAX_LEVELS; l++) {
+			w->mb[l] = 0;
+			w->occupied[b][l] = 0;
+			for (s = 0; s < VZ__WHEEL_SLOTS; s++)
+				list_init(&w->slots[b][l][s]);
+		}
 	}
 	return 0;
 }
@@ -127,23 +134,29 @@ static void forget_list(struct vz__wheel_link *h)
 
 void vz__wheel_fini(struct vz__wheel *w)
 {
-	unsigned l, s;
+	unsigned l, s, b;
 
 	forget_list(&w->due);
 	forget_list(&w->near);
 	forget_list(&w->overflow);
-	for (l = 0; l < w->nlevels; l++) {
-		for (s = 0; s < VZ__WHEEL_SLOTS; s++)
-			forget_list(&w->slots[l][s]);
-		w->occupied[l] = 0;
-	}
+	for (b = 0; b < 2; b++)
+		for (l = 0; l < w->nlevels; l++) {
+			for (s = 0; s < VZ__WHEEL_SLOTS; s++)
+				forget_list(&w->slots[b][l][s]);
+			w->occupied[b][l] = 0;
+		}
 	w->level_mask = 0;
+	w->shadow_mask = 0;
 	w->count = 0;
 	w->ovf_min = UINT64_MAX;
 }
 
 /*
- * File `e` (e->tick >= w->cur) in the wheel or the overflow list. e->tick ==
+ * File `e` (e->tick >= base) in the wheel or the overflow list, relative to
+ * tick `base`: w->cur for the main bank, w->pre_tick for the shadow (whose
+ * entries all lie in [pre_tick, pre_tick + 64^pre_level), so on levels below
+ * pre_level; at pre_tick the shadow becomes the main bank of those levels
+ * and is then placed exactly as if filed there at that time). e->tick ==
  * w->cur only happens while cascading and lands in level 0's current slot,
  * which the advance loop visits next (fires it, or sorts it into the near
  * list when cur is the advance's target).
@@ -155,16 +168,17 @@ void vz__wheel_fini(struct vz__wheel *w)
  * (next rotation); it is never equal to it because e->tick - cur <= range =
  * 63 * 64^(top) (an equal digit needs a difference above that).
  */
-static void place(struct vz__wheel *w, struct vz__wheel_entry *e)
+static void place_in(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t base, unsigned shadow)
 {
-	uint64_t x = e->tick ^ w->cur;
-	unsigned level = 0, slot;
+	uint64_t x = e->tick ^ base;
+	unsigned level = 0, slot, bank;
 
-	if (e->tick - w->cur > w->range) {
+	if (e->tick - base > w->range) {
 		/* ovf_min may be stale (too low) only while the list stays
 		 * non-empty: such a value was above cur + range when set and
 		 * the advance loop rescans before cur passes it. An empty list
-		 * starts afresh. */
+		 * starts afresh. (Never for the shadow: its entries are within
+		 * 64^top ticks of its base.) */
 		if (list_empty(&w->overflow) || e->tick < w->ovf_min)
 			w->ovf_min = e->tick;
 		list_append(&w->overflow, &e->link);
@@ -177,30 +191,46 @@ static void place(struct vz__wheel *w, struct vz__wheel_entry *e)
 			level = w->nlevels - 1;
 	}
 	slot = (unsigned)(e->tick >> (VZ__WHEEL_BITS * level)) & (VZ__WHEEL_SLOTS - 1);
+	bank = w->mb[level] ^ shadow;
 	if (level == 0) {
 		/* Keep a lower bound of the slot's deadlines for the next
 		 * deadline query: exact while nothing is deleted from the slot,
 		 * too low (so safe) after a delete of its minimum. A slot that
 		 * was empty starts afresh. */
-		if (!(w->occupied[0] & 1ull << slot) || e->deadline_ns < w->min0[slot])
-			w->min0[slot] = e->deadline_ns;
+		if (!(w->occupied[bank][0] & 1ull << slot) || e->deadline_ns < w->min0[bank][slot])
+			w->min0[bank][slot] = e->deadline_ns;
 	}
-	list_append(&w->slots[level][slot], &e->link);
-	e->where = (uint16_t)(level * VZ__WHEEL_SLOTS + slot);
-	w->occupied[level] |= 1ull << slot;
-	w->level_mask |= 1u << level;
+	list_append(&w->slots[bank][level][slot], &e->link);
+	e->where = (uint16_t)(bank * VZ__WHEEL_BANK_BIT + level * VZ__WHEEL_SLOTS + slot);
+	w->occupied[bank][level] |= 1ull << slot;
+	if (shadow)
+		w->shadow_mask |= 1u << level;
+	else
+		w->level_mask |= 1u << level;
+}
+
+/* File `e` in the wheel proper relative to the current tick. */
+static inline void place(struct vz__wheel *w, struct vz__wheel_entry *e)
+{
+	place_in(w, e, w->cur, 0);
 }
 
 /* Unlink `e` from its wheel slot and keep the bitmaps exact. */
 static void slot_unlink(struct vz__wheel *w, struct vz__wheel_entry *e)
 {
-	unsigned level = e->where / VZ__WHEEL_SLOTS, slot = e->where % VZ__WHEEL_SLOTS;
+	unsigned bank = e->where / VZ__WHEEL_BANK_BIT;
+	unsigned level = (e->where % VZ__WHEEL_BANK_BIT) / VZ__WHEEL_SLOTS;
+	unsigned slot = e->where % VZ__WHEEL_SLOTS;
 
 	list_unlink(&e->link);
-	if (list_empty(&w->slots[level][slot])) {
-		w->occupied[level] &= ~(1ull << slot);
-		if (!w->occupied[level])
-			w->level_mask &= ~(1u << level);
+	if (list_empty(&w->slots[bank][level][slot])) {
+		w->occupied[bank][level] &= ~(1ull << slot);
+		if (!w->occupied[bank][level]) {
+			if (bank == w->mb[level])
+				w->level_mask &= ~(1u << level);
+			else
+				w->shadow_mask &= ~(1u << level);
+		}
 	}
 }
 
@@ -283,7 +313,7 @@ static uint64_t wheel_next(const struct vz__wheel *w, unsigned *level_out)
 	shift = VZ__WHEEL_BITS * level;
 	hi = w->cur >> shift;
 	off = (unsigned)__builtin_ctzll(
-	    ror64(w->occupied[level], (unsigned)hi & (VZ__WHEEL_SLOTS - 1)));
+	    ror64(w->occupied[w->mb[level]][level], (unsigned)hi & (VZ__WHEEL_SLOTS - 1)));
 	*level_out = level;
 	return (hi + off) << shift;
 }
@@ -308,6 +338,11 @@ uint64_t vz__wheel_next_deadline_ns(const struct vz__wheel *w)
 		return r == UINT64_MAX ? UINT64_MAX - 1 : r;
 	}
 	n = wheel_next(w, &level);
+	if (w->shadow_mask && w->pre_tick < n) {
+		/* The shadow's entries are all at or after pre_tick. */
+		n = w->pre_tick;
+		level = 1; /* a slot start, not a level-0 minimum */
+	}
 	o = overflow_next(w);
 	if (o <= n) {
 		if (o == UINT64_MAX)
@@ -319,7 +354,7 @@ uint64_t vz__wheel_next_deadline_ns(const struct vz__wheel *w)
 		/* A level-0 slot: its deadline lower bound, exact unless its
 		 * minimum was deleted. Every deadline in it is >= n * tick_ns
 		 * (they all have tick n). */
-		r = w->min0[n & (VZ__WHEEL_SLOTS - 1)];
+		r = w->min0[w->mb[0]][n & (VZ__WHEEL_SLOTS - 1)];
 		return r == UINT64_MAX ? UINT64_MAX - 1 : r;
 	}
 	if (n > (UINT64_MAX - 1) / w->tick_ns)
@@ -355,7 +390,7 @@ static void overflow_rescan(struct vz__wheel *w)
  * empties. */
 static void cascade(struct vz__wheel *w, unsigned level, unsigned slot)
 {
-	struct vz__wheel_link *h = &w->slots[level][slot];
+	struct vz__wheel_link *h = &w->slots[w->mb[level]][level][slot];
 
 	while (!list_empty(h)) {
 		struct vz__wheel_entry *e = entry_of(h->next);
@@ -366,10 +401,79 @@ static void cascade(struct vz__wheel *w, unsigned level, unsigned slot)
 		__builtin_prefetch(e->link.next);
 		list_unlink(&e->link);
 		place(w, e);
+		w->moved++;
 	}
-	w->occupied[level] &= ~(1ull << slot);
-	if (!w->occupied[level])
+	w->occupied[w->mb[level]][level] &= ~(1ull << slot);
+	if (!w->occupied[w->mb[level]][level])
 		w->level_mask &= ~(1u << level);
+}
+
+/*
+ * Pre-cascade. The next cascade happens at b, the next multiple of 64
+ * ticks after cur: it moves level j's slot digit_j(b), where j is the
+ * highest digit in which b and cur differ (capped at the top level). That
+ * slot S holds exactly the entries with ticks in [b, b + 64^j): below the
+ * top they agree with cur, hence with b, on every digit above j; on the top
+ * level the range limit leaves only that one rotation. Moving all of S in
+ * the advance that reaches b costs tens of ns per entry, thousands of
+ * entries at once, and every timer due just after b waits for it.
+ *
+ * Instead each advance moves at most VZ__WHEEL_PRE_BATCH entries of S into
+ * the shadow bank, placed relative to b (so on levels below j). Until b the
+ * shadow is only a holding area: the main bank still orders everything
+ * before b, and next-deadline and the advance loop treat the shadow as an
+ * event at b (its entries are all >= b). When the advance loop reaches b,
+ * the main levels below j are empty (their entries were all before b), so
+ * swapping the banks of those levels gives exactly the wheel that
+ * cascading all of S at b would have built; the rest of S (entries not yet
+ * moved, or added since) is then cascaded as before. The swap is O(j).
+ *
+ * For cur in [b - 64, b) the next boundary is b, so the shadow only ever
+ * holds entries for one b: when pre_step finds a new b, the advance that
+ * crossed the old one has swapped, and the shadow is empty.
+ */
+static void pre_swap(struct vz__wheel *w)
+{
+	unsigned l, j = w->pre_level;
+	uint64_t start = w->pre_tick;
+
+	for (l = 0; l < j; l++) {
+		uint32_t bit = 1u << l;
+		uint32_t in_main = w->level_mask & bit;
+
+		/* Main levels below j are empty here (all their ticks were < b). */
+		w->mb[l] ^= 1;
+		w->level_mask = (w->level_mask & ~bit) | (w->shadow_mask & bit);
+		w->shadow_mask = (w->shadow_mask & ~bit) | in_main;
+	}
+	cascade(w, j, (unsigned)(start >> (VZ__WHEEL_BITS * j)) & (VZ__WHEEL_SLOTS - 1));
+}
+
+static void pre_step(struct vz__wheel *w, unsigned budget)
+{
+	uint64_t b = ((w->cur >> VZ__WHEEL_BITS) + 1) << VZ__WHEEL_BITS;
+	unsigned j = (63u - (unsigned)__builtin_clzll(b ^ w->cur)) / VZ__WHEEL_BITS, slot, bank;
+	struct vz__wheel_link *h;
+
+	if (j >= w->nlevels)
+		j = w->nlevels - 1;
+	if (w->pre_tick != b) {
+		w->pre_tick = b; /* the shadow is empty: see above */
+		w->pre_level = j;
+	}
+	slot = (unsigned)(b >> (VZ__WHEEL_BITS * j)) & (VZ__WHEEL_SLOTS - 1);
+	bank = w->mb[j];
+	if (!(w->occupied[bank][j] & 1ull << slot))
+		return;
+	h = &w->slots[bank][j][slot];
+	while (budget-- && !list_empty(h)) {
+		struct vz__wheel_entry *e = entry_of(h->next);
+
+		__builtin_prefetch(e->link.next); /* as in cascade() */
+		slot_unlink(w, e);
+		place_in(w, e, b, 1);
+		w->moved++;
+	}
 }
 
 /* Detach `e` (already unlinked) and hand it to the callback. */
@@ -409,7 +513,8 @@ static struct vz__wheel_link *merge(struct vz__wheel_link *a, struct vz__wheel_l
  * no allocation. A tick's worth of timers is what one sort sees. */
 static void slot_to_near(struct vz__wheel *w, unsigned slot)
 {
-	struct vz__wheel_link *h = &w->slots[0][slot], *bins[64] = {0}, *l, *next, *sorted = NULL;
+	struct vz__wheel_link *h = &w->slots[w->mb[0]][0][slot], *bins[64] = {0}, *l, *next,
+			      *sorted = NULL;
 	unsigned i, top = 0;
 
 	h->prev->next = NULL; /* terminate, then walk through `next` only */
@@ -431,8 +536,8 @@ static void slot_to_near(struct vz__wheel *w, unsigned slot)
 		if (bins[i])
 			sorted = sorted ? merge(bins[i], sorted) : bins[i];
 	list_init(h);
-	w->occupied[0] &= ~(1ull << slot);
-	if (!w->occupied[0])
+	w->occupied[w->mb[0]][0] &= ~(1ull << slot);
+	if (!w->occupied[w->mb[0]][0])
 		w->level_mask &= ~1u;
 	/* Append the sorted run to the near list, restoring `prev` links. */
 	for (l = sorted; l; l = next) {
@@ -494,6 +599,15 @@ uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_
 		uint64_t wn = wheel_next(w, &level);
 		uint64_t on = overflow_next(w);
 
+		/* The shadow's window starts first (ties included: nothing may
+		 * be filed relative to pre_tick before the swap). */
+		if (w->shadow_mask && w->pre_tick <= wn && w->pre_tick <= on) {
+			if (w->pre_tick > target)
+				break;
+			w->cur = w->pre_tick;
+			pre_swap(w);
+			continue;
+		}
 		if (on <= wn) {
 			if (on > target)
 				break;
@@ -519,8 +633,8 @@ uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_
 		 * deadline below (cur + 1) * tick_ns <= now_ns. Callbacks
 		 * cannot add to this slot (see above: their adds go to the
 		 * due list or at target or later) but may delete from it. */
-		while (!list_empty(&w->slots[0][slot])) {
-			struct vz__wheel_entry *e = entry_of(w->slots[0][slot].next);
+		while (!list_empty(&w->slots[w->mb[0]][0][slot])) {
+			struct vz__wheel_entry *e = entry_of(w->slots[w->mb[0]][0][slot].next);
 
 			__builtin_prefetch(e->link.next); /* as in cascade() */
 			slot_unlink(w, e);
@@ -549,5 +663,9 @@ uint64_t vz__wheel_advance(struct vz__wheel *w, uint64_t now_ns, vz__wheel_fire_
 		fire_one(w, e, fire, ctx);
 		fired++;
 	}
+	/* Spread the next cascade over the advances before it (see
+	 * pre_step): at most a batch of entries per call, after this call's
+	 * firings. */
+	pre_step(w, VZ__WHEEL_PRE_BATCH);
 	return fired;
 }

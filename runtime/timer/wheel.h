@@ -55,6 +55,10 @@ enum {
 	VZ__WHEEL_DUE = 0xfffd,	     /* already due: fires on the next advance */
 	VZ__WHEEL_NEAR = 0xfffc,     /* in the current tick, on the sorted near list */
 };
+/* In a slot's `where` (level * 64 + slot < 512): set for bank 1. */
+#define VZ__WHEEL_BANK_BIT 512u
+/* Entries moved ahead of their cascade per advance call (see advance). */
+#define VZ__WHEEL_PRE_BATCH 128u
 
 struct vz__wheel_link {
 	struct vz__wheel_link *next, *prev;
@@ -78,14 +82,30 @@ struct vz__wheel {
 	uint64_t range;	  /* ticks: an entry with tick - cur <= range goes in the wheel */
 	uint64_t ovf_min; /* lower bound of the overflow list's ticks */
 	uint64_t count;	  /* pending entries (wheel + overflow + due) */
+	uint64_t moved;	  /* entries re-filed by cascades and pre-cascades, ever */
 	unsigned nlevels;
-	uint32_t level_mask; /* bit k set iff occupied[k] != 0 */
-	uint64_t occupied[VZ__WHEEL_MAX_LEVELS];
-	struct vz__wheel_link due;	/* already due, FIFO */
-	struct vz__wheel_link near;	/* tick == cur, deadline > now_ns, sorted by deadline */
-	uint64_t min0[VZ__WHEEL_SLOTS]; /* lower bound of each occupied level-0 slot's deadlines */
+	/*
+	 * Two banks of slots per level. For each level, `mb[level]` names the
+	 * main bank, the wheel proper; the other one is the shadow. The shadow
+	 * holds entries of the next 64-tick window [pre_tick, pre_tick + 64^j)
+	 * (j = pre_level, the level whose slot starts at pre_tick) already
+	 * placed relative to pre_tick on levels < j: advance moves a bounded
+	 * number of them per call ahead of time, and at pre_tick the banks of
+	 * levels < j swap, so no advance moves a whole slot at once. An
+	 * entry's `where` carries its bank (VZ__WHEEL_BANK_BIT).
+	 */
+	uint32_t level_mask;  /* bit k set iff main occupied[k] != 0 */
+	uint32_t shadow_mask; /* bit k set iff the shadow bank of level k is occupied */
+	uint8_t mb[VZ__WHEEL_MAX_LEVELS];
+	unsigned pre_level;
+	uint64_t pre_tick;
+	uint64_t occupied[2][VZ__WHEEL_MAX_LEVELS]; /* [bank][level] */
+	struct vz__wheel_link due;		    /* already due, FIFO */
+	struct vz__wheel_link near; /* tick == cur, deadline > now_ns, sorted by deadline */
+	uint64_t min0[2]
+		     [VZ__WHEEL_SLOTS]; /* lower bound of each occupied level-0 slot's deadlines */
 	struct vz__wheel_link overflow; /* beyond range, unordered */
-	struct vz__wheel_link slots[VZ__WHEEL_MAX_LEVELS][VZ__WHEEL_SLOTS];
+	struct vz__wheel_link slots[2][VZ__WHEEL_MAX_LEVELS][VZ__WHEEL_SLOTS];
 };
 
 /* Called once per fired entry. The entry is no longer pending when this
@@ -96,7 +116,7 @@ typedef void (*vz__wheel_fire_fn)(void *ctx, struct vz__wheel_entry *e);
 
 /* Initialise `w` with a tick of `tick_ns` (VZ__WHEEL_TICK_MIN_NS to
  * VZ__WHEEL_TICK_MAX_NS) and the current time `now_ns`. The caller owns the
- * memory of `w` (about 1 KiB per level). Returns 0 or VZ_EINVAL. */
+ * memory of `w` (about 17 KiB). Returns 0 or VZ_EINVAL. */
 int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns);
 
 /* Forget every pending entry (they become NOWHERE; nothing fires). */

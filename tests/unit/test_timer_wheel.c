@@ -772,6 +772,63 @@ static void readd_fire(void *ctx, struct vz__wheel_entry *e)
 	vz__wheel_add(r->w, e, 0);
 }
 
+struct bounded {
+	uint64_t n, last_d, now, early;
+};
+
+static void bounded_fire(void *ctx, struct vz__wheel_entry *e)
+{
+	struct bounded *b = ctx;
+
+	b->n++;
+	if (e->deadline_ns > b->now)
+		b->early++;
+}
+
+/*
+ * No advance re-files more than a batch of entries when the loop advances
+ * often: thousands of timers in one level-1 slot (ticks 64..127) and in one
+ * level-2 slot (ticks 4096..8191) come down a batch per advance ahead of
+ * their cascade, and every timer still fires exactly when due. (Moving a
+ * whole slot in the advance that reaches it is what made timers due just
+ * after a slot boundary late.)
+ */
+static void test_cascade_spread(void **state)
+{
+	enum { N1 = 5000, N2 = 20000 };
+	static struct vz__wheel_entry e[N1 + N2];
+	struct vz__wheel w;
+	struct bounded b = {0};
+	uint64_t t, worst = 0, lcg = 12345;
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(vz__wheel_init(&w, MS, 0), 0);
+	for (i = 0; i < N1 + N2; i++) {
+		uint64_t lo = i < N1 ? 64 * MS : 4096 * MS, span = i < N1 ? 64 * MS : 4096 * MS;
+
+		lcg = lcg * 6364136223846793005ull + 1442695040888963407ull;
+		vz__wheel_entry_init(&e[i]);
+		vz__wheel_add(&w, &e[i], lo + (lcg >> 20) % span);
+	}
+	/* Four advances per tick, each checked for never early and never late. */
+	for (t = 1; t <= 8200 * 4; t++) {
+		uint64_t before = w.moved, nd;
+
+		b.now = t * MS / 4;
+		vz__wheel_advance(&w, b.now, bounded_fire, &b);
+		if (w.moved - before > worst)
+			worst = w.moved - before;
+		nd = vz__wheel_next_deadline_ns(&w);
+		assert_true(nd > b.now);
+	}
+	assert_int_equal(b.early, 0);
+	assert_int_equal(b.n, N1 + N2);
+	assert_int_equal(vz__wheel_count(&w), 0);
+	assert_true(worst <= VZ__WHEEL_PRE_BATCH);
+	vz__wheel_fini(&w);
+}
+
 static void test_readd_from_callback(void **state)
 {
 	struct vz__wheel w;
@@ -800,6 +857,7 @@ int main(void)
 	    cmocka_unit_test(test_wraparound),
 	    cmocka_unit_test(test_beyond_range_and_jumps),
 	    cmocka_unit_test(test_readd_from_callback),
+	    cmocka_unit_test(test_cascade_spread),
 	    cmocka_unit_test(test_property),
 	};
 
