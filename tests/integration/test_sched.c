@@ -141,7 +141,7 @@ static void test_shares_split_handled_messages(void **st)
 	vz_runtime *rt;
 	vz_class_stats cs[2];
 	uint64_t target = vz_test_scale(1500000), c0 = 0, c1 = 0;
-	double ratio;
+	double ratio, runtime_ratio;
 
 	(void)st;
 	vz_test_reset_fails();
@@ -170,7 +170,8 @@ static void test_shares_split_handled_messages(void **st)
 	}
 	assert_int_equal(vz_runtime_stop(rt), 0);
 	ratio = (double)c1 / (double)(c0 ? c0 : 1);
-	printf("handled: class 0 %llu, class 1 %llu, ratio %.3f (want 2 +-5%%)\n",
+	printf("handled: class 0 %llu, class 1 %llu, ratio %.3f (runtime split wanted 2 +-5%%, "
+	       "messages 2 +-20%%)\n",
 	       (unsigned long long)c0, (unsigned long long)c1, ratio);
 	assert_int_equal(vz_stats_class(rt, 0, 0, &cs[0]), 0);
 	assert_int_equal(vz_stats_class(rt, 0, 1, &cs[1]), 0);
@@ -178,10 +179,18 @@ static void test_shares_split_handled_messages(void **st)
 	       (unsigned long long)cs[0].runtime_ns, (unsigned long long)cs[1].runtime_ns,
 	       (unsigned long long)cs[0].messages, (unsigned long long)cs[1].messages,
 	       (unsigned long long)cs[0].runs, (unsigned long long)cs[1].runs);
-	assert_true(ratio >= 2.0 * 0.95 && ratio <= 2.0 * 1.05);
+	/* What the scheduler balances is the runtime it charges each class
+	 * (virtual runtime = charged runtime / shares): that split is exact
+	 * up to one run's charge, so it is held to 2 +-5%. Handled messages
+	 * follow it only as far as both classes' messages cost the same on
+	 * a machine that also preempts the shard thread (one CI run under
+	 * load saw 2.114 with runtimes split 2.000), so they get a wider
+	 * band that still catches a scheduler ignoring shares (ratio 1). */
+	runtime_ratio =
+	    (double)cs[1].runtime_ns / (double)(cs[0].runtime_ns ? cs[0].runtime_ns : 1);
+	assert_true(runtime_ratio >= 2.0 * 0.95 && runtime_ratio <= 2.0 * 1.05);
+	assert_true(ratio >= 2.0 * 0.8 && ratio <= 2.0 * 1.2);
 	/* the stats API sees the same split */
-	assert_int_equal(vz_stats_class(rt, 0, 0, &cs[0]), 0);
-	assert_int_equal(vz_stats_class(rt, 0, 1, &cs[1]), 0);
 	assert_string_equal(cs[0].name, "small");
 	assert_string_equal(cs[1].name, "big");
 	assert_true(cs[0].messages > 0 && cs[1].messages > cs[0].messages);
