@@ -83,7 +83,7 @@ static void print_class_stats(vz_runtime *rt, unsigned nshards, unsigned nclasse
 	       "run_ms", "runs", "wait_p50", "wait_p99", "overquota");
 	for (unsigned s = 0; s < nshards; s++)
 		for (unsigned c = 0; c < nclasses; c++) {
-			char name[40], p50[24], p99[24];
+			char name[48], p50[24], p99[24];
 
 			if (vz_stats_class(rt, s, c, &cs) < 0)
 				continue;
