@@ -4,7 +4,8 @@
  * do with it. Prints the detected machine (NUMA nodes with CPUs and memory,
  * SMT siblings, the affinity mask, the cgroup cpuset), the I/O backend that
  * would be chosen and why, the kernel version, and the shard placement a
- * configuration produces. The runtime uses the same detection, validation
+ * configuration produces, with the scheduling classes every shard will
+ * have. The runtime uses the same detection, validation
  * and vz__plan_shards(), so what this prints is what a runtime starts.
  *
  *   veloz-topo [--json] [FILE]      machine + placement (defaults without FILE)
@@ -190,6 +191,38 @@ static const char *backend_name(vz_backend_kind b)
 	return vz__backend_name(b);
 }
 
+/* The scheduling classes every shard will have (vz_config.classes). With
+ * none or one, each shard's run queue is one FIFO and shares, quota and
+ * latency are unused, so they are not shown as if they applied. */
+static void print_classes(const vz_config *cfg)
+{
+	uint64_t total = 0;
+
+	if (cfg->nclasses < 2) {
+		printf("classes:        %s\n",
+		       cfg->nclasses ? "1 ([class.0] alone: one FIFO run queue per shard)"
+				     : "none (one FIFO run queue per shard)");
+		return;
+	}
+	for (unsigned c = 0; c < cfg->nclasses; c++)
+		total += cfg->classes[c].shares;
+	printf("classes:        %u on every shard (busy classes split a shard's time by "
+	       "shares)\n",
+	       cfg->nclasses);
+	for (unsigned c = 0; c < cfg->nclasses; c++) {
+		const vz_class_config *k = &cfg->classes[c];
+
+		printf("  class %u%s%s%s: shares %u (%.0f%% when all are busy), quota ", c,
+		       k->name[0] ? " \"" : "", k->name, k->name[0] ? "\"" : "", k->shares,
+		       total ? 100.0 * k->shares / (double)total : 0.0);
+		if (k->quota_us)
+			printf("%u us per turn", k->quota_us);
+		else
+			printf("unbounded");
+		printf("%s\n", k->latency ? ", latency-sensitive" : "");
+	}
+}
+
 /* The human-readable report. */
 static void print_text(const struct report *r)
 {
@@ -277,9 +310,11 @@ static void print_text(const struct report *r)
 		       r->cfg.shards[i].cpu >= 0 ? " pinned" : "",
 		       r->cfg.shards[i].embedded ? " embedded" : "");
 	}
+	print_classes(&r->cfg);
 }
 
 /* The same report as one JSON document. */
+
 static void print_json(const struct report *r)
 {
 	static vz_cpuset groups[VZ_MAX_CPUS];
@@ -367,7 +402,17 @@ static void print_json(const struct report *r)
 		       r->cfg.shards[i].cpu >= 0 ? "true" : "false",
 		       r->cfg.shards[i].embedded ? "true" : "false");
 	}
-	printf("\n  ]}\n}\n");
+	/* classes: [] when there are none; with one, fifo stays true */
+	printf("\n  ], \"fifo\": %s, \"classes\": [", r->cfg.nclasses < 2 ? "true" : "false");
+	for (unsigned c = 0; c < r->cfg.nclasses; c++) {
+		const vz_class_config *k = &r->cfg.classes[c];
+
+		printf("%s\n    {\"class\": %u, \"name\": ", c ? "," : "", c);
+		json_str(stdout, k->name);
+		printf(", \"shares\": %u, \"quota_us\": %u, \"latency\": %s}", k->shares,
+		       k->quota_us, k->latency ? "true" : "false");
+	}
+	printf("%s]}\n}\n", r->cfg.nclasses ? "\n  " : "");
 }
 
 /* Load (or default + environment), validate and plan. */
@@ -434,12 +479,15 @@ int main(int argc, char **argv)
 				json_error(stdout, &r.err);
 			else
 				printf("null");
-			printf(", \"nshards\": %u}\n", r.cfg_rc < 0 ? 0 : r.nshards);
+			printf(", \"nshards\": %u, \"nclasses\": %u}\n",
+			       r.cfg_rc < 0 ? 0 : r.nshards, r.cfg_rc < 0 ? 0 : r.cfg.nclasses);
 		} else if (r.cfg_rc < 0) {
 			print_error(stderr, &r.err);
 		} else {
-			printf("%s: OK (%u shard%s)\n", r.file, r.nshards,
-			       r.nshards == 1 ? "" : "s");
+			printf("%s: OK (%u shard%s", r.file, r.nshards, r.nshards == 1 ? "" : "s");
+			if (r.cfg.nclasses > 1)
+				printf(", %u scheduling classes", r.cfg.nclasses);
+			printf(")\n");
 		}
 		return r.cfg_rc < 0 ? 1 : 0;
 	}

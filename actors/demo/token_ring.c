@@ -6,7 +6,10 @@
  * i to actor i+1 crosses to another shard (with one shard, hops are local).
  * T tokens circulate at once for a fixed time; then the demo prints the
  * hop rate and each shard's counters, stops the runtime and checks that
- * every message sent was handled or dead-lettered.
+ * every message sent was handled or dead-lettered. With two or more
+ * scheduling classes in the config ([class.N]), the members of a shard are
+ * spread over the classes in turn and each shard's per-class counters
+ * (messages, run time, queue wait) are printed as well.
  *
  *   veloz-demo [--seconds S] [--tokens T] [--actors-per-shard K] [--config FILE]
  */
@@ -68,6 +71,40 @@ static const vz_actor_spec member_spec = {
     .receive = member_receive,
 };
 
+/* Each shard's counters per scheduling class; nothing with one class (the
+ * single-class loop keeps no class counters). */
+static void print_class_stats(vz_runtime *rt, unsigned nshards, unsigned nclasses)
+{
+	vz_class_stats cs;
+
+	if (nclasses < 2)
+		return;
+	printf("\n%-6s %-16s %12s %10s %10s %10s %10s %8s\n", "shard", "class", "messages",
+	       "run_ms", "runs", "wait_p50", "wait_p99", "overquota");
+	for (unsigned s = 0; s < nshards; s++)
+		for (unsigned c = 0; c < nclasses; c++) {
+			char name[48], p50[24], p99[24];
+
+			if (vz_stats_class(rt, s, c, &cs) < 0)
+				continue;
+			snprintf(name, sizeof name, "%u %.31s", c, cs.name);
+			/* the wait quantiles are bucket upper bounds: "<=" */
+			snprintf(p50, sizeof p50, "<=%llu",
+				 (unsigned long long)vz_class_wait_quantile(&cs, 0.5));
+			snprintf(p99, sizeof p99, "<=%llu",
+				 (unsigned long long)vz_class_wait_quantile(&cs, 0.99));
+			if (!cs.runs) { /* never ran: no wait to show */
+				strcpy(p50, "-");
+				strcpy(p99, "-");
+			}
+			printf("%-6u %-16s %12llu %10.1f %10llu %10s %10s %9llu\n", s, name,
+			       (unsigned long long)cs.messages, (double)cs.runtime_ns / 1e6,
+			       (unsigned long long)cs.runs, p50, p99,
+			       (unsigned long long)cs.quota_violations);
+		}
+	printf("(wait: from ready to run, ns, as upper bounds of power-of-two buckets)\n");
+}
+
 static double now_s(void)
 {
 	struct timespec ts;
@@ -95,8 +132,10 @@ static int fail_config(const char *what, int rc, const vz_config_error *err)
 int main(int argc, char **argv)
 {
 	double seconds = 2.0, t0, t1;
-	unsigned tokens = 64, per_shard = 2, nshards;
+	unsigned tokens = 64, per_shard = 2, nshards, nclasses;
 	const char *config_file = NULL;
+	/* one spec per class; a spec must outlive its actors */
+	static vz_actor_spec specs[VZ_MAX_CLASSES];
 	vz_shard_stats total, st;
 	vz_config_error err;
 	struct ring ring;
@@ -140,14 +179,21 @@ int main(int argc, char **argv)
 	if (rc < 0)
 		return fail_config("vz_runtime_create", rc, &err);
 	nshards = vz_runtime_shards(rt);
+	nclasses = cfg.nclasses > 1 ? cfg.nclasses : 1;
+	for (unsigned c = 0; c < nclasses; c++) {
+		specs[c] = member_spec;
+		specs[c].sched_class = c;
+	}
 	ring.n = nshards * per_shard;
 	ring.members = calloc(ring.n, sizeof *ring.members);
 	if (!ring.members)
 		return fail("calloc", VZ_ENOMEM);
 	for (unsigned i = 0; i < ring.n; i++) {
 		struct member_arg a = {&ring, i};
-
-		rc = vz_spawn(rt, i % nshards, &member_spec, &a, &ring.members[i]);
+		/* member i is the (i / nshards)-th of its shard: the classes
+		 * take a shard's members in turn */
+		rc = vz_spawn(rt, i % nshards, &specs[(i / nshards) % nclasses], &a,
+			      &ring.members[i]);
 		if (rc < 0)
 			return fail("vz_spawn", rc);
 	}
@@ -156,6 +202,11 @@ int main(int argc, char **argv)
 	    ring.n, nshards, tokens, seconds, vz_runtime_backend(rt));
 	for (unsigned s = 0; s < nshards; s++)
 		printf("  shard %u on CPU %d\n", s, vz_runtime_shard_cpu(rt, s));
+	if (nclasses > 1)
+		for (unsigned c = 0; c < nclasses; c++)
+			printf("  class %u \"%s\": shares %u%s%s\n", c, cfg.classes[c].name,
+			       cfg.classes[c].shares, cfg.classes[c].latency ? ", latency" : "",
+			       per_shard > c ? "" : " (no member: --actors-per-shard too small)");
 	rc = vz_runtime_start(rt);
 	if (rc < 0)
 		return fail("vz_runtime_start", rc);
@@ -192,6 +243,7 @@ int main(int argc, char **argv)
 		       (unsigned long long)st.sleeps, (unsigned long long)st.wakeups_sent,
 		       (unsigned long long)st.pool_refills);
 	}
+	print_class_stats(rt, nshards, nclasses);
 	vz_stats_total(rt, &total, &foreign);
 	printf("\nsent %llu = handled %llu + dead-lettered %llu: %s\n",
 	       (unsigned long long)(total.sent_local + total.sent_remote + foreign),

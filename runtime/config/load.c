@@ -548,14 +548,16 @@ static int check_section(const char *section, long *shard_idx, vz_config_error *
 						   *shard_idx, VZ_MAX_SHARDS - 1);
 		return 0;
 	}
-	/* suggest on the part before a dot: [shards.1] -> shard.1 */
+	/* suggest on the part before a dot: [shards.1] -> shard.1. The
+	 * indexed sections are suggested with their index ([classes] ->
+	 * [class.N]): [class] alone would be refused in turn. */
 	dot = strchr(section, '.');
 	snprintf(head, sizeof head, "%.*s", dot ? (int)(dot - section) : 63, section);
 	s = vz__config_suggest(head, sections, COUNT(sections));
-	if (s && !strcmp(s, "shard"))
+	if (s && (!strcmp(s, "shard") || !strcmp(s, "class")))
 		return vz__config_error_at(err, src, line, env, section,
-					   "unknown section [%.48s]; did you mean [shard.%s]?",
-					   section, dot ? dot + 1 : "N");
+					   "unknown section [%.48s]; did you mean [%s.%.32s]?",
+					   section, s, dot && dot[1] ? dot + 1 : "N");
 	if (s)
 		return vz__config_error_at(err, src, line, env, section,
 					   "unknown section [%.48s]; did you mean [%s]?", section,

@@ -358,17 +358,27 @@ int vz__config_check_classes(const vz_config *cfg, const struct vz__config_src *
 		const vz_class_config *k = &cfg->classes[c];
 
 		if (src && !src->class_section[c]) {
-			snprintf(key, sizeof key, "class.%u", c);
-			return vz__config_error(err, src->file, 0, key,
-						"classes are numbered from 0 without gaps: "
-						"[class.%u] is missing (there are %u)",
-						c, cfg->nclasses);
+			/* Blamed on the highest section, the one that made
+			 * the count: that is the line to renumber or the
+			 * place to add the missing one before. */
+			unsigned last = cfg->nclasses - 1;
+
+			snprintf(key, sizeof key, "class.%u", last);
+			return vz__config_error_at(err, src, src->class_section[last], NULL, key,
+						   "classes are numbered from 0 without gaps: "
+						   "[class.%u] is missing (there are %u)",
+						   c, cfg->nclasses);
 		}
 		if (k->shares < 1 || k->shares > VZ__SHARES_MAX) {
+			/* No shares key: the class's section line. */
+			int line = src ? (src->class_shares[c] ? src->class_shares[c]
+							       : src->class_section[c])
+				       : 0;
+
 			snprintf(key, sizeof key, "class.%u.shares", c);
-			return vz__config_error_at(err, src, src ? src->class_shares[c] : 0, NULL,
-						   key, "shares %u is out of range 1..%u%s",
-						   k->shares, VZ__SHARES_MAX,
+			return vz__config_error_at(err, src, line, NULL, key,
+						   "shares %u is out of range 1..%u%s", k->shares,
+						   VZ__SHARES_MAX,
 						   k->shares ? "" : " (every class needs shares)");
 		}
 		if (k->quota_us > VZ__QUOTA_US_MAX) {

@@ -439,6 +439,95 @@ static void test_unknown_key(void **state)
 	}
 }
 
+/* ---- scheduling classes ----------------------------------------------- */
+
+static void test_classes_parse(void **state)
+{
+	vz_config cfg;
+
+	(void)state;
+	expect_ok("[class.0]\nname = bulk\nshares = 100\n\n"
+		  "[class.1]\nname = latency\nshares = 200\nquota_us = 500\nlatency = true\n",
+		  &cfg);
+	assert_int_equal(cfg.nclasses, 2);
+	assert_string_equal(cfg.classes[0].name, "bulk");
+	assert_int_equal(cfg.classes[0].shares, 100);
+	assert_int_equal(cfg.classes[0].quota_us, 0);
+	assert_false(cfg.classes[0].latency);
+	assert_string_equal(cfg.classes[1].name, "latency");
+	assert_int_equal(cfg.classes[1].shares, 200);
+	assert_int_equal(cfg.classes[1].quota_us, 500);
+	assert_true(cfg.classes[1].latency);
+	/* the sections may come in any order, with the limits */
+	expect_ok("[class.1]\nshares = 10000\nquota_us = 1000000\n[class.0]\nshares = 1\n", &cfg);
+	assert_int_equal(cfg.nclasses, 2);
+	assert_int_equal(cfg.classes[1].shares, 10000);
+	/* one class: its shares are unused, so none are needed */
+	expect_ok("[class.0]\nname = all\n", &cfg);
+	assert_int_equal(cfg.nclasses, 1);
+	/* no [class.N]: no classes */
+	expect_ok("[runtime]\nbatch = 8\n", &cfg);
+	assert_int_equal(cfg.nclasses, 0);
+	/* an empty section still declares its class */
+	expect_ok("[class.0]\n", &cfg);
+	assert_int_equal(cfg.nclasses, 1);
+}
+
+static void test_classes_refused(void **state)
+{
+	(void)state;
+	/* a gap: blamed on the section that made the count */
+	expect_refused("[class.0]\nshares = 1\n[class.2]\nshares = 1\n", 3, "class.2",
+		       "classes are numbered from 0 without gaps: [class.1] is missing (there "
+		       "are 3)");
+	expect_refused("[class.1]\nshares = 1\n", 1, "class.1", "[class.0] is missing");
+	/* shares: 0 written is refused where it is written ... */
+	expect_refused("[class.0]\nshares = 0\n[class.1]\nshares = 5\n", 2, "class.0.shares",
+		       "0 is out of range 1..10000");
+	/* ... and left out with two classes, at the class's section */
+	expect_refused("[class.0]\nshares = 1\n\n[class.1]\nname = b\n", 4, "class.1.shares",
+		       "shares 0 is out of range 1..10000 (every class needs shares)");
+	expect_refused("[class.0]\nshares = 10001\n", 2, "class.0.shares",
+		       "10001 is out of range 1..10000");
+	expect_refused("[class.0]\nshares = -1\n", 2, "class.0.shares", "");
+	expect_refused("[class.0]\nshares = 99999999999999999999\n", 2, "class.0.shares",
+		       "out of range 1..10000");
+	expect_refused("[class.0]\nshares = lots\n", 2, "class.0.shares", "is not a number");
+	expect_refused("[class.0]\nquota_us = 1000001\n", 2, "class.0.quota_us",
+		       "1000001 is out of range 0..1000000");
+	expect_refused("[class.0]\nlatency = maybe\n", 2, "class.0.latency",
+		       "'maybe' is not a boolean");
+	expect_refused("[class.0]\nname = 0123456789012345678901234567890123\n", 2, "class.0.name",
+		       "name longer than 31 characters");
+	expect_refused("[class.0]\nshares = 1\nshares = 2\n", 3, "class.0.shares", "");
+	/* unknown keys and sections */
+	expect_refused("[class.0]\nshare = 1\n", 2, "class.0.share",
+		       "unknown key 'share' in [class.0]; did you mean 'shares'?");
+	expect_refused("[class.0]\nfrobnicate = 1\n", 2, "class.0.frobnicate",
+		       "unknown key 'frobnicate' in [class.0]");
+	expect_refused("[runtime]\nbatch = 8\n[classes]\nshares = 1\n", 3, "classes",
+		       "unknown section [classes]; did you mean [class.N]?");
+	expect_refused("[class]\nshares = 1\n", 1, "class", "did you mean [class.N]?");
+	expect_refused("[clas.1]\nshares = 1\n", 1, "clas.1", "did you mean [class.1]?");
+	expect_refused("[class.x]\nshares = 1\n", 1, "class.x", "bad class index 'x'");
+	expect_refused("[class.8]\nshares = 1\n", 1, "class.8", "out of range 0..7");
+	{
+		vz_config cfg;
+		vz_config_error err;
+		char buf[512];
+
+		/* the one-line form the tools print */
+		load("[class.0]\nshares = 1\n[class.1]\nquota_us = 2000000\n", &cfg, &err);
+		vz_config_error_format(&err, buf, sizeof buf);
+		assert_string_equal(buf, "t.ini:4: class.1.quota_us: 2000000 is out of range "
+					 "0..1000000");
+		load("[class.0]\nshares = 1\n[class.2]\n", &cfg, &err);
+		vz_config_error_format(&err, buf, sizeof buf);
+		assert_string_equal(buf, "t.ini:3: class.2: classes are numbered from 0 without "
+					 "gaps: [class.1] is missing (there are 3)");
+	}
+}
+
 /* ---- values ----------------------------------------------------------- */
 
 static void test_bad_numbers(void **state)
@@ -1115,6 +1204,8 @@ int main(void)
 	    cmocka_unit_test(test_cpuset_syntax),
 	    cmocka_unit_test(test_unknown_section),
 	    cmocka_unit_test(test_unknown_key),
+	    cmocka_unit_test(test_classes_parse),
+	    cmocka_unit_test(test_classes_refused),
 	    cmocka_unit_test(test_bad_numbers),
 	    cmocka_unit_test(test_out_of_range),
 	    cmocka_unit_test(test_tick_range),
