@@ -19,10 +19,15 @@ enum slot_state {
 	SLOT_PENDING,  /* one-shot fired; its message awaits deliverable() */
 };
 
+/* A slot's state and generation live in its wheel entry's embedder bytes
+ * (the padding it would otherwise have), which keeps a slot at 64 bytes. */
+#define STATE(s) ((s)->entry.user16)
+#define GEN(s)	 ((s)->entry.user32)
+
 /* The handle of live slot `s`: its generation and index. */
 static inline uint64_t make_handle(const struct vz__timer_slot *s)
 {
-	return (uint64_t)s->gen << 32 | s->index;
+	return (uint64_t)GEN(s) << 32 | s->index;
 }
 
 /* The slot embedding wheel entry `e`. */
@@ -46,7 +51,7 @@ static struct vz__timer_slot *lookup(const struct vz__timers *t, uint64_t handle
 	if (index / VZ__TIMERS_CHUNK >= t->nchunks)
 		return NULL;
 	s = &t->chunks[index / VZ__TIMERS_CHUNK][index % VZ__TIMERS_CHUNK];
-	if (s->state == SLOT_FREE || s->gen != gen)
+	if (STATE(s) == SLOT_FREE || GEN(s) != gen)
 		return NULL;
 	return s;
 }
@@ -124,7 +129,8 @@ static int grow(struct vz__timers *t)
 		t->free_idx = stack;
 		t->chunks_cap = cap;
 	}
-	chunk = malloc(VZ__TIMERS_CHUNK * sizeof *chunk);
+	/* Line-aligned, so each slot is exactly one cache line. */
+	chunk = aligned_alloc(64, VZ__TIMERS_CHUNK * sizeof *chunk);
 	if (!chunk)
 		return VZ_ENOMEM;
 	/* Push in reverse so the lowest index is handed out first. */
@@ -136,9 +142,9 @@ static int grow(struct vz__timers *t)
 		s->life = 0;
 		s->period_ns = 0;
 		s->tag = 0;
-		s->gen = 1;
+		GEN(s) = 1;
 		s->index = t->nchunks * VZ__TIMERS_CHUNK + i;
-		s->state = SLOT_FREE;
+		STATE(s) = SLOT_FREE;
 		t->free_idx[t->nfree++] = s->index;
 	}
 	t->chunks[t->nchunks++] = chunk;
@@ -154,9 +160,9 @@ static void release(struct vz__timers *t, struct vz__timer_slot *s)
 		t->stale--; /* its life's count moved to t->stale at cancel_owner */
 	else
 		s->owner->count--;
-	s->state = SLOT_FREE;
+	STATE(s) = SLOT_FREE;
 	t->live--;
-	if (s->gen == UINT32_MAX) {
+	if (GEN(s) == UINT32_MAX) {
 		/* Every generation of this slot has been handed out: wrapping
 		 * to 1 would make the handles of its first lives valid again
 		 * (the free stack is LIFO, so one timer re-armed in a loop
@@ -166,7 +172,7 @@ static void release(struct vz__timers *t, struct vz__timer_slot *s)
 		t->retired++;
 		return;
 	}
-	s->gen++; /* every handle of the life that ended is stale */
+	GEN(s)++; /* every handle of the life that ended is stale */
 	t->free_idx[t->nfree++] = s->index;
 }
 
@@ -201,7 +207,7 @@ int vz__timers_arm(struct vz__timers *t, struct vz__timer_owner *o, uint64_t now
 	o->count++;
 	s->period_ns = period_ns;
 	s->tag = tag;
-	s->state = SLOT_ARMED;
+	STATE(s) = SLOT_ARMED;
 	t->live++;
 	vz__wheel_add(&t->wheel, &s->entry, now_ns + delay_ns);
 	*handle_out = make_handle(s);
@@ -242,7 +248,7 @@ void vz__timers_sweep(struct vz__timers *t)
 		for (i = 0; i < VZ__TIMERS_CHUNK; i++) {
 			struct vz__timer_slot *s = &chunk[i];
 
-			if (s->state == SLOT_FREE || !slot_stale(s))
+			if (STATE(s) == SLOT_FREE || !slot_stale(s))
 				continue;
 			vz__wheel_del(&t->wheel, &s->entry); /* no-op if pending */
 			t->stale_released++;
@@ -302,7 +308,7 @@ static void on_fire(void *arg, struct vz__wheel_entry *e)
 		vz__wheel_add(&x->t->wheel, e,
 			      next_period(e->deadline_ns, s->period_ns, x->now_ns));
 	else
-		s->state = SLOT_PENDING;
+		STATE(s) = SLOT_PENDING;
 	x->fired++;
 	x->fire(x->ctx, s->owner, &ev);
 }
@@ -328,13 +334,13 @@ bool vz__timers_deliverable(struct vz__timers *t, uint64_t handle)
 		/* The owner stopped: never delivered. A pending one-shot is
 		 * released here (its message is the last reference); an armed
 		 * one waits for its expiry. */
-		if (s->state == SLOT_PENDING) {
+		if (STATE(s) == SLOT_PENDING) {
 			t->stale_released++;
 			release(t, s);
 		}
 		return false;
 	}
-	if (s->state == SLOT_PENDING) {
+	if (STATE(s) == SLOT_PENDING) {
 		release(t, s);
 		return true;
 	}

@@ -72,16 +72,18 @@ struct vz__timer_owner {
 	uint32_t count; /* live, not stale, timers of the current life */
 };
 
+/* One cache line per timer (chunks are 64-byte aligned): arm, cancel and
+ * expiry touch this line and the wheel neighbours' only. */
 struct vz__timer_slot {
+	/* entry.user16: state (enum in timers.c); entry.user32: generation */
 	struct vz__wheel_entry entry;
 	struct vz__timer_owner *owner;
 	uint64_t period_ns; /* 0: one-shot */
 	uint64_t tag;
-	uint32_t gen;
 	uint32_t index;
 	uint32_t life; /* the owner's life when armed: stale once it differs */
-	uint8_t state; /* enum in timers.c */
 };
+_Static_assert(sizeof(struct vz__timer_slot) == 64, "a timer slot is one cache line");
 
 struct vz__timers {
 	struct vz__wheel wheel;

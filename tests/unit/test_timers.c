@@ -173,7 +173,8 @@ static void test_generation_exhausted_slot_retired(void **state)
 	old[nold++] = h;
 	assert_int_equal(vz__timers_cancel(&t, &a, h), 0);
 	/* The slot is free now; jump to its last generations. */
-	t.chunks[idx / VZ__TIMERS_CHUNK][idx % VZ__TIMERS_CHUNK].gen = UINT32_MAX - 2;
+	/* entry.user32 is the slot's generation (timers.c) */
+	t.chunks[idx / VZ__TIMERS_CHUNK][idx % VZ__TIMERS_CHUNK].entry.user32 = UINT32_MAX - 2;
 	for (unsigned i = 0; i < 3; i++) {
 		assert_int_equal(vz__timers_arm(&t, &a, SEC, 10 * MS, 0, 2, &h), 0);
 		assert_int_equal((uint32_t)h, idx); /* LIFO: the same slot */
