@@ -44,7 +44,7 @@
  *     instead of growing the slab whenever at least an eighth of the slots
  *     are stale: stale slots never make the table grow beyond 8/7 of its
  *     other live timers plus one chunk. A stopped actor's one-hour timer
- *     otherwise keeps its slot (64-104 bytes) for that hour.
+ *     otherwise keeps its 64-byte slot for that hour.
  * t->stale counts the stale slots not yet released, t->stale_released
  * those released so far.
  */
