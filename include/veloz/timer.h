@@ -53,7 +53,7 @@ typedef struct vz_timer_event {
  * periodic one then runs until that stop). On error *out is unchanged.
  * Errors: VZ_EINVAL (NULL self, or now + delay overflows),
  * VZ_EWRONGTHREAD (not on the actor's home shard thread), VZ_ESTALE (the
- * actor has stopped), VZ_ENOMEM. */
+ * actor has stopped, or is running its on_stop), VZ_ENOMEM. */
 VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, uint64_t tag,
 			vz_timer *out);
 

@@ -91,7 +91,9 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 	a->urg_head = a->urg_tail = NULL;
 	a->sched_cls = spec->sched_class;
 	a->next_ready = NULL;
-	vz__timer_owner_init(&a->timers);
+	/* The life is the generation: unique per life of this slot and never
+	 * wrapped, so timers of an earlier life stay stale (timers.h). */
+	vz__timer_owner_init(&a->timers, a->gen);
 	a->state = NULL;
 	a->flags = 0;
 	if (spec->state_size) {

@@ -40,6 +40,14 @@ void vz__dead_letter(struct vz__shard *sh, struct vz_msg *m, int reason)
 	vz_runtime *rt = sh->rt;
 
 	vz__undo_admit(sh, m);
+	if ((m->flags & VZ__MSG_SYS) && m->type == VZ_MSG_TIMER) {
+		vz_timer_event ev;
+
+		/* A fired one-shot's slot waits for this message: release it
+		 * (its owner stopped, or the shard is stopping). */
+		memcpy(&ev, m->data, sizeof ev);
+		vz__timers_deliverable(&sh->timers, ev.timer.id);
+	}
 	if (!(m->flags & VZ__MSG_UNCOUNTED)) {
 		VZ__STAT_ADD(sh, dead_letters, 1);
 		if (rt->cfg.dead_letter)

@@ -194,8 +194,13 @@ static unsigned stop_round(struct vz__shard *sh, uint32_t round)
 	uint64_t moved = 0;
 	unsigned handled = 0;
 
-	if (sh->stop_round_done == 0)
+	if (sh->stop_round_done == 0) {
 		vz__stop_all_actors(sh);
+		/* Their timers are stale now, released lazily when due; the
+		 * stopping shard expires nothing more, and a due one would keep
+		 * vz__shard_sleep() from sleeping: release them all now. */
+		vz__timers_sweep(&sh->timers);
+	}
 	moved += vz__drain_inbox(sh, UINT32_MAX);
 	moved += vz__drain_rings(sh, true);
 	vz__run_ready(sh, &handled); /* reaps stopped actors left in the queue */

@@ -19,16 +19,30 @@ enum slot_state {
 	SLOT_PENDING,  /* one-shot fired; its message awaits deliverable() */
 };
 
+/* A slot's state and generation live in its wheel entry's embedder bytes
+ * (the padding it would otherwise have), which keeps a slot at 64 bytes. */
+#define STATE(s) ((s)->entry.user16)
+#define GEN(s)	 ((s)->entry.user32)
+
+/* How many arms ahead arm prefetches the slot it will hand out. */
+#define ARM_PREFETCH 16u
+
 /* The handle of live slot `s`: its generation and index. */
 static inline uint64_t make_handle(const struct vz__timer_slot *s)
 {
-	return (uint64_t)s->gen << 32 | s->index;
+	return (uint64_t)GEN(s) << 32 | s->index;
 }
 
 /* The slot embedding wheel entry `e`. */
 static inline struct vz__timer_slot *slot_of_entry(struct vz__wheel_entry *e)
 {
 	return (struct vz__timer_slot *)((char *)e - offsetof(struct vz__timer_slot, entry));
+}
+
+/* Whether live slot `s` belongs to a life of its owner that has ended. */
+static inline bool slot_stale(const struct vz__timer_slot *s)
+{
+	return s->life != s->owner->life;
 }
 
 /* The live slot named by `handle`, or NULL if the handle is stale. */
@@ -40,7 +54,7 @@ static struct vz__timer_slot *lookup(const struct vz__timers *t, uint64_t handle
 	if (index / VZ__TIMERS_CHUNK >= t->nchunks)
 		return NULL;
 	s = &t->chunks[index / VZ__TIMERS_CHUNK][index % VZ__TIMERS_CHUNK];
-	if (s->state == SLOT_FREE || s->gen != gen)
+	if (STATE(s) == SLOT_FREE || GEN(s) != gen)
 		return NULL;
 	return s;
 }
@@ -62,6 +76,9 @@ int vz__timers_init(struct vz__timers *t, uint64_t tick_ns, uint64_t now_ns)
 	t->live = 0;
 	t->chunk_allocs = 0;
 	t->retired = 0;
+	t->stale = 0;
+	t->stale_released = 0;
+	t->sweeps = 0;
 	return 0;
 }
 
@@ -80,11 +97,12 @@ void vz__timers_fini(struct vz__timers *t)
 	t->free_idx = NULL;
 	t->nfree = 0;
 	t->live = 0;
+	t->stale = 0;
 }
 
-void vz__timer_owner_init(struct vz__timer_owner *o)
+void vz__timer_owner_init(struct vz__timer_owner *o, uint32_t life)
 {
-	o->head = NULL;
+	o->life = life;
 	o->count = 0;
 }
 
@@ -114,7 +132,8 @@ static int grow(struct vz__timers *t)
 		t->free_idx = stack;
 		t->chunks_cap = cap;
 	}
-	chunk = malloc(VZ__TIMERS_CHUNK * sizeof *chunk);
+	/* Line-aligned, so each slot is exactly one cache line. */
+	chunk = aligned_alloc(64, VZ__TIMERS_CHUNK * sizeof *chunk);
 	if (!chunk)
 		return VZ_ENOMEM;
 	/* Push in reverse so the lowest index is handed out first. */
@@ -123,13 +142,12 @@ static int grow(struct vz__timers *t)
 
 		vz__wheel_entry_init(&s->entry);
 		s->owner = NULL;
-		s->onext = NULL;
-		s->oprev = NULL;
+		s->life = 0;
 		s->period_ns = 0;
 		s->tag = 0;
-		s->gen = 1;
+		GEN(s) = 1;
 		s->index = t->nchunks * VZ__TIMERS_CHUNK + i;
-		s->state = SLOT_FREE;
+		STATE(s) = SLOT_FREE;
 		t->free_idx[t->nfree++] = s->index;
 	}
 	t->chunks[t->nchunks++] = chunk;
@@ -141,21 +159,13 @@ static int grow(struct vz__timers *t)
  * handle goes stale. */
 static void release(struct vz__timers *t, struct vz__timer_slot *s)
 {
-	struct vz__timer_owner *o = s->owner;
-
-	if (s->oprev)
-		s->oprev->onext = s->onext;
+	if (slot_stale(s))
+		t->stale--; /* its life's count moved to t->stale at cancel_owner */
 	else
-		o->head = s->onext;
-	if (s->onext)
-		s->onext->oprev = s->oprev;
-	o->count--;
-	s->owner = NULL;
-	s->oprev = NULL;
-	s->state = SLOT_FREE;
-	s->onext = NULL;
+		s->owner->count--;
+	STATE(s) = SLOT_FREE;
 	t->live--;
-	if (s->gen == UINT32_MAX) {
+	if (GEN(s) == UINT32_MAX) {
 		/* Every generation of this slot has been handed out: wrapping
 		 * to 1 would make the handles of its first lives valid again
 		 * (the free stack is LIFO, so one timer re-armed in a loop
@@ -165,7 +175,7 @@ static void release(struct vz__timers *t, struct vz__timer_slot *s)
 		t->retired++;
 		return;
 	}
-	s->gen++; /* every handle of the life that ended is stale */
+	GEN(s)++; /* every handle of the life that ended is stale */
 	t->free_idx[t->nfree++] = s->index;
 }
 
@@ -177,24 +187,41 @@ int vz__timers_arm(struct vz__timers *t, struct vz__timer_owner *o, uint64_t now
 
 	if (!t || !o || !handle_out || delay_ns > UINT64_MAX - now_ns)
 		return VZ_EINVAL;
+	if (!o->life)
+		return VZ_ESTALE; /* e.g. armed from on_stop: it could never fire */
 	if (!t->nfree) {
-		int rc = grow(t);
+		int rc;
+
+		/* Stale slots are released lazily; before they make the slab
+		 * grow, reclaim them all when they are an eighth of it. The
+		 * sweep costs O(slots) and frees at least slots / 8, so O(8)
+		 * per slot it frees. */
+		if (t->stale && t->stale >= (uint64_t)t->nchunks * VZ__TIMERS_CHUNK / 8)
+			vz__timers_sweep(t);
+		rc = t->nfree ? 0 : grow(t);
 
 		if (rc < 0)
 			return rc;
 	}
 	index = t->free_idx[--t->nfree];
 	s = &t->chunks[index / VZ__TIMERS_CHUNK][index % VZ__TIMERS_CHUNK];
+	if (t->nfree >= ARM_PREFETCH) {
+		/* The slot the ARM_PREFETCH-th next arm will take: after
+		 * cancels or expiries in random order the free stack is in
+		 * random order and each slot a cold miss; started now, that
+		 * miss overlaps the arms in between. A write prefetch: arm
+		 * writes the line. */
+		uint32_t ahead = t->free_idx[t->nfree - ARM_PREFETCH];
+
+		__builtin_prefetch(&t->chunks[ahead / VZ__TIMERS_CHUNK][ahead % VZ__TIMERS_CHUNK],
+				   1);
+	}
 	s->owner = o;
-	s->oprev = NULL;
-	s->onext = o->head;
-	if (o->head)
-		o->head->oprev = s;
-	o->head = s;
+	s->life = o->life;
 	o->count++;
 	s->period_ns = period_ns;
 	s->tag = tag;
-	s->state = SLOT_ARMED;
+	STATE(s) = SLOT_ARMED;
 	t->live++;
 	vz__wheel_add(&t->wheel, &s->entry, now_ns + delay_ns);
 	*handle_out = make_handle(s);
@@ -205,7 +232,7 @@ int vz__timers_cancel(struct vz__timers *t, struct vz__timer_owner *o, uint64_t 
 {
 	struct vz__timer_slot *s = lookup(t, handle);
 
-	if (!s || s->owner != o)
+	if (!s || s->owner != o || s->life != o->life || !o->life)
 		return VZ_ESTALE;
 	/* A periodic timer being fired right now is already re-armed (see
 	 * on_fire), so del finds it in the wheel; a pending one-shot is in no
@@ -217,11 +244,30 @@ int vz__timers_cancel(struct vz__timers *t, struct vz__timer_owner *o, uint64_t 
 
 void vz__timers_cancel_owner(struct vz__timers *t, struct vz__timer_owner *o)
 {
-	while (o->head) {
-		struct vz__timer_slot *s = o->head;
+	/* Every slot of this life now fails slot_stale(); release() counts
+	 * them down from t->stale instead of o->count. */
+	t->stale += o->count;
+	o->count = 0;
+	o->life = 0;
+}
 
-		vz__wheel_del(&t->wheel, &s->entry);
-		release(t, s);
+void vz__timers_sweep(struct vz__timers *t)
+{
+	uint32_t c, i;
+
+	t->sweeps++;
+	for (c = 0; c < t->nchunks && t->stale; c++) {
+		struct vz__timer_slot *chunk = t->chunks[c];
+
+		for (i = 0; i < VZ__TIMERS_CHUNK; i++) {
+			struct vz__timer_slot *s = &chunk[i];
+
+			if (STATE(s) == SLOT_FREE || !slot_stale(s))
+				continue;
+			vz__wheel_del(&t->wheel, &s->entry); /* no-op if pending */
+			t->stale_released++;
+			release(t, s);
+		}
 	}
 }
 
@@ -261,6 +307,13 @@ static void on_fire(void *arg, struct vz__wheel_entry *e)
 	struct vz__timer_slot *s = slot_of_entry(e);
 	vz_timer_event ev;
 
+	if (slot_stale(s)) {
+		/* Its owner stopped: released now, when it would have fired
+		 * (a periodic one is not re-armed). */
+		x->t->stale_released++;
+		release(x->t, s);
+		return;
+	}
 	ev.timer.id = make_handle(s);
 	ev.tag = s->tag;
 	ev.deadline_ns = e->deadline_ns;
@@ -269,7 +322,7 @@ static void on_fire(void *arg, struct vz__wheel_entry *e)
 		vz__wheel_add(&x->t->wheel, e,
 			      next_period(e->deadline_ns, s->period_ns, x->now_ns));
 	else
-		s->state = SLOT_PENDING;
+		STATE(s) = SLOT_PENDING;
 	x->fired++;
 	x->fire(x->ctx, s->owner, &ev);
 }
@@ -291,7 +344,17 @@ bool vz__timers_deliverable(struct vz__timers *t, uint64_t handle)
 
 	if (!s)
 		return false;
-	if (s->state == SLOT_PENDING) {
+	if (slot_stale(s)) {
+		/* The owner stopped: never delivered. A pending one-shot is
+		 * released here (its message is the last reference); an armed
+		 * one waits for its expiry. */
+		if (STATE(s) == SLOT_PENDING) {
+			t->stale_released++;
+			release(t, s);
+		}
+		return false;
+	}
+	if (STATE(s) == SLOT_PENDING) {
 		release(t, s);
 		return true;
 	}

@@ -86,6 +86,16 @@ int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns)
 	for (l = 1; l < VZ__WHEEL_MAX_LEVELS && 63 * span < need; l++)
 		span <<= VZ__WHEEL_BITS;
 	w->tick_ns = tick_ns;
+	{
+		/* The reciprocal of wheel.h: l = ceil(log2 d) (d >= 2 here),
+		 * m = floor(2^64 * (2^l - d) / d) + 1, which is < 2^64 since
+		 * 2^l - d < d. */
+		__extension__ typedef unsigned __int128 u128;
+		unsigned lg = 64 - (unsigned)__builtin_clzll(tick_ns - 1);
+
+		w->tick_mul = (uint64_t)((((u128)((1ull << lg) - tick_ns)) << 64) / tick_ns + 1);
+		w->tick_sh = lg - 1;
+	}
 	w->now_ns = now_ns;
 	w->cur = now_ns / tick_ns;
 	w->nlevels = l;
@@ -117,7 +127,6 @@ void vz__wheel_entry_init(struct vz__wheel_entry *e)
 {
 	list_init(&e->link);
 	e->deadline_ns = 0;
-	e->tick = 0;
 	e->where = VZ__WHEEL_NOWHERE;
 }
 
@@ -152,35 +161,36 @@ void vz__wheel_fini(struct vz__wheel *w)
 }
 
 /*
- * File `e` (e->tick >= base) in the wheel or the overflow list, relative to
+ * File `e` (its tick >= base) in the wheel or the overflow list, relative to
  * tick `base`: w->cur for the main bank, w->pre_tick for the shadow (whose
  * entries all lie in [pre_tick, pre_tick + 64^pre_level), so on levels below
  * pre_level; at pre_tick the shadow becomes the main bank of those levels
- * and is then placed exactly as if filed there at that time). e->tick ==
+ * and is then placed exactly as if filed there at that time). Its tick ==
  * w->cur only happens while cascading and lands in level 0's current slot,
  * which the advance loop visits next (fires it, or sorts it into the near
  * list when cur is the advance's target).
  *
- * Level = highest differing digit of e->tick and w->cur, capped at the top
+ * Level = highest differing digit of its tick and w->cur, capped at the top
  * level. Below the top, e agrees with cur on every higher digit and its
  * digit on its level is larger than cur's, so its slot is strictly ahead in
  * the same rotation. On the top level the slot may be "behind" cur's digit
- * (next rotation); it is never equal to it because e->tick - cur <= range =
+ * (next rotation); it is never equal to it because tick - cur <= range =
  * 63 * 64^(top) (an equal digit needs a difference above that).
  */
 static void place_in(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t base, unsigned shadow)
 {
-	uint64_t x = e->tick ^ base;
+	uint64_t tick = vz__wheel_tick_of(w, e->deadline_ns);
+	uint64_t x = tick ^ base;
 	unsigned level = 0, slot, bank;
 
-	if (e->tick - base > w->range) {
+	if (tick - base > w->range) {
 		/* ovf_min may be stale (too low) only while the list stays
 		 * non-empty: such a value was above cur + range when set and
 		 * the advance loop rescans before cur passes it. An empty list
 		 * starts afresh. (Never for the shadow: its entries are within
 		 * 64^top ticks of its base.) */
-		if (list_empty(&w->overflow) || e->tick < w->ovf_min)
-			w->ovf_min = e->tick;
+		if (list_empty(&w->overflow) || tick < w->ovf_min)
+			w->ovf_min = tick;
 		list_append(&w->overflow, &e->link);
 		e->where = VZ__WHEEL_OVERFLOW;
 		return;
@@ -190,7 +200,7 @@ static void place_in(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t ba
 		if (level >= w->nlevels)
 			level = w->nlevels - 1;
 	}
-	slot = (unsigned)(e->tick >> (VZ__WHEEL_BITS * level)) & (VZ__WHEEL_SLOTS - 1);
+	slot = (unsigned)(tick >> (VZ__WHEEL_BITS * level)) & (VZ__WHEEL_SLOTS - 1);
 	bank = w->mb[level] ^ shadow;
 	if (level == 0) {
 		/* Keep a lower bound of the slot's deadlines for the next
@@ -255,7 +265,6 @@ static void near_insert(struct vz__wheel *w, struct vz__wheel_entry *e)
 void vz__wheel_add(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t deadline_ns)
 {
 	e->deadline_ns = deadline_ns;
-	e->tick = deadline_ns / w->tick_ns;
 	w->count++;
 	if (deadline_ns <= w->now_ns) {
 		list_append(&w->due, &e->link);
@@ -268,7 +277,7 @@ void vz__wheel_add(struct vz__wheel *w, struct vz__wheel_entry *e, uint64_t dead
 	 * cur may still be below the target tick, but then tick >= target >
 	 * cur (deadline > now_ns >= target * tick_ns), so the near list only
 	 * ever holds the current tick. */
-	if (e->tick == w->cur) {
+	if (vz__wheel_tick_of(w, deadline_ns) == w->cur) {
 		near_insert(w, e);
 		return;
 	}
@@ -373,12 +382,14 @@ static void overflow_rescan(struct vz__wheel *w)
 	for (; l != &w->overflow; l = next) {
 		struct vz__wheel_entry *e = entry_of(l);
 
+		uint64_t tick = vz__wheel_tick_of(w, e->deadline_ns);
+
 		next = l->next;
-		if (e->tick - w->cur <= w->range) {
+		if (tick - w->cur <= w->range) {
 			list_unlink(&e->link);
 			place(w, e);
-		} else if (e->tick < min) {
-			min = e->tick;
+		} else if (tick < min) {
+			min = tick;
 		}
 	}
 	w->ovf_min = min;

@@ -70,12 +70,26 @@ struct vz__wheel_link {
 struct vz__wheel_entry {
 	struct vz__wheel_link link;
 	uint64_t deadline_ns; /* as given to vz__wheel_add() */
-	uint64_t tick;	      /* its tick: floor(deadline_ns / tick_ns) */
 	uint16_t where;	      /* VZ__WHEEL_* or level * 64 + slot */
+	/* The embedder's: the wheel never reads or writes them. They fill
+	 * what would be tail padding, so an embedding struct can keep small
+	 * fields inside the entry's 32 bytes (timers.c keeps a slot in one
+	 * 64-byte line this way). */
+	uint16_t user16;
+	uint32_t user32;
 };
+/* An entry's tick, floor(deadline_ns / tick_ns), is not stored (it would
+ * cost 8 bytes per timer): it is recomputed with a multiply by the tick's
+ * exact reciprocal (vz__wheel_tick_of) where placement needs it. */
 
 struct vz__wheel {
 	uint64_t tick_ns;
+	/* floor(x / tick_ns) = (t + ((x - t) >> 1)) >> tick_sh with
+	 * t = mulhi(x, tick_mul), for every 64-bit x (Granlund and
+	 * Montgomery, "Division by invariant integers using multiplication",
+	 * 1994, fig. 4.1; tick_sh = ceil(log2 tick_ns) - 1). */
+	uint64_t tick_mul;
+	unsigned tick_sh;
 	uint64_t now_ns;  /* largest now_ns seen (init or advance) */
 	uint64_t cur;	  /* current tick, floor(now_ns / tick_ns): entries with tick < cur
 			   * have fired, those with tick == cur wait on `near` */
@@ -121,6 +135,15 @@ int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns);
 
 /* Forget every pending entry (they become NOWHERE; nothing fires). */
 void vz__wheel_fini(struct vz__wheel *w);
+
+/* floor(x / w->tick_ns), exactly, without a division. */
+static inline uint64_t vz__wheel_tick_of(const struct vz__wheel *w, uint64_t x)
+{
+	__extension__ typedef unsigned __int128 u128;
+	uint64_t t = (uint64_t)(((u128)x * w->tick_mul) >> 64);
+
+	return (t + ((x - t) >> 1)) >> w->tick_sh;
+}
 
 /* Make `e` an entry that is not pending. Call once before first use. */
 void vz__wheel_entry_init(struct vz__wheel_entry *e);

@@ -19,6 +19,8 @@
  */
 #include "testutil.h"
 
+#include "core/core.h" /* the shard's timer table, for test_stop_with_queued_expiry */
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -623,6 +625,86 @@ static void test_stop_cancels_timers(void **st)
 	finish(rt);
 }
 
+/* ---- a stopped actor's queued expiry releases its timer ------------------ */
+
+/*
+ * Stopping an actor only ends its timers' owner life; a one-shot that has
+ * fired and whose message waits in the mailbox is released when that
+ * message is dead-lettered. The victim arms a one-shot due at once, then
+ * bounces a message to itself until the expiry has fired (its message then
+ * waits behind the bounce) and stops itself from there. A checker on the
+ * same shard then finds no live timer in the shard's table.
+ */
+static atomic_int victim_stopped;
+
+static void qvictim_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	uint64_t *fired0 = state;
+	vz_timer t;
+
+	switch (vz_msg_type(m)) {
+	case MSG_GO:
+		*fired0 = shard_timers_fired(self);
+		CHECK(vz_timer_arm(self, 0, 0, 0, &t) == 0);
+		CHECK(vz_send(self, vz_self(self), MSG_PROBE, NULL, 0) == 0);
+		break;
+	case MSG_PROBE:
+		if (shard_timers_fired(self) == *fired0) {
+			/* not fired yet: the shard expires between turns */
+			CHECK(vz_send(self, vz_self(self), MSG_PROBE, NULL, 0) == 0);
+			break;
+		}
+		/* fired while this message waited: its expiry is queued
+		 * behind it, and the stop dead-letters it */
+		CHECK(vz_stop(vz_actor_runtime(self), vz_self(self)) == 0);
+		atomic_store_explicit(&victim_stopped, 1, memory_order_release);
+		break;
+	case VZ_MSG_TIMER:
+		vz_test_record_fail(__LINE__, "the expiry overtook the bounced message");
+		break;
+	}
+}
+
+static const vz_actor_spec qvictim_spec = {
+    .name = "qvictim",
+    .state_size = sizeof(uint64_t),
+    .receive = qvictim_receive,
+};
+
+static void qchecker_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	(void)state;
+	if (vz_msg_type(m) != MSG_GO)
+		return;
+	/* the victim's fired one-shot was released with its message */
+	CHECK(vz__timers_live(&self->shard->timers) == 0);
+	CHECK(self->shard->timers.stale == 0);
+	CHECK(self->shard->timers.stale_released == 1);
+	atomic_store_explicit(&done, 1, memory_order_release);
+}
+
+static const vz_actor_spec qchecker_spec = {
+    .name = "qchecker",
+    .receive = qchecker_receive,
+};
+
+static void test_stop_with_queued_expiry(void **st)
+{
+	vz_runtime *rt = make_rt(1, 0, VZ_IDLE_SPIN_THEN_SLEEP);
+	vz_ref victim, checker;
+
+	(void)st;
+	atomic_store(&victim_stopped, 0);
+	assert_int_equal(vz_spawn(rt, 0, &qvictim_spec, NULL, &victim), 0);
+	assert_int_equal(vz_spawn(rt, 0, &qchecker_spec, NULL, &checker), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_post(rt, victim, MSG_GO, NULL, 0), 0);
+	assert_true(vz_test_wait_flag((volatile int *)&victim_stopped, NEVER_S));
+	assert_int_equal(vz_post(rt, checker, MSG_GO, NULL, 0), 0);
+	wait_done(NEVER_S);
+	finish(rt);
+}
+
 /* ---- an idle shard with a far timer sleeps -------------------------------- */
 
 static void sleeper_receive(vz_actor *self, void *state, const vz_msg *m)
@@ -914,6 +996,7 @@ int main(void)
 	    cmocka_unit_test(test_cancel_before_expiry),
 	    cmocka_unit_test(test_cancel_queued_expiry),
 	    cmocka_unit_test(test_stop_cancels_timers),
+	    cmocka_unit_test(test_stop_with_queued_expiry),
 	    cmocka_unit_test(test_idle_timer_sleeps),
 	    cmocka_unit_test(test_wrong_thread_and_null),
 	    cmocka_unit_test(test_fire_and_forget),

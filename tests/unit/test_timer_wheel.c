@@ -847,10 +847,57 @@ static void test_readd_from_callback(void **state)
 	assert_false(vz__wheel_entry_pending(&e));
 }
 
+/* The stored tick is gone: vz__wheel_tick_of() must equal the division
+ * for every tick the wheel accepts and every 64-bit deadline. Edges (0,
+ * multiples of the tick and their neighbours, the top of the range) and
+ * random values, for the common ticks, powers of two and random ticks. */
+static void test_tick_of_exact(void **state)
+{
+	static const uint64_t fixed[] = {
+	    VZ__WHEEL_TICK_MIN_NS, 16384, 100000, 250000, 1000000, 1048576, 999999937,
+	    VZ__WHEEL_TICK_MAX_NS};
+	struct vz__wheel *w = malloc(sizeof *w);
+	unsigned i, k;
+
+	(void)state;
+	assert_non_null(w);
+	for (i = 0; i < 200; i++) {
+		uint64_t d = i < sizeof fixed / sizeof fixed[0]
+				 ? fixed[i]
+				 : VZ__WHEEL_TICK_MIN_NS +
+				       rnd_upto(VZ__WHEEL_TICK_MAX_NS - VZ__WHEEL_TICK_MIN_NS);
+		uint64_t edge[] = {0,
+				   1,
+				   d - 1,
+				   d,
+				   d + 1,
+				   UINT64_MAX,
+				   UINT64_MAX - 1,
+				   UINT64_MAX / d * d,
+				   UINT64_MAX / d * d - 1};
+
+		assert_int_equal(vz__wheel_init(w, d, 0), 0);
+		for (k = 0; k < sizeof edge / sizeof edge[0]; k++)
+			assert_int_equal(vz__wheel_tick_of(w, edge[k]), edge[k] / d);
+		for (k = 0; k < 20000; k++) {
+			uint64_t x = rnd() >> (rnd() % 64);
+			uint64_t m = x / d * d;
+
+			assert_int_equal(vz__wheel_tick_of(w, x), x / d);
+			assert_int_equal(vz__wheel_tick_of(w, m), m / d);
+			if (m)
+				assert_int_equal(vz__wheel_tick_of(w, m - 1), (m - 1) / d);
+		}
+		vz__wheel_fini(w);
+	}
+	free(w);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_init_range),
+	    cmocka_unit_test(test_tick_of_exact),
 	    cmocka_unit_test(test_deadline_now_and_past),
 	    cmocka_unit_test(test_next_deadline_exact_and_bound),
 	    cmocka_unit_test(test_cancel_during_cascade),

@@ -14,8 +14,9 @@
 #include "timer/timers.h"
 #include "util/fault.h"
 
-#define MS  1000000ull
-#define SEC 1000000000ull
+#define MS   1000000ull
+#define SEC  1000000000ull
+#define HOUR (3600 * SEC)
 
 /* Records what expire reported; optionally cancels handles from inside. */
 struct rec {
@@ -57,7 +58,7 @@ static void test_arm_args(void **state)
 	(void)state;
 	assert_int_equal(vz__timers_init(&t, 5000, 0), VZ_EINVAL);
 	assert_int_equal(vz__timers_init(&t, MS, 0), 0);
-	vz__timer_owner_init(&o);
+	vz__timer_owner_init(&o, 1);
 	assert_int_equal(vz__timers_arm(&t, NULL, 0, 1, 0, 0, &h), VZ_EINVAL);
 	assert_int_equal(vz__timers_arm(&t, &o, 0, 1, 0, 0, NULL), VZ_EINVAL);
 	assert_int_equal(vz__timers_arm(&t, &o, 10, UINT64_MAX - 5, 0, 0, &h), VZ_EINVAL);
@@ -87,8 +88,8 @@ static void test_oneshot_protocol(void **state)
 	assert_non_null(r);
 	r->t = &t;
 	assert_int_equal(vz__timers_init(&t, MS, now), 0);
-	vz__timer_owner_init(&a);
-	vz__timer_owner_init(&b);
+	vz__timer_owner_init(&a, 1);
+	vz__timer_owner_init(&b, 1);
 	assert_int_equal(vz__timers_arm(&t, &a, now, 5 * MS, 0, 111, &h1), 0);
 	assert_int_equal(vz__timers_arm(&t, &a, now, 5 * MS, 0, 222, &h2), 0);
 	assert_int_equal(vz__timers_arm(&t, &b, now, 9 * MS, 0, 333, &h3), 0);
@@ -114,7 +115,6 @@ static void test_oneshot_protocol(void **state)
 	assert_false(vz__timers_deliverable(&t, h2));
 	assert_int_equal(vz__timers_cancel(&t, &a, h2), VZ_ESTALE);
 	assert_int_equal(a.count, 0);
-	assert_null(a.head);
 	/* An armed one-shot has no message to deliver. */
 	assert_false(vz__timers_deliverable(&t, h3));
 	assert_int_equal(vz__timers_cancel(&t, &b, h3), 0);
@@ -136,7 +136,7 @@ static void test_delay_zero_and_reuse(void **state)
 	assert_non_null(r);
 	r->t = &t;
 	assert_int_equal(vz__timers_init(&t, MS, now), 0);
-	vz__timer_owner_init(&a);
+	vz__timer_owner_init(&a, 1);
 	/* delay 0 at the loop's cached now: due on the next expire. */
 	assert_int_equal(vz__timers_arm(&t, &a, now, 0, 0, 7, &h), 0);
 	assert_true(vz__timers_next_deadline_ns(&t) <= now);
@@ -167,13 +167,14 @@ static void test_generation_exhausted_slot_retired(void **state)
 
 	(void)state;
 	assert_int_equal(vz__timers_init(&t, MS, SEC), 0);
-	vz__timer_owner_init(&a);
+	vz__timer_owner_init(&a, 1);
 	assert_int_equal(vz__timers_arm(&t, &a, SEC, 10 * MS, 0, 1, &h), 0);
 	idx = (uint32_t)h;
 	old[nold++] = h;
 	assert_int_equal(vz__timers_cancel(&t, &a, h), 0);
 	/* The slot is free now; jump to its last generations. */
-	t.chunks[idx / VZ__TIMERS_CHUNK][idx % VZ__TIMERS_CHUNK].gen = UINT32_MAX - 2;
+	/* entry.user32 is the slot's generation (timers.c) */
+	t.chunks[idx / VZ__TIMERS_CHUNK][idx % VZ__TIMERS_CHUNK].entry.user32 = UINT32_MAX - 2;
 	for (unsigned i = 0; i < 3; i++) {
 		assert_int_equal(vz__timers_arm(&t, &a, SEC, 10 * MS, 0, 2, &h), 0);
 		assert_int_equal((uint32_t)h, idx); /* LIFO: the same slot */
@@ -197,6 +198,7 @@ static void test_generation_exhausted_slot_retired(void **state)
 			assert_int_equal(vz__timers_cancel(&t, &a, h), 0);
 	}
 	vz__timers_cancel_owner(&t, &a);
+	vz__timers_sweep(&t); /* its armed timers are stale: release them now */
 	assert_int_equal(t.live, 0);
 	vz__timers_fini(&t);
 }
@@ -213,8 +215,8 @@ static void test_owner_cancel(void **state)
 	assert_non_null(r);
 	r->t = &t;
 	assert_int_equal(vz__timers_init(&t, MS, now), 0);
-	vz__timer_owner_init(&a);
-	vz__timer_owner_init(&b);
+	vz__timer_owner_init(&a, 1);
+	vz__timer_owner_init(&b, 1);
 	for (i = 0; i < 300; i++) /* one-shots, some due soon; periodic every third */
 		assert_int_equal(
 		    vz__timers_arm(&t, &a, now, (i % 7 + 1) * MS, i % 3 ? 0 : 2 * MS, i, &ha[i]),
@@ -226,22 +228,110 @@ static void test_owner_cancel(void **state)
 	assert_int_equal(a.count, 300);
 	vz__timers_cancel_owner(&t, &a);
 	assert_int_equal(a.count, 0);
-	assert_null(a.head);
-	assert_int_equal(vz__timers_live(&t), 10);
+	/* Stale, not released yet: nothing was walked. */
+	assert_int_equal(t.stale, 300);
+	assert_int_equal(vz__timers_live(&t), 310);
 	for (i = 0; i < 300; i++) {
 		assert_int_equal(vz__timers_cancel(&t, &a, ha[i]), VZ_ESTALE);
+		/* never deliverable; a fired one-shot is released here (the
+		 * core calls this for the message, delivered or dead-lettered) */
 		assert_false(vz__timers_deliverable(&t, ha[i]));
 	}
-	/* Nothing of a's fires any more; b's all do. */
+	assert_true(t.stale < 300);
+	/* Nothing of a's fires any more (its armed ones are released when
+	 * due, periodic ones at their next firing); b's all do. */
 	r->n = 0;
 	assert_int_equal(vz__timers_expire(&t, SEC, on_fire, r), 7); /* b's 4..10 ms */
 	for (i = 0; i < r->n; i++)
 		assert_ptr_equal(r->owner[i], &b);
+	assert_int_equal(t.stale, 0);
+	assert_int_equal(t.stale_released, 300);
+	assert_int_equal(vz__timers_live(&t), 10); /* b's fired, messages pending */
 	vz__timers_cancel_owner(&t, &b);
+	assert_int_equal(t.stale, 10);
+	for (i = 0; i < 10; i++)
+		assert_false(vz__timers_deliverable(&t, hb[i])); /* dead-lettered */
+	assert_int_equal(t.stale, 0);
 	assert_int_equal(vz__timers_live(&t), 0);
 	assert_int_equal(vz__timers_next_deadline_ns(&t), UINT64_MAX);
 	vz__timers_fini(&t);
 	free(r);
+}
+
+/* Stopping an owner ends its life without walking its timers; the same
+ * owner memory then starts a new life (an actor slot reused), and nothing
+ * of the old life fires for, or can be cancelled by, the new one. */
+static void test_owner_new_life(void **state)
+{
+	struct vz__timers t;
+	struct vz__timer_owner a;
+	struct rec *r = calloc(1, sizeof *r);
+	uint64_t old[3], h, now = 0;
+
+	(void)state;
+	assert_non_null(r);
+	r->t = &t;
+	assert_int_equal(vz__timers_init(&t, MS, now), 0);
+	vz__timer_owner_init(&a, 7);
+	assert_int_equal(vz__timers_arm(&t, &a, now, 2 * MS, 0, 1, &old[0]), 0);
+	assert_int_equal(vz__timers_arm(&t, &a, now, 3 * MS, MS, 2, &old[1]), 0);
+	assert_int_equal(vz__timers_arm(&t, &a, now, HOUR, 0, 3, &old[2]), 0);
+	vz__timers_cancel_owner(&t, &a);
+	vz__timers_cancel_owner(&t, &a); /* again: nothing more */
+	assert_int_equal(t.stale, 3);
+	assert_int_equal(vz__timers_arm(&t, &a, now, MS, 0, 9, &h), VZ_ESTALE);
+	vz__timer_owner_init(&a, 8);
+	assert_int_equal(vz__timers_arm(&t, &a, now, 5 * MS, 0, 4, &h), 0);
+	for (unsigned i = 0; i < 3; i++)
+		assert_int_equal(vz__timers_cancel(&t, &a, old[i]), VZ_ESTALE);
+	/* Only the new life's timer fires; the old one-shot and the periodic
+	 * one are released at their (first) deadline, unfired. */
+	assert_int_equal(vz__timers_expire(&t, 10 * MS, on_fire, r), 1);
+	assert_int_equal(r->ev[0].timer.id, h);
+	assert_int_equal(r->ev[0].tag, 4);
+	assert_int_equal(t.stale_released, 2);
+	assert_int_equal(t.stale, 1); /* the hour-long one still holds its slot */
+	assert_int_equal(vz__timers_live(&t), 2);
+	assert_true(vz__timers_deliverable(&t, h));
+	/* nothing of the old life ever fires */
+	assert_int_equal(vz__timers_expire(&t, 2 * HOUR, on_fire, r), 0);
+	assert_int_equal(t.stale, 0);
+	assert_int_equal(vz__timers_live(&t), 0);
+	assert_int_equal(vz__timers_next_deadline_ns(&t), UINT64_MAX);
+	vz__timers_fini(&t);
+	free(r);
+}
+
+/* Stale slots do not make the slab grow: when arm finds no free slot and
+ * an eighth of the slots are stale, it sweeps them instead. */
+static void test_stale_swept_before_growth(void **state)
+{
+	struct vz__timers t;
+	struct vz__timer_owner a, b;
+	uint64_t h;
+	unsigned i, n = 4 * VZ__TIMERS_CHUNK;
+
+	(void)state;
+	assert_int_equal(vz__timers_init(&t, MS, 0), 0);
+	vz__timer_owner_init(&a, 1);
+	vz__timer_owner_init(&b, 1);
+	for (i = 0; i < n; i++) /* an hour away: never due in this test */
+		assert_int_equal(vz__timers_arm(&t, &a, 0, HOUR + i, 0, i, &h), 0);
+	assert_int_equal(t.chunk_allocs, 4);
+	vz__timers_cancel_owner(&t, &a); /* O(1): all n stale, none released */
+	assert_int_equal(t.stale, n);
+	assert_int_equal(vz__timers_live(&t), n);
+	vz__timer_owner_init(&a, 2);
+	for (i = 0; i < n; i++)
+		assert_int_equal(vz__timers_arm(&t, i % 2 ? &a : &b, 0, HOUR + i, 0, i, &h), 0);
+	assert_int_equal(t.chunk_allocs, 4); /* the stale slots were reused */
+	assert_int_equal(t.sweeps, 1);
+	assert_int_equal(t.stale, 0);
+	assert_int_equal(t.stale_released, n);
+	assert_int_equal(vz__timers_live(&t), n);
+	assert_int_equal(a.count, n / 2);
+	assert_int_equal(b.count, n / 2);
+	vz__timers_fini(&t);
 }
 
 static void test_periodic_no_drift(void **state)
@@ -257,7 +347,7 @@ static void test_periodic_no_drift(void **state)
 	assert_non_null(r);
 	r->t = &t;
 	assert_int_equal(vz__timers_init(&t, MS, start), 0);
-	vz__timer_owner_init(&a);
+	vz__timer_owner_init(&a, 1);
 	assert_int_equal(vz__timers_arm(&t, &a, start, period, period, 42, &h), 0);
 	/* A loop that sleeps until the next deadline each time. */
 	for (k = 1; k <= 1000; k++) {
@@ -307,8 +397,8 @@ static void test_cancel_inside_fire(void **state)
 	assert_non_null(r);
 	r->t = &t;
 	assert_int_equal(vz__timers_init(&t, MS, 0), 0);
-	vz__timer_owner_init(&a);
-	vz__timer_owner_init(&b);
+	vz__timer_owner_init(&a, 1);
+	vz__timer_owner_init(&b, 1);
 	assert_int_equal(vz__timers_arm(&t, &a, 0, 1 * MS, 0, 1, &h1), 0);
 	assert_int_equal(vz__timers_arm(&t, &a, 0, 2 * MS, 0, 2, &h2), 0);  /* same expire */
 	assert_int_equal(vz__timers_arm(&t, &b, 0, 50 * MS, 0, 3, &h3), 0); /* later */
@@ -362,7 +452,7 @@ static void test_slab_growth(void **state)
 	(void)state;
 	assert_non_null(h);
 	assert_int_equal(vz__timers_init(&t, MS, 0), 0);
-	vz__timer_owner_init(&a);
+	vz__timer_owner_init(&a, 1);
 	for (round = 0; round < 3; round++) {
 		for (i = 0; i < 3000; i++)
 			assert_int_equal(vz__timers_arm(&t, &a, 0, (i + 1) * MS, 0, i, &h[i]), 0);
@@ -374,8 +464,12 @@ static void test_slab_growth(void **state)
 		for (i = 0; i < 3000; i += 2)
 			assert_int_equal(vz__timers_cancel(&t, &a, h[i]), 0);
 		vz__timers_cancel_owner(&t, &a);
+		vz__timer_owner_init(&a, round + 2); /* the next life */
 		for (i = 0; i < 3000; i++)
 			assert_int_equal(vz__timers_cancel(&t, &a, h[i]), VZ_ESTALE);
+		/* the odd ones are stale, not yet released: the next round's
+		 * arms sweep them instead of growing the slab */
+		assert_int_equal(t.stale, 1500);
 	}
 #ifdef VZ_FAULT_INJECTION
 	/* The slab cannot grow: VZ_ENOMEM, and nothing changes. */
@@ -399,7 +493,9 @@ static void test_slab_growth(void **state)
 
 /* ---- randomized protocol run against a model ---- */
 
-enum { M_FREE, M_ARMED, M_PENDING };
+/* M_STALE_*: the owner stopped; the table releases the slot lazily (an
+ * armed one at its deadline, a pending one at its message). */
+enum { M_FREE, M_ARMED, M_PENDING, M_STALE_ARMED, M_STALE_PENDING };
 
 struct mt {
 	uint64_t handle;
@@ -413,12 +509,13 @@ struct mt {
 struct proto {
 	struct vz__timers t;
 	struct vz__timer_owner owners[4];
+	uint32_t life[4]; /* each owner's current life */
 	struct mt m[NT];
 	uint64_t now;
 	/* messages queued to owners, in order: handle per message */
 	uint64_t queue[1 << 16];
 	unsigned qhead, qtail;
-	uint64_t fired, delivered, dropped;
+	uint64_t fired, delivered, dropped, stale_released;
 };
 
 static struct proto P;
@@ -473,8 +570,10 @@ static void test_protocol_random(void **state)
 	memset(p, 0, sizeof *p);
 	p->now = 1000 * SEC;
 	assert_int_equal(vz__timers_init(&p->t, 100000, p->now), 0);
-	for (i = 0; i < 4; i++)
-		vz__timer_owner_init(&p->owners[i]);
+	for (i = 0; i < 4; i++) {
+		p->life[i] = 1;
+		vz__timer_owner_init(&p->owners[i], 1);
+	}
 	for (i = 0; i < ops; i++) {
 		int r = rand() % 100;
 		struct mt *x = &p->m[rand() % NT];
@@ -494,7 +593,12 @@ static void test_protocol_random(void **state)
 				x->state = M_ARMED;
 			}
 		} else if (r < 50) { /* cancel: right owner, or a wrong one */
-			if (x->state != M_FREE) {
+			if (x->state == M_STALE_ARMED || x->state == M_STALE_PENDING) {
+				/* neither the new life nor anyone else can */
+				assert_int_equal(
+				    vz__timers_cancel(&p->t, &p->owners[rand() % 4], x->handle),
+				    VZ_ESTALE);
+			} else if (x->state != M_FREE) {
 				int o = rand() % 5 == 0 ? (x->owner + 1) % 4 : x->owner;
 
 				if (o != x->owner) {
@@ -515,9 +619,24 @@ static void test_protocol_random(void **state)
 			unsigned j;
 
 			vz__timers_cancel_owner(&p->t, &p->owners[o]);
-			for (j = 0; j < NT; j++)
-				if (p->m[j].state != M_FREE && p->m[j].owner == o)
-					p->m[j].state = M_FREE;
+			/* between lives the owner cannot arm */
+			{
+				uint64_t h;
+
+				assert_int_equal(
+				    vz__timers_arm(&p->t, &p->owners[o], p->now, 1, 0, 0, &h),
+				    VZ_ESTALE);
+			}
+			/* the same owner memory starts its next life at once */
+			vz__timer_owner_init(&p->owners[o], ++p->life[o]);
+			for (j = 0; j < NT; j++) {
+				if (p->m[j].owner != o)
+					continue;
+				if (p->m[j].state == M_ARMED)
+					p->m[j].state = M_STALE_ARMED;
+				else if (p->m[j].state == M_PENDING)
+					p->m[j].state = M_STALE_PENDING;
+			}
 		} else if (r < 75) { /* time passes, expire */
 			uint64_t nd = vz__timers_next_deadline_ns(&p->t);
 
@@ -525,6 +644,13 @@ static void test_protocol_random(void **state)
 			if (rand() % 10 == 0 && nd != UINT64_MAX && nd > p->now)
 				p->now = nd; /* wake exactly at the bound */
 			vz__timers_expire(&p->t, p->now, proto_fire, p);
+			/* stale armed ones were released when due, without firing */
+			for (unsigned j = 0; j < NT; j++) {
+				if (p->m[j].state == M_STALE_ARMED && p->m[j].deadline <= p->now) {
+					p->m[j].state = M_FREE;
+					p->stale_released++;
+				}
+			}
 		} else { /* the core delivers a batch of queued messages, in order */
 			unsigned batch = 1 + (unsigned)(rand() % 256);
 
@@ -541,6 +667,10 @@ static void test_protocol_random(void **state)
 						y->state = M_FREE;
 				} else {
 					p->dropped++;
+					if (y && y->state == M_STALE_PENDING) {
+						y->state = M_FREE; /* released with its message */
+						p->stale_released++;
+					}
 				}
 			}
 		}
@@ -552,14 +682,17 @@ static void test_protocol_random(void **state)
 			for (j = 0; j < NT; j++)
 				live += p->m[j].state != M_FREE;
 			assert_int_equal(vz__timers_live(&p->t), live);
+			assert_int_equal(p->t.stale_released, p->stale_released);
 		}
 	}
 	fprintf(stderr, "test_timers: %llu ops, %llu fired, %llu delivered, %llu dropped\n",
 		(unsigned long long)ops, (unsigned long long)p->fired,
 		(unsigned long long)p->delivered, (unsigned long long)p->dropped);
-	assert_true(p->delivered > 0 && p->dropped > 0);
+	assert_true(p->delivered > 0 && p->dropped > 0 && p->stale_released > 0);
 	for (i = 0; i < 4; i++)
 		vz__timers_cancel_owner(&p->t, &p->owners[i]);
+	vz__timers_sweep(&p->t); /* what a stopping shard does */
+	assert_int_equal(p->t.stale, 0);
 	assert_int_equal(vz__timers_live(&p->t), 0);
 	vz__timers_fini(&p->t);
 }
@@ -572,6 +705,8 @@ int main(void)
 	    cmocka_unit_test(test_delay_zero_and_reuse),
 	    cmocka_unit_test(test_generation_exhausted_slot_retired),
 	    cmocka_unit_test(test_owner_cancel),
+	    cmocka_unit_test(test_owner_new_life),
+	    cmocka_unit_test(test_stale_swept_before_growth),
 	    cmocka_unit_test(test_periodic_no_drift),
 	    cmocka_unit_test(test_cancel_inside_fire),
 	    cmocka_unit_test(test_slab_growth),
