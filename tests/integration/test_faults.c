@@ -894,7 +894,7 @@ static void test_uring_setup_at_start(void **st)
 	vz__fault_arm(VZ_FAULT_URING_SETUP_EPERM, 1, 1);
 	assert_int_equal(vz_runtime_start(rt), VZ_EIO);
 	assert_int_equal(vz__fault_fired(VZ_FAULT_URING_SETUP_EPERM), 1);
-	assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
+	assert_int_equal(vz_test_threads_settle(threads, 10), threads);
 	assert_int_equal(vz_post(rt, a, MSG_DATA, NULL, 0), VZ_ESTATE);
 	assert_int_equal(vz_runtime_stop(rt), VZ_ESTATE);
 	assert_int_equal(vz_runtime_destroy(rt), 0);
@@ -1118,13 +1118,13 @@ static void test_thread_start(void **st)
 			assert_true(k >= 2);
 			vz__fault_disarm_all();
 			finish(rt);
-			assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
+			assert_int_equal(vz_test_threads_settle(threads, 10), threads);
 			break;
 		}
 		assert_int_equal(rc, VZ_EIO);
 		assert_int_equal(vz__fault_fired(VZ_FAULT_THREAD_START), 1);
 		vz__fault_disarm_all();
-		assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
+		assert_int_equal(vz_test_threads_settle(threads, 10), threads);
 		assert_int_equal(vz_post(rt, a, MSG_DATA, NULL, 0), VZ_ESTATE);
 		assert_int_equal(vz_runtime_stop(rt), VZ_ESTATE);
 		assert_int_equal(vz_runtime_destroy(rt), 0);
@@ -1270,7 +1270,7 @@ static void test_concurrent_stop(void **st)
 		assert_int_equal(t.actors_live, 0);
 		assert_int_equal(vz_runtime_destroy(rt), 0);
 	}
-	assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
+	assert_int_equal(vz_test_threads_settle(threads, 10), threads);
 }
 
 /* Destroy attempted while another thread is stopping: VZ_ESTATE until the

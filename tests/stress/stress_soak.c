@@ -672,7 +672,7 @@ static void test_soak(void **st)
 		assert_int_equal(ps.post_failures, 0);
 	}
 	assert_int_equal(vz_runtime_destroy(g_rt), 0);
-	assert_int_equal(vz_test_count_entries("/proc/self/task"), threads);
+	assert_int_equal(vz_test_threads_settle(threads, 10), threads);
 	assert_int_equal(vz_test_count_entries("/proc/self/fd"), fds);
 }
 

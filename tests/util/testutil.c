@@ -147,3 +147,13 @@ void vz_test_reset_fails(void)
 {
 	atomic_store_explicit(&fails, 0, memory_order_relaxed);
 }
+
+unsigned vz_test_threads_settle(unsigned expected, double seconds)
+{
+	uint64_t end = vz_test_now_ns() + (uint64_t)(seconds * 1e9);
+	unsigned n;
+
+	while ((n = vz_test_count_entries("/proc/self/task")) > expected && vz_test_now_ns() < end)
+		usleep(1000);
+	return n;
+}

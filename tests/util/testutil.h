@@ -46,6 +46,14 @@ void vz_test_config(vz_config *cfg, unsigned nshards);
  * directory cannot be read. */
 unsigned vz_test_count_entries(const char *path);
 
+/* Threads of this process once every joined thread is really gone:
+ * pthread_join() returns when the kernel clears the thread's tid, a moment
+ * before its /proc/self/task entry disappears, so a count read right after
+ * a join may still see it. Waits (up to `seconds`) for the count to fall to
+ * `expected` and returns the last count read. Not a speed check: a thread
+ * that is never reaped still fails the caller's assertion. */
+unsigned vz_test_threads_settle(unsigned expected, double seconds);
+
 /* Sanitizer runtimes start a helper thread with the first pthread_create:
  * start it before taking a thread-count baseline. */
 void vz_test_warm_up_threads(void);
