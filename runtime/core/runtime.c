@@ -539,12 +539,16 @@ VZ_API int vz_runtime_stop(vz_runtime *rt)
 
 		atomic_store_explicit(&sh->phase, VZ__PHASE_DRAIN, memory_order_relaxed);
 		/* Close the gate for good and learn how many posts it let in.
-		 * Relaxed: read-modify-writes of one atomic are totally
-		 * ordered, so each poster's ticket comes either before this
-		 * (admitted, counted here) or after (it sees CLOSED and is
-		 * refused); nothing else is read through it. */
+		 * Read-modify-writes of one atomic are totally ordered, so
+		 * each poster's ticket comes either before this (admitted,
+		 * counted here) or after (it sees CLOSED and is refused).
+		 * Release: pairs with the poster's acquire fetch_add in
+		 * post_foreign(); a poster that sees CLOSED then also sees
+		 * the state change to STOPPING made before this, and returns
+		 * VZ_ESTOPPED rather than VZ_ESTATE (a relaxed RMW would
+		 * allow the stale RUNNING on weakly ordered CPUs). */
 		sh->posts_admitted = atomic_fetch_or_explicit(vz__post_gate(sh), VZ__GATE_CLOSED,
-							      memory_order_relaxed) &
+							      memory_order_release) &
 				     ~VZ__GATE_CLOSED;
 	}
 	do {

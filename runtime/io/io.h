@@ -97,7 +97,20 @@ int vz__io_wait(struct vz__io *io, int64_t timeout_ns);
  * woken (vz__wake() retries and then hands the duty to the next sender).
  * A MSG_RING the kernel refuses later is retried through the eventfd from
  * the sender's next wait; if that write fails too, the flag is cleared the
- * same way but nobody retries (no caller is left to tell).
+ * same way but nobody retries (no caller is left to tell), and since the
+ * target's shard-level sleeping flag was already taken, later senders do
+ * not wake it either until it wakes by itself (timer, stop).
+ *
+ * When a wake can fail at all: an eventfd write that finds the counter
+ * saturated (EAGAIN) means a token is already waiting, which both backends
+ * count as delivered; a live eventfd fails no other way. So VZ_EIO, and the
+ * losses above, come only from fault injection (VZ_FAULT_WAKE) or an
+ * eventfd broken under us. A foreign poster whose vz__wake() fails for
+ * good likewise hands the duty to the next sender and returns 0 (its
+ * message is queued): with no later sender the target sleeps until a
+ * timer or stop wakes it. The tests inject both cases; a blocking retry in
+ * vz_post was rejected because a wake that fails for good would then hang
+ * the engine's thread instead.
  *
  * Guarantee: when this returns, the target's current or next vz__io_wait()
  * returns promptly (> 0), and everything the caller wrote before the call
