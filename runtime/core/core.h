@@ -264,11 +264,16 @@ struct vz__stat_counters {
 	    actors_spawned, actors_stopped, outbox_full;
 };
 
-#define VZ__STAT_ADD(sh, field, n)                                                                 \
-	atomic_store_explicit(&(sh)->stats.field,                                                  \
-			      atomic_load_explicit(&(sh)->stats.field, memory_order_relaxed) +     \
-				  (n),                                                             \
-			      memory_order_relaxed)
+/* Add to a counter that one thread writes and any thread reads as a
+ * snapshot: a relaxed load and store, never a read-modify-write (no
+ * locked instruction on the hot path; a reader may see the old value). */
+static inline void vz__counter_add(_Atomic uint64_t *c, uint64_t n)
+{
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+#define VZ__STAT_ADD(sh, field, n) vz__counter_add(&(sh)->stats.field, (n))
 
 /* Messages (and returns) waiting to be published to one destination. */
 #define VZ__RET_BATCH 32 /* blocks going home, kept per destination */

@@ -292,14 +292,6 @@ void vz__sched_init(struct vz__shard *sh)
 	}
 }
 
-static inline void cstat_add(_Atomic uint64_t *f, uint64_t n)
-{
-	/* Relaxed load + store: written by this shard only, read as a
-	 * snapshot (as VZ__STAT_ADD). */
-	atomic_store_explicit(f, atomic_load_explicit(f, memory_order_relaxed) + n,
-			      memory_order_relaxed);
-}
-
 static inline unsigned wait_bucket(uint64_t ns)
 {
 	unsigned b;
@@ -442,7 +434,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 			continue;
 		}
 		since = a->ready_ns >= stale_mark ? turn_start : a->ready_ns;
-		cstat_add(&cl->st.wait[wait_bucket(now > since ? now - since : 0)], 1);
+		vz__counter_add(&cl->st.wait[wait_bucket(now > since ? now - since : 0)], 1);
 		start = now;
 		left = cl->quota_ns ? cl->quota_ns - cl->turn_ns : UINT64_MAX;
 		watch = has_lat && !cl->latency;
@@ -476,11 +468,11 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		ran = charge(cl, now - start, n);
 		cl->turn_ns += ran;
 		cl->vruntime += ran * VZ__VR_SCALE / cl->shares;
-		cstat_add(&cl->st.runtime_ns, ran);
-		cstat_add(&cl->st.messages, n);
-		cstat_add(&cl->st.runs, 1);
+		vz__counter_add(&cl->st.runtime_ns, ran);
+		vz__counter_add(&cl->st.messages, n);
+		vz__counter_add(&cl->st.runs, 1);
 		if (cl->quota_ns && cl->turn_ns > cl->quota_ns)
-			cstat_add(&cl->st.quota_violations, 1);
+			vz__counter_add(&cl->st.quota_violations, 1);
 		/* A latency class's replies to other shards leave now, not
 		 * after the rest of the turn has run other classes. */
 		if (cl->latency && !vz__outboxes_empty(sh))

@@ -10,7 +10,6 @@
 
 #include "core/core.h"
 #include "util/fault.h"
-#include "util/fence.h"
 
 static int check_args(const vz_runtime *rt, vz_ref to, const void *payload, size_t len)
 {
