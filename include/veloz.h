@@ -11,5 +11,6 @@
 #include "veloz/runtime.h"
 #include "veloz/stats.h"
 #include "veloz/timer.h"
+#include "veloz/version.h"
 
 #endif

@@ -17,6 +17,8 @@
 #include "export.h"
 #include "runtime.h"
 
+VZ_BEGIN_DECLS
+
 typedef struct vz_actor vz_actor; /* the running actor, given to its callbacks */
 typedef struct vz_msg vz_msg;	  /* a received message (message.h) */
 
@@ -27,7 +29,11 @@ typedef struct vz_ref {
 	uint64_t id;
 } vz_ref;
 
+#ifdef __cplusplus
+#define VZ_REF_NULL (vz_ref{0})
+#else
 #define VZ_REF_NULL ((vz_ref){0})
+#endif
 
 static inline int vz_ref_is_null(vz_ref r)
 {
@@ -95,5 +101,7 @@ VZ_API int vz_stop(vz_runtime *rt, vz_ref actor);
 VZ_API vz_ref vz_self(const vz_actor *self);
 VZ_API vz_runtime *vz_actor_runtime(const vz_actor *self);
 VZ_API unsigned vz_actor_shard(const vz_actor *self);
+
+VZ_END_DECLS
 
 #endif

@@ -15,6 +15,8 @@
 
 #include "export.h"
 
+VZ_BEGIN_DECLS
+
 #define VZ_MAX_SHARDS	  256  /* shards in one runtime */
 #define VZ_MAX_CPUS	  1024 /* CPU numbers 0..VZ_MAX_CPUS-1 */
 #define VZ_MAX_NODES	  64   /* NUMA nodes */
@@ -265,5 +267,7 @@ static inline unsigned vz_cpuset_count(const vz_cpuset *s)
 		n += (unsigned)__builtin_popcountll(s->bits[i]);
 	return n;
 }
+
+VZ_END_DECLS
 
 #endif

@@ -14,6 +14,8 @@
 
 #include "export.h"
 
+VZ_BEGIN_DECLS
+
 /* X(name, value, message) */
 #define VZ_ERROR_TABLE(X)                                                                          \
 	X(VZ_EINVAL, -1, "invalid argument")                                                       \
@@ -50,5 +52,7 @@ VZ_API const char *vz_strerror(int err);
 /* The symbolic name ("VZ_EINVAL") of a code; "VZ_OK" for 0, "VZ_E?" for an
  * unknown code. Any thread. */
 VZ_API const char *vz_errname(int err);
+
+VZ_END_DECLS
 
 #endif

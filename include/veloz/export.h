@@ -12,4 +12,21 @@
 #define VZ_API
 #endif
 
+/* Every public header wraps its declarations in these, so a C++ program
+ * links against the C library without name mangling. */
+#ifdef __cplusplus
+#define VZ_BEGIN_DECLS extern "C" {
+#define VZ_END_DECLS   }
+#else
+#define VZ_BEGIN_DECLS
+#define VZ_END_DECLS
+#endif
+
+/* A compile-time check that reads the same in C11 and C++11. */
+#ifdef __cplusplus
+#define VZ_STATIC_ASSERT(cond, msg) static_assert(cond, msg)
+#else
+#define VZ_STATIC_ASSERT(cond, msg) _Static_assert(cond, msg)
+#endif
+
 #endif

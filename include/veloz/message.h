@@ -16,6 +16,8 @@
 #include "actor.h"
 #include "export.h"
 
+VZ_BEGIN_DECLS
+
 /* Largest payload one message carries. */
 #define VZ_MSG_MAX_PAYLOAD 16384u
 
@@ -79,5 +81,7 @@ VZ_API uint32_t vz_msg_type(const vz_msg *m);
 VZ_API const void *vz_msg_data(const vz_msg *m);
 VZ_API size_t vz_msg_len(const vz_msg *m);
 VZ_API vz_ref vz_msg_sender(const vz_msg *m); /* VZ_REF_NULL when posted from outside */
+
+VZ_END_DECLS
 
 #endif

@@ -31,6 +31,8 @@
 #include "message.h"
 #include "runtime.h"
 
+VZ_BEGIN_DECLS
+
 /* Largest job payload copied at submission: 256 bytes, far below the
  * message limit VZ_MSG_MAX_PAYLOAD because every queued job keeps its copy
  * in a fixed-size record. Larger inputs: pass a pointer in `arg` and keep
@@ -57,7 +59,7 @@ typedef struct vz_pool_done {
 	uint32_t result_len; /* bytes of result that follow (0 unless fn ran) */
 } vz_pool_done;
 
-_Static_assert(sizeof(vz_pool_done) == 24, "vz_pool_done is part of the ABI");
+VZ_STATIC_ASSERT(sizeof(vz_pool_done) == 24, "vz_pool_done is part of the ABI");
 
 /* Largest result a job may produce: a completion is one message. */
 #define VZ_POOL_MAX_RESULT (VZ_MSG_MAX_PAYLOAD - sizeof(vz_pool_done))
@@ -141,5 +143,7 @@ VZ_API int vz_pool_nodes(const vz_runtime *rt, unsigned *nodes, unsigned max);
  * NULL, is not a VZ_MSG_POOL_DONE message, or is malformed. From the
  * receiving actor. */
 VZ_API int vz_pool_done_read(const vz_msg *m, vz_pool_done *out, const void **result);
+
+VZ_END_DECLS
 
 #endif

@@ -16,6 +16,8 @@
 #include "config.h"
 #include "export.h"
 
+VZ_BEGIN_DECLS
+
 typedef struct vz_runtime vz_runtime;
 
 /* Create a runtime from cfg (copied; the caller may free it afterwards).
@@ -119,5 +121,7 @@ VZ_API int vz_shard_poll(vz_runtime *rt, unsigned shard, uint32_t timeout_us);
  * actor's init runs inside vz_spawn() before start), or -1 for any other
  * thread. */
 VZ_API int vz_current_shard(const vz_runtime *rt);
+
+VZ_END_DECLS
 
 #endif

@@ -15,6 +15,8 @@
 #include "export.h"
 #include "runtime.h"
 
+VZ_BEGIN_DECLS
+
 typedef struct vz_shard_stats {
 	uint64_t sent_local;	   /* accepted sends to actors on the same shard */
 	uint64_t sent_remote;	   /* accepted sends to other shards */
@@ -83,5 +85,7 @@ VZ_API int vz_stats_class(const vz_runtime *rt, unsigned shard, unsigned cls, vz
 /* The p-quantile (0 < q <= 1) of a wait histogram, as the upper bound of
  * the bucket holding it, in ns; 0 when empty. Any thread. */
 VZ_API uint64_t vz_class_wait_quantile(const vz_class_stats *s, double q);
+
+VZ_END_DECLS
 
 #endif

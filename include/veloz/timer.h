@@ -31,6 +31,8 @@
 #include "actor.h"
 #include "export.h"
 
+VZ_BEGIN_DECLS
+
 /* Handle of an armed timer; generation-checked like vz_ref. */
 typedef struct vz_timer {
 	uint64_t id;
@@ -66,5 +68,7 @@ VZ_API int vz_timer_cancel(vz_actor *self, vz_timer t);
 /* Monotonic time in ns as the shard's loop last read it (cached per turn;
  * vz_timer_arm() refreshes it). From the owning actor; 0 for NULL. */
 VZ_API uint64_t vz_now_ns(const vz_actor *self);
+
+VZ_END_DECLS
 
 #endif
