@@ -53,7 +53,7 @@ test-tsan: deps
 		ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
 
 bench:
-	bench/run
+	bench/publish $(BENCH_ARGS)
 
 clean:
 	rm -rf build build-test build-asan build-tsan build-bench
