@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * veloz-demo: a token ring across every shard.
+ * veloz-token-ring: a token ring across every shard (the first demo; the
+ * main one, veloz-demo, is the market pipeline in pipeline/).
  *
  * K actors are placed round-robin over the shards, so every hop from actor
  * i to actor i+1 crosses to another shard (with one shard, hops are local).
@@ -11,7 +12,7 @@
  * spread over the classes in turn and each shard's per-class counters
  * (messages, run time, queue wait) are printed as well.
  *
- *   veloz-demo [--seconds S] [--tokens T] [--actors-per-shard K] [--config FILE]
+ *   veloz-token-ring [--seconds S] [--tokens T] [--actors-per-shard K] [--config FILE]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,7 +116,7 @@ static double now_s(void)
 
 static int fail(const char *what, int rc)
 {
-	fprintf(stderr, "veloz-demo: %s: %s (%s)\n", what, vz_strerror(rc), vz_errname(rc));
+	fprintf(stderr, "veloz-token-ring: %s: %s (%s)\n", what, vz_strerror(rc), vz_errname(rc));
 	return 1;
 }
 
@@ -125,7 +126,7 @@ static int fail_config(const char *what, int rc, const vz_config_error *err)
 	char line[1024];
 
 	vz_config_error_format(err, line, sizeof line);
-	fprintf(stderr, "veloz-demo: %s: %s (%s)\n", what, line, vz_errname(rc));
+	fprintf(stderr, "veloz-token-ring: %s: %s (%s)\n", what, line, vz_errname(rc));
 	return 1;
 }
 
@@ -197,9 +198,9 @@ int main(int argc, char **argv)
 		if (rc < 0)
 			return fail("vz_spawn", rc);
 	}
-	printf(
-	    "veloz demo: token ring of %u actors on %u shard(s), %u tokens, %.1f s, backend %s\n",
-	    ring.n, nshards, tokens, seconds, vz_runtime_backend(rt));
+	printf("veloz-token-ring: token ring of %u actors on %u shard(s), %u tokens, %.1f s, "
+	       "backend %s\n",
+	       ring.n, nshards, tokens, seconds, vz_runtime_backend(rt));
 	for (unsigned s = 0; s < nshards; s++)
 		printf("  shard %u on CPU %d\n", s, vz_runtime_shard_cpu(rt, s));
 	if (nclasses > 1)

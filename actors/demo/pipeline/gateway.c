@@ -1,0 +1,212 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The order gateway: the one place orders leave the process.
+ *
+ * Each order from a strategy gets a gateway id and a slot in a fixed table
+ * (no allocation per order), goes to the exchange, and arms an order
+ * timeout on the shard's timer wheel. The exchange's ACK cancels the
+ * timeout, records tick-to-acknowledgement latency (from the feed's tick to
+ * now) and reports the fill to the strategy; a timeout that fires first
+ * rejects the order to the strategy, and an ACK arriving after it is
+ * counted as late. A second periodic timer submits a risk job to the
+ * worker pool (blocking-style work that must not run on a shard); a third
+ * publishes the last second's latency percentiles for the progress line.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline.h"
+
+#define TABLE_SIZE 65536u /* orders in flight; power of two */
+#define TAG_RISK   1u
+#define TAG_SECOND 2u
+#define TAG_ORDER  (1ull << 63) /* | gateway id: an order timeout */
+
+struct pending {
+	uint64_t id; /* 0: free */
+	vz_ref strategy;
+	uint64_t t_tick_ns;
+	vz_timer timeout;
+	uint32_t symbol;
+	int32_t qty;
+};
+
+struct gateway {
+	struct pipeline *p;
+	struct pending *table;
+	uint64_t next_id;
+	int64_t net_position;
+	int risk_off; /* no worker pool here */
+	uint64_t risk_unavailable;
+	struct lat_hist all, second;
+};
+
+struct risk_input {
+	int64_t net_position;
+	uint64_t open_orders;
+};
+
+/* Runs on a worker thread: a small Monte Carlo of the position's one-day
+ * loss, standing in for the risk model a real engine would call. */
+static int risk_job(void *arg, const void *payload, size_t len, void *result, size_t *result_len)
+{
+	const struct risk_input *in = payload;
+	uint64_t s = 0x2545f4914f6cdd1dull;
+	double worst = 0;
+
+	(void)arg;
+	if (len != sizeof *in)
+		return VZ_EINVAL;
+	for (int i = 0; i < 20000; i++) {
+		s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+		double move = ((double)(s % 2001) - 1000.0) / 1000.0;
+		double loss = -move * (double)in->net_position;
+		if (loss > worst)
+			worst = loss;
+	}
+	memcpy(result, &worst, sizeof worst);
+	*result_len = sizeof worst;
+	return 0;
+}
+
+static int gateway_init(vz_actor *self, void *state, const void *arg)
+{
+	struct gateway *g = state;
+	int rc;
+
+	g->p = (struct pipeline *)arg;
+	g->table = calloc(TABLE_SIZE, sizeof *g->table);
+	if (!g->table)
+		return VZ_ENOMEM;
+	rc = vz_timer_arm(self, g->p->risk_period_ns, g->p->risk_period_ns, TAG_RISK, NULL);
+	if (rc == 0)
+		rc = vz_timer_arm(self, 1000000000ull, 1000000000ull, TAG_SECOND, NULL);
+	return rc;
+}
+
+static void to_strategy(vz_actor *self, const struct pending *o, uint32_t type, int32_t qty)
+{
+	struct report r = {.symbol = o->symbol, .qty = qty};
+
+	vz_send(self, o->strategy, type, &r, sizeof r);
+}
+
+static void on_order(vz_actor *self, struct gateway *g, const vz_msg *m)
+{
+	const struct order *in = vz_msg_data(m);
+	uint64_t id = ++g->next_id;
+	struct pending *o = &g->table[id & (TABLE_SIZE - 1)];
+	struct order out = *in;
+
+	if (o->id) { /* the slot's previous order is still in flight */
+		struct pending tmp = {.strategy = vz_msg_sender(m), .symbol = in->symbol};
+
+		live_add(&g->p->live.rejected, 1);
+		to_strategy(self, &tmp, MSG_REJECT, 0);
+		return;
+	}
+	*o = (struct pending){.id = id,
+			      .strategy = vz_msg_sender(m),
+			      .t_tick_ns = in->t_tick_ns,
+			      .symbol = in->symbol,
+			      .qty = in->qty};
+	out.id = id;
+	if (vz_send(self, g->p->exchange, MSG_NEW, &out, sizeof out) < 0 ||
+	    vz_timer_arm(self, g->p->order_timeout_ns, 0, TAG_ORDER | id, &o->timeout) < 0) {
+		live_add(&g->p->live.rejected, 1);
+		to_strategy(self, o, MSG_REJECT, 0);
+		o->id = 0;
+		return;
+	}
+	live_add(&g->p->live.orders, 1);
+}
+
+static void on_ack(vz_actor *self, struct gateway *g, const struct ack *a)
+{
+	struct pending *o = &g->table[a->id & (TABLE_SIZE - 1)];
+	uint64_t lat;
+
+	if (o->id != a->id) { /* its timeout fired first */
+		live_add(&g->p->live.late_acks, 1);
+		return;
+	}
+	vz_timer_cancel(self, o->timeout);
+	lat = vz_now_ns(self) - o->t_tick_ns;
+	lat_record(&g->all, lat);
+	lat_record(&g->second, lat);
+	g->net_position += a->qty;
+	to_strategy(self, o, MSG_FILL, a->qty);
+	o->id = 0;
+	live_add(&g->p->live.acks, 1);
+}
+
+static void on_timer(vz_actor *self, struct gateway *g, const vz_timer_event *ev)
+{
+	if (ev->tag & TAG_ORDER) {
+		uint64_t id = ev->tag & ~TAG_ORDER;
+		struct pending *o = &g->table[id & (TABLE_SIZE - 1)];
+
+		if (o->id == id) {
+			live_add(&g->p->live.timeouts, 1);
+			to_strategy(self, o, MSG_REJECT, 0);
+			o->id = 0;
+		}
+	} else if (ev->tag == TAG_RISK && !g->risk_off) {
+		struct risk_input in = {.net_position = g->net_position};
+		vz_job job = {.fn = risk_job, .payload = &in, .payload_len = sizeof in};
+		int rc = vz_pool_submit(self, &job, NULL);
+
+		if (rc == VZ_ENOSYS) /* no CPU could host a worker: say so once */
+			g->risk_off = 1;
+		if (rc < 0)
+			g->risk_unavailable++;
+	} else if (ev->tag == TAG_SECOND) {
+		atomic_store_explicit(&g->p->live.interval_p50, lat_quantile(&g->second, 0.5),
+				      memory_order_relaxed);
+		atomic_store_explicit(&g->p->live.interval_p99, lat_quantile(&g->second, 0.99),
+				      memory_order_relaxed);
+		lat_reset(&g->second);
+	}
+}
+
+static void gateway_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct gateway *g = state;
+	vz_pool_done done;
+
+	switch (vz_msg_type(m)) {
+	case MSG_ORDER:
+		on_order(self, g, m);
+		break;
+	case MSG_ACK:
+		on_ack(self, g, vz_msg_data(m));
+		break;
+	case VZ_MSG_TIMER:
+		on_timer(self, g, vz_msg_data(m));
+		break;
+	case VZ_MSG_POOL_DONE:
+		if (vz_pool_done_read(m, &done, NULL) == 0 && done.status == 0)
+			live_add(&g->p->live.risk_checks, 1);
+		break;
+	}
+}
+
+static void gateway_stop(vz_actor *self, void *state)
+{
+	struct gateway *g = state;
+
+	(void)self;
+	/* Main reads these once vz_runtime_stop() has returned. */
+	g->p->latency = g->all;
+	g->p->net_position = g->net_position;
+	g->p->risk_unavailable = g->risk_unavailable;
+	free(g->table);
+}
+
+const vz_actor_spec gateway_spec = {
+    .name = "gateway",
+    .state_size = sizeof(struct gateway),
+    .init = gateway_init,
+    .receive = gateway_receive,
+    .on_stop = gateway_stop,
+};

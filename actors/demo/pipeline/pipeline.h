@@ -1,0 +1,116 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The market pipeline demo: what its actors say to each other and what they
+ * share with the main thread.
+ *
+ *   feed --TICK--> strategy (by key hash of the symbol, on its shard)
+ *   strategy --ORDER--> gateway --NEW--> exchange --ACK--> gateway
+ *   gateway --FILL or REJECT--> strategy
+ *   gateway: an order timeout per order (timer), a risk job every
+ *            risk_period (worker pool), a latency report every second.
+ *
+ * Everything in struct pipeline is written by main before
+ * vz_runtime_start() and only read afterwards (start publishes it to the
+ * shards), except the `live` counters: each has one writing actor and is
+ * read by main with relaxed loads (a snapshot for the progress line).
+ */
+#ifndef VZ_DEMO_PIPELINE_H
+#define VZ_DEMO_PIPELINE_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#include <veloz.h>
+
+#include "latency.h"
+
+enum {
+	MSG_TICK = VZ_MSG_USER, /* feed -> strategy: struct tick */
+	MSG_ORDER,		/* strategy -> gateway: struct order */
+	MSG_NEW,		/* gateway -> exchange: struct order (id = gateway's) */
+	MSG_ACK,		/* exchange -> gateway: struct ack */
+	MSG_FILL,		/* gateway -> strategy: struct report */
+	MSG_REJECT,		/* gateway -> strategy: struct report (timeout, table full) */
+};
+
+struct tick {
+	uint32_t symbol;
+	int32_t price; /* in ticks of 0.01 */
+	uint64_t seq;
+	uint64_t t_ns; /* when the feed emitted it (the shard clock) */
+};
+
+struct order {
+	uint64_t id; /* the strategy's own id in MSG_ORDER, the gateway's in MSG_NEW */
+	uint32_t symbol;
+	int32_t price;
+	int32_t qty; /* > 0 buy, < 0 sell */
+	uint32_t pad;
+	uint64_t t_tick_ns; /* the triggering tick's t_ns */
+};
+
+struct ack {
+	uint64_t id;
+	int32_t price;
+	int32_t qty;
+};
+
+struct report {
+	uint32_t symbol;
+	int32_t qty; /* filled quantity, 0 for a reject */
+};
+
+/* Counters for the progress line; one writer each (named). */
+struct live {
+	_Atomic uint64_t ticks;		/* feed: ticks sent */
+	_Atomic uint64_t ticks_refused; /* feed: sends refused by back-pressure (VZ_EFULL) */
+	_Atomic uint64_t orders;	/* gateway: orders sent to the exchange */
+	_Atomic uint64_t acks;		/* gateway: acknowledged in time */
+	_Atomic uint64_t timeouts;	/* gateway: order timeouts that fired */
+	_Atomic uint64_t late_acks;	/* gateway: acks after their timeout */
+	_Atomic uint64_t rejected;	/* gateway: refused, pending table full */
+	_Atomic uint64_t risk_checks;	/* gateway: risk jobs completed */
+	_Atomic uint64_t interval_p50;	/* gateway: tick-to-ack of the last second, ns */
+	_Atomic uint64_t interval_p99;
+};
+
+struct pipeline {
+	/* parameters */
+	uint32_t symbols;
+	double rate;		 /* ticks per second */
+	uint64_t feed_period_ns; /* feed timer period */
+	uint64_t order_timeout_ns;
+	uint64_t risk_period_ns;
+	int32_t signal_threshold; /* |price - average| that makes an order */
+	/* actors (spawned before start) */
+	vz_ref *strategies;
+	uint32_t nstrategies;
+	vz_ref gateway, exchange, feed;
+	/* progress */
+	struct live live;
+	/* results, written by the gateway's on_stop (main reads them after
+	 * vz_runtime_stop() returned, which orders them before) */
+	struct lat_hist latency; /* tick emitted -> order acknowledged, ns */
+	int64_t net_position;	 /* sum of fills reported to strategies */
+	uint64_t risk_unavailable;
+};
+
+/* Which strategy owns a symbol: a multiplicative hash, so neighbouring
+ * symbols spread over the strategies (and so over the shards). */
+static inline uint32_t pipeline_owner(const struct pipeline *p, uint32_t symbol)
+{
+	return (uint32_t)(((uint64_t)(symbol * 2654435761u) * p->nstrategies) >> 32);
+}
+
+static inline void live_add(_Atomic uint64_t *c, uint64_t n)
+{
+	/* Single writer: load + store, no RMW. Relaxed: main only wants a
+	 * recent value for the progress line; the final figures come from
+	 * the results, read after stop. */
+	atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+			      memory_order_relaxed);
+}
+
+extern const vz_actor_spec feed_spec, strategy_spec, gateway_spec, exchange_spec;
+
+#endif
