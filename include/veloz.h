@@ -13,6 +13,7 @@
 #include "veloz/port.h"
 #include "veloz/runtime.h"
 #include "veloz/stats.h"
+#include "veloz/supervisor.h"
 #include "veloz/timer.h"
 
 #endif
