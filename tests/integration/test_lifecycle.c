@@ -316,6 +316,19 @@ static struct event call(vz_runtime *rt, vz_ref to, struct cmd c)
 	return event_at(n);
 }
 
+/* `from` asks `to` and waits for the answer: every request `from` sent
+ * `to` before (monitor, link) has then reached it (per-pair FIFO). */
+static void sync_with(vz_runtime *rt, vz_ref from, vz_ref to)
+{
+	int n = nevents();
+
+	cmd(rt, from,
+	    (struct cmd){.op = OP_ASK, .type = MSG_Q, .target = to, .arg = 60000000000ull});
+	wait_events(n + 2);
+	assert_int_equal(event_at(n).rc, 0);
+	assert_int_equal(event_at(n + 1).type, MSG_A);
+}
+
 static void finish(vz_runtime *rt)
 {
 	vz_shard_stats t;
@@ -531,22 +544,24 @@ static void test_monitors(void **st)
 	/* a failure on another shard: DOWN with its code and text */
 	e = call(rt, w, (struct cmd){.op = OP_MONITOR, .target = t1, .mon_idx = 0});
 	assert_int_equal(e.rc, 0);
-	e = call(rt, t1, (struct cmd){.op = OP_FAIL, .code = 42});
-	assert_int_equal(e.rc, 0);
-	wait_events(3);
-	d = event_at(2);
+	sync_with(rt, w, t1);
+	n = nevents();
+	assert_int_equal(call(rt, t1, (struct cmd){.op = OP_FAIL, .code = 42}).rc, 0);
+	wait_events(n + 2);
+	d = event_at(n + 1);
 	assert_int_equal(d.type, VZ_MSG_DOWN);
-	assert_int_equal(d.mon, event_at(0).mon);
+	assert_int_equal(d.mon, e.mon);
 	assert_true(vz_ref_eq(d.ref, t1));
 	assert_int_equal(d.exit.kind, VZ_EXIT_FAILED);
 	assert_int_equal(d.exit.code, 42);
 	assert_string_equal(d.exit.text, "boom");
 
 	/* stale now: DOWN "no such actor" at once (remote and local) */
+	n = nevents();
 	e = call(rt, w, (struct cmd){.op = OP_MONITOR, .target = t1, .mon_idx = 1});
 	assert_int_equal(e.rc, 0);
-	wait_events(5);
-	d = event_at(4);
+	wait_events(n + 2);
+	d = event_at(n + 1);
 	assert_int_equal(d.type, VZ_MSG_DOWN);
 	assert_int_equal(d.exit.kind, VZ_EXIT_NOPROC);
 	assert_int_equal(d.mon, e.mon);
@@ -601,6 +616,9 @@ static void test_links(void **st)
 	assert_int_equal(call(rt, trap, (struct cmd){.op = OP_TRAP}).rc, 0);
 	assert_int_equal(call(rt, trap, (struct cmd){.op = OP_LINK, .target = b}).rc, 0);
 	assert_int_equal(call(rt, w, (struct cmd){.op = OP_MONITOR, .target = c}).rc, 0);
+	sync_with(rt, c, b);
+	sync_with(rt, trap, b);
+	sync_with(rt, w, c);
 	/* self-link refused */
 	assert_int_equal(call(rt, c, (struct cmd){.op = OP_LINK, .target = c}).rc, VZ_EINVAL);
 	n = nevents();
@@ -628,6 +646,8 @@ static void test_links(void **st)
 	c = spawn_probe(rt, 1, 6);
 	assert_int_equal(call(rt, c, (struct cmd){.op = OP_LINK, .target = b}).rc, 0);
 	assert_int_equal(call(rt, trap, (struct cmd){.op = OP_LINK, .target = b}).rc, 0);
+	sync_with(rt, c, b);
+	sync_with(rt, trap, b);
 	n = nevents();
 	assert_int_equal(call(rt, b, (struct cmd){.op = OP_STOP_SELF}).rc, 0);
 	wait_events(n + 2);

@@ -37,7 +37,7 @@ static struct {
 	pthread_mutex_t mu;
 	char starts[64], stops[64];
 	unsigned nstarts, nstops;
-	atomic_int down_kind, down_code, downs;
+	atomic_int down_kind, down_code, downs, watching;
 } L = {.mu = PTHREAD_MUTEX_INITIALIZER};
 
 static void reset(void)
@@ -48,6 +48,7 @@ static void reset(void)
 	memset(L.stops, 0, sizeof L.stops);
 	pthread_mutex_unlock(&L.mu);
 	atomic_store(&L.downs, 0);
+	atomic_store(&L.watching, 0);
 	vz_test_reset_fails();
 }
 
@@ -125,6 +126,7 @@ static void watcher_receive(vz_actor *self, void *state, const vz_msg *m)
 		vz_monitor_ref mon;
 
 		VZ_TEST_CHECK(vz_monitor(self, *(const vz_ref *)vz_msg_data(m), &mon) == 0);
+		atomic_store(&L.watching, 1);
 	} else if (vz_msg_type(m) == VZ_MSG_DOWN) {
 		const vz_down *d = vz_msg_data(m);
 
@@ -335,9 +337,12 @@ static void test_crash_loop_fails_upward(void **st)
 	reset();
 	setup_kids(VZ_SUP_PERMANENT);
 	rt = make_rt();
-	assert_int_equal(vz_spawn_wait(rt, 2, &watcher_spec, NULL, &w), 0);
+	/* on the supervisor's shard, so the monitor is in place at once */
+	assert_int_equal(vz_spawn_wait(rt, 0, &watcher_spec, NULL, &w), 0);
 	assert_int_equal(vz_spawn_wait(rt, 0, &vz_supervisor, &spec, &sup), 0);
 	assert_int_equal(vz_post(rt, w, MSG_GO, &sup, sizeof sup), 0);
+	while (!atomic_load(&L.watching))
+		sched_yield();
 	wait_all_named();
 	/* from now on B crashes right after every start */
 	atomic_store(&crash_b, true);
