@@ -492,9 +492,11 @@ VZ_API int vz_fail(vz_actor *self, int32_t code, const char *text)
 		return rc;
 	if (!(self->flags & VZ__ACTOR_RUNNING))
 		return VZ_ESTATE;
-	/* Only watchers and links read the reason: an actor without them
-	 * needs no record. */
-	if (self->life && !self->life->exit_set) {
+	/* Recorded even with no watcher or link yet: the actor may still
+	 * link or be watched before this receive returns. Without memory
+	 * for the record the stop still happens (watchers would then read
+	 * "stopped"). */
+	if (life_of(self) && !self->life->exit_set) {
 		exit_set(&self->life->exit, VZ_EXIT_FAILED, code, text);
 		self->life->exit_set = true;
 	}

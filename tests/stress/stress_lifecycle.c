@@ -244,6 +244,9 @@ static void watcher_receive(vz_actor *self, void *state, const vz_msg *m)
 		w->got_exit = true;
 		break;
 	}
+	case VZ_MSG_TIMER: /* it arms none: an ask's deadline must not leak out */
+		VZ_TEST_CHECK(!"a timer expiry reached the watcher");
+		return;
 	case MSG_A:
 	case VZ_MSG_TIMEOUT:
 		resolve(w, vz_msg_corr(m));
