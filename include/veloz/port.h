@@ -13,8 +13,7 @@
  * port count like messages to any actor (sent, then handled when the
  * copy is queued). The port lives until vz_port_destroy(); the runtime
  * stopping closes it (vz_port_recv() then returns VZ_ESTOPPED once it is
- * empty), but its memory and fd are freed only by vz_port_destroy(),
- * which must come before vz_runtime_destroy().
+ * empty), but its memory and fd are freed only by vz_port_destroy().
  */
 #ifndef VELOZ_PORT_H
 #define VELOZ_PORT_H
@@ -77,7 +76,9 @@ VZ_API int vz_port_wait(vz_port *p, int64_t timeout_ns);
 /* Stop the port's actor (messages still on their way to it are then
  * dead-lettered) and free the port, its queue and its fd once the actor is
  * gone. Any thread, once; no other call on p may run at the same time or
- * follow. Before vz_runtime_destroy(). NULL is a no-op. */
+ * follow. While rt runs, before vz_runtime_destroy(); once rt has stopped
+ * the port is closed and this does not touch rt, so it may also come after
+ * vz_runtime_destroy(). NULL is a no-op. */
 VZ_API void vz_port_destroy(vz_port *p);
 
 #endif
