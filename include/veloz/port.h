@@ -60,6 +60,18 @@ VZ_API int vz_port_fd(const vz_port *p);
 VZ_API int vz_port_post(vz_port *p, vz_ref to, uint32_t type, const void *payload, size_t len,
 			uint32_t *corr);
 
+/* vz_spawn_on() for a thread that does not want to wait: the result comes
+ * to the port as one VZ_MSG_SPAWNED message (payload vz_spawned,
+ * lifecycle.h), arg_len bytes of arg copied for init. VZ_SHARD_HERE: the
+ * port's shard. Any thread that runs no shard of the port's runtime
+ * (else VZ_EWRONGTHREAD: actors use vz_spawn_on()). Errors (no message
+ * will come): VZ_EINVAL
+ * (NULL p or spec, no receive, state too big, an unknown scheduling
+ * class, NULL arg with arg_len > 0), VZ_ETOOBIG, VZ_ENOSHARD, and those
+ * of vz_post() (VZ_ESTATE before start, VZ_ESTOPPED, VZ_ENOMEM). */
+VZ_API int vz_port_spawn(vz_port *p, unsigned shard, const vz_actor_spec *spec, const void *arg,
+			 size_t arg_len, uint64_t tag);
+
 /* Take the oldest message: its header into *out and its payload into
  * buf (cap bytes). 0; VZ_EAGAIN when the port is empty; VZ_ETOOBIG when
  * the payload does not fit (out->len tells the size; the message stays);

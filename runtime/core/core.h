@@ -788,6 +788,13 @@ void vz__life_dead(struct vz__shard *sh, struct vz_msg *m, int reason);
  * released). */
 void vz__shard_msg(struct vz__shard *sh, struct vz_msg *m);
 void vz__spawn_fail(struct vz__shard *sh, struct vz_msg *m, int rc);
+/* Send a spawn request for `shard` whose VZ_MSG_SPAWNED goes to reply_to,
+ * arg copied (any thread; vz__post_full()'s errors); and the argument
+ * checks of vz_spawn_on() (VZ_EINVAL, VZ_ENOSHARD, VZ_ETOOBIG). */
+int vz__spawn_request(vz_runtime *rt, vz_ref reply_to, unsigned shard, const vz_actor_spec *spec,
+		      const void *arg, size_t arg_len, uint64_t tag);
+int vz__spawn_check(const vz_runtime *rt, unsigned shard, const vz_actor_spec *spec,
+		    const void *arg, size_t arg_len);
 
 /* The reference that names shard `shard` itself, never an actor:
  * generation 0 (never used by an actor) and the last slot. */

@@ -209,6 +209,23 @@ VZ_API int vz_port_post(vz_port *p, vz_ref to, uint32_t type, const void *payloa
 	return rc;
 }
 
+VZ_API int vz_port_spawn(vz_port *p, unsigned shard, const vz_actor_spec *spec, const void *arg,
+			 size_t arg_len, uint64_t tag)
+{
+	int rc;
+
+	if (!p)
+		return VZ_EINVAL;
+	if (vz__current(p->rt))
+		return VZ_EWRONGTHREAD; /* an actor has vz_spawn_on() */
+	if (shard == VZ_SHARD_HERE)
+		shard = vz_ref_shard(p->ref);
+	rc = vz__spawn_check(p->rt, shard, spec, arg, arg_len);
+	if (rc < 0)
+		return rc;
+	return vz__spawn_request(p->rt, p->ref, shard, spec, arg, arg_len, tag);
+}
+
 VZ_API int vz_port_recv(vz_port *p, vz_port_msg *out, void *buf, size_t cap)
 {
 	struct port_node *n;

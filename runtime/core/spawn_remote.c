@@ -116,10 +116,7 @@ static int check_spec(const vz_runtime *rt, unsigned shard, const vz_actor_spec 
 VZ_API int vz_spawn_on(vz_actor *self, unsigned shard, const vz_actor_spec *spec, const void *arg,
 		       size_t arg_len, uint64_t tag)
 {
-	unsigned char small[256];
-	struct spawn_req r = {.spec = spec, .tag = tag};
 	struct vz__shard *sh;
-	unsigned char *buf;
 	vz_ref me;
 	int rc;
 
@@ -141,7 +138,6 @@ VZ_API int vz_spawn_on(vz_actor *self, unsigned shard, const vz_actor_spec *spec
 	if (atomic_load_explicit(&sh->rt->state, memory_order_relaxed) >= VZ__RT_STOPPING)
 		return VZ_ESTOPPED;
 	me = vz__make_ref(sh->id, self->slot, self->gen);
-	r.shard = shard;
 	if (shard == sh->id) {
 		vz_ref child = VZ_REF_NULL;
 		vz_spawned res = {.tag = tag, .shard = shard};
@@ -160,6 +156,17 @@ VZ_API int vz_spawn_on(vz_actor *self, unsigned shard, const vz_actor_spec *spec
 		}
 		return rc;
 	}
+	return vz__spawn_request(sh->rt, me, shard, spec, arg, arg_len, tag);
+}
+
+int vz__spawn_request(vz_runtime *rt, vz_ref reply_to, unsigned shard, const vz_actor_spec *spec,
+		      const void *arg, size_t arg_len, uint64_t tag)
+{
+	struct spawn_req r = {.spec = spec, .tag = tag, .shard = shard};
+	unsigned char small[256];
+	unsigned char *buf;
+	int rc;
+
 	r.arg_len = (uint32_t)arg_len;
 	buf = sizeof r + arg_len <= sizeof small ? small : malloc(sizeof r + arg_len);
 	if (!buf)
@@ -167,11 +174,25 @@ VZ_API int vz_spawn_on(vz_actor *self, unsigned shard, const vz_actor_spec *spec
 	memcpy(buf, &r, sizeof r);
 	if (arg_len)
 		memcpy(buf + sizeof r, arg, arg_len);
-	rc = vz__send_from(sh, me, vz__shard_ref(shard), VZ__MSG_SPAWN,
-			   VZ__MSG_SYS | VZ__MSG_UNCOUNTED, buf, sizeof r + arg_len);
+	/* From a shard thread through its outbox, else the shard's inbox. */
+	rc = vz__post_full(rt, reply_to, vz__shard_ref(shard), VZ__MSG_SPAWN,
+			   VZ__MSG_SYS | VZ__MSG_UNCOUNTED, 0, buf, sizeof r + arg_len);
 	if (buf != small)
 		free(buf);
 	return rc;
+}
+
+int vz__spawn_check(const vz_runtime *rt, unsigned shard, const vz_actor_spec *spec,
+		    const void *arg, size_t arg_len)
+{
+	int rc;
+
+	if (!arg && arg_len)
+		return VZ_EINVAL;
+	rc = check_spec(rt, shard, spec);
+	if (rc < 0)
+		return rc;
+	return arg_len > VZ_SPAWN_ARG_MAX ? VZ_ETOOBIG : 0;
 }
 
 VZ_API int vz_spawn_wait(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, const void *arg,

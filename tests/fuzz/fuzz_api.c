@@ -221,6 +221,8 @@ static int fa_init(vz_actor *self, void *state, const void *arg)
 		return VZ_ENOENT;
 	a->mid = r->mid;
 	M.inits_ok++;
+	/* the spawner fills in a bounded spec's limit after vz_spawn() */
+	M.actors[r->mid] = (struct slot){vz_self(self), true, 0, 0};
 	return 0;
 }
 
@@ -259,7 +261,15 @@ static void fa_receive(vz_actor *self, void *state, const vz_msg *m)
 		answer_seen(a->mid, vz_msg_corr(m), "timeout");
 		return;
 	}
-	if (type == VZ_MSG_EXIT || type == VZ_MSG_SPAWNED)
+	if (type == VZ_MSG_SPAWNED) {
+		const vz_spawned *sp = vz_msg_data(m);
+
+		CHECK(sp->rc == 0 || sp->rc == VZ_ENOENT || (M.fault_armed && sp->rc == VZ_ENOMEM),
+		      "spawn result %s", vz_errname(sp->rc));
+		CHECK((sp->rc == 0) == !vz_ref_is_null(sp->actor), "spawn result and reference");
+		return;
+	}
+	if (type == VZ_MSG_EXIT)
 		return;
 	if (type == MSG_PONG && vz_msg_corr(m))
 		answer_seen(a->mid, vz_msg_corr(m), "reply");
@@ -427,8 +437,8 @@ static void run_command(vz_actor *self, struct fa *a, const vz_msg *m, struct in
 	int rc;
 
 	if (trace > 0)
-		fprintf(stderr, " command %u in actor %u\n", op % 16, a->mid);
-	switch (op % 16) {
+		fprintf(stderr, " command %u in actor %u\n", op % 18, a->mid);
+	switch (op % 18) {
 	case 0: { /* send */
 		vz_ref to = slot_ref(take8(in));
 		uint32_t type = pick_type(take8(in));
@@ -586,6 +596,28 @@ static void run_command(vz_actor *self, struct fa *a, const vz_msg *m, struct in
 			}
 		}
 		in->n = 0;
+		break;
+	}
+	case 16: { /* vz_spawn_on() here: init runs now, the result comes as mail */
+		unsigned j = take8(in) % NSLOTS;
+		struct spawn_req req = {M.next_mid + 1, take8(in) & 1};
+
+		if (M.next_mid + 1 >= MAX_ACTORS)
+			break;
+		rc = vz_spawn_on(self, VZ_SHARD_HERE, &spec_plain, &req, sizeof req, req.mid);
+		expect("vz_spawn_on", rc, 0, true);
+		if (rc == 0 && !req.fail && M.actors[req.mid].live &&
+		    !vz_ref_is_null(M.actors[req.mid].ref)) {
+			M.next_mid = req.mid;
+			M.slot_mid[j] = req.mid;
+		}
+		break;
+	}
+	case 17: { /* vz_spawn_on() to a shard this runtime lacks */
+		struct spawn_req req = {0, false};
+
+		rc = vz_spawn_on(self, 1 + take8(in), &spec_plain, &req, sizeof req, 0);
+		expect("vz_spawn_on(no shard)", rc, VZ_ENOSHARD, false);
 		break;
 	}
 	}

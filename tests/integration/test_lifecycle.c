@@ -468,7 +468,7 @@ static void *engine_thread(void *p)
 	vz_port_msg pm;
 	vz_port *port;
 	uint32_t corr;
-	char buf[16];
+	char buf[32];
 
 	if (vz_port_create(ea->rt, 0, &port) != 0)
 		return NULL;
@@ -487,6 +487,21 @@ static void *engine_thread(void *p)
 	/* empty again: the fd is no longer readable */
 	if (poll(&pfd, 1, 0) != 0 || vz_port_wait(port, 1000) != VZ_ETIMEDOUT)
 		goto out;
+	/* a spawn whose result comes to the port */
+	{
+		int id = 5;
+		vz_spawned sp;
+
+		if (vz_port_spawn(port, 1, probe_spec(), &id, sizeof id, 77) != 0)
+			goto out;
+		while (vz_port_recv(port, &pm, &sp, sizeof sp) == VZ_EAGAIN)
+			(void)vz_port_wait(port, -1);
+		if (pm.type != VZ_MSG_SPAWNED || sp.rc != 0 || sp.tag != 77 ||
+		    vz_ref_shard(sp.actor) != 1 || !vz_ref_eq(pm.from, sp.actor))
+			goto out;
+		if (vz_port_spawn(port, 7, probe_spec(), NULL, 0, 0) != VZ_ENOSHARD)
+			goto out;
+	}
 	ea->ok = 1;
 out:
 	vz_port_destroy(port);
