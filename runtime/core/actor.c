@@ -125,6 +125,15 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 				vz__life_init_failed(sh, a, rc);
 			while (a->mbox.head)
 				vz__dead_letter(sh, vz__list_pop(&a->mbox), VZ_ESTALE);
+			/* init may have queued itself an exit signal (a link to
+			 * a gone actor, life.c) */
+			while (a->urg_head) {
+				struct vz_msg *m = a->urg_head;
+
+				a->urg_head = vz__msg_next(m);
+				vz__dead_letter(sh, m, VZ_ESTALE);
+			}
+			a->urg_tail = NULL;
 			if (a->flags & VZ__ACTOR_BIG_STATE)
 				free(a->state);
 			else if (a->state)
