@@ -48,6 +48,7 @@ enum op {
 	OP_STOP_SELF,
 	OP_STOP_RT,
 	OP_STOP,
+	OP_FAILED_INITS, /* many spawns whose init links to a gone actor, then fails */
 };
 
 struct cmd {
@@ -142,6 +143,23 @@ static void on_dead(void *ctx, uint64_t to, uint32_t type, const void *data, siz
 
 /* ---- the probe actor ------------------------------------------------------ */
 
+/* init links to the gone actor *arg (queueing itself an exit signal) and
+ * fails. */
+static int linker_init(vz_actor *self, void *state, const void *arg)
+{
+	(void)state;
+	VZ_TEST_CHECK(vz_link(self, *(const vz_ref *)arg) == 0);
+	return VZ_EBUSY;
+}
+
+static void linker_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	(void)self, (void)state, (void)m;
+}
+
+static const vz_actor_spec linker_spec = {
+    .name = "linker", .init = linker_init, .receive = linker_receive};
+
 struct probe {
 	int id;
 	vz_ref kept_from; /* MSG_Q_SILENT */
@@ -209,6 +227,23 @@ static void run_cmd(vz_actor *self, struct probe *p, const struct cmd *c)
 	case OP_STOP:
 		e.rc = vz_stop(rt, c->target);
 		break;
+	case OP_FAILED_INITS: {
+		/* Pool growth over many failed spawns, after a warm-up: none,
+		 * unless each leaks a block (e.tag: the slabs added). */
+		vz_shard_stats a, b;
+		unsigned shard = vz_actor_shard(self);
+
+		for (int i = 0; i < 1000; i++)
+			VZ_TEST_CHECK(vz_spawn(rt, shard, &linker_spec, &c->target, NULL) ==
+				      VZ_EBUSY);
+		VZ_TEST_CHECK(vz_stats_shard(rt, shard, &a) == 0);
+		for (uint64_t i = 0; i < c->arg; i++)
+			VZ_TEST_CHECK(vz_spawn(rt, shard, &linker_spec, &c->target, NULL) ==
+				      VZ_EBUSY);
+		VZ_TEST_CHECK(vz_stats_shard(rt, shard, &b) == 0);
+		e.tag = b.pool_refills - a.pool_refills;
+		break;
+	}
 	}
 	record(&e);
 }
@@ -310,6 +345,19 @@ static void cmd(vz_runtime *rt, vz_ref to, struct cmd c)
 }
 
 /* Post a command and wait for the event it records; returns it. */
+/* A reference to an actor of `shard` that has stopped. */
+static vz_ref vz_test_gone(vz_runtime *rt, unsigned shard)
+{
+	int id = 99, before = atomic_load(&L.stops);
+	vz_ref r;
+
+	assert_int_equal(vz_spawn_wait(rt, shard, &probe_spec_v, &id, &r), 0);
+	assert_int_equal(vz_stop(rt, r), 0);
+	while (atomic_load(&L.stops) == before)
+		sched_yield();
+	return r;
+}
+
 static struct event call(vz_runtime *rt, vz_ref to, struct cmd c)
 {
 	int n = nevents();
@@ -675,6 +723,12 @@ static void test_links(void **st)
 	/* c still lives: it answers */
 	e = call(rt, c, (struct cmd){.op = OP_TRAP});
 	assert_int_equal(e.rc, 0);
+
+	/* an init that links to a gone actor and then fails leaves nothing
+	 * behind (its exit signal to itself is released with it) */
+	e = call(rt, w,
+		 (struct cmd){.op = OP_FAILED_INITS, .target = vz_test_gone(rt, 0), .arg = 50000});
+	assert_int_equal(e.tag, 0);
 
 	/* linking to a gone actor: EXIT "no such actor" (trapping) */
 	n = nevents();
