@@ -44,7 +44,8 @@ struct sup {
 	uint64_t *restarts; /* ring of restart times, max_restarts entries */
 	uint32_t nrestarts, next_restart;
 	uint64_t tag_seq;
-	bool starting; /* the first start is under way */
+	bool starting;	    /* the first start is under way */
+	bool shutting_down; /* vz_sup_shutdown(): no restarts, stop at the end */
 };
 
 static void publish(const struct sup *s, unsigned i, vz_ref r)
@@ -115,6 +116,8 @@ static void step(vz_actor *self, struct sup *s)
 		return;
 	}
 	s->starting = false;
+	if (s->shutting_down) /* every child has ended, last first */
+		(void)vz_stop(vz_actor_runtime(self), vz_self(self));
 }
 
 /* One more restart now: false when that exceeds the intensity. */
@@ -172,7 +175,8 @@ static void child_failed(vz_actor *self, struct sup *s, unsigned i, bool abnorma
 	vz_sup_restart kind = s->spec.children[i].restart;
 	unsigned n = s->spec.nchildren;
 
-	if (kind == VZ_SUP_TEMPORARY || (kind == VZ_SUP_TRANSIENT && !abnormal)) {
+	if (s->shutting_down || kind == VZ_SUP_TEMPORARY ||
+	    (kind == VZ_SUP_TRANSIENT && !abnormal)) {
 		s->c[i].st = C_IDLE;
 		step(self, s);
 		return;
@@ -286,11 +290,32 @@ static int sup_init(vz_actor *self, void *state, const void *arg)
 	return 0;
 }
 
+/* vz_sup_shutdown(): every child to be stopped, none restarted. */
+static void begin_shutdown(vz_actor *self, struct sup *s)
+{
+	s->shutting_down = true;
+	for (unsigned i = 0; i < s->spec.nchildren; i++) {
+		struct child *c = &s->c[i];
+
+		c->restart_after = false;
+		if (c->st == C_RUNNING)
+			c->st = C_TO_STOP;
+		else if (c->st == C_WANT)
+			c->st = C_IDLE;
+		else if (c->st == C_SPAWNING)
+			c->stop_on_spawn = true;
+	}
+	step(self, s);
+}
+
 static void sup_receive(vz_actor *self, void *state, const vz_msg *m)
 {
 	struct sup *s = state;
 
 	switch (vz_msg_type(m)) {
+	case VZ_SUP_MSG_SHUTDOWN:
+		begin_shutdown(self, s);
+		break;
 	case VZ_MSG_SPAWNED:
 		on_spawned(self, s, vz_msg_data(m));
 		break;
@@ -309,6 +334,11 @@ static void sup_stop(vz_actor *self, void *state)
 	stop_children(self, s);
 	free(s->c);
 	free(s->restarts);
+}
+
+VZ_API int vz_sup_shutdown(vz_runtime *rt, vz_ref sup)
+{
+	return vz_post(rt, sup, VZ_SUP_MSG_SHUTDOWN, NULL, 0);
 }
 
 VZ_API const vz_actor_spec vz_supervisor = {

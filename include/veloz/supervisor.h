@@ -32,12 +32,14 @@
  * before a restart is refused (VZ_ESTALE) or dead-lettered, never
  * delivered to the new incarnation.
  *
- * Stop: when the supervisor stops (vz_stop(), the runtime stopping, or it
- * fails), its on_stop asks its children to stop in reverse spec order (a
- * child on the supervisor's shard stops at once; one elsewhere gets a
- * stop request, so children on different shards may end in any order).
- * A child whose start was still in flight at that moment is not reached;
- * it ends with the runtime.
+ * Stop: vz_sup_shutdown() stops the children in reverse spec order, each
+ * waited for, and then the supervisor itself (a normal exit). When the
+ * supervisor stops otherwise (vz_stop(), the runtime stopping, or it
+ * fails), its on_stop only asks its children to stop in reverse spec order
+ * (a child on the supervisor's shard stops at once; one elsewhere gets a
+ * stop request, so children on different shards may end in any order),
+ * and a child whose start was still in flight then is not reached; it
+ * ends with the runtime.
  */
 #ifndef VELOZ_SUPERVISOR_H
 #define VELOZ_SUPERVISOR_H
@@ -104,5 +106,14 @@ typedef struct vz_sup_spec {
  * outlive the supervisor). Its init returns VZ_EINVAL for a bad spec (NULL,
  * no or too many children, a child without spec), VZ_ENOMEM. */
 VZ_API extern const vz_actor_spec vz_supervisor;
+
+/* The message type vz_sup_shutdown() sends; a supervisor takes no other. */
+#define VZ_SUP_MSG_SHUTDOWN 0x7fff0000u
+
+/* Ask supervisor `sup` for an orderly stop: children in reverse spec
+ * order, each one's end waited for, then the supervisor. Any thread (a
+ * vz_post()); same errors. The stop happens on the supervisor's shard
+ * later; monitor the supervisor to learn when it is done. */
+VZ_API int vz_sup_shutdown(vz_runtime *rt, vz_ref sup);
 
 #endif

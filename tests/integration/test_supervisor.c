@@ -399,6 +399,41 @@ static void test_child_init_fails_at_start(void **st)
 	finish(rt);
 }
 
+static void test_orderly_shutdown(void **st)
+{
+	vz_sup_spec spec = {.strategy = VZ_SUP_ONE_FOR_ALL,
+			    .max_restarts = 3,
+			    .period_ns = 60000000000ull,
+			    .children = kids,
+			    .nchildren = NKIDS};
+	char starts[64], stops[64];
+	vz_runtime *rt;
+	vz_ref sup, w;
+
+	(void)st;
+	reset();
+	setup_kids(VZ_SUP_PERMANENT);
+	rt = make_rt();
+	assert_int_equal(vz_spawn_wait(rt, 0, &watcher_spec, NULL, &w), 0);
+	assert_int_equal(vz_spawn_wait(rt, 0, &vz_supervisor, &spec, &sup), 0);
+	assert_int_equal(vz_post(rt, w, MSG_GO, &sup, sizeof sup), 0);
+	while (!atomic_load(&L.watching))
+		sched_yield();
+	wait_all_named();
+	assert_int_equal(vz_sup_shutdown(rt, sup), 0);
+	while (atomic_load(&L.downs) < 1)
+		sched_yield();
+	/* last first, each waited for (they live on three shards), no
+	 * restart, then the supervisor itself, normally */
+	get_logs(starts, stops);
+	assert_string_equal(stops, "CBA");
+	assert_string_equal(starts, "ABC");
+	assert_int_equal(atomic_load(&L.down_kind), VZ_EXIT_NORMAL);
+	for (unsigned i = 0; i < NKIDS; i++)
+		assert_true(vz_ref_is_null(vz_sup_name_ref(&names[i])));
+	finish(rt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -408,6 +443,7 @@ int main(void)
 	    cmocka_unit_test(test_transient_temporary),
 	    cmocka_unit_test(test_crash_loop_fails_upward),
 	    cmocka_unit_test(test_child_init_fails_at_start),
+	    cmocka_unit_test(test_orderly_shutdown),
 	};
 
 	vz_test_watchdog(120);
