@@ -60,6 +60,15 @@ VZ_API int vz_port_fd(const vz_port *p);
 VZ_API int vz_port_post(vz_port *p, vz_ref to, uint32_t type, const void *payload, size_t len,
 			uint32_t *corr);
 
+/* Answer a message taken from the port, as vz_reply() does: to m->from,
+ * with the port as the sender; when m is an ask (m->corr != 0, e.g. an
+ * actor's vz_ask() to vz_port_ref()), the answer carries its id back and
+ * is matched against the asker's deadline. Any thread. Errors: VZ_EINVAL
+ * (NULL, m from outside any actor, type < VZ_MSG_USER), and those of
+ * vz_post(). */
+VZ_API int vz_port_reply(vz_port *p, const vz_port_msg *m, uint32_t type, const void *payload,
+			 size_t len);
+
 /* vz_spawn_on() for a thread that does not want to wait: the result comes
  * to the port as one VZ_MSG_SPAWNED message (payload vz_spawned,
  * lifecycle.h), arg_len bytes of arg copied for init. VZ_SHARD_HERE: the

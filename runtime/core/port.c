@@ -209,6 +209,17 @@ VZ_API int vz_port_post(vz_port *p, vz_ref to, uint32_t type, const void *payloa
 	return rc;
 }
 
+VZ_API int vz_port_reply(vz_port *p, const vz_port_msg *m, uint32_t type, const void *payload,
+			 size_t len)
+{
+	if (!p || !m || vz_ref_is_null(m->from) || type < VZ_MSG_USER)
+		return VZ_EINVAL;
+	/* An answer to an ask carries its id back marked as a reply, as
+	 * vz_reply() does, so the asker matches it (life.c). */
+	return vz__post_full(p->rt, p->ref, m->from, type, m->corr ? VZ__MSG_REPLY : 0, m->corr,
+			     payload, len);
+}
+
 VZ_API int vz_port_spawn(vz_port *p, unsigned shard, const vz_actor_spec *spec, const void *arg,
 			 size_t arg_len, uint64_t tag)
 {

@@ -586,6 +586,28 @@ static void test_port(void **st)
 		assert_int_equal(vz_port_recv(port, &pm, b, sizeof b), 0);
 		assert_memory_equal(b, "hi", 2);
 	}
+	/* an actor asks the engine thread (here, this one) through the port */
+	{
+		vz_ref asker = spawn_probe(rt, 1, 2);
+		struct event e;
+		int n = nevents();
+
+		e = call(rt, asker,
+			 (struct cmd){.op = OP_ASK,
+				      .type = MSG_Q,
+				      .target = vz_port_ref(port),
+				      .arg = 60000000000ull});
+		assert_int_equal(e.rc, 0);
+		assert_int_equal(vz_port_wait(port, -1), 0);
+		assert_int_equal(vz_port_recv(port, &pm, NULL, 0), 0);
+		assert_int_equal(pm.type, MSG_Q);
+		assert_int_equal(pm.corr, e.corr);
+		assert_true(vz_ref_eq(pm.from, asker));
+		assert_int_equal(vz_port_reply(port, &pm, MSG_A, NULL, 0), 0);
+		wait_events(n + 2);
+		assert_int_equal(event_at(n + 1).type, MSG_A);
+		assert_int_equal(event_at(n + 1).corr, e.corr);
+	}
 	finish(rt); /* destroys rt; the port outlives it, closed */
 	assert_int_equal(vz_port_wait(port, 0), 0);
 	assert_int_equal(vz_port_recv(port, &pm, NULL, 0), VZ_ESTOPPED);
