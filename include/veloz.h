@@ -4,12 +4,16 @@
 #define VELOZ_H
 
 #include "veloz/actor.h"
+#include "veloz/ask.h"
 #include "veloz/config.h"
 #include "veloz/error.h"
+#include "veloz/lifecycle.h"
 #include "veloz/message.h"
 #include "veloz/pool.h"
+#include "veloz/port.h"
 #include "veloz/runtime.h"
 #include "veloz/stats.h"
+#include "veloz/supervisor.h"
 #include "veloz/timer.h"
 #include "veloz/version.h"
 

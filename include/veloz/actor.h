@@ -74,7 +74,9 @@ typedef struct vz_actor_spec {
 /* Spawn an actor on `shard`. spec must outlive the actor. arg is passed to
  * init (which runs before this returns). Allowed before vz_runtime_start()
  * from any one thread, and after start on the target shard's own thread
- * (an actor or the embedder driving it); from elsewhere VZ_EWRONGTHREAD.
+ * (an actor or the embedder driving it); from elsewhere VZ_EWRONGTHREAD:
+ * an actor spawns on other shards with vz_spawn_on(), a foreign thread
+ * with vz_spawn_wait() (lifecycle.h).
  * Errors: VZ_EINVAL (NULL, no receive, state too big), VZ_ENOSHARD,
  * VZ_ENOMEM (no memory, or all 2^24 actor slots of the shard are live or
  * retired), VZ_ESTOPPED, or init's own negative code. Before start, the
@@ -95,6 +97,9 @@ VZ_API int vz_spawn(vz_runtime *rt, unsigned shard, const vz_actor_spec *spec, c
  * handling. Whether the ref is still live is only known on its shard, where
  * a request for a stopped actor is ignored (it is not a dead letter). Also VZ_EINVAL (NULL rt),
  * VZ_ENOSHARD, VZ_ESTOPPED (runtime stopping), VZ_ENOMEM. */
+/* The actor's watchers and links learn why it ended (lifecycle.h): a stop
+ * of itself from its own receive is VZ_EXIT_NORMAL, any other vz_stop()
+ * VZ_EXIT_STOPPED. */
 VZ_API int vz_stop(vz_runtime *rt, vz_ref actor);
 
 /* The calling actor's own reference and runtime. */

@@ -37,6 +37,10 @@ enum vz_msg_type {
 	VZ_MSG_TIMER = 1,     /* payload: vz_timer_event (timer.h) */
 	VZ_MSG_POOL_DONE = 2, /* payload: vz_pool_done + result bytes (pool.h) */
 	VZ_MSG_IO = 3,	      /* reserved for I/O completions */
+	VZ_MSG_SPAWNED = 4,   /* payload: vz_spawned, result of vz_spawn_on() (lifecycle.h) */
+	VZ_MSG_TIMEOUT = 5,   /* no payload: an ask's deadline passed; vz_msg_corr() (ask.h) */
+	VZ_MSG_DOWN = 6,      /* payload: vz_down, a monitored actor ended (lifecycle.h) */
+	VZ_MSG_EXIT = 7,      /* payload: vz_exit_msg, a linked actor ended (lifecycle.h) */
 	VZ_MSG_USER = 256,    /* first type free for applications */
 };
 
@@ -51,7 +55,10 @@ enum vz_msg_type {
  * a timer or the next message). */
 VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload, size_t len);
 
-/* Send to the sender of `m`. VZ_EINVAL when m came from outside any actor. */
+/* Send to the sender of `m`. VZ_EINVAL when m came from outside any actor
+ * (a vz_post() without a port). When m is an ask (vz_ask(), vz_port_post()
+ * with a correlation), the reply carries the ask's correlation id back
+ * (ask.h). Same thread rules and errors as vz_send(). */
 VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *payload,
 		    size_t len);
 
@@ -81,6 +88,10 @@ VZ_API uint32_t vz_msg_type(const vz_msg *m);
 VZ_API const void *vz_msg_data(const vz_msg *m);
 VZ_API size_t vz_msg_len(const vz_msg *m);
 VZ_API vz_ref vz_msg_sender(const vz_msg *m); /* VZ_REF_NULL when posted from outside */
+/* The correlation id of an ask (ask.h): on a request, nonzero when the
+ * sender asked (vz_reply() carries it back); on a reply or a
+ * VZ_MSG_TIMEOUT, the id vz_ask() returned. 0 otherwise or for NULL. */
+VZ_API uint32_t vz_msg_corr(const vz_msg *m);
 
 VZ_END_DECLS
 

@@ -49,7 +49,8 @@ VZ_API int vz_runtime_start(vz_runtime *rt);
  * vz_runtime_start() (a runtime never started is simply destroyed).
  *
  * Any thread that is not running a shard of rt (from inside an actor or a
- * vz_shard_poll() call: VZ_EWRONGTHREAD). That includes the embedder's
+ * vz_shard_poll() call: VZ_EWRONGTHREAD; there, vz_runtime_stop_async()
+ * in lifecycle.h). That includes the embedder's
  * thread that drives an embedded shard, between two polls: stop then
  * drives that shard itself. An embedded shard driven by another thread
  * must keep being polled until vz_shard_poll() returns VZ_ESTOPPED, or stop

@@ -57,7 +57,12 @@ VZ_API int vz_stats_shard(const vz_runtime *rt, unsigned shard, vz_shard_stats *
  * are counted when their shard takes them (received_foreign); that sum is
  * also stored in *foreign_posts when it is not NULL. At any quiet moment
  * (after stop, say): sent_local + sent_remote + received_foreign ==
- * handled + dead_letters. Any thread. VZ_EINVAL for NULL rt or out. */
+ * handled + dead_letters. Messages the runtime makes are outside these
+ * books: timer expiries, stop requests, and the lifecycle messages
+ * (spawn requests and VZ_MSG_SPAWNED, monitor and link requests,
+ * VZ_MSG_DOWN, VZ_MSG_EXIT, VZ_MSG_TIMEOUT; lifecycle.h). Replies to asks
+ * are user messages: counted, and a late one is a dead letter (ask.h).
+ * Any thread. VZ_EINVAL for NULL rt or out. */
 VZ_API int vz_stats_total(const vz_runtime *rt, vz_shard_stats *out, uint64_t *foreign_posts);
 
 /* Per scheduling class of one shard (vz_config.classes). Written by the

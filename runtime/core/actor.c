@@ -95,6 +95,7 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 	 * wrapped, so timers of an earlier life stay stale (timers.h). */
 	vz__timer_owner_init(&a->timers, a->gen);
 	a->state = NULL;
+	a->life = NULL;
 	a->flags = 0;
 	if (spec->state_size) {
 		cls = vz__size_class(spec->state_size);
@@ -120,8 +121,19 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 		if (rc < 0) {
 			/* The actor never existed: no on_stop, no stats. */
 			vz__timers_cancel_owner(&sh->timers, &a->timers);
+			if (a->life) /* init linked or monitored: tell them */
+				vz__life_init_failed(sh, a, rc);
 			while (a->mbox.head)
 				vz__dead_letter(sh, vz__list_pop(&a->mbox), VZ_ESTALE);
+			/* init may have queued itself an exit signal (a link to
+			 * a gone actor, life.c) */
+			while (a->urg_head) {
+				struct vz_msg *m = a->urg_head;
+
+				a->urg_head = vz__msg_next(m);
+				vz__dead_letter(sh, m, VZ_ESTALE);
+			}
+			a->urg_tail = NULL;
 			if (a->flags & VZ__ACTOR_BIG_STATE)
 				free(a->state);
 			else if (a->state)
@@ -166,6 +178,8 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 		a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
 	}
 	a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
+	if (a->life) /* watchers, links, asks (life.c) */
+		vz__life_end(sh, a, reason);
 	while ((m = vz__list_pop(&a->mbox)))
 		vz__dead_letter(sh, m, reason);
 	while ((m = a->urg_head)) {
@@ -348,6 +362,8 @@ VZ_API int vz_stop(vz_runtime *rt, vz_ref ref)
 
 		if (!a)
 			return VZ_ESTALE;
+		if ((a->flags & VZ__ACTOR_RUNNING) && a->life)
+			vz__life_stop_self(a); /* from its own receive: a normal exit */
 		vz__actor_stop_now(sh, a, VZ_ESTALE);
 		return 0;
 	}

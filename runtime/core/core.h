@@ -49,12 +49,22 @@
 #define VZ__MSG_RETURNING 0x04u /* a block going home to its pool (xshard.c) */
 #define VZ__MSG_INFLIGHT  0x08u /* counted in the target's bounded-mailbox counter */
 #define VZ__MSG_UNCOUNTED                                                                          \
-	0x02u /* runtime-made (timer expiry, stop request): not in                                 \
-		 the sent = handled + dead-lettered accounting */
+	0x02u		    /* runtime-made (timer expiry, stop request): not in                   \
+			       the sent = handled + dead-lettered accounting */
+#define VZ__MSG_REPLY 0x10u /* a vz_reply() to an ask: corr is the asker's (life.c) */
 
-/* Internal message types below VZ_MSG_USER that users never see. */
+/* Internal message types below VZ_MSG_USER that users never see. The
+ * requests STOP .. EXITSIG take the target's urgent lane (vz__msg_urgent());
+ * SPAWN is addressed to a shard (vz__shard_ref()), not to an actor. All are
+ * runtime-made: VZ__MSG_SYS | VZ__MSG_UNCOUNTED (life.c). */
 enum {
-	VZ__MSG_STOP = 200, /* stop the target actor (vz_stop from elsewhere) */
+	VZ__MSG_STOP = 200,	 /* stop the target actor (vz_stop from elsewhere) */
+	VZ__MSG_MONITOR = 201,	 /* life.c: watch the target */
+	VZ__MSG_DEMONITOR = 202, /* life.c: stop watching */
+	VZ__MSG_LINK = 203,	 /* life.c: link with the sender */
+	VZ__MSG_UNLINK = 204,	 /* life.c: unlink */
+	VZ__MSG_EXITSIG = 205,	 /* life.c: a linked actor ended */
+	VZ__MSG_SPAWN = 210,	 /* spawn_remote.c: spawn on the addressed shard */
 };
 
 struct vz_msg {
@@ -71,7 +81,9 @@ struct vz_msg {
 	 * stack's tag makes such a stale read harmless. */
 	_Atomic uint32_t fnext;
 	uint32_t findex; /* foreign blocks: index in their pool, set once */
-	uint32_t pad_;
+	/* Correlation of an ask (life.c): on a request, what the reply must
+	 * carry; on a reply (VZ__MSG_REPLY), the asker's id; 0 = none. */
+	uint32_t corr;
 	alignas(16) unsigned char data[];
 };
 _Static_assert(sizeof(struct vz_msg) == 48, "message header is 48 bytes");
@@ -218,6 +230,9 @@ struct vz_actor {
 	 * message itself is published by the ring or inbox), the owner
 	 * fetch_subs after handling. */
 	_Atomic uint32_t inflight;
+	/* Monitors, links, asks and the exit reason (life.c); NULL until the
+	 * actor (or a watcher of it on this shard) first uses one. Owner-only. */
+	struct vz__life *life;
 };
 
 /* ---- scheduling classes ------------------------------------------------ */
@@ -460,7 +475,24 @@ struct vz_runtime {
 	/* The process's list of live runtimes; guarded by registry.c's mutex. */
 	struct vz_runtime *live_next;
 	bool live_linked;
+	/* vz_runtime_stop_async() (stop_async.c): the thread running the
+	 * stop, and enum vz__stopper_state, advanced by compare-and-swap
+	 * (acq_rel: the creator's write of `stopper` is seen by the joiner). */
+	pthread_t stopper;
+	_Atomic uint32_t stopper_state;
 };
+
+enum vz__stopper_state {
+	VZ__STOPPER_NONE = 0, /* no async stop asked */
+	VZ__STOPPER_STARTING, /* the asker is creating the thread */
+	VZ__STOPPER_RUNNING,  /* created; not joined */
+	VZ__STOPPER_JOINING,  /* one thread is joining it */
+	VZ__STOPPER_JOINED,
+	VZ__STOPPER_FAILED, /* the thread could not be created */
+};
+
+/* stop_async.c: join the async stop's thread if there is one (destroy). */
+void vz__stopper_join(vz_runtime *rt);
 
 /* ---- hot-path helpers, inline so one send is one straight path -------- */
 
@@ -626,7 +658,7 @@ static inline void vz__make_ready(struct vz__shard *sh, struct vz_actor *a)
  * actor sees and keep their place in the mailbox. */
 static inline bool vz__msg_urgent(const struct vz_msg *m)
 {
-	return (m->flags & VZ__MSG_SYS) && m->type == VZ__MSG_STOP;
+	return (m->flags & VZ__MSG_SYS) && m->type >= VZ__MSG_STOP && m->type <= VZ__MSG_EXITSIG;
 }
 
 /* Put m in a's mailbox, or in its urgent lane, and make a ready. */
@@ -725,6 +757,51 @@ int vz__wake(struct vz__shard *from, struct vz__shard *target);
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
 		  const void *payload, size_t len);
+/* vz__send_from() with a correlation id (m->corr). */
+int vz__send_corr(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+		  uint32_t corr, const void *payload, size_t len);
+/* A post from any thread with a sender, flags and correlation (ports,
+ * spawn requests): from a shard thread as vz__send_corr(), else through
+ * the target shard's inbox. Same errors as vz_post(). */
+int vz__post_full(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+		  uint32_t corr, const void *payload, size_t len);
+
+/* life.c: monitors, links, asks, exit reasons (runtime/core/life.c) */
+struct vz__life;
+/* The actor ends (on its shard, after on_stop, no longer live): tell its
+ * watchers and links, free a->life. reason is the stop's dead-letter code
+ * (VZ_ESTOPPED: the runtime stops). */
+void vz__life_end(struct vz__shard *sh, struct vz_actor *a, int reason);
+/* init of a failed with rc: as vz__life_end(), with an init-failed exit. */
+void vz__life_init_failed(struct vz__shard *sh, struct vz_actor *a, int rc);
+/* A self-stop (vz_stop of its own reference): a normal exit. */
+void vz__life_stop_self(struct vz_actor *a);
+/* Runtime messages of life.c for a live actor (dispatch): true when the
+ * message was consumed (released or re-queued), false to run receive. */
+bool vz__life_filter(struct vz__shard *sh, struct vz_actor *a, struct vz_msg *m);
+/* A runtime message of life.c or spawn_remote.c that cannot be delivered
+ * (target gone, shard stopping): answer it (DOWN / EXIT "no such actor",
+ * a failed spawn) and release it. */
+void vz__life_dead(struct vz__shard *sh, struct vz_msg *m, int reason);
+/* spawn_remote.c: a message addressed to shard sh itself
+ * (vz__shard_ref()); a spawn request that will not run (answered with rc,
+ * released). */
+void vz__shard_msg(struct vz__shard *sh, struct vz_msg *m);
+void vz__spawn_fail(struct vz__shard *sh, struct vz_msg *m, int rc);
+/* Send a spawn request for `shard` whose VZ_MSG_SPAWNED goes to reply_to,
+ * arg copied (any thread; vz__post_full()'s errors); and the argument
+ * checks of vz_spawn_on() (VZ_EINVAL, VZ_ENOSHARD, VZ_ETOOBIG). */
+int vz__spawn_request(vz_runtime *rt, vz_ref reply_to, unsigned shard, const vz_actor_spec *spec,
+		      const void *arg, size_t arg_len, uint64_t tag);
+int vz__spawn_check(const vz_runtime *rt, unsigned shard, const vz_actor_spec *spec,
+		    const void *arg, size_t arg_len);
+
+/* The reference that names shard `shard` itself, never an actor:
+ * generation 0 (never used by an actor) and the last slot. */
+static inline vz_ref vz__shard_ref(unsigned shard)
+{
+	return vz__make_ref(shard, (1u << VZ__SLOT_BITS) - 1, 0);
+}
 
 /* shard.c */
 int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct vz__shard **out);

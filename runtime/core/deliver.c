@@ -39,6 +39,10 @@ void vz__dead_letter(struct vz__shard *sh, struct vz_msg *m, int reason)
 {
 	vz_runtime *rt = sh->rt;
 
+	if (__builtin_expect((m->flags & VZ__MSG_SYS) && m->type >= VZ__MSG_MONITOR, 0)) {
+		vz__life_dead(sh, m, reason); /* answers it (life.c), uncounted */
+		return;
+	}
 	vz__undo_admit(sh, m);
 	if ((m->flags & VZ__MSG_SYS) && m->type == VZ_MSG_TIMER) {
 		vz_timer_event ev;
@@ -62,6 +66,10 @@ void vz__deliver_local(struct vz__shard *sh, struct vz_msg *m)
 {
 	struct vz_actor *a = vz__actor_lookup(sh, m->to);
 
+	if (__builtin_expect(!a && vz__ref_gen(m->to) == 0, 0)) {
+		vz__shard_msg(sh, m); /* to the shard itself (spawn_remote.c) */
+		return;
+	}
 	if (!a) {
 		/* A stop request for an actor that is already gone is moot. */
 		if (m->type == VZ__MSG_STOP && (m->flags & VZ__MSG_SYS))
@@ -104,6 +112,11 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 			}
 		}
 	}
+	/* Monitors, links, asks (life.c): requests, DOWN filtering, reply
+	 * matching and ask timeouts. One test on the common path. */
+	if (__builtin_expect(m->flags & (VZ__MSG_SYS | VZ__MSG_REPLY), 0) &&
+	    vz__life_filter(sh, a, m))
+		return 0;
 	a->flags |= VZ__ACTOR_RUNNING;
 	a->spec->receive(a, a->state, m);
 	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;

@@ -591,6 +591,7 @@ VZ_API int vz_runtime_destroy(vz_runtime *rt)
 	state = atomic_load_explicit(&rt->state, memory_order_acquire);
 	if (state == VZ__RT_RUNNING || state == VZ__RT_STOPPING)
 		return VZ_ESTATE;
+	vz__stopper_join(rt); /* an async stop's thread may still be returning */
 	/* Embedded shards never polled have no backend; the rest were joined.
 	 * Actors spawned but never started (created, not started) still hold
 	 * state: stop them so on_stop runs and memory is counted. */

@@ -50,20 +50,22 @@ static inline void copy_payload(unsigned char *dst, const unsigned char *src, si
 }
 
 static inline void fill(struct vz_msg *m, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
-			const void *payload, size_t len)
+			uint32_t corr, const void *payload, size_t len)
 {
 	m->to = to;
 	m->from = from;
 	m->type = type;
 	m->len = (uint32_t)len;
 	m->flags |= flags;
+	m->corr = corr;
 	copy_payload(m->data, payload, len);
 }
 
 /* From shard sh's own thread. Inlined into vz_send(), the hot path. */
 static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh, vz_ref from,
 							   vz_ref to, uint32_t type, uint8_t flags,
-							   const void *payload, size_t len)
+							   uint32_t corr, const void *payload,
+							   size_t len)
 {
 	vz_runtime *rt = sh->rt;
 	struct vz_actor *target = NULL;
@@ -101,7 +103,7 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 	m = vz__msg_alloc(sh, len);
 	if (!m)
 		goto nomem;
-	fill(m, from, to, type, flags, payload, len);
+	fill(m, from, to, type, flags, corr, payload, len);
 	if (counted)
 		m->flags |= VZ__MSG_INFLIGHT;
 	if (target) {
@@ -128,7 +130,13 @@ nomem:
 int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
 		  const void *payload, size_t len)
 {
-	return send_from(sh, from, to, type, flags, payload, len);
+	return send_from(sh, from, to, type, flags, 0, payload, len);
+}
+
+int vz__send_corr(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+		  uint32_t corr, const void *payload, size_t len)
+{
+	return send_from(sh, from, to, type, flags, corr, payload, len);
 }
 
 /*
@@ -184,8 +192,8 @@ static void stall_until_stopping(vz_runtime *rt)
 }
 #endif
 
-static int post_foreign(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags,
-			const void *payload, size_t len)
+static int post_foreign(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+			uint32_t corr, const void *payload, size_t len)
 {
 	struct vz__shard *target = rt->shards[vz_ref_shard(to)];
 	struct vz_msg *m;
@@ -220,7 +228,7 @@ static int post_foreign(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags,
 		counted = VZ_ENOMEM;
 		goto refused;
 	}
-	fill(m, VZ_REF_NULL, to, type, flags, payload, len);
+	fill(m, from, to, type, flags, corr, payload, len);
 	if (counted)
 		m->flags |= VZ__MSG_INFLIGHT;
 	/* The push's exchange is seq_cst: it is the sender's "publish, full
@@ -237,8 +245,8 @@ refused:
 	return counted;
 }
 
-static int post(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags, const void *payload,
-		size_t len)
+static int post(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags, uint32_t corr,
+		const void *payload, size_t len)
 {
 	struct vz__shard *cur;
 	int rc;
@@ -250,8 +258,14 @@ static int post(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags, const v
 		return rc;
 	cur = vz__current(rt);
 	if (cur)
-		return vz__send_from(cur, VZ_REF_NULL, to, type, flags, payload, len);
-	return post_foreign(rt, to, type, flags, payload, len);
+		return vz__send_corr(cur, from, to, type, flags, corr, payload, len);
+	return post_foreign(rt, from, to, type, flags, corr, payload, len);
+}
+
+int vz__post_full(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+		  uint32_t corr, const void *payload, size_t len)
+{
+	return post(rt, from, to, type, flags, corr, payload, len);
 }
 
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
@@ -260,14 +274,14 @@ int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, 
 
 	if (type == VZ__MSG_STOP)
 		flags |= VZ__MSG_UNCOUNTED;
-	return post(rt, to, type, flags, payload, len);
+	return post(rt, VZ_REF_NULL, to, type, flags, 0, payload, len);
 }
 
 VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
 {
 	if (type < VZ_MSG_USER)
 		return VZ_EINVAL;
-	return post(rt, to, type, 0, payload, len);
+	return post(rt, VZ_REF_NULL, to, type, 0, 0, payload, len);
 }
 
 VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload, size_t len)
@@ -281,8 +295,29 @@ VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload
 		return VZ_EWRONGTHREAD;
 	if (!(self->flags & VZ__ACTOR_LIVE))
 		return VZ_ESTALE;
-	return send_from(sh, vz__make_ref(sh->id, self->slot, self->gen), to, type, 0, payload,
+	return send_from(sh, vz__make_ref(sh->id, self->slot, self->gen), to, type, 0, 0, payload,
 			 len);
+}
+
+/* A reply to an ask (m->corr set, m not itself a reply) carries the ask's
+ * correlation back and is marked as a reply, so the asker's shard can
+ * match it against its pending asks (life.c) and drop a late one. */
+VZ_API int vz_respond(vz_actor *self, vz_ref to, uint32_t corr, uint32_t type, const void *payload,
+		      size_t len)
+{
+	struct vz__shard *sh;
+
+	if (!corr)
+		return vz_send(self, to, type, payload, len);
+	if (!self || type < VZ_MSG_USER)
+		return VZ_EINVAL;
+	sh = self->shard;
+	if (vz__current(sh->rt) != sh)
+		return VZ_EWRONGTHREAD;
+	if (!(self->flags & VZ__ACTOR_LIVE))
+		return VZ_ESTALE;
+	return send_from(sh, vz__make_ref(sh->id, self->slot, self->gen), to, type, VZ__MSG_REPLY,
+			 corr, payload, len);
 }
 
 VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *payload, size_t len)
@@ -291,7 +326,14 @@ VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *
 		return VZ_EINVAL;
 	if (vz_ref_is_null(m->from))
 		return VZ_EINVAL;
-	return vz_send(self, m->from, type, payload, len);
+	if (m->flags & VZ__MSG_REPLY) /* a reply to a reply is a plain send */
+		return vz_send(self, m->from, type, payload, len);
+	return vz_respond(self, m->from, m->corr, type, payload, len);
+}
+
+VZ_API uint32_t vz_msg_corr(const vz_msg *m)
+{
+	return m ? m->corr : 0;
 }
 
 VZ_API uint32_t vz_msg_type(const vz_msg *m)

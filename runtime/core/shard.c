@@ -181,6 +181,7 @@ static void timer_fired(void *ctx, struct vz__timer_owner *o, const vz_timer_eve
 	}
 	m->to = vz__make_ref(sh->id, a->slot, a->gen);
 	m->from = VZ_REF_NULL;
+	m->corr = 0;
 	m->type = VZ_MSG_TIMER;
 	m->len = sizeof *ev;
 	m->flags |= VZ__MSG_SYS | VZ__MSG_UNCOUNTED;

@@ -11,8 +11,10 @@
  * maximum), stop an actor, poll, drain, stop the runtime, arm an
  * out-of-memory fault. Calls from inside actors, carried by command
  * messages: send, reply, forward a command, arm and cancel timers, stop
- * itself or another actor, spawn, submit to the (absent) worker pool, and
- * lifecycle calls a shard thread may not make.
+ * itself or another actor, spawn, submit to the (absent) worker pool,
+ * lifecycle calls a shard thread may not make, monitor and demonitor, link,
+ * trap exits, fail, and ask (a forwarded command with a deadline, which
+ * the receiver may answer with vz_reply()).
  *
  * A model follows the program and predicts each return code exactly where
  * the contract fixes it (a set of documented codes elsewhere), which actors
@@ -20,8 +22,11 @@
  * step: the runtime's live-actor count matches the model, and no stopped
  * actor ever ran receive. After every drain and at the end: sent = handled +
  * dead-lettered, and every message the program saw accepted was handled or
- * given to the dead-letter hook exactly once. The runtime is stopped and
- * destroyed per input; LeakSanitizer checks that nothing is left.
+ * given to the dead-letter hook exactly once. Lifecycle: a DOWN comes only
+ * for a monitor its receiver made and still holds, at most once and never
+ * after vz_demonitor(); an ask gets at most one answer (reply or timeout),
+ * and a reply that comes after its timeout is a dead letter (VZ_ETIMEDOUT). The runtime is stopped
+ * and destroyed per input; LeakSanitizer checks that nothing is left.
  */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -154,7 +159,52 @@ static struct slot *slot_of_mid(uint32_t mid)
 struct fa {
 	uint32_t mid;
 	vz_timer timers[4];
+	uint64_t mons[4]; /* monitors this actor made, for demonitor */
 };
+
+/* Monitors and asks the program made, for the at-most-once checks. */
+#define MAX_MONS 512
+#define MAX_ASKS 512
+static struct {
+	struct {
+		uint32_t mid;
+		uint64_t id;
+		bool active;
+	} mon[MAX_MONS];
+	unsigned nmon;
+	struct {
+		uint32_t mid;
+		uint32_t corr;
+		bool pending;
+	} ask[MAX_ASKS];
+	unsigned nask;
+} LM;
+
+static void down_seen(uint32_t mid, uint64_t id)
+{
+	for (unsigned i = 0; i < LM.nmon; i++)
+		if (LM.mon[i].id == id) {
+			CHECK(LM.mon[i].mid == mid, "DOWN %llu to the wrong actor",
+			      (unsigned long long)id);
+			CHECK(LM.mon[i].active, "DOWN %llu twice or after demonitor",
+			      (unsigned long long)id);
+			LM.mon[i].active = false;
+			return;
+		}
+	CHECK(LM.nmon == MAX_MONS, "DOWN for unknown monitor %llu", (unsigned long long)id);
+}
+
+static void answer_seen(uint32_t mid, uint32_t corr, const char *what)
+{
+	for (unsigned i = 0; i < LM.nask; i++)
+		if (LM.ask[i].mid == mid && LM.ask[i].corr == corr) {
+			CHECK(LM.ask[i].pending, "second answer (%s) to ask %u of actor %u", what,
+			      corr, mid);
+			LM.ask[i].pending = false;
+			return;
+		}
+	CHECK(LM.nask == MAX_ASKS, "%s for unknown ask %u of actor %u", what, corr, mid);
+}
 
 struct spawn_req {
 	uint32_t mid;
@@ -171,6 +221,8 @@ static int fa_init(vz_actor *self, void *state, const void *arg)
 		return VZ_ENOENT;
 	a->mid = r->mid;
 	M.inits_ok++;
+	/* the spawner fills in a bounded spec's limit after vz_spawn() */
+	M.actors[r->mid] = (struct slot){vz_self(self), true, 0, 0};
 	return 0;
 }
 
@@ -198,6 +250,29 @@ static void fa_receive(vz_actor *self, void *state, const vz_msg *m)
 	CHECK(!s || s->live, "a stopped actor (%u) ran receive", a->mid);
 	if (type == VZ_MSG_TIMER) /* not counted in sent/handled */
 		return;
+	/* lifecycle messages: runtime-made, not counted either */
+	if (type == VZ_MSG_DOWN) {
+		const vz_down *d = vz_msg_data(m);
+
+		down_seen(a->mid, d->mon.id);
+		return;
+	}
+	if (type == VZ_MSG_TIMEOUT) {
+		answer_seen(a->mid, vz_msg_corr(m), "timeout");
+		return;
+	}
+	if (type == VZ_MSG_SPAWNED) {
+		const vz_spawned *sp = vz_msg_data(m);
+
+		CHECK(sp->rc == 0 || sp->rc == VZ_ENOENT || (M.fault_armed && sp->rc == VZ_ENOMEM),
+		      "spawn result %s", vz_errname(sp->rc));
+		CHECK((sp->rc == 0) == !vz_ref_is_null(sp->actor), "spawn result and reference");
+		return;
+	}
+	if (type == VZ_MSG_EXIT)
+		return;
+	if (type == MSG_PONG && vz_msg_corr(m))
+		answer_seen(a->mid, vz_msg_corr(m), "reply");
 	CHECK(type >= VZ_MSG_USER, "unexpected type %u", type);
 	M.observed++;
 	if (type == MSG_CMD) {
@@ -219,8 +294,9 @@ static void on_dead(void *ctx, uint64_t to, uint32_t type, const void *data, siz
 	(void)ctx;
 	(void)data;
 	(void)len;
-	CHECK(reason == VZ_ESTALE || reason == VZ_ESTOPPED, "dead-letter reason %s",
-	      vz_errname(reason));
+	CHECK(reason == VZ_ESTALE || reason == VZ_ESTOPPED ||
+		  (reason == VZ_ETIMEDOUT && type == MSG_PONG),
+	      "dead-letter reason %s (type %u)", vz_errname(reason), type);
 	CHECK(type >= VZ_MSG_USER, "dead letter of type %u", type);
 	M.dead++;
 	if (s && s->limit && s->pending)
@@ -361,8 +437,8 @@ static void run_command(vz_actor *self, struct fa *a, const vz_msg *m, struct in
 	int rc;
 
 	if (trace > 0)
-		fprintf(stderr, " command %u in actor %u\n", op % 10, a->mid);
-	switch (op % 10) {
+		fprintf(stderr, " command %u in actor %u\n", op % 18, a->mid);
+	switch (op % 18) {
 	case 0: { /* send */
 		vz_ref to = slot_ref(take8(in));
 		uint32_t type = pick_type(take8(in));
@@ -458,6 +534,90 @@ static void run_command(vz_actor *self, struct fa *a, const vz_msg *m, struct in
 		expect("vz_send(forged)", rc, want > 0 ? predict_target(to, false) : want, true);
 		if (rc == 0)
 			note_accepted(to);
+		break;
+	}
+	case 10: { /* monitor (a stale target: DOWN at once) */
+		vz_ref to = slot_ref(take8(in));
+		vz_monitor_ref mon = {0};
+
+		rc = vz_monitor(self, to, &mon);
+		expect("vz_monitor", rc, vz_ref_is_null(to) ? VZ_ESTALE : 0, true);
+		if (rc == 0) {
+			a->mons[mon.id % 4] = mon.id;
+			if (LM.nmon < MAX_MONS) {
+				LM.mon[LM.nmon].mid = a->mid;
+				LM.mon[LM.nmon].id = mon.id;
+				LM.mon[LM.nmon++].active = true;
+			}
+		}
+		break;
+	}
+	case 11: { /* demonitor: idempotent, drops a queued DOWN */
+		uint64_t id = a->mons[take8(in) % 4];
+
+		expect("vz_demonitor", vz_demonitor(self, (vz_monitor_ref){id}), 0, false);
+		for (unsigned i = 0; i < LM.nmon; i++)
+			if (LM.mon[i].id == id && LM.mon[i].mid == a->mid)
+				LM.mon[i].active = false;
+		break;
+	}
+	case 12: { /* link (a stale target: an exit signal at once) */
+		vz_ref to = slot_ref(take8(in));
+		int want = vz_ref_is_null(to)		  ? VZ_ESTALE
+			   : vz_ref_eq(to, vz_self(self)) ? VZ_EINVAL
+							  : 0;
+
+		expect("vz_link", vz_link(self, to), want, true);
+		break;
+	}
+	case 13: /* trap exits, or stop trapping */
+		expect("vz_trap_exits", vz_trap_exits(self, take8(in) & 1), 0, false);
+		break;
+	case 14: /* fail: ends after this receive; links and watchers hear */
+		expect("vz_fail", vz_fail(self, (int32_t)take8(in), "fuzz"), 0, false);
+		break;
+	case 15: { /* ask: the rest of the command, forwarded with a deadline */
+		vz_ref to = slot_ref(take8(in));
+		uint64_t timeout = take8(in) & 1 ? 1000000 : 0;
+		int want = predict_args(to, MSG_CMD, in->n);
+		uint32_t corr = 0;
+
+		if (want > 0)
+			want = predict_target(to, false);
+		rc = vz_ask(self, to, MSG_CMD, in->n ? in->p : NULL, in->n, timeout, &corr);
+		expect("vz_ask", rc, want, true);
+		if (rc == 0) {
+			note_accepted(to);
+			CHECK(corr != 0, "ask id 0");
+			if (LM.nask < MAX_ASKS) {
+				LM.ask[LM.nask].mid = a->mid;
+				LM.ask[LM.nask].corr = corr;
+				LM.ask[LM.nask++].pending = true;
+			}
+		}
+		in->n = 0;
+		break;
+	}
+	case 16: { /* vz_spawn_on() here: init runs now, the result comes as mail */
+		unsigned j = take8(in) % NSLOTS;
+		struct spawn_req req = {M.next_mid + 1, take8(in) & 1};
+
+		if (M.next_mid + 1 >= MAX_ACTORS)
+			break;
+		rc = vz_spawn_on(self, VZ_SHARD_HERE, &spec_plain, &req, sizeof req, req.mid);
+		expect("vz_spawn_on", rc, 0, true);
+		if (rc == 0 && !req.fail && M.actors[req.mid].live &&
+		    !vz_ref_is_null(M.actors[req.mid].ref)) {
+			M.next_mid = req.mid;
+			M.slot_mid[j] = req.mid;
+		}
+		break;
+	}
+	case 17: { /* vz_spawn_on() to a shard this runtime lacks */
+		struct spawn_req req = {0, false};
+
+		rc = vz_spawn_on(self, 1 + take8(in), &spec_plain, &req, sizeof req, 0);
+		expect("vz_spawn_on(no shard)", rc, VZ_ENOSHARD, false);
 		break;
 	}
 	}
@@ -659,6 +819,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int rc;
 
 	memset(&M, 0, sizeof M);
+	memset(&LM, 0, sizeof LM);
 	vz__fault_disarm_all();
 	for (unsigned i = 0; i < 3; i++) {
 		spec_bounded[i] = spec_plain;
