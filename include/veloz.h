@@ -9,6 +9,7 @@
 #include "veloz/message.h"
 #include "veloz/pool.h"
 #include "veloz/runtime.h"
+#include "veloz/sim.h"
 #include "veloz/stats.h"
 #include "veloz/timer.h"
 #include "veloz/version.h"
