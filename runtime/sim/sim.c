@@ -485,8 +485,6 @@ static int step(vz_sim *sim, uint64_t until_ns)
 			continue; /* a streak of empty turns, nothing held: go on */
 		if (next == UINT64_MAX)
 			return 0;
-		if (sim->nholds)
-			sim->delay_jumps--;
 		if (until_ns && next > until_ns) {
 			if (sim->now_ns < until_ns)
 				sim->now_ns = until_ns;
@@ -494,6 +492,8 @@ static int step(vz_sim *sim, uint64_t until_ns)
 		}
 		if (next <= sim->now_ns)
 			return 0; /* cannot happen: a due timer makes its shard runnable */
+		if (sim->nholds)
+			sim->delay_jumps--;
 		sim->now_ns = next;
 		sim->st.time_jumps++;
 	}

@@ -11,6 +11,7 @@
  * One thread does it all, so the backend does not matter:
  * VZ_TEST_BACKEND_INDEPENDENT (one CTest entry).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -30,7 +31,7 @@ struct mesh_msg {
 static struct {
 	int errors;
 	uint64_t received, expected;
-	uint64_t timers, jobs_ok, jobs_failed;
+	uint64_t timers, jobs_ok, jobs_failed, full;
 	char why[160];
 } R;
 
@@ -144,10 +145,112 @@ static const vz_actor_spec src_spec = {
     .receive = src_receive,
 };
 
+/* ---- bounded receivers: VZ_EFULL, retry from a timer -------------------- */
+
+#define BOUND 4u
+
+static const vz_actor_spec bounded_sink_spec = {
+    .name = "bounded-sink",
+    .state_size = sizeof(struct sink),
+    .receive = sink_receive,
+    .mailbox_limit = BOUND,
+};
+
+/* Sends until VZ_EFULL, then retries the same sequence number from a
+ * 100 us timer (a refused send changed nothing). */
+static void retry_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct src *s = state;
+
+	if (vz_msg_type(m) != MSG_GO && vz_msg_type(m) != VZ_MSG_TIMER)
+		return;
+	while (s->seq < s->count) {
+		struct mesh_msg mm = {vz_actor_shard(self), s->index, s->seq};
+		int rc = vz_send(self, s->sink, MSG_DATA, &mm, sizeof mm);
+
+		if (rc == VZ_EFULL) {
+			R.full++;
+			if (vz_timer_arm(self, 100000, 0, 0, NULL) != 0)
+				fail("timer refused");
+			return;
+		}
+		if (rc != 0) {
+			fail("send refused");
+			return;
+		}
+		s->seq++;
+	}
+}
+
+static const vz_actor_spec retry_spec = {
+    .name = "retry",
+    .state_size = sizeof(struct src),
+    .init = src_init,
+    .receive = retry_receive,
+};
+
 struct mesh {
 	unsigned nshards;
 	uint64_t count; /* per ordered pair */
+	bool bounded;	/* bounded sinks, senders retrying (one per shard and sink) */
 };
+
+/* Stop and check sent = handled + dead-lettered, none dead, none live. */
+static int stop_and_count(vz_runtime *rt)
+{
+	vz_shard_stats t;
+	uint64_t foreign;
+
+	if (vz_runtime_stop(rt) != 0 || vz_stats_total(rt, &t, &foreign) != 0)
+		return printf("stop failed\n"), 1;
+	if (t.sent_local + t.sent_remote + foreign != t.handled + t.dead_letters ||
+	    t.dead_letters != 0 || t.actors_live != 0) {
+		printf(
+		    "conservation: sent %llu + %llu + %llu, handled %llu, dead %llu, live %llu\n",
+		    (unsigned long long)t.sent_local, (unsigned long long)t.sent_remote,
+		    (unsigned long long)foreign, (unsigned long long)t.handled,
+		    (unsigned long long)t.dead_letters, (unsigned long long)t.actors_live);
+		return 1;
+	}
+	return 0;
+}
+
+/* Bounded sinks on every shard; each shard has a retrying sender to every
+ * sink, its own included (local and cross-shard admission). */
+static int bounded_run(vz_sim *sim, const struct mesh *mc)
+{
+	vz_runtime *rt = vz_sim_runtime(sim);
+	vz_ref sinks[MAXSH], srcs[MAXSH * MAXSH];
+	unsigned n = 0;
+	int rc;
+
+	for (unsigned s = 0; s < mc->nshards; s++)
+		if (vz_spawn(rt, s, &bounded_sink_spec, NULL, &sinks[s]) < 0)
+			return printf("spawn failed\n"), 1;
+	for (unsigned s = 0; s < mc->nshards; s++)
+		for (unsigned d = 0; d < mc->nshards; d++) {
+			struct src a = {sinks[d], s * MAXSH + d, 0, mc->count, 0};
+
+			if (vz_spawn(rt, s, &retry_spec, &a, &srcs[n++]) < 0)
+				return printf("spawn failed\n"), 1;
+		}
+	R.expected = (uint64_t)n * mc->count;
+	if (vz_runtime_start(rt) < 0)
+		return printf("start failed\n"), 1;
+	for (unsigned i = 0; i < n; i++)
+		if (vz_post(rt, srcs[i], MSG_GO, NULL, 0) != 0)
+			return printf("post failed\n"), 1;
+	rc = vz_sim_run(sim, 1000000, 0);
+	if (rc != 0)
+		return printf("run: %s\n", vz_strerror(rc)), 1;
+	if (R.errors)
+		return printf("%s\n", R.why), 1;
+	if (R.received != R.expected)
+		return printf("received %llu of %llu\n", (unsigned long long)R.received,
+			      (unsigned long long)R.expected),
+		       1;
+	return stop_and_count(rt);
+}
 
 static int mesh_run(vz_sim *sim, void *ctx)
 {
@@ -155,11 +258,11 @@ static int mesh_run(vz_sim *sim, void *ctx)
 	vz_runtime *rt = vz_sim_runtime(sim);
 	vz_ref sinks[MAXSH], srcs[MAXSH * MAXSH];
 	unsigned n = 0;
-	vz_shard_stats t;
-	uint64_t foreign;
 	int rc;
 
 	memset(&R, 0, sizeof R);
+	if (mc->bounded)
+		return bounded_run(sim, mc);
 	for (unsigned s = 0; s < mc->nshards; s++)
 		if (vz_spawn(rt, s, &sink_spec, NULL, &sinks[s]) < 0)
 			return printf("spawn failed\n"), 1;
@@ -191,26 +294,16 @@ static int mesh_run(vz_sim *sim, void *ctx)
 		       (unsigned long long)R.jobs_failed, n);
 		return 1;
 	}
-	if (vz_runtime_stop(rt) != 0 || vz_stats_total(rt, &t, &foreign) != 0)
-		return printf("stop failed\n"), 1;
-	if (t.sent_local + t.sent_remote + foreign != t.handled + t.dead_letters ||
-	    t.dead_letters != 0 || t.actors_live != 0) {
-		printf(
-		    "conservation: sent %llu + %llu + %llu, handled %llu, dead %llu, live %llu\n",
-		    (unsigned long long)t.sent_local, (unsigned long long)t.sent_remote,
-		    (unsigned long long)foreign, (unsigned long long)t.handled,
-		    (unsigned long long)t.dead_letters, (unsigned long long)t.actors_live);
-		return 1;
-	}
-	return 0;
+	return stop_and_count(rt);
 }
 
 int main(int argc, char **argv)
 {
-	static struct mesh two = {2, 40}, three = {3, 30}, four = {4, 12};
+	static struct mesh two = {2, 40, false}, three = {3, 30, false}, four = {4, 12, false};
+	static struct mesh bounded = {3, 12, true};
 	static vz_config cfg2, cfg3, cfg4;
 	static vz_sim_options plain, faulty;
-	vz_sim_test tests[4];
+	vz_sim_test tests[5];
 
 	vz_config_default(&cfg2);
 	cfg2.nshards = 2;
@@ -228,5 +321,6 @@ int main(int argc, char **argv)
 	tests[1] = (vz_sim_test){"mesh3", mesh_run, &three, &cfg3, &plain};
 	tests[2] = (vz_sim_test){"mesh3-faults", mesh_run, &three, &cfg3, &faulty};
 	tests[3] = (vz_sim_test){"mesh4-faults", mesh_run, &four, &cfg4, &faulty};
-	return vz_sim_main(argc, argv, tests, 4);
+	tests[4] = (vz_sim_test){"bounded3-faults", mesh_run, &bounded, &cfg3, &faulty};
+	return vz_sim_main(argc, argv, tests, 5);
 }
