@@ -339,6 +339,37 @@ static bool shard_runnable(vz_sim *sim, struct vz__shard *sh)
 	return false;
 }
 
+/* Foreign posts (the test's, pool completions) may wait for a later turn
+ * too: with hold_permille, only a drawn prefix of the shard's inbox stays
+ * for this turn; the rest is taken out, in order, and put back after the
+ * turn (nothing posts to the inbox during a turn: a shard sends through
+ * rings, and the driver posts only between steps), so the inbox's FIFO
+ * order is kept. The shard's own count of taken posts (inbox_taken, for
+ * the stop protocol) is untouched: only vz__drain_inbox() counts. */
+static void hold_posts(vz_sim *sim, struct vz__shard *sh, struct vz__msg_list *held)
+{
+	struct vz__msg_list all = {0};
+	struct vz__mpsc_node *node;
+	uint64_t keep;
+
+	if (vz__mpsc_empty(&sh->inbox) || !vz__sim_chance(sim, sim->opt.hold_permille))
+		return;
+	while ((node = vz__mpsc_pop(&sh->inbox)))
+		vz__list_push(&all, (struct vz_msg *)node);
+	keep = vz__sim_below(sim, all.len);
+	for (uint64_t i = 0; i < keep; i++)
+		vz__mpsc_push(&sh->inbox, &vz__list_pop(&all)->node);
+	*held = all;
+}
+
+static void put_back_posts(struct vz__shard *sh, struct vz__msg_list *held)
+{
+	struct vz_msg *m;
+
+	while ((m = vz__list_pop(held)))
+		vz__mpsc_push(&sh->inbox, &m->node);
+}
+
 /* One turn of shard d, as its thread, with held rings masked and the
  * turn's limits drawn. */
 static void run_turn(vz_sim *sim, unsigned d)
@@ -350,6 +381,7 @@ static void run_turn(vz_sim *sim, unsigned d)
 	unsigned nwords = (sim->nshards + 63) / 64;
 	uint32_t batch = rt->cfg.batch, apt = rt->cfg.actors_per_turn;
 	uint32_t send_batch = rt->cfg.send_batch;
+	struct vz__msg_list posts = {0};
 	unsigned work;
 
 	/* A batch waiting in a ring may be held back for a drawn number of
@@ -370,6 +402,7 @@ static void run_turn(vz_sim *sim, unsigned d)
 			   hw[w];
 		sh->pending_rings[w] &= ~hw[w];
 	}
+	hold_posts(sim, sh, &posts);
 	/* The turn's limits: how many actors and messages it runs before
 	 * the others get a turn, and how early batches are published. */
 	rt->cfg.batch = 1 + (uint32_t)vz__sim_below(sim, batch);
@@ -383,6 +416,7 @@ static void run_turn(vz_sim *sim, unsigned d)
 	rt->cfg.send_batch = send_batch;
 	for (unsigned w = 0; w < nwords; w++)
 		sh->pending_rings[w] |= saved[w];
+	put_back_posts(sh, &posts);
 	sim->st.turns++;
 	sim->idle_streak = work ? 0 : sim->idle_streak + 1;
 }

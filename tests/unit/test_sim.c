@@ -191,6 +191,66 @@ static void test_no_threads_and_replay(void **st)
 	vz_test_assert_no_fails();
 }
 
+/* ---- foreign posts interleave with ring traffic --------------------------- */
+
+/* X (shard 1) records where the message from Y (shard 0) landed among
+ * five posts from the test; Y sends it on its GO, also posted. */
+static unsigned landed_at, posts_seen;
+
+static void x_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	(void)self;
+	(void)state;
+	if (vz_msg_type(m) == MSG_PING)
+		landed_at = posts_seen;
+	else if (vz_msg_type(m) == MSG_GO)
+		posts_seen++;
+}
+
+static const vz_actor_spec x_spec = {.name = "x", .receive = x_receive};
+
+static int interleave(vz_sim *sim, void *ctx)
+{
+	vz_runtime *rt = vz_sim_runtime(sim);
+	struct pinger y = {VZ_REF_NULL, 1};
+	vz_ref x, yr;
+
+	(void)ctx;
+	landed_at = posts_seen = 0;
+	if (vz_spawn(rt, 1, &x_spec, NULL, &x) < 0)
+		return 1;
+	y.peer = x;
+	if (vz_spawn(rt, 0, &pinger_spec, &y, &yr) < 0 || vz_runtime_start(rt) < 0 ||
+	    vz_post(rt, yr, MSG_GO, NULL, 0) < 0)
+		return 1;
+	for (int i = 0; i < 5; i++)
+		if (vz_post(rt, x, MSG_GO, NULL, 0) < 0)
+			return 1;
+	return vz_sim_run(sim, 1000, 0) == 0 && posts_seen == 5 ? 0 : 1;
+}
+
+static void test_posts_interleave(void **st)
+{
+	vz_config cfg;
+	vz_sim_test t = {"interleave", interleave, NULL, &cfg, NULL};
+	vz_sim_result r;
+	unsigned seen = 0;
+
+	(void)st;
+	vz_test_reset_fails();
+	sim_config(&cfg, 2);
+	for (uint64_t seed = 1; seed <= 200; seed++) {
+		assert_int_equal(vz_sim_run_seed(&t, seed, &r), 0);
+		seen |= 1u << landed_at;
+	}
+	print_message("positions of the ring message among 5 posts: 0x%x\n", seen);
+	/* before all of them, after all of them, and in between */
+	assert_true(seen & 1u);
+	assert_true(seen & (1u << 5));
+	assert_true(seen & 0x1eu);
+	vz_test_assert_no_fails();
+}
+
 /* ---- virtual time --------------------------------------------------------- */
 
 static uint64_t fired[4], deadlines[4];
@@ -580,10 +640,10 @@ static void test_planted_bug(void **st)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_refusals),	      cmocka_unit_test(test_no_threads_and_replay),
-	    cmocka_unit_test(test_virtual_time),      cmocka_unit_test(test_pool_inline),
-	    cmocka_unit_test(test_pool_stop_cancels), cmocka_unit_test(test_io_completion),
-	    cmocka_unit_test(test_planted_bug),
+	    cmocka_unit_test(test_refusals),	     cmocka_unit_test(test_no_threads_and_replay),
+	    cmocka_unit_test(test_posts_interleave), cmocka_unit_test(test_virtual_time),
+	    cmocka_unit_test(test_pool_inline),	     cmocka_unit_test(test_pool_stop_cancels),
+	    cmocka_unit_test(test_io_completion),    cmocka_unit_test(test_planted_bug),
 	};
 
 	vz_test_watchdog(120);
