@@ -45,6 +45,9 @@ struct vz_sim {
 	uint32_t njobs, jobs_cap;
 	uint64_t next_job;
 	bool pool_stopped;
+	/* A job's completion as it is built (a worker's buffer): the header
+	 * and the largest result. calloc() gives 16-byte alignment. */
+	alignas(16) unsigned char job_buf[VZ_MSG_MAX_PAYLOAD];
 	/* The shards' backends (sim_io.c), index = shard. */
 	struct vz__sim_io **io;
 };

@@ -112,8 +112,7 @@ int vz__sim_pool_cancel(vz_sim *sim, vz_ref owner, vz_job_id id)
 
 void vz__sim_pool_step(vz_sim *sim)
 {
-	/* A worker's completion buffer: header + the largest result. */
-	static _Thread_local alignas(16) unsigned char buf[VZ_MSG_MAX_PAYLOAD];
+	unsigned char *buf = sim->job_buf;
 	struct vz__sim_job *j = take(sim, (uint32_t)vz__sim_below(sim, sim->njobs));
 	size_t rlen = 0;
 	int status;
