@@ -3,8 +3,9 @@
  * Deterministic simulation. A simulated runtime is made from the same
  * vz_config as a real one, but every shard runs on the calling thread,
  * time is virtual, and the order in which shards take their turns, how
- * much each turn does, and when cross-shard batches, pool jobs and I/O
- * completions arrive are drawn from a PRNG seeded by one 64-bit number.
+ * much each turn does, when cross-shard batches, pool jobs and I/O
+ * completions arrive, and how many waiting foreign posts a turn takes are
+ * drawn from a PRNG seeded by one 64-bit number.
  * The same seed and the same test actions give the same sequence of
  * handled messages, bit for bit: a race found once replays from its seed.
  *
@@ -17,8 +18,10 @@
  * timer deadline. Nothing starts a thread: no shard thread, no pool
  * worker; pool jobs run inline on the driving thread at a drawn step.
  *
- * Thread rule for every function here: the thread that called
- * vz_sim_create() (VZ_EWRONGTHREAD from any other). That thread may also
+ * Thread rule for every function here on a vz_sim: the thread that called
+ * vz_sim_create(). Those that drive or free it (vz_sim_step(),
+ * vz_sim_run(), vz_sim_destroy()) return VZ_EWRONGTHREAD from any other;
+ * the queries read what that thread writes and are not checked. It may also
  * call the runtime's API on vz_sim_runtime(): vz_spawn() (before start, or
  * between steps), vz_post() (a foreign post, taken by the target shard at
  * a drawn turn), vz_stop(), vz_runtime_start(), vz_runtime_stop().
@@ -50,7 +53,8 @@ typedef struct vz_sim_options {
 	/* Before a shard's turn, each ring into it that holds something is
 	 * held back for 1..max_hold_steps more steps with this chance: the
 	 * drawn delay of a cross-shard batch (a ring is FIFO, so per-pair
-	 * order is kept). */
+	 * order is kept). With the same chance the turn takes only a drawn
+	 * prefix of the posts waiting in the shard's inbox. */
 	uint32_t hold_permille;
 	uint32_t max_hold_steps;
 	uint64_t start_ns; /* virtual time at create (never 0) */
