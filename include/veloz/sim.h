@@ -21,10 +21,11 @@
  * Thread rule for every function here on a vz_sim: the thread that called
  * vz_sim_create(). Those that drive or free it (vz_sim_step(),
  * vz_sim_run(), vz_sim_destroy()) return VZ_EWRONGTHREAD from any other;
- * the queries read what that thread writes and are not checked. It may also
- * call the runtime's API on vz_sim_runtime(): vz_spawn() (before start, or
- * between steps), vz_post() (a foreign post, taken by the target shard at
- * a drawn turn), vz_stop(), vz_runtime_start(), vz_runtime_stop().
+ * the queries read what that thread writes and are not checked. That
+ * thread may also call the runtime's API on vz_sim_runtime(): vz_spawn()
+ * (before start, or between steps), vz_post() (a foreign post, taken by
+ * the target shard at a drawn turn), vz_stop(), vz_runtime_start(),
+ * vz_runtime_stop().
  * Design and invariants: runtime/sim/NOTES.md.
  */
 #ifndef VELOZ_SIM_H
