@@ -118,7 +118,14 @@ static int run_all(const char *argv0, const vz_sim_test *tests, unsigned ntests,
 			arm_replay(argv0, name, s, determinism);
 			vz_sim_run_seed(t, s, &r);
 			if (r.status != 0) {
-				print_run(t, &r, "FAILED");
+				char verdict[128];
+
+				/* A negative status is the simulation's own
+				 * refusal (vz_sim_create()), not the test's. */
+				snprintf(verdict, sizeof verdict, "FAILED (%d%s%s)", r.status,
+					 r.status < 0 ? ": " : "",
+					 r.status < 0 ? vz_strerror(r.status) : "");
+				print_run(t, &r, verdict);
 				printf("replay: %s --test %s --seed %" PRIu64 "\n", argv0, name, s);
 				return 1;
 			}
