@@ -12,6 +12,7 @@
 #include "veloz/pool.h"
 #include "veloz/port.h"
 #include "veloz/runtime.h"
+#include "veloz/sim.h"
 #include "veloz/stats.h"
 #include "veloz/supervisor.h"
 #include "veloz/timer.h"

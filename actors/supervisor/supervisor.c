@@ -55,7 +55,8 @@ static void publish(const struct sup *s, unsigned i, vz_ref r)
 	/* Release: pairs with the acquire in vz_sup_name_ref() on any
 	 * thread; the child's init has run (its SPAWNED came back). */
 	if (n)
-		__atomic_store_n(&n->ref, r.id, __ATOMIC_RELEASE); /* pairs with vz_sup_name_ref() */
+		__atomic_store_n(&n->ref, r.id,
+				 __ATOMIC_RELEASE); /* pairs with vz_sup_name_ref() */
 }
 
 static int spawn_child(vz_actor *self, struct sup *s, unsigned i)

@@ -28,6 +28,7 @@
 #include "queue/spsc_ring.h"
 #include "timer/timers.h"
 #include "topo/topo.h"
+#include "util/clock.h"
 
 #define VZ__LINE 64
 
@@ -324,6 +325,10 @@ struct vz__shard {
 	bool embedded;
 	struct vz__io *io;
 	uint64_t now_ns;
+	/* The simulation driving this shard (runtime/sim), NULL in a real
+	 * runtime: the seam for the clock (vz__shard_clock()) and the
+	 * handled-message hook (deliver.c). Set at create, never changed. */
+	struct vz_sim *sim;
 
 	/* actor table: chunks of VZ__CHUNK_ACTORS that never move. The
 	 * pointer array has its full size from the start, so other threads
@@ -462,6 +467,9 @@ struct vz_runtime {
 	uint64_t tick_ns;
 	uint64_t spin_ns;
 	struct vz__pool_set *pools;
+	/* Simulated runtime (runtime/sim/NOTES.md), NULL otherwise. Written
+	 * by create, read-only afterwards. */
+	struct vz_sim *sim;
 	bool started_once;
 	/* enum vz__rt_state. Written by start/stop (seq_cst), read by senders. */
 	alignas(VZ__LINE) _Atomic uint32_t state;
@@ -495,6 +503,24 @@ enum vz__stopper_state {
 void vz__stopper_join(vz_runtime *rt);
 
 /* ---- hot-path helpers, inline so one send is one straight path -------- */
+
+/* runtime/sim: the virtual clock and the handled-message hook. */
+uint64_t vz__sim_now(const struct vz_sim *sim);
+void vz__sim_handled(struct vz_sim *sim, const struct vz__shard *sh, const struct vz_msg *m);
+/* Complete every job still queued with VZ_ECANCELED and refuse later
+ * submissions (vz_runtime_stop(), as vz__pools_stop() does for workers). */
+void vz__sim_pool_stop(struct vz_sim *sim);
+
+/* The shard's clock read (runtime/DESIGN.md, "time has one source per
+ * shard"): CLOCK_MONOTONIC, or the simulation's virtual time. One
+ * predictable branch on an owner-only field, no #ifdef: a real runtime
+ * never takes it. */
+static inline uint64_t vz__shard_clock(const struct vz__shard *sh)
+{
+	if (__builtin_expect(sh->sim != NULL, 0))
+		return vz__sim_now(sh->sim);
+	return vz__mono_ns();
+}
 
 /* The shard the calling thread runs or drives (any runtime), or NULL. */
 extern __attribute__((tls_model("initial-exec"))) _Thread_local struct vz__shard *vz__tls_shard;
@@ -818,6 +844,9 @@ uint64_t vz__clock_ns(void);
 void vz__timer_reserve_fill(struct vz__shard *sh, bool may_grow);
 
 /* runtime.c */
+/* vz_runtime_create() for a simulated runtime (sim != NULL, runtime/sim):
+ * every shard embedded, no backend probe, no worker pool. */
+int vz__runtime_create(const vz_config *cfg, struct vz_sim *sim, vz_runtime **out);
 struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
 const struct vz__topology *vz__runtime_topology(const vz_runtime *rt);
 int vz__runtime_shard_cpu(const vz_runtime *rt, unsigned shard);

@@ -117,6 +117,10 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 	if (__builtin_expect(m->flags & (VZ__MSG_SYS | VZ__MSG_REPLY), 0) &&
 	    vz__life_filter(sh, a, m))
 		return 0;
+	/* The simulation's order signature (runtime/sim): one predictable
+	 * branch, never taken in a real runtime. */
+	if (__builtin_expect(sh->sim != NULL, 0))
+		vz__sim_handled(sh->sim, sh, m);
 	a->flags |= VZ__ACTOR_RUNNING;
 	a->spec->receive(a, a->state, m);
 	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
@@ -221,7 +225,7 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 	}
 	if (budget_ns && sh->rq[0].head) {
 		/* The turn's own clock read; it also refreshes vz_now_ns(). */
-		sh->now_ns = vz__mono_ns(); /* vz__clock_ns(), inline */
+		sh->now_ns = vz__shard_clock(sh);
 		deadline_ns = sh->now_ns + budget_ns;
 	}
 	while (actors-- > 0 && sh->rq[0].head) {
@@ -258,7 +262,7 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 		if (since_check < BUDGET_CHECK_MSGS)
 			continue;
 		since_check = 0;
-		sh->now_ns = vz__mono_ns(); /* vz__clock_ns(), inline */
+		sh->now_ns = vz__shard_clock(sh);
 		if (sh->now_ns >= deadline_ns)
 			break; /* the rest stay queued, in order */
 	}
@@ -425,7 +429,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 	 * last clock read, somewhere in between: their wait is counted from
 	 * this turn's start (resolution one loop turn, as the stats say). */
 	stale_mark = sh->now_ns;
-	now = turn_start = sh->now_ns = vz__mono_ns();
+	now = turn_start = sh->now_ns = vz__shard_clock(sh);
 	deadline_ns = budget_ns ? now + budget_ns : UINT64_MAX;
 	for (unsigned c = 0; c < s->nclasses; c++)
 		s->cls[c].turn_ns = 0;
@@ -461,7 +465,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 			n++;
 			if (n == batch_now)
 				break;
-			if (cl->quota_ns && vz__mono_ns() - start >= left) {
+			if (cl->quota_ns && vz__shard_clock(sh) - start >= left) {
 				cut = true;
 				break;
 			}
@@ -477,7 +481,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 			}
 		}
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
-		now = sh->now_ns = vz__mono_ns();
+		now = sh->now_ns = vz__shard_clock(sh);
 		ran = charge(cl, now - start, n);
 		cl->turn_ns += ran;
 		cl->vruntime += ran * VZ__VR_SCALE / cl->shares;

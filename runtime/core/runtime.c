@@ -148,6 +148,11 @@ static struct vz__topology *pool_topology(const vz_runtime *rt, int *rc)
 
 VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 {
+	return vz__runtime_create(cfg, NULL, out);
+}
+
+int vz__runtime_create(const vz_config *cfg, struct vz_sim *sim, vz_runtime **out)
+{
 	int cpus[VZ_MAX_SHARDS];
 	struct vz__topology *ptopo;
 	vz_config_error err;
@@ -174,6 +179,7 @@ VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 	if (!rt)
 		goto report;
 	memset(rt, 0, sizeof *rt);
+	rt->sim = sim;
 	rt->cfg = *cfg;
 	rt->cfg.create_error = NULL; /* the caller's, valid during this call only */
 	if (!rt->cfg.batch)
@@ -201,8 +207,13 @@ VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 	rc = vz__plan_reserved(&rt->cfg, &rt->topo, NULL, &rt->reserved, &err);
 	if (rc < 0)
 		goto fail;
-	rc = vz__io_choose(rt->cfg.backend, &rt->io_kind, rt->backend_reason,
-			   sizeof rt->backend_reason, &fell_back, &err);
+	/* A simulation's backend is its own (runtime/sim/sim_io.c): no probe,
+	 * and VZ_BACKEND does not apply. */
+	fell_back = false;
+	rt->io_kind = VZ__IO_SIM;
+	rc = sim ? 0
+		 : vz__io_choose(rt->cfg.backend, &rt->io_kind, rt->backend_reason,
+				 sizeof rt->backend_reason, &fell_back, &err);
 	if (rc < 0)
 		goto fail;
 	/* One line when the runtime fell back on its own; a forced choice
@@ -223,13 +234,17 @@ VZ_API int vz_runtime_create(const vz_config *cfg, vz_runtime **out)
 	rc = vz__rings_create(rt);
 	if (rc < 0)
 		goto fail;
-	ptopo = pool_topology(rt, &rc);
-	if (rc < 0)
-		goto fail;
-	rc = vz__pools_create(rt, &rt->cfg, ptopo ? ptopo : &rt->topo, cpus, n, &rt->pools);
-	free(ptopo);
-	if (rc < 0)
-		goto fail;
+	/* A simulation runs jobs inline on its driver (runtime/sim/sim_pool.c)
+	 * and starts no worker. */
+	if (!sim) {
+		ptopo = pool_topology(rt, &rc);
+		if (rc < 0)
+			goto fail;
+		rc = vz__pools_create(rt, &rt->cfg, ptopo ? ptopo : &rt->topo, cpus, n, &rt->pools);
+		free(ptopo);
+		if (rc < 0)
+			goto fail;
+	}
 	atomic_init(&rt->state, VZ__RT_CREATED);
 	/* Embedded shards run wherever the embedder's threads run: only the
 	 * runtime's own threads count for the overlap warning. */
@@ -415,7 +430,7 @@ VZ_API int vz_runtime_start(vz_runtime *rt)
 	if (!rc && gate.first_error)
 		rc = gate.first_error < 0 ? VZ_EIO : 0;
 	pthread_mutex_unlock(&gate.lock);
-	if (!rc)
+	if (!rc && rt->pools)
 		rc = vz__pools_start(rt->pools);
 	if (rc < 0) {
 		/* Nothing may be left running: end the threads we made. */
@@ -529,6 +544,8 @@ VZ_API int vz_runtime_stop(vz_runtime *rt)
 	/* Workers finish or cancel their jobs while completions can still be
 	 * posted. */
 	vz__pools_stop(rt->pools);
+	if (rt->sim)
+		vz__sim_pool_stop(rt->sim);
 	/* seq_cst: senders on other threads read it (acquire or relaxed)
 	 * before accepting a message. */
 	if (!atomic_compare_exchange_strong_explicit(&rt->state, &expected, VZ__RT_STOPPING,

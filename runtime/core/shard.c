@@ -74,7 +74,8 @@ int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct
 		}
 	}
 	*out = sh; /* from here on vz__shard_destroy() cleans up */
-	sh->now_ns = vz__clock_ns();
+	sh->sim = rt->sim;
+	sh->now_ns = vz__shard_clock(sh);
 	rc = vz__timers_init(&sh->timers, rt->tick_ns, sh->now_ns);
 	if (rc < 0)
 		return rc;
@@ -238,7 +239,7 @@ unsigned vz__shard_turn(struct vz__shard *sh)
 	vz__run_ready(sh, &handled);
 	work += handled;
 	if (vz__timers_live(&sh->timers)) {
-		sh->now_ns = vz__clock_ns();
+		sh->now_ns = vz__shard_clock(sh);
 		work += vz__timers_expire(&sh->timers, sh->now_ns, timer_fired, sh);
 		if (sh->timer_reserve_n < TIMER_RESERVE)
 			vz__timer_reserve_fill(sh, false);
@@ -269,7 +270,7 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	uint64_t next = vz__timers_next_deadline_ns(&sh->timers);
 
 	if (next != UINT64_MAX) {
-		uint64_t now = vz__clock_ns();
+		uint64_t now = vz__shard_clock(sh);
 		int64_t until = next > now ? (int64_t)(next - now) : 0;
 
 		if (timeout_ns < 0 || until < timeout_ns)
@@ -306,7 +307,7 @@ static void idle(struct vz__shard *sh)
 	if (rt->cfg.idle_policy == VZ_IDLE_SPIN)
 		return;
 	if (rt->cfg.idle_policy == VZ_IDLE_SPIN_THEN_SLEEP) {
-		now = vz__clock_ns();
+		now = vz__shard_clock(sh);
 		if (!sh->idle_since_ns)
 			sh->idle_since_ns = now;
 		if (now - sh->idle_since_ns < rt->spin_ns) {

@@ -29,8 +29,9 @@ VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, u
 	 * run long), and a deadline computed from it would fire up to that
 	 * much before `delay_ns` after this call. No cheaper test tells how
 	 * stale it is without reading a clock, so every arm reads it, inline
-	 * (the vDSO call, no out-of-line wrapper). */
-	sh->now_ns = vz__mono_ns(); /* vz__clock_ns(), inline */
+	 * (the vDSO call, no out-of-line wrapper; the simulation's virtual
+	 * clock behind one predictable branch). */
+	sh->now_ns = vz__shard_clock(sh);
 	rc = vz__timers_arm(&sh->timers, &self->timers, sh->now_ns, delay_ns, period_ns, tag, &id);
 	/* out NULL: fire and forget. The timer is still the actor's, in its
 	 * owner list, so stopping the actor cancels it like any other. */

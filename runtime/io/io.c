@@ -24,6 +24,8 @@ const char *vz__io_kind_name(enum vz__io_kind kind)
 		return "io_uring";
 	case VZ__IO_EPOLL:
 		return "epoll";
+	case VZ__IO_SIM:
+		return "sim";
 	}
 	return "unknown";
 }
@@ -43,6 +45,8 @@ int vz__io_create(enum vz__io_kind kind, const struct vz__io_params *p, struct v
 		return vz__uring_create(p, out);
 	case VZ__IO_EPOLL:
 		return vz__epoll_create(p, out);
+	case VZ__IO_SIM:
+		break; /* made by the simulation itself (vz__sim_io_create()) */
 	}
 	return VZ_EINVAL;
 }

@@ -24,6 +24,7 @@ struct vz__io;
 enum vz__io_kind {
 	VZ__IO_URING = 1,
 	VZ__IO_EPOLL = 2,
+	VZ__IO_SIM = 3, /* a simulated runtime's backend (runtime/sim/sim_io.c) */
 };
 
 /* Choose the backend for `wanted`, honouring VZ_BACKEND=auto|io_uring|epoll

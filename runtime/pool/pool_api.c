@@ -14,11 +14,16 @@
 #include <veloz/error.h>
 #include <veloz/message.h>
 #include <veloz/runtime.h>
+#include <veloz/sim.h>
 
 /* The core's internal entry points this file uses (runtime/core/core.h
  * declares them too; these declarations must stay identical). */
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
+/* runtime/sim/sim_pool.c: a simulated runtime's jobs (NULL sim: real). */
+vz_sim *vz__runtime_sim(vz_runtime *rt);
+int vz__sim_pool_submit(vz_sim *sim, vz_ref owner, const vz_job *job, vz_job_id *out);
+int vz__sim_pool_cancel(vz_sim *sim, vz_ref owner, vz_job_id id);
 
 int vz__pools_create(vz_runtime *rt, const vz_config *cfg, const struct vz__topology *topo,
 		     const int *shard_cpus, unsigned nshards, struct vz__pool_set **out)
@@ -62,6 +67,8 @@ VZ_API int vz_pool_submit(vz_actor *self, const vz_job *job, vz_job_id *out)
 	shard = home_shard(self, &rt);
 	if (shard < 0)
 		return shard;
+	if (vz__runtime_sim(rt))
+		return vz__sim_pool_submit(vz__runtime_sim(rt), vz_self(self), job, out);
 	return vz__pool_submit_as(vz__runtime_pools(rt), (unsigned)shard, vz_self(self), job, out);
 }
 
@@ -75,6 +82,8 @@ VZ_API int vz_pool_cancel(vz_actor *self, vz_job_id id)
 	shard = home_shard(self, &rt);
 	if (shard < 0)
 		return shard;
+	if (vz__runtime_sim(rt))
+		return vz__sim_pool_cancel(vz__runtime_sim(rt), vz_self(self), id);
 	return vz__pool_cancel_as(vz__runtime_pools(rt), (unsigned)shard, vz_self(self), id);
 }
 

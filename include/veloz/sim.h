@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Deterministic simulation. A simulated runtime is made from the same
+ * vz_config as a real one, but every shard runs on the calling thread,
+ * time is virtual, and the order in which shards take their turns, how
+ * much each turn does, when cross-shard batches, pool jobs and I/O
+ * completions arrive, and how many waiting foreign posts a turn takes are
+ * drawn from a PRNG seeded by one 64-bit number.
+ * The same seed and the same test actions give the same sequence of
+ * handled messages, bit for bit: a race found once replays from its seed.
+ *
+ * What the simulation keeps from the real runtime's guarantees: FIFO per
+ * (sender, receiver) pair, exactly-once delivery or a dead letter, timers
+ * never early. Everything the real runtime leaves free (which shard runs
+ * first, how turns interleave, when a ring is drained, the order of pool
+ * completions, the moment a foreign post is taken) is chosen by the seed.
+ * Virtual time advances only when nothing is runnable, jumping to the next
+ * timer deadline. Nothing starts a thread: no shard thread, no pool
+ * worker; pool jobs run inline on the driving thread at a drawn step.
+ *
+ * Thread rule for every function here on a vz_sim: the thread that called
+ * vz_sim_create(). Those that drive or free it (vz_sim_step(),
+ * vz_sim_run(), vz_sim_destroy()) return VZ_EWRONGTHREAD from any other;
+ * the queries read what that thread writes and are not checked. That
+ * thread may also call the runtime's API on vz_sim_runtime(): vz_spawn()
+ * (before start, or between steps), vz_post() (a foreign post, taken by
+ * the target shard at a drawn turn), vz_stop(), vz_runtime_start(),
+ * vz_runtime_stop().
+ * Design and invariants: runtime/sim/NOTES.md.
+ */
+#ifndef VELOZ_SIM_H
+#define VELOZ_SIM_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config.h"
+#include "export.h"
+#include "runtime.h"
+
+VZ_BEGIN_DECLS
+
+typedef struct vz_sim vz_sim;
+
+/* Faults the seed may inject (vz_sim_options.faults). Each fault decision
+ * is drawn with probability fault_permille / 1000 from the seed's PRNG. */
+#define VZ_SIM_FAULT_DELAY 0x1u /* hold a ring's messages until the run is otherwise quiet */
+#define VZ_SIM_FAULT_POOL  0x2u /* a pool job completes with VZ_EIO without running */
+
+typedef struct vz_sim_options {
+	uint64_t seed;
+	uint32_t faults;	 /* VZ_SIM_FAULT_* bits; 0 = none */
+	uint32_t fault_permille; /* chance of each fault decision (per step, per job) */
+	/* Before a shard's turn, each ring into it that holds something is
+	 * held back for 1..max_hold_steps more steps with this chance: the
+	 * drawn delay of a cross-shard batch (a ring is FIFO, so per-pair
+	 * order is kept). With the same chance the turn takes only a drawn
+	 * prefix of the posts waiting in the shard's inbox. */
+	uint32_t hold_permille;
+	uint32_t max_hold_steps;
+	uint64_t start_ns; /* virtual time at create (never 0) */
+} vz_sim_options;
+
+/* Defaults for `seed`: no faults (fault_permille 20 when turned on),
+ * hold_permille 200, max_hold_steps 16, start at 1 s. VZ_EINVAL for NULL. */
+VZ_API int vz_sim_options_default(vz_sim_options *opt, uint64_t seed);
+
+/* Create a simulated runtime from cfg (copied) and opt (NULL: defaults
+ * with seed 0). Every shard becomes embedded and is driven by the calling
+ * thread; cfg's CPU choices, reserved CPUs and backend are ignored, since
+ * nothing runs on another CPU. cfg->nshards must be explicit (a count per
+ * detected CPU would make a run depend on the machine): VZ_ECONFIG when it
+ * is 0. Otherwise the errors of vz_runtime_create() (VZ_EINVAL, VZ_ECONFIG,
+ * VZ_ENOMEM, VZ_EIO). The runtime is created, not started: spawn initial
+ * actors, then vz_runtime_start(vz_sim_runtime(sim)). */
+VZ_API int vz_sim_create(const vz_config *cfg, const vz_sim_options *opt, vz_sim **out);
+
+/* The simulated runtime; NULL for NULL. */
+VZ_API vz_runtime *vz_sim_runtime(const vz_sim *sim);
+
+/* One step: one shard's turn, one pool job, or one I/O completion, chosen
+ * by the PRNG among those that can run; when nothing can, held rings are
+ * released first, then virtual time jumps to the next timer deadline.
+ * Returns 1 after a step, 0 when the run is idle (nothing runnable, no
+ * timer armed), VZ_EINVAL (NULL), VZ_EWRONGTHREAD, VZ_ESTATE (runtime not
+ * running: not started, or stopped). */
+VZ_API int vz_sim_step(vz_sim *sim);
+
+/* Step until idle (returns 0), or until max_steps steps have run with work
+ * left (VZ_EAGAIN: a livelock or a periodic timer; 0 = no limit), or until
+ * virtual time would pass until_ns (VZ_ETIMEDOUT, time left at the last
+ * deadline not after until_ns; 0 = no limit). Errors as vz_sim_step(). */
+VZ_API int vz_sim_run(vz_sim *sim, uint64_t max_steps, uint64_t until_ns);
+
+/* Virtual time in ns (what vz_now_ns() and timers see). 0 for NULL. */
+VZ_API uint64_t vz_sim_now_ns(const vz_sim *sim);
+
+/* Order signature: a 64-bit hash chained over every message handled so far
+ * (shard, receiver, sender, type, payload), in order. Same seed and same
+ * actions give the same signature. 0 for NULL. */
+VZ_API uint64_t vz_sim_signature(const vz_sim *sim);
+
+typedef struct vz_sim_stats {
+	uint64_t seed;
+	uint64_t signature;
+	uint64_t handled;      /* receive calls (user, timer and pool messages) */
+	uint64_t steps;	       /* vz_sim_step() steps that ran something */
+	uint64_t turns;	       /* shard turns run */
+	uint64_t holds;	       /* rings held back for a drawn number of steps */
+	uint64_t delays;       /* VZ_SIM_FAULT_DELAY injected */
+	uint64_t pool_jobs;    /* jobs completed (run, failed, timed out or cancelled) */
+	uint64_t pool_failed;  /* VZ_SIM_FAULT_POOL injected */
+	uint64_t io_completed; /* simulated I/O completions */
+	uint64_t time_jumps;   /* times virtual time advanced */
+	uint64_t now_ns;       /* virtual time */
+} vz_sim_stats;
+
+/* Copy the counters. 0, VZ_EINVAL for NULL. */
+VZ_API int vz_sim_stats_get(const vz_sim *sim, vz_sim_stats *out);
+
+/* Stop the runtime if it is running (vz_runtime_stop(), which drives every
+ * shard to the end), destroy it and free the simulation. NULL is a no-op
+ * returning 0; VZ_EWRONGTHREAD from another thread (nothing freed). */
+VZ_API int vz_sim_destroy(vz_sim *sim);
+
+/* ---- running many seeds ------------------------------------------------ */
+
+/* A simulation test: make its actors, start the runtime, post, run and
+ * check; 0 when it passed, anything else when it failed (it may print
+ * why). It may stop the runtime itself; it must not destroy the sim. */
+typedef int (*vz_sim_test_fn)(vz_sim *sim, void *ctx);
+
+typedef struct vz_sim_test {
+	const char *name; /* for output and the replay command; no spaces */
+	vz_sim_test_fn run;
+	void *ctx;
+	const vz_config *cfg;	   /* the runtime's config (nshards explicit) */
+	const vz_sim_options *opt; /* options; its seed is replaced; NULL = defaults */
+} vz_sim_test;
+
+typedef struct vz_sim_result {
+	uint64_t seed;
+	uint64_t signature; /* after the test's last step (before the final stop) */
+	uint64_t handled;
+	uint64_t steps;
+	int status; /* the test's return; a negative VZ_E* if the sim could not be made */
+} vz_sim_result;
+
+/* Run test t once with `seed`: create, t->run, read the signature,
+ * destroy. Returns out->status (0 = passed). VZ_EINVAL for NULL t, run,
+ * cfg or out. Any thread (it becomes the simulation's thread). */
+VZ_API int vz_sim_run_seed(const vz_sim_test *t, uint64_t seed, vz_sim_result *out);
+
+/*
+ * A test program's main: runs every test of tests[0..ntests-1] over a
+ * range of seeds and stops at the first failure. Each run prints one line
+ * to stdout, "sim NAME seed S: signature 0x..., N handled, M steps: ok",
+ * and a failure also prints the command that replays it,
+ * "replay: ARGV0 --test NAME --seed S". Arguments:
+ *   --test NAME           only that test
+ *   --seed S              only seed S (a replay)
+ *   --seeds N --first S   N seeds from S (default 1000 from 1; the
+ *                         environment variable VZ_SIM_SEEDS sets N)
+ *   --check-determinism   run every seed twice; fail when the two runs'
+ *                         signatures (or handled counts) differ
+ * Returns 0 when everything passed, 1 on a failure, 2 on bad arguments
+ * (usage printed to stderr): a program ends with `return vz_sim_main(...)`.
+ */
+VZ_API int vz_sim_main(int argc, char **argv, const vz_sim_test *tests, unsigned ntests);
+
+VZ_END_DECLS
+
+#endif
