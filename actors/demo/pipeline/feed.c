@@ -7,7 +7,8 @@
  * whatever shard that is. A send refused by back-pressure (VZ_EFULL: the
  * ring to that shard is full and its outbox at its limit) is counted and
  * the tick dropped, as a real feed handler drops what its consumers cannot
- * take; the price walk goes on.
+ * take; so is a tick for a strategy its supervisor is restarting. The
+ * price walk goes on.
  */
 #include <stdlib.h>
 
@@ -50,7 +51,7 @@ static int feed_init(vz_actor *self, void *state, const void *arg)
 
 static void emit(vz_actor *self, struct feed *f, uint64_t now_ns, uint64_t n)
 {
-	uint64_t sent = 0, refused = 0;
+	uint64_t sent = 0, refused = 0, unrouted = 0;
 
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t r = next_random(&f->rng);
@@ -63,16 +64,24 @@ static void emit(vz_actor *self, struct feed *f, uint64_t now_ns, uint64_t n)
 
 		f->price[t.symbol] += (int32_t)((r >> 32) % 3) - 1;
 		t.price = f->price[t.symbol];
-		rc = vz_send(self, f->p->strategies[pipeline_owner(f->p, t.symbol)], MSG_TICK, &t,
-			     sizeof t);
+		/* The owner's current incarnation: null while the
+		 * supervisor restarts it, and a reference read just before
+		 * a restart is refused (VZ_ESTALE) or dead-lettered. */
+		rc = vz_send(self,
+			     vz_sup_name_ref(&f->p->strategies[pipeline_owner(f->p, t.symbol)]),
+			     MSG_TICK, &t, sizeof t);
 		if (rc == 0)
 			sent++;
 		else if (rc == VZ_EFULL)
 			refused++;
+		else if (rc == VZ_ESTALE)
+			unrouted++;
 	}
 	live_add(&f->p->live.ticks, sent);
 	if (refused)
 		live_add(&f->p->live.ticks_refused, refused);
+	if (unrouted)
+		live_add(&f->p->live.ticks_unrouted, unrouted);
 }
 
 static void feed_receive(vz_actor *self, void *state, const vz_msg *m)

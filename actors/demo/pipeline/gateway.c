@@ -156,9 +156,9 @@ static void on_timer(vz_actor *self, struct gateway *g, const vz_timer_event *ev
 		vz_job job = {.fn = risk_job, .payload = &in, .payload_len = sizeof in};
 		int rc = vz_pool_submit(self, &job, NULL);
 
-		if (rc == VZ_ENOSYS) /* no CPU could host a worker: say so once */
+		if (rc == VZ_ENOSYS) /* no CPU could host a worker: stop asking */
 			g->risk_off = 1;
-		if (rc < 0)
+		if (rc < 0 && rc != VZ_ESTOPPED) /* (the runtime stopping is no failure) */
 			g->risk_unavailable++;
 	} else if (ev->tag == TAG_SECOND) {
 		atomic_store_explicit(&g->p->live.interval_p50, lat_quantile(&g->second, 0.5),

@@ -7,7 +7,7 @@
  * (sent = handled + dead-lettered) and writes a JSON summary.
  *
  *   veloz-demo [--duration S] [--rate TICKS_PER_S] [--symbols N]
- *              [--strategies-per-shard K] [--order-timeout-us U]
+ *              [--strategies-per-shard K] [--order-timeout-us U] [--fail-every S]
  *              [--config FILE] [--json PATH | --no-json]
  */
 #include <stdio.h>
@@ -24,6 +24,7 @@ struct options {
 	unsigned symbols;
 	unsigned per_shard;
 	unsigned order_timeout_us;
+	double fail_every;
 	const char *config;
 	const char *json;
 };
@@ -32,7 +33,7 @@ static void usage(const char *argv0)
 {
 	fprintf(stderr,
 		"usage: %s [--duration S] [--rate TICKS_PER_S] [--symbols N]\n"
-		"          [--strategies-per-shard K] [--order-timeout-us U]\n"
+		"          [--strategies-per-shard K] [--order-timeout-us U] [--fail-every S]\n"
 		"          [--config FILE] [--json PATH | --no-json]\n",
 		argv0);
 }
@@ -44,6 +45,7 @@ static int parse(int argc, char **argv, struct options *o)
 			      .symbols = 1000,
 			      .per_shard = 2,
 			      .order_timeout_us = 5000,
+			      .fail_every = 2,
 			      .json = "veloz-demo.json"};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -66,6 +68,8 @@ static int parse(int argc, char **argv, struct options *o)
 			o->per_shard = (unsigned)atoi(v);
 		else if (!strcmp(a, "--order-timeout-us"))
 			o->order_timeout_us = (unsigned)atoi(v);
+		else if (!strcmp(a, "--fail-every"))
+			o->fail_every = atof(v);
 		else if (!strcmp(a, "--config"))
 			o->config = v;
 		else if (!strcmp(a, "--json"))
@@ -77,7 +81,7 @@ static int parse(int argc, char **argv, struct options *o)
 		i++;
 	}
 	if (!(o->duration > 0) || !(o->rate > 0) || o->symbols == 0 || o->per_shard == 0 ||
-	    o->order_timeout_us == 0) {
+	    o->order_timeout_us == 0 || !(o->fail_every >= 0)) {
 		fprintf(stderr, "veloz-demo: every value must be positive\n");
 		return -1;
 	}
@@ -132,21 +136,43 @@ static void progress(struct pipeline *p, double elapsed, uint64_t prev[3], int t
 static int spawn_all(vz_runtime *rt, struct pipeline *p, unsigned per_shard)
 {
 	unsigned n = vz_runtime_shards(rt);
+	struct strategy_arg *args;
 	int rc;
 
 	/* The exchange on the last shard, the gateway and the feed on the
 	 * first: with two or more shards every order crosses shards twice
-	 * and ticks cross to the strategies of other shards. */
+	 * and ticks cross to the strategies of other shards. The
+	 * strategies are children of a supervisor on shard 0, spread over
+	 * every shard; it starts them once the runtime runs. */
 	p->nstrategies = n * per_shard;
 	p->strategies = calloc(p->nstrategies, sizeof *p->strategies);
-	if (!p->strategies)
+	p->children = calloc(p->nstrategies, sizeof *p->children);
+	args = calloc(p->nstrategies, sizeof *args);
+	if (!p->strategies || !p->children || !args) {
+		free(args);
 		return VZ_ENOMEM;
+	}
+	for (unsigned i = 0; i < p->nstrategies; i++) {
+		args[i] = (struct strategy_arg){.p = p, .index = i};
+		p->children[i] = (vz_sup_child){.spec = &strategy_spec,
+						.arg = &args[i],
+						.arg_len = sizeof args[i],
+						.shard = i % n,
+						.restart = VZ_SUP_PERMANENT,
+						.name = &p->strategies[i]};
+	}
+	p->sup = (vz_sup_spec){.strategy = VZ_SUP_ONE_FOR_ONE,
+			       .max_restarts = 10,
+			       .period_ns = 1000000000ull,
+			       .children = p->children,
+			       .nchildren = p->nstrategies};
+	/* The supervisor copies a child's arg at each of its starts, the
+	 * restarts too: args must outlive it (freed after destroy). */
+	p->strategy_args = args;
 	if ((rc = vz_spawn(rt, n - 1, &exchange_spec, p, &p->exchange)) < 0 ||
-	    (rc = vz_spawn(rt, 0, &gateway_spec, p, &p->gateway)) < 0)
+	    (rc = vz_spawn(rt, 0, &gateway_spec, p, &p->gateway)) < 0 ||
+	    (rc = vz_spawn(rt, 0, &vz_supervisor, &p->sup, &p->supervisor)) < 0)
 		return rc;
-	for (unsigned i = 0; i < p->nstrategies; i++)
-		if ((rc = vz_spawn(rt, i % n, &strategy_spec, p, &p->strategies[i])) < 0)
-			return rc;
 	return vz_spawn(rt, 0, &feed_spec, p, &p->feed);
 }
 
@@ -182,7 +208,8 @@ static void write_json(const char *path, vz_runtime *rt, const struct pipeline *
 		"{\"backend\":\"%s\",\"shards\":%u,\"seconds\":%.3f,\"rate\":%.0f,"
 		"\"symbols\":%u,\"strategies\":%u,\n"
 		" \"ticks\":%llu,\"ticks_refused\":%llu,\"orders\":%llu,\"acks\":%llu,"
-		"\"timeouts\":%llu,\"late_acks\":%llu,\"rejected\":%llu,\"risk_checks\":%llu,\n"
+		"\"timeouts\":%llu,\"late_acks\":%llu,\"rejected\":%llu,\"risk_checks\":%llu,"
+		"\"strategy_restarts\":%llu,\n"
 		" \"tick_to_ack_ns\":{\"count\":%llu,\"p50\":%llu,\"p99\":%llu,\"p999\":%llu,"
 		"\"max\":%llu},\n"
 		" \"messages\":{\"sent\":%llu,\"handled\":%llu,\"dead_letters\":%llu,"
@@ -192,8 +219,10 @@ static void write_json(const char *path, vz_runtime *rt, const struct pipeline *
 		(unsigned long long)get(&l->ticks_refused), (unsigned long long)get(&l->orders),
 		(unsigned long long)get(&l->acks), (unsigned long long)get(&l->timeouts),
 		(unsigned long long)get(&l->late_acks), (unsigned long long)get(&l->rejected),
-		(unsigned long long)get(&l->risk_checks), (unsigned long long)h->count,
-		(unsigned long long)lat_quantile(h, 0.5), (unsigned long long)lat_quantile(h, 0.99),
+		(unsigned long long)get(&l->risk_checks),
+		(unsigned long long)(get(&l->strategy_starts) - p->nstrategies),
+		(unsigned long long)h->count, (unsigned long long)lat_quantile(h, 0.5),
+		(unsigned long long)lat_quantile(h, 0.99),
 		(unsigned long long)lat_quantile(h, 0.999), (unsigned long long)h->max,
 		(unsigned long long)(t->sent_local + t->sent_remote + foreign),
 		(unsigned long long)t->handled, (unsigned long long)t->dead_letters,
@@ -230,15 +259,19 @@ int main(int argc, char **argv)
 	p.order_timeout_ns = (uint64_t)o.order_timeout_us * 1000;
 	p.risk_period_ns = 50 * 1000 * 1000;
 	p.signal_threshold = 3;
+	p.fail_period_ns = (uint64_t)(o.fail_every * 1e9);
 	if ((rc = spawn_all(rt, &p, o.per_shard)) < 0)
 		return fail("vz_spawn", rc);
 
 	printf("veloz demo: market pipeline on %u shard(s), backend %s%s%s\n",
 	       vz_runtime_shards(rt), vz_runtime_backend(rt),
 	       *vz_runtime_backend_reason(rt) ? " - " : "", vz_runtime_backend_reason(rt));
-	printf("  feed %.0f ticks/s over %u symbols -> %u strategies -> gateway (shard 0) -> "
-	       "exchange (shard %u); order timeout %u us, risk job every 50 ms on the pool\n",
+	printf("  feed %.0f ticks/s over %u symbols -> %u supervised strategies -> gateway (shard "
+	       "0) -> exchange (shard %u); order timeout %u us, risk job every 50 ms on the pool\n",
 	       o.rate, o.symbols, p.nstrategies, vz_runtime_shards(rt) - 1, o.order_timeout_us);
+	if (o.fail_every > 0)
+		printf("  strategy 0 fails on purpose every %.1f s; its supervisor restarts it\n",
+		       o.fail_every);
 	if ((rc = vz_runtime_start(rt)) < 0)
 		return fail("vz_runtime_start", rc);
 
@@ -272,6 +305,10 @@ int main(int argc, char **argv)
 	    (unsigned long long)get(&p.live.timeouts), (unsigned long long)get(&p.live.late_acks),
 	    (unsigned long long)get(&p.live.rejected),
 	    (unsigned long long)get(&p.live.risk_checks));
+	printf("strategy restarts by the supervisor: %llu (ticks for a strategy not running "
+	       "yet or restarting: %llu)\n",
+	       (unsigned long long)(get(&p.live.strategy_starts) - p.nstrategies),
+	       (unsigned long long)get(&p.live.ticks_unrouted));
 	if (p.risk_unavailable)
 		printf("risk jobs not run: %llu (no worker pool on this machine, or it was full)\n",
 		       (unsigned long long)p.risk_unavailable);
@@ -286,5 +323,7 @@ int main(int argc, char **argv)
 		write_json(o.json, rt, &p, &o, elapsed, &t, foreign, ok);
 	vz_runtime_destroy(rt);
 	free(p.strategies);
+	free(p.children);
+	free(p.strategy_args);
 	return ok ? 0 : 1;
 }

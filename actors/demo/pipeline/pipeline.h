@@ -4,6 +4,10 @@
  * share with the main thread.
  *
  *   feed --TICK--> strategy (by key hash of the symbol, on its shard)
+ *   supervisor: starts the strategies on every shard and restarts one
+ *               that fails (strategy 0 fails on purpose every
+ *               fail_period); the feed finds each strategy's current
+ *               incarnation through the name the supervisor keeps.
  *   strategy --ORDER--> gateway --NEW--> exchange --ACK--> gateway
  *   gateway --FILL or REJECT--> strategy
  *   gateway: an order timeout per order (timer), a risk job every
@@ -60,17 +64,25 @@ struct report {
 	int32_t qty; /* filled quantity, 0 for a reject */
 };
 
-/* Counters for the progress line; one writer each (named). */
+/* What each strategy's init gets (copied by the supervisor at every start). */
+struct strategy_arg {
+	struct pipeline *p;
+	uint32_t index;
+};
+
+/* Counters for the progress line; one writer each (named) unless said. */
 struct live {
-	_Atomic uint64_t ticks;		/* feed: ticks sent */
-	_Atomic uint64_t ticks_refused; /* feed: sends refused by back-pressure (VZ_EFULL) */
-	_Atomic uint64_t orders;	/* gateway: orders sent to the exchange */
-	_Atomic uint64_t acks;		/* gateway: acknowledged in time */
-	_Atomic uint64_t timeouts;	/* gateway: order timeouts that fired */
-	_Atomic uint64_t late_acks;	/* gateway: acks after their timeout */
-	_Atomic uint64_t rejected;	/* gateway: refused, pending table full */
-	_Atomic uint64_t risk_checks;	/* gateway: risk jobs completed */
-	_Atomic uint64_t interval_p50;	/* gateway: tick-to-ack of the last second, ns */
+	_Atomic uint64_t ticks;		  /* feed: ticks sent */
+	_Atomic uint64_t ticks_refused;	  /* feed: sends refused by back-pressure (VZ_EFULL) */
+	_Atomic uint64_t ticks_unrouted;  /* feed: owner restarting (no or a stale reference) */
+	_Atomic uint64_t strategy_starts; /* strategies' inits (many writers: fetch_add) */
+	_Atomic uint64_t orders;	  /* gateway: orders sent to the exchange */
+	_Atomic uint64_t acks;		  /* gateway: acknowledged in time */
+	_Atomic uint64_t timeouts;	  /* gateway: order timeouts that fired */
+	_Atomic uint64_t late_acks;	  /* gateway: acks after their timeout */
+	_Atomic uint64_t rejected;	  /* gateway: refused, pending table full */
+	_Atomic uint64_t risk_checks;	  /* gateway: risk jobs completed */
+	_Atomic uint64_t interval_p50;	  /* gateway: tick-to-ack of the last second, ns */
 	_Atomic uint64_t interval_p99;
 };
 
@@ -82,10 +94,14 @@ struct pipeline {
 	uint64_t order_timeout_ns;
 	uint64_t risk_period_ns;
 	int32_t signal_threshold; /* |price - average| that makes an order */
+	uint64_t fail_period_ns;  /* strategy 0 fails this long after each start; 0: never */
 	/* actors (spawned before start) */
-	vz_ref *strategies;
+	vz_sup_name *strategies; /* kept current by the supervisor */
 	uint32_t nstrategies;
-	vz_ref gateway, exchange, feed;
+	vz_ref gateway, exchange, feed, supervisor;
+	vz_sup_child *children;		    /* the supervisor's spec, outliving it */
+	struct strategy_arg *strategy_args; /* children[i].arg */
+	vz_sup_spec sup;
 	/* progress */
 	struct live live;
 	/* results, written by the gateway's on_stop (main reads them after

@@ -7,10 +7,17 @@
  * gateway (sell above the average, buy below); the gateway's FILL or
  * REJECT clears the flight. All state is the actor's own: no locks,
  * whatever shard it runs on.
+ *
+ * Strategy 0 fails on purpose fail_period after each start (vz_fail from
+ * a timer expiry): its supervisor restarts it, as a new actor with fresh
+ * state, on the same shard. Fills for orders of the failed incarnation
+ * reach no one: they are dead-lettered and counted.
  */
 #include <stdlib.h>
 
 #include "pipeline.h"
+
+#define PLANNED_FAILURE 42
 
 struct symbol_state {
 	int64_t avg16;	  /* moving average * 16; 0 = no tick seen yet */
@@ -26,12 +33,18 @@ struct strategy {
 
 static int strategy_init(vz_actor *self, void *state, const void *arg)
 {
+	const struct strategy_arg *a = arg;
 	struct strategy *s = state;
 
-	(void)self;
-	s->p = (struct pipeline *)arg;
+	s->p = a->p;
 	s->sym = calloc(s->p->symbols, sizeof *s->sym);
-	return s->sym ? 0 : VZ_ENOMEM;
+	if (!s->sym)
+		return VZ_ENOMEM;
+	/* Relaxed: a count for the report, read after stop. */
+	atomic_fetch_add_explicit(&s->p->live.strategy_starts, 1, memory_order_relaxed);
+	if (a->index == 0 && s->p->fail_period_ns)
+		return vz_timer_arm(self, s->p->fail_period_ns, 0, PLANNED_FAILURE, NULL);
+	return 0;
 }
 
 static void on_tick(vz_actor *self, struct strategy *s, const struct tick *t)
@@ -64,6 +77,9 @@ static void strategy_receive(vz_actor *self, void *state, const vz_msg *m)
 	switch (vz_msg_type(m)) {
 	case MSG_TICK:
 		on_tick(self, s, vz_msg_data(m));
+		break;
+	case VZ_MSG_TIMER: /* the planned failure */
+		vz_fail(self, PLANNED_FAILURE, "planned failure (the demo's)");
 		break;
 	case MSG_FILL:
 	case MSG_REJECT:
