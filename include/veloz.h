@@ -6,6 +6,7 @@
 #include "veloz/actor.h"
 #include "veloz/config.h"
 #include "veloz/error.h"
+#include "veloz/io.h"
 #include "veloz/message.h"
 #include "veloz/pool.h"
 #include "veloz/runtime.h"

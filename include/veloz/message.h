@@ -34,7 +34,7 @@
 enum vz_msg_type {
 	VZ_MSG_TIMER = 1,     /* payload: vz_timer_event (timer.h) */
 	VZ_MSG_POOL_DONE = 2, /* payload: vz_pool_done + result bytes (pool.h) */
-	VZ_MSG_IO = 3,	      /* reserved for I/O completions */
+	VZ_MSG_IO = 3,	      /* payload: vz_io_event (io.h) */
 	VZ_MSG_USER = 256,    /* first type free for applications */
 };
 

@@ -262,6 +262,9 @@ struct vz__stat_counters {
 	    dead_letters, turns, idle_turns, sleeps, wakeups_sent, pool_refills, ring_full,
 	    overflow_queued, mailbox_full, timers_fired, timers_dropped, actors_live,
 	    actors_spawned, actors_stopped, outbox_full;
+	/* I/O (runtime/aio), in the order of vz_shard_stats. */
+	_Atomic uint64_t io_submitted, io_completed, io_events, io_events_dropped,
+	    io_bufs_exhausted, io_busy_polls, io_sendq_full, io_accept_backoffs, io_fds_open;
 };
 
 /* Add to a counter that one thread writes and any thread reads as a
