@@ -11,6 +11,7 @@
 #include "listener.h"
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -64,8 +65,11 @@ static void place_here(vz_actor *self, struct acceptor *a, int raw)
 {
 	vz_listener_conn c = {.raw_fd = raw, .shard = a->shard, .user = a->l->opts.conn_user};
 	vz_ref ref;
-	int rc;
+	int rc, one = 1;
 
+	/* Request/response servers want every answer out at once, not held
+	 * back by Nagle until the previous segment is acknowledged. */
+	setsockopt(raw, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 	rc = vz_spawn(vz_actor_runtime(self), a->shard, a->l->opts.conn_spec, &c, &ref);
 	if (rc < 0 || c.raw_fd >= 0) {
 		/* Spawn failed, or init did not adopt the descriptor. */

@@ -13,8 +13,8 @@
  *    each descriptor over in an ordinary message (vz_io_detach /
  *    vz_io_adopt). Exact balance; one message per connection.
  *
- * Either way, each connection gets a new actor of the caller's spec on the
- * chosen shard; its init receives a `const vz_listener_conn *` and takes
+ * Either way, each connection gets TCP_NODELAY and a new actor of the
+ * caller's spec on the chosen shard; its init receives a `const vz_listener_conn *` and takes
  * the descriptor with vz_listener_adopt(). If init fails, the descriptor
  * is closed.
  *
