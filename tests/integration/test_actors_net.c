@@ -151,7 +151,7 @@ static void check_hello(const struct response *rs)
 	d = strstr(rs->head, "\r\nDate: ");
 	assert_non_null(d);
 	assert_int_equal(
-	    sscanf(d + 8, "%3s %d %3s %d %d:%d:%d GMT", wday, &day, mon, &year, &h, &m, &s), 7);
+	    sscanf(d + 8, "%3s, %d %3s %d %d:%d:%d GMT", wday, &day, mon, &year, &h, &m, &s), 7);
 	assert_int_equal(d[8 + 3], ',');
 	assert_true(year >= 2024 && day >= 1 && day <= 31 && h < 24 && m < 60 && s < 61);
 	assert_int_equal(rs->body_len, 13);
