@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "http/parse.h"
+#include "http/response.h"
 
 /* A transcript of the events an input produced, in a canonical form that
  * does not depend on how the input was split (bodies are joined). */
@@ -560,6 +561,65 @@ static void test_status_text(void **state)
 	assert_string_equal(vz_http_status_text(299), "Unknown");
 }
 
+/* The response bytes both servers send (actors/http/response.c). */
+static void test_responses(void **state)
+{
+	static const char want_hello[] = "HTTP/1.1 200 OK\r\n"
+					 "Server: veloz\r\n"
+					 "Date: Wed, 02 Dec 2026 15:04:05 GMT\r\n"
+					 "Content-Type: text/plain\r\n"
+					 "Content-Length: 13\r\n"
+					 "\r\n"
+					 "Hello, World!";
+	char date[VZ_HTTP_DATE_LEN + 1], out[512];
+	vz_http_parser p;
+	vz_http_event ev;
+	const char *in;
+	size_t n;
+	int close;
+
+	(void)state;
+	vz_http_date_format(date, (time_t)1796223845); /* 2026-12-02 15:04:05 UTC */
+	assert_string_equal(date, "Wed, 02 Dec 2026 15:04:05 GMT");
+	vz_http_date_format(date, 0);
+	assert_string_equal(date, "Thu, 01 Jan 1970 00:00:00 GMT");
+	vz_http_date_format(date, (time_t)1796223845);
+
+	in = "GET /plaintext HTTP/1.1\r\nHost: h\r\n\r\n";
+	vz_http_parser_init(&p, NULL);
+	vz_http_parse(&p, in, strlen(in), &ev);
+	assert_int_equal(ev.kind, VZ_HTTP_EV_REQUEST);
+	n = vz_http_answer(out, sizeof out, &p.req, date, &close);
+	assert_int_equal(n, sizeof want_hello - 1);
+	assert_memory_equal(out, want_hello, n);
+	assert_int_equal(close, 0);
+	/* too small a buffer: 0, never a cut response */
+	assert_int_equal(vz_http_answer(out, n - 1, &p.req, date, &close), 0);
+
+	in = "HEAD / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+	vz_http_parser_init(&p, NULL);
+	vz_http_parse(&p, in, strlen(in), &ev);
+	n = vz_http_answer(out, sizeof out, &p.req, date, &close);
+	out[n] = 0;
+	assert_non_null(strstr(out, "Content-Length: 13\r\nConnection: keep-alive\r\n\r\n"));
+	assert_null(strstr(out, "Hello"));
+	assert_int_equal(close, 0);
+
+	in = "GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n";
+	vz_http_parser_init(&p, NULL);
+	vz_http_parse(&p, in, strlen(in), &ev);
+	n = vz_http_answer(out, sizeof out, &p.req, date, &close);
+	out[n] = 0;
+	assert_true(!strncmp(out, "HTTP/1.1 404 Not Found\r\n", 24));
+	assert_non_null(strstr(out, "\r\nConnection: close\r\n\r\nNot Found\n"));
+	assert_int_equal(close, 1);
+
+	n = vz_http_answer_error(out, sizeof out, 431, date);
+	out[n] = 0;
+	assert_true(!strncmp(out, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46));
+	assert_non_null(strstr(out, "Connection: close\r\n"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -567,6 +627,7 @@ int main(void)
 	    cmocka_unit_test(test_pipelined),	  cmocka_unit_test(test_body),
 	    cmocka_unit_test(test_malformed),	  cmocka_unit_test(test_limits),
 	    cmocka_unit_test(test_random_splits), cmocka_unit_test(test_status_text),
+	    cmocka_unit_test(test_responses),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
