@@ -12,9 +12,13 @@
  *
  * Per repetition: throughput (req/s, wrk), cpu_us_per_req (server utime +
  * stime from /proc/<pid>/stat over the wrk run / requests), lat_p99 (wrk's,
- * per request or per pipelined batch); for veloz also mallocs_per_req
- * (the runtime's pool refills over the run / requests answered: the
- * steady-state allocation count). ratio_vs_libuv_cpu_us_per_req and
+ * per request or per pipelined batch); for veloz also
+ * pool_refills_per_req (the runtime's pool refills over the run / requests
+ * answered) and mallocs_per_req (malloc-family calls made by the
+ * statically linked code, libveloz and the actors, counted by link-time
+ * wrappers, over the run / requests: a connection actor's state is
+ * allocated when it is spawned, so each run's 64 new connections show up
+ * here, spread over its requests). ratio_vs_libuv_cpu_us_per_req and
  * ratio_vs_nginx_cpu_us_per_req: per-pair baseline / veloz (> 1: veloz
  * uses less CPU per request).
  *
@@ -28,6 +32,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +45,53 @@
 #include "http/server.h"
 
 #define CONNS 64
+
+/* ---- allocation count (-Wl,--wrap=..., bench/CMakeLists.txt) -------------- */
+
+void *__real_malloc(size_t n);
+void *__real_calloc(size_t n, size_t m);
+void *__real_realloc(void *p, size_t n);
+void *__real_aligned_alloc(size_t a, size_t n);
+int __real_posix_memalign(void **p, size_t a, size_t n);
+void *__wrap_malloc(size_t n);
+void *__wrap_calloc(size_t n, size_t m);
+void *__wrap_realloc(void *p, size_t n);
+void *__wrap_aligned_alloc(size_t a, size_t n);
+int __wrap_posix_memalign(void **p, size_t a, size_t n);
+
+/* Any thread of the server allocates; relaxed: a count, read in a
+ * snapshot taken while the load has stopped. */
+static atomic_uint_fast64_t mallocs;
+
+void *__wrap_malloc(size_t n)
+{
+	atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
+	return __real_malloc(n);
+}
+
+void *__wrap_calloc(size_t n, size_t m)
+{
+	atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
+	return __real_calloc(n, m);
+}
+
+void *__wrap_realloc(void *p, size_t n)
+{
+	atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
+	return __real_realloc(p, n);
+}
+
+void *__wrap_aligned_alloc(size_t a, size_t n)
+{
+	atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
+	return __real_aligned_alloc(a, n);
+}
+
+int __wrap_posix_memalign(void **p, size_t a, size_t n)
+{
+	atomic_fetch_add_explicit(&mallocs, 1, memory_order_relaxed);
+	return __real_posix_memalign(p, a, n);
+}
 
 static char workdir[256];
 
@@ -86,6 +138,7 @@ static int serve_veloz(struct bench_srv_shm *shm, void *ctx)
 		shm->requests = vz_http_server_requests(srv, 0);
 		shm->conns = vz_http_server_connections(srv, 0);
 		shm->pool_refills = st.pool_refills;
+		shm->mallocs = atomic_load_explicit(&mallocs, memory_order_relaxed);
 		shm->io_bufs_exhausted = st.io_bufs_exhausted;
 		atomic_store_explicit(&shm->done,
 				      atomic_load_explicit(&shm->req, memory_order_relaxed),
@@ -257,7 +310,7 @@ struct impl {
 	struct bench_srv srv;
 	int depth;
 	double seconds;
-	struct bench_series cpu, p99, mallocs;
+	struct bench_series cpu, p99, refills, mallocs;
 	bool is_veloz;
 };
 
@@ -265,11 +318,12 @@ static int rep(void *vctx, int r, double *value)
 {
 	struct impl *im = vctx;
 	struct wrk_result w = {0};
-	uint64_t cpu0, cpu1, req0 = 0, refills0 = 0, nreq;
+	uint64_t cpu0, cpu1, req0 = 0, refills0 = 0, mallocs0 = 0, nreq;
 
 	bench_srv_snapshot(&im->srv);
 	req0 = im->srv.shm->requests;
 	refills0 = im->srv.shm->pool_refills;
+	mallocs0 = im->srv.shm->mallocs;
 	cpu0 = bench_proc_cpu_ns(im->srv.pid);
 	if (run_wrk(im->srv.port, im->depth, im->seconds, &w) < 0) {
 		fprintf(stderr, "http: %s: wrk failed\n", im->name);
@@ -291,9 +345,12 @@ static int rep(void *vctx, int r, double *value)
 	bench_series_add(&im->p99, (double)w.p99_us);
 	if (im->is_veloz) {
 		nreq = im->srv.shm->requests - req0;
-		bench_series_add(
-		    &im->mallocs,
-		    nreq ? (double)(im->srv.shm->pool_refills - refills0) / (double)nreq : 0.0);
+		if (nreq == 0)
+			nreq = 1;
+		bench_series_add(&im->refills,
+				 (double)(im->srv.shm->pool_refills - refills0) / (double)nreq);
+		bench_series_add(&im->mallocs,
+				 (double)(im->srv.shm->mallocs - mallocs0) / (double)nreq);
 	}
 	return 0;
 }
@@ -333,6 +390,8 @@ static void run_variant(const char *variant, vz_backend_kind backend, int depth)
 		bench_series_init(&impls[i].cpu, "http", variant, impls[i].name, "cpu_us_per_req",
 				  "us");
 		bench_series_init(&impls[i].p99, "http", variant, impls[i].name, "lat_p99", "us");
+		bench_series_init(&impls[i].refills, "http", variant, impls[i].name,
+				  "pool_refills_per_req", "x");
 		bench_series_init(&impls[i].mallocs, "http", variant, impls[i].name,
 				  "mallocs_per_req", "x");
 		bi[i].impl = impls[i].name;
@@ -349,8 +408,10 @@ static void run_variant(const char *variant, vz_backend_kind backend, int depth)
 		bench_emit_series(&bi[i].s);
 		bench_emit_series(&impls[i].cpu);
 		bench_emit_series(&impls[i].p99);
-		if (impls[i].is_veloz)
+		if (impls[i].is_veloz) {
+			bench_emit_series(&impls[i].refills);
 			bench_emit_series(&impls[i].mallocs);
+		}
 	}
 	if (iv >= 0 && !bi[iv].failed) {
 		for (int j = 0; j < n; j++) {

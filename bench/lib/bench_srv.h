@@ -47,6 +47,7 @@ struct bench_srv_shm {
 	uint64_t pool_refills; /* veloz: slab allocations of every shard */
 	uint64_t conns;
 	uint64_t io_bufs_exhausted;
+	uint64_t mallocs; /* malloc-family calls counted by the server, if it counts */
 };
 
 struct bench_srv {
