@@ -78,8 +78,8 @@ static void put_uint(struct w *w, size_t v)
 }
 
 size_t vz_http_response(char *out, size_t cap, unsigned status, const char *date,
-			const char *content_type, const char *body, size_t blen, int conn,
-			int head_only)
+			const char *content_type, const char *extra, const char *body, size_t blen,
+			int conn, int head_only)
 {
 	struct w w = {out, out + cap, 1};
 	const char *text = vz_http_status_text(status);
@@ -100,7 +100,10 @@ size_t vz_http_response(char *out, size_t cap, unsigned status, const char *date
 		PUT_LIT(&w, "\r\nConnection: close");
 	else if (conn == VZ_HTTP_CONN_KEEP_10)
 		PUT_LIT(&w, "\r\nConnection: keep-alive");
-	PUT_LIT(&w, "\r\n\r\n");
+	PUT_LIT(&w, "\r\n");
+	if (extra)
+		put(&w, extra, strlen(extra));
+	PUT_LIT(&w, "\r\n");
 	if (!head_only && blen)
 		put(&w, body, blen);
 	return w.ok ? (size_t)(w.p - out) : 0;
@@ -118,12 +121,14 @@ size_t vz_http_answer(char *out, size_t cap, const vz_http_request *req, const c
 	if ((req->target_len == 10 && !memcmp(req->target, "/plaintext", 10)) ||
 	    (req->target_len == 1 && req->target[0] == '/')) {
 		if (req->method_id == VZ_HTTP_GET || head)
-			return vz_http_response(out, cap, 200, date, "text/plain", VZ_HTTP_HELLO,
-						sizeof VZ_HTTP_HELLO - 1, conn, head);
-		return vz_http_response(out, cap, 405, date, "text/plain", "Method Not Allowed\n",
-					19, conn, 0);
+			return vz_http_response(out, cap, 200, date, "text/plain", NULL,
+						VZ_HTTP_HELLO, sizeof VZ_HTTP_HELLO - 1, conn,
+						head);
+		return vz_http_response(out, cap, 405, date, "text/plain", "Allow: GET, HEAD\r\n",
+					"Method Not Allowed\n", 19, conn, 0);
 	}
-	return vz_http_response(out, cap, 404, date, "text/plain", "Not Found\n", 10, conn, head);
+	return vz_http_response(out, cap, 404, date, "text/plain", NULL, "Not Found\n", 10, conn,
+				head);
 }
 
 size_t vz_http_answer_error(char *out, size_t cap, unsigned status, const char *date)
@@ -136,6 +141,6 @@ size_t vz_http_answer_error(char *out, size_t cap, unsigned status, const char *
 		n = sizeof body - 1;
 	memcpy(body, text, n);
 	body[n++] = '\n';
-	return vz_http_response(out, cap, status, date, "text/plain", body, n, VZ_HTTP_CONN_CLOSE,
-				0);
+	return vz_http_response(out, cap, status, date, "text/plain", NULL, body, n,
+				VZ_HTTP_CONN_CLOSE, 0);
 }

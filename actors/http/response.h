@@ -35,17 +35,18 @@ enum {
 };
 
 /* Write one response into out (cap bytes). date: VZ_HTTP_DATE_LEN bytes.
- * body may be NULL with blen 0; head_only (a HEAD request) writes the
+ * extra: more header lines, each ending in CRLF ("Allow: GET\r\n"), or
+ * NULL. body may be NULL with blen 0; head_only (a HEAD request) writes the
  * Content-Length of the body but not the body. Returns the bytes written,
  * or 0 when they do not fit (nothing useful is written then). */
 size_t vz_http_response(char *out, size_t cap, unsigned status, const char *date,
-			const char *content_type, const char *body, size_t blen, int conn,
-			int head_only);
+			const char *content_type, const char *extra, const char *body, size_t blen,
+			int conn, int head_only);
 
 /* The answer of the minimal server to a parsed request, as both servers
  * give it: GET or HEAD of "/plaintext" or "/" is 200 with "Hello, World!"
- * as text/plain; another target is 404, another method 405 (each with a
- * short text/plain body). conn is chosen from req->keep_alive and the
+ * as text/plain; another target is 404, another method 405 with "Allow:
+ * GET, HEAD" (each with a short text/plain body). conn is chosen from req->keep_alive and the
  * version. Returns bytes written or 0 when they do not fit; *close is set
  * when the connection must close after this response. */
 size_t vz_http_answer(char *out, size_t cap, const vz_http_request *req, const char *date,

@@ -614,6 +614,14 @@ static void test_responses(void **state)
 	assert_non_null(strstr(out, "\r\nConnection: close\r\n\r\nNot Found\n"));
 	assert_int_equal(close, 1);
 
+	in = "POST / HTTP/1.1\r\nHost: h\r\n\r\n";
+	vz_http_parser_init(&p, NULL);
+	vz_http_parse(&p, in, strlen(in), &ev);
+	n = vz_http_answer(out, sizeof out, &p.req, date, &close);
+	out[n] = 0;
+	assert_true(!strncmp(out, "HTTP/1.1 405 Method Not Allowed\r\n", 33));
+	assert_non_null(strstr(out, "Content-Length: 19\r\nAllow: GET, HEAD\r\n\r\nMethod"));
+
 	n = vz_http_answer_error(out, sizeof out, 431, date);
 	out[n] = 0;
 	assert_true(!strncmp(out, "HTTP/1.1 431 Request Header Fields Too Large\r\n", 46));
