@@ -92,6 +92,7 @@ struct vz__aio_op {
 	uint16_t pad_;
 	uint32_t flags; /* VZ__OPF_* */
 	int32_t end_res;
+	int32_t end_os;	   /* the OS errno behind end_res, if any */
 	uint32_t bufs_out; /* RECV/RECVFROM: events holding a buffer, not yet released */
 	uint64_t tag;
 	uint64_t timeout_ns;

@@ -524,6 +524,8 @@ void vz__aio_finish(struct vz__aio *a, struct vz__aio_op *op, int res, int os_er
 	if (op->flags & VZ__OPF_NOBUF)
 		list_remove(&a->nobuf_head, &a->nobuf_tail, op);
 	op->flags &= ~(VZ__OPF_PENDING | VZ__OPF_NOBUF);
+	if ((op->flags & VZ__OPF_ENDING) && res == op->end_res && !os_errno)
+		os_errno = op->end_os;
 	timer_stop(a, op);
 	if (!owner_live(op)) {
 		VZ__STAT_ADD(sh, io_events_dropped, 1);

@@ -157,9 +157,18 @@ static void rx_done(struct vz__aio *a, struct vz__aio_op *op, int res, bool more
 		int bid = (int)b->bid;
 
 		if (op->kind == VZ_IO_RECV && VZ_FAULT(VZ_FAULT_IO_ECONNRESET)) {
+			/* As if the kernel had said ECONNRESET: the receive
+			 * ends with it (its backend part is cancelled). */
 			vz__aio_buf_free(a, (uint32_t)bid);
-			res = -ECONNRESET;
-			goto fail;
+			if (!op->kind)
+				return;
+			op->end_os = ECONNRESET;
+			if (!more) {
+				res = -ECONNRESET;
+				goto fail;
+			}
+			vz__aio_end(a, op, VZ_ECONNRESET);
+			return;
 		}
 		if (!vz__aio_emit_more(a, op, res, 0, VZ_FD_NULL, bid, (uint32_t)res))
 			goto after_event;
