@@ -91,6 +91,8 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 	a->urg_head = a->urg_tail = NULL;
 	a->sched_cls = spec->sched_class;
 	a->next_ready = NULL;
+	a->io_fds = NULL;
+	a->io_kept = NULL;
 	/* The life is the generation: unique per life of this slot and never
 	 * wrapped, so timers of an earlier life stay stale (timers.h). */
 	vz__timer_owner_init(&a->timers, a->gen);
@@ -120,6 +122,8 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 		if (rc < 0) {
 			/* The actor never existed: no on_stop, no stats. */
 			vz__timers_cancel_owner(&sh->timers, &a->timers);
+			a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
+			vz__aio_actor_stopped(sh, a);
 			while (a->mbox.head)
 				vz__dead_letter(sh, vz__list_pop(&a->mbox), VZ_ESTALE);
 			if (a->flags & VZ__ACTOR_BIG_STATE)
@@ -166,6 +170,9 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 		a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
 	}
 	a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
+	/* Its descriptors close and its operations end now; their events
+	 * (and those already queued below) are dropped, buffers returned. */
+	vz__aio_actor_stopped(sh, a);
 	while ((m = vz__list_pop(&a->mbox)))
 		vz__dead_letter(sh, m, reason);
 	while ((m = a->urg_head)) {

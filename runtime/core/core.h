@@ -48,6 +48,7 @@
 #define VZ__MSG_SYS	  0x01u /* runtime-reserved type (timer, pool, stop) */
 #define VZ__MSG_RETURNING 0x04u /* a block going home to its pool (xshard.c) */
 #define VZ__MSG_INFLIGHT  0x08u /* counted in the target's bounded-mailbox counter */
+#define VZ__MSG_IOBUF	  0x10u /* VZ_MSG_IO holding a receive buffer (runtime/aio) */
 #define VZ__MSG_UNCOUNTED                                                                          \
 	0x02u /* runtime-made (timer expiry, stop request): not in                                 \
 		 the sent = handled + dead-lettered accounting */
@@ -212,6 +213,10 @@ struct vz_actor {
 	 * dead: written by the owner (release) at spawn and stop, read by
 	 * senders on other threads (acquire) to apply a bounded mailbox. */
 	_Atomic uint64_t bound;
+	/* I/O (runtime/aio): the descriptors it owns and the receive
+	 * buffers it keeps, closed and given back when it stops. Owner-only. */
+	struct vz__aio_fd *io_fds;
+	struct vz__aio_buf *io_kept;
 	/* Messages accepted for this actor and not yet handled or
 	 * dead-lettered, counted only for bounded mailboxes: senders on any
 	 * thread fetch_add before sending (relaxed: it is a counter, the
@@ -311,6 +316,7 @@ struct vz__shard {
 	int cpu;
 	bool embedded;
 	struct vz__io *io;
+	struct vz__aio *aio; /* actors' I/O (runtime/aio) */
 	uint64_t now_ns;
 
 	/* actor table: chunks of VZ__CHUNK_ACTORS that never move. The
@@ -742,6 +748,24 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns);
 uint64_t vz__clock_ns(void);
 /* Keep expiry-message blocks aside for when the pool cannot grow. */
 void vz__timer_reserve_fill(struct vz__shard *sh, bool may_grow);
+
+/* runtime/aio/fdtab.c: the actor I/O layer's hooks into the core */
+int vz__aio_create(struct vz__shard *sh);
+/* After the backend is destroyed: frees the tables, closes leftover fds. */
+void vz__aio_destroy(struct vz__shard *sh);
+/* Per turn: submit what waits, reap completions when operations are in
+ * flight. Returns the completions handled. */
+unsigned vz__aio_turn(struct vz__shard *sh);
+/* Submissions waiting for the next turn? */
+bool vz__aio_has_work(const struct vz__shard *sh);
+/* Actor a stopped (LIVE already cleared): close its fds, cancel its ops,
+ * give back its kept buffers. */
+void vz__aio_actor_stopped(struct vz__shard *sh, struct vz_actor *a);
+/* A VZ_MSG_IO message is released: after its receive call, or dropped
+ * (dead letter; counted in io_events_dropped). */
+void vz__aio_msg_done(struct vz__shard *sh, struct vz_msg *m, bool dropped);
+/* A timer fired: true when it was one of the I/O layer's (handled). */
+bool vz__aio_timer(struct vz__shard *sh, struct vz__timer_owner *o, const vz_timer_event *ev);
 
 /* runtime.c */
 struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
