@@ -56,6 +56,11 @@ static int serve_veloz(struct bench_srv_shm *shm, void *ctx)
 
 	bench_srv_block(&set);
 	vz_config_default(&cfg);
+	/* The operator's VZ_* settings (VZ_IDLE, VZ_SPIN_US, ...) apply. */
+	if ((rc = vz_config_apply_env(&cfg, NULL)) < 0) {
+		fprintf(stderr, "veloz echo: VZ_* environment: %s\n", vz_strerror(rc));
+		return -1;
+	}
 	cfg.nshards = 1;
 	cfg.backend = c->backend;
 	if ((rc = vz_runtime_create(&cfg, &rt)) < 0) {

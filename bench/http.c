@@ -11,7 +11,8 @@
  * servers that stay up for the whole variant.
  *
  * Per repetition: throughput (req/s, wrk), cpu_us_per_req (server utime +
- * stime from /proc/<pid>/stat over the wrk run / requests), lat_p99 (wrk's,
+ * stime from /proc/<pid>/stat over the wrk run / requests; user_us_per_req
+ * its user part: the rest is the kernel, mostly TCP), lat_p99 (wrk's,
  * per request or per pipelined batch); for veloz also
  * pool_refills_per_req (the runtime's pool refills over the run / requests
  * answered) and mallocs_per_req (malloc-family calls made by the
@@ -114,6 +115,11 @@ static int serve_veloz(struct bench_srv_shm *shm, void *ctx)
 
 	bench_srv_block(&set);
 	vz_config_default(&cfg);
+	/* The operator's VZ_* settings (VZ_IDLE, VZ_SPIN_US, ...) apply. */
+	if ((rc = vz_config_apply_env(&cfg, NULL)) < 0) {
+		fprintf(stderr, "veloz server: VZ_* environment: %s\n", vz_strerror(rc));
+		return -1;
+	}
 	cfg.nshards = 1; /* on the one CPU this process may use */
 	cfg.backend = c->backend;
 	if ((rc = vz_runtime_create(&cfg, &rt)) < 0) {
@@ -310,7 +316,7 @@ struct impl {
 	struct bench_srv srv;
 	int depth;
 	double seconds;
-	struct bench_series cpu, p99, refills, mallocs;
+	struct bench_series cpu, user, p99, refills, mallocs;
 	bool is_veloz;
 };
 
@@ -318,18 +324,18 @@ static int rep(void *vctx, int r, double *value)
 {
 	struct impl *im = vctx;
 	struct wrk_result w = {0};
-	uint64_t cpu0, cpu1, req0 = 0, refills0 = 0, mallocs0 = 0, nreq;
+	uint64_t cpu0, cpu1, user0, user1, req0 = 0, refills0 = 0, mallocs0 = 0, nreq;
 
 	bench_srv_snapshot(&im->srv);
 	req0 = im->srv.shm->requests;
 	refills0 = im->srv.shm->pool_refills;
 	mallocs0 = im->srv.shm->mallocs;
-	cpu0 = bench_proc_cpu_ns(im->srv.pid);
+	cpu0 = bench_proc_cpu_ns2(im->srv.pid, &user0);
 	if (run_wrk(im->srv.port, im->depth, im->seconds, &w) < 0) {
 		fprintf(stderr, "http: %s: wrk failed\n", im->name);
 		return -1;
 	}
-	cpu1 = bench_proc_cpu_ns(im->srv.pid);
+	cpu1 = bench_proc_cpu_ns2(im->srv.pid, &user1);
 	bench_srv_snapshot(&im->srv);
 	if (w.requests == 0 || w.duration_us == 0) {
 		fprintf(stderr, "http: %s: no requests completed\n", im->name);
@@ -342,6 +348,7 @@ static int rep(void *vctx, int r, double *value)
 	if (r < 0)
 		return 0;
 	bench_series_add(&im->cpu, (double)(cpu1 - cpu0) / 1e3 / (double)w.requests);
+	bench_series_add(&im->user, (double)(user1 - user0) / 1e3 / (double)w.requests);
 	bench_series_add(&im->p99, (double)w.p99_us);
 	if (im->is_veloz) {
 		nreq = im->srv.shm->requests - req0;
@@ -389,6 +396,8 @@ static void run_variant(const char *variant, vz_backend_kind backend, int depth)
 		impls[i].seconds = seconds;
 		bench_series_init(&impls[i].cpu, "http", variant, impls[i].name, "cpu_us_per_req",
 				  "us");
+		bench_series_init(&impls[i].user, "http", variant, impls[i].name, "user_us_per_req",
+				  "us");
 		bench_series_init(&impls[i].p99, "http", variant, impls[i].name, "lat_p99", "us");
 		bench_series_init(&impls[i].refills, "http", variant, impls[i].name,
 				  "pool_refills_per_req", "x");
@@ -407,6 +416,7 @@ static void run_variant(const char *variant, vz_backend_kind backend, int depth)
 			continue;
 		bench_emit_series(&bi[i].s);
 		bench_emit_series(&impls[i].cpu);
+		bench_emit_series(&impls[i].user);
 		bench_emit_series(&impls[i].p99);
 		if (impls[i].is_veloz) {
 			bench_emit_series(&impls[i].refills);

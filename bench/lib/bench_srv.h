@@ -138,8 +138,9 @@ static inline int bench_srv_start(struct bench_srv *s, const char *name, int cpu
 }
 
 /* CPU time (user + system, all threads) of a process in ns, from
- * /proc/<pid>/stat (clock-tick resolution, 10 ms at 100 Hz). */
-static inline uint64_t bench_proc_cpu_ns(pid_t pid)
+ * /proc/<pid>/stat (clock-tick resolution, 10 ms at 100 Hz); the user part
+ * in *user_ns when it is not NULL. */
+static inline uint64_t bench_proc_cpu_ns2(pid_t pid, uint64_t *user_ns)
 {
 	char path[64], buf[1024], *p;
 	unsigned long long ut = 0, st = 0;
@@ -158,7 +159,14 @@ static inline uint64_t bench_proc_cpu_ns(pid_t pid)
 	if (!p ||
 	    sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
 		return 0;
+	if (user_ns)
+		*user_ns = ut * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
 	return (ut + st) * (1000000000ull / (uint64_t)sysconf(_SC_CLK_TCK));
+}
+
+static inline uint64_t bench_proc_cpu_ns(pid_t pid)
+{
+	return bench_proc_cpu_ns2(pid, NULL);
 }
 
 /* Ask the server for a snapshot of its counters (no-op for exec'd ones). */
