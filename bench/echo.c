@@ -120,7 +120,7 @@ struct impl {
 
 static int rtt_rep(struct impl *im, int rep, double *value)
 {
-	uint64_t n = rep < 0 ? 200 : bench_size(20000, 2000);
+	uint64_t n = rep < 0 ? 200 : bench_size(20000, 1000);
 	char buf[64], back[64];
 	int fd = dial(im->srv.port);
 
@@ -158,7 +158,7 @@ broken:
 
 static int stream_rep(struct impl *im, int rep, double *value)
 {
-	uint64_t total = rep < 0 ? 4u << 20 : bench_size(256ull << 20, 32ull << 20);
+	uint64_t total = rep < 0 ? 4u << 20 : bench_size(256ull << 20, 8ull << 20);
 	uint64_t sent = 0, recvd = 0, t0;
 	static char out[CHUNK], in[65536];
 	int fd = dial(im->srv.port);

@@ -95,6 +95,7 @@ int __wrap_posix_memalign(void **p, size_t a, size_t n)
 }
 
 static char workdir[256];
+static char wrk_path[512], nginx_path[512];
 
 /* ---- the servers (child processes) --------------------------------------- */
 
@@ -212,7 +213,7 @@ static int start_nginx(struct bench_srv *s)
 		workdir, workdir, workdir, workdir, workdir, workdir, workdir, port);
 	fclose(f);
 	{
-		char *argv[] = {"nginx", "-p", prefix, "-c", conf, NULL};
+		char *argv[] = {nginx_path, "-p", prefix, "-c", conf, NULL};
 
 		return bench_srv_start(s, "nginx", 1, NULL, NULL, argv, port);
 	}
@@ -277,7 +278,7 @@ static int run_wrk(int port, int depth, double seconds, struct wrk_result *r)
 		return -1;
 	if (pid == 0) {
 		cpu_set_t set;
-		char *argv[] = {"wrk", "-t1", "-c", conns, "-d", dur, "-s", script, url, NULL};
+		char *argv[] = {wrk_path, "-t1", "-c", conns, "-d", dur, "-s", script, url, NULL};
 
 		CPU_ZERO(&set);
 		CPU_SET(bench_cpu(0), &set);
@@ -286,7 +287,7 @@ static int run_wrk(int port, int depth, double seconds, struct wrk_result *r)
 		dup2(pipefd[1], 1);
 		close(pipefd[0]);
 		close(pipefd[1]);
-		execvp("wrk", argv);
+		execv(wrk_path, argv);
 		_exit(127);
 	}
 	close(pipefd[1]);
@@ -385,7 +386,7 @@ static void run_variant(const char *variant, vz_backend_kind backend, int depth)
 #else
 	bench_skip("libuv", "not installed");
 #endif
-	if (bench_have_program("nginx")) {
+	if (bench_find_program("nginx", nginx_path, sizeof nginx_path)) {
 		if (start_nginx(&impls[n].srv) == 0)
 			impls[n++].name = "nginx";
 	} else {
@@ -409,8 +410,9 @@ static void run_variant(const char *variant, vz_backend_kind backend, int depth)
 	}
 	fprintf(stderr, "http %s: wrk -t1 -c%d -d%.0fs, depth %d, %d reps\n", variant, CONNS,
 		seconds, depth, bench_opts.reps);
-	bench_run_side_by_side(bi, n, bench_opts.reps, true, "http", variant, "throughput",
-			       "req/s");
+	/* --quick (CI): no warm-up round, so the benchmark stays short */
+	bench_run_side_by_side(bi, n, bench_opts.reps, !bench_opts.quick, "http", variant,
+			       "throughput", "req/s");
 	for (int i = 0; i < n; i++) {
 		if (bi[i].failed)
 			continue;
@@ -453,7 +455,7 @@ int main(int argc, char **argv)
 	char cmd[300];
 
 	bench_init(argc, argv, "http");
-	if (!bench_have_program("wrk")) {
+	if (!bench_find_program("wrk", wrk_path, sizeof wrk_path)) {
 		bench_skip("all", "wrk not installed (bench/setup installs it)");
 		return 0;
 	}

@@ -215,26 +215,26 @@ static inline void bench_srv_block(sigset_t *set)
 	pthread_sigmask(SIG_BLOCK, set, NULL);
 }
 
-/* True when `prog` is an executable in PATH. */
-static inline int bench_have_program(const char *prog)
+/* Find executable `prog` in PATH (then /usr/sbin, where nginx lives and
+ * which is often not in a user's PATH); its path into out. Returns 1 when
+ * found, else 0. */
+static inline int bench_find_program(const char *prog, char *out, size_t outlen)
 {
 	const char *path = getenv("PATH");
-	char buf[512];
 
 	if (!path)
-		path = "/usr/bin:/bin:/usr/sbin:/sbin";
+		path = "/usr/bin:/bin";
 	while (*path) {
 		const char *colon = strchr(path, ':');
 		size_t n = colon ? (size_t)(colon - path) : strlen(path);
 
-		snprintf(buf, sizeof buf, "%.*s/%s", (int)n, path, prog);
-		if (access(buf, X_OK) == 0)
+		snprintf(out, outlen, "%.*s/%s", (int)n, path, prog);
+		if (n && access(out, X_OK) == 0)
 			return 1;
 		path += n + (colon ? 1 : 0);
 	}
-	/* nginx lives in /usr/sbin, often not in a user's PATH */
-	snprintf(buf, sizeof buf, "/usr/sbin/%s", prog);
-	return access(buf, X_OK) == 0;
+	snprintf(out, outlen, "/usr/sbin/%s", prog);
+	return access(out, X_OK) == 0;
 }
 
 #endif
