@@ -161,6 +161,7 @@ static int stream_rep(struct impl *im, int rep, double *value)
 	uint64_t total = rep < 0 ? 4u << 20 : bench_size(256ull << 20, 8ull << 20);
 	uint64_t sent = 0, recvd = 0, t0;
 	static char out[CHUNK], in[65536];
+	const char *why = "";
 	int fd = dial(im->srv.port);
 
 	if (fd < 0) {
@@ -174,21 +175,35 @@ static int stream_rep(struct impl *im, int rep, double *value)
 
 		if (sent < total && sent - recvd + CHUNK <= WINDOW)
 			p.events |= POLLOUT;
-		if (poll(&p, 1, 5000) <= 0)
+		int pr = poll(&p, 1, 30000);
+
+		if (pr == 0) {
+			why = "nothing for 30 s";
 			goto broken;
+		}
+		if (pr < 0 && errno == EINTR)
+			continue;
+		if (pr < 0) {
+			why = strerror(errno);
+			goto broken;
+		}
 		if (p.revents & POLLOUT) {
 			ssize_t w = send(fd, out, CHUNK, MSG_DONTWAIT);
 
-			if (w < 0 && errno != EAGAIN)
+			if (w < 0 && errno != EAGAIN) {
+				why = strerror(errno);
 				goto broken;
+			}
 			if (w > 0)
 				sent += (uint64_t)w;
 		}
 		if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
 			ssize_t r = recv(fd, in, sizeof in, MSG_DONTWAIT);
 
-			if (r == 0 || (r < 0 && errno != EAGAIN))
+			if (r == 0 || (r < 0 && errno != EAGAIN)) {
+				why = r == 0 ? "end of stream" : strerror(errno);
 				goto broken;
+			}
 			if (r > 0)
 				recvd += (uint64_t)r;
 		}
@@ -197,7 +212,7 @@ static int stream_rep(struct impl *im, int rep, double *value)
 	close(fd);
 	return 0;
 broken:
-	fprintf(stderr, "echo: %s: stream broke (sent %llu, received %llu)\n", im->name,
+	fprintf(stderr, "echo: %s: stream broke: %s (sent %llu, received %llu)\n", im->name, why,
 		(unsigned long long)sent, (unsigned long long)recvd);
 	close(fd);
 	return -1;
