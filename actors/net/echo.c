@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: MIT
 /*
- * The echo connection actor (echo.h). States: receiving (a multishot
- * receive armed; each chunk is queued back with a quiet send), or held
- * (the queue was full: chunks are kept, the receive is cancelled, and a
- * zero-length marker send's event says the queue drained).
+ * The echo connection actor (echo.h). Two states: receiving (a multishot
+ * receive armed; each chunk is queued back with a quiet send) and paused
+ * (the send queue was full: the receive is cancelled, the chunks still on
+ * their way are queued past the bound, and the event of a zero-length
+ * marker send says when the queue has drained).
  */
 #include "echo.h"
 
@@ -11,27 +12,16 @@
 
 enum { TAG_DRAINED = 1 };
 
-struct held {
-	vz_io_buf buf;
-	const void *data;
-	uint32_t len;
-};
-
 struct echo {
 	vz_fd fd;
 	vz_io_op recv;
 	bool receiving; /* a receive is armed (its final event has not come) */
-	bool waiting;	/* a drain marker is queued */
+	bool paused;	/* the queue filled: waiting for the drain marker */
 	bool eof;	/* the peer closed: close once everything is written */
-	unsigned nheld;
-	struct held held[VZ_ECHO_MAX_HELD];
 };
 
 static void finish(vz_actor *self, struct echo *e)
 {
-	for (unsigned i = 0; i < e->nheld; i++)
-		vz_io_buf_release(self, e->held[i].buf);
-	e->nheld = 0;
 	/* A graceful close: what is queued is still written. */
 	vz_io_close(self, e->fd);
 	vz_stop(vz_actor_runtime(self), vz_self(self));
@@ -55,64 +45,45 @@ static int echo_init(vz_actor *self, void *state, const void *arg)
 	return arm(self, e);
 }
 
-/* Queue the held chunks in order; true when all went. */
-static bool flush_held(vz_actor *self, struct echo *e)
-{
-	unsigned i = 0;
-
-	while (i < e->nheld) {
-		const vz_io_req q = {.flags = VZ_IO_QUIET};
-		int rc = vz_io_send(self, e->fd, e->held[i].data, e->held[i].len, &q, NULL);
-
-		if (rc == VZ_EFULL)
-			break;
-		vz_io_buf_release(self, e->held[i].buf);
-		if (rc < 0) {
-			i++;
-			e->eof = true; /* broken: give up */
-			continue;
-		}
-		i++;
-	}
-	for (unsigned j = i; j < e->nheld; j++)
-		e->held[j - i] = e->held[j];
-	e->nheld -= i;
-	return e->nheld == 0;
-}
-
-static void wait_drain(vz_actor *self, struct echo *e)
+/* Its event comes when everything queued before it is written. */
+static int queue_marker(vz_actor *self, struct echo *e)
 {
 	const vz_io_req q = {.tag = TAG_DRAINED};
 
-	if (e->waiting)
-		return;
-	/* Its event comes when everything queued before it is written. */
-	if (vz_io_send(self, e->fd, NULL, 0, &q, NULL) == 0)
-		e->waiting = true;
-	else
-		finish(self, e);
+	return vz_io_send(self, e->fd, NULL, 0, &q, NULL);
 }
 
-static void on_data(vz_actor *self, struct echo *e, const vz_msg *m, const vz_io_event *ev)
+static void on_data(vz_actor *self, struct echo *e, const void *data, uint32_t len)
 {
 	const vz_io_req q = {.flags = VZ_IO_QUIET};
-	int rc = VZ_EFULL;
+	int rc = vz_io_send(self, e->fd, data, len, &q, NULL);
+	long queued;
 
-	if (e->nheld == 0)
-		rc = vz_io_send(self, e->fd, ev->data, ev->len, &q, NULL);
 	if (rc == 0)
 		return;
-	if (rc != VZ_EFULL || e->nheld == VZ_ECHO_MAX_HELD ||
-	    vz_io_buf_keep(self, m, &e->held[e->nheld].buf) < 0) {
+	if (rc != VZ_EFULL) {
 		finish(self, e);
 		return;
 	}
-	e->held[e->nheld].data = ev->data;
-	e->held[e->nheld].len = ev->len;
-	e->nheld++;
+	/* Full: stop receiving, and take this chunk (and the few still on
+	 * their way) past the bound rather than drop or hold them. */
+	queued = vz_io_sendq_bytes(self, e->fd);
+	if (queued < 0 || vz_io_set_sendq_limit(self, e->fd, (size_t)queued + len) < 0 ||
+	    vz_io_send(self, e->fd, data, len, &q, NULL) < 0) {
+		finish(self, e);
+		return;
+	}
 	if (e->receiving)
 		vz_io_cancel(self, e->recv);
-	wait_drain(self, e);
+	if (!e->paused) {
+		if (queue_marker(self, e) < 0 &&
+		    (vz_io_set_sendq_limit(self, e->fd, (size_t)queued + len + 1) < 0 ||
+		     queue_marker(self, e) < 0)) {
+			finish(self, e);
+			return;
+		}
+		e->paused = true;
+	}
 }
 
 static void echo_receive(vz_actor *self, void *state, const vz_msg *m)
@@ -127,24 +98,25 @@ static void echo_receive(vz_actor *self, void *state, const vz_msg *m)
 		if (!(ev->flags & VZ_IO_EV_MORE))
 			e->receiving = false;
 		if (ev->res > 0 && ev->len > 0) {
-			on_data(self, e, m, ev);
-			return;
-		}
-		if (ev->res == VZ_ECANCELED) {
-			/* Paused on purpose. Resume here if the queue drained
-			 * before this final event came (one receive at a time:
-			 * the new one may only start now). */
-			if (!e->waiting && !e->nheld && !e->eof && arm(self, e) < 0)
-				finish(self, e);
+			if (!e->eof)
+				on_data(self, e, ev->data, ev->len);
 			return;
 		}
 		if (ev->flags & VZ_IO_EV_MORE)
 			return;
-		/* End of stream or error: write back what is held, then go. */
+		if (ev->res == VZ_ECANCELED) {
+			/* Paused on purpose. Resume here if the queue drained
+			 * before this final event came (one receive at a time:
+			 * the new one may only start now). */
+			if (!e->paused && !e->eof && arm(self, e) < 0)
+				finish(self, e);
+			return;
+		}
+		/* End of stream or error: close once the queue is written
+		 * (vz_io_close is graceful), unless the drain marker is
+		 * still to come. */
 		e->eof = true;
-		if (e->nheld)
-			wait_drain(self, e);
-		else
+		if (!e->paused)
 			finish(self, e);
 		return;
 	case VZ_IO_SEND:
@@ -153,17 +125,15 @@ static void echo_receive(vz_actor *self, void *state, const vz_msg *m)
 				finish(self, e); /* a failed quiet send: broken */
 			return;
 		}
-		e->waiting = false;
-		if (ev->res < 0 || !flush_held(self, e)) {
-			if (ev->res < 0)
-				finish(self, e);
-			else
-				wait_drain(self, e);
+		e->paused = false;
+		if (ev->res < 0 || e->eof) {
+			finish(self, e);
 			return;
 		}
-		if (e->eof)
-			finish(self, e);
-		else if (!e->receiving && arm(self, e) < 0)
+		/* Drained: the bound again, and receive again (now, or when the
+		 * cancelled receive's final event comes). */
+		vz_io_set_sendq_limit(self, e->fd, VZ_IO_SENDQ_DEFAULT);
+		if (!e->receiving && arm(self, e) < 0)
 			finish(self, e);
 		return;
 	default:

@@ -7,10 +7,12 @@
  * (one copy into its pooled chunks) with no event on success.
  *
  * Back-pressure: when the send queue is full (a peer that sends but does
- * not read), the actor keeps the chunks it could not queue (vz_io_buf_keep,
- * at most VZ_ECHO_MAX_HELD), stops receiving, and resumes when the queue
- * has drained (a zero-length marker send tells it). A peer that outruns
- * even that is disconnected.
+ * not read), the actor cancels its receive and queues the chunks already
+ * on their way anyway, raising the queue's bound by just what they need
+ * (bounded: no new receive is started); a zero-length marker send tells
+ * it when everything queued is written, and then it restores the bound and
+ * receives again. Nothing is dropped and no receive buffer is held, so a
+ * slow reader slows only its own connection.
  *
  * vz_echo_server_create() is the listener with this spec in one call.
  */
@@ -18,8 +20,6 @@
 #define VZ_ACTORS_NET_ECHO_H
 
 #include "listener.h"
-
-#define VZ_ECHO_MAX_HELD 16
 
 extern const vz_actor_spec vz_echo_conn_spec;
 

@@ -11,8 +11,10 @@
  *  - the listener spreading connections over two shards, in both modes
  *    (hand-off: exactly round-robin; SO_REUSEPORT: every connection served,
  *    counted per shard);
- *  - echo: bytes come back in order, from small writes and from a 1 MiB
- *    stream written before anything is read (send queue back-pressure).
+ *  - echo: bytes come back in order, from small writes and from a 32 MiB
+ *    stream whose first part is written without reading until nothing
+ *    moves (the echo's send queue fills: receiving paused, resumed once
+ *    drained; stat io_sendq_full shows it happened).
  * Every case ends with the runtime stopped and no descriptor left open.
  * Runs per backend and under the seccomp launcher.
  */
@@ -101,6 +103,26 @@ static void write_all(int fd, const void *p, size_t n)
 		c += w;
 		n -= (size_t)w;
 	}
+}
+
+/* A connection whose receive buffer is small and fixed (no autotuning),
+ * so a peer writing to it is held back soon. */
+static int dial_small(uint16_t port)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET,
+				.sin_port = htons(port),
+				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	int fd = socket(AF_INET, SOCK_STREAM, 0), sz = 65536;
+
+	assert_true(fd >= 0);
+	assert_int_equal(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof sz), 0);
+	if (connect(fd, (struct sockaddr *)&a, sizeof a) < 0) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+
+		assert_int_equal(errno, EINTR);
+		assert_int_equal(poll_retry(&p, 20000), 1);
+	}
+	return fd;
 }
 
 /* Buffered reader of HTTP responses. */
@@ -426,7 +448,8 @@ static void test_echo(void **state)
 {
 	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
 	vz_listener_opts o = {.addr = (const struct sockaddr *)&a, .addrlen = sizeof a};
-	size_t big = 1u << 20, sent = 0, got = 0;
+	size_t big = 32u << 20, sent = 0, got = 0;
+	vz_shard_stats st;
 	unsigned char *out = malloc(big), *in = malloc(big);
 	vz_runtime *rt = make_runtime();
 	vz_listener *l;
@@ -456,11 +479,27 @@ static void test_echo(void **state)
 	}
 	close(fd);
 
-	/* 1 MiB written as fast as the socket takes it, read concurrently:
-	 * the echo's send queue fills while this side is slow to read. */
+	/* Back-pressure: 32 MiB, first written without reading until the
+	 * socket takes no more (the client's small receive buffer, the
+	 * server's send buffer and its 1 MiB send queue all fill, so the echo
+	 * actor must pause its receive), then read and written
+	 * concurrently to the end: every byte comes back, in order. */
 	for (size_t i = 0; i < big; i++)
 		out[i] = (unsigned char)(i * 7 + i / 251);
-	fd = dial(vz_listener_port(l));
+	fd = dial_small(vz_listener_port(l));
+	for (;;) {
+		struct pollfd p = {.fd = fd, .events = POLLOUT};
+		ssize_t w;
+
+		/* a phase boundary, not a check: full once nothing moves for 0.5 s */
+		if (sent == big || poll_retry(&p, 500) == 0)
+			break;
+		w = send(fd, out + sent, big - sent < 65536 ? big - sent : 65536, MSG_DONTWAIT);
+		assert_true(w > 0 || errno == EAGAIN);
+		if (w > 0)
+			sent += (size_t)w;
+	}
+	assert_true(sent < big); /* it did fill up */
 	while (got < big) {
 		struct pollfd p = {.fd = fd, .events = POLLIN | (sent < big ? POLLOUT : 0)};
 
@@ -490,6 +529,9 @@ static void test_echo(void **state)
 	free(out);
 	free(in);
 	finish_runtime(rt);
+	/* the pause path really ran: a send was refused as full */
+	assert_int_equal(vz_stats_total(rt, &st, NULL), 0);
+	assert_true(st.io_sendq_full > 0);
 	vz_listener_destroy(l);
 	assert_int_equal(vz_runtime_destroy(rt), 0);
 	vz_test_watchdog(0);
