@@ -22,7 +22,7 @@
 #define OUT_CAP	  8192u
 #define OUT_SLACK 1024u
 
-enum { TAG_LAST = 1 };
+enum { TAG_LAST = 1, TAG_DRAINED };
 
 struct shard_slot {
 	/* date: written by the shard's date actor, read by the connection
@@ -97,6 +97,7 @@ struct conn {
 	vz_io_op recv;
 	bool receiving;
 	bool closing; /* the last answer is queued: close once it is written */
+	bool paused;  /* the send queue filled: receiving stopped until it drains */
 	uint32_t used;
 	vz_http_parser p;
 	char out[OUT_CAP];
@@ -113,11 +114,31 @@ static void finish(vz_actor *self, struct conn *c)
 static int flush(vz_actor *self, struct conn *c, bool last)
 {
 	vz_io_req q = {.tag = last ? TAG_LAST : 0, .flags = last ? 0 : VZ_IO_QUIET};
+	const vz_io_req marker = {.tag = TAG_DRAINED};
+	long queued;
 	int rc;
 
 	if (c->used == 0 && !last)
 		return 0;
 	rc = vz_io_send(self, c->fd, c->out, c->used, &q, NULL);
+	if (rc == VZ_EFULL) {
+		/* A client pipelining faster than it reads: stop receiving,
+		 * and queue the answers to what is already on its way past
+		 * the bound (raised by just what they need; bounded, since no
+		 * new receive starts). A zero-length marker's event says when
+		 * the queue has drained. */
+		queued = vz_io_sendq_bytes(self, c->fd);
+		if (queued < 0 ||
+		    vz_io_set_sendq_limit(self, c->fd, (size_t)queued + c->used + 1) < 0)
+			return VZ_EFULL;
+		rc = vz_io_send(self, c->fd, c->out, c->used, &q, NULL);
+		if (rc == 0 && !c->paused) {
+			rc = vz_io_send(self, c->fd, NULL, 0, &marker, NULL);
+			c->paused = rc == 0;
+		}
+		if (rc == 0 && c->receiving)
+			vz_io_cancel(self, c->recv);
+	}
 	c->used = 0;
 	return rc;
 }
@@ -167,8 +188,8 @@ static void on_data(vz_actor *self, struct conn *c, const char *data, size_t len
 	}
 	return;
 broken:
-	/* VZ_EFULL (a client pipelining without reading) or a dead
-	 * connection: drop it. */
+	/* A dead or shut-down connection (VZ_EPIPE, ...), or no memory:
+	 * drop it. */
 	vz_io_abort(self, c->fd);
 	vz_stop(vz_actor_runtime(self), vz_self(self));
 }
@@ -190,6 +211,14 @@ static int conn_init(vz_actor *self, void *state, const void *arg)
 	return rc;
 }
 
+static int rearm(vz_actor *self, struct conn *c)
+{
+	int rc = vz_io_recv(self, c->fd, NULL, &c->recv);
+
+	c->receiving = rc == 0;
+	return rc;
+}
+
 static void conn_receive(vz_actor *self, void *state, const vz_msg *m)
 {
 	struct conn *c = state;
@@ -207,14 +236,31 @@ static void conn_receive(vz_actor *self, void *state, const vz_msg *m)
 		}
 		if (ev->flags & VZ_IO_EV_MORE)
 			return;
-		/* End of stream, error or our own cancel: when an answer is
-		 * still being written, its event finishes the connection. */
+		/* Our own cancel for a pause: receive again if the queue
+		 * drained before this final event came (one receive at a
+		 * time), else the drain marker's event will. */
+		if (ev->res == VZ_ECANCELED && !c->closing) {
+			if (!c->paused && rearm(self, c) < 0)
+				finish(self, c);
+			return;
+		}
+		/* End of stream, error or our cancel for a close: when an
+		 * answer is still being written, its event finishes the
+		 * connection. */
 		if (!c->closing)
 			finish(self, c);
 		return;
 	}
-	if (ev->kind == VZ_IO_SEND && (ev->tag == TAG_LAST || ev->res < 0))
+	if (ev->kind != VZ_IO_SEND)
+		return;
+	if (ev->tag == TAG_LAST || ev->res < 0) {
 		finish(self, c);
+	} else if (ev->tag == TAG_DRAINED) {
+		c->paused = false;
+		vz_io_set_sendq_limit(self, c->fd, VZ_IO_SENDQ_DEFAULT);
+		if (!c->receiving && !c->closing && rearm(self, c) < 0)
+			finish(self, c);
+	}
 }
 
 static const vz_actor_spec conn_spec = {

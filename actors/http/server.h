@@ -18,8 +18,10 @@
  *    connection closes.
  *  - Date is formatted once per second per shard by a timer actor, and
  *    read by that shard's connections (same thread: no sharing).
- *  - A client that pipelines without reading until the connection's send
- *    queue (1 MiB) is full is disconnected.
+ *  - A client that pipelines without reading is slowed, not dropped: once
+ *    the connection's send queue (1 MiB) is full the server stops
+ *    receiving from it, answers what is already on its way, and receives
+ *    again when the queue has drained.
  *
  * Steady state allocates nothing per request: the parser and the output
  * buffer live in the connection actor's state, received bytes stay in the

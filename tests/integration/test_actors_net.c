@@ -7,7 +7,9 @@
  *    Date, Content-Type, Content-Length) and body, HEAD, 404, 400 on
  *    garbage then close, 431 past the head limit then close,
  *    "Connection: close" and HTTP/1.0 without keep-alive close after the
- *    answer, HTTP/1.0 with keep-alive stays open;
+ *    answer, HTTP/1.0 with keep-alive stays open; a client pipelining
+ *    200,000 requests without reading is paused, not dropped, and gets
+ *    every answer;
  *  - the listener spreading connections over two shards, in both modes
  *    (hand-off: exactly round-robin; SO_REUSEPORT: every connection served,
  *    counted per shard);
@@ -393,6 +395,77 @@ static void test_http_versions_and_errors(void **state)
 	vz_test_watchdog(0);
 }
 
+/* A client that pipelines 200,000 requests without reading until nothing
+ * moves (its small receive buffer, the server's send buffer and the 1 MiB
+ * send queue fill), then reads: it is slowed, not dropped, and gets every
+ * answer, in order. */
+static void test_http_pipelining_without_reading(void **state)
+{
+	enum { N = 200000 };
+	vz_runtime *rt = make_runtime();
+	vz_http_server *s = start_http(rt, VZ_LISTENER_REUSEPORT, NULL);
+	const char *req = GET("/plaintext");
+	size_t rlen = strlen(req), total = (size_t)N * rlen, sent = 0;
+	char *out = malloc(total);
+	struct reader *r = calloc(1, sizeof *r);
+	struct response rs;
+	unsigned answered = 0;
+	vz_shard_stats st;
+
+	(void)state;
+	vz_test_watchdog(120);
+	for (size_t i = 0; i < N; i++)
+		memcpy(out + i * rlen, req, rlen);
+	r->fd = dial_small(vz_http_server_port(s));
+	for (;;) {
+		struct pollfd p = {.fd = r->fd, .events = POLLOUT};
+		ssize_t w;
+
+		/* a phase boundary, not a check: full once nothing moves for 0.5 s */
+		if (sent == total || poll_retry(&p, 500) == 0)
+			break;
+		w = send(r->fd, out + sent, total - sent, MSG_DONTWAIT);
+		assert_true(w > 0 || errno == EAGAIN);
+		if (w > 0)
+			sent += (size_t)w;
+	}
+	/* (the kernel may have taken all of it into socket buffers: whether
+	 * the server paused is checked below, by its io_sendq_full stat) */
+	while (answered < N) {
+		struct pollfd p = {.fd = r->fd, .events = POLLIN | (sent < total ? POLLOUT : 0)};
+
+		assert_true(poll_retry(&p, 20000) > 0);
+		if ((p.revents & POLLOUT) && sent < total) {
+			ssize_t w = send(r->fd, out + sent, total - sent, MSG_DONTWAIT);
+
+			assert_true(w > 0 || errno == EAGAIN);
+			if (w > 0)
+				sent += (size_t)w;
+		}
+		if (!(p.revents & POLLIN))
+			continue;
+		assert_true(fill(r));
+		/* every complete answer in the buffer */
+		while (memmem(r->buf, r->len, "Hello, World!", 13)) {
+			assert_true(read_response(r, &rs, 0));
+			check_hello(&rs);
+			answered++;
+		}
+	}
+	assert_int_equal(answered, N);
+	close(r->fd);
+	free(r);
+	free(out);
+	finish_runtime(rt);
+	/* the pause really happened: a send was refused as full */
+	assert_int_equal(vz_stats_total(rt, &st, NULL), 0);
+	assert_true(st.io_sendq_full > 0);
+	assert_int_equal(vz_http_server_requests(s, 0) + vz_http_server_requests(s, 1), N);
+	vz_http_server_destroy(s);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+	vz_test_watchdog(0);
+}
+
 /* N connections, each answered; returns per-shard connection counts. */
 static void spread(int mode, unsigned n, uint64_t per_shard[NSHARDS])
 {
@@ -542,6 +615,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_http_keepalive_pipelined),
 	    cmocka_unit_test(test_http_versions_and_errors),
+	    cmocka_unit_test(test_http_pipelining_without_reading),
 	    cmocka_unit_test(test_listener_spreads),
 	    cmocka_unit_test(test_echo),
 	};
