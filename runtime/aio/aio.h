@@ -138,6 +138,8 @@ struct vz__aio_fd {
 	uint32_t nsmall;       /* file ops and datagrams in flight (caps) */
 	struct vz__aio_op *rx; /* the receive or accept, if any */
 	struct vz__aio_sendq sq;
+	struct vz__aio_fd *knext; /* on the shard's list of queues to start */
+	bool kick_queued;
 };
 
 /* Who holds a receive buffer. */
@@ -168,7 +170,9 @@ struct vz__aio {
 	struct vz__aio_op *nobuf_head, *nobuf_tail;	/* receives waiting for a buffer */
 	struct vz__aio_buf bufs[VZ__AIO_NBUFS];
 	bool bufs_ready;
-	uint32_t inflight; /* backend ops whose last done has not run */
+	bool dying;		      /* the shard is being destroyed: completions ignored */
+	struct vz__aio_fd *kick_head; /* send queues filled before the backend existed */
+	uint32_t inflight;	      /* backend ops whose last done has not run */
 };
 
 /* ---- fdtab.c: shared by the aio files ---- */

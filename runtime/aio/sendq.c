@@ -186,8 +186,17 @@ void vz__sendq_kick(struct vz__aio *a, struct vz__aio_fd *fd)
 		}
 		return;
 	}
-	if (!sh->io || (fd->flags & VZ__FDF_RAW_CLOSED))
-		return; /* before start: the first turn kicks (vz__aio_turn) */
+	if (fd->flags & VZ__FDF_RAW_CLOSED)
+		return;
+	if (!sh->io) {
+		/* Before start: the first turn starts it (vz__aio_turn). */
+		if (!fd->kick_queued) {
+			fd->kick_queued = true;
+			fd->knext = a->kick_head;
+			a->kick_head = fd;
+		}
+		return;
+	}
 	for (struct vz__aio_op *op = q->head; op && n < VZ__AIO_SEND_IOV; op = op->lnext) {
 		for (struct vz__aio_chunk *c = op->chunks; c && n < VZ__AIO_SEND_IOV; c = c->next) {
 			if (c->off == c->len)
@@ -232,6 +241,8 @@ static void sendq_done(struct vz__io_op *bop, int res)
 	struct vz__aio *a = fd->aio;
 	struct vz__aio_sendq *q = &fd->sq;
 
+	if (a->dying)
+		return; /* the shard is going: its tables are freed wholesale */
 	q->busy = false;
 	a->inflight--;
 	VZ__STAT_ADD(a->sh, io_completed, 1);
