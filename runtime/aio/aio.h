@@ -28,6 +28,7 @@
 #define VZ__AIO_DGRAM_CAP   64u	 /* datagrams of one handle in flight */
 #define VZ__AIO_FD_OPS_MAX  64u	 /* file operations of one handle in flight */
 #define VZ__AIO_SEND_IOV    16u	 /* chunks one send-queue write covers */
+#define VZ__AIO_DGRAM_BURST 16u	 /* datagrams per socket per turn (io_uring) */
 #define VZ__AIO_BACKOFF_NS  (10u * 1000u * 1000u) /* accept pause after EMFILE */
 #define VZ__AIO_CHUNK_CLASS 8u			  /* largest send chunk: 64 << 8 = 16 KiB */
 #define VZ__AIO_PATH_MAX    4096u
@@ -92,8 +93,9 @@ struct vz__aio_op {
 	uint16_t pad_;
 	uint32_t flags; /* VZ__OPF_* */
 	int32_t end_res;
-	int32_t end_os;	   /* the OS errno behind end_res, if any */
-	uint32_t bufs_out; /* RECV/RECVFROM: events holding a buffer, not yet released */
+	int32_t end_os;		    /* the OS errno behind end_res, if any */
+	uint32_t bufs_out;	    /* RECV/RECVFROM: events holding a buffer, not yet released */
+	uint32_t burst, burst_turn; /* RECVFROM: datagrams re-armed at once this turn */
 	uint64_t tag;
 	uint64_t timeout_ns;
 	uint64_t timer; /* timeout (or backoff) timer handle, 0 = none */
@@ -173,6 +175,7 @@ struct vz__aio {
 	bool dying;		      /* the shard is being destroyed: completions ignored */
 	struct vz__aio_fd *kick_head; /* send queues filled before the backend existed */
 	uint32_t inflight;	      /* backend ops whose last done has not run */
+	uint32_t turns;		      /* vz__aio_turn() calls (datagram bursts) */
 };
 
 /* ---- fdtab.c: shared by the aio files ---- */

@@ -719,6 +719,7 @@ unsigned vz__aio_turn(struct vz__shard *sh)
 
 	if (!a || !sh->io)
 		return 0;
+	a->turns++;
 	while (a->kick_head) {
 		struct vz__aio_fd *fd = a->kick_head;
 
