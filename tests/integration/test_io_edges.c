@@ -12,7 +12,10 @@
  * (exactly one final event per operation, nothing after it); an injected
  * ECONNRESET; an actor stopped with an accept, receives and sends in
  * flight (its descriptors closed at once, counted in /proc/self/fd, the
- * peer sees end of stream, every receive buffer back).
+ * peer sees end of stream, every receive buffer back); an event queued for
+ * an actor that stops first (dropped, counted, its buffer returned); a
+ * connection detached by a listener and adopted by an actor on another
+ * shard.
  */
 #include "testutil.h"
 
@@ -108,7 +111,11 @@ static const vz_actor_spec probe_spec = {
 /* ---- harness ------------------------------------------------------------- */
 
 static unsigned fds_before;
-static vz_ref probe_ref;
+static vz_ref probe_ref, blocker_ref;
+static bool with_blocker, with_worker;
+static vz_ref worker_ref;
+static const vz_actor_spec worker_spec;
+static const vz_actor_spec blocker_spec;
 
 static vz_runtime *start(const vz_io_req *accept_req)
 {
@@ -122,9 +129,13 @@ static vz_runtime *start(const vz_io_req *accept_req)
 	atomic_store(&final_os, 0);
 	on_go = NULL;
 	fds_before = vz_test_count_entries("/proc/self/fd");
-	vz_test_config(&cfg, 1);
+	vz_test_config(&cfg, with_worker ? 2 : 1);
 	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
 	assert_int_equal(vz_spawn(rt, 0, &probe_spec, accept_req, &probe_ref), 0);
+	if (with_worker)
+		assert_int_equal(vz_spawn(rt, 1, &worker_spec, NULL, &worker_ref), 0);
+	if (with_blocker)
+		assert_int_equal(vz_spawn(rt, 0, &blocker_spec, NULL, &blocker_ref), 0);
 	assert_int_equal(vz_runtime_start(rt), 0);
 	return rt;
 }
@@ -593,6 +604,160 @@ static void test_stop_in_flight(void **state)
 	finish(rt);
 }
 
+/* ---- events for a stopped actor are dropped, buffers returned ---------------- */
+
+static atomic_int blocker_go;
+
+static void blocker_receive(vz_actor *self, void *st, const vz_msg *m)
+{
+	(void)self;
+	(void)st;
+	(void)m;
+	/* Hold the shard (no reaping, no inbox) until the test says so. */
+	atomic_store(&step, 2);
+	while (!atomic_load(&blocker_go))
+		usleep(100);
+}
+
+static const vz_actor_spec blocker_spec = {.name = "blocker", .receive = blocker_receive};
+
+static void drop_ev(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	(void)p;
+	if (ev->kind == VZ_IO_ACCEPT) {
+		CHECK(vz_io_recv(self, ev->accepted, NULL, NULL) == 0);
+		atomic_store(&step, 1);
+	} else if (ev->kind == VZ_IO_RECV) {
+		CHECK(!"the event should have been dropped with its stopped actor");
+	}
+}
+
+/* The probe's receive event is queued in its mailbox (the shard reaps it
+ * after the blocker's run) and its stop request arrives with the next
+ * turn's inbox: the event is dropped, counted, and its buffer returned. */
+static void test_event_dropped(void **state)
+{
+	vz_runtime *rt;
+	vz_shard_stats t;
+	int s;
+
+	(void)state;
+	on_event = drop_ev;
+	atomic_store(&blocker_go, 0);
+	with_blocker = true;
+	rt = start(NULL);
+	with_blocker = false;
+	s = client();
+	wait_step(1);
+	assert_int_equal(vz_post(rt, blocker_ref, MSG_GO, NULL, 0), 0);
+	wait_step(2);
+	write_all(s, "data", 4);
+	usleep(20000); /* on the wire; the shard is held, nothing reaps it yet */
+	assert_int_equal(vz_stop(rt, probe_ref), 0);
+	atomic_store(&blocker_go, 1);
+	for (int i = 0; i < 5000; i++) {
+		assert_int_equal(vz_stats_total(rt, &t, NULL), 0);
+		if (t.actors_live == 1)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(t.actors_live, 1);
+	/* The queued data event, and the final events of its receive and
+	 * its accept, which its stop cancelled. */
+	assert_int_equal(t.io_events_dropped, 3);
+	assert_int_equal(t.io_fds_open, 0);
+	close(s);
+	finish(rt); /* also: every receive buffer back */
+}
+
+/* ---- a connection handed to an actor on another shard ------------------------- */
+
+static void handoff_ev(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	int raw = -1;
+
+	(void)p;
+	if (ev->kind != VZ_IO_ACCEPT || ev->res < 0)
+		return;
+	/* Busy handles cannot leave: an operation is in flight. */
+	CHECK(vz_io_recv(self, ev->accepted, NULL, &p->rx[0]) == 0);
+	CHECK(vz_io_detach(self, ev->accepted, &raw) == VZ_EBUSY);
+	CHECK(vz_io_cancel(self, p->rx[0]) == 0);
+}
+
+static void handoff_final(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	int raw = -1;
+
+	handoff_ev(self, p, ev);
+	if (ev->kind == VZ_IO_RECV && !(ev->flags & VZ_IO_EV_MORE)) {
+		/* Its receive has ended: now the descriptor may go. */
+		CHECK(vz_io_detach(self, ev->fd, &raw) == 0);
+		CHECK(vz_io_fileno(self, ev->fd) == VZ_ESTALE);
+		CHECK(vz_send(self, worker_ref, MSG_GO, &raw, sizeof raw) == 0);
+	}
+}
+
+static int worker_init(vz_actor *self, void *st, const void *arg)
+{
+	(void)self;
+	(void)st;
+	(void)arg;
+	return 0;
+}
+
+static void worker_receive(vz_actor *self, void *st, const vz_msg *m)
+{
+	const vz_io_event *ev = vz_io_event_of(m);
+	vz_fd *fd = st;
+	int raw;
+
+	if (!ev) {
+		CHECK(vz_msg_len(m) == sizeof raw);
+		memcpy(&raw, vz_msg_data(m), sizeof raw);
+		CHECK(vz_io_adopt(self, raw, fd) == 0);
+		CHECK(vz_io_recv(self, *fd, NULL, NULL) == 0);
+		atomic_store(&step, 1);
+		return;
+	}
+	if (ev->kind == VZ_IO_RECV && (ev->flags & VZ_IO_EV_MORE)) {
+		CHECK(vz_io_send(self, ev->fd, ev->data, ev->len, NULL, NULL) == 0);
+	} else if (ev->kind == VZ_IO_RECV) {
+		CHECK(vz_io_close(self, ev->fd) == 0);
+		atomic_store(&step, 2);
+	}
+}
+
+static const vz_actor_spec worker_spec = {
+    .name = "worker",
+    .state_size = sizeof(vz_fd),
+    .init = worker_init,
+    .receive = worker_receive,
+};
+
+/* The listener on shard 0 detaches an accepted connection and the worker
+ * on shard 1 adopts it and serves it. */
+static void test_handoff(void **state)
+{
+	vz_runtime *rt;
+	char b[3];
+	int s;
+
+	(void)state;
+	on_event = handoff_final;
+	with_worker = true;
+	rt = start(NULL);
+	with_worker = false;
+	s = client();
+	wait_step(1);
+	write_all(s, "abc", 3);
+	read_all(s, b, 3);
+	assert_memory_equal(b, "abc", 3);
+	close(s);
+	wait_step(2);
+	finish(rt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -600,6 +765,7 @@ int main(void)
 	    cmocka_unit_test(test_peer_vanishes),  cmocka_unit_test(test_slow_reader),
 	    cmocka_unit_test(test_timeouts),	   cmocka_unit_test(test_cancel_races),
 	    cmocka_unit_test(test_injected_reset), cmocka_unit_test(test_stop_in_flight),
+	    cmocka_unit_test(test_event_dropped),  cmocka_unit_test(test_handoff),
 	};
 
 	vz_test_watchdog(280);
