@@ -51,10 +51,11 @@ enum vz__aio_fd_state {
 };
 
 /* fd flags */
-#define VZ__FDF_SHUT_WR_PENDING 0x1u /* shutdown(SHUT_WR) once the send queue drains */
-#define VZ__FDF_SHUT_WR		0x2u /* sending side closed: sends fail with VZ_EPIPE */
-#define VZ__FDF_CLOSE_PENDING	0x4u /* close once the send queue drains */
-#define VZ__FDF_RAW_CLOSED	0x8u /* raw fd closed (or handed away) */
+#define VZ__FDF_SHUT_WR_PENDING 0x1u  /* shutdown(SHUT_WR) once the send queue drains */
+#define VZ__FDF_SHUT_WR		0x2u  /* sending side closed: sends fail with VZ_EPIPE */
+#define VZ__FDF_CLOSE_PENDING	0x4u  /* close once the send queue drains */
+#define VZ__FDF_RAW_CLOSED	0x8u  /* raw fd closed (or handed away) */
+#define VZ__FDF_CONNECTING	0x10u /* connect in flight: sends wait for it */
 
 /* op flags */
 #define VZ__OPF_QUIET	   0x01u /* no success event */
@@ -234,6 +235,8 @@ int vz__sendq_push(struct vz__aio *a, struct vz__aio_fd *fd, struct vz__aio_op *
 void vz__sendq_kick(struct vz__aio *a, struct vz__aio_fd *fd);
 /* Cancel/timeout one send request. */
 void vz__sendq_end(struct vz__aio *a, struct vz__aio_op *op, int res);
+/* The connect failed: every queued send fails with its error. */
+void vz__sendq_fail(struct vz__aio *a, struct vz__aio_fd *fd, int res, int os_errno);
 /* Drop everything queued (abort, actor stop). */
 void vz__sendq_abort(struct vz__aio *a, struct vz__aio_fd *fd);
 /* Free a request's chunks. */

@@ -552,6 +552,24 @@ void vz__aio_finish(struct vz__aio *a, struct vz__aio_op *op, int res, int os_er
 		fill(a, op, &ev, res, os_errno, accepted);
 		deliver(a, op, m, &ev, 0);
 	}
+	if (op->kind == VZ_IO_CONNECT && (op->fd->flags & VZ__FDF_CONNECTING)) {
+		/* However the connect ended (its completion, or ended before
+		 * it reached the backend): the sends queued behind it leave
+		 * now or fail with its error, and a close asked meanwhile
+		 * completes. After its own event, so they follow it. */
+		struct vz__aio_fd *fd = op->fd;
+
+		fd->flags &= ~VZ__FDF_CONNECTING;
+		op_free(a, op);
+		if (fd->state == VZ__FDS_FREE)
+			return;
+		if (res < 0)
+			vz__sendq_fail(a, fd, res == VZ_ECANCELED ? VZ_ENOTCONN : res,
+				       res == VZ_ECANCELED ? ENOTCONN : os_errno);
+		vz__sendq_kick(a, fd);
+		vz__aio_fd_maybe_free(a, fd);
+		return;
+	}
 	op_free(a, op);
 }
 

@@ -413,6 +413,7 @@ VZ_API int vz_tcp_connect(vz_actor *self, const struct sockaddr *addr, uint32_t 
 	}
 	memcpy(&op->addr, addr, len);
 	op->addrlen = len;
+	fd->flags |= VZ__FDF_CONNECTING;
 	op->bop.opcode = VZ__IO_OP_CONNECT;
 	op->bop.buf = &op->addr;
 	op->bop.len = len;

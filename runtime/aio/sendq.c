@@ -170,8 +170,8 @@ void vz__sendq_kick(struct vz__aio *a, struct vz__aio_fd *fd)
 	unsigned n = 0;
 	int rc;
 
-	if (q->busy)
-		return;
+	if (q->busy || (fd->flags & VZ__FDF_CONNECTING))
+		return; /* one write at a time; none before the connection is up */
 	settle_ended(a, fd);
 	settle_head(a, fd);
 	if (!q->head) {
@@ -324,6 +324,12 @@ void vz__sendq_end(struct vz__aio *a, struct vz__aio_op *op, int res)
 	/* Part written, nothing in flight: it is the head; end the stream. */
 	settle_head(a, fd);
 	vz__aio_fd_maybe_free(a, fd);
+}
+
+void vz__sendq_fail(struct vz__aio *a, struct vz__aio_fd *fd, int res, int os_errno)
+{
+	if (!fd->sq.busy)
+		fail_all(a, fd, res, os_errno);
 }
 
 void vz__sendq_abort(struct vz__aio *a, struct vz__aio_fd *fd)

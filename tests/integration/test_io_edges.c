@@ -758,14 +758,76 @@ static void test_handoff(void **state)
 	finish(rt);
 }
 
+/* ---- connect refused, with sends queued behind it -------------------------- */
+
+static atomic_uint dead_port;
+
+static void refused_go(vz_actor *self, struct probe *p, const vz_msg *m)
+{
+	struct sockaddr_in sa;
+	vz_fd a, b;
+
+	(void)m;
+	addr_lo(&sa, atomic_load(&dead_port));
+	/* a: its send waits for the connect and fails with its error. */
+	CHECK(vz_tcp_connect(self, (struct sockaddr *)&sa, sizeof sa, NULL, &a, NULL) == 0);
+	CHECK(vz_io_send(self, a, "x", 1, NULL, NULL) == 0);
+	/* b: closed at once with a send queued: nothing may leak. */
+	CHECK(vz_tcp_connect(self, (struct sockaddr *)&sa, sizeof sa, NULL, &b, NULL) == 0);
+	CHECK(vz_io_send(self, b, "y", 1, NULL, NULL) == 0);
+	CHECK(vz_io_close(self, b) == 0);
+	p->aux = b.id;
+}
+
+static void refused_ev(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	CHECK(ev->kind == VZ_IO_CONNECT || ev->kind == VZ_IO_SEND);
+	if (ev->fd.id == p->aux) {
+		/* The closed one: its connect cancelled (or refused first),
+		 * its send failed either way. */
+		CHECK(ev->res == VZ_ECANCELED || ev->res == VZ_ECONNREFUSED ||
+		      ev->res == VZ_ENOTCONN);
+	} else {
+		CHECK(ev->res == VZ_ECONNREFUSED && ev->os_errno == ECONNREFUSED);
+		if (ev->kind == VZ_IO_CONNECT)
+			CHECK(vz_io_close(self, ev->fd) == 0);
+	}
+	if (atomic_fetch_add(&counter, 1) + 1 == 4)
+		atomic_store(&step, 1);
+}
+
+static void test_connect_refused(void **state)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof sa;
+	vz_runtime *rt;
+	int s;
+
+	(void)state;
+	/* A port nobody listens on: bound, then closed. */
+	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	addr_lo(&sa, 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &len), 0);
+	atomic_store(&dead_port, ntohs(sa.sin_port));
+	close(s);
+	on_event = refused_ev;
+	rt = start(NULL);
+	on_go = refused_go;
+	assert_int_equal(vz_post(rt, probe_ref, MSG_GO, NULL, 0), 0);
+	wait_step(1);
+	finish(rt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_peer_reset),	   cmocka_unit_test(test_half_close),
-	    cmocka_unit_test(test_peer_vanishes),  cmocka_unit_test(test_slow_reader),
-	    cmocka_unit_test(test_timeouts),	   cmocka_unit_test(test_cancel_races),
-	    cmocka_unit_test(test_injected_reset), cmocka_unit_test(test_stop_in_flight),
-	    cmocka_unit_test(test_event_dropped),  cmocka_unit_test(test_handoff),
+	    cmocka_unit_test(test_peer_reset),	    cmocka_unit_test(test_half_close),
+	    cmocka_unit_test(test_peer_vanishes),   cmocka_unit_test(test_slow_reader),
+	    cmocka_unit_test(test_timeouts),	    cmocka_unit_test(test_cancel_races),
+	    cmocka_unit_test(test_injected_reset),  cmocka_unit_test(test_stop_in_flight),
+	    cmocka_unit_test(test_event_dropped),   cmocka_unit_test(test_handoff),
+	    cmocka_unit_test(test_connect_refused),
 	};
 
 	vz_test_watchdog(280);
