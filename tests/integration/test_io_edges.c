@@ -819,6 +819,98 @@ static void test_connect_refused(void **state)
 	finish(rt);
 }
 
+/* ---- receive buffers kept past the receive call ------------------------------ */
+
+static vz_io_buf kept[4];
+static const unsigned char *kept_data[4];
+
+static void keep_ev(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	if (ev->kind == VZ_IO_ACCEPT) {
+		CHECK(vz_io_recv(self, ev->accepted, NULL, NULL) == 0);
+		atomic_store(&step, 1);
+		return;
+	}
+	if (ev->kind != VZ_IO_RECV || !(ev->flags & VZ_IO_EV_MORE))
+		return;
+	if (p->finals < 3) {
+		/* Keep the first three chunks: their bytes stay put. */
+		CHECK(ev->len == 1);
+		kept_data[p->finals] = ev->data;
+		p->finals++;
+		atomic_store(&step, 1 + (int)p->finals);
+		return;
+	}
+	/* The fourth: check the kept ones, give two back, keep one until
+	 * the actor stops (its stop returns it). */
+	for (unsigned i = 0; i < 3; i++)
+		CHECK(kept_data[i][0] == (unsigned char)('a' + i));
+	CHECK(vz_io_buf_release(self, kept[0]) == 0);
+	CHECK(vz_io_buf_release(self, kept[0]) == VZ_ESTALE);
+	CHECK(vz_io_buf_release(self, kept[1]) == 0);
+	atomic_store(&step, 10);
+}
+
+static void keep_receive(vz_actor *self, void *st, const vz_msg *m)
+{
+	struct probe *p = st;
+	const vz_io_event *ev = vz_io_event_of(m);
+	unsigned before = p->finals;
+
+	if (ev && ev->kind == VZ_IO_RECV && (ev->flags & VZ_IO_EV_MORE) && before < 3) {
+		CHECK(vz_io_buf_keep(self, m, &kept[before]) == 0);
+		CHECK(vz_io_buf_keep(self, m, &kept[3]) == VZ_EBUSY);
+	}
+	if (ev && ev->kind == VZ_IO_ACCEPT && ev->res == 0 && p->nc < MAXC)
+		p->c[p->nc++] = ev->accepted;
+	if (ev)
+		keep_ev(self, p, ev);
+}
+
+static const vz_actor_spec keep_spec = {
+    .name = "keeper",
+    .state_size = sizeof(struct probe),
+    .init = probe_init,
+    .receive = keep_receive,
+};
+
+static void test_keep_buffers(void **state)
+{
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref r;
+	vz_shard_stats t;
+	int s;
+
+	(void)state;
+	vz_test_reset_fails();
+	atomic_store(&step, 0);
+	fds_before = vz_test_count_entries("/proc/self/fd");
+	vz_test_config(&cfg, 1);
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_spawn(rt, 0, &keep_spec, NULL, &r), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	s = client();
+	wait_step(1);
+	for (int i = 0; i < 4; i++) {
+		char c = (char)('a' + i);
+
+		write_all(s, &c, 1);
+		wait_step(i < 3 ? 2 + i : 10);
+	}
+	/* Stop it with one buffer still kept: the stop gives it back
+	 * (finish() counts every buffer). */
+	assert_int_equal(vz_stop(rt, r), 0);
+	for (int i = 0; i < 5000; i++) {
+		assert_int_equal(vz_stats_total(rt, &t, NULL), 0);
+		if (t.actors_live == 0)
+			break;
+		usleep(1000);
+	}
+	close(s);
+	finish(rt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -827,7 +919,7 @@ int main(void)
 	    cmocka_unit_test(test_timeouts),	    cmocka_unit_test(test_cancel_races),
 	    cmocka_unit_test(test_injected_reset),  cmocka_unit_test(test_stop_in_flight),
 	    cmocka_unit_test(test_event_dropped),   cmocka_unit_test(test_handoff),
-	    cmocka_unit_test(test_connect_refused),
+	    cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_keep_buffers),
 	};
 
 	vz_test_watchdog(280);
