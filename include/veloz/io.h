@@ -200,7 +200,9 @@ VZ_API int vz_io_recv(vz_actor *self, vz_fd fd, const vz_io_req *req, vz_io_op *
  * written is taken out of the queue cleanly; one that was partly written
  * leaves the stream broken: the rest is dropped, the connection's sending
  * side is shut down and later sends fail with VZ_EPIPE. len 0 is allowed
- * (its event comes when the bytes before it are written). out may be NULL.
+ * (its event comes when the bytes before it are written). On a connection
+ * from vz_tcp_connect() sends may be queued before its VZ_IO_CONNECT event:
+ * they are written once it connects, or fail with its error. out may be NULL.
  * Errors: the common ones, VZ_EINVAL (NULL data with len > 0, not a
  * connected stream), VZ_EFULL (the queue would exceed its limit,
  * vz_io_set_sendq_limit(); nothing was queued: back-pressure, stat

@@ -28,6 +28,7 @@
 #define VZ__AIO_DGRAM_CAP   64u	 /* datagrams of one handle in flight */
 #define VZ__AIO_FD_OPS_MAX  64u	 /* file operations of one handle in flight */
 #define VZ__AIO_SEND_IOV    16u	 /* chunks one send-queue write covers */
+#define VZ__AIO_DGRAM_BURST 16u	 /* datagrams per socket per turn (io_uring) */
 #define VZ__AIO_BACKOFF_NS  (10u * 1000u * 1000u) /* accept pause after EMFILE */
 #define VZ__AIO_CHUNK_CLASS 8u			  /* largest send chunk: 64 << 8 = 16 KiB */
 #define VZ__AIO_PATH_MAX    4096u
@@ -50,10 +51,11 @@ enum vz__aio_fd_state {
 };
 
 /* fd flags */
-#define VZ__FDF_SHUT_WR_PENDING 0x1u /* shutdown(SHUT_WR) once the send queue drains */
-#define VZ__FDF_SHUT_WR		0x2u /* sending side closed: sends fail with VZ_EPIPE */
-#define VZ__FDF_CLOSE_PENDING	0x4u /* close once the send queue drains */
-#define VZ__FDF_RAW_CLOSED	0x8u /* raw fd closed (or handed away) */
+#define VZ__FDF_SHUT_WR_PENDING 0x1u  /* shutdown(SHUT_WR) once the send queue drains */
+#define VZ__FDF_SHUT_WR		0x2u  /* sending side closed: sends fail with VZ_EPIPE */
+#define VZ__FDF_CLOSE_PENDING	0x4u  /* close once the send queue drains */
+#define VZ__FDF_RAW_CLOSED	0x8u  /* raw fd closed (or handed away) */
+#define VZ__FDF_CONNECTING	0x10u /* connect in flight: sends wait for it */
 
 /* op flags */
 #define VZ__OPF_QUIET	   0x01u /* no success event */
@@ -92,8 +94,9 @@ struct vz__aio_op {
 	uint16_t pad_;
 	uint32_t flags; /* VZ__OPF_* */
 	int32_t end_res;
-	int32_t end_os;	   /* the OS errno behind end_res, if any */
-	uint32_t bufs_out; /* RECV/RECVFROM: events holding a buffer, not yet released */
+	int32_t end_os;		    /* the OS errno behind end_res, if any */
+	uint32_t bufs_out;	    /* RECV/RECVFROM: events holding a buffer, not yet released */
+	uint32_t burst, burst_turn; /* RECVFROM: datagrams re-armed at once this turn */
 	uint64_t tag;
 	uint64_t timeout_ns;
 	uint64_t timer; /* timeout (or backoff) timer handle, 0 = none */
@@ -138,6 +141,8 @@ struct vz__aio_fd {
 	uint32_t nsmall;       /* file ops and datagrams in flight (caps) */
 	struct vz__aio_op *rx; /* the receive or accept, if any */
 	struct vz__aio_sendq sq;
+	struct vz__aio_fd *knext; /* on the shard's list of queues to start */
+	bool kick_queued;
 };
 
 /* Who holds a receive buffer. */
@@ -168,7 +173,10 @@ struct vz__aio {
 	struct vz__aio_op *nobuf_head, *nobuf_tail;	/* receives waiting for a buffer */
 	struct vz__aio_buf bufs[VZ__AIO_NBUFS];
 	bool bufs_ready;
-	uint32_t inflight; /* backend ops whose last done has not run */
+	bool dying;		      /* the shard is being destroyed: completions ignored */
+	struct vz__aio_fd *kick_head; /* send queues filled before the backend existed */
+	uint32_t inflight;	      /* backend ops whose last done has not run */
+	uint32_t turns;		      /* vz__aio_turn() calls (datagram bursts) */
 };
 
 /* ---- fdtab.c: shared by the aio files ---- */
@@ -227,6 +235,8 @@ int vz__sendq_push(struct vz__aio *a, struct vz__aio_fd *fd, struct vz__aio_op *
 void vz__sendq_kick(struct vz__aio *a, struct vz__aio_fd *fd);
 /* Cancel/timeout one send request. */
 void vz__sendq_end(struct vz__aio *a, struct vz__aio_op *op, int res);
+/* The connect failed: every queued send fails with its error. */
+void vz__sendq_fail(struct vz__aio *a, struct vz__aio_fd *fd, int res, int os_errno);
 /* Drop everything queued (abort, actor stop). */
 void vz__sendq_abort(struct vz__aio *a, struct vz__aio_fd *fd);
 /* Free a request's chunks. */

@@ -47,6 +47,12 @@ int vz__aio_create(struct vz__shard *sh)
 	return 0;
 }
 
+void vz__aio_quiesce(struct vz__shard *sh)
+{
+	if (sh->aio)
+		sh->aio->dying = true;
+}
+
 void vz__aio_destroy(struct vz__shard *sh)
 {
 	struct vz__aio *a = sh->aio;
@@ -228,6 +234,15 @@ static void fd_unlink_owner(struct vz__aio_fd *fd)
 
 static void fd_free(struct vz__aio *a, struct vz__aio_fd *fd)
 {
+	if (fd->kick_queued) {
+		struct vz__aio_fd **pp = &a->kick_head;
+
+		while (*pp && *pp != fd)
+			pp = &(*pp)->knext;
+		if (*pp)
+			*pp = fd->knext;
+		fd->kick_queued = false;
+	}
 	fd_unlink_owner(fd);
 	fd->state = VZ__FDS_FREE;
 	fd->gen = next_gen(fd->gen);
@@ -537,6 +552,24 @@ void vz__aio_finish(struct vz__aio *a, struct vz__aio_op *op, int res, int os_er
 		fill(a, op, &ev, res, os_errno, accepted);
 		deliver(a, op, m, &ev, 0);
 	}
+	if (op->kind == VZ_IO_CONNECT && (op->fd->flags & VZ__FDF_CONNECTING)) {
+		/* However the connect ended (its completion, or ended before
+		 * it reached the backend): the sends queued behind it leave
+		 * now or fail with its error, and a close asked meanwhile
+		 * completes. After its own event, so they follow it. */
+		struct vz__aio_fd *fd = op->fd;
+
+		fd->flags &= ~VZ__FDF_CONNECTING;
+		op_free(a, op);
+		if (fd->state == VZ__FDS_FREE)
+			return;
+		if (res < 0)
+			vz__sendq_fail(a, fd, res == VZ_ECANCELED ? VZ_ENOTCONN : res,
+				       res == VZ_ECANCELED ? ENOTCONN : os_errno);
+		vz__sendq_kick(a, fd);
+		vz__aio_fd_maybe_free(a, fd);
+		return;
+	}
 	op_free(a, op);
 }
 
@@ -607,6 +640,8 @@ static void op_done(struct vz__io_op *bop, int res)
 	struct vz__aio_op *op = bop->user;
 	struct vz__aio *a = op->fd->aio;
 
+	if (a->dying)
+		return; /* the shard is going: its tables are freed wholesale */
 	if (!(bop->cflags & VZ__IO_CF_MORE)) {
 		op->flags &= ~VZ__OPF_IN_BACKEND;
 		a->inflight--;
@@ -702,6 +737,16 @@ unsigned vz__aio_turn(struct vz__shard *sh)
 
 	if (!a || !sh->io)
 		return 0;
+	a->turns++;
+	while (a->kick_head) {
+		struct vz__aio_fd *fd = a->kick_head;
+
+		a->kick_head = fd->knext;
+		fd->knext = NULL;
+		fd->kick_queued = false;
+		if (fd->state != VZ__FDS_FREE)
+			vz__sendq_kick(a, fd);
+	}
 	if (a->pending_head) {
 		/* Take the whole list: a submission that finds the queue full
 		 * again goes back on it, with the rest behind it, in order. */

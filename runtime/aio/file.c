@@ -3,11 +3,9 @@
  * The file calls of include/veloz/io.h: open, read, write, fsync, each one
  * backend operation whose completion is the final event. On io_uring they
  * run in the kernel without blocking the shard (OPENAT, READ, WRITE,
- * FSYNC); on epoll a regular file has no readiness, so the backend does
- * the syscall at submission and the shard waits for it (NOTES.md says
- * what that costs). A file open in flight owns a placeholder entry in the
- * actor's table, so stopping the actor cancels it like any other. Owner
- * thread.
+ * FSYNC); on epoll a regular file has no readiness, so the backend hands
+ * them to its file helper thread (runtime/io/epoll.c). A file open in flight owns a placeholder
+ * entry in the actor's table, so stopping the actor cancels it like any other. Owner thread.
  */
 #include <errno.h>
 #include <limits.h>

@@ -182,8 +182,23 @@ static void rx_done(struct vz__aio *a, struct vz__aio_op *op, int res, bool more
 			(void)vz__io_cancel(a->sh->io, &op->bop);
 		}
 	after_event:
-		if (!more && op->kind && !(op->flags & VZ__OPF_IN_BACKEND))
+		if (!more && op->kind && !(op->flags & VZ__OPF_IN_BACKEND)) {
 			rearm(a, op);
+			/* A datagram receive that ended with a result (io_uring
+			 * has no multishot recvmsg here): hand the new SQE to
+			 * the kernel now, so a queue of datagrams drains in this
+			 * wait (up to VZ__AIO_DGRAM_BURST per socket per turn)
+			 * instead of one per turn. */
+			if (op->kind == VZ_IO_RECVFROM && (op->flags & VZ__OPF_IN_BACKEND) &&
+			    a->sh->io) {
+				if (op->burst_turn != a->turns) {
+					op->burst_turn = a->turns;
+					op->burst = 0;
+				}
+				if (++op->burst < VZ__AIO_DGRAM_BURST)
+					vz__io_flush(a->sh->io);
+			}
+		}
 		return;
 	}
 	if (res >= 0 && (b->cflags & VZ__IO_CF_BUF))
@@ -398,6 +413,7 @@ VZ_API int vz_tcp_connect(vz_actor *self, const struct sockaddr *addr, uint32_t 
 	}
 	memcpy(&op->addr, addr, len);
 	op->addrlen = len;
+	fd->flags |= VZ__FDF_CONNECTING;
 	op->bop.opcode = VZ__IO_OP_CONNECT;
 	op->bop.buf = &op->addr;
 	op->bop.len = len;

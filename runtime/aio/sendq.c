@@ -170,8 +170,8 @@ void vz__sendq_kick(struct vz__aio *a, struct vz__aio_fd *fd)
 	unsigned n = 0;
 	int rc;
 
-	if (q->busy)
-		return;
+	if (q->busy || (fd->flags & VZ__FDF_CONNECTING))
+		return; /* one write at a time; none before the connection is up */
 	settle_ended(a, fd);
 	settle_head(a, fd);
 	if (!q->head) {
@@ -186,8 +186,17 @@ void vz__sendq_kick(struct vz__aio *a, struct vz__aio_fd *fd)
 		}
 		return;
 	}
-	if (!sh->io || (fd->flags & VZ__FDF_RAW_CLOSED))
-		return; /* before start: the first turn kicks (vz__aio_turn) */
+	if (fd->flags & VZ__FDF_RAW_CLOSED)
+		return;
+	if (!sh->io) {
+		/* Before start: the first turn starts it (vz__aio_turn). */
+		if (!fd->kick_queued) {
+			fd->kick_queued = true;
+			fd->knext = a->kick_head;
+			a->kick_head = fd;
+		}
+		return;
+	}
 	for (struct vz__aio_op *op = q->head; op && n < VZ__AIO_SEND_IOV; op = op->lnext) {
 		for (struct vz__aio_chunk *c = op->chunks; c && n < VZ__AIO_SEND_IOV; c = c->next) {
 			if (c->off == c->len)
@@ -232,6 +241,8 @@ static void sendq_done(struct vz__io_op *bop, int res)
 	struct vz__aio *a = fd->aio;
 	struct vz__aio_sendq *q = &fd->sq;
 
+	if (a->dying)
+		return; /* the shard is going: its tables are freed wholesale */
 	q->busy = false;
 	a->inflight--;
 	VZ__STAT_ADD(a->sh, io_completed, 1);
@@ -313,6 +324,12 @@ void vz__sendq_end(struct vz__aio *a, struct vz__aio_op *op, int res)
 	/* Part written, nothing in flight: it is the head; end the stream. */
 	settle_head(a, fd);
 	vz__aio_fd_maybe_free(a, fd);
+}
+
+void vz__sendq_fail(struct vz__aio *a, struct vz__aio_fd *fd, int res, int os_errno)
+{
+	if (!fd->sq.busy)
+		fail_all(a, fd, res, os_errno);
 }
 
 void vz__sendq_abort(struct vz__aio *a, struct vz__aio_fd *fd)

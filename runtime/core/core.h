@@ -751,6 +751,9 @@ void vz__timer_reserve_fill(struct vz__shard *sh, bool may_grow);
 
 /* runtime/aio/fdtab.c: the actor I/O layer's hooks into the core */
 int vz__aio_create(struct vz__shard *sh);
+/* Before the backend is destroyed: completions its destroy still runs
+ * touch nothing (the timer table and pools may be gone already). */
+void vz__aio_quiesce(struct vz__shard *sh);
 /* After the backend is destroyed: frees the tables, closes leftover fds. */
 void vz__aio_destroy(struct vz__shard *sh);
 /* Per turn: submit what waits, reap completions when operations are in

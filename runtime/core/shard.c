@@ -94,6 +94,7 @@ void vz__shard_destroy(struct vz__shard *sh)
 {
 	if (!sh)
 		return;
+	vz__aio_quiesce(sh);
 	if (sh->chunks)
 		vz__actor_table_fini(sh);
 	if (sh->timers_ready)

@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -37,6 +39,7 @@ enum {
 	OP_QUEUED = 0x45505155,	    /* "EPQU": waiting in an fd queue */
 	OP_CONNECTING = 0x45504343, /* "EPCC": queued, connect() in progress */
 	OP_DONE = 0x4550444e,	    /* "EPDN": result in op->res, done pending */
+	OP_FILE = 0x45504649,	    /* "EPFI": with the file helper thread */
 	MAX_EVENTS = 64,
 	/* Results a multishot op may produce per readiness event: a busy
 	 * socket gives the others their turn after this many (level
@@ -44,7 +47,32 @@ enum {
 	MULTI_BATCH = 16,
 };
 
-#define EFD_KEY UINT64_MAX /* epoll data of the wake eventfd; fds are >= 0 */
+#define EFD_KEY	 UINT64_MAX	  /* epoll data of the wake eventfd; fds are >= 0 */
+#define FEFD_KEY (UINT64_MAX - 1) /* the file helper's "results are waiting" eventfd */
+
+/*
+ * Blocking file operations. A regular file has no readiness (epoll_ctl
+ * refuses it) and its read, write, fsync and open may block for as long
+ * as the disk takes, so they run on one helper thread per instance,
+ * started at the first such operation. Handing over and back is under
+ * `mu`: the owner appends to `todo` and signals `cv`; the helper runs the
+ * syscall, appends the op (result in op->res) to `done` and writes the
+ * eventfd `efd`, which the owner's epoll set holds (FEFD_KEY); the owner's
+ * wait then takes `done` under `mu`. The mutex orders every field of an
+ * op handed over (the owner's writes before the append, the helper's
+ * op->res before its append), so no atomics are needed here.
+ */
+struct files {
+	pthread_t thread;
+	bool started;
+	int efd;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct vz__io_op *todo_head, *todo_tail; /* guarded by mu */
+	struct vz__io_op *done_head, *done_tail; /* guarded by mu */
+	bool stop;				 /* guarded by mu */
+	uint32_t busy;				 /* owner-only: ops handed over, not back */
+};
 
 /* Per-fd bookkeeping, indexed by fd number; lives until destroy, so an
  * event that names an fd whose ops are gone finds empty queues. */
@@ -63,6 +91,7 @@ struct ep {
 	size_t nfds;
 	struct vz__io_op *done_head, *done_tail; /* results waiting for their callback */
 	int multi_done; /* multishot callbacks run by process_fd() in this wait */
+	struct files files;
 	bool destroying;
 	bool no_pwait2; /* epoll_pwait2 is missing (ENOSYS) or refused: ms waits */
 
@@ -428,6 +457,123 @@ static void ensure_nonblock(struct fdent *fe, const struct vz__io_op *op)
 		(void)fcntl(op->fd, F_SETFL, fl | O_NONBLOCK);
 }
 
+static void list_add(struct vz__io_op **head, struct vz__io_op **tail, struct vz__io_op *op)
+{
+	op->next_pending = NULL;
+	if (*tail)
+		(*tail)->next_pending = op;
+	else
+		*head = op;
+	*tail = op;
+}
+
+/* The file helper thread: run queued file ops until told to stop. */
+static void *files_main(void *arg)
+{
+	struct ep *e = arg;
+	struct files *f = &e->files;
+
+	for (;;) {
+		struct vz__io_op *op;
+		uint64_t one = 1;
+		int r;
+
+		pthread_mutex_lock(&f->mu);
+		while (!f->todo_head && !f->stop)
+			pthread_cond_wait(&f->cv, &f->mu);
+		op = f->todo_head;
+		if (!op) {
+			pthread_mutex_unlock(&f->mu);
+			return NULL;
+		}
+		f->todo_head = op->next_pending;
+		if (!f->todo_head)
+			f->todo_tail = NULL;
+		pthread_mutex_unlock(&f->mu);
+		/* File ops never select a buffer, so try_op() reads nothing of
+		 * e but the op itself here. */
+		r = try_op(e, op);
+		pthread_mutex_lock(&f->mu);
+		op->res = r;
+		list_add(&f->done_head, &f->done_tail, op);
+		pthread_mutex_unlock(&f->mu);
+		/* Wake the owner's wait; EAGAIN (counter saturated) means a
+		 * wake is pending already. */
+		while (write(f->efd, &one, sizeof one) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* Start the helper (first file op). 0 or -errno. */
+static int files_start(struct ep *e)
+{
+	struct files *f = &e->files;
+	struct epoll_event ev;
+	int rc;
+
+	if (f->started)
+		return 0;
+	f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (f->efd < 0)
+		return -errno;
+	memset(&ev, 0, sizeof ev);
+	ev.events = EPOLLIN;
+	ev.data.u64 = FEFD_KEY;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, f->efd, &ev) < 0) {
+		rc = -errno;
+		close(f->efd);
+		return rc;
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	rc = pthread_create(&f->thread, NULL, files_main, e);
+	if (rc) {
+		pthread_cond_destroy(&f->cv);
+		pthread_mutex_destroy(&f->mu);
+		close(f->efd);
+		return -rc;
+	}
+	f->started = true;
+	return 0;
+}
+
+/* Results the helper finished: to the done list (their callbacks run in
+ * this wait's run_done()). */
+static void files_reap(struct ep *e)
+{
+	struct files *f = &e->files;
+	struct vz__io_op *op;
+	uint64_t v;
+
+	if (read(f->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&f->mu);
+	op = f->done_head;
+	f->done_head = f->done_tail = NULL;
+	pthread_mutex_unlock(&f->mu);
+	while (op) {
+		struct vz__io_op *next = op->next_pending;
+
+		f->busy--;
+		push_done(e, op, op->res);
+		op = next;
+	}
+}
+
+/* Is this op one for the file helper? OPENAT and FSYNC always; READ and
+ * WRITE on a regular file (or a block device). One fstat per op: these
+ * are not the socket hot path (sockets use RECV/SEND). */
+static bool is_file_op(const struct vz__io_op *op)
+{
+	struct stat st;
+
+	if (op->opcode == VZ__IO_OP_OPENAT || op->opcode == VZ__IO_OP_FSYNC)
+		return true;
+	if (op->opcode != VZ__IO_OP_READ && op->opcode != VZ__IO_OP_WRITE)
+		return false;
+	return fstat(op->fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
+}
+
 /* See io.h. */
 static int ep_submit(struct vz__io *io, struct vz__io_op *op)
 {
@@ -438,7 +584,8 @@ static int ep_submit(struct vz__io *io, struct vz__io_op *op)
 
 	if (e->destroying)
 		return VZ_ESTATE;
-	if (op->state == OP_QUEUED || op->state == OP_CONNECTING || op->state == OP_DONE)
+	if (op->state == OP_QUEUED || op->state == OP_CONNECTING || op->state == OP_DONE ||
+	    op->state == OP_FILE)
 		return VZ_EINVAL;
 	if ((unsigned)op->opcode > VZ__IO_OP_LAST)
 		return VZ_EINVAL;
@@ -448,10 +595,22 @@ static int ep_submit(struct vz__io *io, struct vz__io_op *op)
 		push_done(e, op, 0);
 		return 0;
 	}
-	/* No readiness for these: done at once (blocking the thread for the
-	 * syscall, NOTES.md). */
-	if (op->opcode == VZ__IO_OP_OPENAT || (op->opcode == VZ__IO_OP_FSYNC && op->fd >= 0)) {
-		push_done(e, op, try_op(e, op));
+	/* No readiness for these: the file helper thread runs them, so the
+	 * shard never waits for a disk. */
+	if ((op->opcode == VZ__IO_OP_OPENAT || op->fd >= 0) && is_file_op(op)) {
+		int rc = files_start(e);
+
+		if (rc < 0) {
+			/* No thread: run it here rather than fail it. */
+			push_done(e, op, try_op(e, op));
+			return 0;
+		}
+		op->state = OP_FILE;
+		e->files.busy++;
+		pthread_mutex_lock(&e->files.mu);
+		list_add(&e->files.todo_head, &e->files.todo_tail, op);
+		pthread_cond_signal(&e->files.cv);
+		pthread_mutex_unlock(&e->files.mu);
 		return 0;
 	}
 	if (op->fd < 0)
@@ -522,6 +681,33 @@ static int ep_cancel(struct vz__io *io, struct vz__io_op *op)
 
 	if (op->state == OP_DONE)
 		return 0;
+	if (op->state == OP_FILE) {
+		/* Not started yet: it comes out now. Running: its real
+		 * result comes back from the helper. */
+		bool taken = false;
+		struct vz__io_op *prev = NULL;
+
+		pthread_mutex_lock(&e->files.mu);
+		for (struct vz__io_op *it = e->files.todo_head; it;
+		     prev = it, it = it->next_pending) {
+			if (it != op)
+				continue;
+			if (prev)
+				prev->next_pending = it->next_pending;
+			else
+				e->files.todo_head = it->next_pending;
+			if (e->files.todo_tail == it)
+				e->files.todo_tail = prev;
+			taken = true;
+			break;
+		}
+		pthread_mutex_unlock(&e->files.mu);
+		if (taken) {
+			e->files.busy--;
+			push_done(e, op, -ECANCELED);
+		}
+		return 0;
+	}
 	if (op->state != OP_QUEUED && op->state != OP_CONNECTING)
 		return VZ_ENOENT;
 	if (op->fd < 0 || (size_t)op->fd >= e->nfds)
@@ -634,6 +820,10 @@ static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 			n = 0;
 		}
 		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == FEFD_KEY) {
+				files_reap(e);
+				continue;
+			}
 			if (evs[i].data.u64 == EFD_KEY) {
 				uint64_t v;
 
@@ -714,6 +904,29 @@ static void ep_destroy(struct vz__io *io)
 	struct ep *e = to_ep(io);
 
 	e->destroying = true;
+	if (e->files.started) {
+		struct vz__io_op *op;
+
+		/* Queued file ops are cancelled; the running one finishes
+		 * (a disk write is not interrupted) and keeps its result. */
+		pthread_mutex_lock(&e->files.mu);
+		op = e->files.todo_head;
+		e->files.todo_head = e->files.todo_tail = NULL;
+		e->files.stop = true;
+		pthread_cond_signal(&e->files.cv);
+		pthread_mutex_unlock(&e->files.mu);
+		pthread_join(e->files.thread, NULL);
+		while (op) {
+			struct vz__io_op *next = op->next_pending;
+
+			push_done(e, op, -ECANCELED);
+			op = next;
+		}
+		files_reap(e);
+		pthread_cond_destroy(&e->files.cv);
+		pthread_mutex_destroy(&e->files.mu);
+		close(e->files.efd);
+	}
 	for (size_t fd = 0; fd < e->nfds; fd++)
 		fail_fd(e, &e->fds[fd], -ECANCELED);
 	while (e->done_head)

@@ -12,7 +12,10 @@
  * (exactly one final event per operation, nothing after it); an injected
  * ECONNRESET; an actor stopped with an accept, receives and sends in
  * flight (its descriptors closed at once, counted in /proc/self/fd, the
- * peer sees end of stream, every receive buffer back).
+ * peer sees end of stream, every receive buffer back); an event queued for
+ * an actor that stops first (dropped, counted, its buffer returned); a
+ * connection detached by a listener and adopted by an actor on another
+ * shard.
  */
 #include "testutil.h"
 
@@ -108,7 +111,11 @@ static const vz_actor_spec probe_spec = {
 /* ---- harness ------------------------------------------------------------- */
 
 static unsigned fds_before;
-static vz_ref probe_ref;
+static vz_ref probe_ref, blocker_ref;
+static bool with_blocker, with_worker;
+static vz_ref worker_ref;
+static const vz_actor_spec worker_spec;
+static const vz_actor_spec blocker_spec;
 
 static vz_runtime *start(const vz_io_req *accept_req)
 {
@@ -122,9 +129,13 @@ static vz_runtime *start(const vz_io_req *accept_req)
 	atomic_store(&final_os, 0);
 	on_go = NULL;
 	fds_before = vz_test_count_entries("/proc/self/fd");
-	vz_test_config(&cfg, 1);
+	vz_test_config(&cfg, with_worker ? 2 : 1);
 	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
 	assert_int_equal(vz_spawn(rt, 0, &probe_spec, accept_req, &probe_ref), 0);
+	if (with_worker)
+		assert_int_equal(vz_spawn(rt, 1, &worker_spec, NULL, &worker_ref), 0);
+	if (with_blocker)
+		assert_int_equal(vz_spawn(rt, 0, &blocker_spec, NULL, &blocker_ref), 0);
 	assert_int_equal(vz_runtime_start(rt), 0);
 	return rt;
 }
@@ -593,13 +604,322 @@ static void test_stop_in_flight(void **state)
 	finish(rt);
 }
 
+/* ---- events for a stopped actor are dropped, buffers returned ---------------- */
+
+static atomic_int blocker_go;
+
+static void blocker_receive(vz_actor *self, void *st, const vz_msg *m)
+{
+	(void)self;
+	(void)st;
+	(void)m;
+	/* Hold the shard (no reaping, no inbox) until the test says so. */
+	atomic_store(&step, 2);
+	while (!atomic_load(&blocker_go))
+		usleep(100);
+}
+
+static const vz_actor_spec blocker_spec = {.name = "blocker", .receive = blocker_receive};
+
+static void drop_ev(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	(void)p;
+	if (ev->kind == VZ_IO_ACCEPT) {
+		CHECK(vz_io_recv(self, ev->accepted, NULL, NULL) == 0);
+		atomic_store(&step, 1);
+	} else if (ev->kind == VZ_IO_RECV) {
+		CHECK(!"the event should have been dropped with its stopped actor");
+	}
+}
+
+/* The probe's receive event is queued in its mailbox (the shard reaps it
+ * after the blocker's run) and its stop request arrives with the next
+ * turn's inbox: the event is dropped, counted, and its buffer returned. */
+static void test_event_dropped(void **state)
+{
+	vz_runtime *rt;
+	vz_shard_stats t;
+	int s;
+
+	(void)state;
+	on_event = drop_ev;
+	atomic_store(&blocker_go, 0);
+	with_blocker = true;
+	rt = start(NULL);
+	with_blocker = false;
+	s = client();
+	wait_step(1);
+	assert_int_equal(vz_post(rt, blocker_ref, MSG_GO, NULL, 0), 0);
+	wait_step(2);
+	write_all(s, "data", 4);
+	usleep(20000); /* on the wire; the shard is held, nothing reaps it yet */
+	assert_int_equal(vz_stop(rt, probe_ref), 0);
+	atomic_store(&blocker_go, 1);
+	for (int i = 0; i < 5000; i++) {
+		assert_int_equal(vz_stats_total(rt, &t, NULL), 0);
+		if (t.actors_live == 1)
+			break;
+		usleep(1000);
+	}
+	assert_int_equal(t.actors_live, 1);
+	/* The queued data event, and the final events of its receive and
+	 * its accept, which its stop cancelled. */
+	assert_int_equal(t.io_events_dropped, 3);
+	assert_int_equal(t.io_fds_open, 0);
+	close(s);
+	finish(rt); /* also: every receive buffer back */
+}
+
+/* ---- a connection handed to an actor on another shard ------------------------- */
+
+static void handoff_ev(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	int raw = -1;
+
+	(void)p;
+	if (ev->kind != VZ_IO_ACCEPT || ev->res < 0)
+		return;
+	/* Busy handles cannot leave: an operation is in flight. */
+	CHECK(vz_io_recv(self, ev->accepted, NULL, &p->rx[0]) == 0);
+	CHECK(vz_io_detach(self, ev->accepted, &raw) == VZ_EBUSY);
+	CHECK(vz_io_cancel(self, p->rx[0]) == 0);
+}
+
+static void handoff_final(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	int raw = -1;
+
+	handoff_ev(self, p, ev);
+	if (ev->kind == VZ_IO_RECV && !(ev->flags & VZ_IO_EV_MORE)) {
+		/* Its receive has ended: now the descriptor may go. */
+		CHECK(vz_io_detach(self, ev->fd, &raw) == 0);
+		CHECK(vz_io_fileno(self, ev->fd) == VZ_ESTALE);
+		CHECK(vz_send(self, worker_ref, MSG_GO, &raw, sizeof raw) == 0);
+	}
+}
+
+static int worker_init(vz_actor *self, void *st, const void *arg)
+{
+	(void)self;
+	(void)st;
+	(void)arg;
+	return 0;
+}
+
+static void worker_receive(vz_actor *self, void *st, const vz_msg *m)
+{
+	const vz_io_event *ev = vz_io_event_of(m);
+	vz_fd *fd = st;
+	int raw;
+
+	if (!ev) {
+		CHECK(vz_msg_len(m) == sizeof raw);
+		memcpy(&raw, vz_msg_data(m), sizeof raw);
+		CHECK(vz_io_adopt(self, raw, fd) == 0);
+		CHECK(vz_io_recv(self, *fd, NULL, NULL) == 0);
+		atomic_store(&step, 1);
+		return;
+	}
+	if (ev->kind == VZ_IO_RECV && (ev->flags & VZ_IO_EV_MORE)) {
+		CHECK(vz_io_send(self, ev->fd, ev->data, ev->len, NULL, NULL) == 0);
+	} else if (ev->kind == VZ_IO_RECV) {
+		CHECK(vz_io_close(self, ev->fd) == 0);
+		atomic_store(&step, 2);
+	}
+}
+
+static const vz_actor_spec worker_spec = {
+    .name = "worker",
+    .state_size = sizeof(vz_fd),
+    .init = worker_init,
+    .receive = worker_receive,
+};
+
+/* The listener on shard 0 detaches an accepted connection and the worker
+ * on shard 1 adopts it and serves it. */
+static void test_handoff(void **state)
+{
+	vz_runtime *rt;
+	char b[3];
+	int s;
+
+	(void)state;
+	on_event = handoff_final;
+	with_worker = true;
+	rt = start(NULL);
+	with_worker = false;
+	s = client();
+	wait_step(1);
+	write_all(s, "abc", 3);
+	read_all(s, b, 3);
+	assert_memory_equal(b, "abc", 3);
+	close(s);
+	wait_step(2);
+	finish(rt);
+}
+
+/* ---- connect refused, with sends queued behind it -------------------------- */
+
+static atomic_uint dead_port;
+
+static void refused_go(vz_actor *self, struct probe *p, const vz_msg *m)
+{
+	struct sockaddr_in sa;
+	vz_fd a, b;
+
+	(void)m;
+	addr_lo(&sa, atomic_load(&dead_port));
+	/* a: its send waits for the connect and fails with its error. */
+	CHECK(vz_tcp_connect(self, (struct sockaddr *)&sa, sizeof sa, NULL, &a, NULL) == 0);
+	CHECK(vz_io_send(self, a, "x", 1, NULL, NULL) == 0);
+	/* b: closed at once with a send queued: nothing may leak. */
+	CHECK(vz_tcp_connect(self, (struct sockaddr *)&sa, sizeof sa, NULL, &b, NULL) == 0);
+	CHECK(vz_io_send(self, b, "y", 1, NULL, NULL) == 0);
+	CHECK(vz_io_close(self, b) == 0);
+	p->aux = b.id;
+}
+
+static void refused_ev(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	CHECK(ev->kind == VZ_IO_CONNECT || ev->kind == VZ_IO_SEND);
+	if (ev->fd.id == p->aux) {
+		/* The closed one: its connect cancelled (or refused first),
+		 * its send failed either way. */
+		CHECK(ev->res == VZ_ECANCELED || ev->res == VZ_ECONNREFUSED ||
+		      ev->res == VZ_ENOTCONN);
+	} else {
+		CHECK(ev->res == VZ_ECONNREFUSED && ev->os_errno == ECONNREFUSED);
+		if (ev->kind == VZ_IO_CONNECT)
+			CHECK(vz_io_close(self, ev->fd) == 0);
+	}
+	if (atomic_fetch_add(&counter, 1) + 1 == 4)
+		atomic_store(&step, 1);
+}
+
+static void test_connect_refused(void **state)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof sa;
+	vz_runtime *rt;
+	int s;
+
+	(void)state;
+	/* A port nobody listens on: bound, then closed. */
+	s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	addr_lo(&sa, 0);
+	assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &len), 0);
+	atomic_store(&dead_port, ntohs(sa.sin_port));
+	close(s);
+	on_event = refused_ev;
+	rt = start(NULL);
+	on_go = refused_go;
+	assert_int_equal(vz_post(rt, probe_ref, MSG_GO, NULL, 0), 0);
+	wait_step(1);
+	finish(rt);
+}
+
+/* ---- receive buffers kept past the receive call ------------------------------ */
+
+static vz_io_buf kept[4];
+static const unsigned char *kept_data[4];
+
+static void keep_ev(vz_actor *self, struct probe *p, const vz_io_event *ev)
+{
+	if (ev->kind == VZ_IO_ACCEPT) {
+		CHECK(vz_io_recv(self, ev->accepted, NULL, NULL) == 0);
+		atomic_store(&step, 1);
+		return;
+	}
+	if (ev->kind != VZ_IO_RECV || !(ev->flags & VZ_IO_EV_MORE))
+		return;
+	if (p->finals < 3) {
+		/* Keep the first three chunks: their bytes stay put. */
+		CHECK(ev->len == 1);
+		kept_data[p->finals] = ev->data;
+		p->finals++;
+		atomic_store(&step, 1 + (int)p->finals);
+		return;
+	}
+	/* The fourth: check the kept ones, give two back, keep one until
+	 * the actor stops (its stop returns it). */
+	for (unsigned i = 0; i < 3; i++)
+		CHECK(kept_data[i][0] == (unsigned char)('a' + i));
+	CHECK(vz_io_buf_release(self, kept[0]) == 0);
+	CHECK(vz_io_buf_release(self, kept[0]) == VZ_ESTALE);
+	CHECK(vz_io_buf_release(self, kept[1]) == 0);
+	atomic_store(&step, 10);
+}
+
+static void keep_receive(vz_actor *self, void *st, const vz_msg *m)
+{
+	struct probe *p = st;
+	const vz_io_event *ev = vz_io_event_of(m);
+	unsigned before = p->finals;
+
+	if (ev && ev->kind == VZ_IO_RECV && (ev->flags & VZ_IO_EV_MORE) && before < 3) {
+		CHECK(vz_io_buf_keep(self, m, &kept[before]) == 0);
+		CHECK(vz_io_buf_keep(self, m, &kept[3]) == VZ_EBUSY);
+	}
+	if (ev && ev->kind == VZ_IO_ACCEPT && ev->res == 0 && p->nc < MAXC)
+		p->c[p->nc++] = ev->accepted;
+	if (ev)
+		keep_ev(self, p, ev);
+}
+
+static const vz_actor_spec keep_spec = {
+    .name = "keeper",
+    .state_size = sizeof(struct probe),
+    .init = probe_init,
+    .receive = keep_receive,
+};
+
+static void test_keep_buffers(void **state)
+{
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref r;
+	vz_shard_stats t;
+	int s;
+
+	(void)state;
+	vz_test_reset_fails();
+	atomic_store(&step, 0);
+	fds_before = vz_test_count_entries("/proc/self/fd");
+	vz_test_config(&cfg, 1);
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_spawn(rt, 0, &keep_spec, NULL, &r), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	s = client();
+	wait_step(1);
+	for (int i = 0; i < 4; i++) {
+		char c = (char)('a' + i);
+
+		write_all(s, &c, 1);
+		wait_step(i < 3 ? 2 + i : 10);
+	}
+	/* Stop it with one buffer still kept: the stop gives it back
+	 * (finish() counts every buffer). */
+	assert_int_equal(vz_stop(rt, r), 0);
+	for (int i = 0; i < 5000; i++) {
+		assert_int_equal(vz_stats_total(rt, &t, NULL), 0);
+		if (t.actors_live == 0)
+			break;
+		usleep(1000);
+	}
+	close(s);
+	finish(rt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_peer_reset),	   cmocka_unit_test(test_half_close),
-	    cmocka_unit_test(test_peer_vanishes),  cmocka_unit_test(test_slow_reader),
-	    cmocka_unit_test(test_timeouts),	   cmocka_unit_test(test_cancel_races),
-	    cmocka_unit_test(test_injected_reset), cmocka_unit_test(test_stop_in_flight),
+	    cmocka_unit_test(test_peer_reset),	    cmocka_unit_test(test_half_close),
+	    cmocka_unit_test(test_peer_vanishes),   cmocka_unit_test(test_slow_reader),
+	    cmocka_unit_test(test_timeouts),	    cmocka_unit_test(test_cancel_races),
+	    cmocka_unit_test(test_injected_reset),  cmocka_unit_test(test_stop_in_flight),
+	    cmocka_unit_test(test_event_dropped),   cmocka_unit_test(test_handoff),
+	    cmocka_unit_test(test_connect_refused), cmocka_unit_test(test_keep_buffers),
 	};
 
 	vz_test_watchdog(280);

@@ -139,6 +139,7 @@ struct client_arg {
 	unsigned par;	 /* open at once */
 	unsigned rounds; /* messages per connection */
 	unsigned msglen;
+	bool early; /* receive and first send right after connect, before its event */
 };
 
 struct conn {
@@ -168,6 +169,8 @@ static struct conn *find(struct client *c, vz_fd fd)
 	return NULL;
 }
 
+static void send_round(vz_actor *self, struct client *c, struct conn *k);
+
 static void open_one(vz_actor *self, struct client *c)
 {
 	struct sockaddr_in sa;
@@ -186,6 +189,11 @@ static void open_one(vz_actor *self, struct client *c)
 			return;
 		k->used = true;
 		c->started++;
+		if (c->arg.early) {
+			CHECK(vz_io_recv(self, k->fd, NULL, NULL) == 0);
+			CHECK(vz_io_set_sendq_limit(self, k->fd, 2u * c->arg.msglen) == 0);
+			send_round(self, c, k);
+		}
 		return;
 	}
 	CHECK(!"no free connection slot");
@@ -253,6 +261,8 @@ static void client_receive(vz_actor *self, void *st, const vz_msg *m)
 			conn_done(self, c, k);
 			return;
 		}
+		if (c->arg.early)
+			break; /* already receiving and sending */
 		CHECK(vz_io_recv(self, k->fd, NULL, NULL) == 0);
 		CHECK(vz_io_set_sendq_limit(self, k->fd, 2u * c->arg.msglen) == 0);
 		send_round(self, c, k);
@@ -456,12 +466,27 @@ static void test_accept_emfile(void **state)
 	vz__fault_disarm_all();
 }
 
+/* Receive and send queued on a connection before its connect completed
+ * (even before the runtime started, for the first ones): they wait for it. */
+static void test_send_before_connected(void **state)
+{
+	struct client_arg ca = {.nconn = 16, .par = 8, .rounds = 5, .msglen = 200, .early = true};
+
+	(void)state;
+	run_echo(2, &ca);
+	assert_int_equal(atomic_load(&accepted_total), ca.nconn);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_echo_small),	     cmocka_unit_test(test_echo_large),
-	    cmocka_unit_test(test_many_connections), cmocka_unit_test(test_short_writes),
-	    cmocka_unit_test(test_enobufs),	     cmocka_unit_test(test_accept_emfile),
+	    cmocka_unit_test(test_echo_small),
+	    cmocka_unit_test(test_echo_large),
+	    cmocka_unit_test(test_many_connections),
+	    cmocka_unit_test(test_short_writes),
+	    cmocka_unit_test(test_enobufs),
+	    cmocka_unit_test(test_accept_emfile),
+	    cmocka_unit_test(test_send_before_connected),
 	};
 
 	vz_test_watchdog(280);
