@@ -7,6 +7,7 @@
 #include "veloz/ask.h"
 #include "veloz/config.h"
 #include "veloz/error.h"
+#include "veloz/io.h"
 #include "veloz/lifecycle.h"
 #include "veloz/message.h"
 #include "veloz/pool.h"

@@ -36,7 +36,21 @@ VZ_BEGIN_DECLS
 	X(VZ_ENOENT, -14, "no such object")                                                        \
 	X(VZ_ETIMEDOUT, -15, "timed out")                                                          \
 	X(VZ_ECANCELED, -16, "canceled")                                                           \
-	X(VZ_EBUSY, -17, "object is busy")
+	X(VZ_EBUSY, -17, "object is busy")                                                         \
+	X(VZ_ECONNRESET, -18, "connection reset by peer")                                          \
+	X(VZ_ECONNREFUSED, -19, "connection refused")                                              \
+	X(VZ_ECONNABORTED, -20, "connection aborted")                                              \
+	X(VZ_EPIPE, -21, "broken pipe: the sending side is closed")                                \
+	X(VZ_ENOTCONN, -22, "socket is not connected")                                             \
+	X(VZ_EADDRINUSE, -23, "address already in use")                                            \
+	X(VZ_EADDRNOTAVAIL, -24, "address not available")                                          \
+	X(VZ_ENETUNREACH, -25, "network unreachable")                                              \
+	X(VZ_EHOSTUNREACH, -26, "host unreachable")                                                \
+	X(VZ_EMFILE, -27, "too many open files")                                                   \
+	X(VZ_EACCES, -28, "permission denied")                                                     \
+	X(VZ_EEXIST, -29, "file exists")                                                           \
+	X(VZ_ENOSPC, -30, "no space left on device")                                               \
+	X(VZ_ENODEV, -31, "no such device or interface")
 
 enum vz_error {
 	VZ_OK = 0,
@@ -48,6 +62,13 @@ enum vz_error {
 /* Human-readable message for a VZ_E* code (or 0). Never NULL; unknown codes
  * give "unknown error". Any thread. */
 VZ_API const char *vz_strerror(int err);
+
+/* The VZ_E* code for an errno value from the OS (a positive errno; a
+ * negative one is taken as -errno): the network and file codes above
+ * where one matches (EAGAIN/EWOULDBLOCK -> VZ_EAGAIN, ETIMEDOUT ->
+ * VZ_ETIMEDOUT, ECANCELED -> VZ_ECANCELED, ENFILE -> VZ_EMFILE, EPERM ->
+ * VZ_EACCES, ...), VZ_EIO for anything else, 0 for 0. Any thread. */
+VZ_API int vz_error_from_errno(int errnum);
 
 /* The symbolic name ("VZ_EINVAL") of a code; "VZ_OK" for 0, "VZ_E?" for an
  * unknown code. Any thread. */

@@ -36,7 +36,7 @@ VZ_BEGIN_DECLS
 enum vz_msg_type {
 	VZ_MSG_TIMER = 1,     /* payload: vz_timer_event (timer.h) */
 	VZ_MSG_POOL_DONE = 2, /* payload: vz_pool_done + result bytes (pool.h) */
-	VZ_MSG_IO = 3,	      /* reserved for I/O completions */
+	VZ_MSG_IO = 3,	      /* payload: vz_io_event (io.h) */
 	VZ_MSG_SPAWNED = 4,   /* payload: vz_spawned, result of vz_spawn_on() (lifecycle.h) */
 	VZ_MSG_TIMEOUT = 5,   /* no payload: an ask's deadline passed; vz_msg_corr() (ask.h) */
 	VZ_MSG_DOWN = 6,      /* payload: vz_down, a monitored actor ended (lifecycle.h) */

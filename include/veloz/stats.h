@@ -48,6 +48,20 @@ typedef struct vz_shard_stats {
 				   (MSG_RING and eventfd both); each is retried, and
 				   after a few tries the next sender retries it. The
 				   one counter here written by other threads. */
+	/* I/O (io.h), appended as one block. */
+	uint64_t io_submitted;	     /* operations handed to the backend (re-arms included) */
+	uint64_t io_completed;	     /* backend completions reaped */
+	uint64_t io_events;	     /* VZ_MSG_IO events queued to actors */
+	uint64_t io_events_dropped;  /* events for actors that had stopped (buffers returned,
+					accepted fds closed) */
+	uint64_t io_bufs_exhausted;  /* receives that found no free receive buffer and waited */
+	uint64_t io_busy_polls;	     /* non-blocking reaps made by loop turns while I/O was
+					in flight (busy or spinning; epoll: one epoll_wait
+					each; io_uring: a syscall only when the kernel has
+					work for us) */
+	uint64_t io_sendq_full;	     /* sends refused with VZ_EFULL (send queue bound) */
+	uint64_t io_accept_backoffs; /* accept pauses after EMFILE/ENFILE */
+	uint64_t io_fds_open;	     /* descriptors owned by actors now */
 } vz_shard_stats;
 
 /* Copy shard's counters to *out. Any thread. VZ_ENOSHARD, VZ_EINVAL. */

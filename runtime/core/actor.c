@@ -91,6 +91,8 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 	a->urg_head = a->urg_tail = NULL;
 	a->sched_cls = spec->sched_class;
 	a->next_ready = NULL;
+	a->io_fds = NULL;
+	a->io_kept = NULL;
 	/* The life is the generation: unique per life of this slot and never
 	 * wrapped, so timers of an earlier life stay stale (timers.h). */
 	vz__timer_owner_init(&a->timers, a->gen);
@@ -123,6 +125,8 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 			vz__timers_cancel_owner(&sh->timers, &a->timers);
 			if (a->life) /* init linked or monitored: tell them */
 				vz__life_init_failed(sh, a, rc);
+			a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
+			vz__aio_actor_stopped(sh, a);
 			while (a->mbox.head)
 				vz__dead_letter(sh, vz__list_pop(&a->mbox), VZ_ESTALE);
 			/* init may have queued itself an exit signal (a link to
@@ -180,6 +184,9 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 	a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
 	if (a->life) /* watchers, links, asks (life.c) */
 		vz__life_end(sh, a, reason);
+	/* Its descriptors close and its operations end now; their events
+	 * (and those already queued below) are dropped, buffers returned. */
+	vz__aio_actor_stopped(sh, a);
 	while ((m = vz__list_pop(&a->mbox)))
 		vz__dead_letter(sh, m, reason);
 	while ((m = a->urg_head)) {

@@ -49,10 +49,20 @@
 #define VZ__MSG_SYS	  0x01u /* runtime-reserved type (timer, pool, stop) */
 #define VZ__MSG_RETURNING 0x04u /* a block going home to its pool (xshard.c) */
 #define VZ__MSG_INFLIGHT  0x08u /* counted in the target's bounded-mailbox counter */
+#define VZ__MSG_IOBUF	  0x10u /* VZ_MSG_IO holding a receive buffer (runtime/aio) */
 #define VZ__MSG_UNCOUNTED                                                                          \
 	0x02u		    /* runtime-made (timer expiry, stop request): not in                   \
 			       the sent = handled + dead-lettered accounting */
-#define VZ__MSG_REPLY 0x10u /* a vz_reply() to an ask: corr is the asker's (life.c) */
+#define VZ__MSG_REPLY 0x20u /* a vz_reply() to an ask: corr is the asker's (life.c) */
+/* Every flag its own bit: a reply and an I/O event once shared 0x10, and
+ * a reply was then taken for an event holding a receive buffer. */
+_Static_assert(((VZ__MSG_SYS | VZ__MSG_UNCOUNTED | VZ__MSG_RETURNING | VZ__MSG_INFLIGHT) &
+		(VZ__MSG_IOBUF | VZ__MSG_REPLY)) == 0 &&
+		   (VZ__MSG_IOBUF & VZ__MSG_REPLY) == 0 &&
+		   ((VZ__MSG_SYS | VZ__MSG_UNCOUNTED | VZ__MSG_RETURNING | VZ__MSG_INFLIGHT |
+		     VZ__MSG_IOBUF | VZ__MSG_REPLY) &
+		    ~0xffu) == 0,
+	       "msg->flags bits overlap or overflow its 8 bits");
 
 /* Internal message types below VZ_MSG_USER that users never see. The
  * requests STOP .. EXITSIG take the target's urgent lane (vz__msg_urgent());
@@ -225,6 +235,10 @@ struct vz_actor {
 	 * dead: written by the owner (release) at spawn and stop, read by
 	 * senders on other threads (acquire) to apply a bounded mailbox. */
 	_Atomic uint64_t bound;
+	/* I/O (runtime/aio): the descriptors it owns and the receive
+	 * buffers it keeps, closed and given back when it stops. Owner-only. */
+	struct vz__aio_fd *io_fds;
+	struct vz__aio_buf *io_kept;
 	/* Messages accepted for this actor and not yet handled or
 	 * dead-lettered, counted only for bounded mailboxes: senders on any
 	 * thread fetch_add before sending (relaxed: it is a counter, the
@@ -278,6 +292,9 @@ struct vz__stat_counters {
 	    dead_letters, turns, idle_turns, sleeps, wakeups_sent, pool_refills, ring_full,
 	    overflow_queued, mailbox_full, timers_fired, timers_dropped, actors_live,
 	    actors_spawned, actors_stopped, outbox_full;
+	/* I/O (runtime/aio), in the order of vz_shard_stats. */
+	_Atomic uint64_t io_submitted, io_completed, io_events, io_events_dropped,
+	    io_bufs_exhausted, io_busy_polls, io_sendq_full, io_accept_backoffs, io_fds_open;
 };
 
 /* Add to a counter that one thread writes and any thread reads as a
@@ -324,6 +341,7 @@ struct vz__shard {
 	int cpu;
 	bool embedded;
 	struct vz__io *io;
+	struct vz__aio *aio; /* actors' I/O (runtime/aio) */
 	uint64_t now_ns;
 	/* The simulation driving this shard (runtime/sim), NULL in a real
 	 * runtime: the seam for the clock (vz__shard_clock()) and the
@@ -842,6 +860,27 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns);
 uint64_t vz__clock_ns(void);
 /* Keep expiry-message blocks aside for when the pool cannot grow. */
 void vz__timer_reserve_fill(struct vz__shard *sh, bool may_grow);
+
+/* runtime/aio/fdtab.c: the actor I/O layer's hooks into the core */
+int vz__aio_create(struct vz__shard *sh);
+/* Before the backend is destroyed: completions its destroy still runs
+ * touch nothing (the timer table and pools may be gone already). */
+void vz__aio_quiesce(struct vz__shard *sh);
+/* After the backend is destroyed: frees the tables, closes leftover fds. */
+void vz__aio_destroy(struct vz__shard *sh);
+/* Per turn: submit what waits, reap completions when operations are in
+ * flight. Returns the completions handled. */
+unsigned vz__aio_turn(struct vz__shard *sh);
+/* Submissions waiting for the next turn? */
+bool vz__aio_has_work(const struct vz__shard *sh);
+/* Actor a stopped (LIVE already cleared): close its fds, cancel its ops,
+ * give back its kept buffers. */
+void vz__aio_actor_stopped(struct vz__shard *sh, struct vz_actor *a);
+/* A VZ_MSG_IO message is released: after its receive call, or dropped
+ * (dead letter; counted in io_events_dropped). */
+void vz__aio_msg_done(struct vz__shard *sh, struct vz_msg *m, bool dropped);
+/* A timer fired: true when it was one of the I/O layer's (handled). */
+bool vz__aio_timer(struct vz__shard *sh, struct vz__timer_owner *o, const vz_timer_event *ev);
 
 /* runtime.c */
 /* vz_runtime_create() for a simulated runtime (sim != NULL, runtime/sim):

@@ -52,6 +52,8 @@ void vz__dead_letter(struct vz__shard *sh, struct vz_msg *m, int reason)
 		memcpy(&ev, m->data, sizeof ev);
 		vz__timers_deliverable(&sh->timers, ev.timer.id);
 	}
+	if ((m->flags & VZ__MSG_SYS) && m->type == VZ_MSG_IO)
+		vz__aio_msg_done(sh, m, true); /* its buffer back, counted as dropped */
 	if (!(m->flags & VZ__MSG_UNCOUNTED)) {
 		VZ__STAT_ADD(sh, dead_letters, 1);
 		if (rt->cfg.dead_letter)
@@ -124,6 +126,8 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 	a->flags |= VZ__ACTOR_RUNNING;
 	a->spec->receive(a, a->state, m);
 	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
+	if (m->flags & VZ__MSG_IOBUF)
+		vz__aio_msg_done(sh, m, false); /* not kept: back to the ring */
 	vz__undo_admit(sh, m);
 	if (!(m->flags & VZ__MSG_UNCOUNTED))
 		VZ__STAT_ADD(sh, handled, 1);

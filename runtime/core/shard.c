@@ -86,7 +86,7 @@ int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct
 	sh->out = calloc(rt->nshards, sizeof *sh->out);
 	if (!sh->out)
 		return VZ_ENOMEM;
-	return 0;
+	return vz__aio_create(sh);
 }
 
 /* Everything still queued anywhere in this shard at destroy time is dead
@@ -95,6 +95,7 @@ void vz__shard_destroy(struct vz__shard *sh)
 {
 	if (!sh)
 		return;
+	vz__aio_quiesce(sh);
 	if (sh->chunks)
 		vz__actor_table_fini(sh);
 	if (sh->timers_ready)
@@ -102,6 +103,8 @@ void vz__shard_destroy(struct vz__shard *sh)
 	free(sh->out);
 	if (sh->io)
 		vz__io_destroy(sh->io);
+	/* After the backend: it may still name op records and buffers. */
+	vz__aio_destroy(sh);
 	for (unsigned c = 0; c < VZ__NCLASSES; c++)
 		vz__fpool_fini(&sh->fpool[c]);
 	vz__pool_fini(&sh->pool);
@@ -169,8 +172,12 @@ static void timer_fired(void *ctx, struct vz__timer_owner *o, const vz_timer_eve
 {
 	struct vz__shard *sh = ctx;
 	struct vz_actor *a = (struct vz_actor *)((char *)o - offsetof(struct vz_actor, timers));
-	struct vz_msg *m = timer_msg_alloc(sh);
+	struct vz_msg *m;
 
+	/* I/O timeouts and accept backoffs (runtime/aio) are not actors'. */
+	if (vz__aio_timer(sh, o, ev))
+		return;
+	m = timer_msg_alloc(sh);
 	VZ__STAT_ADD(sh, timers_fired, 1);
 	if (!m) {
 		/* More expiries at once than the reserve holds while memory
@@ -203,6 +210,10 @@ static unsigned stop_round(struct vz__shard *sh, uint32_t round)
 		 * vz__shard_sleep() from sleeping: release them all now. */
 		vz__timers_sweep(&sh->timers);
 	}
+	/* Completions of the operations the stopped actors' close cancelled:
+	 * reaped while the shard's thread still owns the backend (their
+	 * events are dropped, their buffers and records come back). */
+	moved += vz__aio_turn(sh);
 	moved += vz__drain_inbox(sh, UINT32_MAX);
 	moved += vz__drain_rings(sh, true);
 	vz__run_ready(sh, &handled); /* reaps stopped actors left in the queue */
@@ -238,6 +249,10 @@ unsigned vz__shard_turn(struct vz__shard *sh)
 	work += vz__drain_rings(sh, false);
 	vz__run_ready(sh, &handled);
 	work += handled;
+	/* I/O: submissions batched over the turn go out, completions come
+	 * in, every turn while operations are out (a busy shard never
+	 * sleeps, so this is its only chance to reap). */
+	work += vz__aio_turn(sh);
 	if (vz__timers_live(&sh->timers)) {
 		sh->now_ns = vz__shard_clock(sh);
 		work += vz__timers_expire(&sh->timers, sh->now_ns, timer_fired, sh);
@@ -255,7 +270,8 @@ unsigned vz__shard_turn(struct vz__shard *sh)
 /* Something to do right now, without blocking? Owner thread. */
 static bool has_work(struct vz__shard *sh)
 {
-	if (vz__any_ready(sh) || !vz__outboxes_empty(sh) || vz__has_incoming(sh))
+	if (vz__any_ready(sh) || !vz__outboxes_empty(sh) || vz__has_incoming(sh) ||
+	    vz__aio_has_work(sh))
 		return true;
 	/* Acquire: pairs with the stopper's release store of EXIT. */
 	if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT)

@@ -31,6 +31,15 @@ static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 	RD(actors_spawned);
 	RD(actors_stopped);
 	RD(outbox_full);
+	RD(io_submitted);
+	RD(io_completed);
+	RD(io_events);
+	RD(io_events_dropped);
+	RD(io_bufs_exhausted);
+	RD(io_busy_polls);
+	RD(io_sendq_full);
+	RD(io_accept_backoffs);
+	RD(io_fds_open);
 #undef RD
 	/* Foreign posts refused with VZ_EFULL are counted by the posting
 	 * threads on the target shard, with a read-modify-write (relaxed:

@@ -15,6 +15,8 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <sys/stat.h>
 #include <limits.h>
 #include <stdalign.h>
 #include <stdatomic.h>
@@ -37,10 +39,40 @@ enum {
 	OP_QUEUED = 0x45505155,	    /* "EPQU": waiting in an fd queue */
 	OP_CONNECTING = 0x45504343, /* "EPCC": queued, connect() in progress */
 	OP_DONE = 0x4550444e,	    /* "EPDN": result in op->res, done pending */
+	OP_FILE = 0x45504649,	    /* "EPFI": with the file helper thread */
 	MAX_EVENTS = 64,
+	/* Results a multishot op may produce per readiness event: a busy
+	 * socket gives the others their turn after this many (level
+	 * triggered, so it is reported again by the next wait). */
+	MULTI_BATCH = 16,
 };
 
-#define EFD_KEY UINT64_MAX /* epoll data of the wake eventfd; fds are >= 0 */
+#define EFD_KEY	 UINT64_MAX	  /* epoll data of the wake eventfd; fds are >= 0 */
+#define FEFD_KEY (UINT64_MAX - 1) /* the file helper's "results are waiting" eventfd */
+
+/*
+ * Blocking file operations. A regular file has no readiness (epoll_ctl
+ * refuses it) and its read, write, fsync and open may block for as long
+ * as the disk takes, so they run on one helper thread per instance,
+ * started at the first such operation. Handing over and back is under
+ * `mu`: the owner appends to `todo` and signals `cv`; the helper runs the
+ * syscall, appends the op (result in op->res) to `done` and writes the
+ * eventfd `efd`, which the owner's epoll set holds (FEFD_KEY); the owner's
+ * wait then takes `done` under `mu`. The mutex orders every field of an
+ * op handed over (the owner's writes before the append, the helper's
+ * op->res before its append), so no atomics are needed here.
+ */
+struct files {
+	pthread_t thread;
+	bool started;
+	int efd;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct vz__io_op *todo_head, *todo_tail; /* guarded by mu */
+	struct vz__io_op *done_head, *done_tail; /* guarded by mu */
+	bool stop;				 /* guarded by mu */
+	uint32_t busy;				 /* owner-only: ops handed over, not back */
+};
 
 /* Per-fd bookkeeping, indexed by fd number; lives until destroy, so an
  * event that names an fd whose ops are gone finds empty queues. */
@@ -58,6 +90,8 @@ struct ep {
 	struct fdent *fds; /* fds[fd] for fd < nfds */
 	size_t nfds;
 	struct vz__io_op *done_head, *done_tail; /* results waiting for their callback */
+	int multi_done; /* multishot callbacks run by process_fd() in this wait */
+	struct files files;
 	bool destroying;
 	bool no_pwait2; /* epoll_pwait2 is missing (ENOSYS) or refused: ms waits */
 
@@ -90,7 +124,27 @@ static void bump(atomic_uint_least64_t *c, uint64_t n)
 
 static bool read_side(enum vz__io_opcode opc)
 {
-	return opc == VZ__IO_OP_READ || opc == VZ__IO_OP_RECV || opc == VZ__IO_OP_ACCEPT;
+	return opc == VZ__IO_OP_READ || opc == VZ__IO_OP_RECV || opc == VZ__IO_OP_ACCEPT ||
+	       opc == VZ__IO_OP_RECVMSG;
+}
+
+/* A provided buffer for a VZ__IO_F_BUFSEL op, or -1 when none is free. */
+static int take_buf(struct ep *e)
+{
+	struct vz__io_bufs *b = &e->head.bufs;
+
+	if (!b->nfree)
+		return -1;
+	return (int)b->stack[--b->nfree];
+}
+
+/* Undo take_buf() (the receive would block). Not vz__io_buf_put(): the
+ * caller never saw the buffer. */
+static void untake_buf(struct ep *e, int bid)
+{
+	struct vz__io_bufs *b = &e->head.bufs;
+
+	b->stack[b->nfree++] = (uint32_t)bid;
 }
 
 /* See io.h. */
@@ -161,6 +215,8 @@ static struct fdent *fdent_get(struct ep *e, int fd)
 
 static void push_done(struct ep *e, struct vz__io_op *op, int res)
 {
+	if (res < 0)
+		op->cflags = 0; /* a failed try gave its buffer back */
 	op->state = OP_DONE;
 	op->res = res;
 	op->next_pending = NULL;
@@ -175,10 +231,24 @@ static void push_done(struct ep *e, struct vz__io_op *op, int res)
  * -errno); -EAGAIN means "wait for readiness". A CONNECT that the kernel
  * started (EINPROGRESS) becomes OP_CONNECTING; its next attempt, made when
  * the fd reports writable or an error, reads SO_ERROR. */
-static int try_op(struct vz__io_op *op)
+static int try_op(struct ep *e, struct vz__io_op *op)
 {
 	ssize_t r;
+	int bid = -1;
 
+	op->cflags = 0;
+	if (op->flags & VZ__IO_F_BUFSEL) {
+		bid = take_buf(e);
+		if (bid < 0)
+			return -ENOBUFS;
+		if (op->opcode == VZ__IO_OP_RECVMSG) {
+			struct msghdr *mh = op->buf;
+
+			mh->msg_iov[0].iov_base =
+			    e->head.bufs.mem + (size_t)bid * e->head.bufs.size;
+			mh->msg_iov[0].iov_len = e->head.bufs.size;
+		}
+	}
 	for (;;) {
 		switch (op->opcode) {
 		case VZ__IO_OP_READ:
@@ -190,7 +260,27 @@ static int try_op(struct vz__io_op *op)
 					   : pwrite(op->fd, op->buf, op->len, (off_t)op->offset);
 			break;
 		case VZ__IO_OP_RECV:
-			r = recv(op->fd, op->buf, op->len, MSG_DONTWAIT);
+			if (bid >= 0)
+				r = recv(op->fd, e->head.bufs.mem + (size_t)bid * e->head.bufs.size,
+					 e->head.bufs.size, MSG_DONTWAIT);
+			else
+				r = recv(op->fd, op->buf, op->len, MSG_DONTWAIT);
+			break;
+		case VZ__IO_OP_RECVMSG:
+			r = recvmsg(op->fd, (struct msghdr *)op->buf, MSG_DONTWAIT);
+			break;
+		case VZ__IO_OP_SENDMSG:
+			r = sendmsg(op->fd, (const struct msghdr *)op->buf,
+				    MSG_DONTWAIT | MSG_NOSIGNAL);
+			break;
+		case VZ__IO_OP_OPENAT:
+			/* Blocks this thread for the open itself: epoll has no
+			 * asynchronous open (NOTES.md). */
+			r = openat(AT_FDCWD, (const char *)op->buf, (int)op->len | O_CLOEXEC,
+				   (mode_t)op->offset);
+			break;
+		case VZ__IO_OP_FSYNC:
+			r = (op->flags & VZ__IO_F_DATASYNC) ? fdatasync(op->fd) : fsync(op->fd);
 			break;
 		case VZ__IO_OP_SEND:
 			r = send(op->fd, op->buf, op->len, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -214,12 +304,21 @@ static int try_op(struct vz__io_op *op)
 			}
 			break;
 		default:
-			return -EINVAL;
+			r = -1;
+			errno = EINVAL;
+			break;
 		}
-		if (r >= 0)
+		if (r >= 0) {
+			if (bid >= 0) {
+				op->cflags |= VZ__IO_CF_BUF;
+				op->bid = (uint32_t)bid;
+			}
 			return r > INT_MAX ? INT_MAX : (int)r;
+		}
 		if (errno == EINTR)
 			continue;
+		if (bid >= 0)
+			untake_buf(e, bid);
 		if (errno == EWOULDBLOCK)
 			return -EAGAIN;
 		return -errno;
@@ -274,13 +373,49 @@ static void fail_fd(struct ep *e, struct fdent *fe, int res)
 	}
 }
 
+/* A multishot op at the head of its queue: up to MULTI_BATCH results, each
+ * handed to done at once with VZ__IO_CF_MORE (we are inside ep_wait, where
+ * callbacks run). Returns true when the op is still queued and would block
+ * (or had its batch), false when it ended: then its last result is r_out,
+ * for the done list. The callback may cancel the op or queue others behind
+ * it: it is looked for at the head again after each call. */
+static bool run_multi(struct ep *e, struct vz__io_op **head, struct vz__io_op *op, int *r_out)
+{
+	for (int i = 0; i < MULTI_BATCH; i++) {
+		int r = try_op(e, op);
+
+		if (r == -EAGAIN)
+			return true;
+		/* End of stream, an error, no buffer: the last result. An
+		 * accept's fd 0 is a result like any other. */
+		if (r < 0 || (r == 0 && op->opcode != VZ__IO_OP_ACCEPT)) {
+			*r_out = r;
+			return false;
+		}
+		op->cflags |= VZ__IO_CF_MORE;
+		op->res = r;
+		bump(&e->ops_completed, 1);
+		e->multi_done++; /* a completion this wait returns for */
+		op->done(op, r);
+		if (*head != op || op->state != OP_QUEUED)
+			return true; /* cancelled (or moved) by its callback */
+	}
+	return true;
+}
+
 /* Try the queue's ops in order until one would block. */
 static void run_queue(struct ep *e, struct vz__io_op **head, struct vz__io_op **tail)
 {
 	while (*head) {
 		struct vz__io_op *op = *head;
-		int r = try_op(op);
+		int r;
 
+		if (op->flags & VZ__IO_F_MULTI) {
+			if (run_multi(e, head, op, &r))
+				return;
+		} else {
+			r = try_op(e, op);
+		}
 		if (r == -EAGAIN)
 			return;
 		*head = op->next_pending;
@@ -313,12 +448,130 @@ static void ensure_nonblock(struct fdent *fe, const struct vz__io_op *op)
 {
 	int fl;
 
-	if (fe->nb_checked || op->opcode == VZ__IO_OP_RECV || op->opcode == VZ__IO_OP_SEND)
+	if (fe->nb_checked || op->opcode == VZ__IO_OP_RECV || op->opcode == VZ__IO_OP_SEND ||
+	    op->opcode == VZ__IO_OP_RECVMSG || op->opcode == VZ__IO_OP_SENDMSG)
 		return;
 	fe->nb_checked = true;
 	fl = fcntl(op->fd, F_GETFL);
 	if (fl >= 0 && !(fl & O_NONBLOCK))
 		(void)fcntl(op->fd, F_SETFL, fl | O_NONBLOCK);
+}
+
+static void list_add(struct vz__io_op **head, struct vz__io_op **tail, struct vz__io_op *op)
+{
+	op->next_pending = NULL;
+	if (*tail)
+		(*tail)->next_pending = op;
+	else
+		*head = op;
+	*tail = op;
+}
+
+/* The file helper thread: run queued file ops until told to stop. */
+static void *files_main(void *arg)
+{
+	struct ep *e = arg;
+	struct files *f = &e->files;
+
+	for (;;) {
+		struct vz__io_op *op;
+		uint64_t one = 1;
+		int r;
+
+		pthread_mutex_lock(&f->mu);
+		while (!f->todo_head && !f->stop)
+			pthread_cond_wait(&f->cv, &f->mu);
+		op = f->todo_head;
+		if (!op) {
+			pthread_mutex_unlock(&f->mu);
+			return NULL;
+		}
+		f->todo_head = op->next_pending;
+		if (!f->todo_head)
+			f->todo_tail = NULL;
+		pthread_mutex_unlock(&f->mu);
+		/* File ops never select a buffer, so try_op() reads nothing of
+		 * e but the op itself here. */
+		r = try_op(e, op);
+		pthread_mutex_lock(&f->mu);
+		op->res = r;
+		list_add(&f->done_head, &f->done_tail, op);
+		pthread_mutex_unlock(&f->mu);
+		/* Wake the owner's wait; EAGAIN (counter saturated) means a
+		 * wake is pending already. */
+		while (write(f->efd, &one, sizeof one) < 0 && errno == EINTR)
+			;
+	}
+}
+
+/* Start the helper (first file op). 0 or -errno. */
+static int files_start(struct ep *e)
+{
+	struct files *f = &e->files;
+	struct epoll_event ev;
+	int rc;
+
+	if (f->started)
+		return 0;
+	f->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (f->efd < 0)
+		return -errno;
+	memset(&ev, 0, sizeof ev);
+	ev.events = EPOLLIN;
+	ev.data.u64 = FEFD_KEY;
+	if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, f->efd, &ev) < 0) {
+		rc = -errno;
+		close(f->efd);
+		return rc;
+	}
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	rc = pthread_create(&f->thread, NULL, files_main, e);
+	if (rc) {
+		pthread_cond_destroy(&f->cv);
+		pthread_mutex_destroy(&f->mu);
+		close(f->efd);
+		return -rc;
+	}
+	f->started = true;
+	return 0;
+}
+
+/* Results the helper finished: to the done list (their callbacks run in
+ * this wait's run_done()). */
+static void files_reap(struct ep *e)
+{
+	struct files *f = &e->files;
+	struct vz__io_op *op;
+	uint64_t v;
+
+	if (read(f->efd, &v, sizeof v) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&f->mu);
+	op = f->done_head;
+	f->done_head = f->done_tail = NULL;
+	pthread_mutex_unlock(&f->mu);
+	while (op) {
+		struct vz__io_op *next = op->next_pending;
+
+		f->busy--;
+		push_done(e, op, op->res);
+		op = next;
+	}
+}
+
+/* Is this op one for the file helper? OPENAT and FSYNC always; READ and
+ * WRITE on a regular file (or a block device). One fstat per op: these
+ * are not the socket hot path (sockets use RECV/SEND). */
+static bool is_file_op(const struct vz__io_op *op)
+{
+	struct stat st;
+
+	if (op->opcode == VZ__IO_OP_OPENAT || op->opcode == VZ__IO_OP_FSYNC)
+		return true;
+	if (op->opcode != VZ__IO_OP_READ && op->opcode != VZ__IO_OP_WRITE)
+		return false;
+	return fstat(op->fd, &st) == 0 && (S_ISREG(st.st_mode) || S_ISBLK(st.st_mode));
 }
 
 /* See io.h. */
@@ -331,12 +584,33 @@ static int ep_submit(struct vz__io *io, struct vz__io_op *op)
 
 	if (e->destroying)
 		return VZ_ESTATE;
-	if (op->state == OP_QUEUED || op->state == OP_CONNECTING || op->state == OP_DONE)
+	if (op->state == OP_QUEUED || op->state == OP_CONNECTING || op->state == OP_DONE ||
+	    op->state == OP_FILE)
 		return VZ_EINVAL;
-	if ((unsigned)op->opcode > VZ__IO_OP_CONNECT)
+	if ((unsigned)op->opcode > VZ__IO_OP_LAST)
+		return VZ_EINVAL;
+	if ((op->flags & VZ__IO_F_BUFSEL) && !e->head.bufs.mem)
 		return VZ_EINVAL;
 	if (op->opcode == VZ__IO_OP_NOP) {
 		push_done(e, op, 0);
+		return 0;
+	}
+	/* No readiness for these: the file helper thread runs them, so the
+	 * shard never waits for a disk. */
+	if ((op->opcode == VZ__IO_OP_OPENAT || op->fd >= 0) && is_file_op(op)) {
+		int rc = files_start(e);
+
+		if (rc < 0) {
+			/* No thread: run it here rather than fail it. */
+			push_done(e, op, try_op(e, op));
+			return 0;
+		}
+		op->state = OP_FILE;
+		e->files.busy++;
+		pthread_mutex_lock(&e->files.mu);
+		list_add(&e->files.todo_head, &e->files.todo_tail, op);
+		pthread_cond_signal(&e->files.cv);
+		pthread_mutex_unlock(&e->files.mu);
 		return 0;
 	}
 	if (op->fd < 0)
@@ -360,7 +634,9 @@ static int ep_submit(struct vz__io *io, struct vz__io_op *op)
 		if (!fe->registered)
 			fe->nb_checked = false;
 		ensure_nonblock(fe, op);
-		r = try_op(op);
+		/* A multishot op waits for readiness: its results go to done
+		 * from inside a wait, never from here. */
+		r = (op->flags & VZ__IO_F_MULTI) ? -EAGAIN : try_op(e, op);
 		if (r != -EAGAIN) {
 			push_done(e, op, r);
 			return 0;
@@ -405,6 +681,33 @@ static int ep_cancel(struct vz__io *io, struct vz__io_op *op)
 
 	if (op->state == OP_DONE)
 		return 0;
+	if (op->state == OP_FILE) {
+		/* Not started yet: it comes out now. Running: its real
+		 * result comes back from the helper. */
+		bool taken = false;
+		struct vz__io_op *prev = NULL;
+
+		pthread_mutex_lock(&e->files.mu);
+		for (struct vz__io_op *it = e->files.todo_head; it;
+		     prev = it, it = it->next_pending) {
+			if (it != op)
+				continue;
+			if (prev)
+				prev->next_pending = it->next_pending;
+			else
+				e->files.todo_head = it->next_pending;
+			if (e->files.todo_tail == it)
+				e->files.todo_tail = prev;
+			taken = true;
+			break;
+		}
+		pthread_mutex_unlock(&e->files.mu);
+		if (taken) {
+			e->files.busy--;
+			push_done(e, op, -ECANCELED);
+		}
+		return 0;
+	}
 	if (op->state != OP_QUEUED && op->state != OP_CONNECTING)
 		return VZ_ENOENT;
 	if (op->fd < 0 || (size_t)op->fd >= e->nfds)
@@ -434,6 +737,7 @@ static int run_done(struct ep *e)
 
 		op->state = OP_IDLE;
 		op->next_pending = NULL;
+		op->cflags &= ~VZ__IO_CF_MORE; /* the last (or only) result */
 		n++;
 		bump(&e->ops_completed, 1);
 		op->done(op, res);
@@ -516,6 +820,10 @@ static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 			n = 0;
 		}
 		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == FEFD_KEY) {
+				files_reap(e);
+				continue;
+			}
 			if (evs[i].data.u64 == EFD_KEY) {
 				uint64_t v;
 
@@ -536,7 +844,8 @@ static int ep_wait(struct vz__io *io, int64_t timeout_ns)
 			 * reap(). */
 			atomic_exchange_explicit(&e->wake_pending, 0, memory_order_acq_rel);
 		}
-		total += run_done(e);
+		total += run_done(e) + e->multi_done;
+		e->multi_done = 0;
 		if (total > 0 || timeout_ns == 0)
 			return total;
 		if (intr) {
@@ -595,6 +904,29 @@ static void ep_destroy(struct vz__io *io)
 	struct ep *e = to_ep(io);
 
 	e->destroying = true;
+	if (e->files.started) {
+		struct vz__io_op *op;
+
+		/* Queued file ops are cancelled; the running one finishes
+		 * (a disk write is not interrupted) and keeps its result. */
+		pthread_mutex_lock(&e->files.mu);
+		op = e->files.todo_head;
+		e->files.todo_head = e->files.todo_tail = NULL;
+		e->files.stop = true;
+		pthread_cond_signal(&e->files.cv);
+		pthread_mutex_unlock(&e->files.mu);
+		pthread_join(e->files.thread, NULL);
+		while (op) {
+			struct vz__io_op *next = op->next_pending;
+
+			push_done(e, op, -ECANCELED);
+			op = next;
+		}
+		files_reap(e);
+		pthread_cond_destroy(&e->files.cv);
+		pthread_mutex_destroy(&e->files.mu);
+		close(e->files.efd);
+	}
 	for (size_t fd = 0; fd < e->nfds; fd++)
 		fail_fd(e, &e->fds[fd], -ECANCELED);
 	while (e->done_head)
@@ -627,6 +959,28 @@ static void ep_stats(const struct vz__io *io, struct vz__io_stats *out)
 	out->cq_overflow = 0;
 }
 
+/* See io.h (vz__io_bufs_init): a stack of free buffer ids. */
+static int ep_bufs_init(struct vz__io *io)
+{
+	struct ep *e = to_ep(io);
+	struct vz__io_bufs *b = &e->head.bufs;
+
+	b->stack = malloc((size_t)b->n * sizeof *b->stack);
+	if (!b->stack)
+		return VZ_ENOMEM;
+	for (uint32_t i = 0; i < b->n; i++)
+		b->stack[i] = b->n - 1 - i;
+	return 0;
+}
+
+/* See io.h (vz__io_buf_put); io.c counted it in nfree already. */
+static void ep_buf_put(struct vz__io *io, uint32_t bid)
+{
+	struct ep *e = to_ep(io);
+
+	e->head.bufs.stack[e->head.bufs.nfree - 1] = bid;
+}
+
 static const struct vz__io_ops ep_ops = {
     .kind = VZ__IO_EPOLL,
     .destroy = ep_destroy,
@@ -636,4 +990,6 @@ static const struct vz__io_ops ep_ops = {
     .cancel = ep_cancel,
     .setup_flags = ep_setup_flags,
     .stats = ep_stats,
+    .bufs_init = ep_bufs_init,
+    .buf_put = ep_buf_put,
 };

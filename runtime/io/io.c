@@ -7,7 +7,16 @@
  */
 #include "io/io.h"
 
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
 #include <veloz/error.h>
+
+static struct vz__io_head *head_of(struct vz__io *io)
+{
+	return (struct vz__io_head *)(void *)io;
+}
 
 static const struct vz__io_ops *ops_of(const struct vz__io *io)
 {
@@ -54,8 +63,74 @@ int vz__io_create(enum vz__io_kind kind, const struct vz__io_params *p, struct v
 /* See io.h. */
 void vz__io_destroy(struct vz__io *io)
 {
-	if (io)
-		ops_of(io)->destroy(io);
+	struct vz__io_bufs b;
+
+	if (!io)
+		return;
+	/* The buffers outlive the backend: the kernel may write into them
+	 * until the ring is gone. */
+	b = head_of(io)->bufs;
+	ops_of(io)->destroy(io);
+	if (b.mem)
+		munmap(b.mem, (size_t)b.n * b.size);
+	free(b.stack);
+}
+
+/* See io.h. */
+int vz__io_bufs_init(struct vz__io *io, uint32_t nbufs, uint32_t size)
+{
+	struct vz__io_head *h = head_of(io);
+	void *mem;
+	int rc;
+
+	if (h->bufs.mem)
+		return VZ_ESTATE;
+	if (!nbufs || (nbufs & (nbufs - 1)) || nbufs > 32768 || !size || size > (1u << 20))
+		return VZ_EINVAL;
+	/* mmap: page-aligned, and untouched pages cost no memory until a
+	 * receive first fills them. */
+	mem = mmap(NULL, (size_t)nbufs * size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+		   -1, 0);
+	if (mem == MAP_FAILED)
+		return VZ_ENOMEM;
+	h->bufs.mem = mem;
+	h->bufs.n = nbufs;
+	h->bufs.size = size;
+	h->bufs.nfree = nbufs;
+	rc = ops_of(io)->bufs_init(io);
+	if (rc < 0) {
+		munmap(mem, (size_t)nbufs * size);
+		free(h->bufs.stack);
+		memset(&h->bufs, 0, sizeof h->bufs);
+	}
+	return rc;
+}
+
+/* See io.h. */
+void *vz__io_buf_addr(struct vz__io *io, uint32_t bid)
+{
+	struct vz__io_head *h = head_of(io);
+
+	if (!h->bufs.mem || bid >= h->bufs.n)
+		return NULL;
+	return h->bufs.mem + (size_t)bid * h->bufs.size;
+}
+
+/* See io.h. */
+void vz__io_buf_put(struct vz__io *io, uint32_t bid)
+{
+	struct vz__io_head *h = head_of(io);
+
+	if (!h->bufs.mem || bid >= h->bufs.n)
+		return;
+	h->bufs.nfree++;
+	ops_of(io)->buf_put(io, bid);
+}
+
+/* See io.h. */
+uint32_t vz__io_bufs_free(const struct vz__io *io)
+{
+	return ((const struct vz__io_head *)(const void *)io)->bufs.nfree;
 }
 
 /* See io.h. */
@@ -108,4 +183,11 @@ enum vz__io_kind vz__io_kind_of(const struct vz__io *io)
 void vz__io_stats(const struct vz__io *io, struct vz__io_stats *out)
 {
 	ops_of(io)->stats(io, out);
+}
+
+/* See io.h. */
+void vz__io_flush(struct vz__io *io)
+{
+	if (ops_of(io)->flush)
+		ops_of(io)->flush(io);
 }

@@ -144,7 +144,31 @@ enum vz__io_opcode {
 	VZ__IO_OP_SEND,	   /* send(fd, buf, len, MSG_NOSIGNAL) */
 	VZ__IO_OP_ACCEPT,  /* accept4(fd, NULL, NULL, SOCK_NONBLOCK|SOCK_CLOEXEC) */
 	VZ__IO_OP_CONNECT, /* connect(fd, buf as sockaddr, len) */
+	VZ__IO_OP_RECVMSG, /* recvmsg(fd, buf as msghdr, 0): read side */
+	VZ__IO_OP_SENDMSG, /* sendmsg(fd, buf as msghdr, MSG_NOSIGNAL): write side */
+	VZ__IO_OP_OPENAT,  /* openat(AT_FDCWD, buf as path, len as flags | O_CLOEXEC,
+			      offset as mode); fd unused. res: the new fd */
+	VZ__IO_OP_FSYNC,   /* fsync(fd), fdatasync with VZ__IO_F_DATASYNC */
 };
+#define VZ__IO_OP_LAST VZ__IO_OP_FSYNC
+
+/* vz__io_op.flags (in). */
+#define VZ__IO_F_BUFSEL                                                                            \
+	0x1u /* RECV, RECVMSG: the backend picks one of its provided buffers                       \
+		(vz__io_bufs_init()) when data arrives; buf (RECVMSG: iov[0]) is                   \
+		ignored. The completion has VZ__IO_CF_BUF and bid set, or res                      \
+		-ENOBUFS when none was free. */
+#define VZ__IO_F_MULTI                                                                             \
+	0x2u		       /* ACCEPT, RECV with BUFSEL: multishot. done runs once per          \
+				  result, with VZ__IO_CF_MORE on every call but the last; the op   \
+				  stays outstanding until that last call (an error, end of stream, \
+				  -ENOBUFS, a cancel, or the backend's own choice to stop: the     \
+				  caller re-arms if it still wants more). */
+#define VZ__IO_F_DATASYNC 0x4u /* FSYNC: fdatasync */
+
+/* vz__io_op.cflags (out, set before each done call). */
+#define VZ__IO_CF_MORE 0x1u /* a multishot op: more results follow */
+#define VZ__IO_CF_BUF  0x2u /* bid names the provided buffer holding the data */
 
 struct vz__io_op {
 	enum vz__io_opcode opcode;
@@ -154,6 +178,9 @@ struct vz__io_op {
 	int64_t offset;
 	void (*done)(struct vz__io_op *op, int res);
 	void *user;
+	uint32_t flags;	 /* VZ__IO_F_* */
+	uint32_t cflags; /* VZ__IO_CF_*, out */
+	uint32_t bid;	 /* out, with VZ__IO_CF_BUF */
 	/* backend-private */
 	struct vz__io_op *next_pending;
 	uint32_t state;
@@ -174,6 +201,30 @@ int vz__io_submit(struct vz__io *io, struct vz__io_op *op);
  * no room for the cancel request even after a flush; try again after a
  * wait). Owning thread. */
 int vz__io_cancel(struct vz__io *io, struct vz__io_op *op);
+
+/*
+ * Provided receive buffers: `nbufs` (a power of two, at most 32768) buffers
+ * of `size` bytes each, allocated (and freed at destroy) by the instance,
+ * all free at first. Ops with VZ__IO_F_BUFSEL take one when data arrives
+ * (io_uring: a registered buffer ring, group 0; epoll: a free stack) and
+ * the caller gives it back with vz__io_buf_put() when done with the bytes.
+ * Once per instance: 0, VZ_ESTATE (already set up), VZ_EINVAL, VZ_ENOMEM,
+ * VZ_EIO (the kernel refused the ring). Owning thread.
+ */
+int vz__io_bufs_init(struct vz__io *io, uint32_t nbufs, uint32_t size);
+/* Address of buffer bid; NULL before vz__io_bufs_init(). Owning thread. */
+void *vz__io_buf_addr(struct vz__io *io, uint32_t bid);
+/* Hand buffer bid back for receiving. Owning thread. */
+void vz__io_buf_put(struct vz__io *io, uint32_t bid);
+/* Buffers free for receiving now (approximate on io_uring: the kernel may
+ * be taking one). Owning thread. */
+uint32_t vz__io_bufs_free(const struct vz__io *io);
+
+/* Hand queued submissions to the kernel now (io_uring; epoll: nothing to
+ * do), e.g. before closing an fd that a queued submission names, so the
+ * number is resolved before it can be reused. Allowed inside callbacks.
+ * Owning thread. */
+void vz__io_flush(struct vz__io *io);
 
 /* Setup flags in use (io_uring setup flags; 0 for epoll), for reports. */
 uint32_t vz__io_setup_flags(const struct vz__io *io);
@@ -210,10 +261,25 @@ struct vz__io_ops {
 	int (*cancel)(struct vz__io *io, struct vz__io_op *op);
 	uint32_t (*setup_flags)(const struct vz__io *io);
 	void (*stats)(const struct vz__io *io, struct vz__io_stats *out);
+	int (*bufs_init)(struct vz__io *io); /* head.bufs is filled; register them */
+	void (*buf_put)(struct vz__io *io, uint32_t bid);
+	void (*flush)(struct vz__io *io);
+};
+
+/* The provided buffers (vz__io_bufs_init()), kept by io.c for both
+ * implementations; nfree counts buffers the caller has put back and the
+ * backend has not handed out since (epoll: exact; io_uring: the ring's
+ * tail minus the buffers seen in completions). */
+struct vz__io_bufs {
+	unsigned char *mem;
+	uint32_t n, size;
+	uint32_t nfree;
+	uint32_t *stack; /* epoll: free bids */
 };
 
 struct vz__io_head {
 	const struct vz__io_ops *ops;
+	struct vz__io_bufs bufs;
 };
 
 int vz__uring_create(const struct vz__io_params *p, struct vz__io **out);

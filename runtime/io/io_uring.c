@@ -19,7 +19,9 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,9 +67,11 @@ struct uring {
 	int efd;	   /* foreign-thread wake-ups; blocking, read by the ring */
 	uint64_t efd_buf;  /* the armed read's target */
 	struct vz__io_op efd_op;
-	uint32_t inflight; /* user operations submitted, done not yet run */
-	bool efd_armed;	   /* efd_op queued or in the kernel */
-	bool efd_broken;   /* the eventfd read failed unexpectedly: waits fail */
+	uint32_t inflight;	      /* user operations submitted, done not yet run */
+	struct io_uring_buf_ring *br; /* provided buffers (group 0), or NULL */
+	size_t br_bytes;
+	bool efd_armed;	 /* efd_op queued or in the kernel */
+	bool efd_broken; /* the eventfd read failed unexpectedly: waits fail */
 	bool destroying;
 
 	/* Owner-written statistics; atomics only so vz__io_stats() may read
@@ -311,13 +315,45 @@ static void prep_op(struct io_uring_sqe *sqe, struct vz__io_op *op)
 		io_uring_prep_write(sqe, op->fd, op->buf, op->len, (uint64_t)op->offset);
 		break;
 	case VZ__IO_OP_RECV:
-		io_uring_prep_recv(sqe, op->fd, op->buf, op->len, 0);
+		if (op->flags & VZ__IO_F_BUFSEL) {
+			/* len 0: the whole selected buffer. */
+			if (op->flags & VZ__IO_F_MULTI)
+				io_uring_prep_recv_multishot(sqe, op->fd, NULL, 0, 0);
+			else
+				io_uring_prep_recv(sqe, op->fd, NULL, 0, 0);
+			sqe->flags |= IOSQE_BUFFER_SELECT;
+			sqe->buf_group = 0;
+		} else {
+			io_uring_prep_recv(sqe, op->fd, op->buf, op->len, 0);
+		}
+		break;
+	case VZ__IO_OP_RECVMSG:
+		io_uring_prep_recvmsg(sqe, op->fd, (struct msghdr *)op->buf, 0);
+		if (op->flags & VZ__IO_F_BUFSEL) {
+			sqe->flags |= IOSQE_BUFFER_SELECT;
+			sqe->buf_group = 0;
+		}
+		break;
+	case VZ__IO_OP_SENDMSG:
+		io_uring_prep_sendmsg(sqe, op->fd, (const struct msghdr *)op->buf, MSG_NOSIGNAL);
+		break;
+	case VZ__IO_OP_OPENAT:
+		io_uring_prep_openat(sqe, AT_FDCWD, (const char *)op->buf, (int)op->len | O_CLOEXEC,
+				     (mode_t)op->offset);
+		break;
+	case VZ__IO_OP_FSYNC:
+		io_uring_prep_fsync(sqe, op->fd,
+				    (op->flags & VZ__IO_F_DATASYNC) ? IORING_FSYNC_DATASYNC : 0);
 		break;
 	case VZ__IO_OP_SEND:
 		io_uring_prep_send(sqe, op->fd, op->buf, op->len, MSG_NOSIGNAL);
 		break;
 	case VZ__IO_OP_ACCEPT:
-		io_uring_prep_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (op->flags & VZ__IO_F_MULTI)
+			io_uring_prep_multishot_accept(sqe, op->fd, NULL, NULL,
+						       SOCK_NONBLOCK | SOCK_CLOEXEC);
+		else
+			io_uring_prep_accept(sqe, op->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		break;
 	case VZ__IO_OP_CONNECT:
 		io_uring_prep_connect(sqe, op->fd, (const struct sockaddr *)op->buf, op->len);
@@ -326,11 +362,22 @@ static void prep_op(struct io_uring_sqe *sqe, struct vz__io_op *op)
 	io_uring_sqe_set_data(sqe, op);
 }
 
-/* The op's callback, exactly once. */
-static void complete_op(struct uring *u, struct vz__io_op *op, int res)
+/* The op's callback: once for a single-shot op; for a multishot one once
+ * per CQE, the last one (no IORING_CQE_F_MORE) ending it. */
+static void complete_op(struct uring *u, struct vz__io_op *op, int res, uint32_t cqe_flags)
 {
-	u->inflight--;
-	op->state = OP_IDLE;
+	op->cflags = 0;
+	if (cqe_flags & IORING_CQE_F_BUFFER) {
+		op->cflags |= VZ__IO_CF_BUF;
+		op->bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
+		u->head.bufs.nfree--;
+	}
+	if (cqe_flags & IORING_CQE_F_MORE) {
+		op->cflags |= VZ__IO_CF_MORE;
+	} else {
+		u->inflight--;
+		op->state = OP_IDLE;
+	}
 	op->res = res;
 	bump(&u->ops_completed, 1);
 	op->done(op, res);
@@ -345,9 +392,10 @@ static bool poll_then_retry(struct uring *u, struct vz__io_op *op)
 {
 	struct io_uring_sqe *sqe;
 	bool rd = op->opcode == VZ__IO_OP_READ || op->opcode == VZ__IO_OP_RECV ||
-		  op->opcode == VZ__IO_OP_ACCEPT;
+		  op->opcode == VZ__IO_OP_ACCEPT || op->opcode == VZ__IO_OP_RECVMSG;
 
-	if (u->destroying || op->opcode == VZ__IO_OP_NOP || op->opcode == VZ__IO_OP_CONNECT)
+	if (u->destroying || op->opcode == VZ__IO_OP_NOP || op->opcode == VZ__IO_OP_CONNECT ||
+	    op->opcode == VZ__IO_OP_OPENAT || op->opcode == VZ__IO_OP_FSYNC)
 		return false;
 	sqe = get_sqe(u, false);
 	if (!sqe)
@@ -361,8 +409,8 @@ static bool poll_then_retry(struct uring *u, struct vz__io_op *op)
 /* Run one batch of CQEs (copied out, CQ already advanced, so callbacks may
  * submit, cancel or wake freely). Returns completions + tokens consumed
  * and adds the tokens' weight to *tokens. */
-static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res, unsigned n,
-			uint64_t *tokens)
+static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res, const uint32_t *fl,
+			unsigned n, uint64_t *tokens)
 {
 	int count = 0;
 
@@ -407,7 +455,7 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 			if (r >= 0)
 				r = u->destroying ? -ECANCELED : -EAGAIN;
 			count++;
-			complete_op(u, op, r);
+			complete_op(u, op, r, 0);
 			continue;
 		}
 		op = (struct vz__io_op *)(uintptr_t)ud[i];
@@ -422,10 +470,10 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 			arm_efd(u);
 			continue;
 		}
-		if (res[i] == -EAGAIN && poll_then_retry(u, op))
+		if (res[i] == -EAGAIN && !(fl[i] & IORING_CQE_F_MORE) && poll_then_retry(u, op))
 			continue;
 		count++;
-		complete_op(u, op, res[i]);
+		complete_op(u, op, res[i], fl[i]);
 	}
 	return count;
 }
@@ -438,6 +486,7 @@ static int reap(struct uring *u)
 	struct io_uring_cqe *cqes[REAP_BATCH];
 	uint64_t ud[REAP_BATCH];
 	int32_t res[REAP_BATCH];
+	uint32_t fl[REAP_BATCH];
 	unsigned budget = u->ring.cq.ring_entries;
 	uint64_t tokens = 0;
 	int count = 0;
@@ -453,10 +502,11 @@ static int reap(struct uring *u)
 		for (unsigned i = 0; i < n; i++) {
 			ud[i] = io_uring_cqe_get_data64(cqes[i]);
 			res[i] = cqes[i]->res;
+			fl[i] = cqes[i]->flags;
 		}
 		io_uring_cq_advance(&u->ring, n);
 		budget -= n;
-		count += handle_batch(u, ud, res, n, &tokens);
+		count += handle_batch(u, ud, res, fl, n, &tokens);
 	}
 	if (tokens > 0) {
 		bump(&u->wakes_consumed, tokens);
@@ -553,9 +603,11 @@ static int uring_submit(struct vz__io *io, struct vz__io_op *op)
 		return VZ_ESTATE;
 	if (op->state == OP_INFLIGHT || op->state == OP_POLLING)
 		return VZ_EINVAL;
-	if ((unsigned)op->opcode > VZ__IO_OP_CONNECT)
+	if ((unsigned)op->opcode > VZ__IO_OP_LAST)
 		return VZ_EINVAL;
-	if (op->opcode != VZ__IO_OP_NOP && op->fd < 0)
+	if (op->opcode != VZ__IO_OP_NOP && op->opcode != VZ__IO_OP_OPENAT && op->fd < 0)
+		return VZ_EINVAL;
+	if ((op->flags & VZ__IO_F_BUFSEL) && !u->br)
 		return VZ_EINVAL;
 	sqe = get_sqe(u, true);
 	if (!sqe)
@@ -620,8 +672,60 @@ static void uring_destroy(struct vz__io *io)
 			break; /* the ring is unusable; closing it cancels the rest */
 	}
 	io_uring_queue_exit(&u->ring);
+	if (u->br)
+		munmap(u->br, u->br_bytes);
 	close(u->efd);
 	free(u);
+}
+
+/* See io.h (vz__io_bufs_init). The ring of buffer descriptors is ours to
+ * allocate (liburing 2.3 has no io_uring_setup_buf_ring()): page-aligned
+ * memory from mmap, registered as group 0, then every buffer added and
+ * the tail published once. */
+static int uring_bufs_init(struct vz__io *io)
+{
+	struct uring *u = to_uring(io);
+	struct vz__io_bufs *b = &u->head.bufs;
+	struct io_uring_buf_reg reg;
+	size_t bytes = (size_t)b->n * sizeof(struct io_uring_buf);
+	void *mem;
+	int rc;
+
+	mem = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (mem == MAP_FAILED)
+		return VZ_ENOMEM;
+	u->br = mem;
+	u->br_bytes = bytes;
+	io_uring_buf_ring_init(u->br);
+	memset(&reg, 0, sizeof reg);
+	reg.ring_addr = (uint64_t)(uintptr_t)mem;
+	reg.ring_entries = b->n;
+	reg.bgid = 0;
+	rc = io_uring_register_buf_ring(&u->ring, &reg, 0);
+	if (rc < 0) {
+		munmap(mem, bytes);
+		u->br = NULL;
+		return rc == -ENOMEM ? VZ_ENOMEM : VZ_EIO;
+	}
+	for (uint32_t i = 0; i < b->n; i++)
+		io_uring_buf_ring_add(u->br, b->mem + (size_t)i * b->size, b->size,
+				      (unsigned short)i, io_uring_buf_ring_mask(b->n), (int)i);
+	/* A release store of the tail (inside liburing): the kernel sees the
+	 * entries before it sees them counted. */
+	io_uring_buf_ring_advance(u->br, (int)b->n);
+	return 0;
+}
+
+/* See io.h (vz__io_buf_put): one entry at the tail, published at once
+ * (release store of the tail, as above). */
+static void uring_buf_put(struct vz__io *io, uint32_t bid)
+{
+	struct uring *u = to_uring(io);
+	struct vz__io_bufs *b = &u->head.bufs;
+
+	io_uring_buf_ring_add(u->br, b->mem + (size_t)bid * b->size, b->size, (unsigned short)bid,
+			      io_uring_buf_ring_mask(b->n), 0);
+	io_uring_buf_ring_advance(u->br, 1);
 }
 
 static uint32_t uring_setup_flags(const struct vz__io *io)
@@ -647,6 +751,17 @@ static void uring_stats(const struct vz__io *io, struct vz__io_stats *out)
 	out->cq_overflow = atomic_load_explicit(&m->cq_overflow, memory_order_relaxed);
 }
 
+/* See io.h (vz__io_flush). */
+static void uring_flush(struct vz__io *io)
+{
+	struct uring *u = to_uring(io);
+
+	if (!u->destroying && io_uring_sq_ready(&u->ring) > 0) {
+		bump(&u->wait_syscalls, 1);
+		(void)io_uring_submit(&u->ring);
+	}
+}
+
 static const struct vz__io_ops uring_ops = {
     .kind = VZ__IO_URING,
     .destroy = uring_destroy,
@@ -656,4 +771,7 @@ static const struct vz__io_ops uring_ops = {
     .cancel = uring_cancel,
     .setup_flags = uring_setup_flags,
     .stats = uring_stats,
+    .bufs_init = uring_bufs_init,
+    .buf_put = uring_buf_put,
+    .flush = uring_flush,
 };

@@ -39,6 +39,10 @@ static const struct {
      * older kernel answers -EINVAL and leaves the ring's operations
      * outstanding. (MSG_RING, 5.18, is probed as an opcode.) */
     {0, KV(5, 19, 0), "before 5.19, no IORING_ASYNC_CANCEL_ANY to drain a ring at shutdown"},
+    /* Multishot receive (IORING_RECV_MULTISHOT, 6.0) is an ioprio flag,
+     * not an opcode: the probe cannot see it, and 5.19 answers -EINVAL on
+     * every actor receive (runtime/aio). */
+    {0, KV(6, 0, 0), "before 6.0, no multishot receive (IORING_RECV_MULTISHOT)"},
 };
 
 /* Opcodes the io_uring backend issues. */
@@ -56,6 +60,10 @@ static const struct {
     {IORING_OP_CONNECT, "IORING_OP_CONNECT"},
     {IORING_OP_ASYNC_CANCEL, "IORING_OP_ASYNC_CANCEL"},
     {IORING_OP_NOP, "IORING_OP_NOP"},
+    {IORING_OP_RECVMSG, "IORING_OP_RECVMSG"},
+    {IORING_OP_SENDMSG, "IORING_OP_SENDMSG"},
+    {IORING_OP_OPENAT, "IORING_OP_OPENAT"},
+    {IORING_OP_FSYNC, "IORING_OP_FSYNC"},
 };
 
 /* Features the io_uring backend relies on. */

@@ -159,6 +159,20 @@ static void sim_destroy(struct vz__io *io)
 	free(s);
 }
 
+/* Provided receive buffers belong to descriptor I/O, which the simulation
+ * does not model yet: refusing here makes vz_io_recv() and friends return
+ * VZ_ENOSYS instead of pretending. */
+static int sim_bufs_init(struct vz__io *io)
+{
+	(void)io;
+	return VZ_ENOSYS;
+}
+
+static void sim_buf_put(struct vz__io *io, uint32_t bid)
+{
+	(void)io, (void)bid;
+}
+
 static const struct vz__io_ops sim_ops = {
     .kind = VZ__IO_SIM,
     .destroy = sim_destroy,
@@ -168,6 +182,8 @@ static const struct vz__io_ops sim_ops = {
     .cancel = sim_cancel,
     .setup_flags = sim_setup_flags,
     .stats = sim_stats,
+    .bufs_init = sim_bufs_init,
+    .buf_put = sim_buf_put,
 };
 
 int vz__sim_io_create(vz_sim *sim, unsigned shard, struct vz__io **out)

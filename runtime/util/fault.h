@@ -29,6 +29,9 @@ enum vz__fault_point {
 	VZ_FAULT_WAKE,		     /* a wake-up's syscall fails: the MSG_RING
 					submission (io_uring then tries the
 					eventfd) or the eventfd write */
+	VZ_FAULT_IO_ENOBUFS,	     /* an actor receive finds no free buffer */
+	VZ_FAULT_IO_SHORT_WRITE,     /* a send queue write is cut to one byte */
+	VZ_FAULT_IO_ECONNRESET,	     /* an actor receive fails with ECONNRESET */
 	VZ_FAULT_COUNT
 };
 
