@@ -511,7 +511,8 @@ bool vz__aio_emit_more(struct vz__aio *a, struct vz__aio_op *op, int res, int os
 	if (bid >= 0) {
 		struct vz__aio_buf *b = &a->bufs[bid];
 
-		ev.data = vz__io_buf_addr(sh->io, (uint32_t)bid);
+		ev.data = (const unsigned char *)vz__io_buf_addr(sh->io, (uint32_t)bid) +
+			  op->bop.data_off;
 		ev.len = len;
 		ev.flags |= VZ_IO_EV_BUF;
 		m->flags |= VZ__MSG_IOBUF;

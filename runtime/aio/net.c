@@ -170,10 +170,12 @@ static void rx_done(struct vz__aio *a, struct vz__aio_op *op, int res, bool more
 			vz__aio_end(a, op, VZ_ECONNRESET);
 			return;
 		}
-		if (!vz__aio_emit_more(a, op, res, 0, VZ_FD_NULL, bid, (uint32_t)res))
+		if (!vz__aio_emit_more(a, op, res, 0, VZ_FD_NULL, bid, (uint32_t)res)) {
+			op->mh.msg_namelen = sizeof op->addr;
 			goto after_event;
-		/* epoll's multishot recvmsg reuses the header: room for the
-		 * next sender's address. */
+		}
+		/* A multishot recvmsg reuses the header: room for the next
+		 * sender's address (io.h). */
 		op->mh.msg_namelen = sizeof op->addr;
 		if (more && op->bufs_out >= VZ__AIO_RECV_CAP && !(op->flags & VZ__OPF_ENDING)) {
 			/* The actor lags: stop reading this connection until

@@ -237,6 +237,7 @@ static int try_op(struct ep *e, struct vz__io_op *op)
 	int bid = -1;
 
 	op->cflags = 0;
+	op->data_off = 0;
 	if (op->flags & VZ__IO_F_BUFSEL) {
 		bid = take_buf(e);
 		if (bid < 0)

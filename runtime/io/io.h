@@ -181,6 +181,13 @@ struct vz__io_op {
 	uint32_t flags;	 /* VZ__IO_F_* */
 	uint32_t cflags; /* VZ__IO_CF_*, out */
 	uint32_t bid;	 /* out, with VZ__IO_CF_BUF */
+	/* out, with VZ__IO_CF_BUF: where the data starts in that buffer (0
+	 * but for io_uring's multishot RECVMSG, whose buffers begin with a
+	 * header and the sender's address). For RECVMSG the sender's address
+	 * is in the msghdr's msg_name / msg_namelen when done runs, on both
+	 * backends; the caller restores msg_namelen to its room before the
+	 * next result. */
+	uint32_t data_off;
 	/* backend-private */
 	struct vz__io_op *next_pending;
 	uint32_t state;

@@ -328,7 +328,10 @@ static void prep_op(struct io_uring_sqe *sqe, struct vz__io_op *op)
 		}
 		break;
 	case VZ__IO_OP_RECVMSG:
-		io_uring_prep_recvmsg(sqe, op->fd, (struct msghdr *)op->buf, 0);
+		if ((op->flags & VZ__IO_F_BUFSEL) && (op->flags & VZ__IO_F_MULTI))
+			io_uring_prep_recvmsg_multishot(sqe, op->fd, (struct msghdr *)op->buf, 0);
+		else
+			io_uring_prep_recvmsg(sqe, op->fd, (struct msghdr *)op->buf, 0);
 		if (op->flags & VZ__IO_F_BUFSEL) {
 			sqe->flags |= IOSQE_BUFFER_SELECT;
 			sqe->buf_group = 0;
@@ -362,15 +365,42 @@ static void prep_op(struct io_uring_sqe *sqe, struct vz__io_op *op)
 	io_uring_sqe_set_data(sqe, op);
 }
 
+/* A multishot RECVMSG result: the buffer holds a struct
+ * io_uring_recvmsg_out, the sender's address (msg_namelen bytes
+ * reserved), then the payload. Copy the address to the caller's msghdr and
+ * point data_off at the payload; returns the payload length (or -EINVAL
+ * for a result too short to hold the header). */
+static int recvmsg_unpack(struct uring *u, struct vz__io_op *op, int res)
+{
+	struct msghdr *mh = op->buf;
+	unsigned char *buf = u->head.bufs.mem + (size_t)op->bid * u->head.bufs.size;
+	struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, res, mh);
+	unsigned char *payload;
+	unsigned int n;
+	uint32_t room = mh->msg_namelen;
+
+	if (!o)
+		return -EINVAL;
+	payload = io_uring_recvmsg_payload(o, mh);
+	n = io_uring_recvmsg_payload_length(o, res, mh);
+	memcpy(mh->msg_name, io_uring_recvmsg_name(o), o->namelen < room ? o->namelen : room);
+	mh->msg_namelen = o->namelen < room ? o->namelen : room;
+	op->data_off = (uint32_t)(payload - buf);
+	return (int)n;
+}
+
 /* The op's callback: once for a single-shot op; for a multishot one once
  * per CQE, the last one (no IORING_CQE_F_MORE) ending it. */
 static void complete_op(struct uring *u, struct vz__io_op *op, int res, uint32_t cqe_flags)
 {
 	op->cflags = 0;
+	op->data_off = 0;
 	if (cqe_flags & IORING_CQE_F_BUFFER) {
 		op->cflags |= VZ__IO_CF_BUF;
 		op->bid = cqe_flags >> IORING_CQE_BUFFER_SHIFT;
 		u->head.bufs.nfree--;
+		if (op->opcode == VZ__IO_OP_RECVMSG && (op->flags & VZ__IO_F_MULTI) && res >= 0)
+			res = recvmsg_unpack(u, op, res);
 	}
 	if (cqe_flags & IORING_CQE_F_MORE) {
 		op->cflags |= VZ__IO_CF_MORE;
