@@ -26,6 +26,7 @@
 #include "io/io.h"
 #include "queue/mpsc_inbox.h"
 #include "queue/spsc_ring.h"
+#include "stats/obs.h"
 #include "timer/timers.h"
 #include "topo/topo.h"
 
@@ -218,6 +219,7 @@ struct vz_actor {
 	 * message itself is published by the ring or inbox), the owner
 	 * fetch_subs after handling. */
 	_Atomic uint32_t inflight;
+	struct vz__atype *otype; /* per-type stats entry (stats/obs.h), or NULL */
 };
 
 /* ---- scheduling classes ------------------------------------------------ */
@@ -346,6 +348,7 @@ struct vz__shard {
 	/* Foreign-inbox messages taken so far (vz__drain_inbox()); reported
 	 * to the stopper through round_taken. */
 	uint64_t inbox_taken;
+	struct vz__obs_hot obs; /* per-type stats, stall report (stats/obs.h) */
 
 	/* ---- shared ---- */
 
@@ -460,6 +463,11 @@ struct vz_runtime {
 	/* The process's list of live runtimes; guarded by registry.c's mutex. */
 	struct vz_runtime *live_next;
 	bool live_linked;
+	/* stats/watchdog.c and stats/shm.c: made by start (the segment by
+	 * create), owned by the thread that starts, stops and destroys. */
+	struct vz__watch *watch;
+	struct vz__shm *shm;
+	unsigned shm_no; /* this process's runtime number in the segment name */
 };
 
 /* ---- hot-path helpers, inline so one send is one straight path -------- */

@@ -104,6 +104,10 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 			}
 		}
 	}
+	/* For a stall report (stats/obs.h): plain stores, read only by this
+	 * thread's own signal handler. */
+	sh->obs.cur_actor = a;
+	sh->obs.cur_msg = m;
 	a->flags |= VZ__ACTOR_RUNNING;
 	a->spec->receive(a, a->state, m);
 	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
@@ -214,13 +218,15 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 	while (actors-- > 0 && sh->rq[0].head) {
 		struct vz_actor *a = rq_pop(sh, 0);
 		struct vz_msg *m;
-		unsigned n = 0, batch_now;
+		unsigned n = 0, batch_now, done0 = done;
+		uint64_t t0;
 
 		if (!(a->flags & VZ__ACTOR_LIVE)) {
 			vz__actor_reap(sh, a);
 			n = 1;
 			goto budget;
 		}
+		t0 = vz__obs_run_begin(&sh->obs, a->otype, a->mbox.len, a->ready_ns);
 		a->flags |= VZ__ACTOR_ACTIVE;
 		if (__builtin_expect(a->urg_head != NULL, 0))
 			run_urgent(sh, a);
@@ -237,6 +243,9 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 			n++;
 		}
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
+		t0 = vz__obs_run_end(a->otype, t0, done - done0);
+		if (__builtin_expect(t0 != 0, 0))
+			sh->now_ns = t0; /* a timed run's fresh clock reading */
 		after_run(sh, a);
 	budget:
 		if (!deadline_ns)
@@ -422,8 +431,9 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		struct vz_actor *a;
 		struct vz_msg *m;
 		unsigned n = 0, batch_now;
-		uint64_t start, left, ran, since;
+		uint64_t start, left, ran, since, t0;
 		bool cut = false, watch;
+		unsigned done0 = done;
 
 		if (c < 0)
 			break;
@@ -438,6 +448,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		start = now;
 		left = cl->quota_ns ? cl->quota_ns - cl->turn_ns : UINT64_MAX;
 		watch = has_lat && !cl->latency;
+		t0 = vz__obs_run_begin(&sh->obs, a->otype, a->mbox.len, a->ready_ns);
 		a->flags |= VZ__ACTOR_ACTIVE;
 		if (a->urg_head)
 			run_urgent(sh, a);
@@ -464,6 +475,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 			}
 		}
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
+		vz__obs_run_end(a->otype, t0, done - done0);
 		now = sh->now_ns = vz__mono_ns();
 		ran = charge(cl, now - start, n);
 		cl->turn_ns += ran;
