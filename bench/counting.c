@@ -27,6 +27,10 @@
  *             cross-shard)
  *   limit   - (burst variant) the payload copied into a 64-slot array and
  *             dispatched through an indirect call: queue-less delivery
+ *   nometrics - (local, local-burst64) veloz with per-actor-type metrics and
+ *             the stall watchdog off; veloz's ratio_vs_nometrics (paired
+ *             per repetition, same run) is what the always-on
+ *             observability costs local send + dispatch
  * ck_ring (raw SPSC rings are compared in `queues`) and CAF are BENCH.md
  * baselines reported as skipped here.
  */
@@ -54,15 +58,16 @@ struct variant {
 	uint32_t burst; /* messages per burst (ACKED, SELF_LOOP) */
 	uint64_t n, quick_n;
 	bool limit;
+	bool metrics;	  /* also run veloz with observability off (nometrics) */
 	unsigned nshards; /* 1: both actors on shard 0; 2: receiver on shard 1 */
 	int cpu[2];	  /* bench_cpu() index of shard (loop) 0 and 1 */
 };
 
 static const struct variant variants[] = {
-    {"local", ALL_AT_ONCE, 0, 1000000, 200000, false, 1, {1, 0}},
-    {"local-burst64", ACKED, 64, 10000000, 1000000, true, 1, {1, 0}},
-    {"local-selfloop64", SELF_LOOP, 64, 1000000, 200000, false, 1, {1, 0}},
-    {"cross-shard-burst64", ACKED, 64, 2000000, 200000, false, 2, {0, 1}},
+    {"local", ALL_AT_ONCE, 0, 1000000, 200000, false, true, 1, {1, 0}},
+    {"local-burst64", ACKED, 64, 10000000, 1000000, true, true, 1, {1, 0}},
+    {"local-selfloop64", SELF_LOOP, 64, 1000000, 200000, false, false, 1, {1, 0}},
+    {"cross-shard-burst64", ACKED, 64, 2000000, 200000, false, false, 2, {0, 1}},
 };
 
 /* Shared between the shard (writes) and main (reads after done). */
@@ -135,6 +140,7 @@ static int run_finish(struct run *r, const char *impl, double *value)
 struct ctx {
 	const struct variant *v;
 	vz_backend_kind backend;
+	bool no_metrics;
 	struct run run;
 	struct bench_series mallocs, syscalls, ringfull;
 };
@@ -239,7 +245,8 @@ static int run_veloz(void *arg, int rep, double *value)
 	struct bench_rt_opts o = {.backend = c->backend,
 				  .nshards = c->v->nshards,
 				  .cpu = {c->v->cpu[0], c->v->cpu[1]},
-				  .quiet = rep > 0};
+				  .quiet = rep > 0,
+				  .no_metrics = c->no_metrics};
 	vz_shard_stats s0, s1, d;
 	struct send_arg sa;
 	vz_runtime *rt;
@@ -401,9 +408,10 @@ static int run_limit(void *arg, int rep, double *value)
 static void run_variant(const struct variant *v)
 {
 	static char names[2][64];
-	struct ctx ctx[4];
-	struct bench_impl impls[4];
-	int n = 0, icl;
+	struct ctx ctx[8];
+	struct bench_impl impls[8];
+	int partner[8]; /* the nometrics impl paired with veloz impl i, or -1 */
+	int n = 0, icl, nv;
 
 	fprintf(stderr, "counting %s: %llu messages, %s, sender on CPU %d, receiver on CPU %d\n",
 		v->name, (unsigned long long)bench_size(v->n, v->quick_n),
@@ -427,6 +435,25 @@ static void run_variant(const struct variant *v)
 		impls[n] = (struct bench_impl){.impl = "veloz", .fn = run_veloz, .ctx = &ctx[n]};
 		n++;
 	}
+	nv = n;
+	/* The same runtime with observability off, alternating with the
+	 * veloz runs above in the same run (BENCH.md rule 1). */
+	for (int i = 0; i < nv; i++) {
+		partner[i] = -1;
+		if (!v->metrics)
+			continue;
+		ctx[n] = (struct ctx){.v = v, .backend = ctx[i].backend, .no_metrics = true};
+		bench_series_init(&ctx[n].mallocs, "counting", ctx[i].mallocs.variant, "nometrics",
+				  "-", "-");
+		bench_series_init(&ctx[n].syscalls, "counting", ctx[i].mallocs.variant, "nometrics",
+				  "-", "-");
+		bench_series_init(&ctx[n].ringfull, "counting", ctx[i].mallocs.variant, "nometrics",
+				  "-", "-");
+		impls[n] =
+		    (struct bench_impl){.impl = "nometrics", .fn = run_veloz, .ctx = &ctx[n]};
+		partner[i] = n;
+		n++;
+	}
 	icl = n;
 	ctx[n] = (struct ctx){.v = v};
 	bench_series_init(&ctx[n].mallocs, "counting", v->name, "classic", "mallocs_per_msg",
@@ -448,16 +475,18 @@ static void run_variant(const struct variant *v)
 		impls[i].s.variant = ctx[i].mallocs.variant;
 	for (int i = 0; i < n; i++) {
 		bench_emit_series(&impls[i].s);
-		if (i < icl) {
+		if (i < nv) {
 			bench_emit_ratio(&impls[i].s, &impls[icl].s, true);
 			if (v->limit)
 				bench_emit_ratio(&impls[i].s, &impls[icl + 1].s, true);
+			if (partner[i] >= 0)
+				bench_emit_ratio(&impls[i].s, &impls[partner[i]].s, true);
 		}
-		if (i <= icl) {
+		if (i < nv || i == icl) {
 			bench_emit_series(&ctx[i].mallocs);
 			bench_emit_series(&ctx[i].syscalls);
 		}
-		if (i < icl && v->nshards > 1)
+		if (i < nv && v->nshards > 1)
 			bench_emit_series(&ctx[i].ringfull);
 	}
 }
