@@ -172,8 +172,10 @@ static void report(struct vz__watch *w, unsigned i, uint64_t stalled)
 		memcpy(rep.actor, r->actor, sizeof rep.actor);
 		rep.msg_type = r->msg_type;
 		rep.nframes = (unsigned)(r->nframes > 0 ? r->nframes : 0);
-		if (rep.nframes)
-			syms = backtrace_symbols(r->frames, r->nframes);
+		/* Frame 0 is the handler itself: leave it out. */
+		if (rep.nframes > 1)
+			syms = backtrace_symbols(r->frames + 1, r->nframes - 1);
+		rep.nframes = syms ? rep.nframes - 1 : 0;
 		if (syms) {
 			FILE *f = open_memstream(&bt, &btlen);
 
@@ -189,20 +191,25 @@ static void report(struct vz__watch *w, unsigned i, uint64_t stalled)
 	}
 	if (rt->cfg.stall_hook) {
 		rt->cfg.stall_hook(rt->cfg.stall_hook_ctx, &rep);
-	} else if (rep.in_receive) {
-		vz__log(&rt->cfg, VZ_LOG_WARNING,
-			"shard %u stalled: one loop turn has run for %llu ms (budget %llu ms), "
-			"in actor '%s' handling message type %u; its stack:\n%s",
-			i, (unsigned long long)(stalled / 1000000u),
-			(unsigned long long)(w->budget_ns / 1000000u), rep.actor, rep.msg_type,
-			rep.backtrace);
 	} else {
-		vz__log(&rt->cfg, VZ_LOG_WARNING,
-			"shard %u stalled: one loop turn has run for %llu ms (budget %llu ms), "
-			"outside any actor's receive%s\n%s",
-			i, (unsigned long long)(stalled / 1000000u),
-			(unsigned long long)(w->budget_ns / 1000000u), got ? "; its stack:" : "",
-			rep.backtrace);
+		if (rep.in_receive)
+			vz__log(&rt->cfg, VZ_LOG_WARNING,
+				"shard %u stalled: one loop turn has run for %llu ms (budget %llu "
+				"ms), in actor '%s' handling message type %u%s",
+				i, (unsigned long long)(stalled / 1000000u),
+				(unsigned long long)(w->budget_ns / 1000000u), rep.actor,
+				rep.msg_type, syms ? "; its stack:" : "");
+		else
+			vz__log(&rt->cfg, VZ_LOG_WARNING,
+				"shard %u stalled: one loop turn has run for %llu ms (budget %llu "
+				"ms), outside any actor's receive%s",
+				i, (unsigned long long)(stalled / 1000000u),
+				(unsigned long long)(w->budget_ns / 1000000u),
+				syms ? "; its stack:" : "");
+		/* One line a frame: the log hook takes lines, and a whole
+		 * stack would not fit in one. */
+		for (unsigned k = 0; syms && k < rep.nframes; k++)
+			vz__log(&rt->cfg, VZ_LOG_WARNING, "  #%u %s", k, syms[k]);
 	}
 	free(bt);
 	free(syms);
