@@ -34,7 +34,10 @@ struct vz_msg;
  * freed before the runtime is destroyed; published to readers by the
  * release store of vz__obs.ntypes. */
 struct vz__atype {
-	const vz_actor_spec *spec; /* the key; NULL for the "(other)" entry */
+	/* Line-aligned (and so a multiple of 64 long, as aligned_alloc()
+	 * wants): the shard writes the counters, readers share no line with
+	 * anything else of the shard's. */
+	alignas(64) const vz_actor_spec *spec; /* the key; NULL for "(other)" */
 	char name[VZ_TYPE_NAME_MAX];
 	_Atomic uint64_t handled, runs, mbox_hwm, spawned;
 	_Atomic uint64_t wait_sum, wait_max, handle_sum, handle_max;
