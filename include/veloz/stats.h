@@ -155,6 +155,8 @@ typedef struct vz_shard_obs {
 	uint64_t wakeups_received; /* sleeps a wake-up from another thread ended */
 	uint64_t stalls;	   /* turns that ran past the stall budget */
 	uint64_t turn_seq;	   /* 2 * turns begun, + 1 while one runs */
+	uint64_t pool_jobs;	   /* jobs its actors submitted to the worker pool
+				      (accepted ones; vz_stats_pool() has the rest) */
 } vz_shard_obs;
 
 /*

@@ -19,6 +19,8 @@
  * declares them too; these declarations must stay identical). */
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
+/* stats/obs.h declares it too: a job accepted from an actor of `shard`. */
+void vz__obs_pool_submitted(vz_runtime *rt, unsigned shard);
 
 int vz__pools_create(vz_runtime *rt, const vz_config *cfg, const struct vz__topology *topo,
 		     const int *shard_cpus, unsigned nshards, struct vz__pool_set **out)
@@ -55,14 +57,17 @@ static int home_shard(vz_actor *self, vz_runtime **rt)
 VZ_API int vz_pool_submit(vz_actor *self, const vz_job *job, vz_job_id *out)
 {
 	vz_runtime *rt;
-	int shard;
+	int shard, rc;
 
 	if (!self)
 		return VZ_EINVAL;
 	shard = home_shard(self, &rt);
 	if (shard < 0)
 		return shard;
-	return vz__pool_submit_as(vz__runtime_pools(rt), (unsigned)shard, vz_self(self), job, out);
+	rc = vz__pool_submit_as(vz__runtime_pools(rt), (unsigned)shard, vz_self(self), job, out);
+	if (rc == 0)
+		vz__obs_pool_submitted(rt, (unsigned)shard);
+	return rc;
 }
 
 VZ_API int vz_pool_cancel(vz_actor *self, vz_job_id id)

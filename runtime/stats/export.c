@@ -119,9 +119,9 @@ VZ_API int vz_stats_json(const vz_stats_snapshot *s, char *buf, size_t len)
 #define X(f) put(&o, ", \"" #f "\": %llu", (unsigned long long)c->f);
 		SHARD_FIELDS(X)
 #undef X
-		put(&o, ", \"wakeups_received\": %llu, \"stalls\": %llu",
+		put(&o, ", \"wakeups_received\": %llu, \"stalls\": %llu, \"pool_jobs\": %llu",
 		    (unsigned long long)s->obs[i].wakeups_received,
-		    (unsigned long long)s->obs[i].stalls);
+		    (unsigned long long)s->obs[i].stalls, (unsigned long long)s->obs[i].pool_jobs);
 		put(&o, ", \"sent_to\": [");
 		for (unsigned j = 0; j < n; j++)
 			put(&o, "%s%llu", j ? ", " : "",
@@ -200,6 +200,7 @@ VZ_API int vz_stats_prometheus(const vz_stats_snapshot *s, char *buf, size_t len
 		    (unsigned long long)s->obs[i].f);
 	X(wakeups_received)
 	X(stalls)
+	X(pool_jobs)
 #undef X
 	put(&o, "# TYPE veloz_shard_sent_to_total counter\n");
 	for (unsigned i = 0; i < n; i++)

@@ -46,6 +46,11 @@ void vz__obs_fini(struct vz__shard *sh)
 	sh->obs.o = NULL;
 }
 
+void vz__obs_pool_submitted(vz_runtime *rt, unsigned shard)
+{
+	vz__obs_add(&rt->shards[shard]->obs.o->pool_jobs, 1);
+}
+
 struct vz__atype *vz__obs_type_slow(struct vz__shard *sh, const vz_actor_spec *spec)
 {
 	struct vz__obs *o = sh->obs.o;
@@ -225,6 +230,7 @@ VZ_API int vz_stats_snapshot_create(const vz_runtime *rt, vz_stats_snapshot **ou
 		s->obs[i].wakeups_received =
 		    atomic_load_explicit(&o->wakeups_received, memory_order_relaxed);
 		s->obs[i].stalls = atomic_load_explicit(&o->stalls, memory_order_relaxed);
+		s->obs[i].pool_jobs = atomic_load_explicit(&o->pool_jobs, memory_order_relaxed);
 		s->obs[i].turn_seq = atomic_load_explicit(&o->turn_seq, memory_order_relaxed);
 		for (unsigned j = 0; j < n; j++) {
 			s->sent_to[(size_t)i * n + j] =

@@ -71,7 +71,7 @@ struct vz__obs {
 	 * through it). Own line: the shard writes it twice a turn. */
 	alignas(64) _Atomic uint64_t turn_seq;
 	/* Shard-written counters (load + store). */
-	alignas(64) _Atomic uint64_t wakeups_received;
+	alignas(64) _Atomic uint64_t wakeups_received, pool_jobs;
 	/* The type table: types[0 .. ntypes-1] are published. ntypes is
 	 * stored (release) by the owner after the entry is filled; readers
 	 * load it (acquire) before reading the entries. */
@@ -123,6 +123,10 @@ static inline unsigned vz__hist_index(uint64_t v)
 	    (unsigned)((v >> (e - VZ_HIST_SUB_BITS)) & ((1u << VZ_HIST_SUB_BITS) - 1));
 	return i < VZ_HIST_BUCKETS ? i : VZ_HIST_BUCKETS - 1;
 }
+
+/* A pool job accepted from an actor of `shard` (pool_api.c, on that
+ * shard's thread). */
+void vz__obs_pool_submitted(vz_runtime *rt, unsigned shard);
 
 /* Shard create/destroy (stats/obs.c). */
 int vz__obs_init(struct vz__shard *sh);

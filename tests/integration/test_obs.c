@@ -222,6 +222,66 @@ static void types_off(void **unused)
 	assert_int_equal(vz_runtime_destroy(rt), 0);
 }
 
+/* Pool jobs an actor submits are counted on its shard; their completions
+ * are messages its type handled. */
+#define N_JOBS 3u
+static int jobs_done;
+
+static int job_fn(void *arg, const void *payload, size_t len, void *result, size_t *rlen)
+{
+	(void)arg;
+	(void)payload;
+	(void)len;
+	(void)result;
+	*rlen = 0;
+	return 0;
+}
+
+static void submitter_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	unsigned *done = state;
+	vz_job job = {.fn = job_fn};
+
+	if (vz_msg_type(m) == MSG_GO) {
+		for (unsigned i = 0; i < N_JOBS; i++)
+			VZ_TEST_CHECK(vz_pool_submit(self, &job, NULL) == 0);
+	} else if (vz_msg_type(m) == VZ_MSG_POOL_DONE && ++*done == N_JOBS) {
+		__atomic_store_n(&jobs_done, 1, __ATOMIC_RELEASE);
+	}
+}
+
+static const vz_actor_spec submitter_spec = {
+    .name = "submitter", .state_size = sizeof(unsigned), .receive = submitter_receive};
+
+static void pool_jobs_counted(void **unused)
+{
+	vz_stats_snapshot *s;
+	const vz_type_stats *t;
+	vz_runtime *rt;
+	vz_config cfg;
+	vz_ref a;
+
+	(void)unused;
+	vz_test_reset_fails();
+	jobs_done = 0;
+	vz_test_config(&cfg, 1);
+	cfg.stall_off = true;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_spawn(rt, 0, &submitter_spec, NULL, &a), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_post(rt, a, MSG_GO, NULL, 0), 0);
+	assert_true(vz_test_wait_flag(&jobs_done, 30.0));
+	assert_int_equal(vz_runtime_stop(rt), 0);
+	vz_test_assert_no_fails();
+	assert_int_equal(vz_stats_snapshot_create(rt, &s), 0);
+	assert_int_equal(s->obs[0].pool_jobs, N_JOBS);
+	t = find_type(s, 0, "submitter");
+	assert_non_null(t);
+	assert_int_equal(t->handled, 1 + N_JOBS);
+	vz_stats_snapshot_free(s);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+}
+
 /* ---- histograms ---------------------------------------------------------- */
 
 static void hist_buckets(void **unused)
@@ -374,9 +434,9 @@ static void stall_off(void **unused)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(hist_buckets), cmocka_unit_test(exact_counts),
-	    cmocka_unit_test(types_off),    cmocka_unit_test(stall_names_actor),
-	    cmocka_unit_test(stall_off),
+	    cmocka_unit_test(hist_buckets),	 cmocka_unit_test(exact_counts),
+	    cmocka_unit_test(types_off),	 cmocka_unit_test(pool_jobs_counted),
+	    cmocka_unit_test(stall_names_actor), cmocka_unit_test(stall_off),
 	};
 
 	vz_test_watchdog(120);
