@@ -108,6 +108,10 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 	 * thread's own signal handler. */
 	sh->obs.cur_actor = a;
 	sh->obs.cur_msg = m;
+	/* Compiler-only barrier (no instruction): the handler, which may
+	 * interrupt this thread anywhere, sees these two before RUNNING. Pairs
+	 * with the signal fence in stall_handler(). */
+	atomic_signal_fence(memory_order_release);
 	a->flags |= VZ__ACTOR_RUNNING;
 	a->spec->receive(a, a->state, m);
 	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;

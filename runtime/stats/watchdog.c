@@ -74,6 +74,9 @@ static void stall_handler(int sig, siginfo_t *si, void *uctx)
 	/* cur_actor and cur_msg are this thread's own plain stores
 	 * (dispatch()): no other thread is involved in reading them. */
 	r->in_receive = sh->obs.cur_actor && (sh->obs.cur_actor->flags & VZ__ACTOR_RUNNING);
+	/* Pairs with the signal fence in dispatch(): RUNNING seen, so the
+	 * current actor and message stored before it are too. */
+	atomic_signal_fence(memory_order_acquire);
 	r->actor[0] = '\0';
 	r->msg_type = 0;
 	if (r->in_receive) {
@@ -192,20 +195,29 @@ static void report(struct vz__watch *w, unsigned i, uint64_t stalled)
 	if (rt->cfg.stall_hook) {
 		rt->cfg.stall_hook(rt->cfg.stall_hook_ctx, &rep);
 	} else {
-		if (rep.in_receive)
+		if (got && rep.in_receive)
 			vz__log(&rt->cfg, VZ_LOG_WARNING,
 				"shard %u stalled: one loop turn has run for %llu ms (budget %llu "
 				"ms), in actor '%s' handling message type %u%s",
 				i, (unsigned long long)(stalled / 1000000u),
 				(unsigned long long)(w->budget_ns / 1000000u), rep.actor,
 				rep.msg_type, syms ? "; its stack:" : "");
-		else
+		else if (got)
 			vz__log(&rt->cfg, VZ_LOG_WARNING,
 				"shard %u stalled: one loop turn has run for %llu ms (budget %llu "
 				"ms), outside any actor's receive%s",
 				i, (unsigned long long)(stalled / 1000000u),
 				(unsigned long long)(w->budget_ns / 1000000u),
 				syms ? "; its stack:" : "");
+		else
+			vz__log(&rt->cfg, VZ_LOG_WARNING,
+				"shard %u stalled: one loop turn has run for %llu ms (budget %llu "
+				"ms); what it runs is unknown (%s)",
+				i, (unsigned long long)(stalled / 1000000u),
+				(unsigned long long)(w->budget_ns / 1000000u),
+				sh->embedded	 ? "an embedded shard runs on the embedder's thread"
+				: w->have_signal ? "its thread did not answer the signal"
+						 : "the stall signal has another handler");
 		/* One line a frame: the log hook takes lines, and a whole
 		 * stack would not fit in one. */
 		for (unsigned k = 0; syms && k < rep.nframes; k++)

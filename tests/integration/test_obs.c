@@ -400,6 +400,58 @@ static void stall_names_actor(void **unused)
 	assert_int_equal(vz_runtime_destroy(rt), 0);
 }
 
+/* An embedded shard's stall: reported, without names or stack (its thread
+ * is the embedder's, which the runtime does not signal). */
+static int emb_reported;
+static vz_stall_report emb_got;
+
+static void emb_hook(void *ctx, const vz_stall_report *r)
+{
+	(void)ctx;
+	if (__atomic_load_n(&emb_reported, __ATOMIC_ACQUIRE))
+		return;
+	emb_got = *r;
+	emb_got.backtrace = NULL;
+	__atomic_store_n(&emb_reported, 1, __ATOMIC_RELEASE);
+}
+
+static void emb_sleeper_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	(void)self;
+	(void)state;
+	if (vz_msg_type(m) != MSG_NAP)
+		return;
+	for (int i = 0; i < 600 && !__atomic_load_n(&emb_reported, __ATOMIC_ACQUIRE); i++)
+		nap_50ms();
+}
+
+static const vz_actor_spec emb_sleeper_spec = {.name = "emb-sleeper",
+					       .receive = emb_sleeper_receive};
+
+static void stall_embedded(void **unused)
+{
+	vz_runtime *rt;
+	vz_config cfg;
+	vz_ref sl;
+
+	(void)unused;
+	vz_test_config(&cfg, 1);
+	cfg.shards[0].embedded = true;
+	cfg.stall_hook = emb_hook;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_spawn(rt, 0, &emb_sleeper_spec, NULL, &sl), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_post(rt, sl, MSG_NAP, NULL, 0), 0);
+	/* Polls until the nap ran (it returns once the report is in). */
+	while (!__atomic_load_n(&emb_reported, __ATOMIC_ACQUIRE))
+		assert_true(vz_shard_poll(rt, 0, 1000) >= 0);
+	assert_int_equal(emb_got.shard, 0);
+	assert_false(emb_got.in_receive);
+	assert_int_equal(emb_got.nframes, 0);
+	assert_int_equal(vz_runtime_stop(rt), 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+}
+
 /* Threads a started runtime of this config adds. */
 static unsigned threads_added(vz_config *cfg)
 {
@@ -436,7 +488,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(hist_buckets),	 cmocka_unit_test(exact_counts),
 	    cmocka_unit_test(types_off),	 cmocka_unit_test(pool_jobs_counted),
-	    cmocka_unit_test(stall_names_actor), cmocka_unit_test(stall_off),
+	    cmocka_unit_test(stall_names_actor), cmocka_unit_test(stall_embedded),
+	    cmocka_unit_test(stall_off),
 	};
 
 	vz_test_watchdog(120);
