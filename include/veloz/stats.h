@@ -110,12 +110,14 @@ typedef struct vz_hist {
 VZ_API unsigned vz_hist_index(uint64_t v);
 VZ_API uint64_t vz_hist_lower(unsigned i);
 VZ_API uint64_t vz_hist_upper(unsigned i);
-/* Record `count` samples of value v (count 0 records nothing). */
+/* Record `count` samples of value v (count 0 or a NULL h records
+ * nothing). The caller's histogram: any thread, one at a time per h. */
 VZ_API void vz_hist_record(vz_hist *h, uint64_t v, uint64_t count);
-/* dst += src. */
+/* dst += src (nothing when either is NULL). As vz_hist_record(). */
 VZ_API void vz_hist_merge(vz_hist *dst, const vz_hist *src);
 /* The q-quantile (0 < q <= 1): the largest value of the bucket holding it,
- * but never above max; 0 when empty or q is out of range. */
+ * but never above max; 0 when h is NULL or empty or q is out of range.
+ * Any thread. */
 VZ_API uint64_t vz_hist_quantile(const vz_hist *h, double q);
 
 /*
@@ -184,13 +186,15 @@ typedef struct vz_stats_snapshot {
 /* Take a snapshot of rt. Any thread, while rt exists (created, running or
  * stopped). VZ_EINVAL (NULL), VZ_ENOMEM. */
 VZ_API int vz_stats_snapshot_create(const vz_runtime *rt, vz_stats_snapshot **out);
-/* NULL is a no-op. */
+/* Free a snapshot; NULL is a no-op. Any thread. */
 VZ_API void vz_stats_snapshot_free(vz_stats_snapshot *s);
 
 /* Write s as JSON (one object; shards, types with p50/p90/p99/max and the
  * non-empty buckets) into buf, NUL-terminated when len > 0. Returns the
  * length the whole text needs, as snprintf, so a caller can size buf with
- * a first call of len 0; VZ_EINVAL for a NULL s. Any thread. */
+ * a first call of len 0; VZ_EINVAL for a NULL s or a NULL buf with
+ * len > 0, VZ_ENOMEM when the text would exceed INT32_MAX bytes. Any
+ * thread. */
 VZ_API int vz_stats_json(const vz_stats_snapshot *s, char *buf, size_t len);
 /* The same in the Prometheus text exposition format (counters
  * veloz_shard_*_total{shard="0"}, veloz_actor_*{shard,type} and the two
