@@ -31,6 +31,7 @@
  * preempted runs it when it next gets the CPU. */
 #define HANDLER_WAIT_NS (500u * 1000000u)
 #define PUBLISH_NS	(100u * 1000000u)
+#define IDLE_LOOKS	4u
 
 struct watch_shard {
 	uint64_t seq;	      /* turn_seq last seen */
@@ -46,7 +47,12 @@ struct vz__watch {
 	pthread_cond_t cond;
 	bool stop; /* under lock */
 	bool stall_on, have_signal;
-	uint64_t budget_ns, interval_ns, period_ns;
+	uint64_t budget_ns, interval_ns;
+	/* How often the watchdog looks: twice per budget while some shard
+	 * is awake, every IDLE_LOOKS budgets while all sleep (so an idle
+	 * runtime costs 25 wake-ups a second, not 200, at the default
+	 * budget); at least every PUBLISH_NS with a stats segment. */
+	uint64_t period_ns, idle_period_ns;
 	struct watch_shard *ws; /* [nshards], watchdog thread only */
 };
 
@@ -227,14 +233,24 @@ static void report(struct vz__watch *w, unsigned i, uint64_t stalled)
 	free(syms);
 }
 
-static void check_stalls(struct vz__watch *w, uint64_t now)
+/* Look at every shard's turn; report the stalls. Returns true when every
+ * shard was asleep between two turns and none had turned since the last
+ * look: the runtime is idle, and the watchdog may look less often. */
+static bool check_stalls(struct vz__watch *w, uint64_t now)
 {
+	bool quiet = true;
+
 	for (unsigned i = 0; i < w->rt->nshards; i++) {
-		struct vz__obs *o = w->rt->shards[i]->obs.o;
+		struct vz__shard *sh = w->rt->shards[i];
+		struct vz__obs *o = sh->obs.o;
 		struct watch_shard *s = &w->ws[i];
 		/* Relaxed: compared over time, nothing read through it. */
 		uint64_t seq = atomic_load_explicit(&o->turn_seq, memory_order_relaxed);
 
+		/* Relaxed: a hint for the watchdog's pace, nothing more. */
+		if (seq != s->seq || (seq & 1) ||
+		    !atomic_load_explicit(&sh->sleeping, memory_order_relaxed))
+			quiet = false;
 		if (seq != s->seq) {
 			s->seq = seq;
 			s->since = now;
@@ -252,21 +268,24 @@ static void check_stalls(struct vz__watch *w, uint64_t now)
 		s->last_report = now;
 		report(w, i, now - s->since);
 	}
+	return quiet;
 }
 
 static void *watch_main(void *p)
 {
 	struct vz__watch *w = p;
 	uint64_t last_pub = 0;
+	bool quiet = false;
 
 	pthread_setname_np(pthread_self(), "vz-watchdog");
 	pthread_mutex_lock(&w->lock);
 	while (!w->stop) {
 		struct timespec ts;
-		uint64_t now;
+		uint64_t now, period = quiet ? w->idle_period_ns : w->period_ns;
 
 		clock_gettime(CLOCK_MONOTONIC, &ts);
-		ts.tv_nsec += (long)w->period_ns;
+		ts.tv_sec += (time_t)(period / 1000000000u);
+		ts.tv_nsec += (long)(period % 1000000000u);
 		ts.tv_sec += ts.tv_nsec / 1000000000L;
 		ts.tv_nsec %= 1000000000L;
 		pthread_cond_timedwait(&w->cond, &w->lock, &ts);
@@ -275,7 +294,7 @@ static void *watch_main(void *p)
 		pthread_mutex_unlock(&w->lock);
 		now = vz__mono_ns();
 		if (w->stall_on)
-			check_stalls(w, now);
+			quiet = check_stalls(w, now);
 		if (w->rt->shm && now - last_pub >= PUBLISH_NS) {
 			vz__shm_publish(w->rt, w->rt->shm);
 			last_pub = now;
@@ -312,10 +331,18 @@ int vz__watch_start(vz_runtime *rt, struct vz__watch **out)
 							   : VZ_STALL_INTERVAL_MS_DEFAULT) *
 			 1000000u;
 	/* Look twice per budget: a stall is seen between 1 and 1.5 budgets
-	 * after its turn began. */
+	 * after the watchdog first saw its turn, which is at most one look
+	 * after the turn began, or IDLE_LOOKS budgets when the runtime was
+	 * idle before it (so a stall that ends sooner than that after an idle
+	 * spell may go unreported; it is still long). */
 	w->period_ns = w->stall_on ? w->budget_ns / 2 : PUBLISH_NS;
-	if (w->period_ns > PUBLISH_NS && rt->shm)
-		w->period_ns = PUBLISH_NS;
+	w->idle_period_ns = w->stall_on ? w->budget_ns * IDLE_LOOKS : PUBLISH_NS;
+	if (rt->shm) {
+		if (w->period_ns > PUBLISH_NS)
+			w->period_ns = PUBLISH_NS;
+		if (w->idle_period_ns > PUBLISH_NS)
+			w->idle_period_ns = PUBLISH_NS;
+	}
 	if (w->stall_on) {
 		void *f[1];
 
