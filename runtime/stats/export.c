@@ -160,11 +160,12 @@ static void prom_hist(struct out *o, const char *metric, const vz_type_stats *t,
 		if (!h->bucket[i])
 			continue;
 		cum += h->bucket[i];
-		/* le is the bucket's upper bound (inclusive, in ns) + 1 ns,
-		 * in seconds: a value v counts in le when v <= le. */
+		/* le is the bucket's largest value, in seconds: samples are
+		 * whole nanoseconds, so v <= le holds exactly for the samples
+		 * counted up to this bucket. */
 		put(o, "%s_bucket{shard=\"%u\",type=", metric, t->shard);
 		put_str(o, t->name);
-		put(o, ",le=\"%.9g\"} %llu\n", (double)(vz_hist_upper(i) + 1) / 1e9,
+		put(o, ",le=\"%.9g\"} %llu\n", (double)vz_hist_upper(i) / 1e9,
 		    (unsigned long long)cum);
 	}
 	put(o, "%s_bucket{shard=\"%u\",type=", metric, t->shard);
@@ -186,13 +187,20 @@ VZ_API int vz_stats_prometheus(const vz_stats_snapshot *s, char *buf, size_t len
 	if (!s || (!buf && len))
 		return VZ_EINVAL;
 	n = s->nshards;
+	/* Every shard field is a counter but actors_live, a gauge. */
 #define X(f)                                                                                       \
-	put(&o, "# TYPE veloz_shard_" #f "_total counter\n");                                      \
-	for (unsigned i = 0; i < n; i++)                                                           \
-		put(&o, "veloz_shard_" #f "_total{shard=\"%u\"} %llu\n", i,                        \
-		    (unsigned long long)s->shard[i].f);
+	if (strcmp(#f, "actors_live") != 0) {                                                      \
+		put(&o, "# TYPE veloz_shard_" #f "_total counter\n");                              \
+		for (unsigned i = 0; i < n; i++)                                                   \
+			put(&o, "veloz_shard_" #f "_total{shard=\"%u\"} %llu\n", i,                \
+			    (unsigned long long)s->shard[i].f);                                    \
+	}
 	SHARD_FIELDS(X)
 #undef X
+	put(&o, "# TYPE veloz_shard_actors_live gauge\n");
+	for (unsigned i = 0; i < n; i++)
+		put(&o, "veloz_shard_actors_live{shard=\"%u\"} %llu\n", i,
+		    (unsigned long long)s->shard[i].actors_live);
 #define X(f)                                                                                       \
 	put(&o, "# TYPE veloz_shard_" #f "_total counter\n");                                      \
 	for (unsigned i = 0; i < n; i++)                                                           \

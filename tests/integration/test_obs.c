@@ -186,6 +186,10 @@ static void exact_counts(void **unused)
 	    strstr(buf, "veloz_actor_handle_seconds_count{shard=\"0\",type=\"sink\"} 100\n"));
 	assert_non_null(
 	    strstr(buf, "veloz_actor_wait_seconds_bucket{shard=\"1\",type=\"remote-sink\","));
+	assert_non_null(strstr(buf, "# TYPE veloz_shard_actors_live gauge\n"
+				    "veloz_shard_actors_live{shard=\"0\"} 0\n"));
+	assert_non_null(strstr(buf, "veloz_shard_actors_spawned_total{shard=\"0\"} 2\n"));
+	assert_null(strstr(buf, "veloz_shard_actors_live_total"));
 	free(buf);
 	vz_stats_snapshot_free(s);
 	assert_int_equal(vz_runtime_destroy(rt), 0);
