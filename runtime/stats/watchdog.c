@@ -20,7 +20,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/futex.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/core.h"
 
@@ -28,8 +31,10 @@
 
 /* How long the watchdog waits for a signalled shard to write its record.
  * A shard blocked in a system call runs the handler at once; one that is
- * preempted runs it when it next gets the CPU. */
-#define HANDLER_WAIT_NS (500u * 1000000u)
+ * preempted runs it when it next gets the CPU, which on a loaded machine
+ * can take a while. The watchdog blocks meanwhile (state_wait()), so a
+ * long limit costs nothing but the other shards' next look. */
+#define HANDLER_WAIT_NS (2000u * 1000000u)
 #define PUBLISH_NS	(100u * 1000000u)
 #define IDLE_LOOKS	4u
 
@@ -99,6 +104,9 @@ static void stall_handler(int sig, siginfo_t *si, void *uctx)
 	r->nframes = backtrace(r->frames, VZ__STALL_FRAMES);
 	/* Release: pairs with the watchdog's acquire load of DONE. */
 	atomic_store_explicit(&r->state, VZ__STALL_DONE, memory_order_release);
+	/* Wake the watchdog blocked in state_wait() (futex: async-signal-
+	 * safe, one syscall per stall report). */
+	syscall(SYS_futex, (uint32_t *)&r->state, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
 	errno = saved;
 }
 
@@ -127,11 +135,13 @@ static bool install_handler(void)
 
 /* ---- reporting ------------------------------------------------------------ */
 
-static void wait_ns(uint64_t ns)
+/* Sleep until *state may no longer be `seen` (the handler's futex wake),
+ * or ns pass, or a spurious wake-up: the caller looks again. */
+static void state_wait(_Atomic uint32_t *state, uint32_t seen, uint64_t ns)
 {
 	struct timespec ts = {(time_t)(ns / 1000000000u), (long)(ns % 1000000000u)};
 
-	nanosleep(&ts, NULL);
+	syscall(SYS_futex, (uint32_t *)state, FUTEX_WAIT_PRIVATE, seen, &ts, NULL, 0);
 }
 
 static void report(struct vz__watch *w, unsigned i, uint64_t stalled)
@@ -170,7 +180,10 @@ static void report(struct vz__watch *w, unsigned i, uint64_t stalled)
 					&r->state, &req, VZ__STALL_IDLE, memory_order_relaxed,
 					memory_order_relaxed))
 					break; /* gave up; the handler will not touch it */
-				wait_ns(200000);
+				/* Block until the handler's wake (or 10 ms): a
+				 * stall is often the thread being preempted, and
+				 * polling here would take the CPU it waits for. */
+				state_wait(&r->state, st, 10000000u);
 			}
 		} else {
 			atomic_store_explicit(&r->state, VZ__STALL_IDLE, memory_order_relaxed);
