@@ -27,6 +27,15 @@
  *             cross-shard)
  *   limit   - (burst variant) the payload copied into a 64-slot array and
  *             dispatched through an indirect call: queue-less delivery
+ *   nometrics - (local, local-burst64) veloz with per-actor-type metrics and
+ *             the stall watchdog off; veloz's ratio_vs_nometrics (paired
+ *             per repetition, same run) is what the always-on
+ *             observability costs local send + dispatch. Both also report
+ *             cpu_throughput: messages per second of the shard thread's
+ *             own CPU time (CLOCK_THREAD_CPUTIME_ID, read where start_ns
+ *             and end_ns are), which time the thread spends preempted by
+ *             other programs does not inflate; veloz's
+ *             ratio_vs_nometrics_cpu pairs those per repetition
  * ck_ring (raw SPSC rings are compared in `queues`) and CAF are BENCH.md
  * baselines reported as skipped here.
  */
@@ -36,6 +45,8 @@
 
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
 
 enum { MSG_START = VZ_MSG_USER, MSG_MORE, MSG_ACK, MSG_COUNT };
 
@@ -54,15 +65,16 @@ struct variant {
 	uint32_t burst; /* messages per burst (ACKED, SELF_LOOP) */
 	uint64_t n, quick_n;
 	bool limit;
+	bool metrics;	  /* also run veloz with observability off (nometrics) */
 	unsigned nshards; /* 1: both actors on shard 0; 2: receiver on shard 1 */
 	int cpu[2];	  /* bench_cpu() index of shard (loop) 0 and 1 */
 };
 
 static const struct variant variants[] = {
-    {"local", ALL_AT_ONCE, 0, 1000000, 200000, false, 1, {1, 0}},
-    {"local-burst64", ACKED, 64, 10000000, 1000000, true, 1, {1, 0}},
-    {"local-selfloop64", SELF_LOOP, 64, 1000000, 200000, false, 1, {1, 0}},
-    {"cross-shard-burst64", ACKED, 64, 2000000, 200000, false, 2, {0, 1}},
+    {"local", ALL_AT_ONCE, 0, 1000000, 200000, false, true, 1, {1, 0}},
+    {"local-burst64", ACKED, 64, 10000000, 1000000, true, true, 1, {1, 0}},
+    {"local-selfloop64", SELF_LOOP, 64, 1000000, 200000, false, false, 1, {1, 0}},
+    {"cross-shard-burst64", ACKED, 64, 2000000, 200000, false, false, 2, {0, 1}},
 };
 
 /* Shared between the shard (writes) and main (reads after done). */
@@ -70,12 +82,13 @@ struct run {
 	uint64_t n;
 	enum mode mode;
 	uint32_t burst;
-	uint64_t start_ns; /* sender's first send */
-	uint64_t end_ns;   /* receiver's last receive */
-	uint64_t got;	   /* receiver only */
-	uint64_t bad;	   /* out-of-order, receiver only */
-	int err;	   /* first send error, sender only */
-	_Atomic int done;  /* release by the receiver (or the sender on error) */
+	uint64_t start_ns;	     /* sender's first send */
+	uint64_t end_ns;	     /* receiver's last receive */
+	uint64_t start_cpu, end_cpu; /* the same moments in the thread's CPU time */
+	uint64_t got;		     /* receiver only */
+	uint64_t bad;		     /* out-of-order, receiver only */
+	int err;		     /* first send error, sender only */
+	_Atomic int done;	     /* release by the receiver (or the sender on error) */
 };
 
 static void run_reset(struct run *r, const struct variant *v)
@@ -89,6 +102,14 @@ static void run_reset(struct run *r, const struct variant *v)
 	atomic_store_explicit(&r->done, 0, memory_order_relaxed);
 }
 
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 /* Receiver side, shared by veloz and classic. Returns true when the
  * sender should get an ack (ACKED mode, a burst completed, more to come). */
 static inline bool run_take(struct run *r, uint64_t seq)
@@ -97,6 +118,7 @@ static inline bool run_take(struct run *r, uint64_t seq)
 		r->bad++;
 	if (++r->got == r->n) {
 		r->end_ns = bench_now_ns();
+		r->end_cpu = thread_cpu_ns();
 		/* Pairs with the acquire in bench_wait_flag(). */
 		atomic_store_explicit(&r->done, 1, memory_order_release);
 		return false;
@@ -135,8 +157,10 @@ static int run_finish(struct run *r, const char *impl, double *value)
 struct ctx {
 	const struct variant *v;
 	vz_backend_kind backend;
+	bool no_metrics;
 	struct run run;
 	struct bench_series mallocs, syscalls, ringfull;
+	struct bench_series cpu; /* cpu_throughput (same-shard variants) */
 };
 
 /* ---- veloz ------------------------------------------------------------ */
@@ -199,8 +223,10 @@ static void send_receive(vz_actor *self, void *state, const vz_msg *m)
 	uint64_t end = run_burst_end(r, st->sent, start);
 	int rc;
 
-	if (start)
+	if (start) {
 		r->start_ns = bench_now_ns();
+		r->start_cpu = thread_cpu_ns();
+	}
 	for (; st->sent < end; st->sent++) {
 		rc = vz_send(self, st->peer, MSG_COUNT, &st->sent, sizeof(st->sent));
 		if (rc < 0)
@@ -239,7 +265,8 @@ static int run_veloz(void *arg, int rep, double *value)
 	struct bench_rt_opts o = {.backend = c->backend,
 				  .nshards = c->v->nshards,
 				  .cpu = {c->v->cpu[0], c->v->cpu[1]},
-				  .quiet = rep > 0};
+				  .quiet = rep > 0,
+				  .no_metrics = c->no_metrics};
 	vz_shard_stats s0, s1, d;
 	struct send_arg sa;
 	vz_runtime *rt;
@@ -272,6 +299,9 @@ static int run_veloz(void *arg, int rep, double *value)
 		bench_series_add(&c->mallocs, (double)d.pool_refills / (double)c->run.n);
 		bench_series_add(&c->syscalls, (double)d.wakeups_sent / (double)c->run.n);
 		bench_series_add(&c->ringfull, (double)d.ring_full / (double)c->run.n);
+		if (c->v->nshards == 1 && c->run.end_cpu > c->run.start_cpu)
+			bench_series_add(&c->cpu, (double)c->run.n * 1e9 /
+						      (double)(c->run.end_cpu - c->run.start_cpu));
 	}
 	return rc;
 }
@@ -398,12 +428,36 @@ static int run_limit(void *arg, int rep, double *value)
 
 /* ---- driver ----------------------------------------------------------- */
 
+static int cmp_double(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* veloz / nometrics cpu_throughput, pair by pair (repetition k of each ran
+ * side by side), as ratio_vs_nometrics_cpu: median, min and max. */
+static void emit_cpu_ratio(const struct bench_series *num, const struct bench_series *den)
+{
+	double r[BENCH_MAX_REPS];
+	int k = num->n < den->n ? num->n : den->n;
+
+	if (k <= 0)
+		return;
+	for (int i = 0; i < k; i++)
+		r[i] = num->v[i] / den->v[i];
+	qsort(r, (size_t)k, sizeof r[0], cmp_double);
+	bench_emit(num->bench, num->variant, num->impl, "ratio_vs_nometrics_cpu",
+		   k % 2 ? r[k / 2] : (r[k / 2 - 1] + r[k / 2]) / 2, "x", k, r[0], r[k - 1]);
+}
+
 static void run_variant(const struct variant *v)
 {
 	static char names[2][64];
-	struct ctx ctx[4];
-	struct bench_impl impls[4];
-	int n = 0, icl;
+	struct ctx ctx[8];
+	struct bench_impl impls[8];
+	int partner[8]; /* the nometrics impl paired with veloz impl i, or -1 */
+	int n = 0, icl, nv;
 
 	fprintf(stderr, "counting %s: %llu messages, %s, sender on CPU %d, receiver on CPU %d\n",
 		v->name, (unsigned long long)bench_size(v->n, v->quick_n),
@@ -424,7 +478,30 @@ static void run_variant(const struct variant *v)
 				  "syscalls_per_msg", "count");
 		bench_series_init(&ctx[n].ringfull, "counting", names[b], "veloz",
 				  "ring_full_per_msg", "count");
+		bench_series_init(&ctx[n].cpu, "counting", names[b], "veloz", "cpu_throughput",
+				  "msg/s");
 		impls[n] = (struct bench_impl){.impl = "veloz", .fn = run_veloz, .ctx = &ctx[n]};
+		n++;
+	}
+	nv = n;
+	/* The same runtime with observability off, alternating with the
+	 * veloz runs above in the same run (BENCH.md rule 1). */
+	for (int i = 0; i < nv; i++) {
+		partner[i] = -1;
+		if (!v->metrics)
+			continue;
+		ctx[n] = (struct ctx){.v = v, .backend = ctx[i].backend, .no_metrics = true};
+		bench_series_init(&ctx[n].mallocs, "counting", ctx[i].mallocs.variant, "nometrics",
+				  "-", "-");
+		bench_series_init(&ctx[n].syscalls, "counting", ctx[i].mallocs.variant, "nometrics",
+				  "-", "-");
+		bench_series_init(&ctx[n].ringfull, "counting", ctx[i].mallocs.variant, "nometrics",
+				  "-", "-");
+		bench_series_init(&ctx[n].cpu, "counting", ctx[i].mallocs.variant, "nometrics",
+				  "cpu_throughput", "msg/s");
+		impls[n] =
+		    (struct bench_impl){.impl = "nometrics", .fn = run_veloz, .ctx = &ctx[n]};
+		partner[i] = n;
 		n++;
 	}
 	icl = n;
@@ -448,17 +525,23 @@ static void run_variant(const struct variant *v)
 		impls[i].s.variant = ctx[i].mallocs.variant;
 	for (int i = 0; i < n; i++) {
 		bench_emit_series(&impls[i].s);
-		if (i < icl) {
+		if (i < nv) {
 			bench_emit_ratio(&impls[i].s, &impls[icl].s, true);
 			if (v->limit)
 				bench_emit_ratio(&impls[i].s, &impls[icl + 1].s, true);
+			if (partner[i] >= 0) {
+				bench_emit_ratio(&impls[i].s, &impls[partner[i]].s, true);
+				emit_cpu_ratio(&ctx[i].cpu, &ctx[partner[i]].cpu);
+			}
 		}
-		if (i <= icl) {
+		if (i < nv || i == icl) {
 			bench_emit_series(&ctx[i].mallocs);
 			bench_emit_series(&ctx[i].syscalls);
 		}
-		if (i < icl && v->nshards > 1)
+		if (i < nv && v->nshards > 1)
 			bench_emit_series(&ctx[i].ringfull);
+		if (i < icl && v->metrics && ctx[i].cpu.n)
+			bench_emit_series(&ctx[i].cpu);
 	}
 }
 

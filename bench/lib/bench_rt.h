@@ -38,6 +38,7 @@ struct bench_rt_opts {
 	bool no_turn_budget;		/* runtime.turn_budget_us = 0 (counts only) */
 	unsigned nclasses;		/* scheduling classes (0 = none) */
 	const vz_class_config *classes; /* nclasses entries */
+	bool no_metrics;		/* per-actor-type stats and the stall watchdog off */
 };
 
 /*
@@ -66,6 +67,11 @@ static inline int bench_rt_create(const struct bench_rt_opts *o, vz_runtime **ou
 		cfg.turn_budget_us = 0;
 	for (unsigned i = 0; i < o->nshards && i < 8; i++)
 		cfg.shards[i].cpu = bench_cpu(o->cpu[i]);
+	/* The observability the runtime has by default (per-type metrics,
+	 * the stall watchdog) is on unless asked off: counting's `nometrics`
+	 * impl measures what it costs. */
+	cfg.stats_types_off = o->no_metrics;
+	cfg.stall_off = o->no_metrics;
 	cfg.nclasses = o->nclasses;
 	for (unsigned i = 0; i < o->nclasses && i < VZ_MAX_CLASSES; i++)
 		cfg.classes[i] = o->classes[i];

@@ -119,6 +119,13 @@ typedef enum vz_log_level {
  * runtime that logs. */
 typedef void (*vz_log_fn)(vz_log_level level, const char *text, void *user);
 
+/* The stall detector's hook (vz_config.stall_hook); the report is
+ * described in stats.h. Called on the runtime's watchdog thread, never on
+ * a shard: it may block briefly and may call vz_stats_*(), but not stop
+ * or destroy the runtime. */
+struct vz_stall_report;
+typedef void (*vz_stall_fn)(void *ctx, const struct vz_stall_report *report);
+
 /* A scheduling class (runtime/DESIGN.md "Scheduling classes"). Every shard
  * has the same classes; an actor joins one at spawn
  * (vz_actor_spec.sched_class, an index into vz_config.classes). Busy
@@ -205,7 +212,31 @@ typedef struct vz_config {
 	 * vz_config_default() gives 0. */
 	uint32_t nclasses;
 	vz_class_config classes[VZ_MAX_CLASSES];
+	/* Observability (INI section [stats]; README "Observability"). Zero
+	 * everywhere gives the defaults: per-actor-type metrics on, one run
+	 * in 64 timed, the stall detector on with a 10 ms budget and at most
+	 * one report per shard per second, no shared-memory segment. */
+	bool stats_types_off;	    /* [stats] types = off: no per-type metrics */
+	uint32_t stats_sample_runs; /* [stats] sample_runs: time one actor run in
+				       this many, 1..65536; 0 = 64 */
+	bool stall_off;		    /* [stats] stall = off: no watchdog thread */
+	uint32_t stall_budget_us;   /* [stats] stall_budget_us: a turn longer
+				       than this is a stall, 1000..60000000;
+				       0 = 10000 */
+	uint32_t stall_interval_ms; /* [stats] stall_interval_ms: least time
+				       between two reports of one shard,
+				       0 = 1000 */
+	vz_stall_fn stall_hook;	    /* NULL = a warning through `log` */
+	void *stall_hook_ctx;
+	/* [stats] shm = on (or VZ_STATS_SHM=1 through vz_config_apply_env()):
+	 * publish the stats in a shared-memory segment for
+	 * tools/veloz-stats, refreshed every 100 ms by the watchdog thread. */
+	bool stats_shm;
 } vz_config;
+
+#define VZ_STATS_SAMPLE_RUNS_DEFAULT 64u
+#define VZ_STALL_BUDGET_US_DEFAULT   10000u
+#define VZ_STALL_INTERVAL_MS_DEFAULT 1000u
 
 /* Fill cfg with defaults: one shard per CPU in the process affinity mask,
  * backend auto, spin 20 us then sleep, 1 ms tick, 1024-entry rings,

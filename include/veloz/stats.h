@@ -10,6 +10,8 @@
 #ifndef VELOZ_STATS_H
 #define VELOZ_STATS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "export.h"
@@ -104,6 +106,147 @@ VZ_API int vz_stats_class(const vz_runtime *rt, unsigned shard, unsigned cls, vz
 /* The p-quantile (0 < q <= 1) of a wait histogram, as the upper bound of
  * the bucket holding it, in ns; 0 when empty. Any thread. */
 VZ_API uint64_t vz_class_wait_quantile(const vz_class_stats *s, double q);
+
+/* ---- observability: per-actor-type metrics, snapshots, export ---------- */
+
+/*
+ * A log-linear latency histogram in the manner of HdrHistogram: values
+ * 0..7 ns have a bucket each; above, every power of two [2^e, 2^(e+1)) is
+ * split into 2^VZ_HIST_SUB_BITS equal buckets, so a bucket is at most
+ * 1/8 = 12.5% of its lower bound wide. Values from 2^34 ns (about 17 s)
+ * up share the last bucket. Every histogram has the same buckets, so two
+ * merge by adding them (vz_hist_merge()): across shards, across snapshots.
+ */
+#define VZ_HIST_SUB_BITS 3
+#define VZ_HIST_BUCKETS	 256
+typedef struct vz_hist {
+	uint64_t count; /* samples recorded (the buckets' sum) */
+	uint64_t sum;	/* their sum, ns (mean = sum / count) */
+	uint64_t max;	/* largest sample, ns */
+	uint64_t bucket[VZ_HIST_BUCKETS];
+} vz_hist;
+
+/* Bucket index of a value, and a bucket's smallest and largest value (the
+ * last bucket's largest is UINT64_MAX). Any thread. */
+VZ_API unsigned vz_hist_index(uint64_t v);
+VZ_API uint64_t vz_hist_lower(unsigned i);
+VZ_API uint64_t vz_hist_upper(unsigned i);
+/* Record `count` samples of value v (count 0 or a NULL h records
+ * nothing). The caller's histogram: any thread, one at a time per h. */
+VZ_API void vz_hist_record(vz_hist *h, uint64_t v, uint64_t count);
+/* dst += src (nothing when either is NULL). As vz_hist_record(). */
+VZ_API void vz_hist_merge(vz_hist *dst, const vz_hist *src);
+/* The q-quantile (0 < q <= 1): the largest value of the bucket holding it,
+ * but never above max; 0 when h is NULL or empty or q is out of range.
+ * Any thread. */
+VZ_API uint64_t vz_hist_quantile(const vz_hist *h, double q);
+
+/*
+ * Per actor type (one vz_actor_spec, named by its .name) on one shard.
+ * Counted by the shard for every run of an actor of the type, unless
+ * vz_config.stats_types_off. The times come from sampled runs: one actor
+ * run in vz_config.stats_sample_runs (per shard, any type) reads the clock
+ * when it starts and when it ends.
+ * - wait: from the actor becoming ready (a message reaching its empty
+ *   mailbox) to the start of its run. The start of the wait is the
+ *   shard's last clock reading before it, so a wait is over-estimated by
+ *   at most the time since that reading (one loop turn, or 64 messages
+ *   with a turn budget): a queue wait at loop-turn resolution.
+ * - handle: a sampled run of n messages that took t ns records n samples
+ *   of t / n: the mean handling time of the messages of that run (receive
+ *   plus the runtime's dispatch), not each message on its own.
+ */
+#define VZ_TYPE_NAME_MAX 48
+typedef struct vz_type_stats {
+	char name[VZ_TYPE_NAME_MAX]; /* spec->name, "(unnamed)" for NULL, "(other)"
+					for types past VZ_STATS_TYPES_MAX */
+	unsigned shard;
+	uint64_t handled;     /* receive calls (every message, sampled or not) */
+	uint64_t runs;	      /* actor runs */
+	uint64_t mailbox_hwm; /* deepest mailbox seen at the start of a run */
+	uint64_t spawned;     /* actors of the type spawned on the shard */
+	vz_hist wait;	      /* one sample per sampled run */
+	vz_hist handle;	      /* n samples per sampled run of n messages */
+} vz_type_stats;
+
+/* Actor types one shard tracks on its own; later types share one
+ * "(other)" entry, the last. */
+#define VZ_STATS_TYPES_MAX 64
+
+/* Per-shard figures beyond vz_shard_stats. */
+typedef struct vz_shard_obs {
+	uint64_t wakeups_received; /* sleeps a wake-up from another thread ended */
+	uint64_t stalls;	   /* turns that ran past the stall budget */
+	uint64_t turn_seq;	   /* 2 * turns begun, + 1 while one runs */
+	uint64_t pool_jobs;	   /* jobs its actors submitted to the worker pool
+				      (accepted ones; vz_stats_pool() has the rest) */
+} vz_shard_obs;
+
+/*
+ * Everything at one moment (each counter a consistent snapshot on its
+ * own, not the set): made by vz_stats_snapshot_create(), freed by
+ * vz_stats_snapshot_free(); the library owns the memory.
+ */
+typedef struct vz_stats_snapshot {
+	uint32_t version; /* VZ_STATS_VERSION */
+	unsigned nshards;
+	uint64_t taken_ns;     /* vz_now_ns() clock */
+	char backend[16];      /* "io_uring" or "epoll" */
+	vz_shard_stats *shard; /* [nshards]: vz_stats_shard() of each */
+	vz_shard_obs *obs;     /* [nshards] */
+	/* [nshards * nshards]: sent_to[a * nshards + b] user messages shard a
+	 * sent to shard b (a != b; counted when accepted), received_from[b *
+	 * nshards + a] those shard b took from its ring from a. */
+	uint64_t *sent_to;
+	uint64_t *received_from;
+	unsigned ntypes;
+	vz_type_stats *types; /* [ntypes], by shard, then in order of first spawn */
+} vz_stats_snapshot;
+#define VZ_STATS_VERSION 1
+
+/* Take a snapshot of rt. Any thread, while rt exists (created, running or
+ * stopped). VZ_EINVAL (NULL), VZ_ENOMEM. */
+VZ_API int vz_stats_snapshot_create(const vz_runtime *rt, vz_stats_snapshot **out);
+/* Free a snapshot; NULL is a no-op. Any thread. */
+VZ_API void vz_stats_snapshot_free(vz_stats_snapshot *s);
+
+/* Write s as JSON (one object; shards, types with p50/p90/p99/max and the
+ * non-empty buckets) into buf, NUL-terminated when len > 0. Returns the
+ * length the whole text needs, as snprintf, so a caller can size buf with
+ * a first call of len 0; VZ_EINVAL for a NULL s or a NULL buf with
+ * len > 0, VZ_ENOMEM when the text would exceed INT32_MAX bytes. Any
+ * thread. */
+VZ_API int vz_stats_json(const vz_stats_snapshot *s, char *buf, size_t len);
+/* The same in the Prometheus text exposition format (counters
+ * veloz_shard_*_total{shard="0"}, veloz_actor_*{shard,type} and the two
+ * histograms as veloz_actor_{wait,handle}_seconds with cumulative le
+ * buckets). Returns as vz_stats_json(). Any thread. */
+VZ_API int vz_stats_prometheus(const vz_stats_snapshot *s, char *buf, size_t len);
+
+/* The name of rt's shared-memory stats segment ("/veloz-<pid>-<n>", for
+ * shm_open() and tools/veloz-stats) when vz_config.stats_shm asked for
+ * one and it was created, else NULL. Valid until vz_runtime_destroy().
+ * Any thread. */
+VZ_API const char *vz_stats_shm_name(const vz_runtime *rt);
+
+/* What the stall detector reports (vz_config.stall_hook): shard `shard`
+ * has been in one loop turn for at least stalled_ns (measured by the
+ * watchdog, a lower bound). When the turn was in an actor's receive,
+ * in_receive is true and actor / msg_type name the actor's type and the
+ * message it is handling; backtrace holds the shard thread's stack, one
+ * frame a line as backtrace_symbols() gives them (empty when it could not
+ * be taken: an embedded shard, or the signal was unavailable). Valid
+ * during the hook call only. */
+typedef struct vz_stall_report {
+	unsigned shard;
+	uint64_t stalled_ns;
+	uint64_t budget_ns;
+	bool in_receive;
+	char actor[VZ_TYPE_NAME_MAX];
+	uint32_t msg_type;
+	unsigned nframes;
+	const char *backtrace;
+} vz_stall_report;
 
 VZ_END_DECLS
 

@@ -45,6 +45,12 @@ enum vz__cfg_field {
 	VZ__F_TOPO_NODES,
 	VZ__F_RESERVE, /* reserve_count or reserve_cpus (one key) */
 	VZ__F_TURN_BUDGET_US,
+	VZ__F_STATS_TYPES,
+	VZ__F_STATS_SAMPLE_RUNS,
+	VZ__F_STALL,
+	VZ__F_STALL_BUDGET_US,
+	VZ__F_STALL_INTERVAL_MS,
+	VZ__F_STATS_SHM,
 	VZ__F_COUNT
 };
 

@@ -2,8 +2,8 @@
 /*
  * VZ_* environment overrides, applied after the file so an operator can
  * change a deployed configuration without editing it. Each variable is the
- * same as one [runtime] key and goes through vz__config_set(), so the value
- * syntax and ranges are the file's; errors name the key and the variable.
+ * same as one key ([runtime], or [stats] for VZ_STATS_SHM) and goes through vz__config_set(), so
+ * the value syntax and ranges are the file's; errors name the key and the variable.
  *
  * VZ_BACKEND is also read by the I/O layer when a runtime is created (it
  * wins over the config there); setting cfg->backend from it here agrees
@@ -19,16 +19,18 @@
 
 static const struct {
 	const char *var;
-	const char *key; /* in [runtime] */
+	const char *section;
+	const char *key;
 } overrides[] = {
-    {"VZ_SHARDS", "shards"},
-    {"VZ_CPUS", "cpus"},
-    {"VZ_BACKEND", "backend"},
-    {"VZ_IDLE", "idle"},
-    {"VZ_SPIN_US", "idle_spin_us"},
-    {"VZ_TICK_US", "timer_tick_us"},
-    {"VZ_RING_ENTRIES", "ring_entries"},
-    {"VZ_RESERVE_CPUS", "reserve_cpus"},
+    {"VZ_SHARDS", "runtime", "shards"},
+    {"VZ_CPUS", "runtime", "cpus"},
+    {"VZ_BACKEND", "runtime", "backend"},
+    {"VZ_IDLE", "runtime", "idle"},
+    {"VZ_SPIN_US", "runtime", "idle_spin_us"},
+    {"VZ_TICK_US", "runtime", "timer_tick_us"},
+    {"VZ_RING_ENTRIES", "runtime", "ring_entries"},
+    {"VZ_RESERVE_CPUS", "runtime", "reserve_cpus"},
+    {"VZ_STATS_SHM", "stats", "shm"},
 };
 
 int vz__config_apply_env_src(vz_config *cfg, struct vz__config_src *src, vz_config_error *err)
@@ -50,8 +52,8 @@ int vz__config_apply_env_src(vz_config *cfg, struct vz__config_src *src, vz_conf
 
 		if (!v || !*v)
 			continue; /* unset or empty: no override */
-		rc = vz__config_set(cfg, src, "runtime", overrides[i].key, v, VZ__LINE_ENV,
-				    overrides[i].var, err);
+		rc = vz__config_set(cfg, src, overrides[i].section, overrides[i].key, v,
+				    VZ__LINE_ENV, overrides[i].var, err);
 		if (rc < 0)
 			return rc;
 	}

@@ -36,7 +36,7 @@
  * wrong path, not a config. */
 #define MAX_FILE_BYTES (1u << 20)
 
-static const char *const sections[] = {"runtime", "pool", "topology", "shard", "class"};
+static const char *const sections[] = {"runtime", "pool", "topology", "shard", "class", "stats"};
 static const char *const runtime_keys[] = {
     "shards",	       "cpus",		 "backend",	      "idle",
     "idle_spin_us",    "timer_tick_us",	 "ring_entries",      "batch",
@@ -55,6 +55,8 @@ static const char *const pool_keys[] = {
 #endif
 };
 static const char *const topology_keys[] = {"nodes", "node.0"};
+static const char *const stats_keys[] = {"types",	    "sample_runs",	 "stall",
+					 "stall_budget_us", "stall_interval_ms", "shm"};
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -472,6 +474,38 @@ static int set_class(struct setctx *c, unsigned idx, const char *name)
 	return 1;
 }
 
+/* [stats]: observability (README "Observability"). types and stall are
+ * written as on/off but stored inverted (stats_types_off, stall_off), so a
+ * zeroed vz_config keeps them on. */
+static int set_stats(struct setctx *c, const char *name)
+{
+	vz_config *cfg = c->cfg;
+	bool on;
+	int rc;
+
+	if (!strcmp(name, "types") || !strcmp(name, "stall")) {
+		bool types = name[0] == 't';
+
+		rc = set_bool(c, types ? VZ__F_STATS_TYPES : VZ__F_STALL, &on);
+		if (rc < 0)
+			return rc;
+		if (types)
+			cfg->stats_types_off = !on;
+		else
+			cfg->stall_off = !on;
+		return 0;
+	}
+	if (!strcmp(name, "sample_runs"))
+		return set_u32(c, VZ__F_STATS_SAMPLE_RUNS, &cfg->stats_sample_runs);
+	if (!strcmp(name, "stall_budget_us"))
+		return set_u32(c, VZ__F_STALL_BUDGET_US, &cfg->stall_budget_us);
+	if (!strcmp(name, "stall_interval_ms"))
+		return set_u32(c, VZ__F_STALL_INTERVAL_MS, &cfg->stall_interval_ms);
+	if (!strcmp(name, "shm"))
+		return set_bool(c, VZ__F_STATS_SHM, &cfg->stats_shm);
+	return 1;
+}
+
 static int set_topology(struct setctx *c, const char *name)
 {
 	vz_topology_decl *t = &c->cfg->topology;
@@ -533,7 +567,8 @@ static int check_section(const char *section, long *shard_idx, vz_config_error *
 						   VZ_MAX_CLASSES - 1);
 		return 0;
 	}
-	if (!strcmp(section, "runtime") || !strcmp(section, "pool") || !strcmp(section, "topology"))
+	if (!strcmp(section, "runtime") || !strcmp(section, "pool") ||
+	    !strcmp(section, "topology") || !strcmp(section, "stats"))
 		return 0;
 	if (!strncmp(section, "shard.", 6)) {
 		*shard_idx = parse_index(section, "shard.");
@@ -562,10 +597,11 @@ static int check_section(const char *section, long *shard_idx, vz_config_error *
 		return vz__config_error_at(err, src, line, env, section,
 					   "unknown section [%.48s]; did you mean [%s]?", section,
 					   s);
-	return vz__config_error_at(err, src, line, env, section,
-				   "unknown section [%.48s] (known: runtime, pool, topology, "
-				   "shard.N, class.N)",
-				   section);
+	return vz__config_error_at(
+	    err, src, line, env, section,
+	    "unknown section [%.48s] (known: runtime, pool, topology, stats, "
+	    "shard.N, class.N)",
+	    section);
 }
 
 int vz__config_set(vz_config *cfg, struct vz__config_src *src, const char *section,
@@ -593,6 +629,10 @@ int vz__config_set(vz_config *cfg, struct vz__config_src *src, const char *secti
 		rc = set_topology(&c, name);
 		if (rc > 0)
 			unknown_key(&c, section, name, topology_keys, COUNT(topology_keys));
+	} else if (!strcmp(section, "stats")) {
+		rc = set_stats(&c, name);
+		if (rc > 0)
+			unknown_key(&c, section, name, stats_keys, COUNT(stats_keys));
 	} else if (!strncmp(section, "class.", 6)) {
 		idx = parse_index(section, "class.");
 		if (line > 0 && src->class_section[idx] == 0)

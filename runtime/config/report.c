@@ -35,6 +35,12 @@ static const char *const field_keys[VZ__F_COUNT] = {
     [VZ__F_TOPO_NODES] = "topology.nodes",
     [VZ__F_RESERVE] = "runtime.reserve_cpus",
     [VZ__F_TURN_BUDGET_US] = "runtime.turn_budget_us",
+    [VZ__F_STATS_TYPES] = "stats.types",
+    [VZ__F_STATS_SAMPLE_RUNS] = "stats.sample_runs",
+    [VZ__F_STALL] = "stats.stall",
+    [VZ__F_STALL_BUDGET_US] = "stats.stall_budget_us",
+    [VZ__F_STALL_INTERVAL_MS] = "stats.stall_interval_ms",
+    [VZ__F_STATS_SHM] = "stats.shm",
 };
 
 const char *vz__config_field_key(enum vz__cfg_field f)

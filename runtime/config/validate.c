@@ -87,6 +87,15 @@ bool vz__config_field_range(enum vz__cfg_field f, uint32_t *lo, uint32_t *hi)
 	case VZ__F_TURN_BUDGET_US: /* 0 = counts only */
 		l = 0, h = VZ__BUDGET_US_MAX;
 		break;
+	case VZ__F_STATS_SAMPLE_RUNS: /* 0 = default */
+		l = 0, h = 65536;
+		break;
+	case VZ__F_STALL_BUDGET_US: /* 0 = default; else at least 1 ms */
+		l = 1000, h = 60000000;
+		break;
+	case VZ__F_STALL_INTERVAL_MS: /* 0 = default */
+		l = 0, h = 3600000;
+		break;
 	default:
 		return false;
 	}
@@ -142,6 +151,12 @@ int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *sr
 		return check_field(src, f, cfg->outbox_limit, err);
 	case VZ__F_TURN_BUDGET_US: /* 0 = counts only */
 		return check_field(src, f, cfg->turn_budget_us, err);
+	case VZ__F_STATS_SAMPLE_RUNS:
+		return check_field(src, f, cfg->stats_sample_runs, err);
+	case VZ__F_STALL_BUDGET_US: /* 0 = the default, outside the range */
+		return cfg->stall_budget_us ? check_field(src, f, cfg->stall_budget_us, err) : 0;
+	case VZ__F_STALL_INTERVAL_MS:
+		return check_field(src, f, cfg->stall_interval_ms, err);
 	case VZ__F_POOL_WORKERS:
 		return check_field(src, f, cfg->pool.workers_per_node, err);
 	case VZ__F_POOL_QUEUE_CAPACITY:
@@ -164,6 +179,9 @@ int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *sr
 	case VZ__F_CPUS:
 	case VZ__F_ALLOW_SHARED:
 	case VZ__F_POOL_SHARE:
+	case VZ__F_STATS_TYPES:
+	case VZ__F_STALL:
+	case VZ__F_STATS_SHM:
 	case VZ__F_POOL_NODES:
 	case VZ__F_COUNT:
 		break;

@@ -93,6 +93,7 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 	a->next_ready = NULL;
 	a->io_fds = NULL;
 	a->io_kept = NULL;
+	a->otype = vz__obs_type(&sh->obs, sh, spec);
 	/* The life is the generation: unique per life of this slot and never
 	 * wrapped, so timers of an earlier life stay stale (timers.h). */
 	vz__timer_owner_init(&a->timers, a->gen);
@@ -147,6 +148,8 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 		}
 	}
 	VZ__STAT_ADD(sh, actors_spawned, 1);
+	if (a->otype)
+		vz__obs_add(&a->otype->spawned, 1);
 	VZ__STAT_ADD(sh, actors_live, 1);
 	if (spec->mailbox_limit)
 		atomic_store_explicit(

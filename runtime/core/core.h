@@ -26,6 +26,7 @@
 #include "io/io.h"
 #include "queue/mpsc_inbox.h"
 #include "queue/spsc_ring.h"
+#include "stats/obs.h"
 #include "timer/timers.h"
 #include "topo/topo.h"
 #include "util/clock.h"
@@ -248,6 +249,7 @@ struct vz_actor {
 	/* Monitors, links, asks and the exit reason (life.c); NULL until the
 	 * actor (or a watcher of it on this shard) first uses one. Owner-only. */
 	struct vz__life *life;
+	struct vz__atype *otype; /* per-type stats entry (stats/obs.h), or NULL */
 };
 
 /* ---- scheduling classes ------------------------------------------------ */
@@ -384,6 +386,7 @@ struct vz__shard {
 	/* Foreign-inbox messages taken so far (vz__drain_inbox()); reported
 	 * to the stopper through round_taken. */
 	uint64_t inbox_taken;
+	struct vz__obs_hot obs; /* per-type stats, stall report (stats/obs.h) */
 
 	/* ---- shared ---- */
 
@@ -506,6 +509,11 @@ struct vz_runtime {
 	 * (acq_rel: the creator's write of `stopper` is seen by the joiner). */
 	pthread_t stopper;
 	_Atomic uint32_t stopper_state;
+	/* stats/watchdog.c and stats/shm.c: made by start (the segment by
+	 * create), owned by the thread that starts, stops and destroys. */
+	struct vz__watch *watch;
+	struct vz__shm *shm;
+	unsigned shm_no; /* this process's runtime number in the segment name */
 };
 
 enum vz__stopper_state {

@@ -123,6 +123,14 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 	 * branch, never taken in a real runtime. */
 	if (__builtin_expect(sh->sim != NULL, 0))
 		vz__sim_handled(sh->sim, sh, m);
+	/* For a stall report (stats/obs.h): plain stores, read only by this
+	 * thread's own signal handler. */
+	sh->obs.cur_actor = a;
+	sh->obs.cur_msg = m;
+	/* Compiler-only barrier (no instruction): the handler, which may
+	 * interrupt this thread anywhere, sees these two before RUNNING. Pairs
+	 * with the signal fence in stall_handler(). */
+	atomic_signal_fence(memory_order_release);
 	a->flags |= VZ__ACTOR_RUNNING;
 	a->spec->receive(a, a->state, m);
 	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
@@ -235,13 +243,15 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 	while (actors-- > 0 && sh->rq[0].head) {
 		struct vz_actor *a = rq_pop(sh, 0);
 		struct vz_msg *m;
-		unsigned n = 0, batch_now;
+		unsigned n = 0, batch_now, done0 = done;
+		uint64_t t0;
 
 		if (!(a->flags & VZ__ACTOR_LIVE)) {
 			vz__actor_reap(sh, a);
 			n = 1;
 			goto budget;
 		}
+		t0 = vz__obs_run_begin(&sh->obs, a->otype, a->mbox.len, a->ready_ns);
 		a->flags |= VZ__ACTOR_ACTIVE;
 		if (__builtin_expect(a->urg_head != NULL, 0))
 			run_urgent(sh, a);
@@ -258,6 +268,11 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 			n++;
 		}
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
+		t0 = vz__obs_run_end(a->otype, t0, done - done0);
+		/* A timed run's fresh clock reading; never in a simulation,
+		 * whose time is virtual (runtime/sim). */
+		if (__builtin_expect(t0 != 0, 0) && !sh->sim)
+			sh->now_ns = t0;
 		after_run(sh, a);
 	budget:
 		if (!deadline_ns)
@@ -443,8 +458,9 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		struct vz_actor *a;
 		struct vz_msg *m;
 		unsigned n = 0, batch_now;
-		uint64_t start, left, ran, since;
+		uint64_t start, left, ran, since, t0;
 		bool cut = false, watch;
+		unsigned done0 = done;
 
 		if (c < 0)
 			break;
@@ -459,6 +475,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		start = now;
 		left = cl->quota_ns ? cl->quota_ns - cl->turn_ns : UINT64_MAX;
 		watch = has_lat && !cl->latency;
+		t0 = vz__obs_run_begin(&sh->obs, a->otype, a->mbox.len, a->ready_ns);
 		a->flags |= VZ__ACTOR_ACTIVE;
 		if (a->urg_head)
 			run_urgent(sh, a);
@@ -485,6 +502,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 			}
 		}
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
+		vz__obs_run_end(a->otype, t0, done - done0);
 		now = sh->now_ns = vz__shard_clock(sh);
 		ran = charge(cl, now - start, n);
 		cl->turn_ns += ran;

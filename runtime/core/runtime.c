@@ -115,6 +115,7 @@ static int declared_cpus_exist(const struct vz__topology *t, vz_config_error *er
 static void runtime_free(vz_runtime *rt)
 {
 	vz__live_remove(rt);
+	vz__shm_destroy(rt->shm);
 	if (rt->pools)
 		vz__pools_destroy(rt->pools);
 	vz__rings_destroy(rt);
@@ -251,6 +252,8 @@ int vz__runtime_create(const vz_config *cfg, struct vz_sim *sim, vz_runtime **ou
 	for (unsigned i = 0; i < n; i++)
 		if (!rt->cfg.shards[i].embedded && cpus[i] >= 0)
 			vz_cpuset_set(&rt->shard_cpus, (unsigned)cpus[i]);
+	if (rt->cfg.stats_shm && vz__shm_create(rt, &rt->shm) == 0)
+		vz__shm_publish(rt, rt->shm); /* readable (all zero) at once */
 	vz__live_add(rt);
 	if (cfg->create_error)
 		memset(cfg->create_error, 0, sizeof *cfg->create_error);
@@ -432,6 +435,10 @@ VZ_API int vz_runtime_start(vz_runtime *rt)
 	pthread_mutex_unlock(&gate.lock);
 	if (!rc && rt->pools)
 		rc = vz__pools_start(rt->pools);
+	/* The stall watchdog and stats publisher (stats/watchdog.c): after
+	 * the shard threads exist, since it may signal them. */
+	if (!rc && (rc = vz__watch_start(rt, &rt->watch)) < 0)
+		vz__pools_stop(rt->pools);
 	if (rc < 0) {
 		/* Nothing may be left running: end the threads we made. */
 		stop_threads(rt);
@@ -592,6 +599,9 @@ VZ_API int vz_runtime_stop(vz_runtime *rt)
 			sched_yield();
 		}
 	} while (!quiet || round < 2);
+	/* Before the join: the watchdog may signal a shard thread. */
+	vz__watch_stop(rt->watch);
+	rt->watch = NULL;
 	stop_threads(rt);
 	atomic_store_explicit(&rt->state, VZ__RT_STOPPED, memory_order_seq_cst);
 	return 0;

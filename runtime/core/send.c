@@ -113,8 +113,10 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 		 * up) and the shard is running (checked above). */
 		vz__mbox_push(sh, target, m);
 	} else {
-		if (!(flags & VZ__MSG_UNCOUNTED))
+		if (!(flags & VZ__MSG_UNCOUNTED)) {
 			VZ__STAT_ADD(sh, sent_remote, 1);
+			vz__obs_add(&sh->obs.o->sent_to[dest], 1);
+		}
 		vz__outbox_push(sh, dest, m, false);
 	}
 	return 0;

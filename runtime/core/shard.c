@@ -86,7 +86,10 @@ int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct
 	sh->out = calloc(rt->nshards, sizeof *sh->out);
 	if (!sh->out)
 		return VZ_ENOMEM;
-	return vz__aio_create(sh);
+	rc = vz__aio_create(sh);
+	if (rc < 0)
+		return rc;
+	return vz__obs_init(sh);
 }
 
 /* Everything still queued anywhere in this shard at destroy time is dead
@@ -101,6 +104,7 @@ void vz__shard_destroy(struct vz__shard *sh)
 	if (sh->timers_ready)
 		vz__timers_fini(&sh->timers);
 	free(sh->out);
+	vz__obs_fini(sh);
 	if (sh->io)
 		vz__io_destroy(sh->io);
 	/* After the backend: it may still name op records and buffers. */
@@ -231,7 +235,21 @@ static unsigned stop_round(struct vz__shard *sh, uint32_t round)
 	return (unsigned)moved;
 }
 
+static unsigned turn(struct vz__shard *sh);
+
+/* One turn between two marks of the turn sequence the stall watchdog reads
+ * (stats/obs.h): odd while the turn runs. */
 unsigned vz__shard_turn(struct vz__shard *sh)
+{
+	unsigned work;
+
+	vz__obs_turn_mark(sh->obs.o);
+	work = turn(sh);
+	vz__obs_turn_mark(sh->obs.o);
+	return work;
+}
+
+static unsigned turn(struct vz__shard *sh)
 {
 	vz_runtime *rt = sh->rt;
 	unsigned work = 0, handled = 0;
@@ -305,6 +323,10 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	if (!has_work(sh)) {
 		VZ__STAT_ADD(sh, sleeps, 1);
 		vz__io_wait(sh->io, timeout_ns);
+		/* A waker exchanged the flag to 0 (vz__wake()): count the
+		 * wake-up received. Relaxed: a statistic. */
+		if (!atomic_load_explicit(&sh->sleeping, memory_order_relaxed))
+			vz__obs_add(&sh->obs.o->wakeups_received, 1);
 	}
 	/* Relaxed: only this thread sets it to 1; a sender that still sees 1
 	 * at worst makes one spare wake-up, which our next wait absorbs. */

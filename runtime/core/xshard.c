@@ -303,7 +303,7 @@ bool vz__outboxes_empty(const struct vz__shard *sh)
 	return true;
 }
 
-static void receive_one(struct vz__shard *sh, struct vz_msg *m)
+static void receive_one(struct vz__shard *sh, unsigned src, struct vz_msg *m)
 {
 	if ((uintptr_t)m & VZ__RING_RETURN) {
 		m = (struct vz_msg *)((uintptr_t)m & ~VZ__RING_RETURN);
@@ -316,8 +316,10 @@ static void receive_one(struct vz__shard *sh, struct vz_msg *m)
 		vz__pool_free(sh, m, m->cls);
 		return;
 	}
-	if (!(m->flags & VZ__MSG_UNCOUNTED))
+	if (!(m->flags & VZ__MSG_UNCOUNTED)) {
 		VZ__STAT_ADD(sh, received_remote, 1);
+		vz__obs_add(&sh->obs.o->received_from[src], 1);
+	}
 	vz__deliver_local(sh, m);
 }
 
@@ -344,7 +346,7 @@ static unsigned drain_ring(struct vz__shard *sh, unsigned src, unsigned limit)
 			if (i + 1 < n)
 				__builtin_prefetch(
 				    (void *)((uintptr_t)items[i + 1] & ~VZ__RING_RETURN));
-			receive_one(sh, items[i]);
+			receive_one(sh, src, items[i]);
 		}
 		total += n;
 		if (n < DRAIN_CHUNK)

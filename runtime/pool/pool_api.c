@@ -24,6 +24,8 @@ struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
 vz_sim *vz__runtime_sim(vz_runtime *rt);
 int vz__sim_pool_submit(vz_sim *sim, vz_ref owner, const vz_job *job, vz_job_id *out);
 int vz__sim_pool_cancel(vz_sim *sim, vz_ref owner, vz_job_id id);
+/* stats/obs.h declares it too: a job accepted from an actor of `shard`. */
+void vz__obs_pool_submitted(vz_runtime *rt, unsigned shard);
 
 int vz__pools_create(vz_runtime *rt, const vz_config *cfg, const struct vz__topology *topo,
 		     const int *shard_cpus, unsigned nshards, struct vz__pool_set **out)
@@ -60,7 +62,7 @@ static int home_shard(vz_actor *self, vz_runtime **rt)
 VZ_API int vz_pool_submit(vz_actor *self, const vz_job *job, vz_job_id *out)
 {
 	vz_runtime *rt;
-	int shard;
+	int shard, rc;
 
 	if (!self)
 		return VZ_EINVAL;
@@ -69,7 +71,10 @@ VZ_API int vz_pool_submit(vz_actor *self, const vz_job *job, vz_job_id *out)
 		return shard;
 	if (vz__runtime_sim(rt))
 		return vz__sim_pool_submit(vz__runtime_sim(rt), vz_self(self), job, out);
-	return vz__pool_submit_as(vz__runtime_pools(rt), (unsigned)shard, vz_self(self), job, out);
+	rc = vz__pool_submit_as(vz__runtime_pools(rt), (unsigned)shard, vz_self(self), job, out);
+	if (rc == 0)
+		vz__obs_pool_submitted(rt, (unsigned)shard);
+	return rc;
 }
 
 VZ_API int vz_pool_cancel(vz_actor *self, vz_job_id id)

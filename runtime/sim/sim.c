@@ -188,6 +188,10 @@ VZ_API int vz_sim_create(const vz_config *cfg, const vz_sim_options *opt, vz_sim
 	c->reserve_count = 0;
 	vz_cpuset_zero(&c->reserve_cpus);
 	c->backend = VZ_BACKEND_AUTO;
+	/* No stall watchdog (a thread, reading the real clock) and no
+	 * shared-memory segment (a name that depends on the process). */
+	c->stall_off = true;
+	c->stats_shm = false;
 	rc = vz__runtime_create(c, sim, &sim->rt);
 	free(c);
 	if (rc < 0) {

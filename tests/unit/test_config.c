@@ -24,9 +24,9 @@ static struct vz__topology machine;
 /* four CPUs, one node, nothing excluded */
 static struct vz__topology four;
 
-static const char *const env_vars[] = {"VZ_SHARDS",	  "VZ_CPUS",	    "VZ_BACKEND",
-				       "VZ_IDLE",	  "VZ_SPIN_US",	    "VZ_TICK_US",
-				       "VZ_RING_ENTRIES", "VZ_RESERVE_CPUS"};
+static const char *const env_vars[] = {"VZ_SHARDS",	  "VZ_CPUS",	     "VZ_BACKEND",
+				       "VZ_IDLE",	  "VZ_SPIN_US",	     "VZ_TICK_US",
+				       "VZ_RING_ENTRIES", "VZ_RESERVE_CPUS", "VZ_STATS_SHM"};
 
 static void clear_env(void)
 {
@@ -1191,6 +1191,47 @@ static void test_suggest(void **state)
 	assert_null(vz__config_suggest("", words, 0));
 }
 
+/* [stats]: every key, the inverted on/off ones, ranges, VZ_STATS_SHM. */
+static void test_stats_section(void **state)
+{
+	vz_config cfg;
+	vz_config_error err;
+
+	(void)state;
+	expect_ok("[stats]\n", &cfg);
+	assert_false(cfg.stats_types_off);
+	assert_false(cfg.stall_off);
+	assert_false(cfg.stats_shm);
+	assert_int_equal(cfg.stats_sample_runs, 0);
+	assert_int_equal(cfg.stall_budget_us, 0);
+	expect_ok("[stats]\ntypes = off\nsample_runs = 1\nstall = off\nstall_budget_us = 50000\n"
+		  "stall_interval_ms = 250\nshm = on\n",
+		  &cfg);
+	assert_true(cfg.stats_types_off);
+	assert_true(cfg.stall_off);
+	assert_true(cfg.stats_shm);
+	assert_int_equal(cfg.stats_sample_runs, 1);
+	assert_int_equal(cfg.stall_budget_us, 50000);
+	assert_int_equal(cfg.stall_interval_ms, 250);
+	expect_ok("[stats]\nstall_budget_us = 0\n", &cfg); /* 0: the default */
+	expect_refused("[stats]\nstall_budget_us = 999\n", 2, "stats.stall_budget_us",
+		       "999 is out of range 1000..60000000");
+	expect_refused("[stats]\nsample_runs = 65537\n", 2, "stats.sample_runs",
+		       "out of range 0..65536");
+	expect_refused("[stats]\nstall = maybe\n", 2, "stats.stall", "not a boolean");
+	expect_refused("[stats]\nshm = on\nshm = off\n", 3, "stats.shm", "duplicate key");
+	expect_refused("[stats]\nstal = on\n", 2, "stats.stal", "did you mean 'stall'?");
+	/* The environment: VZ_STATS_SHM=1 is stats.shm = on. */
+	vz_config_default(&cfg);
+	setenv("VZ_STATS_SHM", "1", 1);
+	assert_int_equal(vz_config_apply_env(&cfg, &err), 0);
+	assert_true(cfg.stats_shm);
+	setenv("VZ_STATS_SHM", "sometimes", 1);
+	assert_int_equal(vz_config_apply_env(&cfg, &err), VZ_ECONFIG);
+	assert_string_equal(err.key, "stats.shm");
+	clear_env();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1231,6 +1272,7 @@ int main(void)
 	    cmocka_unit_test(test_indented_lines),
 	    cmocka_unit_test(test_reserve_cpus_key),
 	    cmocka_unit_test(test_error_format),
+	    cmocka_unit_test(test_stats_section),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
