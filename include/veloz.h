@@ -4,6 +4,7 @@
 #define VELOZ_H
 
 #include "veloz/actor.h"
+#include "veloz/cluster.h"
 #include "veloz/config.h"
 #include "veloz/error.h"
 #include "veloz/message.h"

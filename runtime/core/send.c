@@ -69,8 +69,16 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 	struct vz_actor *target = NULL;
 	unsigned dest;
 	struct vz_msg *m;
-	int rc = check_args(rt, to, payload, len), counted = 0;
+	int rc, counted = 0;
 
+	/* A reference to another node (runtime/cluster): handed to the
+	 * cluster's ring for the transport; one compare on the local path. */
+	if (__builtin_expect(vz_ref_shard(to) == VZ_MAX_SHARDS - 1, 0)) {
+		rc = vz__remote_send(rt, sh, from, to, type, payload, len);
+		if (rc <= 0)
+			return rc;
+	}
+	rc = check_args(rt, to, payload, len);
 	if (rc < 0)
 		return rc;
 	/* Relaxed: this thread is a shard of rt, and stop only moves to
@@ -184,7 +192,7 @@ static void stall_until_stopping(vz_runtime *rt)
 }
 #endif
 
-static int post_foreign(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags,
+static int post_foreign(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
 			const void *payload, size_t len)
 {
 	struct vz__shard *target = rt->shards[vz_ref_shard(to)];
@@ -220,7 +228,7 @@ static int post_foreign(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags,
 		counted = VZ_ENOMEM;
 		goto refused;
 	}
-	fill(m, VZ_REF_NULL, to, type, flags, payload, len);
+	fill(m, from, to, type, flags, payload, len);
 	if (counted)
 		m->flags |= VZ__MSG_INFLIGHT;
 	/* The push's exchange is seq_cst: it is the sender's "publish, full
@@ -245,13 +253,28 @@ static int post(vz_runtime *rt, vz_ref to, uint32_t type, uint8_t flags, const v
 
 	if (!rt)
 		return VZ_EINVAL;
+	cur = vz__current(rt);
+	if (__builtin_expect(vz_ref_shard(to) == VZ_MAX_SHARDS - 1, 0) && !(flags & VZ__MSG_SYS)) {
+		rc = vz__remote_send(rt, cur, VZ_REF_NULL, to, type, payload, len);
+		if (rc <= 0)
+			return rc;
+	}
 	rc = check_args(rt, to, payload, len);
 	if (rc < 0)
 		return rc;
-	cur = vz__current(rt);
 	if (cur)
 		return vz__send_from(cur, VZ_REF_NULL, to, type, flags, payload, len);
-	return post_foreign(rt, to, type, flags, payload, len);
+	return post_foreign(rt, VZ_REF_NULL, to, type, flags, payload, len);
+}
+
+int vz__post_from(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, const void *payload,
+		  size_t len)
+{
+	int rc = check_args(rt, to, payload, len);
+
+	if (rc < 0)
+		return rc;
+	return post_foreign(rt, from, to, type, 0, payload, len);
 }
 
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
