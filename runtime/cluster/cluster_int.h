@@ -188,6 +188,6 @@ void *vz__cluster_thread(void *arg);
 int vz__cluster_inbox_subscribe(struct vz_cluster *c);
 void vz__cluster_subs_free(struct vz_cluster *c);
 void vz__cluster_noresp(void *ctx, const char *reply);
-void vz__cluster_conn(void *ctx, int up);
+void vz__cluster_conn(void *ctx, int up, const char *why);
 
 #endif

@@ -150,10 +150,11 @@ static natsStatus ev_detach(void *user)
 static void on_disconnected(natsConnection *nc, void *closure)
 {
 	struct vz__tp *t = closure;
+	const char *why = NULL;
 
-	(void)nc;
+	natsConnection_GetLastError(nc, &why);
 	if (t->hooks.conn)
-		t->hooks.conn(t->hooks.ctx, 0);
+		t->hooks.conn(t->hooks.ctx, 0, why ? why : "");
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
@@ -162,7 +163,7 @@ static void on_reconnected(natsConnection *nc, void *closure)
 
 	(void)nc;
 	if (t->hooks.conn)
-		t->hooks.conn(t->hooks.ctx, 1);
+		t->hooks.conn(t->hooks.ctx, 1, "");
 	tp_wake(t);
 }
 
@@ -299,9 +300,14 @@ out:
 	return rc;
 }
 
+/* Write what the client buffered. Never with an empty buffer: the client
+ * reads a zero-byte send as a closed connection. EPOLLOUT is registered
+ * exactly while a partial write leaves bytes behind, so a full socket
+ * buffer wakes us when it drains and an empty one does not spin us. */
 static int tp_flush(struct vz__tp *t)
 {
 	int fd;
+	bool want;
 
 	/* Relaxed: our own flag, or one set by a client thread before the
 	 * eventfd write we have read (see struct vz__tp). */
@@ -309,13 +315,10 @@ static int tp_flush(struct vz__tp *t)
 		return 0;
 	natsConnection_ProcessWriteEvent(t->nc);
 	fd = atomic_load_explicit(&t->sock, memory_order_relaxed);
-	if (fd < 0)
-		return 1;
-	/* A partial write (the socket buffer is full): let epoll say when
-	 * there is room; once everything is written, stop asking. */
-	if (atomic_load_explicit(&t->want_write, memory_order_relaxed) != t->epollout) {
-		t->epollout = !t->epollout;
-		(void)set_events(t, fd, EPOLLIN | (t->epollout ? EPOLLOUT : 0));
+	want = atomic_load_explicit(&t->want_write, memory_order_relaxed);
+	if (fd >= 0 && want != t->epollout) {
+		t->epollout = want;
+		(void)set_events(t, fd, EPOLLIN | (want ? EPOLLOUT : 0));
 	}
 	return 1;
 }
@@ -441,7 +444,7 @@ static int tp_poll(struct vz__tp *t, int timeout_ms, vz__tp_deliver_fn fn, void 
 		if (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP))
 			natsConnection_ProcessReadEvent(t->nc);
 		if (ev[i].events & EPOLLOUT)
-			natsConnection_ProcessWriteEvent(t->nc);
+			tp_flush(t);
 		got = 1;
 	}
 	if (got)

@@ -31,8 +31,9 @@ typedef void (*vz__tp_deliver_fn)(void *ctx, void *user, const void *data, size_
  * responders". Called on a client thread (not the transport thread). */
 typedef void (*vz__tp_noresp_fn)(void *ctx, const char *reply);
 
-/* Connection events, on a client thread: up = 0 lost, 1 back. */
-typedef void (*vz__tp_conn_fn)(void *ctx, int up);
+/* Connection events, on a client thread: up = 0 lost (why: the client's
+ * last error, may be ""), 1 back. */
+typedef void (*vz__tp_conn_fn)(void *ctx, int up, const char *why);
 
 struct vz__tp_hooks {
 	void *ctx;

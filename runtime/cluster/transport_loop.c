@@ -40,13 +40,22 @@ static inline void cpu_relax(void)
 
 /* ---- connection events and no-responders (client threads) ------------- */
 
-void vz__cluster_conn(void *ctx, int up)
+void vz__cluster_conn(void *ctx, int up, const char *why)
 {
 	struct vz_cluster *c = ctx;
 
+	/* Closing the connection at destroy reports a disconnection too:
+	 * not news. Relaxed: a hint set before the close. */
+	if (atomic_load_explicit(&c->closing, memory_order_relaxed))
+		return;
 	/* Relaxed RMW: counters written by client threads. */
 	atomic_fetch_add_explicit(up ? &c->st.reconnects : &c->st.disconnects, 1,
 				  memory_order_relaxed);
+	if (up)
+		vz__log(&c->rt->cfg, VZ_LOG_NOTICE, "cluster %s: reconnected", c->node);
+	else
+		vz__log(&c->rt->cfg, VZ_LOG_WARNING, "cluster %s: connection lost%s%s", c->node,
+			*why ? ": " : "", why);
 }
 
 static uint64_t parse_hex(const char **p)
