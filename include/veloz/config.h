@@ -175,10 +175,12 @@ typedef struct vz_cluster_config {
 	uint32_t max_reconnect;	      /* attempts before giving up; 0 = forever */
 	uint32_t reconnect_buf_bytes; /* kept while disconnected; 0 = 8 MiB */
 	/* Outgoing buffer of each shard towards the transport, bytes, a
-	 * power of two (at least 4096); 0 = 1 MiB. Full: VZ_EFULL. */
+	 * power of two (at least 4096; below 64 KiB, 64 KiB is used, room
+	 * for the largest message twice); 0 = 1 MiB. Full: VZ_EFULL. */
 	uint32_t out_ring_bytes;
 	/* The transport thread polls this long for work before it sleeps;
-	 * 0 = 50. */
+	 * 0 = not at all. Spinning pays only with a CPU to spare: on the
+	 * 2-CPU machine of bench/README.md, 50 us doubled the round trip. */
 	uint32_t spin_us;
 } vz_cluster_config;
 

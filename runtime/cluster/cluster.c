@@ -587,8 +587,9 @@ VZ_API int vz_cluster_create(vz_runtime *rt, const vz_cluster_config *cfg, vz_cl
 		c->node_id = ((uint64_t)getpid() << 32) ^ vz__clock_ns();
 	c->node_id |= 1; /* never 0: a free gap slot */
 	c->tag = (uint32_t)(c->node_id >> 32) | 1;
-	snprintf(c->reply_prefix, sizeof c->reply_prefix, "_vzr.%016llx",
-		 (unsigned long long)c->node_id);
+	/* Short: it travels with every message. 32 random bits tell the
+	 * nodes of one server apart. */
+	snprintf(c->reply_prefix, sizeof c->reply_prefix, "_vzr.%08x", (unsigned)c->node_id);
 	snprintf(c->inbox, sizeof c->inbox, "vz.%s.n.%s", c->ns, c->node);
 	c->nshards = rt->nshards;
 	rc = VZ_ENOMEM;

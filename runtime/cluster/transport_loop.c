@@ -478,7 +478,7 @@ static bool has_work(struct vz_cluster *c)
 void *vz__cluster_thread(void *arg)
 {
 	struct vz_cluster *c = arg;
-	uint64_t spin_ns = (uint64_t)(c->cfg.spin_us ? c->cfg.spin_us : 50) * 1000u;
+	uint64_t spin_ns = (uint64_t)c->cfg.spin_us * 1000u;
 	uint64_t idle_since = 0, turns = 0;
 
 	vz__set_current(NULL);
