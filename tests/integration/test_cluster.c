@@ -550,6 +550,82 @@ static void test_broadcast(void **state)
 	child_stop(&b2);
 }
 
+/* ---- a flood from an actor ---------------------------------------------- */
+
+/* Sends n messages to peer in chunks of 256, yielding to its loop (a
+ * message to itself) when the ring to the transport is full: the shard
+ * path at full speed, so the transport meets a full socket buffer and
+ * writes partially. */
+struct flooder {
+	vz_ref peer;
+	uint64_t n, sent;
+};
+
+static void flooder_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct flooder *f = state;
+
+	if (vz_msg_type(m) == T_START)
+		memcpy(f, vz_msg_data(m), sizeof *f);
+	for (unsigned k = 0; k < 256 && f->sent < f->n; k++) {
+		uint64_t seq = f->sent + 1;
+		int rc = vz_send(self, f->peer, T_DATA, &seq, sizeof seq);
+
+		if (rc == VZ_EFULL)
+			break;
+		VZ_TEST_CHECK(rc == 0);
+		f->sent++;
+	}
+	if (f->sent < f->n)
+		VZ_TEST_CHECK(vz_send(self, vz_self(self), T_PING, NULL, 0) == 0);
+}
+
+static const vz_actor_spec flooder_spec = {
+    .name = "flooder", .state_size = sizeof(struct flooder), .receive = flooder_receive};
+
+/* Regression: with partial writes the transport once handed the client an
+ * empty buffer on a stale EPOLLOUT, which the client takes for a closed
+ * connection: it reconnected and lost what was in flight. */
+static void test_flood(void **state)
+{
+	struct child b;
+	struct node a;
+	struct report r;
+	vz_cluster_stats st;
+	vz_config cfg;
+	vz_config_error err;
+	vz_ref fl;
+	struct flooder f = {.n = 300000};
+
+	(void)state;
+	child_start(&b, "fb2", "flood", "u", 1);
+	vz_test_config(&cfg, 2);
+	snprintf(cfg.cluster.url, sizeof cfg.cluster.url, "%s", url);
+	snprintf(cfg.cluster.ns, sizeof cfg.cluster.ns, "%s", ns);
+	snprintf(cfg.cluster.node, sizeof cfg.cluster.node, "fa2");
+	cfg.cluster.out_ring_bytes = 65536;
+	assert_int_equal(vz_runtime_create(&cfg, &a.rt), 0);
+	assert_int_equal(vz_cluster_create(a.rt, NULL, &a.c, &err), 0);
+	assert_int_equal(vz_spawn(a.rt, 0, &flooder_spec, NULL, &fl), 0);
+	assert_int_equal(vz_runtime_start(a.rt), 0);
+	assert_int_equal(vz_cluster_resolve(a.c, "flood", VZ_NAME_UNIQUE, &f.peer), 0);
+	assert_int_equal(vz_post(a.rt, fl, T_START, &f, sizeof f), 0);
+	for (int i = 0; i < 6000; i++) {
+		child_report(&b, &r);
+		stats(&a, &st);
+		if (handled_sum(&r) >= f.n || st.disconnects)
+			break;
+		usleep(10000);
+	}
+	vz_test_assert_no_fails();
+	assert_int_equal(st.disconnects, 0);
+	assert_int_equal(handled_sum(&r), f.n);
+	assert_int_equal(r.order_errors, 0);
+	assert_int_equal(r.st.lost_gap, 0);
+	node_down(&a);
+	child_stop(&b);
+}
+
 /* ---- the server restarts mid-stream ------------------------------------ */
 
 static void test_server_restart(void **state)
@@ -768,10 +844,11 @@ static void test_max_payload(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pingpong),	cmocka_unit_test(test_queue_group),
-	    cmocka_unit_test(test_broadcast),	cmocka_unit_test(test_foreign_message),
-	    cmocka_unit_test(test_node_dies),	cmocka_unit_test(test_bad_credentials),
-	    cmocka_unit_test(test_max_payload), cmocka_unit_test(test_server_restart),
+	    cmocka_unit_test(test_pingpong),	   cmocka_unit_test(test_queue_group),
+	    cmocka_unit_test(test_broadcast),	   cmocka_unit_test(test_foreign_message),
+	    cmocka_unit_test(test_node_dies),	   cmocka_unit_test(test_bad_credentials),
+	    cmocka_unit_test(test_max_payload),	   cmocka_unit_test(test_flood),
+	    cmocka_unit_test(test_server_restart),
 	};
 	vz_config cfg;
 	vz_runtime *rt;
