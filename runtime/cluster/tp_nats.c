@@ -46,11 +46,35 @@ struct tp_sub {
 	struct tp_sub *next, *prev;
 };
 
+/* What the client's own threads call back into: the hooks, behind a lock
+ * and a "closed" mark. The client may run a connection or subscription
+ * callback after natsConnection_Destroy() returned (its callback thread
+ * holds its own reference), so the transport and the cluster may be gone
+ * by then: close marks the box under the lock, after which a callback
+ * does nothing, and the box itself is freed by whichever of the client's
+ * two last callbacks (connection closed, subscription complete) comes
+ * second. */
+struct tp_box {
+	pthread_mutex_t mu;
+	bool closed;	  /* under mu */
+	_Atomic int refs; /* the connection and the no-responders subscription */
+	struct vz__tp_hooks hooks;
+};
+
+static void box_put(struct tp_box *b)
+{
+	/* acq_rel: the last holder sees every write of the other one. */
+	if (atomic_fetch_sub_explicit(&b->refs, 1, memory_order_acq_rel) == 1) {
+		pthread_mutex_destroy(&b->mu);
+		free(b);
+	}
+}
+
 struct vz__tp {
 	natsConnection *nc;
 	natsOptions *opts;
 	natsSubscription *noresp;
-	struct vz__tp_hooks hooks;
+	struct tp_box *box;
 	char reply_sub[96];
 	int epfd;
 	int wakefd;
@@ -65,7 +89,11 @@ struct vz__tp {
 	 * the eventfd wake when set from another thread: the write to the
 	 * eventfd orders it before the transport's next poll. */
 	_Atomic int want_write;
-	bool epollout;	 /* EPOLLOUT registered (a partial write is pending) */
+	/* EPOLLOUT registered (a partial write is pending). The transport
+	 * thread's, but attach and detach (client threads, on reconnect)
+	 * reset it with the socket: relaxed, epoll_ctl orders the
+	 * registration itself. */
+	_Atomic bool epollout;
 	pthread_t owner; /* the transport thread, once it polled */
 	_Atomic bool owner_set;
 	struct tp_sub *subs; /* transport thread only */
@@ -108,9 +136,9 @@ static natsStatus ev_attach(void **user, void *loop, natsConnection *nc, natsSoc
 	*user = t;
 	/* Relaxed: see struct vz__tp. */
 	atomic_store_explicit(&t->sock, (int)sock, memory_order_relaxed);
+	atomic_store_explicit(&t->epollout, false, memory_order_relaxed);
 	if (set_events(t, (int)sock, EPOLLIN) < 0)
 		return NATS_SYS_ERROR;
-	t->epollout = false;
 	tp_wake(t);
 	return NATS_OK;
 }
@@ -141,7 +169,7 @@ static natsStatus ev_detach(void *user)
 
 	if (fd >= 0)
 		(void)epoll_ctl(t->epfd, EPOLL_CTL_DEL, fd, NULL);
-	t->epollout = false;
+	atomic_store_explicit(&t->epollout, false, memory_order_relaxed);
 	return NATS_OK;
 }
 
@@ -149,33 +177,49 @@ static natsStatus ev_detach(void *user)
 
 static void on_disconnected(natsConnection *nc, void *closure)
 {
-	struct vz__tp *t = closure;
+	struct tp_box *b = closure;
 	const char *why = NULL;
 
 	natsConnection_GetLastError(nc, &why);
-	if (t->hooks.conn)
-		t->hooks.conn(t->hooks.ctx, 0, why ? why : "");
+	pthread_mutex_lock(&b->mu);
+	if (!b->closed && b->hooks.conn)
+		b->hooks.conn(b->hooks.ctx, 0, why ? why : "");
+	pthread_mutex_unlock(&b->mu);
 }
 
 static void on_reconnected(natsConnection *nc, void *closure)
 {
-	struct vz__tp *t = closure;
+	struct tp_box *b = closure;
 
 	(void)nc;
-	if (t->hooks.conn)
-		t->hooks.conn(t->hooks.ctx, 1, "");
-	tp_wake(t);
+	pthread_mutex_lock(&b->mu);
+	if (!b->closed && b->hooks.conn)
+		b->hooks.conn(b->hooks.ctx, 1, "");
+	pthread_mutex_unlock(&b->mu);
+}
+
+static void on_closed(natsConnection *nc, void *closure)
+{
+	(void)nc;
+	box_put(closure);
 }
 
 static void on_noresp(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void *closure)
 {
-	struct vz__tp *t = closure;
+	struct tp_box *b = closure;
 
 	(void)nc;
 	(void)sub;
-	if (natsMsg_IsNoResponders(msg) && t->hooks.no_responders)
-		t->hooks.no_responders(t->hooks.ctx, natsMsg_GetSubject(msg));
+	pthread_mutex_lock(&b->mu);
+	if (!b->closed && natsMsg_IsNoResponders(msg) && b->hooks.no_responders)
+		b->hooks.no_responders(b->hooks.ctx, natsMsg_GetSubject(msg));
+	pthread_mutex_unlock(&b->mu);
 	natsMsg_Destroy(msg);
+}
+
+static void on_noresp_done(void *closure)
+{
+	box_put(closure);
 }
 
 static void on_error(natsConnection *nc, natsSubscription *sub, natsStatus err, void *closure)
@@ -210,8 +254,16 @@ static int tp_open(const vz_cluster_config *cfg, const char *node, const struct 
 
 	if (!t)
 		return VZ_ENOMEM;
-	t->hooks = *h;
+	t->box = calloc(1, sizeof *t->box);
+	if (!t->box) {
+		free(t);
+		return VZ_ENOMEM;
+	}
+	pthread_mutex_init(&t->box->mu, NULL);
+	atomic_init(&t->box->refs, 2);
+	t->box->hooks = *h;
 	atomic_init(&t->sock, -1);
+	atomic_init(&t->epollout, false);
 	t->epfd = epoll_create1(EPOLL_CLOEXEC);
 	t->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	e.data.fd = t->wakefd;
@@ -241,8 +293,9 @@ static int tp_open(const vz_cluster_config *cfg, const char *node, const struct 
 	natsOptions_SetSendAsap(t->opts, true);
 	natsOptions_SetIOBufSize(t->opts, 256 * 1024);
 	natsOptions_SetNoEcho(t->opts, false);
-	natsOptions_SetDisconnectedCB(t->opts, on_disconnected, t);
-	natsOptions_SetReconnectedCB(t->opts, on_reconnected, t);
+	natsOptions_SetDisconnectedCB(t->opts, on_disconnected, t->box);
+	natsOptions_SetReconnectedCB(t->opts, on_reconnected, t->box);
+	natsOptions_SetClosedCB(t->opts, on_closed, t->box);
 	natsOptions_SetErrorHandler(t->opts, on_error, t);
 	if (cfg->credentials[0]) {
 		s = natsOptions_SetUserCredentialsFromFiles(t->opts, cfg->credentials, NULL);
@@ -279,7 +332,13 @@ static int tp_open(const vz_cluster_config *cfg, const char *node, const struct 
 		goto out;
 	}
 	snprintf(t->reply_sub, sizeof t->reply_sub, "%s.>", h->reply_prefix);
-	s = natsConnection_Subscribe(&t->noresp, t->nc, t->reply_sub, on_noresp, t);
+	s = natsConnection_Subscribe(&t->noresp, t->nc, t->reply_sub, on_noresp, t->box);
+	if (s == NATS_OK &&
+	    natsSubscription_SetOnCompleteCB(t->noresp, on_noresp_done, t->box) != NATS_OK) {
+		natsSubscription_Destroy(t->noresp);
+		t->noresp = NULL;
+		s = NATS_ERR;
+	}
 	if (s != NATS_OK) {
 		rc = fail(err, VZ_EIO, "cluster.url", "cannot subscribe", s);
 		goto out;
@@ -287,9 +346,16 @@ static int tp_open(const vz_cluster_config *cfg, const char *node, const struct 
 	*out = t;
 	return 0;
 out:
+	pthread_mutex_lock(&t->box->mu);
+	t->box->closed = true;
+	pthread_mutex_unlock(&t->box->mu);
+	if (!t->noresp)
+		box_put(t->box); /* no subscription will complete */
 	if (t->nc) {
-		natsConnection_Close(t->nc);
+		natsConnection_Close(t->nc); /* its closed callback puts the box */
 		natsConnection_Destroy(t->nc);
+	} else {
+		box_put(t->box); /* no connection will call back */
 	}
 	natsOptions_Destroy(t->opts);
 	if (t->epfd >= 0)
@@ -316,8 +382,8 @@ static int tp_flush(struct vz__tp *t)
 	natsConnection_ProcessWriteEvent(t->nc);
 	fd = atomic_load_explicit(&t->sock, memory_order_relaxed);
 	want = atomic_load_explicit(&t->want_write, memory_order_relaxed);
-	if (fd >= 0 && want != t->epollout) {
-		t->epollout = want;
+	if (fd >= 0 && want != atomic_load_explicit(&t->epollout, memory_order_relaxed)) {
+		atomic_store_explicit(&t->epollout, want, memory_order_relaxed);
 		(void)set_events(t, fd, EPOLLIN | (want ? EPOLLOUT : 0));
 	}
 	return 1;
@@ -334,6 +400,10 @@ static void tp_close(struct vz__tp *t)
 		natsSubscription_Destroy(s->s);
 		free(s);
 	}
+	/* From here on the client's threads call nothing of ours. */
+	pthread_mutex_lock(&t->box->mu);
+	t->box->closed = true;
+	pthread_mutex_unlock(&t->box->mu);
 	natsSubscription_Unsubscribe(t->noresp);
 	natsSubscription_Destroy(t->noresp);
 	natsConnection_Close(t->nc);
