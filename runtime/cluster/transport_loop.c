@@ -18,6 +18,7 @@
  * (vz__post_from()): the same path as any vz_post() from a non-shard
  * thread, FIFO for this one producer.
  */
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -503,7 +504,10 @@ void *vz__cluster_thread(void *arg)
 		if (!idle_since)
 			idle_since = vz__clock_ns();
 		if (vz__clock_ns() - idle_since < spin_ns) {
-			cpu_relax();
+			/* Yield rather than pause: on a machine with fewer CPUs
+			 * than busy threads the ones we wait for (a shard, the
+			 * server, the peer) need this CPU to make progress. */
+			sched_yield();
 			continue;
 		}
 		/* Announce, full fence, re-check, then sleep: pairs with the
