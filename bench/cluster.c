@@ -45,7 +45,7 @@
 
 #include "bench.h"
 
-#if __has_include(<nats/nats.h>)
+#ifdef VZ_HAVE_NATS /* libveloz was built with (and links) libnats */
 #include <nats/nats.h>
 #define HAVE_NATS 1
 #endif

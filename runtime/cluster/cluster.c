@@ -25,6 +25,7 @@
 
 /* ---- names ------------------------------------------------------------- */
 
+#ifdef VZ_HAVE_NATS
 /* Letters, digits, '-' and '_' (node and namespace names; NATS subject
  * tokens that need no escaping). */
 static bool token_ok(const char *s, size_t max)
@@ -40,6 +41,7 @@ static bool token_ok(const char *s, size_t max)
 	}
 	return n > 0;
 }
+#endif
 
 /* Tokens as token_ok() separated by single dots. */
 static bool name_ok(const char *name)
@@ -517,8 +519,11 @@ static void cluster_free(struct vz_cluster *c)
 	free(c);
 }
 
-VZ_API int vz_cluster_create(vz_runtime *rt, const vz_cluster_config *cfg, vz_cluster **out,
-			     vz_config_error *err)
+#ifdef VZ_HAVE_NATS
+/* Check cfg, build the cluster, connect through `ops`, start the
+ * transport thread, attach to rt. The caller checked the thread. */
+static int cluster_open(vz_runtime *rt, const vz_cluster_config *cfg, const struct vz__tp_ops *ops,
+			vz_cluster **out, vz_config_error *err)
 {
 	struct vz__tp_hooks hooks;
 	struct vz_cluster *c;
@@ -526,20 +531,6 @@ VZ_API int vz_cluster_create(vz_runtime *rt, const vz_cluster_config *cfg, vz_cl
 	size_t srv;
 	int rc;
 
-	if (err)
-		memset(err, 0, sizeof *err);
-	if (!rt || !out)
-		return VZ_EINVAL;
-	*out = NULL;
-	if (vz__current(rt))
-		return VZ_EWRONGTHREAD;
-	if (!cfg)
-		cfg = &rt->cfg.cluster;
-#ifndef VZ_HAVE_NATS
-	vz__config_error(err, "", 0, "cluster.url",
-			 "this libveloz was built without libnats (the NATS C client)");
-	return VZ_ENOSYS;
-#else
 	if (!cfg->url[0])
 		return vz__config_error(err, "", 0, "cluster.url", "no NATS server URL");
 	if (cfg->node[0] && !token_ok(cfg->node, VZ__WIRE_NODE))
@@ -564,7 +555,7 @@ VZ_API int vz_cluster_create(vz_runtime *rt, const vz_cluster_config *cfg, vz_cl
 		return VZ_ENOMEM;
 	memset(c, 0, sizeof *c);
 	c->rt = rt;
-	c->ops = &vz__tp_nats;
+	c->ops = ops;
 	c->cfg = *cfg;
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_mutex_init(&c->foreign_lock, NULL);
@@ -647,6 +638,27 @@ fail_tp:
 fail:
 	cluster_free(c);
 	return rc;
+}
+#endif
+
+VZ_API int vz_cluster_create(vz_runtime *rt, const vz_cluster_config *cfg, vz_cluster **out,
+			     vz_config_error *err)
+{
+	if (err)
+		memset(err, 0, sizeof *err);
+	if (!rt || !out)
+		return VZ_EINVAL;
+	*out = NULL;
+	if (vz__current(rt))
+		return VZ_EWRONGTHREAD;
+	if (!cfg)
+		cfg = &rt->cfg.cluster;
+#ifdef VZ_HAVE_NATS
+	return cluster_open(rt, cfg, &vz__tp_nats, out, err);
+#else
+	vz__config_error(err, "", 0, "cluster.url",
+			 "this libveloz was built without libnats (the NATS C client)");
+	return VZ_ENOSYS;
 #endif
 }
 

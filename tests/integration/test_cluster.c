@@ -29,7 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#if __has_include(<nats/nats.h>)
+#ifdef VZ_HAVE_NATS /* libveloz was built with (and links) libnats */
 #include <nats/nats.h>
 #define HAVE_NATS_CLIENT 1
 #endif
