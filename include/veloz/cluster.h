@@ -49,6 +49,13 @@
  *   Gaps are detected for unique names, broadcast names and replies; not
  *   for queue names, whose stream is split between receivers by design.
  *   A loss is found once a later message of the same stream arrives.
+ *   Known limits of the counting: a node that dies without its TCP
+ *   connection closing (host crash, cable cut) keeps its names on the
+ *   server until the server's pings give up on it (ping_interval x
+ *   ping_max, 2 min x 2 by default): messages routed to it meanwhile are
+ *   lost uncounted. And when both ends reconnect after a server restart
+ *   and the sender is back first, a message may be counted twice, as
+ *   VZ_ENOENT at the sender and as a gap at the receiver.
  * - Malformed or foreign messages on the namespace's subjects are dropped
  *   and counted (malformed), never delivered.
  * - Payload limit: the smaller of the server's max_payload less the
@@ -107,7 +114,8 @@ VZ_API int vz_cluster_create(vz_runtime *rt, const vz_cluster_config *cfg, vz_cl
 
 /* Leave the cluster: unsubscribe every name, flush what is queued (at most
  * a moment), close the connection, join the transport thread, free
- * everything. Sends to remote references afterwards return VZ_ESTALE.
+ * everything. A remote reference then names no shard (VZ_ENOSHARD).
+ * vz_runtime_destroy() does this for a cluster still attached.
  * Call it after vz_runtime_stop() (or before start): no shard may be
  * sending meanwhile. NULL is a no-op. Not from a shard thread
  * (VZ_EWRONGTHREAD); VZ_ESTATE while the runtime runs. */
