@@ -408,12 +408,15 @@ static int peer_start(struct peer *p, const char *impl, uint64_t n)
 	struct pollfd pf;
 
 	snprintf(num, sizeof num, "%llu", (unsigned long long)n);
-	if (pipe(to) < 0 || pipe(from) < 0)
+	if (pipe2(to, O_CLOEXEC) < 0 || pipe2(from, O_CLOEXEC) < 0)
 		return -1;
 	p->pid = fork();
 	if (p->pid == 0) {
+		/* dup2() onto the same number keeps O_CLOEXEC: clear it. */
 		dup2(to[0], 3);
 		dup2(from[1], 4);
+		fcntl(3, F_SETFD, 0);
+		fcntl(4, F_SETFD, 0);
 		execl("/proc/self/exe", "bench_cluster", "peer", impl, url, ns, num, (char *)NULL);
 		_exit(127);
 	}

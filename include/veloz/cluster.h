@@ -181,14 +181,16 @@ typedef struct vz_cluster_stats {
 	uint64_t sent;		/* sends to remote references taken by the transport */
 	uint64_t published;	/* of those, handed to the NATS client */
 	uint64_t received;	/* well-formed messages read from the server */
-	uint64_t delivered;	/* of those, accepted by the target's shard */
+	uint64_t delivered;	/* of those, posts the target's shard accepted (then handled,
+				   or dead-lettered there if the actor had stopped: the
+				   shard's dead_letters, vz_stats_shard()) */
 	uint64_t lost_no_name;	/* VZ_ENOENT: nobody had the name */
 	uint64_t lost_conn;	/* VZ_EIO at the sender: connection down, buffer full */
 	uint64_t lost_gap;	/* VZ_EIO at the receiver: missing sequence numbers */
 	uint64_t lost_slow;	/* VZ_EFULL: dropped by this client as a slow consumer */
-	uint64_t undeliverable; /* arrived, but the target refused it (gone, full,
-				   stopping); also dead-lettered by the core when the
-				   target's shard accepted it first */
+	uint64_t undeliverable; /* arrived, but the post was refused (runtime not started
+				   or stopping, bounded mailbox full) or no local actor
+				   had the name any more */
 	uint64_t malformed;	/* dropped: not a veloz message, or a bad header */
 	uint64_t disconnects;	/* times the connection to the server was lost */
 	uint64_t reconnects;	/* times it came back */

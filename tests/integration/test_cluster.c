@@ -264,13 +264,16 @@ static void child_start(struct child *ch, const char *node, const char *name, co
 	struct pollfd p;
 
 	snprintf(nact, sizeof nact, "%u", actors);
-	assert_int_equal(pipe(to), 0);
-	assert_int_equal(pipe(from), 0);
+	assert_int_equal(pipe2(to, O_CLOEXEC), 0);
+	assert_int_equal(pipe2(from, O_CLOEXEC), 0);
 	ch->pid = fork();
 	assert_true(ch->pid >= 0);
 	if (ch->pid == 0) {
+		/* dup2() onto the same number keeps O_CLOEXEC: clear it. */
 		dup2(to[0], CMD_FD);
 		dup2(from[1], REPLY_FD);
+		fcntl(CMD_FD, F_SETFD, 0);
+		fcntl(REPLY_FD, F_SETFD, 0);
 		execl("/proc/self/exe", "test_cluster", "child", url, ns, node, name, kind, nact,
 		      (char *)NULL);
 		_exit(127);
@@ -644,9 +647,13 @@ static void test_server_restart(void **state)
 	node_up(&a, "ra");
 	assert_int_equal(vz_cluster_resolve(a.c, "sink", VZ_NAME_UNIQUE, &sink), 0);
 	post_n(&a, sink, 1, n1);
-	/* Everything of part one handed to the client, then the server dies
-	 * with some of it in flight. */
-	for (int i = 0; i < 3000; i++) {
+	/* The receiver has seen the stream (a gap is counted from the first
+	 * number a subscription saw, cluster.h), everything of part one is
+	 * handed to the client, then the server dies with some of it in
+	 * flight. */
+	wait_child(&b, 1, &r);
+	assert_true(handled_sum(&r) >= 1);
+	for (int i = 0; i < 30000; i++) {
 		stats(&a, &st);
 		if (st.published + st.lost_conn >= n1)
 			break;
@@ -684,7 +691,13 @@ static void test_server_restart(void **state)
 		      (unsigned long long)losses, (unsigned long long)r.st.lost_gap,
 		      (unsigned long long)st.lost_conn, (unsigned long long)st.lost_no_name);
 	assert_int_equal(st.sent, n1 + n2);
-	assert_int_equal(handled_sum(&r) + losses, n1 + n2);
+	/* Nothing vanished: every message was delivered or counted lost.
+	 * Counted at most once, except what cluster.h owns up to: a message
+	 * the sender replayed from its reconnect buffer before the receiver
+	 * had subscribed again is counted at both ends (VZ_ENOENT here, a
+	 * gap there), so the excess is bounded by lost_no_name. */
+	assert_true(handled_sum(&r) + losses >= n1 + n2);
+	assert_true(handled_sum(&r) + losses - st.lost_no_name <= n1 + n2);
 	assert_int_equal(r.order_errors, 0);
 	node_down(&a);
 	child_stop(&b);
@@ -724,6 +737,66 @@ static void test_node_dies(void **state)
 	}
 	assert_true(st.lost_no_name >= 1);
 	assert_true(atomic_load(&dl_enoent) > before);
+	node_down(&a);
+}
+
+static atomic_int local_seen;
+
+static void local_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	(void)self;
+	(void)state;
+	(void)m;
+	atomic_fetch_add(&local_seen, 1);
+}
+
+static const vz_actor_spec local_spec = {.name = "local", .receive = local_receive};
+
+/* A name of this node, resolved by this node (through the server); gone
+ * once its actor stops: later sends are counted and dead-lettered. */
+static void test_unregister_on_stop(void **state)
+{
+	vz_config cfg;
+	vz_config_error err;
+	struct node a;
+	vz_cluster_stats st;
+	vz_ref act, name;
+	uint64_t one = 1;
+
+	(void)state;
+	vz_test_config(&cfg, 2);
+	cfg.dead_letter = dead_letter;
+	snprintf(cfg.cluster.url, sizeof cfg.cluster.url, "%s", url);
+	snprintf(cfg.cluster.ns, sizeof cfg.cluster.ns, "%s", ns);
+	snprintf(cfg.cluster.node, sizeof cfg.cluster.node, "ua");
+	assert_int_equal(vz_runtime_create(&cfg, &a.rt), 0);
+	assert_int_equal(vz_cluster_create(a.rt, NULL, &a.c, &err), 0);
+	assert_int_equal(vz_spawn(a.rt, 1, &local_spec, NULL, &act), 0);
+	assert_int_equal(vz_cluster_register(a.c, act, "tmp", VZ_NAME_UNIQUE), 0);
+	assert_int_equal(vz_cluster_register(a.c, act, "tmp", VZ_NAME_UNIQUE), VZ_EBUSY);
+	assert_int_equal(vz_cluster_register(a.c, act, "q", VZ_NAME_QUEUE), 0);
+	assert_int_equal(vz_cluster_unregister(a.c, act, "q", VZ_NAME_QUEUE), 0);
+	assert_int_equal(vz_cluster_unregister(a.c, act, "q", VZ_NAME_QUEUE), VZ_ENOENT);
+	assert_int_equal(vz_runtime_start(a.rt), 0);
+	/* After start, only the actor's own shard may register it. */
+	assert_int_equal(vz_cluster_register(a.c, act, "other", VZ_NAME_UNIQUE), VZ_EWRONGTHREAD);
+	assert_int_equal(vz_cluster_sync(a.c, 10000), 0);
+	assert_int_equal(vz_cluster_resolve(a.c, "tmp", VZ_NAME_UNIQUE, &name), 0);
+	atomic_store(&local_seen, 0);
+	assert_int_equal(vz_post(a.rt, name, T_DATA, &one, 8), 0);
+	for (int i = 0; i < 3000 && !atomic_load(&local_seen); i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&local_seen), 1);
+	assert_int_equal(vz_stop(a.rt, act), 0);
+	for (int i = 0; i < 3000; i++) {
+		assert_int_equal(vz_post(a.rt, name, T_DATA, &one, 8), 0);
+		stats(&a, &st);
+		if (st.lost_no_name)
+			break;
+		usleep(10000);
+	}
+	assert_true(st.lost_no_name >= 1);
+	assert_int_equal(atomic_load(&local_seen), 1);
 	node_down(&a);
 }
 
@@ -844,11 +917,11 @@ static void test_max_payload(void **state)
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pingpong),	   cmocka_unit_test(test_queue_group),
-	    cmocka_unit_test(test_broadcast),	   cmocka_unit_test(test_foreign_message),
-	    cmocka_unit_test(test_node_dies),	   cmocka_unit_test(test_bad_credentials),
-	    cmocka_unit_test(test_max_payload),	   cmocka_unit_test(test_flood),
-	    cmocka_unit_test(test_server_restart),
+	    cmocka_unit_test(test_pingpong),	       cmocka_unit_test(test_queue_group),
+	    cmocka_unit_test(test_broadcast),	       cmocka_unit_test(test_foreign_message),
+	    cmocka_unit_test(test_node_dies),	       cmocka_unit_test(test_bad_credentials),
+	    cmocka_unit_test(test_max_payload),	       cmocka_unit_test(test_flood),
+	    cmocka_unit_test(test_unregister_on_stop), cmocka_unit_test(test_server_restart),
 	};
 	vz_config cfg;
 	vz_runtime *rt;
