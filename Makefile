@@ -4,8 +4,11 @@
 # build dependencies with apt when run as root (otherwise they print the
 # exact apt-get line). The real build is CMake; this file only drives it.
 
+# libnats-dev (the NATS C client) builds cluster support, nats-server runs
+# its tests; both optional for the library itself (cluster calls then return
+# VZ_ENOSYS and the cluster test skips).
 DEB_PACKAGES := build-essential cmake pkg-config liburing-dev libnuma-dev libcmocka-dev \
-	libinih-dev libseccomp-dev
+	libinih-dev libseccomp-dev libnats-dev nats-server
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 

@@ -5,6 +5,7 @@
 
 #include "veloz/actor.h"
 #include "veloz/ask.h"
+#include "veloz/cluster.h"
 #include "veloz/config.h"
 #include "veloz/error.h"
 #include "veloz/io.h"

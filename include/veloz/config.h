@@ -151,6 +151,46 @@ typedef struct vz_class_config {
 #define VZ_OUTBOX_LIMIT_DEFAULT	  65536u /* vz_config.outbox_limit when 0 */
 #define VZ_TURN_BUDGET_US_DEFAULT 50u	 /* vz_config.turn_budget_us of vz_config_default() */
 
+/* Joining a cluster of processes over NATS (cluster.h; INI section
+ * [cluster]). All zero (vz_config_default()) means "no cluster"; every
+ * numeric field has 0 = its default. Strings are NUL-terminated. */
+#define VZ_CLUSTER_PATH_MAX 256 /* bytes of a URL list or a file path, NUL included */
+#define VZ_CLUSTER_NAME_MAX 64	/* bytes of a node name or namespace, NUL included */
+typedef struct vz_cluster_config {
+	/* NATS server URL(s), comma-separated ("nats://10.0.0.5:4222"); a
+	 * tls:// URL also turns TLS on. "" = no cluster configured. */
+	char url[VZ_CLUSTER_PATH_MAX];
+	/* This node's name, unique among the processes of the namespace
+	 * (replies find their way back by it); "" = "<hostname>-<pid>".
+	 * Letters, digits, '-' and '_'. */
+	char node[VZ_CLUSTER_NAME_MAX];
+	/* Namespace: separates clusters sharing one NATS server; "" =
+	 * "veloz". Same characters as node. */
+	char ns[VZ_CLUSTER_NAME_MAX];
+	/* NATS credentials file (user JWT + NKey seed, `nsc` writes it); ""
+	 * = none. Passwords and tokens go in the URL (nats://user:pw@host). */
+	char credentials[VZ_CLUSTER_PATH_MAX];
+	/* TLS, passed to the client as they are: CA bundle to verify the
+	 * server, client certificate chain and key (both or neither). */
+	bool tls;
+	char tls_ca[VZ_CLUSTER_PATH_MAX];
+	char tls_cert[VZ_CLUSTER_PATH_MAX];
+	char tls_key[VZ_CLUSTER_PATH_MAX];
+	bool tls_skip_verify;	      /* testing only: accept any server certificate */
+	uint32_t connect_timeout_ms;  /* 0 = 2000 */
+	uint32_t reconnect_wait_ms;   /* between reconnect attempts; 0 = 100 */
+	uint32_t max_reconnect;	      /* attempts before giving up; 0 = forever */
+	uint32_t reconnect_buf_bytes; /* kept while disconnected; 0 = 8 MiB */
+	/* Outgoing buffer of each shard towards the transport, bytes, a
+	 * power of two (at least 4096; below 64 KiB, 64 KiB is used, room
+	 * for the largest message twice); 0 = 1 MiB. Full: VZ_EFULL. */
+	uint32_t out_ring_bytes;
+	/* The transport thread polls this long for work before it sleeps;
+	 * 0 = not at all. Spinning pays only with a CPU to spare: on the
+	 * 2-CPU machine of bench/README.md, 50 us doubled the round trip. */
+	uint32_t spin_us;
+} vz_cluster_config;
+
 typedef struct vz_config {
 	uint32_t nshards;		       /* 0 = one per allowed CPU */
 	vz_shard_config shards[VZ_MAX_SHARDS]; /* first nshards entries used */
@@ -232,6 +272,10 @@ typedef struct vz_config {
 	 * publish the stats in a shared-memory segment for
 	 * tools/veloz-stats, refreshed every 100 ms by the watchdog thread. */
 	bool stats_shm;
+	/* Cluster membership (INI section [cluster]); read by
+	 * vz_cluster_create() when it is given no config of its own. All
+	 * zero = none. */
+	vz_cluster_config cluster;
 } vz_config;
 
 #define VZ_STATS_SAMPLE_RUNS_DEFAULT 64u

@@ -58,6 +58,8 @@ enum vz__cfg_field {
  * of the file, VZ__LINE_ENV = an environment variable (env[] names it). */
 #define VZ__LINE_ENV (-1)
 
+#define VZ__CLUSTER_KEYS 15 /* keys of [cluster] (load.c) */
+
 struct vz__config_src {
 	char file[256];
 	int line[VZ__F_COUNT];
@@ -73,6 +75,8 @@ struct vz__config_src {
 	int class_shares[VZ_MAX_CLASSES];
 	int class_quota[VZ_MAX_CLASSES];
 	int class_latency[VZ_MAX_CLASSES];
+	/* [cluster]: line of each key, in load.c's cluster_keys order */
+	int cluster[VZ__CLUSTER_KEYS];
 };
 
 /* ---- cpuset syntax (cpuset_parse.c) ---------------------------------- */

@@ -36,7 +36,8 @@
  * wrong path, not a config. */
 #define MAX_FILE_BYTES (1u << 20)
 
-static const char *const sections[] = {"runtime", "pool", "topology", "shard", "class", "stats"};
+static const char *const sections[] = {"runtime", "pool",  "topology", "shard",
+				       "class",	  "stats", "cluster"};
 static const char *const runtime_keys[] = {
     "shards",	       "cpus",		 "backend",	      "idle",
     "idle_spin_us",    "timer_tick_us",	 "ring_entries",      "batch",
@@ -57,6 +58,26 @@ static const char *const pool_keys[] = {
 static const char *const topology_keys[] = {"nodes", "node.0"};
 static const char *const stats_keys[] = {"types",	    "sample_runs",	 "stall",
 					 "stall_budget_us", "stall_interval_ms", "shm"};
+/* [cluster] (cluster.h); the order is that of vz__config_src.cluster[]. */
+static const char *const cluster_keys[] = {
+    "url",
+    "node",
+    "namespace",
+    "credentials",
+    "tls",
+    "tls_ca",
+    "tls_cert",
+    "tls_key",
+    "tls_skip_verify",
+    "connect_timeout_ms",
+    "reconnect_wait_ms",
+    "max_reconnect",
+    "reconnect_buf_bytes",
+    "out_ring_bytes",
+    "spin_us",
+};
+_Static_assert(sizeof cluster_keys / sizeof cluster_keys[0] == VZ__CLUSTER_KEYS,
+	       "one origin slot per [cluster] key");
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -531,6 +552,55 @@ static int set_topology(struct setctx *c, const char *name)
 	return 0;
 }
 
+/* [cluster]: strings are stored as given (the cluster checks names and
+ * files when it starts, where it can say what is wrong with them); numbers
+ * and booleans are checked here. */
+static int set_cluster(struct setctx *c, const char *name)
+{
+	vz_cluster_config *k = &c->cfg->cluster;
+	char *str[] = {k->url, k->node,	  k->ns,       k->credentials,
+		       NULL,   k->tls_ca, k->tls_cert, k->tls_key};
+	size_t cap[] = {
+	    sizeof k->url,    sizeof k->node,	  sizeof k->ns,	    sizeof k->credentials, 0,
+	    sizeof k->tls_ca, sizeof k->tls_cert, sizeof k->tls_key};
+	uint32_t *num[] = {&k->connect_timeout_ms,  &k->reconnect_wait_ms, &k->max_reconnect,
+			   &k->reconnect_buf_bytes, &k->out_ring_bytes,	   &k->spin_us};
+	unsigned i;
+	int rc;
+
+	for (i = 0; i < COUNT(cluster_keys); i++)
+		if (!strcmp(name, cluster_keys[i]))
+			break;
+	if (i == COUNT(cluster_keys))
+		return 1;
+	if ((rc = claim(c, &c->src->cluster[i])) < 0)
+		return rc;
+	if (i < COUNT(str) && str[i]) {
+		if (strlen(c->value) >= cap[i])
+			return SET_ERR(c, "value longer than %zu characters", cap[i] - 1);
+		snprintf(str[i], cap[i], "%s", c->value);
+		return 0;
+	}
+	if (!strcmp(name, "tls") || !strcmp(name, "tls_skip_verify")) {
+		if (!parse_bool(c->value, name[3] ? &k->tls_skip_verify : &k->tls))
+			return SET_ERR(c, "'%.64s' is not a boolean (true|false)", c->value);
+		return 0;
+	}
+	switch (parse_num(c->value, num[i - 9])) {
+	case NUM_BAD:
+		return SET_ERR(c, "'%.64s' is not a number (decimal digits only)", c->value);
+	case NUM_BIG:
+		return too_big(c, false, 0, 0);
+	case NUM_OK:
+		break;
+	}
+	if (!strcmp(name, "out_ring_bytes") && k->out_ring_bytes &&
+	    (k->out_ring_bytes < 4096 || (k->out_ring_bytes & (k->out_ring_bytes - 1))))
+		return SET_ERR(c, "%u is not a power of two of at least 4096 (or 0)",
+			       k->out_ring_bytes);
+	return 0;
+}
+
 /* Suggestion for an unknown key of a section, as " (did you mean 'x'?)". */
 static void unknown_key(struct setctx *c, const char *section, const char *name,
 			const char *const *keys, size_t nkeys)
@@ -568,7 +638,8 @@ static int check_section(const char *section, long *shard_idx, vz_config_error *
 		return 0;
 	}
 	if (!strcmp(section, "runtime") || !strcmp(section, "pool") ||
-	    !strcmp(section, "topology") || !strcmp(section, "stats"))
+	    !strcmp(section, "topology") || !strcmp(section, "stats") ||
+	    !strcmp(section, "cluster"))
 		return 0;
 	if (!strncmp(section, "shard.", 6)) {
 		*shard_idx = parse_index(section, "shard.");
@@ -600,7 +671,7 @@ static int check_section(const char *section, long *shard_idx, vz_config_error *
 	return vz__config_error_at(
 	    err, src, line, env, section,
 	    "unknown section [%.48s] (known: runtime, pool, topology, stats, "
-	    "shard.N, class.N)",
+	    "shard.N, class.N, cluster)",
 	    section);
 }
 
@@ -633,6 +704,10 @@ int vz__config_set(vz_config *cfg, struct vz__config_src *src, const char *secti
 		rc = set_stats(&c, name);
 		if (rc > 0)
 			unknown_key(&c, section, name, stats_keys, COUNT(stats_keys));
+	} else if (!strcmp(section, "cluster")) {
+		rc = set_cluster(&c, name);
+		if (rc > 0)
+			unknown_key(&c, section, name, cluster_keys, COUNT(cluster_keys));
 	} else if (!strncmp(section, "class.", 6)) {
 		idx = parse_index(section, "class.");
 		if (line > 0 && src->class_section[idx] == 0)
@@ -785,7 +860,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 	if (!section[0]) {
 		parse_fail(ps, name,
 			   "key outside any section (put it under [runtime], [pool], [topology], "
-			   "[shard.N] or [class.N])");
+			   "[shard.N], [class.N] or [cluster])");
 		return 1;
 	}
 	if (vz__config_set(ps->cfg, ps->src, section, name, value, ps->line, NULL, &ps->err) < 0)

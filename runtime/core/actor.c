@@ -178,6 +178,8 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 		return;
 	}
 	vz__timers_cancel_owner(&sh->timers, &a->timers);
+	if (a->flags & VZ__ACTOR_NAMED) /* runtime/cluster: its names go first */
+		vz__cluster_actor_stopped(sh, vz__make_ref(sh->id, a->slot, a->gen));
 	if (a->spec->on_stop) {
 		/* on_stop may send; it is still a live actor while it runs. */
 		a->flags |= VZ__ACTOR_RUNNING;

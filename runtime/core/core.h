@@ -210,6 +210,7 @@ enum vz__actor_flags {
 	VZ__ACTOR_BIG_STATE = 1 << 4, /* state came from malloc, not the pool */
 	VZ__ACTOR_ACTIVE = 1 << 5,    /* the run loop holds it: it frees the slot */
 	VZ__ACTOR_RETIRED = 1 << 6,   /* generations used up: never reused */
+	VZ__ACTOR_NAMED = 1 << 7,     /* has cluster names: stop removes them */
 };
 
 struct vz_actor {
@@ -514,6 +515,10 @@ struct vz_runtime {
 	struct vz__watch *watch;
 	struct vz__shm *shm;
 	unsigned shm_no; /* this process's runtime number in the segment name */
+	/* The node's cluster (runtime/cluster), or NULL. Stored (release) by
+	 * vz_cluster_create() and cleared by destroy; read (acquire) by the
+	 * send paths only for a reference naming shard VZ__REMOTE_SHARD. */
+	_Atomic(struct vz_cluster *) cluster;
 };
 
 enum vz__stopper_state {
@@ -854,6 +859,22 @@ static inline vz_ref vz__shard_ref(unsigned shard)
 {
 	return vz__make_ref(shard, (1u << VZ__SLOT_BITS) - 1, 0);
 }
+
+/* send.c: a post from a non-shard thread with a sender (the cluster's
+ * transport delivering a message from another node). */
+int vz__post_from(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, const void *payload,
+		  size_t len);
+
+/* runtime/cluster/cluster.c */
+/* A send to a remote reference (shard field VZ__REMOTE_SHARD, cluster.h):
+ * 1 when rt has no cluster (the caller goes on as for any reference),
+ * else 0 or a VZ_E* code. sh: the calling shard, NULL for other threads. */
+int vz__remote_send(vz_runtime *rt, struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type,
+		    const void *payload, size_t len);
+/* An actor with VZ__ACTOR_NAMED stopped: drop its names. Owner thread. */
+void vz__cluster_actor_stopped(struct vz__shard *sh, vz_ref actor);
+/* vz_runtime_destroy(): destroy a cluster the caller left attached. */
+void vz__cluster_runtime_gone(vz_runtime *rt);
 
 /* shard.c */
 int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct vz__shard **out);

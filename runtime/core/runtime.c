@@ -114,6 +114,7 @@ static int declared_cpus_exist(const struct vz__topology *t, vz_config_error *er
 
 static void runtime_free(vz_runtime *rt)
 {
+	vz__cluster_runtime_gone(rt);
 	vz__live_remove(rt);
 	vz__shm_destroy(rt->shm);
 	if (rt->pools)

@@ -71,8 +71,16 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 	struct vz_actor *target = NULL;
 	unsigned dest;
 	struct vz_msg *m;
-	int rc = check_args(rt, to, payload, len), counted = 0;
+	int rc, counted = 0;
 
+	/* A reference to another node (runtime/cluster): handed to the
+	 * cluster's ring for the transport; one compare on the local path. */
+	if (__builtin_expect(vz_ref_shard(to) == VZ_MAX_SHARDS - 1, 0)) {
+		rc = vz__remote_send(rt, sh, from, to, type, payload, len);
+		if (rc <= 0)
+			return rc;
+	}
+	rc = check_args(rt, to, payload, len);
 	if (rc < 0)
 		return rc;
 	/* Relaxed: this thread is a shard of rt, and stop only moves to
@@ -255,10 +263,15 @@ static int post(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t f
 
 	if (!rt)
 		return VZ_EINVAL;
+	cur = vz__current(rt);
+	if (__builtin_expect(vz_ref_shard(to) == VZ_MAX_SHARDS - 1, 0) && !(flags & VZ__MSG_SYS)) {
+		rc = vz__remote_send(rt, cur, VZ_REF_NULL, to, type, payload, len);
+		if (rc <= 0)
+			return rc;
+	}
 	rc = check_args(rt, to, payload, len);
 	if (rc < 0)
 		return rc;
-	cur = vz__current(rt);
 	if (cur)
 		return vz__send_corr(cur, from, to, type, flags, corr, payload, len);
 	return post_foreign(rt, from, to, type, flags, corr, payload, len);
@@ -268,6 +281,16 @@ int vz__post_full(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t
 		  uint32_t corr, const void *payload, size_t len)
 {
 	return post(rt, from, to, type, flags, corr, payload, len);
+}
+
+int vz__post_from(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, const void *payload,
+		  size_t len)
+{
+	int rc = check_args(rt, to, payload, len);
+
+	if (rc < 0)
+		return rc;
+	return post_foreign(rt, from, to, type, 0, 0, payload, len);
 }
 
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
