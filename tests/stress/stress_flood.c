@@ -222,8 +222,9 @@ static vz_runtime *setup_burst(int want_ack)
 	 * re-check, cleared only by a waker or on its way out of a wait) and
 	 * no wake-up token is in flight to it (sent == consumed: a token left
 	 * from an earlier race would make it run a turn now). Seq_cst load of
-	 * sleeping first: it reads the shard's store, after which its io
-	 * pointer is set (see vz__wake()). */
+	 * sleeping before the io stats: reading the shard's store of 1 orders
+	 * our read of its io pointer after the shard set it (as in
+	 * vz__wake()). */
 	s1 = rt->shards[1];
 	never_init(&n, "vz-shard1");
 	for (;;) {
