@@ -21,10 +21,14 @@
 
 #include <dirent.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "core/core.h"
+#include "io/io.h"
 
 enum { MSG_GO = VZ_MSG_USER, MSG_DATA, MSG_ACK };
 
@@ -39,6 +43,103 @@ static struct {
 	atomic_int want_ack; /* the receiver replies after the whole burst */
 	vz_ref receiver;
 } g;
+
+/*
+ * "Never" bounds on a loaded machine. Each shard thread is pinned to its
+ * CPU, and a pinned thread can stay runnable but unscheduled for seconds:
+ * on the 2-CPU test machine under load, a thread pinned to CPU 1 doing
+ * nothing but usleep(1000) saw gaps of 8.3 and 11.3 s, and in the same
+ * seconds this file's shard 1 sat runnable (state R) with its wake-up
+ * token delivered, while shard 0 spun on the full ring: the old fixed
+ * 10 s bound reported that as a lost wake-up. A lost wake-up leaves the
+ * thread that must act blocked in its backend (state S in /proc); a
+ * starved one is runnable. So a bound that passes while a thread whose
+ * name starts with `who` is runnable moves on by another NEVER_NS, up to
+ * NEVER_CAP_NS in all (within the program's watchdog), and only a bound
+ * that passes with those threads blocked (or after the cap) fails.
+ */
+#define NEVER_NS     (10ull * 1000000000u)
+#define NEVER_CAP_NS (60ull * 1000000000u)
+
+struct never {
+	uint64_t start, end;
+	const char *who; /* thread name prefix: "vz-shard1", or "vz-shard" for any */
+};
+
+static void never_init(struct never *n, const char *who)
+{
+	n->start = vz_test_now_ns();
+	n->end = n->start + NEVER_NS;
+	n->who = who;
+}
+
+/* 'R' if a thread of this process whose name starts with `who` is
+ * runnable, else the state of the last one found ('?' if none). */
+static char thread_state(const char *who)
+{
+	DIR *d = opendir("/proc/self/task");
+	struct dirent *e;
+	char state = '?';
+
+	if (!d)
+		return state;
+	while ((e = readdir(d)) && state != 'R') {
+		char path[300], buf[512], *p;
+		FILE *f;
+		size_t n;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof path, "/proc/self/task/%s/stat", e->d_name);
+		f = fopen(path, "r");
+		if (!f)
+			continue;
+		n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = 0;
+		/* "tid (comm) S ...": comm has no ')' here (vz-shardN) */
+		p = strchr(buf, '(');
+		if (!p || strncmp(p + 1, who, strlen(who)) != 0 || !(p = strrchr(buf, ')')) ||
+		    !p[1] || !p[2])
+			continue;
+		state = p[2];
+	}
+	closedir(d);
+	return state;
+}
+
+/* Has the bound passed with the threads that must act not runnable? */
+static bool never_passed(struct never *n, char *state)
+{
+	uint64_t now = vz_test_now_ns();
+
+	*state = '-';
+	if (now < n->end)
+		return false;
+	*state = thread_state(n->who);
+	if (*state == 'R' && now - n->start < NEVER_CAP_NS) {
+		print_message("%s runnable but not run for %.1f s: the machine starves it; "
+			      "waiting on\n",
+			      n->who, (double)(now - n->start) / 1e9);
+		n->end = now + NEVER_NS;
+		return false;
+	}
+	return true;
+}
+
+/* Wait for *flag within a "never" bound (above). Returns 1 when set. */
+static int wait_flag_never(atomic_int *flag, const char *who, char *state)
+{
+	struct never n;
+
+	never_init(&n, who);
+	while (!atomic_load(flag)) {
+		if (never_passed(&n, state))
+			return 0;
+		usleep(100);
+	}
+	return 1;
+}
 
 /* Receiver (shard 0): blocks in its first message until the gate opens, so
  * the flooder finishes publishing and goes to sleep meanwhile; after the
@@ -88,14 +189,18 @@ static const vz_actor_spec flooder_spec = {
 /* Two shards that block as soon as they are idle, rings of RING entries;
  * the flooder has sent its burst and the receiver holds it back at the
  * gate. Returns with the flooder's shard (1) asleep, its whole burst
- * published. */
+ * published, and no wake-up on its way to it: only the case under test can
+ * run it again. (A fixed pause here let a starved or spuriously woken
+ * shard 1 drain the returns as they came, so the ring never filled.) */
 static vz_runtime *setup_burst(int want_ack)
 {
 	vz_config cfg;
 	vz_runtime *rt;
-	vz_shard_stats s;
+	struct vz__shard *s1;
+	struct vz__io_stats io;
+	struct never n;
 	vz_ref f;
-	uint64_t end;
+	char st;
 
 	memset(&g, 0, sizeof g);
 	atomic_store(&g.want_ack, want_ack);
@@ -108,16 +213,32 @@ static vz_runtime *setup_burst(int want_ack)
 	assert_int_equal(vz_spawn(rt, 1, &flooder_spec, NULL, &f), 0);
 	assert_int_equal(vz_runtime_start(rt), 0);
 	assert_int_equal(vz_post(rt, f, MSG_GO, NULL, 0), 0);
-	assert_true(vz_test_wait_flag((volatile int *)&g.inside, 10));
+	if (!wait_flag_never(&g.inside, "vz-shard", &st))
+		fail_msg("the receiver never got the burst (shard threads: %c)", st);
 	/* The receiver took the first message off the ring, so the other
-	 * RING fit: the flooder's outbox empties and it goes to sleep. */
-	end = vz_test_now_ns() + 10ull * 1000000000u;
-	do {
-		assert_int_equal(vz_stats_shard(rt, 1, &s), 0);
-		assert_true(vz_test_now_ns() < end);
+	 * RING fit: the flooder's outbox empties and it goes to sleep. Wait
+	 * until the whole burst is in the ring (its tail counts every push),
+	 * shard 1 has announced its sleep (sleeping == 1: set before its last
+	 * re-check, cleared only by a waker or on its way out of a wait) and
+	 * no wake-up token is in flight to it (sent == consumed: a token left
+	 * from an earlier race would make it run a turn now). Seq_cst load of
+	 * sleeping before the io stats: reading the shard's store of 1 orders
+	 * our read of its io pointer after the shard set it (as in
+	 * vz__wake()). */
+	s1 = rt->shards[1];
+	never_init(&n, "vz-shard1");
+	for (;;) {
+		if (atomic_load_explicit(&rt->shards[0]->in[1]->tail, memory_order_acquire) ==
+			BURST &&
+		    atomic_load_explicit(&s1->sleeping, memory_order_seq_cst) == 1) {
+			vz__io_stats(s1->io, &io);
+			if (io.wakes_sent == io.wakes_consumed)
+				break;
+		}
+		if (never_passed(&n, &st))
+			fail_msg("shard 1 never went to sleep after its burst (state %c)", st);
 		usleep(100);
-	} while (s.sent_remote < BURST);
-	usleep(50 * 1000); /* let shard 1 block (idle policy: sleep at once) */
+	}
 	return rt;
 }
 
@@ -135,21 +256,24 @@ static void finish(vz_runtime *rt)
 
 /* The receiver's BURST returns fill the ring back to the sleeping flooder
  * (returns wake nobody), then its reply finds that ring full. The reply
- * must still arrive: the flooder has to be woken to make room. 10 s is a
- * "never arrived" bound, not a timing. */
+ * must still arrive: the flooder has to be woken to make room. The bound
+ * is a "never arrived" bound (never_passed()), not a timing. */
 static void test_reply_behind_returns(void **st)
 {
 	vz_runtime *rt;
 	vz_shard_stats s0;
+	char state;
 
 	(void)st;
 	rt = setup_burst(1);
 	atomic_store(&g.gate, 1);
-	if (!vz_test_wait_flag((volatile int *)&g.acked, 10)) {
+	if (!wait_flag_never(&g.acked, "vz-shard1", &state)) {
 		vz_stats_shard(rt, 0, &s0);
 		fail_msg("reply never arrived: shard 0 made %llu turns, %llu ring-full "
-			 "events, shard 1 stays asleep (lost wake-up)",
-			 (unsigned long long)s0.turns, (unsigned long long)s0.ring_full);
+			 "events, shard 1 stays blocked (thread state %c, sleeping %u: "
+			 "lost wake-up)",
+			 (unsigned long long)s0.turns, (unsigned long long)s0.ring_full, state,
+			 (unsigned)atomic_load(&rt->shards[1]->sleeping));
 	}
 	assert_int_equal(vz_stats_shard(rt, 0, &s0), 0);
 	assert_true(s0.ring_full > 0); /* the case under test did happen */
@@ -160,25 +284,30 @@ static void test_reply_behind_returns(void **st)
  * outbox. That shard has nothing to do and must get to sleep, which it
  * cannot while the ring stays full: the flooder must be woken to drain it.
  * Checked by the receiver's shard blocking at least once after the burst
- * was handled (a 10 s "never" bound). */
+ * was handled (a "never" bound, never_passed()). */
 static void test_returns_only_overflow_sleeps(void **st)
 {
 	vz_runtime *rt;
 	vz_shard_stats s0;
-	uint64_t sleeps0, end;
+	uint64_t sleeps0;
+	struct never n;
+	char state;
 
 	(void)st;
 	rt = setup_burst(0);
 	assert_int_equal(vz_stats_shard(rt, 0, &s0), 0);
 	sleeps0 = s0.sleeps;
 	atomic_store(&g.gate, 1);
-	end = vz_test_now_ns() + 10ull * 1000000000u;
+	/* shard 1 must drain the ring before shard 0 can sleep */
+	never_init(&n, "vz-shard1");
 	do {
 		assert_int_equal(vz_stats_shard(rt, 0, &s0), 0);
-		if (vz_test_now_ns() > end)
+		if (never_passed(&n, &state))
 			fail_msg("shard 0 never slept after the burst: %llu turns, %llu ring-full "
-				 "events (spinning on a ring its sleeping peer never drains)",
-				 (unsigned long long)s0.turns, (unsigned long long)s0.ring_full);
+				 "events (spinning on a ring its sleeping peer never drains; "
+				 "shard 1 thread state %c)",
+				 (unsigned long long)s0.turns, (unsigned long long)s0.ring_full,
+				 state);
 		usleep(1000);
 	} while (s0.handled < BURST || s0.sleeps == sleeps0);
 	assert_true(s0.ring_full > 0);
