@@ -11,7 +11,18 @@
  * counted as late. A second periodic timer submits a risk job to the
  * worker pool (blocking-style work that must not run on a shard); a third
  * publishes the last second's latency percentiles for the progress line.
+ *
+ * The exchange is reached over TCP on 127.0.0.1 (connected in init, to the
+ * port the exchange's init published): each order is one 32-byte record
+ * queued on the connection with a quiet send, and the acknowledgements
+ * come back as 16-byte records in the receive stream, possibly split
+ * across chunks. If the connection fails or breaks, the gateway says so
+ * (live.net_errors) and carries on over messages, as with --no-net.
  */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -39,6 +50,10 @@ struct gateway {
 	int risk_off; /* no worker pool here */
 	uint64_t risk_unavailable;
 	struct lat_hist all, second;
+	int net; /* the TCP connection is in use */
+	vz_fd conn;
+	unsigned char partial[sizeof(struct ack)];
+	size_t npartial;
 };
 
 struct risk_input {
@@ -78,6 +93,22 @@ static int gateway_init(vz_actor *self, void *state, const void *arg)
 	g->table = calloc(TABLE_SIZE, sizeof *g->table);
 	if (!g->table)
 		return VZ_ENOMEM;
+	if (g->p->net) {
+		struct sockaddr_in sin = {.sin_family = AF_INET,
+					  .sin_port = htons(g->p->exchange_port)};
+
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		/* Orders sent before the connect completes wait in the
+		 * connection's queue. */
+		rc = vz_tcp_connect(self, (const struct sockaddr *)&sin, sizeof sin, NULL, &g->conn,
+				    NULL);
+		if (rc < 0)
+			fprintf(stderr,
+				"veloz-demo: gateway cannot connect: %s; orders go as "
+				"messages\n",
+				vz_strerror(rc));
+		g->net = rc == 0;
+	}
 	rc = vz_timer_arm(self, g->p->risk_period_ns, g->p->risk_period_ns, TAG_RISK, NULL);
 	if (rc == 0)
 		rc = vz_timer_arm(self, 1000000000ull, 1000000000ull, TAG_SECOND, NULL);
@@ -89,6 +120,16 @@ static void to_strategy(vz_actor *self, const struct pending *o, uint32_t type, 
 	struct report r = {.symbol = o->symbol, .qty = qty};
 
 	vz_send(self, o->strategy, type, &r, sizeof r);
+}
+
+static int send_new(vz_actor *self, struct gateway *g, const struct order *o)
+{
+	if (g->net) {
+		vz_io_req quiet = {.flags = VZ_IO_QUIET};
+
+		return vz_io_send(self, g->conn, o, sizeof *o, &quiet, NULL);
+	}
+	return vz_send(self, g->p->exchange, MSG_NEW, o, sizeof *o);
 }
 
 static void on_order(vz_actor *self, struct gateway *g, const vz_msg *m)
@@ -111,7 +152,7 @@ static void on_order(vz_actor *self, struct gateway *g, const vz_msg *m)
 			      .symbol = in->symbol,
 			      .qty = in->qty};
 	out.id = id;
-	if (vz_send(self, g->p->exchange, MSG_NEW, &out, sizeof out) < 0 ||
+	if (send_new(self, g, &out) < 0 ||
 	    vz_timer_arm(self, g->p->order_timeout_ns, 0, TAG_ORDER | id, &o->timeout) < 0) {
 		live_add(&g->p->live.rejected, 1);
 		to_strategy(self, o, MSG_REJECT, 0);
@@ -138,6 +179,71 @@ static void on_ack(vz_actor *self, struct gateway *g, const struct ack *a)
 	to_strategy(self, o, MSG_FILL, a->qty);
 	o->id = 0;
 	live_add(&g->p->live.acks, 1);
+}
+
+/* The order connection failed or broke: say so once, go on over messages
+ * (orders in flight on it time out and are counted). */
+static void net_down(vz_actor *self, struct gateway *g, const vz_io_event *ev)
+{
+	if (!g->net)
+		return;
+	g->net = 0;
+	vz_io_close(self, g->conn);
+	/* Relaxed: only whether to say it; the runtime's stop closes the
+	 * exchange's end, which is no failure. */
+	if (atomic_load_explicit(&g->p->stopping, memory_order_relaxed))
+		return;
+	fprintf(stderr,
+		"veloz-demo: order connection to the exchange: %s; orders go as "
+		"messages\n",
+		ev->res < 0 ? vz_strerror(ev->res) : "closed by the exchange");
+	live_add(&g->p->live.net_errors, 1);
+}
+
+/* Acknowledgement records from the stream; one may be split across
+ * chunks (the remainder waits in `partial`). */
+static void on_ack_bytes(vz_actor *self, struct gateway *g, const unsigned char *data, size_t len)
+{
+	struct ack a;
+
+	if (g->npartial) {
+		size_t need = sizeof a - g->npartial, take = len < need ? len : need;
+
+		memcpy(g->partial + g->npartial, data, take);
+		g->npartial += take;
+		data += take;
+		len -= take;
+		if (g->npartial < sizeof a)
+			return;
+		memcpy(&a, g->partial, sizeof a);
+		on_ack(self, g, &a);
+		g->npartial = 0;
+	}
+	for (; len >= sizeof a; data += sizeof a, len -= sizeof a) {
+		memcpy(&a, data, sizeof a);
+		on_ack(self, g, &a);
+	}
+	memcpy(g->partial, data, len);
+	g->npartial = len;
+}
+
+static void on_io(vz_actor *self, struct gateway *g, const vz_io_event *ev)
+{
+	switch (ev->kind) {
+	case VZ_IO_CONNECT:
+		if (ev->res < 0 || vz_io_recv(self, g->conn, NULL, NULL) < 0)
+			net_down(self, g, ev);
+		break;
+	case VZ_IO_RECV:
+		if (ev->res > 0)
+			on_ack_bytes(self, g, ev->data, ev->len);
+		else if (!(ev->flags & VZ_IO_EV_MORE))
+			net_down(self, g, ev);
+		break;
+	case VZ_IO_SEND: /* quiet sends report only failures */
+		net_down(self, g, ev);
+		break;
+	}
 }
 
 static void on_timer(vz_actor *self, struct gateway *g, const vz_timer_event *ev)
@@ -180,6 +286,9 @@ static void gateway_receive(vz_actor *self, void *state, const vz_msg *m)
 		break;
 	case MSG_ACK:
 		on_ack(self, g, vz_msg_data(m));
+		break;
+	case VZ_MSG_IO:
+		on_io(self, g, vz_io_event_of(m));
 		break;
 	case VZ_MSG_TIMER:
 		on_timer(self, g, vz_msg_data(m));

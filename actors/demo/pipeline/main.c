@@ -8,7 +8,7 @@
  *
  *   veloz-demo [--duration S] [--rate TICKS_PER_S] [--symbols N]
  *              [--strategies-per-shard K] [--order-timeout-us U] [--fail-every S]
- *              [--config FILE] [--json PATH | --no-json]
+ *              [--no-net] [--config FILE] [--json PATH | --no-json]
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +25,7 @@ struct options {
 	unsigned per_shard;
 	unsigned order_timeout_us;
 	double fail_every;
+	int no_net;
 	const char *config;
 	const char *json;
 };
@@ -34,7 +35,7 @@ static void usage(const char *argv0)
 	fprintf(stderr,
 		"usage: %s [--duration S] [--rate TICKS_PER_S] [--symbols N]\n"
 		"          [--strategies-per-shard K] [--order-timeout-us U] [--fail-every S]\n"
-		"          [--config FILE] [--json PATH | --no-json]\n",
+		"          [--no-net] [--config FILE] [--json PATH | --no-json]\n",
 		argv0);
 }
 
@@ -52,6 +53,10 @@ static int parse(int argc, char **argv, struct options *o)
 
 		if (!strcmp(a, "--no-json")) {
 			o->json = NULL;
+			continue;
+		}
+		if (!strcmp(a, "--no-net")) {
+			o->no_net = 1;
 			continue;
 		}
 		if (!v) {
@@ -205,7 +210,8 @@ static void write_json(const char *path, vz_runtime *rt, const struct pipeline *
 		return;
 	}
 	fprintf(f,
-		"{\"backend\":\"%s\",\"shards\":%u,\"seconds\":%.3f,\"rate\":%.0f,"
+		"{\"backend\":\"%s\",\"orders_over\":\"%s\",\"shards\":%u,\"seconds\":%.3f,"
+		"\"rate\":%.0f,"
 		"\"symbols\":%u,\"strategies\":%u,\n"
 		" \"ticks\":%llu,\"ticks_refused\":%llu,\"orders\":%llu,\"acks\":%llu,"
 		"\"timeouts\":%llu,\"late_acks\":%llu,\"rejected\":%llu,\"risk_checks\":%llu,"
@@ -214,8 +220,8 @@ static void write_json(const char *path, vz_runtime *rt, const struct pipeline *
 		"\"max\":%llu},\n"
 		" \"messages\":{\"sent\":%llu,\"handled\":%llu,\"dead_letters\":%llu,"
 		"\"books_balance\":%s}}\n",
-		vz_runtime_backend(rt), vz_runtime_shards(rt), seconds, o->rate, p->symbols,
-		p->nstrategies, (unsigned long long)get(&l->ticks),
+		vz_runtime_backend(rt), p->net ? "tcp" : "messages", vz_runtime_shards(rt), seconds,
+		o->rate, p->symbols, p->nstrategies, (unsigned long long)get(&l->ticks),
 		(unsigned long long)get(&l->ticks_refused), (unsigned long long)get(&l->orders),
 		(unsigned long long)get(&l->acks), (unsigned long long)get(&l->timeouts),
 		(unsigned long long)get(&l->late_acks), (unsigned long long)get(&l->rejected),
@@ -259,6 +265,7 @@ int main(int argc, char **argv)
 	p.order_timeout_ns = (uint64_t)o.order_timeout_us * 1000;
 	p.risk_period_ns = 50 * 1000 * 1000;
 	p.signal_threshold = 3;
+	p.net = !o.no_net;
 	p.fail_period_ns = (uint64_t)(o.fail_every * 1e9);
 	if ((rc = spawn_all(rt, &p, o.per_shard)) < 0)
 		return fail("vz_spawn", rc);
@@ -267,8 +274,10 @@ int main(int argc, char **argv)
 	       vz_runtime_shards(rt), vz_runtime_backend(rt),
 	       *vz_runtime_backend_reason(rt) ? " - " : "", vz_runtime_backend_reason(rt));
 	printf("  feed %.0f ticks/s over %u symbols -> %u supervised strategies -> gateway (shard "
-	       "0) -> exchange (shard %u); order timeout %u us, risk job every 50 ms on the pool\n",
-	       o.rate, o.symbols, p.nstrategies, vz_runtime_shards(rt) - 1, o.order_timeout_us);
+	       "0) -> exchange (shard %u) %s; order timeout %u us, risk job every 50 ms on the "
+	       "pool\n",
+	       o.rate, o.symbols, p.nstrategies, vz_runtime_shards(rt) - 1,
+	       p.net ? "over TCP 127.0.0.1" : "by messages", o.order_timeout_us);
 	if (o.fail_every > 0)
 		printf("  strategy 0 fails on purpose every %.1f s; its supervisor restarts it\n",
 		       o.fail_every);
@@ -288,6 +297,8 @@ int main(int argc, char **argv)
 	}
 	if (tty)
 		printf("\n");
+	/* Relaxed: a hint for the gateway's messages only. */
+	atomic_store_explicit(&p.stopping, 1, memory_order_relaxed);
 	if ((rc = vz_runtime_stop(rt)) < 0)
 		return fail("vz_runtime_stop", rc);
 
@@ -309,6 +320,9 @@ int main(int argc, char **argv)
 	       "yet or restarting: %llu)\n",
 	       (unsigned long long)(get(&p.live.strategy_starts) - p.nstrategies),
 	       (unsigned long long)get(&p.live.ticks_unrouted));
+	if (get(&p.live.net_errors))
+		printf("order connection failures: %llu (orders then went as messages)\n",
+		       (unsigned long long)get(&p.live.net_errors));
 	if (p.risk_unavailable)
 		printf("risk jobs not run: %llu (no worker pool on this machine, or it was full)\n",
 		       (unsigned long long)p.risk_unavailable);

@@ -9,6 +9,8 @@
  *               fail_period); the feed finds each strategy's current
  *               incarnation through the name the supervisor keeps.
  *   strategy --ORDER--> gateway --NEW--> exchange --ACK--> gateway
+ *            (NEW and ACK: records over TCP on 127.0.0.1, or messages
+ *            with --no-net)
  *   gateway --FILL or REJECT--> strategy
  *   gateway: an order timeout per order (timer), a risk job every
  *            risk_period (worker pool), a latency report every second.
@@ -59,6 +61,11 @@ struct ack {
 	int32_t qty;
 };
 
+/* NEW and ACK go over TCP as these records, as they are (both ends are
+ * this process). */
+_Static_assert(sizeof(struct order) == 32, "order records are 32 bytes on the wire");
+_Static_assert(sizeof(struct ack) == 16, "ack records are 16 bytes on the wire");
+
 struct report {
 	uint32_t symbol;
 	int32_t qty; /* filled quantity, 0 for a reject */
@@ -82,6 +89,7 @@ struct live {
 	_Atomic uint64_t late_acks;	  /* gateway: acks after their timeout */
 	_Atomic uint64_t rejected;	  /* gateway: refused, pending table full */
 	_Atomic uint64_t risk_checks;	  /* gateway: risk jobs completed */
+	_Atomic uint64_t net_errors;	  /* gateway: the order connection failed or broke */
 	_Atomic uint64_t interval_p50;	  /* gateway: tick-to-ack of the last second, ns */
 	_Atomic uint64_t interval_p99;
 };
@@ -94,6 +102,9 @@ struct pipeline {
 	uint64_t order_timeout_ns;
 	uint64_t risk_period_ns;
 	int32_t signal_threshold; /* |price - average| that makes an order */
+	int net;		  /* orders over TCP on 127.0.0.1 (else messages) */
+	uint16_t exchange_port;	  /* the exchange's listener (set by its init) */
+	_Atomic int stopping;	  /* main is stopping the runtime: no more news */
 	uint64_t fail_period_ns;  /* strategy 0 fails this long after each start; 0: never */
 	/* actors (spawned before start) */
 	vz_sup_name *strategies; /* kept current by the supervisor */
