@@ -139,8 +139,10 @@ typedef struct vz_down {
  * gone (a stale reference), DOWN with VZ_EXIT_NOPROC comes at once. A
  * caller may monitor the same target several times; each monitor gets its
  * own DOWN. The monitor ends with the DOWN, vz_demonitor(), or the
- * caller's own end. From the calling actor (its home shard). Errors:
- * VZ_EINVAL (NULL self or out), VZ_ESTALE (null target, or the caller is
+ * caller's own end. `out` receives the monitor for vz_demonitor(); it may
+ * be NULL for a monitor that will not be taken back. From the calling
+ * actor (its home shard). Errors:
+ * VZ_EINVAL (NULL self), VZ_ESTALE (null target, or the caller is
  * stopped), VZ_ENOSHARD, VZ_EWRONGTHREAD, VZ_ESTOPPED (runtime stopping),
  * VZ_ENOMEM. */
 VZ_API int vz_monitor(vz_actor *self, vz_ref target, vz_monitor_ref *out);
