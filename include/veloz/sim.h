@@ -82,7 +82,8 @@ typedef struct vz_sim_options {
 } vz_sim_options;
 
 /* Defaults for `seed`: no faults (fault_permille 20 when turned on),
- * hold_permille 200, max_hold_steps 16, start at 1 s. VZ_EINVAL for NULL. */
+ * hold_permille 200, max_hold_steps 16, start at 1 s, no cap on crashes
+ * and every user actor crashable. VZ_EINVAL for NULL. */
 VZ_API int vz_sim_options_default(vz_sim_options *opt, uint64_t seed);
 
 /* Create a simulated runtime from cfg (copied) and opt (NULL: defaults
