@@ -34,6 +34,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "actor.h"
 #include "config.h"
 #include "export.h"
 #include "runtime.h"
@@ -46,6 +47,17 @@ typedef struct vz_sim vz_sim;
  * is drawn with probability fault_permille / 1000 from the seed's PRNG. */
 #define VZ_SIM_FAULT_DELAY 0x1u /* hold a ring's messages until the run is otherwise quiet */
 #define VZ_SIM_FAULT_POOL  0x2u /* a pool job completes with VZ_EIO without running */
+/* Per step: one live user actor, drawn, ends as if it had called vz_fail()
+ * with VZ_SIM_CRASH_CODE and the text "simulated crash" (exit reason
+ * VZ_EXIT_FAILED: its watchers get DOWN, its links an abnormal exit, its
+ * supervisor restarts it). It happens between two turns of its shard,
+ * never inside a receive; its on_stop runs. Spared: the runtime's own
+ * actors (port proxies) and those crash_ok refuses. */
+#define VZ_SIM_FAULT_CRASH 0x4u
+
+/* The code and text of a simulated crash (vz_exit.code, vz_exit.text). */
+#define VZ_SIM_CRASH_CODE (-9999)
+#define VZ_SIM_CRASH_TEXT "simulated crash"
 
 typedef struct vz_sim_options {
 	uint64_t seed;
@@ -59,10 +71,19 @@ typedef struct vz_sim_options {
 	uint32_t hold_permille;
 	uint32_t max_hold_steps;
 	uint64_t start_ns; /* virtual time at create (never 0) */
+	/* Appended fields; zero is the old behaviour. */
+	/* VZ_SIM_FAULT_CRASH: at most this many crashes in the run (0 = no
+	 * limit), and which actors may crash: crash_ok(crash_ctx, spec) is
+	 * asked for each live user actor when a crash is drawn (on the
+	 * simulation's thread, between steps; NULL = every one may). */
+	uint32_t max_crashes;
+	bool (*crash_ok)(void *crash_ctx, const vz_actor_spec *spec);
+	void *crash_ctx;
 } vz_sim_options;
 
 /* Defaults for `seed`: no faults (fault_permille 20 when turned on),
- * hold_permille 200, max_hold_steps 16, start at 1 s. VZ_EINVAL for NULL. */
+ * hold_permille 200, max_hold_steps 16, start at 1 s, no cap on crashes
+ * and every user actor crashable. VZ_EINVAL for NULL. */
 VZ_API int vz_sim_options_default(vz_sim_options *opt, uint64_t seed);
 
 /* Create a simulated runtime from cfg (copied) and opt (NULL: defaults
@@ -113,6 +134,7 @@ typedef struct vz_sim_stats {
 	uint64_t io_completed; /* simulated I/O completions */
 	uint64_t time_jumps;   /* times virtual time advanced */
 	uint64_t now_ns;       /* virtual time */
+	uint64_t crashes;      /* VZ_SIM_FAULT_CRASH injected (actors ended) */
 } vz_sim_stats;
 
 /* Copy the counters. 0, VZ_EINVAL for NULL. */

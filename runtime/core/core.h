@@ -538,6 +538,10 @@ void vz__stopper_join(vz_runtime *rt);
 /* runtime/sim: the virtual clock and the handled-message hook. */
 uint64_t vz__sim_now(const struct vz_sim *sim);
 void vz__sim_handled(struct vz_sim *sim, const struct vz__shard *sh, const struct vz_msg *m);
+/* A monitor id for a simulated runtime: a per-simulation counter (the
+ * process-wide one would make a run depend on the runs before it in the
+ * process), with bit 62 set so it never equals a real runtime's. */
+uint64_t vz__sim_monitor_id(struct vz_sim *sim);
 /* Complete every job still queued with VZ_ECANCELED and refuse later
  * submissions (vz_runtime_stop(), as vz__pools_stop() does for workers). */
 void vz__sim_pool_stop(struct vz_sim *sim);
@@ -784,6 +788,12 @@ void vz__fpool_give_back(struct vz__shard *sh); /* push fpool_returns home */
 /* actor.c */
 int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg, vz_ref *out);
 void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason);
+/* life.c: end a live actor of sh as vz_fail() does (exit reason FAILED,
+ * code, text); from sh's thread, inside the actor's receive or between
+ * turns (the simulation's crash fault). */
+void vz__actor_fail(struct vz__shard *sh, struct vz_actor *a, int32_t code, const char *text);
+/* port.c: is spec one of the runtime's own actors (a port's proxy)? */
+bool vz__runtime_own_actor(const vz_actor_spec *spec);
 int vz__actor_table_init(struct vz__shard *sh);
 void vz__actor_table_fini(struct vz__shard *sh);
 int vz__bounded_admit(struct vz__shard *target, vz_ref to);

@@ -492,16 +492,23 @@ VZ_API int vz_fail(vz_actor *self, int32_t code, const char *text)
 		return rc;
 	if (!(self->flags & VZ__ACTOR_RUNNING))
 		return VZ_ESTATE;
+	vz__actor_fail(self->shard, self, code, text);
+	return 0;
+}
+
+/* vz_fail()'s effect, also used by the simulation's crash fault between
+ * two turns (the actor not inside receive: it stops at once). */
+void vz__actor_fail(struct vz__shard *sh, struct vz_actor *a, int32_t code, const char *text)
+{
 	/* Recorded even with no watcher or link yet: the actor may still
 	 * link or be watched before this receive returns. Without memory
 	 * for the record the stop still happens (watchers would then read
 	 * "stopped"). */
-	if (life_of(self) && !self->life->exit_set) {
-		exit_set(&self->life->exit, VZ_EXIT_FAILED, code, text);
-		self->life->exit_set = true;
+	if (life_of(a) && !a->life->exit_set) {
+		exit_set(&a->life->exit, VZ_EXIT_FAILED, code, text);
+		a->life->exit_set = true;
 	}
-	vz__actor_stop_now(self->shard, self, VZ_ESTALE);
-	return 0;
+	vz__actor_stop_now(sh, a, VZ_ESTALE);
 }
 
 static int check_target(const vz_runtime *rt, vz_ref r)
@@ -538,7 +545,8 @@ VZ_API int vz_monitor(vz_actor *self, vz_ref target, vz_monitor_ref *out)
 	l = life_of(self);
 	if (!l)
 		return VZ_ENOMEM;
-	id = atomic_fetch_add_explicit(&next_monitor_id, 1, memory_order_relaxed);
+	id = sh->sim ? vz__sim_monitor_id(sh->sim)
+		     : atomic_fetch_add_explicit(&next_monitor_id, 1, memory_order_relaxed);
 	if (map_put(&l->watching, id, target.id) < 0)
 		return VZ_ENOMEM;
 	me = ref_of(self);

@@ -147,6 +147,14 @@ static const vz_actor_spec proxy_spec = {
     .on_stop = proxy_stop,
 };
 
+/* The runtime's own actors are port proxies only; the simulation's crash
+ * fault spares them (a crash there would be the runtime's, not the
+ * application's). */
+bool vz__runtime_own_actor(const vz_actor_spec *spec)
+{
+	return spec == &proxy_spec;
+}
+
 /* ---- public --------------------------------------------------------------- */
 
 VZ_API int vz_port_create(vz_runtime *rt, unsigned shard, vz_port **out)

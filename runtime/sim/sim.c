@@ -97,6 +97,15 @@ void vz__sim_handled(vz_sim *sim, const struct vz__shard *sh, const struct vz_ms
 	sim->st.handled++;
 }
 
+/* life.c: vz_monitor() on a simulated runtime. Monitor ids travel in
+ * DOWN payloads (hashed into the signature) and key the watcher maps
+ * whose order is the order DOWNs go out, so they must follow the run,
+ * not the process. The driving thread is the only caller. */
+uint64_t vz__sim_monitor_id(vz_sim *sim)
+{
+	return (uint64_t)1 << 62 | ++sim->next_monitor;
+}
+
 /* pool_api.c asks whether a runtime is simulated. */
 vz_sim *vz__runtime_sim(vz_runtime *rt);
 vz_sim *vz__runtime_sim(vz_runtime *rt)
@@ -451,6 +460,55 @@ static void maybe_delay(vz_sim *sim)
 			}
 }
 
+/* May this actor crash? Live, a user actor, and not refused by the test. */
+static bool crashable(vz_sim *sim, const struct vz_actor *a)
+{
+	return (a->flags & VZ__ACTOR_LIVE) && !vz__runtime_own_actor(a->spec) &&
+	       (!sim->opt.crash_ok || sim->opt.crash_ok(sim->opt.crash_ctx, a->spec));
+}
+
+/* VZ_SIM_FAULT_CRASH: end one drawn live user actor as vz_fail() would.
+ * Called between steps, so no shard is inside a turn and no actor inside
+ * its receive: the actor stops at once (on_stop runs as its shard), and
+ * the DOWN and exit messages it leaves wait in its shard's outboxes and
+ * mailboxes for the next turns, as they would after a real vz_fail().
+ * The actors are counted and picked in (shard, slot) order, which depends
+ * only on the run so far. */
+static void maybe_crash(vz_sim *sim)
+{
+	uint64_t n = 0, pick;
+
+	if (!(sim->opt.faults & VZ_SIM_FAULT_CRASH) ||
+	    (sim->opt.max_crashes && sim->st.crashes >= sim->opt.max_crashes) ||
+	    !vz__sim_chance(sim, sim->opt.fault_permille))
+		return;
+	for (unsigned d = 0; d < sim->nshards; d++) {
+		struct vz__shard *sh = sim->rt->shards[d];
+
+		for (uint32_t s = 0; s < sh->next_unused; s++)
+			n += crashable(sim, vz__slot_ptr(sh, s));
+	}
+	if (!n)
+		return;
+	pick = vz__sim_below(sim, n);
+	for (unsigned d = 0; d < sim->nshards; d++) {
+		struct vz__shard *sh = sim->rt->shards[d];
+
+		for (uint32_t s = 0; s < sh->next_unused; s++) {
+			struct vz_actor *a = vz__slot_ptr(sh, s);
+
+			if (!crashable(sim, a) || pick-- != 0)
+				continue;
+			vz__set_current(sh);
+			vz__actor_fail(sh, a, VZ_SIM_CRASH_CODE, VZ_SIM_CRASH_TEXT);
+			vz__set_current(NULL);
+			sim->st.crashes++;
+			sim->idle_streak = 0;
+			return;
+		}
+	}
+}
+
 /* Turns in a row that did nothing before the run counts as quiet anyway:
  * a shard whose batch waits for a ring held full is "runnable" without
  * being able to move. */
@@ -496,6 +554,7 @@ static int step(vz_sim *sim, uint64_t until_ns)
 			cand[n++] = CAND_IO;
 		if (n && sim->idle_streak < IDLE_STREAK_QUIET) {
 			maybe_delay(sim);
+			maybe_crash(sim);
 			c = cand[vz__sim_below(sim, n)];
 			if (c == CAND_POOL)
 				vz__sim_pool_step(sim);

@@ -44,6 +44,7 @@ struct vz_sim {
 	struct vz__sim_job **jobs;
 	uint32_t njobs, jobs_cap;
 	uint64_t next_job;
+	uint64_t next_monitor; /* vz__sim_monitor_id()'s counter */
 	bool pool_stopped;
 	/* A job's completion as it is built (a worker's buffer): the header
 	 * and the largest result. calloc() gives 16-byte alignment. */

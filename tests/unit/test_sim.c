@@ -5,7 +5,8 @@
  * fault), simulated I/O completions, that a seed replays bit for bit while
  * different seeds interleave differently, and that a planted ordering bug
  * (a late reply taken for the answer to a newer question) is found within
- * a few hundred seeds and replays from its seed.
+ * a few hundred seeds and replays from its seed; the crash fault ends a
+ * drawn actor as vz_fail() does, the same ones for the same seed.
  *
  * One thread does it all: VZ_TEST_BACKEND_INDEPENDENT (one CTest entry).
  */
@@ -637,6 +638,132 @@ static void test_planted_bug(void **st)
 	vz_test_assert_no_fails();
 }
 
+/* ---- VZ_SIM_FAULT_CRASH --------------------------------------------------- */
+
+#define NVICTIMS 4
+
+static struct {
+	uint64_t crash_downs, other_downs, stops, handled_after_stop;
+	uint64_t down_ids[NVICTIMS];
+	unsigned ndown;
+} C;
+
+/* Counts its own GOs up to 200, then stops sending: work for the drawn
+ * steps. */
+static void victim_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	uint32_t *n = state;
+
+	if (vz_msg_type(m) == MSG_GO && ++*n < 200)
+		VZ_TEST_CHECK(vz_send(self, vz_self(self), MSG_GO, NULL, 0) == 0);
+}
+
+static void victim_stop(vz_actor *self, void *state)
+{
+	(void)self;
+	(void)state;
+	C.stops++;
+}
+
+static const vz_actor_spec victim_spec = {
+    .name = "victim",
+    .state_size = sizeof(uint32_t),
+    .receive = victim_receive,
+    .on_stop = victim_stop,
+};
+
+/* Monitors the references posted to it; counts the DOWNs by reason. */
+static void crash_watcher_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	vz_monitor_ref mon;
+	vz_down d;
+
+	(void)state;
+	if (vz_msg_type(m) == MSG_GO) {
+		VZ_TEST_CHECK(vz_monitor(self, *(const vz_ref *)vz_msg_data(m), &mon) == 0);
+	} else if (vz_msg_type(m) == VZ_MSG_DOWN) {
+		memcpy(&d, vz_msg_data(m), sizeof d);
+		if (d.reason.kind == VZ_EXIT_FAILED && d.reason.code == VZ_SIM_CRASH_CODE &&
+		    strcmp(d.reason.text, VZ_SIM_CRASH_TEXT) == 0) {
+			C.crash_downs++;
+			if (C.ndown < NVICTIMS)
+				C.down_ids[C.ndown++] = d.actor.id;
+		} else {
+			C.other_downs++;
+		}
+	}
+}
+
+static const vz_actor_spec crash_watcher_spec = {.name = "crash-watcher",
+						 .receive = crash_watcher_receive};
+
+static bool only_victims(void *ctx, const vz_actor_spec *spec)
+{
+	(void)ctx;
+	return spec == &victim_spec;
+}
+
+/* Victims on both shards, watched from shard 0; crashes drawn from seed. */
+static void crash_run(uint64_t seed, uint32_t faults, vz_sim_stats *out)
+{
+	vz_config cfg;
+	vz_sim_options opt;
+	vz_sim *sim;
+	vz_runtime *rt;
+	vz_ref watcher, v[NVICTIMS];
+
+	memset(&C, 0, sizeof C);
+	sim_config(&cfg, 2);
+	vz_sim_options_default(&opt, seed);
+	opt.faults = faults;
+	opt.fault_permille = 500;
+	opt.max_crashes = 2;
+	opt.crash_ok = only_victims;
+	assert_int_equal(vz_sim_create(&cfg, &opt, &sim), 0);
+	rt = vz_sim_runtime(sim);
+	assert_int_equal(vz_spawn(rt, 0, &crash_watcher_spec, NULL, &watcher), 0);
+	for (unsigned i = 0; i < NVICTIMS; i++)
+		assert_int_equal(vz_spawn(rt, i % 2, &victim_spec, NULL, &v[i]), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	for (unsigned i = 0; i < NVICTIMS; i++) {
+		assert_int_equal(vz_post(rt, watcher, MSG_GO, &v[i], sizeof v[i]), 0);
+		assert_int_equal(vz_post(rt, v[i], MSG_GO, NULL, 0), 0);
+	}
+	assert_int_equal(vz_sim_run(sim, 100000, 0), 0);
+	assert_int_equal(vz_sim_stats_get(sim, out), 0);
+	assert_int_equal(vz_sim_destroy(sim), 0);
+}
+
+static void test_crash_fault(void **st)
+{
+	vz_sim_stats a, b;
+	uint64_t ids[NVICTIMS];
+
+	(void)st;
+	vz_test_reset_fails();
+	/* Off: nothing crashes (and the draws are those of before). */
+	crash_run(7, VZ_SIM_FAULT_DELAY, &a);
+	assert_int_equal(a.crashes, 0);
+	assert_int_equal(C.crash_downs, 0);
+	/* On: exactly max_crashes victims end as with vz_fail(): on_stop ran
+	 * and the watcher got DOWN with the simulation's code and text (a
+	 * victim may end before the watcher's monitor is in place: NOPROC). */
+	crash_run(7, VZ_SIM_FAULT_CRASH, &a);
+	assert_int_equal(a.crashes, 2);
+	assert_true(C.crash_downs <= 2);
+	assert_true(C.crash_downs + C.other_downs >= 2);
+	assert_int_equal(C.stops, NVICTIMS); /* 2 crashed, 2 at the runtime's stop */
+	memcpy(ids, C.down_ids, sizeof ids);
+	/* The same seed crashes the same actors at the same points. */
+	crash_run(7, VZ_SIM_FAULT_CRASH, &b);
+	assert_int_equal(b.crashes, 2);
+	assert_int_equal(b.signature, a.signature);
+	assert_int_equal(b.handled, a.handled);
+	assert_int_equal(b.steps, a.steps);
+	assert_memory_equal(C.down_ids, ids, sizeof ids);
+	vz_test_assert_no_fails();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -644,6 +771,7 @@ int main(void)
 	    cmocka_unit_test(test_posts_interleave), cmocka_unit_test(test_virtual_time),
 	    cmocka_unit_test(test_pool_inline),	     cmocka_unit_test(test_pool_stop_cancels),
 	    cmocka_unit_test(test_io_completion),    cmocka_unit_test(test_planted_bug),
+	    cmocka_unit_test(test_crash_fault),
 	};
 
 	vz_test_watchdog(120);
