@@ -458,28 +458,34 @@ static bool poll_then_retry(struct uring *u, struct vz__io_op *op)
  * the memory only when that is safe; the op stays counted in inflight
  * until then, so destroy reaps every notification too. A refusal of
  * zero-copy (-EOPNOTSUPP, -EINVAL, no notification) is sent again as a
- * plain SENDMSG. true when the CQE was consumed here, false when it
- * completes the op the ordinary way (a result without notification). */
-static bool zc_cqe(struct uring *u, struct vz__io_op *op, int res, uint32_t flags)
+ * plain SENDMSG. 0: the CQE completes the op the ordinary way (a result
+ * without notification); 1: consumed here; 2: consumed, done has run. */
+static int zc_cqe(struct uring *u, struct vz__io_op *op, int res, uint32_t flags)
 {
 	struct io_uring_sqe *sqe;
 
-	if (flags & IORING_CQE_F_NOTIF) {
-		complete_op(u, op, op->res, 0);
-		return true;
-	}
 	if (flags & IORING_CQE_F_MORE) {
 		op->res = res;
 		op->state = OP_ZC_NOTIF;
-		return true;
+		return 1;
+	}
+	if (flags & IORING_CQE_F_NOTIF) {
+		res = op->res;
+		op->state = OP_INFLIGHT;
 	}
 	if ((res == -EOPNOTSUPP || res == -EINVAL) && !u->destroying && (sqe = get_sqe(u, false))) {
+		/* Refused (the kernel posts a notification for a refusal
+		 * too: the memory was never used, send it again plainly). */
 		op->opcode = VZ__IO_OP_SENDMSG;
 		op->flags |= VZ__IO_F_ZC_FELL_BACK;
 		prep_op(sqe, op);
-		return true;
+		return 1;
 	}
-	return false;
+	if (flags & IORING_CQE_F_NOTIF) {
+		complete_op(u, op, res, 0);
+		return 2;
+	}
+	return 0;
 }
 
 /* Run one batch of CQEs (copied out, CQ already advanced, so callbacks may
@@ -492,6 +498,7 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 
 	for (unsigned i = 0; i < n; i++) {
 		struct vz__io_op *op;
+		int zc;
 
 		if (ud[i] == UD_WAKE) {
 			(*tokens)++;
@@ -546,8 +553,12 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 			arm_efd(u);
 			continue;
 		}
-		if (op->opcode == VZ__IO_OP_SENDMSG_ZC && zc_cqe(u, op, res[i], fl[i]))
+		if (op->opcode == VZ__IO_OP_SENDMSG_ZC && (zc = zc_cqe(u, op, res[i], fl[i]))) {
+			/* 2: the notification ran done, a completion, so a
+			 * blocking wait returns to let its event be handled. */
+			count += zc == 2;
 			continue;
+		}
 		if (res[i] == -EAGAIN && !(fl[i] & IORING_CQE_F_MORE) && poll_then_retry(u, op))
 			continue;
 		count++;
