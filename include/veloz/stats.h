@@ -64,6 +64,9 @@ typedef struct vz_shard_stats {
 	uint64_t io_sendq_full;	     /* sends refused with VZ_EFULL (send queue bound) */
 	uint64_t io_accept_backoffs; /* accept pauses after EMFILE/ENFILE */
 	uint64_t io_fds_open;	     /* descriptors owned by actors now */
+	/* Zero-copy sends (io_uring SENDMSG_ZC), appended. */
+	uint64_t io_send_zc;	      /* send-queue writes made zero-copy */
+	uint64_t io_send_zc_fallback; /* of those, refused by the kernel and sent as a copy */
 } vz_shard_stats;
 
 /* Copy shard's counters to *out. Any thread. VZ_ENOSHARD, VZ_EINVAL. */

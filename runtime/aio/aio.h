@@ -125,6 +125,7 @@ struct vz__aio_sendq {
 	struct vz__aio_op *cover_end; /* last request the write in flight covers */
 	bool busy;		      /* bop in the backend */
 	bool cut_short;		      /* a request was dropped mid-write: shut down when bop ends */
+	bool no_zc;		      /* the kernel refused zero-copy on this socket */
 };
 
 struct vz__aio_fd {
@@ -177,7 +178,18 @@ struct vz__aio {
 	struct vz__aio_fd *kick_head; /* send queues filled before the backend existed */
 	uint32_t inflight;	      /* backend ops whose last done has not run */
 	uint32_t turns;		      /* vz__aio_turn() calls (datagram bursts) */
+	/* A write covering at least this many bytes goes zero-copy where the
+	 * backend can (SENDMSG_ZC); 0: never. VZ_SEND_ZC_MIN, read at create. */
+	uint64_t zc_min;
+	/* Send chunks taken from the pool and not given back. Written by the
+	 * shard only (vz__counter_add: relaxed load + store), read by tests
+	 * from any thread as a snapshot (relaxed: nothing is read through
+	 * it), so "every chunk came back" can be checked while running. */
+	_Atomic uint64_t chunks_out;
 };
+
+/* Default of vz__aio.zc_min (NOTES.md, "Zero-copy sends"). */
+#define VZ__AIO_ZC_MIN_DEFAULT ((uint64_t)0)
 
 /* ---- fdtab.c: shared by the aio files ---- */
 

@@ -33,6 +33,22 @@ static uint32_t next_gen(uint32_t g)
 	return g + 1 ? g + 1 : 1;
 }
 
+/* VZ_SEND_ZC_MIN: unset or empty = the default, "off" or 0 = never, else
+ * the least bytes one write must cover to go zero-copy. */
+static uint64_t zc_min_from_env(void)
+{
+	const char *v = getenv("VZ_SEND_ZC_MIN");
+	char *end;
+	unsigned long long n;
+
+	if (!v || !*v)
+		return VZ__AIO_ZC_MIN_DEFAULT;
+	if (!strcmp(v, "off"))
+		return 0;
+	n = strtoull(v, &end, 0);
+	return *end ? VZ__AIO_ZC_MIN_DEFAULT : (uint64_t)n;
+}
+
 int vz__aio_create(struct vz__shard *sh)
 {
 	struct vz__aio *a = calloc(1, sizeof *a);
@@ -40,6 +56,7 @@ int vz__aio_create(struct vz__shard *sh)
 	if (!a)
 		return VZ_ENOMEM;
 	a->sh = sh;
+	a->zc_min = zc_min_from_env();
 	/* The I/O layer's own life in the wheel: never ended (its timers
 	 * live until their op ends or the shard goes). */
 	vz__timer_owner_init(&a->tmo, 1);

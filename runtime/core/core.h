@@ -298,6 +298,7 @@ struct vz__stat_counters {
 	/* I/O (runtime/aio), in the order of vz_shard_stats. */
 	_Atomic uint64_t io_submitted, io_completed, io_events, io_events_dropped,
 	    io_bufs_exhausted, io_busy_polls, io_sendq_full, io_accept_backoffs, io_fds_open;
+	_Atomic uint64_t io_send_zc, io_send_zc_fallback;
 };
 
 /* Add to a counter that one thread writes and any thread reads as a

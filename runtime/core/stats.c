@@ -40,6 +40,8 @@ static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 	RD(io_sendq_full);
 	RD(io_accept_backoffs);
 	RD(io_fds_open);
+	RD(io_send_zc);
+	RD(io_send_zc_fallback);
 #undef RD
 	/* Foreign posts refused with VZ_EFULL are counted by the posting
 	 * threads on the target shard, with a read-modify-write (relaxed:

@@ -588,7 +588,7 @@ static int ep_submit(struct vz__io *io, struct vz__io_op *op)
 	if (op->state == OP_QUEUED || op->state == OP_CONNECTING || op->state == OP_DONE ||
 	    op->state == OP_FILE)
 		return VZ_EINVAL;
-	if ((unsigned)op->opcode > VZ__IO_OP_LAST)
+	if ((unsigned)op->opcode > VZ__IO_OP_LAST || op->opcode == VZ__IO_OP_SENDMSG_ZC)
 		return VZ_EINVAL;
 	if ((op->flags & VZ__IO_F_BUFSEL) && !e->head.bufs.mem)
 		return VZ_EINVAL;

@@ -168,6 +168,12 @@ int vz__io_cancel(struct vz__io *io, struct vz__io_op *op)
 }
 
 /* See io.h. */
+bool vz__io_send_zc_ok(const struct vz__io *io)
+{
+	return ops_of(io)->kind == VZ__IO_URING && vz__uring_send_zc_ok(io);
+}
+
+/* See io.h. */
 uint32_t vz__io_setup_flags(const struct vz__io *io)
 {
 	return ops_of(io)->setup_flags(io);

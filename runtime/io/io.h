@@ -149,8 +149,16 @@ enum vz__io_opcode {
 	VZ__IO_OP_OPENAT,  /* openat(AT_FDCWD, buf as path, len as flags | O_CLOEXEC,
 			      offset as mode); fd unused. res: the new fd */
 	VZ__IO_OP_FSYNC,   /* fsync(fd), fdatasync with VZ__IO_F_DATASYNC */
+	/* SENDMSG without copying the bytes (io_uring IORING_OP_SENDMSG_ZC;
+	 * only where vz__io_send_zc_ok(), else VZ_EINVAL): write side. The
+	 * kernel reads the iovecs' memory until its notification, so done
+	 * runs once, after both the result and the notification: until then
+	 * the memory must stay put. Where the kernel refuses zero-copy for
+	 * this socket (-EOPNOTSUPP, -EINVAL) the backend sends it as a plain
+	 * SENDMSG and sets VZ__IO_CF_ZC_FALLBACK. */
+	VZ__IO_OP_SENDMSG_ZC,
 };
-#define VZ__IO_OP_LAST VZ__IO_OP_FSYNC
+#define VZ__IO_OP_LAST VZ__IO_OP_SENDMSG_ZC
 
 /* vz__io_op.flags (in). */
 #define VZ__IO_F_BUFSEL                                                                            \
@@ -165,10 +173,13 @@ enum vz__io_opcode {
 				  -ENOBUFS, a cancel, or the backend's own choice to stop: the     \
 				  caller re-arms if it still wants more). */
 #define VZ__IO_F_DATASYNC 0x4u /* FSYNC: fdatasync */
+/* Backend-private: a SENDMSG_ZC resent as SENDMSG (io_uring.c). */
+#define VZ__IO_F_ZC_FELL_BACK 0x80000000u
 
 /* vz__io_op.cflags (out, set before each done call). */
-#define VZ__IO_CF_MORE 0x1u /* a multishot op: more results follow */
-#define VZ__IO_CF_BUF  0x2u /* bid names the provided buffer holding the data */
+#define VZ__IO_CF_MORE	      0x1u /* a multishot op: more results follow */
+#define VZ__IO_CF_BUF	      0x2u /* bid names the provided buffer holding the data */
+#define VZ__IO_CF_ZC_FALLBACK 0x4u /* SENDMSG_ZC: the kernel refused zero-copy; sent as SENDMSG */
 
 struct vz__io_op {
 	enum vz__io_opcode opcode;
@@ -232,6 +243,11 @@ uint32_t vz__io_bufs_free(const struct vz__io *io);
  * number is resolved before it can be reused. Allowed inside callbacks.
  * Owning thread. */
 void vz__io_flush(struct vz__io *io);
+
+/* Does this instance take VZ__IO_OP_SENDMSG_ZC (io_uring whose kernel
+ * has IORING_OP_SENDMSG_ZC, probed once at create)? Owning thread. */
+bool vz__io_send_zc_ok(const struct vz__io *io);
+bool vz__uring_send_zc_ok(const struct vz__io *io);
 
 /* Setup flags in use (io_uring setup flags; 0 for epoll), for reports. */
 uint32_t vz__io_setup_flags(const struct vz__io *io);

@@ -55,6 +55,7 @@ enum {
 	OP_IDLE = 0,
 	OP_INFLIGHT = 0x55524e47, /* "URNG": submitted, done not yet run */
 	OP_POLLING = 0x55524e50,  /* "URNP": waiting for readiness to retry */
+	OP_ZC_NOTIF = 0x55524e5a, /* "URNZ": SENDMSG_ZC result in, notification not */
 	REAP_BATCH = 64,
 	DEFAULT_ENTRIES = 256,
 };
@@ -72,6 +73,7 @@ struct uring {
 	size_t br_bytes;
 	bool efd_armed;	 /* efd_op queued or in the kernel */
 	bool efd_broken; /* the eventfd read failed unexpectedly: waits fail */
+	bool send_zc;	 /* the kernel has IORING_OP_SENDMSG_ZC (probed at create) */
 	bool destroying;
 
 	/* Owner-written statistics; atomics only so vz__io_stats() may read
@@ -218,6 +220,14 @@ int vz__uring_create(const struct vz__io_params *p, struct vz__io **out)
 	atomic_init(&u->sq_full, 0);
 	atomic_init(&u->cq_overflow, 0);
 	u->head.ops = &uring_ops;
+	{
+		/* Once per ring: zero-copy sends exist from 6.1 on. */
+		struct io_uring_probe *probe = io_uring_get_probe_ring(&u->ring);
+
+		u->send_zc = probe && io_uring_opcode_supported(probe, IORING_OP_SENDMSG_ZC);
+		if (probe)
+			io_uring_free_probe(probe);
+	}
 	arm_efd(u);
 	*out = (struct vz__io *)(void *)u;
 	return 0;
@@ -340,6 +350,9 @@ static void prep_op(struct io_uring_sqe *sqe, struct vz__io_op *op)
 	case VZ__IO_OP_SENDMSG:
 		io_uring_prep_sendmsg(sqe, op->fd, (const struct msghdr *)op->buf, MSG_NOSIGNAL);
 		break;
+	case VZ__IO_OP_SENDMSG_ZC:
+		io_uring_prep_sendmsg_zc(sqe, op->fd, (const struct msghdr *)op->buf, MSG_NOSIGNAL);
+		break;
 	case VZ__IO_OP_OPENAT:
 		io_uring_prep_openat(sqe, AT_FDCWD, (const char *)op->buf, (int)op->len | O_CLOEXEC,
 				     (mode_t)op->offset);
@@ -393,7 +406,8 @@ static int recvmsg_unpack(struct uring *u, struct vz__io_op *op, int res)
  * per CQE, the last one (no IORING_CQE_F_MORE) ending it. */
 static void complete_op(struct uring *u, struct vz__io_op *op, int res, uint32_t cqe_flags)
 {
-	op->cflags = 0;
+	op->cflags = (op->flags & VZ__IO_F_ZC_FELL_BACK) ? VZ__IO_CF_ZC_FALLBACK : 0;
+	op->flags &= ~VZ__IO_F_ZC_FELL_BACK;
 	op->data_off = 0;
 	if (cqe_flags & IORING_CQE_F_BUFFER) {
 		op->cflags |= VZ__IO_CF_BUF;
@@ -436,6 +450,44 @@ static bool poll_then_retry(struct uring *u, struct vz__io_op *op)
 	return true;
 }
 
+/* A CQE of a SENDMSG_ZC op, two per submission when the kernel took the
+ * bytes: the result (IORING_CQE_F_MORE: a notification follows) and, once
+ * the kernel no longer reads the memory, the notification
+ * (IORING_CQE_F_NOTIF, same user_data). The op's done runs only at the
+ * notification, with the result's value, so its caller frees or reuses
+ * the memory only when that is safe; the op stays counted in inflight
+ * until then, so destroy reaps every notification too. A refusal of
+ * zero-copy (-EOPNOTSUPP, -EINVAL, no notification) is sent again as a
+ * plain SENDMSG. 0: the CQE completes the op the ordinary way (a result
+ * without notification); 1: consumed here; 2: consumed, done has run. */
+static int zc_cqe(struct uring *u, struct vz__io_op *op, int res, uint32_t flags)
+{
+	struct io_uring_sqe *sqe;
+
+	if (flags & IORING_CQE_F_MORE) {
+		op->res = res;
+		op->state = OP_ZC_NOTIF;
+		return 1;
+	}
+	if (flags & IORING_CQE_F_NOTIF) {
+		res = op->res;
+		op->state = OP_INFLIGHT;
+	}
+	if ((res == -EOPNOTSUPP || res == -EINVAL) && !u->destroying && (sqe = get_sqe(u, false))) {
+		/* Refused (the kernel posts a notification for a refusal
+		 * too: the memory was never used, send it again plainly). */
+		op->opcode = VZ__IO_OP_SENDMSG;
+		op->flags |= VZ__IO_F_ZC_FELL_BACK;
+		prep_op(sqe, op);
+		return 1;
+	}
+	if (flags & IORING_CQE_F_NOTIF) {
+		complete_op(u, op, res, 0);
+		return 2;
+	}
+	return 0;
+}
+
 /* Run one batch of CQEs (copied out, CQ already advanced, so callbacks may
  * submit, cancel or wake freely). Returns completions + tokens consumed
  * and adds the tokens' weight to *tokens. */
@@ -446,6 +498,7 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 
 	for (unsigned i = 0; i < n; i++) {
 		struct vz__io_op *op;
+		int zc;
 
 		if (ud[i] == UD_WAKE) {
 			(*tokens)++;
@@ -498,6 +551,12 @@ static int handle_batch(struct uring *u, const uint64_t *ud, const int32_t *res,
 				u->efd_broken = true;
 			}
 			arm_efd(u);
+			continue;
+		}
+		if (op->opcode == VZ__IO_OP_SENDMSG_ZC && (zc = zc_cqe(u, op, res[i], fl[i]))) {
+			/* 2: the notification ran done, a completion, so a
+			 * blocking wait returns to let its event be handled. */
+			count += zc == 2;
 			continue;
 		}
 		if (res[i] == -EAGAIN && !(fl[i] & IORING_CQE_F_MORE) && poll_then_retry(u, op))
@@ -639,6 +698,10 @@ static int uring_submit(struct vz__io *io, struct vz__io_op *op)
 		return VZ_EINVAL;
 	if ((op->flags & VZ__IO_F_BUFSEL) && !u->br)
 		return VZ_EINVAL;
+	if (op->opcode == VZ__IO_OP_SENDMSG_ZC && !u->send_zc)
+		return VZ_EINVAL;
+	if (op->state == OP_ZC_NOTIF)
+		return VZ_EINVAL;
 	sqe = get_sqe(u, true);
 	if (!sqe)
 		return VZ_EFULL;
@@ -756,6 +819,12 @@ static void uring_buf_put(struct vz__io *io, uint32_t bid)
 	io_uring_buf_ring_add(u->br, b->mem + (size_t)bid * b->size, b->size, (unsigned short)bid,
 			      io_uring_buf_ring_mask(b->n), 0);
 	io_uring_buf_ring_advance(u->br, 1);
+}
+
+/* See io.h. */
+bool vz__uring_send_zc_ok(const struct vz__io *io)
+{
+	return ((const struct uring *)(const void *)io)->send_zc;
 }
 
 static uint32_t uring_setup_flags(const struct vz__io *io)
