@@ -400,6 +400,26 @@ static bool run_multi(struct ep *e, struct vz__io_op **head, struct vz__io_op *o
 		op->done(op, r);
 		if (*head != op || op->state != OP_QUEUED)
 			return true; /* cancelled (or moved) by its callback */
+		/*
+		 * A stream read that returned less than asked emptied the
+		 * socket's receive queue (TCP copies until the buffer is full
+		 * or the queue is empty): stop here instead of paying one
+		 * more recvfrom for its EAGAIN, and let readiness bring us
+		 * back. Safe because the fd is registered level-triggered
+		 * (update_interest() never sets EPOLLET): EPOLLIN is reported
+		 * by every epoll_wait for as long as the queue holds a byte,
+		 * so bytes that arrived after this read, or the rare ones a
+		 * short read left behind (urgent data, a racing softirq), are
+		 * reported by the next wait, which the shard makes in its next
+		 * turn (a busy poll) or sleeps in. Under EPOLLET the second
+		 * case would be a lost wake-up (no new edge until the peer
+		 * sends again); this is why this backend is level-triggered.
+		 * Datagram receives (one datagram per read, never "short")
+		 * and accepts keep reading until EAGAIN or the batch cap.
+		 */
+		if (op->opcode == VZ__IO_OP_RECV && (op->flags & VZ__IO_F_BUFSEL) &&
+		    (uint32_t)r < e->head.bufs.size)
+			return true;
 	}
 	return true;
 }
