@@ -11,7 +11,6 @@
 #include "listener.h"
 
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdalign.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -65,11 +64,10 @@ static void place_here(vz_actor *self, struct acceptor *a, int raw)
 {
 	vz_listener_conn c = {.raw_fd = raw, .shard = a->shard, .user = a->l->opts.conn_user};
 	vz_ref ref;
-	int rc, one = 1;
+	int rc;
 
-	/* Request/response servers want every answer out at once, not held
-	 * back by Nagle until the previous segment is acknowledged. */
-	setsockopt(raw, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	/* TCP_NODELAY came with the descriptor: the listener has it
+	 * (acceptor_init), and accepted sockets inherit it. */
 	rc = vz_spawn(vz_actor_runtime(self), a->shard, a->l->opts.conn_spec, &c, &ref);
 	if (rc < 0 || c.raw_fd >= 0) {
 		/* Spawn failed, or init did not adopt the descriptor. */
@@ -88,8 +86,12 @@ static int acceptor_init(vz_actor *self, void *state, const void *arg)
 	const struct acceptor_arg *aa = arg;
 	struct acceptor *a = state;
 	vz_listener *l = aa->l;
+	/* nodelay: request/response servers want every answer out at once,
+	 * not held back by Nagle until the previous segment is acknowledged;
+	 * set once on the listener, every accepted socket inherits it. */
 	vz_listen_opts lo = {.backlog = l->opts.backlog,
-			     .reuseport = l->opts.mode == VZ_LISTENER_REUSEPORT};
+			     .reuseport = l->opts.mode == VZ_LISTENER_REUSEPORT,
+			     .nodelay = 1};
 	int rc;
 
 	a->l = l;

@@ -149,11 +149,15 @@ typedef struct vz_listen_opts {
 	int backlog;   /* 0: SOMAXCONN */
 	int reuseport; /* nonzero: SO_REUSEPORT, so each shard may own a listener on
 			  one port and the kernel spreads connections over them */
+	int nodelay;   /* nonzero: accepted connections have TCP_NODELAY (Nagle off)
+			  without a setsockopt each: it is set on the listener, and
+			  Linux copies it into every socket the listener accepts */
 } vz_listen_opts;
 
 /* socket + bind + listen, synchronous (none of them blocks). Sets
- * SO_REUSEADDR (and SO_REUSEPORT when asked); port 0 picks a free port,
- * which vz_io_local_addr() tells. opts may be NULL (all zero). Errors:
+ * SO_REUSEADDR (and SO_REUSEPORT when asked, TCP_NODELAY when asked); port
+ * 0 picks a free port, which vz_io_local_addr() tells. opts may be NULL
+ * (all zero). Errors:
  * the common ones (top of this file), VZ_EINVAL (NULL addr or out, a
  * family other than AF_INET/AF_INET6), VZ_EADDRINUSE, VZ_EACCES,
  * VZ_EADDRNOTAVAIL, VZ_EMFILE (no descriptor left), VZ_ENOMEM. */

@@ -8,6 +8,7 @@
  * streams are sendq.c's. Owner thread.
  */
 #include <errno.h>
+#include <netinet/tcp.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -290,7 +291,7 @@ static int new_socket(int family, int type)
 }
 
 static int bound_socket(vz_actor *self, const struct sockaddr *addr, uint32_t len, int type,
-			int reuseport, int backlog, vz_fd *out)
+			int reuseport, int backlog, int nodelay, vz_fd *out)
 {
 	struct vz__aio *a = self->shard->aio;
 	struct vz__aio_fd *fd;
@@ -304,6 +305,13 @@ static int bound_socket(vz_actor *self, const struct sockaddr *addr, uint32_t le
 		return s;
 	(void)setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (reuseport && setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one) < 0)
+		goto fail;
+	/* On the listener, not per connection: the accepted socket is a clone
+	 * of the listener's (tcp_create_openreq_child() keeps its Nagle
+	 * setting), on io_uring's accept as on accept4(); the TCP test checks
+	 * it on every backend. One setsockopt per listener instead of one per
+	 * connection. */
+	if (nodelay && setsockopt(s, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one) < 0)
 		goto fail;
 	if (bind(s, addr, len) < 0)
 		goto fail;
@@ -330,7 +338,7 @@ VZ_API int vz_tcp_listen(vz_actor *self, const struct sockaddr *addr, uint32_t l
 	if (rc < 0)
 		return rc;
 	return bound_socket(self, addr, len, SOCK_STREAM, opts ? opts->reuseport : 0,
-			    opts ? opts->backlog : 0, out);
+			    opts ? opts->backlog : 0, opts ? opts->nodelay : 0, out);
 }
 
 VZ_API int vz_udp_bind(vz_actor *self, const struct sockaddr *addr, uint32_t len, int reuse,
@@ -340,7 +348,7 @@ VZ_API int vz_udp_bind(vz_actor *self, const struct sockaddr *addr, uint32_t len
 
 	if (rc < 0)
 		return rc;
-	return bound_socket(self, addr, len, SOCK_DGRAM, reuse, 0, out);
+	return bound_socket(self, addr, len, SOCK_DGRAM, reuse, 0, 0, out);
 }
 
 /* Start a receive-like multishot op (accept, recv, recvfrom) on fd. */

@@ -12,7 +12,8 @@
  *    every answer;
  *  - the listener spreading connections over two shards, in both modes
  *    (hand-off: exactly round-robin; SO_REUSEPORT: every connection served,
- *    counted per shard);
+ *    counted per shard), each connection with TCP_NODELAY (inherited from
+ *    the listening socket);
  *  - echo: bytes come back in order, from small writes and from a 32 MiB
  *    stream whose first part is written without reading until nothing
  *    moves (the echo's send queue fills: receiving paused, resumed once
@@ -25,7 +26,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -515,6 +518,77 @@ static void test_listener_spreads(void **state)
 	vz_test_watchdog(0);
 }
 
+/* ---- the listener's connections have TCP_NODELAY -------------------------- */
+
+static atomic_uint nd_seen, nd_on;
+
+/* A connection actor that only looks at its socket's Nagle setting. */
+static int nd_init(vz_actor *self, void *st, const void *arg)
+{
+	vz_fd *fd = st;
+	int v = 0, rc = vz_listener_adopt(self, arg, fd);
+	socklen_t vl = sizeof v;
+
+	if (rc < 0)
+		return rc;
+	if (getsockopt(vz_io_fileno(self, *fd), IPPROTO_TCP, TCP_NODELAY, &v, &vl) == 0 && v)
+		atomic_fetch_add(&nd_on, 1);
+	atomic_fetch_add(&nd_seen, 1);
+	return vz_io_close(self, *fd);
+}
+
+static void nd_receive(vz_actor *self, void *st, const vz_msg *m)
+{
+	(void)self, (void)st, (void)m;
+}
+
+static const vz_actor_spec nd_spec = {
+    .name = "nodelay-check",
+    .state_size = sizeof(vz_fd),
+    .init = nd_init,
+    .receive = nd_receive,
+};
+
+/* The listener sets TCP_NODELAY once on its listening socket (not per
+ * connection); every connection it places, in both modes (hand-off moves
+ * the descriptor to another shard), must have it. */
+static void test_listener_nodelay(void **state)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+
+	(void)state;
+	vz_test_watchdog(120);
+	for (int mode = VZ_LISTENER_REUSEPORT; mode <= VZ_LISTENER_HANDOFF; mode++) {
+		vz_listener_opts o = {.addr = (const struct sockaddr *)&a,
+				      .addrlen = sizeof a,
+				      .mode = mode,
+				      .conn_spec = &nd_spec};
+		vz_runtime *rt = make_runtime();
+		vz_listener *l;
+		int fds[8];
+
+		atomic_store(&nd_seen, 0);
+		atomic_store(&nd_on, 0);
+		assert_int_equal(vz_listener_create(rt, &o, &l), 0);
+		assert_int_equal(vz_runtime_start(rt), 0);
+		for (int i = 0; i < 8; i++)
+			fds[i] = dial(vz_listener_port(l));
+		/* each connection is closed by its actor once it looked */
+		for (int i = 0; i < 8; i++) {
+			char c;
+
+			assert_int_equal(read_retry(fds[i], &c, 1), 0);
+			close(fds[i]);
+		}
+		assert_int_equal(atomic_load(&nd_seen), 8);
+		assert_int_equal(atomic_load(&nd_on), 8);
+		finish_runtime(rt);
+		vz_listener_destroy(l);
+		assert_int_equal(vz_runtime_destroy(rt), 0);
+	}
+	vz_test_watchdog(0);
+}
+
 /* ---- echo ------------------------------------------------------------------ */
 
 static void test_echo(void **state)
@@ -617,6 +691,7 @@ int main(void)
 	    cmocka_unit_test(test_http_versions_and_errors),
 	    cmocka_unit_test(test_http_pipelining_without_reading),
 	    cmocka_unit_test(test_listener_spreads),
+	    cmocka_unit_test(test_listener_nodelay),
 	    cmocka_unit_test(test_echo),
 	};
 

@@ -3,7 +3,8 @@
  * Actor TCP I/O end to end on loopback (include/veloz/io.h), on every
  * backend (the runner repeats it with io_uring, epoll and io_uring
  * forbidden by seccomp): an echo server and clients on real shard threads,
- * byte-exact round trips of small messages and of a transfer much larger
+ * byte-exact round trips of small messages (also through a listener with
+ * TCP_NODELAY, checked on each accepted socket) and of a transfer much larger
  * than one receive buffer or send chunk; many connections opened and
  * closed with the process's descriptors counted before and after
  * (VZ_STRESS_SCALE scales the count); the same echo with every send-queue
@@ -18,6 +19,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,6 +35,10 @@ static atomic_int done;
 static atomic_int server_ready;
 static atomic_uint port_of_server;
 static atomic_ulong accepted_total, emfile_events, shed_total;
+/* The server's listener is made with vz_listen_opts.nodelay = listen_nodelay;
+ * accepted connections whose TCP_NODELAY differs from it are counted. */
+static bool listen_nodelay;
+static atomic_ulong nodelay_wrong;
 
 /* ---- echo server ----------------------------------------------------------- */
 
@@ -55,7 +61,7 @@ static int server_init(vz_actor *self, void *st, const void *arg)
 	struct server *s = st;
 	struct sockaddr_in sa;
 	uint32_t len = sizeof sa;
-	vz_listen_opts lo = {.backlog = 1024, .reuseport = 0};
+	vz_listen_opts lo = {.backlog = 1024, .reuseport = 0, .nodelay = listen_nodelay};
 	int rc;
 
 	(void)arg;
@@ -94,6 +100,16 @@ static void server_receive(vz_actor *self, void *st, const vz_msg *m)
 			return;
 		s->accepted++;
 		atomic_fetch_add(&accepted_total, 1);
+		{
+			int v = -1;
+			socklen_t vl = sizeof v;
+
+			/* Inherited from the listener, with no setsockopt here. */
+			CHECK(getsockopt(vz_io_fileno(self, ev->accepted), IPPROTO_TCP, TCP_NODELAY,
+					 &v, &vl) == 0);
+			if ((v != 0) != listen_nodelay)
+				atomic_fetch_add(&nodelay_wrong, 1);
+		}
 		/* Echo everything even if the client reads late. */
 		CHECK(vz_io_set_sendq_limit(self, ev->accepted, 64u << 20) == 0);
 		rc = vz_io_recv(self, ev->accepted, NULL, NULL);
@@ -321,6 +337,7 @@ static vz_runtime *start_rt(unsigned shards)
 	atomic_store(&accepted_total, 0);
 	atomic_store(&emfile_events, 0);
 	atomic_store(&shed_total, 0);
+	atomic_store(&nodelay_wrong, 0);
 	fds_before = vz_test_count_entries("/proc/self/fd");
 	vz_test_config(&cfg, shards);
 	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
@@ -386,6 +403,25 @@ static void test_echo_small(void **state)
 
 	(void)state;
 	run_echo(1, &ca);
+}
+
+/* A listener made with vz_listen_opts.nodelay hands out connections that
+ * have TCP_NODELAY (set once on the listener, inherited by each accepted
+ * socket, on every backend's accept); without it they do not. */
+static void test_listen_nodelay(void **state)
+{
+	struct client_arg ca = {.nconn = 8, .par = 4, .rounds = 4, .msglen = 64};
+
+	(void)state;
+	listen_nodelay = true;
+	run_echo(2, &ca);
+	listen_nodelay = false;
+	assert_int_equal(atomic_load(&accepted_total), ca.nconn);
+	assert_int_equal(atomic_load(&nodelay_wrong), 0);
+	/* and the default leaves Nagle on */
+	run_echo(1, &ca);
+	assert_int_equal(atomic_load(&accepted_total), ca.nconn);
+	assert_int_equal(atomic_load(&nodelay_wrong), 0);
 }
 
 /* 4 MiB each way on two connections across two shards: many receive
@@ -480,13 +516,10 @@ static void test_send_before_connected(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_echo_small),
-	    cmocka_unit_test(test_echo_large),
-	    cmocka_unit_test(test_many_connections),
-	    cmocka_unit_test(test_short_writes),
-	    cmocka_unit_test(test_enobufs),
-	    cmocka_unit_test(test_accept_emfile),
-	    cmocka_unit_test(test_send_before_connected),
+	    cmocka_unit_test(test_echo_small),	  cmocka_unit_test(test_listen_nodelay),
+	    cmocka_unit_test(test_echo_large),	  cmocka_unit_test(test_many_connections),
+	    cmocka_unit_test(test_short_writes),  cmocka_unit_test(test_enobufs),
+	    cmocka_unit_test(test_accept_emfile), cmocka_unit_test(test_send_before_connected),
 	};
 
 	vz_test_watchdog(280);
