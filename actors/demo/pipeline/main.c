@@ -8,8 +8,17 @@
  *
  *   veloz-demo [--duration S] [--rate TICKS_PER_S] [--symbols N]
  *              [--strategies-per-shard K] [--order-timeout-us U] [--fail-every S]
- *              [--no-net] [--config FILE] [--json PATH | --no-json]
+ *              [--no-net] [--feed-group ADDR] [--feed-interface IF] [--feed-drop]
+ *              [--config FILE] [--json PATH | --no-json]
+ *
+ * The feed publishes its ticks as UDP multicast on lo unless --no-net; where
+ * the host cannot (no such interface, no route, datagrams that never come
+ * back) it says why and runs timer-driven, ticks as messages (feed.c).
+ * --feed-drop makes the receiver ignore every datagram, as a host that does
+ * not deliver multicast on lo would, to see that fallback where it works.
  */
+#include <arpa/inet.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +35,9 @@ struct options {
 	unsigned order_timeout_us;
 	double fail_every;
 	int no_net;
+	const char *feed_group;
+	const char *feed_if;
+	int feed_drop;
 	const char *config;
 	const char *json;
 };
@@ -35,7 +47,8 @@ static void usage(const char *argv0)
 	fprintf(stderr,
 		"usage: %s [--duration S] [--rate TICKS_PER_S] [--symbols N]\n"
 		"          [--strategies-per-shard K] [--order-timeout-us U] [--fail-every S]\n"
-		"          [--no-net] [--config FILE] [--json PATH | --no-json]\n",
+		"          [--no-net] [--feed-group ADDR] [--feed-interface IF] [--feed-drop]\n"
+		"          [--config FILE] [--json PATH | --no-json]\n",
 		argv0);
 }
 
@@ -47,6 +60,8 @@ static int parse(int argc, char **argv, struct options *o)
 			      .per_shard = 2,
 			      .order_timeout_us = 5000,
 			      .fail_every = 2,
+			      .feed_group = "239.255.77.1",
+			      .feed_if = "lo",
 			      .json = "veloz-demo.json"};
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -57,6 +72,10 @@ static int parse(int argc, char **argv, struct options *o)
 		}
 		if (!strcmp(a, "--no-net")) {
 			o->no_net = 1;
+			continue;
+		}
+		if (!strcmp(a, "--feed-drop")) {
+			o->feed_drop = 1;
 			continue;
 		}
 		if (!v) {
@@ -75,6 +94,10 @@ static int parse(int argc, char **argv, struct options *o)
 			o->order_timeout_us = (unsigned)atoi(v);
 		else if (!strcmp(a, "--fail-every"))
 			o->fail_every = atof(v);
+		else if (!strcmp(a, "--feed-group"))
+			o->feed_group = v;
+		else if (!strcmp(a, "--feed-interface"))
+			o->feed_if = v;
 		else if (!strcmp(a, "--config"))
 			o->config = v;
 		else if (!strcmp(a, "--json"))
@@ -119,6 +142,51 @@ static int fail_config(const char *what, int rc, const vz_config_error *err)
 static uint64_t get(_Atomic uint64_t *c)
 {
 	return atomic_load_explicit(c, memory_order_relaxed);
+}
+
+static int feed_mode(struct pipeline *p)
+{
+	/* Acquire: pairs with the feed's release store (feed_fall_back()),
+	 * so feed_why is whole when the mode says FEED_TIMER. */
+	return atomic_load_explicit(&p->feed_mode, memory_order_acquire);
+}
+
+/* What the feed does, for the header and the summary. */
+static void describe_feed(struct pipeline *p, char *out, size_t n)
+{
+	char g[INET_ADDRSTRLEN] = "?";
+	struct in_addr a = {.s_addr = p->feed_group};
+
+	inet_ntop(AF_INET, &a, g, sizeof g);
+	switch (feed_mode(p)) {
+	case FEED_MULTICAST:
+		snprintf(out, n, "UDP multicast to %s:%u on %s", g, ntohs(p->feed_port),
+			 p->feed_ifname);
+		break;
+	case FEED_STARTING:
+		snprintf(out, n, "UDP multicast to %s:%u on %s (checking that it arrives)", g,
+			 ntohs(p->feed_port), p->feed_ifname);
+		break;
+	default:
+		snprintf(out, n, "timer-driven, ticks as messages (%s)", p->feed_why);
+	}
+}
+
+/* Say it when the feed settled on multicast or fell back. */
+static void feed_notice(struct pipeline *p, int *shown, int tty)
+{
+	int m = feed_mode(p);
+	char d[320];
+
+	if (m == *shown || m == FEED_STARTING)
+		return;
+	*shown = m;
+	describe_feed(p, d, sizeof d);
+	if (m == FEED_TIMER && p->mcast)
+		printf("%sfeed: multicast unavailable, falling back: %s\n", tty ? "\n" : "", d);
+	else
+		printf("%sfeed: %s\n", tty ? "\n" : "", d);
+	fflush(stdout);
 }
 
 /* One line per second: a progress line on a terminal, plain lines
@@ -178,6 +246,13 @@ static int spawn_all(vz_runtime *rt, struct pipeline *p, unsigned per_shard)
 	    (rc = vz_spawn(rt, 0, &gateway_spec, p, &p->gateway)) < 0 ||
 	    (rc = vz_spawn(rt, 0, &vz_supervisor, &p->sup, &p->supervisor)) < 0)
 		return rc;
+	/* The multicast receiver before the feed (it picks the port the
+	 * feed sends to), on the feed's shard (feed_rx.c). If it cannot
+	 * join, it said why (feed_why) and the feed runs timer-driven. */
+	if (p->mcast && !p->feed_ifindex)
+		feed_fall_back(p, "no interface %s", p->feed_ifname);
+	if (p->mcast && feed_mode(p) == FEED_STARTING)
+		(void)vz_spawn(rt, 0, &feed_rx_spec, p, &p->feed_rx);
 	return vz_spawn(rt, 0, &feed_spec, p, &p->feed);
 }
 
@@ -210,19 +285,26 @@ static void write_json(const char *path, vz_runtime *rt, const struct pipeline *
 		return;
 	}
 	fprintf(f,
-		"{\"backend\":\"%s\",\"orders_over\":\"%s\",\"shards\":%u,\"seconds\":%.3f,"
+		"{\"backend\":\"%s\",\"orders_over\":\"%s\",\"feed\":\"%s\",\"shards\":%u,"
+		"\"seconds\":%.3f,"
 		"\"rate\":%.0f,"
 		"\"symbols\":%u,\"strategies\":%u,\n"
-		" \"ticks\":%llu,\"ticks_refused\":%llu,\"orders\":%llu,\"acks\":%llu,"
+		" \"ticks\":%llu,\"ticks_refused\":%llu,\"feed_datagrams\":%llu,"
+		"\"ticks_multicast\":%llu,\"ticks_lost\":%llu,\"orders\":%llu,\"acks\":%llu,"
 		"\"timeouts\":%llu,\"late_acks\":%llu,\"rejected\":%llu,\"risk_checks\":%llu,"
 		"\"strategy_restarts\":%llu,\n"
 		" \"tick_to_ack_ns\":{\"count\":%llu,\"p50\":%llu,\"p99\":%llu,\"p999\":%llu,"
 		"\"max\":%llu},\n"
 		" \"messages\":{\"sent\":%llu,\"handled\":%llu,\"dead_letters\":%llu,"
 		"\"books_balance\":%s}}\n",
-		vz_runtime_backend(rt), p->net ? "tcp" : "messages", vz_runtime_shards(rt), seconds,
-		o->rate, p->symbols, p->nstrategies, (unsigned long long)get(&l->ticks),
-		(unsigned long long)get(&l->ticks_refused), (unsigned long long)get(&l->orders),
+		vz_runtime_backend(rt), p->net ? "tcp" : "messages",
+		atomic_load_explicit(&p->feed_mode, memory_order_acquire) == FEED_MULTICAST
+		    ? "multicast"
+		    : "timer",
+		vz_runtime_shards(rt), seconds, o->rate, p->symbols, p->nstrategies,
+		(unsigned long long)get(&l->ticks), (unsigned long long)get(&l->ticks_refused),
+		(unsigned long long)get(&l->datagrams), (unsigned long long)get(&l->ticks_mcast),
+		(unsigned long long)get(&l->ticks_lost), (unsigned long long)get(&l->orders),
 		(unsigned long long)get(&l->acks), (unsigned long long)get(&l->timeouts),
 		(unsigned long long)get(&l->late_acks), (unsigned long long)get(&l->rejected),
 		(unsigned long long)get(&l->risk_checks),
@@ -246,7 +328,8 @@ int main(int argc, char **argv)
 	vz_runtime *rt;
 	vz_shard_stats t;
 	uint64_t foreign, prev[3] = {0, 0, 0};
-	int rc, tty = isatty(STDOUT_FILENO);
+	char feed_line[320];
+	int rc, tty = isatty(STDOUT_FILENO), feed_shown;
 	double t0, next, elapsed;
 
 	if (parse(argc, argv, &o) < 0)
@@ -266,6 +349,18 @@ int main(int argc, char **argv)
 	p.risk_period_ns = 50 * 1000 * 1000;
 	p.signal_threshold = 3;
 	p.net = !o.no_net;
+	p.mcast = !o.no_net;
+	p.feed_ifname = o.feed_if;
+	p.feed_ifindex = if_nametoindex(o.feed_if);
+	p.feed_drop = o.feed_drop;
+	if (inet_pton(AF_INET, o.feed_group, &p.feed_group) != 1 ||
+	    !IN_MULTICAST(ntohl(p.feed_group))) {
+		fprintf(stderr, "veloz-demo: --feed-group %s is not an IPv4 multicast address\n",
+			o.feed_group);
+		return 2;
+	}
+	if (!p.mcast)
+		feed_fall_back(&p, "--no-net");
 	p.fail_period_ns = (uint64_t)(o.fail_every * 1e9);
 	if ((rc = spawn_all(rt, &p, o.per_shard)) < 0)
 		return fail("vz_spawn", rc);
@@ -278,6 +373,9 @@ int main(int argc, char **argv)
 	       "pool\n",
 	       o.rate, o.symbols, p.nstrategies, vz_runtime_shards(rt) - 1,
 	       p.net ? "over TCP 127.0.0.1" : "by messages", o.order_timeout_us);
+	describe_feed(&p, feed_line, sizeof feed_line);
+	printf("  ticks: %s%s\n", feed_line,
+	       feed_mode(&p) == FEED_TIMER && p.mcast ? " - multicast unavailable" : "");
 	if (o.fail_every > 0)
 		printf("  strategy 0 fails on purpose every %.1f s; its supervisor restarts it\n",
 		       o.fail_every);
@@ -286,10 +384,12 @@ int main(int argc, char **argv)
 
 	t0 = now_s();
 	next = t0 + 1;
+	feed_shown = feed_mode(&p);
 	while ((elapsed = now_s() - t0) < o.duration) {
 		struct timespec ts = {0, 10 * 1000 * 1000};
 
 		nanosleep(&ts, NULL);
+		feed_notice(&p, &feed_shown, tty);
 		if (now_s() >= next) {
 			progress(&p, now_s() - t0, prev, tty);
 			next += 1;
@@ -316,6 +416,14 @@ int main(int argc, char **argv)
 	    (unsigned long long)get(&p.live.timeouts), (unsigned long long)get(&p.live.late_acks),
 	    (unsigned long long)get(&p.live.rejected),
 	    (unsigned long long)get(&p.live.risk_checks));
+	describe_feed(&p, feed_line, sizeof feed_line);
+	if (feed_mode(&p) == FEED_MULTICAST)
+		printf("feed: %s: %llu datagrams, %llu ticks received, %llu lost\n", feed_line,
+		       (unsigned long long)get(&p.live.datagrams),
+		       (unsigned long long)get(&p.live.ticks_mcast),
+		       (unsigned long long)get(&p.live.ticks_lost));
+	else
+		printf("feed: %s\n", feed_line);
 	printf("strategy restarts by the supervisor: %llu (ticks for a strategy not running "
 	       "yet or restarting: %llu)\n",
 	       (unsigned long long)(get(&p.live.strategy_starts) - p.nstrategies),
