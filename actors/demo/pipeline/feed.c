@@ -159,24 +159,33 @@ static int feed_init(vz_actor *self, void *state, const void *arg)
 	return vz_timer_arm(self, f->p->feed_period_ns, f->p->feed_period_ns, TAG_TICK, NULL);
 }
 
-/* Send the datagram filled so far (count ticks; 0: a probe). */
-static void flush(vz_actor *self, struct feed *f)
+/* Send the datagram filled so far (count ticks; 0: a probe). Returns the
+ * ticks that went out: all of them, none (VZ_EFULL: 64 datagrams already in
+ * flight; counted as refused), or, when the send failed otherwise and the
+ * feed fell back, the ones routed as messages instead. */
+static uint64_t flush(vz_actor *self, struct feed *f)
 {
 	uint32_t n = f->d.h.count;
+	uint64_t routed = 0;
 	vz_io_req quiet = {.flags = VZ_IO_QUIET};
 	int rc;
 
 	f->d.h.magic = FEED_MAGIC;
 	rc = vz_io_sendto(self, f->sock, &f->d, sizeof f->d.h + (size_t)n * sizeof(struct tick),
 			  (const struct sockaddr *)&f->group, sizeof f->group, &quiet, NULL);
-	if (rc == VZ_EFULL) {
-		live_add(&f->p->live.ticks_refused, n);
-	} else if (rc < 0) {
-		feed_fall_back(f->p, "sending to the group: %s", vz_strerror(rc));
-		to_timer(self, f);
-	}
 	f->d.h.count = 0;
 	f->d.h.first_seq = f->seq + 1;
+	if (rc == 0)
+		return n;
+	if (rc == VZ_EFULL) {
+		live_add(&f->p->live.ticks_refused, n);
+		return 0;
+	}
+	feed_fall_back(f->p, "sending to the group: %s", vz_strerror(rc));
+	to_timer(self, f);
+	for (uint32_t i = 0; i < n; i++)
+		routed += pipeline_route(self, f->p, &f->d.t[i]) == 0;
+	return routed;
 }
 
 static void emit(vz_actor *self, struct feed *f, uint64_t now_ns, uint64_t n)
@@ -188,7 +197,7 @@ static void emit(vz_actor *self, struct feed *f, uint64_t now_ns, uint64_t n)
 		f->d.h.count = 0;
 		f->d.h.first_seq = f->seq + 1;
 		if (m == FEED_STARTING)
-			flush(self, f); /* the probe */
+			(void)flush(self, f); /* the probe */
 	}
 	for (uint64_t i = 0; i < n; i++) {
 		uint64_t r = next_random(&f->rng);
@@ -204,8 +213,7 @@ static void emit(vz_actor *self, struct feed *f, uint64_t now_ns, uint64_t n)
 		if (mode(f->p) == FEED_MULTICAST && f->sock.id) {
 			f->d.t[f->d.h.count++] = t;
 			if (f->d.h.count == FEED_DGRAM_TICKS)
-				flush(self, f);
-			sent++;
+				sent += flush(self, f);
 			continue;
 		}
 		rc = pipeline_route(self, f->p, &t);
@@ -217,7 +225,7 @@ static void emit(vz_actor *self, struct feed *f, uint64_t now_ns, uint64_t n)
 			unrouted++;
 	}
 	if (mode(f->p) == FEED_MULTICAST && f->sock.id && f->d.h.count)
-		flush(self, f);
+		sent += flush(self, f);
 	live_add(&f->p->live.ticks, sent);
 	if (refused)
 		live_add(&f->p->live.ticks_refused, refused);

@@ -104,7 +104,7 @@ struct strategy_arg {
 
 /* Counters for the progress line; one writer each (named) unless said. */
 struct live {
-	_Atomic uint64_t ticks; /* feed: ticks sent */
+	_Atomic uint64_t ticks; /* feed: ticks sent (as messages, or in datagrams sent) */
 	/* ticks_refused, ticks_unrouted: the feed or feed_rx, whichever routes
 	 * ticks; both live on shard 0, so one thread writes them. refused:
 	 * also datagrams the feed could not send (VZ_EFULL), tick for tick. */
