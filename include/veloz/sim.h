@@ -54,6 +54,16 @@ typedef struct vz_sim vz_sim;
  * never inside a receive; its on_stop runs. Spared: the runtime's own
  * actors (port proxies) and those crash_ok refuses. */
 #define VZ_SIM_FAULT_CRASH 0x4u
+/* The in-memory network (sockets of a simulated runtime, see below). */
+#define VZ_SIM_FAULT_NET_RESET 0x8u  /* per step: one connection reset (both ends: ECONNRESET) */
+#define VZ_SIM_FAULT_NET_SHORT 0x10u /* per stream write or read: it moves fewer bytes */
+#define VZ_SIM_FAULT_NET_ERROR                                                                     \
+	0x20u /* per connect: refused (ECONNREFUSED); per stream write or read: the connection     \
+		 fails with ECONNRESET, the peer gets a reset */
+#define VZ_SIM_FAULT_NET_DROP 0x40u /* per datagram: lost on the way */
+#define VZ_SIM_FAULT_NET                                                                           \
+	(VZ_SIM_FAULT_NET_RESET | VZ_SIM_FAULT_NET_SHORT | VZ_SIM_FAULT_NET_ERROR |                \
+	 VZ_SIM_FAULT_NET_DROP)
 
 /* The code and text of a simulated crash (vz_exit.code, vz_exit.text). */
 #define VZ_SIM_CRASH_CODE (-9999)
@@ -79,11 +89,18 @@ typedef struct vz_sim_options {
 	uint32_t max_crashes;
 	bool (*crash_ok)(void *crash_ctx, const vz_actor_spec *spec);
 	void *crash_ctx;
+	/* The in-memory network: each segment (bytes, a connection request
+	 * or its answer, an end of stream, a reset, a datagram) arrives after
+	 * a delay drawn in 0..net_delay_ns of virtual time, never before one
+	 * sent earlier towards the same socket (0: no delay; the order of
+	 * arrivals across sockets is still drawn). */
+	uint64_t net_delay_ns;
 } vz_sim_options;
 
 /* Defaults for `seed`: no faults (fault_permille 20 when turned on),
  * hold_permille 200, max_hold_steps 16, start at 1 s, no cap on crashes
- * and every user actor crashable. VZ_EINVAL for NULL. */
+ * and every user actor crashable, network delays up to 100 us.
+ * VZ_EINVAL for NULL. */
 VZ_API int vz_sim_options_default(vz_sim_options *opt, uint64_t seed);
 
 /* Create a simulated runtime from cfg (copied) and opt (NULL: defaults
@@ -135,6 +152,17 @@ typedef struct vz_sim_stats {
 	uint64_t time_jumps;   /* times virtual time advanced */
 	uint64_t now_ns;       /* virtual time */
 	uint64_t crashes;      /* VZ_SIM_FAULT_CRASH injected (actors ended) */
+	/* The in-memory network, appended. */
+	uint64_t net_socks_open; /* virtual sockets open now (0 after a clean stop) */
+	uint64_t net_conns;	 /* connections established */
+	uint64_t net_refused;	 /* connects refused (no listener, or VZ_SIM_FAULT_NET_ERROR) */
+	uint64_t net_bytes;	 /* stream bytes arrived */
+	uint64_t net_dgrams;	 /* datagrams arrived */
+	uint64_t net_drops;   /* datagrams lost (VZ_SIM_FAULT_NET_DROP, nobody bound, queue full) */
+	uint64_t net_resets;  /* resets injected (VZ_SIM_FAULT_NET_RESET, _NET_ERROR) */
+	uint64_t net_short;   /* short writes and reads injected (VZ_SIM_FAULT_NET_SHORT) */
+	uint64_t io_bufs_out; /* receive buffers held by actors or their events now
+				 (0 after a clean stop) */
 } vz_sim_stats;
 
 /* Copy the counters. 0, VZ_EINVAL for NULL. */
