@@ -18,6 +18,16 @@
  * timer deadline. Nothing starts a thread: no shard thread, no pool
  * worker; pool jobs run inline on the driving thread at a drawn step.
  *
+ * Sockets (io.h) are the simulation's own in-memory network: the same
+ * calls, events and receive buffers, but virtual descriptors and ports,
+ * nothing in the kernel. Each segment arrives after a drawn delay
+ * (net_delay_ns), in order per connection, in a drawn order across
+ * connections; windows are drawn per connection (writes may be short);
+ * the VZ_SIM_FAULT_NET_* faults add resets, short transfers, refused
+ * connects and lost datagrams. Files are not simulated: their operations
+ * end with VZ_ENOSYS, and vz_io_adopt() refuses real descriptors
+ * (docs/simulation.md, "Sockets").
+ *
  * Thread rule for every function here on a vz_sim: the thread that called
  * vz_sim_create(). Those that drive or free it (vz_sim_step(),
  * vz_sim_run(), vz_sim_destroy()) return VZ_EWRONGTHREAD from any other;
@@ -116,9 +126,10 @@ VZ_API int vz_sim_create(const vz_config *cfg, const vz_sim_options *opt, vz_sim
 /* The simulated runtime; NULL for NULL. */
 VZ_API vz_runtime *vz_sim_runtime(const vz_sim *sim);
 
-/* One step: one shard's turn, one pool job, or one I/O completion, chosen
- * by the PRNG among those that can run; when nothing can, held rings are
- * released first, then virtual time jumps to the next timer deadline.
+/* One step: one shard's turn, one pool job, one I/O completion, or one
+ * arrival on the network, chosen by the PRNG among those that can run;
+ * when nothing can, held rings are released first, then virtual time
+ * jumps to the next timer deadline or network arrival.
  * Returns 1 after a step, 0 when the run is idle (nothing runnable, no
  * timer armed), VZ_EINVAL (NULL), VZ_EWRONGTHREAD, VZ_ESTATE (runtime not
  * running: not started, or stopped). */
