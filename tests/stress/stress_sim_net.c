@@ -30,9 +30,11 @@
 #include <veloz.h>
 #include <veloz/io.h>
 
+#include "http/server.h"
 #include "net/echo.h"
 
 #define MAXCLIENTS 4
+#define SEC	   1000000000ull
 #define UDP_COUNT  24
 
 /* One run's record (the whole run is on this thread). */
@@ -202,6 +204,135 @@ static const vz_actor_spec tcp_client_spec = {
     .receive = tcp_client_receive,
 };
 
+/* ---- HTTP: a client of actors/http, pipelining ---------------------------- */
+
+#define HTTP_REQS 6
+#define HTTP_BUF  8192
+
+static const char http_body[] = "Hello, World!";
+
+struct http_client {
+	unsigned id;
+	vz_fd fd;
+	uint32_t got;
+	bool closed, done;
+	char buf[HTTP_BUF];
+};
+
+static int http_client_init(vz_actor *self, void *state, const void *arg)
+{
+	const struct tcp_client_arg *a = arg;
+	struct http_client *c = state;
+	struct sockaddr_in to = {.sin_family = AF_INET, .sin_port = htons(a->port)};
+	uint64_t rng = mix64(R.seed * 64 + 16 + a->id);
+	char reqs[HTTP_REQS * 64];
+	uint32_t len = 0;
+	int rc;
+
+	c->id = a->id;
+	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	for (unsigned i = 0; i < HTTP_REQS; i++)
+		len += (uint32_t)snprintf(reqs + len, sizeof reqs - len,
+					  "GET /plaintext HTTP/1.1\r\nHost: sim\r\n%s\r\n",
+					  i == HTTP_REQS - 1 ? "Connection: close\r\n" : "");
+	rc = vz_tcp_connect(self, (const struct sockaddr *)&to, sizeof to, NULL, &c->fd, NULL);
+	/* The requests in pieces cut anywhere, all queued at once. */
+	for (uint32_t off = 0; rc == 0 && off < len;) {
+		uint32_t n;
+
+		rng = mix64(rng);
+		n = 1 + (uint32_t)(rng % 80);
+		if (n > len - off)
+			n = len - off;
+		rc = vz_io_send(self, c->fd, reqs + off, n, &(vz_io_req){.tag = n}, NULL);
+		R.pieces[c->id]++;
+		off += n;
+	}
+	return rc;
+}
+
+/* The answers: HTTP_REQS of them, each 200 with the body, the last one
+ * saying it closes. */
+static bool http_answers_ok(const struct http_client *c)
+{
+	const char *p = c->buf, *end = c->buf + c->got;
+	unsigned n = 0;
+
+	while (p < end) {
+		const char *head_end = memmem(p, (size_t)(end - p), "\r\n\r\n", 4);
+		size_t head = head_end ? (size_t)(head_end + 2 - p) : 0; /* lines with their CRLF */
+
+		if (strncmp(p, "HTTP/1.1 200 OK\r\n", 17) || !head_end ||
+		    !memmem(p, head, "Content-Length: 13\r\n", 20) ||
+		    (size_t)(end - head_end) < 4 + sizeof http_body - 1 ||
+		    memcmp(head_end + 4, http_body, sizeof http_body - 1))
+			return false;
+		n++;
+		if ((n == HTTP_REQS) != (memmem(p, head, "Connection: close\r\n", 19) != NULL))
+			return false;
+		p = head_end + 4 + sizeof http_body - 1;
+	}
+	return n == HTTP_REQS;
+}
+
+static void http_client_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct http_client *c = state;
+	const vz_io_event *ev = vz_io_event_of(m);
+
+	if (!ev)
+		return;
+	switch (ev->kind) {
+	case VZ_IO_CONNECT:
+		R.connect_events[c->id]++;
+		if (ev->res == 0) {
+			if (vz_io_recv(self, c->fd, NULL, NULL) < 0)
+				fail("recv refused", c->id, 0, 0);
+			return;
+		}
+		if (!expected_error(ev->res) || !R.faults)
+			fail("connect failed", c->id, ev->res, 0);
+		break;
+	case VZ_IO_SEND:
+		R.send_events[c->id]++;
+		if (ev->res != (int32_t)ev->tag && !(R.faults && expected_error(ev->res)))
+			fail("send result", c->id, ev->res, (long)ev->tag);
+		return;
+	case VZ_IO_RECV:
+		if (ev->res > 0) {
+			if (c->got + ev->len > HTTP_BUF) {
+				fail("answers too long", c->id, c->got, ev->len);
+				return;
+			}
+			memcpy(c->buf + c->got, ev->data, ev->len);
+			c->got += ev->len;
+		}
+		if (ev->flags & VZ_IO_EV_MORE)
+			return;
+		if (ev->res == 0 && !http_answers_ok(c))
+			fail("answers wrong or cut short", c->id, c->got, 0);
+		else if (ev->res < 0 && (!expected_error(ev->res) || !R.faults))
+			fail("receive failed", c->id, ev->res, c->got);
+		R.ok += ev->res == 0;
+		break;
+	default:
+		fail("unexpected event", c->id, ev->kind, ev->res);
+		return;
+	}
+	if (c->done)
+		fail("two final events", c->id, 0, 0);
+	c->done = true;
+	R.done++;
+	vz_io_close(self, c->fd);
+}
+
+static const vz_actor_spec http_client_spec = {
+    .name = "http-client",
+    .state_size = sizeof(struct http_client),
+    .init = http_client_init,
+    .receive = http_client_receive,
+};
+
 /* ---- UDP: an echo actor and its clients --------------------------------- */
 
 struct udp_echo {
@@ -225,8 +356,6 @@ static int udp_bind_any(vz_actor *self, vz_fd *fd, uint16_t *port)
 		rc = vz_io_recvfrom(self, *fd, NULL, NULL);
 	return rc;
 }
-
-#define SEC 1000000000ull
 
 static int udp_echo_init(vz_actor *self, void *state, const void *arg)
 {
@@ -363,6 +492,7 @@ struct variant {
 	int mode; /* enum vz_listener_mode */
 	bool udp;
 	bool faults; /* the options inject network faults */
+	bool http;   /* the HTTP server and its clients instead of echo */
 };
 
 /* Stop, then: no descriptor open anywhere, every buffer back. */
@@ -392,6 +522,9 @@ static int net_run(vz_sim *sim, void *ctx)
 	struct sockaddr_in any = {.sin_family = AF_INET};
 	vz_listener_opts lo = {.addr = (const struct sockaddr *)&any, .addrlen = sizeof any};
 	vz_listener *l = NULL;
+	vz_http_server *hs = NULL;
+	vz_http_server_opts ho;
+	uint16_t port;
 	vz_sim_stats st;
 	vz_ref r;
 	int rc;
@@ -402,13 +535,21 @@ static int net_run(vz_sim *sim, void *ctx)
 	R.faults = v->faults;
 	any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lo.mode = v->mode;
-	rc = vz_echo_server_create(rt, &lo, &l);
+	if (v->http) {
+		memset(&ho, 0, sizeof ho);
+		ho.listen = lo;
+		rc = vz_http_server_create(rt, &ho, &hs);
+		port = rc == 0 ? vz_http_server_port(hs) : 0;
+	} else {
+		rc = vz_echo_server_create(rt, &lo, &l);
+		port = rc == 0 ? vz_listener_port(l) : 0;
+	}
 	if (rc < 0)
-		return printf("echo server: %s\n", vz_strerror(rc)), 1;
+		return printf("server: %s\n", vz_strerror(rc)), 1;
 	for (unsigned i = 0; i < v->nclients; i++) {
-		struct tcp_client_arg a = {i, vz_listener_port(l)};
+		struct tcp_client_arg a = {i, port};
 
-		rc = vz_spawn(rt, i % nsh, &tcp_client_spec, &a, &r);
+		rc = vz_spawn(rt, i % nsh, v->http ? &http_client_spec : &tcp_client_spec, &a, &r);
 		if (rc < 0)
 			break;
 	}
@@ -422,11 +563,16 @@ static int net_run(vz_sim *sim, void *ctx)
 	}
 	if (rc == 0)
 		rc = vz_runtime_start(rt);
+	/* HTTP's date actors tick every second for good: the run ends at a
+	 * virtual deadline (long past any answer) instead of going idle. */
 	if (rc == 0)
-		rc = vz_sim_run(sim, 2000000, 0);
+		rc = vz_sim_run(sim, 2000000, v->http ? vz_sim_now_ns(sim) + 30 * SEC : 0);
+	if (rc == VZ_ETIMEDOUT && v->http)
+		rc = 0;
 	if (rc < 0) {
 		vz_runtime_stop(rt);
 		vz_listener_destroy(l);
+		vz_http_server_destroy(hs);
 		return printf("run: %s\n", vz_strerror(rc)), 1;
 	}
 	expect = v->nclients + (v->udp ? 2 : 0);
@@ -447,6 +593,7 @@ static int net_run(vz_sim *sim, void *ctx)
 		    R.errors++;
 	rc = stop_and_check(sim);
 	vz_listener_destroy(l);
+	vz_http_server_destroy(hs);
 	if (R.errors)
 		return printf("%s\n", R.why), 1;
 	return rc;
@@ -454,13 +601,15 @@ static int net_run(vz_sim *sim, void *ctx)
 
 int main(int argc, char **argv)
 {
-	static struct variant reuse = {3, VZ_LISTENER_REUSEPORT, false, false};
-	static struct variant handoff = {3, VZ_LISTENER_HANDOFF, true, false};
-	static struct variant reuse_f = {4, VZ_LISTENER_REUSEPORT, true, true};
-	static struct variant handoff_f = {4, VZ_LISTENER_HANDOFF, true, true};
+	static struct variant reuse = {3, VZ_LISTENER_REUSEPORT, false, false, false};
+	static struct variant handoff = {3, VZ_LISTENER_HANDOFF, true, false, false};
+	static struct variant reuse_f = {4, VZ_LISTENER_REUSEPORT, true, true, false};
+	static struct variant handoff_f = {4, VZ_LISTENER_HANDOFF, true, true, false};
+	static struct variant http = {3, VZ_LISTENER_REUSEPORT, false, false, true};
+	static struct variant http_f = {4, VZ_LISTENER_HANDOFF, false, true, true};
 	static vz_config cfg2, cfg3;
 	static vz_sim_options plain, faulty;
-	vz_sim_test tests[4];
+	vz_sim_test tests[6];
 
 	vz_config_default(&cfg2);
 	cfg2.nshards = 2;
@@ -476,5 +625,7 @@ int main(int argc, char **argv)
 	tests[1] = (vz_sim_test){"echo-handoff-udp", net_run, &handoff, &cfg3, &plain};
 	tests[2] = (vz_sim_test){"echo-udp-faults", net_run, &reuse_f, &cfg2, &faulty};
 	tests[3] = (vz_sim_test){"echo-handoff-udp-faults", net_run, &handoff_f, &cfg3, &faulty};
-	return vz_sim_main(argc, argv, tests, 4);
+	tests[4] = (vz_sim_test){"http", net_run, &http, &cfg2, &plain};
+	tests[5] = (vz_sim_test){"http-handoff-faults", net_run, &http_f, &cfg3, &faulty};
+	return vz_sim_main(argc, argv, tests, 6);
 }
