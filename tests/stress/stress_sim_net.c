@@ -620,7 +620,7 @@ int main(int argc, char **argv)
 	vz_sim_options_default(&plain, 0);
 	vz_sim_options_default(&faulty, 0);
 	faulty.faults = VZ_SIM_FAULT_NET | VZ_SIM_FAULT_DELAY;
-	faulty.fault_permille = 30;
+	faulty.fault_permille = 6;
 	tests[0] = (vz_sim_test){"echo-reuseport", net_run, &reuse, &cfg2, &plain};
 	tests[1] = (vz_sim_test){"echo-handoff-udp", net_run, &handoff, &cfg3, &plain};
 	tests[2] = (vz_sim_test){"echo-udp-faults", net_run, &reuse_f, &cfg2, &faulty};
