@@ -245,9 +245,15 @@ static void conn_receive(vz_actor *self, void *state, const vz_msg *m)
 		}
 		/* End of stream, error or our cancel for a close: when an
 		 * answer is still being written, its event finishes the
-		 * connection. */
-		if (!c->closing)
-			finish(self, c);
+		 * connection. The answers already queued (to requests sent
+		 * just before the peer's end of stream) are written first:
+		 * a zero-length last send's event says when, since stopping
+		 * now would drop them. */
+		if (!c->closing) {
+			c->closing = true;
+			if (flush(self, c, true) < 0)
+				finish(self, c);
+		}
 		return;
 	}
 	if (ev->kind != VZ_IO_SEND)

@@ -45,6 +45,7 @@ static struct {
 	uint64_t seed;
 	unsigned done, ok;
 	uint16_t udp_port;
+	bool half_close; /* HTTP clients end with shutdown(SHUT_WR), not "Connection: close" */
 	/* per TCP client: sends started, their final events, connect events */
 	unsigned pieces[MAXCLIENTS], send_events[MAXCLIENTS], connect_events[MAXCLIENTS];
 	/* per UDP client: sendto final events, recvfrom final events */
@@ -232,9 +233,9 @@ static int http_client_init(vz_actor *self, void *state, const void *arg)
 	c->id = a->id;
 	to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	for (unsigned i = 0; i < HTTP_REQS; i++)
-		len += (uint32_t)snprintf(reqs + len, sizeof reqs - len,
-					  "GET /plaintext HTTP/1.1\r\nHost: sim\r\n%s\r\n",
-					  i == HTTP_REQS - 1 ? "Connection: close\r\n" : "");
+		len += (uint32_t)snprintf(
+		    reqs + len, sizeof reqs - len, "GET /plaintext HTTP/1.1\r\nHost: sim\r\n%s\r\n",
+		    i == HTTP_REQS - 1 && !R.half_close ? "Connection: close\r\n" : "");
 	rc = vz_tcp_connect(self, (const struct sockaddr *)&to, sizeof to, NULL, &c->fd, NULL);
 	/* The requests in pieces cut anywhere, all queued at once. */
 	for (uint32_t off = 0; rc == 0 && off < len;) {
@@ -248,11 +249,11 @@ static int http_client_init(vz_actor *self, void *state, const void *arg)
 		R.pieces[c->id]++;
 		off += n;
 	}
-	return rc;
+	return rc == 0 && R.half_close ? vz_io_shutdown(self, c->fd, SHUT_WR) : rc;
 }
 
 /* The answers: HTTP_REQS of them, each 200 with the body, the last one
- * saying it closes. */
+ * saying it closes (none does when the client half-closed instead). */
 static bool http_answers_ok(const struct http_client *c)
 {
 	const char *p = c->buf, *end = c->buf + c->got;
@@ -268,7 +269,8 @@ static bool http_answers_ok(const struct http_client *c)
 		    memcmp(head_end + 4, http_body, sizeof http_body - 1))
 			return false;
 		n++;
-		if ((n == HTTP_REQS) != (memmem(p, head, "Connection: close\r\n", 19) != NULL))
+		if ((n == HTTP_REQS && !R.half_close) !=
+		    (memmem(p, head, "Connection: close\r\n", 19) != NULL))
 			return false;
 		p = head_end + 4 + sizeof http_body - 1;
 	}
@@ -493,6 +495,7 @@ struct variant {
 	bool udp;
 	bool faults; /* the options inject network faults */
 	bool http;   /* the HTTP server and its clients instead of echo */
+	bool half_close;
 };
 
 /* Stop, then: no descriptor open anywhere, every buffer back. */
@@ -533,6 +536,7 @@ static int net_run(vz_sim *sim, void *ctx)
 	vz_sim_stats_get(sim, &st);
 	R.seed = st.seed;
 	R.faults = v->faults;
+	R.half_close = v->half_close;
 	any.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	lo.mode = v->mode;
 	if (v->http) {
@@ -601,15 +605,16 @@ static int net_run(vz_sim *sim, void *ctx)
 
 int main(int argc, char **argv)
 {
-	static struct variant reuse = {3, VZ_LISTENER_REUSEPORT, false, false, false};
-	static struct variant handoff = {3, VZ_LISTENER_HANDOFF, true, false, false};
-	static struct variant reuse_f = {4, VZ_LISTENER_REUSEPORT, true, true, false};
-	static struct variant handoff_f = {4, VZ_LISTENER_HANDOFF, true, true, false};
-	static struct variant http = {3, VZ_LISTENER_REUSEPORT, false, false, true};
-	static struct variant http_f = {4, VZ_LISTENER_HANDOFF, false, true, true};
+	static struct variant reuse = {3, VZ_LISTENER_REUSEPORT, false, false, false, false};
+	static struct variant handoff = {3, VZ_LISTENER_HANDOFF, true, false, false, false};
+	static struct variant reuse_f = {4, VZ_LISTENER_REUSEPORT, true, true, false, false};
+	static struct variant handoff_f = {4, VZ_LISTENER_HANDOFF, true, true, false, false};
+	static struct variant http = {3, VZ_LISTENER_REUSEPORT, false, false, true, false};
+	static struct variant http_f = {4, VZ_LISTENER_HANDOFF, false, true, true, false};
+	static struct variant http_half = {3, VZ_LISTENER_REUSEPORT, false, false, true, true};
 	static vz_config cfg2, cfg3;
 	static vz_sim_options plain, faulty;
-	vz_sim_test tests[6];
+	vz_sim_test tests[7];
 
 	vz_config_default(&cfg2);
 	cfg2.nshards = 2;
@@ -627,5 +632,6 @@ int main(int argc, char **argv)
 	tests[3] = (vz_sim_test){"echo-handoff-udp-faults", net_run, &handoff_f, &cfg3, &faulty};
 	tests[4] = (vz_sim_test){"http", net_run, &http, &cfg2, &plain};
 	tests[5] = (vz_sim_test){"http-handoff-faults", net_run, &http_f, &cfg3, &faulty};
-	return vz_sim_main(argc, argv, tests, 6);
+	tests[6] = (vz_sim_test){"http-half-close", net_run, &http_half, &cfg2, &plain};
+	return vz_sim_main(argc, argv, tests, 7);
 }
