@@ -64,13 +64,16 @@ typedef struct vz_sim vz_sim;
  * never inside a receive; its on_stop runs. Spared: the runtime's own
  * actors (port proxies) and those crash_ok refuses. */
 #define VZ_SIM_FAULT_CRASH 0x4u
-/* The in-memory network (sockets of a simulated runtime, see below). */
-#define VZ_SIM_FAULT_NET_RESET 0x8u  /* per step: one connection reset (both ends: ECONNRESET) */
-#define VZ_SIM_FAULT_NET_SHORT 0x10u /* per stream write or read: it moves fewer bytes */
-#define VZ_SIM_FAULT_NET_ERROR                                                                     \
-	0x20u /* per connect: refused (ECONNREFUSED); per stream write or read: the connection     \
-		 fails with ECONNRESET, the peer gets a reset */
-#define VZ_SIM_FAULT_NET_DROP 0x40u /* per datagram: lost on the way */
+/* The in-memory network (sockets of a simulated runtime, see above):
+ * NET_RESET, per step: one connection is reset (both ends: ECONNRESET).
+ * NET_SHORT, per stream write or read: it moves fewer bytes.
+ * NET_ERROR, per connect: refused (ECONNREFUSED); per stream write or
+ * read: it fails with ECONNRESET and the peer gets a reset.
+ * NET_DROP, per datagram: lost on the way. NET: all four. */
+#define VZ_SIM_FAULT_NET_RESET 0x8u
+#define VZ_SIM_FAULT_NET_SHORT 0x10u
+#define VZ_SIM_FAULT_NET_ERROR 0x20u
+#define VZ_SIM_FAULT_NET_DROP  0x40u
 #define VZ_SIM_FAULT_NET                                                                           \
 	(VZ_SIM_FAULT_NET_RESET | VZ_SIM_FAULT_NET_SHORT | VZ_SIM_FAULT_NET_ERROR |                \
 	 VZ_SIM_FAULT_NET_DROP)
