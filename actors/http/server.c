@@ -52,33 +52,32 @@ struct date_arg {
 	unsigned shard;
 };
 
-static void date_refresh(struct date_actor *d)
+/* The runtime's wall clock, not time(NULL): a simulated runtime's is
+ * virtual, so its answers are the same in every run of a seed. */
+static void date_refresh(vz_actor *self, struct date_actor *d)
 {
-	vz_http_date_format(d->s->shard[d->shard].date, time(NULL));
+	vz_http_date_format(d->s->shard[d->shard].date, (time_t)(vz_wall_ns(self) / 1000000000ll));
 }
 
 static int date_init(vz_actor *self, void *state, const void *arg)
 {
 	const struct date_arg *da = arg;
 	struct date_actor *d = state;
-	struct timespec ts;
 	uint64_t to_next;
 
 	d->s = da->s;
 	d->shard = da->shard;
-	date_refresh(d);
+	date_refresh(self, d);
 	/* Fire just after each second boundary, so the cached text turns
 	 * over with the clock (at most one loop turn late). */
-	clock_gettime(CLOCK_REALTIME, &ts);
-	to_next = 1000000000ull - (uint64_t)ts.tv_nsec + 1000;
+	to_next = 1000000000ull - (uint64_t)(vz_wall_ns(self) % 1000000000ll) + 1000;
 	return vz_timer_arm(self, to_next, 1000000000ull, 0, NULL);
 }
 
 static void date_receive(vz_actor *self, void *state, const vz_msg *m)
 {
-	(void)self;
 	if (vz_msg_type(m) == VZ_MSG_TIMER)
-		date_refresh(state);
+		date_refresh(self, state);
 }
 
 static const vz_actor_spec date_spec = {
@@ -246,9 +245,15 @@ static void conn_receive(vz_actor *self, void *state, const vz_msg *m)
 		}
 		/* End of stream, error or our cancel for a close: when an
 		 * answer is still being written, its event finishes the
-		 * connection. */
-		if (!c->closing)
-			finish(self, c);
+		 * connection. The answers already queued (to requests sent
+		 * just before the peer's end of stream) are written first:
+		 * a zero-length last send's event says when, since stopping
+		 * now would drop them. */
+		if (!c->closing) {
+			c->closing = true;
+			if (flush(self, c, true) < 0)
+				finish(self, c);
+		}
 		return;
 	}
 	if (ev->kind != VZ_IO_SEND)

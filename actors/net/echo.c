@@ -4,13 +4,14 @@
  * receive armed; each chunk is queued back with a quiet send) and paused
  * (the send queue was full: the receive is cancelled, the chunks still on
  * their way are queued past the bound, and the event of a zero-length
- * marker send says when the queue has drained).
+ * marker send says when the queue has drained). It closes gracefully and
+ * stops when a last marker's event says that everything queued is written.
  */
 #include "echo.h"
 
 #include <stdbool.h>
 
-enum { TAG_DRAINED = 1 };
+enum { TAG_DRAINED = 1, TAG_CLOSED };
 
 struct echo {
 	vz_fd fd;
@@ -18,11 +19,23 @@ struct echo {
 	bool receiving; /* a receive is armed (its final event has not come) */
 	bool paused;	/* the queue filled: waiting for the drain marker */
 	bool eof;	/* the peer closed: close once everything is written */
+	bool closing;	/* closed gracefully: stop at the close marker's event */
 };
 
 static void finish(vz_actor *self, struct echo *e)
 {
-	/* A graceful close: what is queued is still written. */
+	const vz_io_req q = {.tag = TAG_CLOSED};
+
+	if (e->closing)
+		return;
+	e->closing = true;
+	/* A graceful close: what is queued is still written, and the event
+	 * of a zero-length marker says when. Stopping drops whatever the
+	 * queue still holds (io.h: an actor's stop closes its descriptors at
+	 * once), so the actor stops only then, or now if the stream is
+	 * broken and nothing can be written any more. */
+	if (vz_io_send(self, e->fd, NULL, 0, &q, NULL) == 0 && vz_io_close(self, e->fd) == 0)
+		return;
 	vz_io_close(self, e->fd);
 	vz_stop(vz_actor_runtime(self), vz_self(self));
 }
@@ -93,6 +106,13 @@ static void echo_receive(vz_actor *self, void *state, const vz_msg *m)
 
 	if (!ev)
 		return;
+	if (e->closing) {
+		/* Only the close marker's event matters now (the receive ends
+		 * with VZ_ECANCELED, quiet sends may still fail). */
+		if (ev->kind == VZ_IO_SEND && ev->tag == TAG_CLOSED)
+			vz_stop(vz_actor_runtime(self), vz_self(self));
+		return;
+	}
 	switch (ev->kind) {
 	case VZ_IO_RECV:
 		if (!(ev->flags & VZ_IO_EV_MORE))

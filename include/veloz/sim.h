@@ -18,6 +18,16 @@
  * timer deadline. Nothing starts a thread: no shard thread, no pool
  * worker; pool jobs run inline on the driving thread at a drawn step.
  *
+ * Sockets (io.h) are the simulation's own in-memory network: the same
+ * calls, events and receive buffers, but virtual descriptors and ports,
+ * nothing in the kernel. Each segment arrives after a drawn delay
+ * (net_delay_ns), in order per connection, in a drawn order across
+ * connections; windows are drawn per connection (writes may be short);
+ * the VZ_SIM_FAULT_NET_* faults add resets, short transfers, refused
+ * connects and lost datagrams. Files are not simulated: their operations
+ * end with VZ_ENOSYS, and vz_io_adopt() refuses real descriptors
+ * (docs/simulation.md, "Sockets").
+ *
  * Thread rule for every function here on a vz_sim: the thread that called
  * vz_sim_create(). Those that drive or free it (vz_sim_step(),
  * vz_sim_run(), vz_sim_destroy()) return VZ_EWRONGTHREAD from any other;
@@ -54,6 +64,19 @@ typedef struct vz_sim vz_sim;
  * never inside a receive; its on_stop runs. Spared: the runtime's own
  * actors (port proxies) and those crash_ok refuses. */
 #define VZ_SIM_FAULT_CRASH 0x4u
+/* The in-memory network (sockets of a simulated runtime, see above):
+ * NET_RESET, per step: one connection is reset (both ends: ECONNRESET).
+ * NET_SHORT, per stream write or read: it moves fewer bytes.
+ * NET_ERROR, per connect: refused (ECONNREFUSED); per stream write or
+ * read: it fails with ECONNRESET and the peer gets a reset.
+ * NET_DROP, per datagram: lost on the way. NET: all four. */
+#define VZ_SIM_FAULT_NET_RESET 0x8u
+#define VZ_SIM_FAULT_NET_SHORT 0x10u
+#define VZ_SIM_FAULT_NET_ERROR 0x20u
+#define VZ_SIM_FAULT_NET_DROP  0x40u
+#define VZ_SIM_FAULT_NET                                                                           \
+	(VZ_SIM_FAULT_NET_RESET | VZ_SIM_FAULT_NET_SHORT | VZ_SIM_FAULT_NET_ERROR |                \
+	 VZ_SIM_FAULT_NET_DROP)
 
 /* The code and text of a simulated crash (vz_exit.code, vz_exit.text). */
 #define VZ_SIM_CRASH_CODE (-9999)
@@ -79,11 +102,18 @@ typedef struct vz_sim_options {
 	uint32_t max_crashes;
 	bool (*crash_ok)(void *crash_ctx, const vz_actor_spec *spec);
 	void *crash_ctx;
+	/* The in-memory network: each segment (bytes, a connection request
+	 * or its answer, an end of stream, a reset, a datagram) arrives after
+	 * a delay drawn in 0..net_delay_ns of virtual time, never before one
+	 * sent earlier towards the same socket (0: no delay; the order of
+	 * arrivals across sockets is still drawn). */
+	uint64_t net_delay_ns;
 } vz_sim_options;
 
 /* Defaults for `seed`: no faults (fault_permille 20 when turned on),
  * hold_permille 200, max_hold_steps 16, start at 1 s, no cap on crashes
- * and every user actor crashable. VZ_EINVAL for NULL. */
+ * and every user actor crashable, network delays up to 100 us.
+ * VZ_EINVAL for NULL. */
 VZ_API int vz_sim_options_default(vz_sim_options *opt, uint64_t seed);
 
 /* Create a simulated runtime from cfg (copied) and opt (NULL: defaults
@@ -99,9 +129,10 @@ VZ_API int vz_sim_create(const vz_config *cfg, const vz_sim_options *opt, vz_sim
 /* The simulated runtime; NULL for NULL. */
 VZ_API vz_runtime *vz_sim_runtime(const vz_sim *sim);
 
-/* One step: one shard's turn, one pool job, or one I/O completion, chosen
- * by the PRNG among those that can run; when nothing can, held rings are
- * released first, then virtual time jumps to the next timer deadline.
+/* One step: one shard's turn, one pool job, one I/O completion, or one
+ * arrival on the network, chosen by the PRNG among those that can run;
+ * when nothing can, held rings are released first, then virtual time
+ * jumps to the next timer deadline or network arrival.
  * Returns 1 after a step, 0 when the run is idle (nothing runnable, no
  * timer armed), VZ_EINVAL (NULL), VZ_EWRONGTHREAD, VZ_ESTATE (runtime not
  * running: not started, or stopped). */
@@ -135,6 +166,17 @@ typedef struct vz_sim_stats {
 	uint64_t time_jumps;   /* times virtual time advanced */
 	uint64_t now_ns;       /* virtual time */
 	uint64_t crashes;      /* VZ_SIM_FAULT_CRASH injected (actors ended) */
+	/* The in-memory network, appended. */
+	uint64_t net_socks_open; /* virtual sockets open now (0 after a clean stop) */
+	uint64_t net_conns;	 /* connections established */
+	uint64_t net_refused;	 /* connects refused (no listener, or VZ_SIM_FAULT_NET_ERROR) */
+	uint64_t net_bytes;	 /* stream bytes arrived */
+	uint64_t net_dgrams;	 /* datagrams arrived */
+	uint64_t net_drops;   /* datagrams lost (VZ_SIM_FAULT_NET_DROP, nobody bound, queue full) */
+	uint64_t net_resets;  /* resets injected (VZ_SIM_FAULT_NET_RESET, _NET_ERROR) */
+	uint64_t net_short;   /* short writes and reads injected (VZ_SIM_FAULT_NET_SHORT) */
+	uint64_t io_bufs_out; /* receive buffers held by actors or their events now
+				 (0 after a clean stop) */
 } vz_sim_stats;
 
 /* Copy the counters. 0, VZ_EINVAL for NULL. */

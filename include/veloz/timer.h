@@ -69,6 +69,14 @@ VZ_API int vz_timer_cancel(vz_actor *self, vz_timer t);
  * vz_timer_arm() refreshes it). From the owning actor; 0 for NULL. */
 VZ_API uint64_t vz_now_ns(const vz_actor *self);
 
+/* Wall-clock time (CLOCK_REALTIME) in ns since the Unix epoch, for what
+ * must show a date (an HTTP Date header, a log line); durations and
+ * deadlines use vz_now_ns(). In a simulated runtime (sim.h) it is virtual
+ * too: 2026-01-01T00:00:00Z plus the virtual clock, so a run does not
+ * depend on when it ran. From the owning actor; with a NULL self, the
+ * real clock. Never fails. */
+VZ_API int64_t vz_wall_ns(const vz_actor *self);
+
 VZ_END_DECLS
 
 #endif

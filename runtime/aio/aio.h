@@ -15,13 +15,16 @@
 #ifndef VZ_AIO_H
 #define VZ_AIO_H
 
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <unistd.h>
 
 #include "core/core.h"
+#include "sim/sim_net.h"
 
 #define VZ__AIO_NBUFS	    512u /* receive buffers per shard (io.h bufs) */
 #define VZ__AIO_RECV_CAP    8u	 /* chunks of one receive unhandled before it pauses */
@@ -238,6 +241,35 @@ static inline int vz__aio_res(int r, int *os_errno)
 	}
 	*os_errno = -r;
 	return vz_error_from_errno(-r);
+}
+
+/* ---- raw descriptors: the kernel's, or the simulation's ---- */
+
+/* On a simulated shard the sockets are the in-memory network's
+ * (runtime/sim/sim_net.h): the calls that make, name, shut down or close
+ * a raw descriptor go there. One predictable branch on the shard's
+ * owner-only sim field, as for the clock (core.h vz__shard_clock()),
+ * taken per descriptor call, never per byte: the bytes go through the
+ * backend, which is the simulation's own. */
+static inline bool vz__aio_simulated(const struct vz__aio *a)
+{
+	return __builtin_expect(a->sh->sim != NULL, 0);
+}
+
+static inline void vz__aio_raw_close(struct vz__aio *a, int raw)
+{
+	if (vz__aio_simulated(a))
+		vz__sim_net_close(a->sh->sim, raw);
+	else
+		close(raw);
+}
+
+/* shutdown(2): 0 or a negative VZ_E*. */
+static inline int vz__aio_raw_shutdown(struct vz__aio *a, int raw, int how)
+{
+	if (vz__aio_simulated(a))
+		return vz__sim_net_shutdown(a->sh->sim, raw, how);
+	return shutdown(raw, how) < 0 ? vz_error_from_errno(errno) : 0;
 }
 
 /* ---- sendq.c ---- */

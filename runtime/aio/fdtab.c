@@ -85,7 +85,7 @@ void vz__aio_destroy(struct vz__shard *sh)
 
 			if (fd->state != VZ__FDS_FREE && !(fd->flags & VZ__FDF_RAW_CLOSED) &&
 			    fd->raw >= 0)
-				close(fd->raw);
+				vz__aio_raw_close(a, fd->raw);
 		}
 		free(a->fd_chunks[c]);
 	}
@@ -231,7 +231,7 @@ static void close_raw(struct vz__aio *a, struct vz__aio_fd *fd)
 	 * kernel resolve it before the number can be reused. */
 	if (a->inflight && a->sh->io)
 		vz__io_flush(a->sh->io);
-	close(fd->raw);
+	vz__aio_raw_close(a, fd->raw);
 	VZ__STAT_ADD(a->sh, io_fds_open, (uint64_t)-1);
 }
 
@@ -304,7 +304,10 @@ void vz__aio_fd_close(struct vz__aio *a, struct vz__aio_fd *fd, bool abort, bool
 		    !(fd->flags & VZ__FDF_RAW_CLOSED)) {
 			struct linger lg = {.l_onoff = 1, .l_linger = 0};
 
-			(void)setsockopt(fd->raw, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+			if (vz__aio_simulated(a))
+				vz__sim_net_linger0(a->sh->sim, fd->raw);
+			else
+				(void)setsockopt(fd->raw, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
 		}
 		close_raw(a, fd);
 	} else if (!fd->sq.head && !fd->sq.busy) {
@@ -980,6 +983,14 @@ VZ_API int vz_io_adopt(vz_actor *self, int raw, vz_fd *out)
 		return rc;
 	if (raw < 0 || !out)
 		return VZ_EINVAL;
+	a = self->shard->aio;
+	if (vz__aio_simulated(a)) {
+		/* Only the simulation's own sockets (from vz_io_detach). */
+		type = vz__sim_net_kind(a->sh->sim, raw);
+		if (type < 0)
+			return type;
+		goto adopt;
+	}
 	fl = fcntl(raw, F_GETFL);
 	if (fl < 0)
 		return VZ_EINVAL;
@@ -1000,7 +1011,7 @@ VZ_API int vz_io_adopt(vz_actor *self, int raw, vz_fd *out)
 	} else if (errno == ENOTSOCK) {
 		type = VZ__FD_FILE;
 	}
-	a = self->shard->aio;
+adopt:
 	fd = vz__aio_fd_new(a, self, raw, type);
 	if (!fd)
 		return VZ_ENOMEM;
@@ -1032,6 +1043,8 @@ static int addr_call(vz_actor *self, vz_fd h, struct sockaddr *addr, uint32_t *l
 	fd = vz__aio_fd_get(self, h);
 	if (!fd)
 		return VZ_ESTALE;
+	if (vz__aio_simulated(self->shard->aio))
+		return vz__sim_net_name(self->shard->sim, fd->raw, addr, len, peer);
 	l = *len;
 	rc = peer ? getpeername(fd->raw, addr, &l) : getsockname(fd->raw, addr, &l);
 	if (rc < 0)

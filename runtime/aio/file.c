@@ -23,7 +23,7 @@ void vz__file_done(struct vz__aio *a, struct vz__aio_op *op, int res)
 		bool live = (op->owner->flags & VZ__ACTOR_LIVE) && op->owner->gen == op->owner_gen;
 
 		if (res >= 0 && (!live || fd->state != VZ__FDS_OPEN)) {
-			close(res); /* its owner is gone */
+			vz__aio_raw_close(a, res); /* its owner is gone */
 			vz__aio_finish(a, op, VZ_ECANCELED, 0, VZ_FD_NULL);
 			return;
 		}

@@ -85,17 +85,17 @@ static void accept_done(struct vz__aio *a, struct vz__aio_op *op, int res, bool 
 	int os, code;
 
 	if (res >= 0 && VZ_FAULT(VZ_FAULT_SOCKET_EMFILE)) {
-		close(res);
+		vz__aio_raw_close(a, res);
 		res = -EMFILE;
 	}
 	if (res >= 0) {
 		struct vz__aio_fd *nfd = NULL;
 
 		if (!(op->owner->flags & VZ__ACTOR_LIVE) || op->owner->gen != op->owner_gen) {
-			close(res); /* nobody to own it */
+			vz__aio_raw_close(a, res); /* nobody to own it */
 			VZ__STAT_ADD(a->sh, io_events_dropped, 1);
 		} else if (!(nfd = vz__aio_fd_new(a, op->owner, res, VZ__FD_TCP))) {
-			close(res);
+			vz__aio_raw_close(a, res);
 			vz__aio_emit_more(a, op, VZ_ENOMEM, ENOMEM, VZ_FD_NULL, -1, 0);
 		} else {
 			vz__aio_emit_more(a, op, 0, 0, vz__aio_fd_handle(a, nfd), -1, 0);
@@ -300,6 +300,12 @@ static int bound_socket(vz_actor *self, const struct sockaddr *addr, uint32_t le
 	rc = check_addr(addr, len);
 	if (rc < 0 || !out)
 		return VZ_EINVAL;
+	if (vz__aio_simulated(a)) {
+		s = vz__sim_net_bound(a->sh->sim, addr, len, type, reuseport, backlog);
+		if (s < 0)
+			return s;
+		goto made;
+	}
 	s = new_socket(addr->sa_family, type);
 	if (s < 0)
 		return s;
@@ -317,9 +323,10 @@ static int bound_socket(vz_actor *self, const struct sockaddr *addr, uint32_t le
 		goto fail;
 	if (type == SOCK_STREAM && listen(s, backlog > 0 ? backlog : SOMAXCONN) < 0)
 		goto fail;
+made:
 	fd = vz__aio_fd_new(a, self, s, type == SOCK_STREAM ? VZ__FD_TCP_LISTEN : VZ__FD_UDP);
 	if (!fd) {
-		close(s);
+		vz__aio_raw_close(a, s);
 		return VZ_ENOMEM;
 	}
 	*out = vz__aio_fd_handle(a, fd);
@@ -407,13 +414,14 @@ VZ_API int vz_tcp_connect(vz_actor *self, const struct sockaddr *addr, uint32_t 
 		return rc;
 	if (check_addr(addr, len) < 0 || !out || len > sizeof(struct sockaddr_storage))
 		return VZ_EINVAL;
-	s = new_socket(addr->sa_family, SOCK_STREAM);
+	a = self->shard->aio;
+	s = vz__aio_simulated(a) ? vz__sim_net_socket(a->sh->sim, addr->sa_family)
+				 : new_socket(addr->sa_family, SOCK_STREAM);
 	if (s < 0)
 		return s;
-	a = self->shard->aio;
 	fd = vz__aio_fd_new(a, self, s, VZ__FD_TCP);
 	if (!fd) {
-		close(s);
+		vz__aio_raw_close(a, s);
 		return VZ_ENOMEM;
 	}
 	op = vz__aio_op_new(a, self, fd, VZ_IO_CONNECT, req);
@@ -449,6 +457,8 @@ VZ_API int vz_udp_join(vz_actor *self, vz_fd h, const struct sockaddr *group, ui
 		return VZ_ESTALE;
 	if (fd->type != VZ__FD_UDP)
 		return VZ_EINVAL;
+	if (vz__aio_simulated(self->shard->aio))
+		return VZ_ENOSYS; /* no multicast in the simulated network */
 	if (group->sa_family == AF_INET) {
 		const struct sockaddr_in *g = (const struct sockaddr_in *)(const void *)group;
 		struct ip_mreqn mr;

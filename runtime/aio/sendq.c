@@ -118,7 +118,7 @@ static void break_stream(struct vz__aio *a, struct vz__aio_fd *fd)
 	fd->flags |= VZ__FDF_SHUT_WR;
 	fd->flags &= ~VZ__FDF_SHUT_WR_PENDING;
 	if (!(fd->flags & VZ__FDF_RAW_CLOSED))
-		(void)shutdown(fd->raw, SHUT_WR);
+		(void)vz__aio_raw_shutdown(a, fd->raw, SHUT_WR);
 	fail_all(a, fd, VZ_EPIPE, EPIPE);
 }
 
@@ -182,7 +182,7 @@ void vz__sendq_kick(struct vz__aio *a, struct vz__aio_fd *fd)
 		if ((fd->flags & VZ__FDF_SHUT_WR_PENDING) && !(fd->flags & VZ__FDF_RAW_CLOSED)) {
 			fd->flags &= ~VZ__FDF_SHUT_WR_PENDING;
 			fd->flags |= VZ__FDF_SHUT_WR;
-			(void)shutdown(fd->raw, SHUT_WR);
+			(void)vz__aio_raw_shutdown(a, fd->raw, SHUT_WR);
 		}
 		if (fd->flags & VZ__FDF_CLOSE_PENDING) {
 			fd->flags &= ~VZ__FDF_CLOSE_PENDING;
@@ -455,8 +455,8 @@ VZ_API int vz_io_shutdown(vz_actor *self, vz_fd h, int how)
 		return VZ_ESTALE;
 	if (fd->type == VZ__FD_FILE)
 		return VZ_EINVAL;
-	if (how != SHUT_WR && shutdown(fd->raw, SHUT_RD) < 0)
-		return vz_error_from_errno(errno);
+	if (how != SHUT_WR && (rc = vz__aio_raw_shutdown(self->shard->aio, fd->raw, SHUT_RD)) < 0)
+		return rc;
 	if (how != SHUT_RD && !(fd->flags & VZ__FDF_SHUT_WR)) {
 		fd->flags |= VZ__FDF_SHUT_WR_PENDING;
 		vz__sendq_kick(self->shard->aio, fd);

@@ -13,6 +13,8 @@
 
 #include "config/config_int.h"
 
+#include <veloz/io.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -71,27 +73,51 @@ static inline uint64_t mix(uint64_t h, uint64_t w)
 	return h ^ (h >> 31);
 }
 
+static uint64_t mix_bytes(uint64_t h, const void *p, size_t len)
+{
+	const unsigned char *b = p;
+	uint64_t w;
+	size_t i;
+
+	for (i = 0; i + 8 <= len; i += 8) {
+		memcpy(&w, b + i, 8);
+		h = mix(h, w);
+	}
+	if (i < len) {
+		w = 0;
+		memcpy(&w, b + i, len - i);
+		h = mix(h, w);
+	}
+	return h;
+}
+
 /* deliver.c, just before a receive call: chain the message into the order
  * signature. Every field that a test could observe goes in, the payload
  * bytes included (timer events carry virtual times, pool completions
  * their drawn job ids: both deterministic). */
 void vz__sim_handled(vz_sim *sim, const struct vz__shard *sh, const struct vz_msg *m)
 {
-	uint64_t h = sim->st.signature, w;
-	uint32_t i;
+	uint64_t h = sim->st.signature;
 
 	h = mix(h, sh->id);
 	h = mix(h, m->to.id);
 	h = mix(h, m->from.id);
 	h = mix(h, (uint64_t)m->type << 32 | m->len);
-	for (i = 0; i + 8 <= m->len; i += 8) {
-		memcpy(&w, m->data + i, 8);
-		h = mix(h, w);
-	}
-	if (i < m->len) {
-		w = 0;
-		memcpy(&w, m->data + i, m->len - i);
-		h = mix(h, w);
+	if (m->type == VZ_MSG_IO && m->len >= sizeof(vz_io_event)) {
+		/* An I/O event points at a receive buffer and into itself:
+		 * addresses, which differ from run to run. Its bytes go in
+		 * instead of the pointers. */
+		vz_io_event ev;
+
+		memcpy(&ev, m->data, sizeof ev);
+		if (ev.data)
+			h = mix_bytes(h, ev.data, ev.len);
+		ev.data = NULL;
+		ev.peer = NULL;
+		h = mix_bytes(h, &ev, sizeof ev);
+		h = mix_bytes(h, m->data + sizeof ev, m->len - sizeof ev);
+	} else {
+		h = mix_bytes(h, m->data, m->len);
 	}
 	sim->st.signature = h;
 	sim->st.handled++;
@@ -125,12 +151,14 @@ VZ_API int vz_sim_options_default(vz_sim_options *opt, uint64_t seed)
 	opt->hold_permille = 200;
 	opt->max_hold_steps = 16;
 	opt->start_ns = 1000000000ull;
+	opt->net_delay_ns = 100000; /* 100 us */
 	return 0;
 }
 
 static void sim_free(vz_sim *sim)
 {
 	vz__sim_pool_fini(sim);
+	vz__sim_net_free(sim);
 	free(sim->held);
 	free(sim->hold_left);
 	free(sim->io);
@@ -180,7 +208,7 @@ VZ_API int vz_sim_create(const vz_config *cfg, const vz_sim_options *opt, vz_sim
 	sim->held = calloc((size_t)cfg->nshards * (VZ_MAX_SHARDS / 64), sizeof *sim->held);
 	sim->hold_left = calloc((size_t)cfg->nshards * cfg->nshards, sizeof *sim->hold_left);
 	sim->io = calloc(cfg->nshards, sizeof *sim->io);
-	if (!sim->held || !sim->hold_left || !sim->io) {
+	if (!sim->held || !sim->hold_left || !sim->io || vz__sim_net_create(sim) < 0) {
 		free(c);
 		sim_free(sim);
 		return VZ_ENOMEM;
@@ -265,6 +293,7 @@ VZ_API int vz_sim_stats_get(const vz_sim *sim, vz_sim_stats *out)
 		return VZ_EINVAL;
 	*out = sim->st;
 	out->now_ns = sim->now_ns;
+	out->io_bufs_out = vz__sim_io_bufs_out(sim);
 	return 0;
 }
 
@@ -342,7 +371,7 @@ static bool ring_marked(const struct vz__shard *sh, unsigned src)
 static bool shard_runnable(vz_sim *sim, struct vz__shard *sh)
 {
 	if (vz__any_ready(sh) || !vz__outboxes_empty(sh) || sh->fpool_pending ||
-	    !vz__mpsc_empty(&sh->inbox))
+	    !vz__mpsc_empty(&sh->inbox) || vz__aio_has_work(sh))
 		return true;
 	if (vz__timers_live(&sh->timers) && vz__timers_next_deadline_ns(&sh->timers) <= sim->now_ns)
 		return true;
@@ -514,10 +543,11 @@ static void maybe_crash(vz_sim *sim)
  * being able to move. */
 #define IDLE_STREAK_QUIET 64u
 
-/* The next timer deadline of any shard, UINT64_MAX when none is armed. */
+/* The next timer deadline of any shard or arrival on the network,
+ * UINT64_MAX when there is none. */
 static uint64_t next_deadline(vz_sim *sim)
 {
-	uint64_t next = UINT64_MAX;
+	uint64_t next = vz__sim_net_next(sim);
 
 	for (unsigned i = 0; i < sim->nshards; i++) {
 		struct vz__shard *sh = sim->rt->shards[i];
@@ -532,13 +562,13 @@ static uint64_t next_deadline(vz_sim *sim)
 	return next;
 }
 
-enum { CAND_POOL = -1, CAND_IO = -2 };
+enum { CAND_POOL = -1, CAND_IO = -2, CAND_NET = -3 };
 
 /* One step; until_ns bounds a time jump (0 = none). 1, 0 (idle), or
  * VZ_ETIMEDOUT when the next deadline is after until_ns. */
 static int step(vz_sim *sim, uint64_t until_ns)
 {
-	int cand[VZ_MAX_SHARDS + 2];
+	int cand[VZ_MAX_SHARDS + 3];
 
 	for (;;) {
 		unsigned n = 0;
@@ -550,16 +580,21 @@ static int step(vz_sim *sim, uint64_t until_ns)
 				cand[n++] = (int)i;
 		if (sim->njobs && !sim->pool_stopped)
 			cand[n++] = CAND_POOL;
-		if (vz__sim_io_pending(sim))
+		if (vz__sim_io_ready(sim))
 			cand[n++] = CAND_IO;
+		if (vz__sim_net_due(sim))
+			cand[n++] = CAND_NET;
 		if (n && sim->idle_streak < IDLE_STREAK_QUIET) {
 			maybe_delay(sim);
 			maybe_crash(sim);
+			vz__sim_net_fault(sim);
 			c = cand[vz__sim_below(sim, n)];
 			if (c == CAND_POOL)
 				vz__sim_pool_step(sim);
 			else if (c == CAND_IO)
 				vz__sim_io_step(sim);
+			else if (c == CAND_NET)
+				vz__sim_net_step(sim);
 			else
 				run_turn(sim, (unsigned)c);
 			if (c < 0)

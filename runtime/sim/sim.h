@@ -20,6 +20,9 @@
 
 struct vz__sim_job;
 struct vz__sim_io;
+struct vz__sim_net;
+struct vz__io_op;
+struct vz__io_head;
 
 struct vz_sim {
 	vz_runtime *rt;
@@ -51,6 +54,8 @@ struct vz_sim {
 	alignas(16) unsigned char job_buf[VZ_MSG_MAX_PAYLOAD];
 	/* The shards' backends (sim_io.c), index = shard. */
 	struct vz__sim_io **io;
+	/* The in-memory network (sim_net.c): sockets of every shard. */
+	struct vz__sim_net *net;
 };
 
 /* Uniform draw in [0, n) from the simulation's PRNG (n > 0). */
@@ -64,10 +69,29 @@ void vz__sim_pool_fini(vz_sim *sim);
 
 /* sim_io.c: the backend of one simulated shard, and the driver's side. */
 int vz__sim_io_create(vz_sim *sim, unsigned shard, struct vz__io **out);
-/* Operations submitted and not yet completed, over every shard. */
-uint64_t vz__sim_io_pending(const vz_sim *sim);
-/* Complete one drawn pending operation and run its callback on its
- * shard (as that shard's thread). */
+/* Operations submitted that can complete now, over every shard. */
+uint64_t vz__sim_io_ready(const vz_sim *sim);
+/* Complete one drawn ready operation (or give one result of a multishot
+ * one) and run its callback on its shard (as that shard's thread). */
 void vz__sim_io_step(vz_sim *sim);
+/* Receive buffers handed out by the backends and not yet put back. */
+uint64_t vz__sim_io_bufs_out(const vz_sim *sim);
+
+/* sim_net.c: the in-memory network (its face to runtime/aio: sim_net.h). */
+int vz__sim_net_create(vz_sim *sim);
+void vz__sim_net_free(vz_sim *sim);
+/* Segments due (arrival time reached), over every socket; apply one
+ * drawn among them; the earliest arrival time (UINT64_MAX: none). */
+uint64_t vz__sim_net_due(const vz_sim *sim);
+void vz__sim_net_step(vz_sim *sim);
+uint64_t vz__sim_net_next(const vz_sim *sim);
+/* VZ_SIM_FAULT_NET_RESET, drawn once per step. */
+void vz__sim_net_fault(vz_sim *sim);
+/* The backend's side: a CONNECT's request at submit (0, or -errno: the
+ * op's result at once); can op complete now; its result (and cflags,
+ * bid) when it does. */
+int vz__sim_net_connect(vz_sim *sim, struct vz__io_op *op);
+bool vz__sim_net_ready(const vz_sim *sim, const struct vz__io_op *op);
+int vz__sim_net_complete(vz_sim *sim, struct vz__io_head *h, struct vz__io_op *op);
 
 #endif

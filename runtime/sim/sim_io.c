@@ -4,13 +4,17 @@
  * io_uring.c and epoll.c (io/io.h). It never blocks and touches no file
  * descriptor: a wait only runs the callbacks of operations the driver has
  * completed, a wake has nothing to interrupt (the driver never sleeps; it
- * advances virtual time instead), and an operation waits until the driver
- * draws a step for it (vz__sim_io_step()). Today only VZ__IO_OP_NOP is
- * simulated; an operation on a descriptor is refused with VZ_ENOSYS until
- * the simulation models sockets and files (NOTES.md, "Not yet").
+ * advances virtual time instead), and an operation waits until it can
+ * complete (the in-memory network, sim_net.c, says when: bytes arrived, a
+ * connection came, the window has room) and the driver draws a step for
+ * it (vz__sim_io_step()). Results are the real backends': the same res,
+ * cflags, provided buffers (taken from a stack, as epoll does) and
+ * multishot rules (io/io.h), so the actors' I/O layer above cannot tell.
+ * Files have no simulation: their operations end with -ENOSYS.
  */
 #include "sim/sim.h"
 
+#include <errno.h>
 #include <stdlib.h>
 
 enum { OP_IDLE = 0, OP_PENDING = 0x53495050 /* "SIPP" */, OP_DONE = 0x5349444e /* "SIDN" */ };
@@ -103,13 +107,27 @@ static int sim_wake(struct vz__io *self, struct vz__io *target)
 static int sim_submit(struct vz__io *io, struct vz__io_op *op)
 {
 	struct vz__sim_io *s = to_sio(io);
+	int rc;
 
 	if (s->destroying)
 		return VZ_ESTATE;
-	if (op->state != OP_IDLE)
+	if (op->state != OP_IDLE || op->opcode > VZ__IO_OP_LAST ||
+	    op->opcode == VZ__IO_OP_SENDMSG_ZC /* vz__io_send_zc_ok() is false */)
 		return VZ_EINVAL;
-	if (op->opcode != VZ__IO_OP_NOP)
-		return op->opcode <= VZ__IO_OP_CONNECT ? VZ_ENOSYS : VZ_EINVAL;
+	if (op->fd < 0 && op->opcode != VZ__IO_OP_NOP && op->opcode != VZ__IO_OP_OPENAT)
+		return VZ_EINVAL;
+	op->cflags = 0;
+	if (op->opcode == VZ__IO_OP_CONNECT) {
+		rc = vz__sim_net_connect(s->sim, op);
+		if (rc < 0) {
+			/* Ends at once with rc, still through a wait (io.h:
+			 * done never runs inside submit). */
+			op->state = OP_DONE;
+			op->res = rc;
+			push(&s->done_head, &s->done_tail, op);
+			return 0;
+		}
+	}
 	op->state = OP_PENDING;
 	push(&s->pend_head, &s->pend_tail, op);
 	s->npending++;
@@ -123,7 +141,8 @@ static int sim_cancel(struct vz__io *io, struct vz__io_op *op)
 	if (op->state != OP_PENDING)
 		return VZ_ENOENT;
 	unlink_pending(s, op);
-	finish(s, op, -125 /* -ECANCELED */);
+	op->cflags = 0; /* the last call: no MORE, no buffer (io.h) */
+	finish(s, op, -ECANCELED);
 	return 0;
 }
 
@@ -151,7 +170,8 @@ static void sim_destroy(struct vz__io *io)
 		struct vz__io_op *op = s->pend_head;
 
 		unlink_pending(s, op);
-		finish(s, op, -125 /* -ECANCELED */);
+		op->cflags = 0;
+		finish(s, op, -ECANCELED);
 	}
 	run_done(s);
 	if (s->sim->io[s->shard] == s)
@@ -159,18 +179,26 @@ static void sim_destroy(struct vz__io *io)
 	free(s);
 }
 
-/* Provided receive buffers belong to descriptor I/O, which the simulation
- * does not model yet: refusing here makes vz_io_recv() and friends return
- * VZ_ENOSYS instead of pretending. */
+/* See io.h (vz__io_bufs_init): a stack of free buffer ids, as epoll.c
+ * keeps; sim_net.c takes from its top when data is received. */
 static int sim_bufs_init(struct vz__io *io)
 {
-	(void)io;
-	return VZ_ENOSYS;
+	struct vz__io_bufs *b = &to_sio(io)->head.bufs;
+
+	b->stack = malloc((size_t)b->n * sizeof *b->stack);
+	if (!b->stack)
+		return VZ_ENOMEM;
+	for (uint32_t i = 0; i < b->n; i++)
+		b->stack[i] = b->n - 1 - i;
+	return 0;
 }
 
+/* See io.h (vz__io_buf_put); io.c counted it in nfree already. */
 static void sim_buf_put(struct vz__io *io, uint32_t bid)
 {
-	(void)io, (void)bid;
+	struct vz__io_bufs *b = &to_sio(io)->head.bufs;
+
+	b->stack[b->nfree - 1] = bid;
 }
 
 static const struct vz__io_ops sim_ops = {
@@ -200,35 +228,63 @@ int vz__sim_io_create(vz_sim *sim, unsigned shard, struct vz__io **out)
 	return 0;
 }
 
-uint64_t vz__sim_io_pending(const vz_sim *sim)
+uint64_t vz__sim_io_ready(const vz_sim *sim)
 {
 	uint64_t n = 0;
 
-	for (unsigned i = 0; i < sim->nshards; i++)
-		if (sim->io[i])
-			n += sim->io[i]->npending;
+	for (unsigned i = 0; i < sim->nshards; i++) {
+		const struct vz__sim_io *s = sim->io[i];
+
+		for (const struct vz__io_op *op = s ? s->pend_head : NULL; op;
+		     op = op->next_pending)
+			n += vz__sim_net_ready(sim, op);
+	}
+	return n;
+}
+
+uint64_t vz__sim_io_bufs_out(const vz_sim *sim)
+{
+	uint64_t n = 0;
+
+	for (unsigned i = 0; i < sim->nshards; i++) {
+		const struct vz__sim_io *s = sim->io[i];
+
+		if (s && s->head.bufs.mem)
+			n += s->head.bufs.n - s->head.bufs.nfree;
+	}
 	return n;
 }
 
 void vz__sim_io_step(vz_sim *sim)
 {
-	uint64_t pick = vz__sim_below(sim, vz__sim_io_pending(sim));
+	uint64_t n = vz__sim_io_ready(sim), pick;
 
+	if (!n)
+		return; /* a crash drawn before this step ended the op */
+	pick = vz__sim_below(sim, n);
 	for (unsigned i = 0; i < sim->nshards; i++) {
 		struct vz__sim_io *s = sim->io[i];
 		struct vz__io_op *op;
+		int res;
 
-		if (!s || pick >= s->npending) {
-			pick -= s ? s->npending : 0;
+		for (op = s ? s->pend_head : NULL; op; op = op->next_pending)
+			if (vz__sim_net_ready(sim, op) && pick-- == 0)
+				break;
+		if (!op)
 			continue;
-		}
-		for (op = s->pend_head; pick--; op = op->next_pending)
-			;
-		unlink_pending(s, op);
-		finish(s, op, 0); /* a NOP's result */
-		sim->st.io_completed++;
-		/* Callbacks run inside the shard's wait, on its thread. */
+		/* Callbacks run as the owning shard, as inside its wait. */
 		vz__set_current(sim->rt->shards[i]);
+		res = op->opcode == VZ__IO_OP_NOP ? 0 : vz__sim_net_complete(sim, &s->head, op);
+		sim->st.io_completed++;
+		if (op->cflags & VZ__IO_CF_MORE) {
+			/* A multishot result: the op stays outstanding (its
+			 * callback may cancel it, which ends it below). */
+			s->completed++;
+			op->done(op, res);
+		} else {
+			unlink_pending(s, op);
+			finish(s, op, res);
+		}
 		vz__io_wait((struct vz__io *)(void *)s, 0);
 		vz__set_current(NULL);
 		return;
