@@ -459,6 +459,10 @@ struct vz__shard {
 
 	alignas(VZ__LINE) struct vz__mpsc inbox;
 
+	/* Foreign posters' lanes into this shard (lanes.c): made by create,
+	 * read-only pointer afterwards; the set says who writes what. */
+	struct vz__lane_set *lanes;
+
 	alignas(VZ__LINE) struct vz__stat_counters stats;
 
 	/* Failed attempts to wake this shard (vz__wake()). Unlike stats,
@@ -784,7 +788,8 @@ void vz__pool_fini(struct vz__pool *p);
 int vz__fpool_init(struct vz__fpool_class *fc, unsigned cls);
 void vz__fpool_fini(struct vz__fpool_class *fc);
 struct vz_msg *vz__fpool_alloc(vz_runtime *rt, struct vz__shard *target, size_t len);
-void vz__fpool_give_back(struct vz__shard *sh); /* push fpool_returns home */
+void vz__fpool_give_back(struct vz__shard *sh);			/* push fpool_returns home */
+void vz__fpool_put(struct vz__shard *target, struct vz_msg *m); /* unused block back */
 
 /* actor.c */
 int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg, vz_ref *out);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/lanes.h"
 #include "util/fault.h"
 
 static int check_args(const vz_runtime *rt, vz_ref to, const void *payload, size_t len)
@@ -210,6 +211,12 @@ static int post_foreign(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, u
 	uint32_t state;
 	int counted = 0;
 
+	/* The thread's own lane into the target (lanes.c); the inbox below
+	 * only when the shard had no lane left for this thread. */
+	counted = vz__lanes_post_thread(rt, from, to, type, flags, corr, payload, len);
+	if (__builtin_expect(counted != VZ__LANE_FALLBACK, 1))
+		return counted;
+	counted = 0;
 	/* Acquire: see the pairings above (start's open, stop's close). */
 	if (atomic_fetch_add_explicit(vz__post_gate(target), 1, memory_order_acquire) &
 	    VZ__GATE_CLOSED) {
