@@ -84,7 +84,13 @@ _Static_assert(REC_INLINE_MAX == VZ_PRODUCER_INLINE, "producer.h states the inli
 _Static_assert(4u <= VZ__LANE_MAX_REC, "an inline record fits a reservation");
 
 #define DRAIN_PER_LANE 256u /* records per lane per turn */
-#define PARK_AFTER     64u  /* empty polls before a lane is parked */
+/* Empty polls before a lane is parked. Parking only saves the shard from
+ * polling a lane that went quiet (a few ns per turn each); a lane parked
+ * too eagerly costs its producer a contended fetch_or on the doorbell per
+ * post whenever the shard outpaces it (64 made the doorbell 18% of the
+ * producer's time in bench `post`). A sleeping shard needs no parked
+ * lanes: producers of unparked lanes wake it through `sleeping`. */
+#define PARK_AFTER 4096u
 
 /* One lane of one producer into one shard. */
 struct vz__plane {
