@@ -47,7 +47,7 @@ VZ_BEGIN_DECLS
 
 /* Payload bytes that travel inside the lane; larger payloads take a block
  * of the target shard's foreign pool (one more read-modify-write). */
-#define VZ_PRODUCER_INLINE 224u
+#define VZ_PRODUCER_INLINE 192u
 
 typedef struct vz_producer vz_producer;
 

@@ -9,16 +9,18 @@
  * were busy lately, never all of them.
  *
  * Cost of one post, steady state (lane busy, not parked, shard awake):
- *   - one CAS on the lane's tail (the publish, the gate and the wake-up
- *     protocol's full fence in one locked instruction) on the producer's
- *     own line; the consumer reads that line once per batch it takes;
- *   - the record's slot line written in place (one transfer: the consumer
- *     read it a segment ago) and read once by the consumer;
+ *   - one CAS on the lane's tail (the gate and the wake-up protocol's
+ *     full fence in one locked instruction) on the producer's own line,
+ *     which nobody else reads on the hot path: no transfer, no contention;
+ *   - the record's slot line written in place, its stamp last (one
+ *     ownership transfer: the consumer read the line a lap ago), and read
+ *     once by the consumer, which polls the stamp (one transfer);
  *   - plain loads of the lane's `parked` and the shard's `sleeping`
  *     (shared, unchanged lines: hits).
- * So about two line transfers and no contended read-modify-write per
- * message, against four transfers and three contended RMWs (gate ticket,
- * inbox exchange, foreign-pool pop) on the inbox path. The consumer copies
+ * So two line transfers (the slot's, there and back) and no contended
+ * read-modify-write per message, against about four transfers and three
+ * contended RMWs (gate ticket, inbox exchange, foreign-pool pop) on the
+ * inbox path. The consumer copies
  * the record into a block of its own pool (hot, owner-only), so nothing
  * goes back to the producer but, once per segment (128 slots), the
  * segment itself. Parked lane: plus one fetch_or on the shard's doorbell.
@@ -63,8 +65,10 @@
 #define KIND_BLOCK  2u /* a foreign-pool vz_msg, by pointer */
 
 /* A message record: the ring's first slot with the message header. Inline
- * payload starts at `data` and runs on through the record's next slots. */
+ * payload starts at `data` and goes on in the record's later slots, from
+ * byte VZ__LANE_CONT_OFF of each (lane.h: their first word is the ring's). */
 struct lane_rec {
+	_Atomic uint64_t stamp; /* the ring's */
 	uint16_t nslots;
 	uint8_t kind;
 	uint8_t flags; /* vz_msg flags (VZ__MSG_SYS, INFLIGHT, ...) */
@@ -72,14 +76,17 @@ struct lane_rec {
 	uint64_t to, from;
 	uint32_t len;
 	uint32_t corr;
-	unsigned char data[32];
+	unsigned char data[24];
 };
 _Static_assert(sizeof(struct lane_rec) == VZ__LANE_SLOT, "a record header is one slot");
-_Static_assert(offsetof(struct lane_rec, nslots) == offsetof(struct vz__lane_slot, nslots) &&
+_Static_assert(offsetof(struct lane_rec, stamp) == offsetof(struct vz__lane_slot, stamp) &&
+		   offsetof(struct lane_rec, nslots) == offsetof(struct vz__lane_slot, nslots) &&
 		   offsetof(struct lane_rec, kind) == offsetof(struct vz__lane_slot, kind),
 	       "the ring's fields stay where the ring reads them");
 
-#define REC_INLINE_MAX (4u * VZ__LANE_SLOT - offsetof(struct lane_rec, data))
+#define REC_FIRST      (sizeof(((struct lane_rec *)0)->data)) /* payload in slot 1 */
+#define REC_CONT       (VZ__LANE_SLOT - VZ__LANE_CONT_OFF)    /* in each later slot */
+#define REC_INLINE_MAX (REC_FIRST + 3u * REC_CONT)
 _Static_assert(REC_INLINE_MAX == VZ_PRODUCER_INLINE, "producer.h states the inline size");
 _Static_assert(4u <= VZ__LANE_MAX_REC, "an inline record fits a reservation");
 
@@ -417,6 +424,39 @@ static inline void copy_bytes(unsigned char *dst, const void *src, size_t len)
 		memcpy(dst, src, len);
 }
 
+/* Slots for an inline payload of len bytes. */
+static inline unsigned rec_slots(size_t len)
+{
+	return len <= REC_FIRST ? 1 : 1 + (unsigned)((len - REC_FIRST + REC_CONT - 1) / REC_CONT);
+}
+
+/* Payload into / out of a record's slots (r and the n - 1 slots after). */
+static inline void rec_put(struct lane_rec *r, const unsigned char *src, size_t len)
+{
+	unsigned char *slot = (unsigned char *)r;
+	size_t k = len < REC_FIRST ? len : REC_FIRST;
+
+	copy_bytes(r->data, src, k);
+	for (src += k, len -= k; len; src += k, len -= k) {
+		slot += VZ__LANE_SLOT;
+		k = len < REC_CONT ? len : REC_CONT;
+		memcpy(slot + VZ__LANE_CONT_OFF, src, k);
+	}
+}
+
+static inline void rec_get(unsigned char *dst, const struct lane_rec *r, size_t len)
+{
+	const unsigned char *slot = (const unsigned char *)r;
+	size_t k = len < REC_FIRST ? len : REC_FIRST;
+
+	copy_bytes(dst, r->data, k);
+	for (dst += k, len -= k; len; dst += k, len -= k) {
+		slot += VZ__LANE_SLOT;
+		k = len < REC_CONT ? len : REC_CONT;
+		memcpy(dst, slot + VZ__LANE_CONT_OFF, k);
+	}
+}
+
 #ifdef VZ_FAULT_INJECTION
 /* Test builds: a poster preempted right after its commit, before it rings
  * or wakes, until a stop has begun and a while longer (at most about a
@@ -485,14 +525,11 @@ static int lane_post(struct vz_producer *p, vz_ref from, vz_ref to, uint32_t typ
 			flags |= VZ__MSG_INFLIGHT;
 	}
 	if (__builtin_expect(len <= REC_INLINE_MAX, 1)) {
-		n = len <= sizeof r->data
-			? 1
-			: 1 + (unsigned)((len - sizeof r->data + VZ__LANE_SLOT - 1) /
-					 VZ__LANE_SLOT);
+		n = rec_slots(len);
 		r = (struct lane_rec *)vz__lane_reserve(&pl->q, n, KIND_INLINE);
 		if (!r)
 			goto nomem;
-		copy_bytes(r->data, payload, len);
+		rec_put(r, payload, len);
 	} else {
 		n = 1;
 		block = vz__fpool_alloc(rt, target, len);
@@ -628,7 +665,7 @@ static struct vz_msg *rec_msg(struct vz__shard *sh, const struct lane_rec *r)
 	m->len = r->len;
 	m->flags |= r->flags;
 	m->corr = r->corr;
-	copy_bytes(m->data, r->data, r->len);
+	rec_get(m->data, r, r->len);
 	return m;
 }
 

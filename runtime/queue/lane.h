@@ -2,11 +2,18 @@
 /*
  * A lane: the single-producer single-consumer queue one foreign thread
  * (or one vz_producer) owns towards one shard. Records of one or more
- * 64-byte slots are written in place by the producer and published with
- * one compare-and-swap of the tail, which is also the lane's gate (a
- * stopper closes it by setting VZ__LANE_CLOSED, after which every commit
- * fails and changes nothing) and the producer's full fence of the wake-up
- * handshake. The consumer reads the records in place.
+ * 64-byte slots are written in place by the producer and committed with
+ * one compare-and-swap of the tail, which is the lane's gate (a stopper
+ * closes it by setting VZ__LANE_CLOSED, after which every commit fails and
+ * changes nothing) and the producer's full fence of the wake-up
+ * handshake; then the record's stamp (its position + 1, in its first
+ * slot) is stored, and that is what the consumer polls: it reads the slot
+ * it needs anyway and never the producer's tail line, which stays in the
+ * producer's cache (the CAS costs no transfer). The tail is read only by
+ * the sleep and park re-checks and the stopper. Between the CAS and the
+ * stamp a record is committed but not yet visible: the re-checks count it
+ * (the shard does not sleep on it), the drain waits for it, as the inbox
+ * treats a half-linked node.
  *
  * The lane never refuses for lack of room: it is a chain of fixed-size
  * segments. The producer links a fresh segment when the current one is
@@ -30,12 +37,18 @@
  * means at least one side sees the other: either the consumer sees the new
  * record and stays, or the producer sees parked and rings.
  *
+ * Stamps are 64-bit positions, never reused, and only first slots of
+ * records ever hold one in their first word: payload in a record's later
+ * slots starts after that word. So a slot's stale word (an older stamp or
+ * 0) never passes for the record the consumer waits for.
+ *
  * Cost per record, steady state: the producer's CAS on its own tail line
- * (one locked instruction, the line comes back from the consumer only if
- * the consumer read it since), its writes to the record's slot line(s)
- * (a transfer each when the consumer read them on the previous lap), one
- * load of `parked` (shared, unchanged: a hit); the consumer's reads of the
- * tail (one transfer per batch) and of the slot lines (one each).
+ * (one locked instruction, no line transfer: nobody else reads the line
+ * on the hot path), its writes to the record's slot line(s) (one
+ * ownership transfer each: the consumer read them a lap ago), one load of
+ * `parked` (shared, unchanged: a hit); the consumer's read of each slot
+ * line (one transfer each). Per segment (128 slots): one exchange of the
+ * spare on each side.
  */
 #ifndef VZ_LANE_H
 #define VZ_LANE_H
@@ -55,22 +68,30 @@
 #define VZ__LANE_CLOSED	   ((uint64_t)1 << 63)
 #define VZ__LANE_KIND_PAD  0xffu
 
-/* A slot. The first slot of a record says how many slots the record
- * takes and what kind it is; the rest is the user's (lanes.c). */
+/* A slot. The first slot of a record carries its stamp and says how many
+ * slots the record takes and what kind it is; the rest is the user's
+ * (lanes.c). Later slots of a record are the user's from byte
+ * VZ__LANE_CONT_OFF on; their first word is left alone (see above). */
 struct vz__lane_slot {
+	/* Position + 1 of the record this slot starts, once committed.
+	 * Stored by the producer after its commit (release), polled by the
+	 * consumer (acquire: the record's other bytes, and for a pad the
+	 * next segment's link, are visible). */
+	_Atomic uint64_t stamp;
 	uint16_t nslots; /* slots in the record this slot starts */
 	uint8_t kind;	 /* VZ__LANE_KIND_PAD, or the user's kind */
 	uint8_t user8;
 	uint32_t user32;
-	unsigned char body[56];
+	unsigned char body[48];
 };
+#define VZ__LANE_CONT_OFF 8u /* user bytes of a record's later slots start here */
 _Static_assert(sizeof(struct vz__lane_slot) == VZ__LANE_SLOT, "a slot is one cache line");
 
 struct vz__lane_seg {
-	/* The next segment. Written by the producer before it commits a
-	 * position past this segment (relaxed: the commit's release CAS
-	 * publishes it), read by the consumer after its acquire load of a
-	 * tail past this segment. */
+	/* The next segment. Stored by the producer (release) when it first
+	 * reserves past this segment; the consumer, at this segment's end,
+	 * loads it (acquire: the new segment's reset is visible) and waits
+	 * while it is NULL. */
 	_Atomic(struct vz__lane_seg *) next;
 	alignas(64) struct vz__lane_slot slot[VZ__LANE_SEG_SLOTS];
 };
@@ -81,12 +102,15 @@ struct vz__lane {
 	 * commit (CAS, seq_cst) and once by a stopper (fetch_or, release);
 	 * read by the consumer (acquire) and the sleep re-check (seq_cst). */
 	alignas(64) _Atomic uint64_t tail;
-	uint64_t p_done;	    /* producer: tail's position as last committed */
-	uint64_t p_next;	    /* producer: where the next record goes (>= p_done) */
-	uint64_t p_end;		    /* producer: end position of p_seg */
-	uint64_t p_rec;		    /* producer: start of the reserved record */
-	struct vz__lane_seg *p_seg; /* producer: segment holding p_next (if < p_end) */
-	uint64_t segs_allocated;    /* producer: segments it had to allocate */
+	uint64_t p_done;		  /* producer: tail's position as last committed */
+	uint64_t p_next;		  /* producer: where the next record goes (>= p_done) */
+	uint64_t p_end;			  /* producer: end position of p_seg */
+	uint64_t p_rec;			  /* producer: start of the reserved record */
+	struct vz__lane_slot *p_rec_slot; /* producer: its first slot */
+	struct vz__lane_slot *p_pad_slot; /* producer: a pad to stamp with it, or NULL */
+	uint64_t p_pad;			  /* producer: the pad's position */
+	struct vz__lane_seg *p_seg;	  /* producer: segment holding p_next (if < p_end) */
+	uint64_t segs_allocated;	  /* producer: segments it had to allocate */
 
 	/* ---- consumer line ---- */
 	/* Position consumed so far. Written by the consumer (release, after
@@ -94,7 +118,6 @@ struct vz__lane {
 	 * to learn that every record it admitted has been taken. */
 	alignas(64) _Atomic uint64_t head;
 	uint64_t c_head;	    /* consumer: its own copy of head */
-	uint64_t c_tail;	    /* consumer: tail as last read */
 	uint64_t c_end;		    /* consumer: end position of c_seg */
 	struct vz__lane_seg *c_seg; /* consumer: segment holding c_head */
 	uint64_t segs_freed;	    /* consumer: segments freed (spare taken) */
@@ -118,8 +141,12 @@ static inline struct vz__lane_seg *vz__lane_seg_new(void)
 {
 	struct vz__lane_seg *s = aligned_alloc(64, sizeof *s);
 
-	if (s)
+	if (s) {
 		atomic_init(&s->next, NULL);
+		/* No stale stamp may look like a position to come. */
+		for (unsigned i = 0; i < VZ__LANE_SEG_SLOTS; i++)
+			atomic_init(&s->slot[i].stamp, 0);
+	}
 	return s;
 }
 
@@ -136,11 +163,12 @@ static inline int vz__lane_init(struct vz__lane *l)
 	atomic_init(&l->head, 0);
 	atomic_init(&l->parked, 1);
 	atomic_init(&l->spare, NULL);
-	l->p_done = l->p_next = l->p_rec = 0;
+	l->p_done = l->p_next = l->p_rec = l->p_pad = 0;
+	l->p_rec_slot = l->p_pad_slot = NULL;
 	l->p_end = VZ__LANE_SEG_SLOTS;
 	l->p_seg = s;
 	l->segs_allocated = 0;
-	l->c_head = l->c_tail = 0;
+	l->c_head = 0;
 	l->c_end = VZ__LANE_SEG_SLOTS;
 	l->c_seg = s;
 	l->segs_freed = 0;
@@ -192,17 +220,23 @@ static inline struct vz__lane_slot *vz__lane_reserve(struct vz__lane *l, unsigne
 				return NULL;
 			l->segs_allocated++;
 		}
+		/* Relaxed: the consumer reads this segment's link only after
+		 * our release store of the link to it below. */
 		atomic_store_explicit(&seg->next, NULL, memory_order_relaxed);
 		if (l->p_next < l->p_end) {
 			/* The rest of this segment is one pad record,
-			 * published with the next commit. */
+			 * stamped with the next commit. */
 			s = &l->p_seg->slot[VZ__LANE_SEG_SLOTS - (l->p_end - l->p_next)];
 			s->nslots = (uint16_t)(l->p_end - l->p_next);
 			s->kind = VZ__LANE_KIND_PAD;
+			l->p_pad_slot = s;
+			l->p_pad = l->p_next;
 		}
-		/* Relaxed: published by the commit's release CAS, which the
-		 * consumer reads (acquire) before it follows the link. */
-		atomic_store_explicit(&l->p_seg->next, seg, memory_order_relaxed);
+		/* Release: pairs with the consumer's acquire load at the end
+		 * of this segment (vz__lane_peek()). Linking before the commit
+		 * is harmless: the consumer reaches the end of this segment
+		 * only through stamped records, the pad's among them. */
+		atomic_store_explicit(&l->p_seg->next, seg, memory_order_release);
 		l->p_seg = seg;
 		l->p_next = l->p_end;
 		l->p_end += VZ__LANE_SEG_SLOTS;
@@ -211,19 +245,20 @@ static inline struct vz__lane_slot *vz__lane_reserve(struct vz__lane *l, unsigne
 	s->nslots = (uint16_t)n;
 	s->kind = kind;
 	l->p_rec = l->p_next;
+	l->p_rec_slot = s;
 	return s;
 }
 
 /*
- * Publish the record reserved last (n slots, as reserved), with any pad
- * before it. 0, or -1 when the lane was closed: then nothing is published
- * (and never will be). seq_cst CAS: release publishes the slots to the
- * consumer's acquire load of the tail; it is the producer's "publish,
- * full fence" of the park handshake (vz__lane_parked() reads after it)
- * and of the shard's sleep protocol (vz__wake() reads `sleeping` after
- * it). Acquire on failure: a producer refused by a close sees what the
- * stopper wrote before its release fetch_or (the runtime's state).
- * Producer only.
+ * Commit the record reserved last (n slots, as reserved), with any pad
+ * before it, then stamp them. 0, or -1 when the lane was closed: then
+ * nothing is committed (and never will be). seq_cst CAS: it is the
+ * producer's "publish, full fence" of the park handshake
+ * (vz__lane_parked() reads after it) and of the shard's sleep protocol
+ * (vz__wake() reads `sleeping` after it); the re-checks on the other side
+ * read the tail. Acquire on failure: a producer refused by a close sees
+ * what the stopper wrote before its release fetch_or (the runtime's
+ * state). Producer only.
  */
 static inline int vz__lane_commit(struct vz__lane *l, unsigned n)
 {
@@ -234,6 +269,13 @@ static inline int vz__lane_commit(struct vz__lane *l, unsigned n)
 						     memory_order_acquire))
 		return -1; /* only a close changes tail behind our back */
 	l->p_done = l->p_next = end;
+	/* Release: pairs with the consumer's acquire load of the stamp in
+	 * vz__lane_peek(); the record's bytes are visible with it. */
+	if (l->p_pad_slot) {
+		atomic_store_explicit(&l->p_pad_slot->stamp, l->p_pad + 1, memory_order_release);
+		l->p_pad_slot = NULL;
+	}
+	atomic_store_explicit(&l->p_rec_slot->stamp, l->p_rec + 1, memory_order_release);
 	return 0;
 }
 
@@ -256,13 +298,11 @@ static inline bool vz__lane_closed_hint(struct vz__lane *l)
 
 /* The consumer finished c_seg: move to the next one and hand the old one
  * back as the spare (freeing an older spare the producer did not take). */
-static inline void vz__lane_next_seg(struct vz__lane *l)
+static inline void vz__lane_next_seg(struct vz__lane *l, struct vz__lane_seg *next)
 {
 	struct vz__lane_seg *old = l->c_seg, *prev;
 
-	/* Relaxed: our acquire load of a tail past this segment ordered the
-	 * producer's store of the link before us (see vz__lane_reserve()). */
-	l->c_seg = atomic_load_explicit(&old->next, memory_order_relaxed);
+	l->c_seg = next;
 	l->c_end += VZ__LANE_SEG_SLOTS;
 	/* Release: pairs with the producer's acquire exchange, so our reads
 	 * of the old records happen before it reuses the slots. */
@@ -283,17 +323,21 @@ static inline struct vz__lane_slot *vz__lane_peek(struct vz__lane *l)
 	for (;;) {
 		struct vz__lane_slot *s;
 
-		if (l->c_head == l->c_tail) {
-			/* Acquire: pairs with the commit's release CAS; the
-			 * record's slots (and a segment link) are visible. */
-			l->c_tail =
-			    atomic_load_explicit(&l->tail, memory_order_acquire) & ~VZ__LANE_CLOSED;
-			if (l->c_head == l->c_tail)
+		if (l->c_head == l->c_end) {
+			/* Acquire: pairs with the producer's release store of
+			 * the link in vz__lane_reserve(). */
+			struct vz__lane_seg *next =
+			    atomic_load_explicit(&l->c_seg->next, memory_order_acquire);
+
+			if (!next)
 				return NULL;
+			vz__lane_next_seg(l, next);
 		}
-		if (l->c_head == l->c_end)
-			vz__lane_next_seg(l);
 		s = &l->c_seg->slot[VZ__LANE_SEG_SLOTS - (l->c_end - l->c_head)];
+		/* Acquire: pairs with the release store of the stamp in
+		 * vz__lane_commit(); the record's bytes are visible. */
+		if (atomic_load_explicit(&s->stamp, memory_order_acquire) != l->c_head + 1)
+			return NULL;
 		if (s->kind != VZ__LANE_KIND_PAD)
 			return s;
 		l->c_head += s->nslots;
@@ -314,12 +358,11 @@ static inline void vz__lane_publish_head(struct vz__lane *l)
 	atomic_store_explicit(&l->head, l->c_head, memory_order_release);
 }
 
-/* Nothing published past what the consumer took? Consumer only; seq_cst
- * so it can serve as the re-check after a full fence (park, sleep). */
+/* Nothing committed past what the consumer took (a record committed but
+ * not yet stamped counts)? Consumer only; seq_cst so it can serve as the
+ * re-check after a full fence (park, sleep): pairs with the commit's CAS. */
 static inline bool vz__lane_empty(struct vz__lane *l)
 {
-	if (l->c_head != l->c_tail)
-		return false;
 	return (atomic_load_explicit(&l->tail, memory_order_seq_cst) & ~VZ__LANE_CLOSED) ==
 	       l->c_head;
 }
