@@ -193,6 +193,14 @@ static void test_bound_fallback_and_reuse(void **st)
 
 	(void)st;
 	reset();
+	/* The bound itself is bounded. */
+	{
+		vz_config cfg;
+
+		config(&cfg);
+		cfg.foreign_lanes = VZ_FOREIGN_LANES_MAX + 1;
+		assert_int_equal(vz_runtime_create(&cfg, &rt), VZ_ECONFIG);
+	}
 	make(&rt, to);
 	for (unsigned i = 0; i <= LANES; i++)
 		assert_int_equal(vz_producer_create(rt, &p[i]), 0);
