@@ -17,9 +17,13 @@
  *
  * The lane never refuses for lack of room: it is a chain of fixed-size
  * segments. The producer links a fresh segment when the current one is
- * used up (the spare one the consumer gave back, or a new allocation), and
- * the consumer hands each segment it has finished back as the spare (one
- * exchange per segment, not per record). A record never straddles two
+ * used up (one the consumer gave back, or a new allocation), and the
+ * consumer hands each segment it has finished back onto the lane's spare
+ * chain, keeping up to VZ__LANE_KEEP there and freeing the rest (a few
+ * atomic accesses per segment, not per record). So a producer that ran
+ * ahead once and may again does not allocate and fault in fresh segments
+ * each time, and a lane's memory stays bounded once its consumer caught
+ * up. A record never straddles two
  * segments: a record that does not fit the rest of a segment is preceded
  * by a pad record filling it. In steady state a lane lives in two segments
  * and allocates nothing.
@@ -65,6 +69,7 @@
 #define VZ__LANE_SLOT	   64u
 #define VZ__LANE_SEG_SLOTS 128u /* slots per segment (8 KiB) */
 #define VZ__LANE_MAX_REC   8u	/* most slots one record may take */
+#define VZ__LANE_KEEP	   8u	/* finished segments kept for reuse */
 #define VZ__LANE_CLOSED	   ((uint64_t)1 << 63)
 #define VZ__LANE_KIND_PAD  0xffu
 
@@ -93,6 +98,11 @@ struct vz__lane_seg {
 	 * loads it (acquire: the new segment's reset is visible) and waits
 	 * while it is NULL. */
 	_Atomic(struct vz__lane_seg *) next;
+	/* On the spare chain: the segment under it and how many are in the
+	 * chain from here. Written by the consumer before its release store
+	 * of the chain, read by the producer after its acquire exchange. */
+	struct vz__lane_seg *chain;
+	uint32_t nchain;
 	alignas(64) struct vz__lane_slot slot[VZ__LANE_SEG_SLOTS];
 };
 
@@ -129,12 +139,15 @@ struct vz__lane {
 	 * more); read by the producer after its commit (seq_cst). */
 	alignas(64) _Atomic uint32_t parked;
 
-	/* ---- segment hand-back: one exchange per segment per side ---- */
-	/* A segment the consumer has finished, for the producer's next
-	 * switch, or NULL. Exchange on both sides: release by the consumer
-	 * (its reads of the old records happen before the producer
-	 * overwrites them), acquire by the producer. */
+	/* ---- segment hand-back: a few accesses per segment per side ---- */
+	/* Chain of segments the consumer has finished (linked by `chain`),
+	 * or NULL. The consumer takes it (exchange to NULL), puts one more on
+	 * top and stores it back (release: its reads of the old records and
+	 * the chain fields happen before the producer reuses them); only the
+	 * consumer ever stores a non-NULL value. The producer takes the whole
+	 * chain (exchange to NULL, acquire) when its private one is empty. */
 	alignas(64) _Atomic(struct vz__lane_seg *) spare;
+	struct vz__lane_seg *p_free; /* producer: the chain it took, not used yet */
 };
 
 static inline struct vz__lane_seg *vz__lane_seg_new(void)
@@ -163,6 +176,7 @@ static inline int vz__lane_init(struct vz__lane *l)
 	atomic_init(&l->head, 0);
 	atomic_init(&l->parked, 1);
 	atomic_init(&l->spare, NULL);
+	l->p_free = NULL;
 	l->p_done = l->p_next = l->p_rec = l->p_pad = 0;
 	l->p_rec_slot = l->p_pad_slot = NULL;
 	l->p_end = VZ__LANE_SEG_SLOTS;
@@ -188,7 +202,15 @@ static inline void vz__lane_fini(struct vz__lane *l)
 		free(s);
 		s = n;
 	}
-	free(atomic_load_explicit(&l->spare, memory_order_relaxed));
+	for (s = atomic_load_explicit(&l->spare, memory_order_relaxed); s; s = n) {
+		n = s->chain;
+		free(s);
+	}
+	for (s = l->p_free; s; s = n) {
+		n = s->chain;
+		free(s);
+	}
+	l->p_free = NULL;
 	l->c_seg = l->p_seg = NULL;
 	atomic_store_explicit(&l->spare, NULL, memory_order_relaxed);
 }
@@ -210,11 +232,15 @@ static inline struct vz__lane_slot *vz__lane_reserve(struct vz__lane *l, unsigne
 	if (__builtin_expect(l->p_next + n > l->p_end, 0)) {
 		struct vz__lane_seg *seg;
 
-		/* Acquire: pairs with the consumer's release exchange in
-		 * vz__lane_next_seg(): its last reads of the segment happen
-		 * before our writes into it. */
-		seg = atomic_exchange_explicit(&l->spare, NULL, memory_order_acquire);
-		if (!seg) {
+		if (!l->p_free)
+			/* Acquire: pairs with the consumer's release store in
+			 * vz__lane_next_seg(): its last reads of the segments
+			 * happen before our writes into them. */
+			l->p_free = atomic_exchange_explicit(&l->spare, NULL, memory_order_acquire);
+		seg = l->p_free;
+		if (seg) {
+			l->p_free = seg->chain;
+		} else {
 			seg = vz__lane_seg_new();
 			if (!seg)
 				return NULL;
@@ -296,21 +322,30 @@ static inline bool vz__lane_closed_hint(struct vz__lane *l)
 
 /* ---- consumer ---------------------------------------------------------- */
 
-/* The consumer finished c_seg: move to the next one and hand the old one
- * back as the spare (freeing an older spare the producer did not take). */
+/* The consumer finished c_seg: move to next and put the old one on the
+ * spare chain (or free it when the chain is long enough). */
 static inline void vz__lane_next_seg(struct vz__lane *l, struct vz__lane_seg *next)
 {
 	struct vz__lane_seg *old = l->c_seg, *prev;
 
 	l->c_seg = next;
 	l->c_end += VZ__LANE_SEG_SLOTS;
-	/* Release: pairs with the producer's acquire exchange, so our reads
-	 * of the old records happen before it reuses the slots. */
-	prev = atomic_exchange_explicit(&l->spare, old, memory_order_release);
-	if (prev) {
-		free(prev);
+	/* Relaxed: only we store a non-NULL chain, and we wrote what it
+	 * holds; the producer may take it between this and our store (it
+	 * then finds NULL and allocates, a rare extra segment). */
+	prev = atomic_exchange_explicit(&l->spare, NULL, memory_order_relaxed);
+	if (prev && prev->nchain >= VZ__LANE_KEEP) {
+		free(old);
 		l->segs_freed++;
+		old = prev;
+	} else {
+		old->chain = prev;
+		old->nchain = prev ? prev->nchain + 1 : 1;
 	}
+	/* Release: pairs with the producer's acquire exchange, so our reads
+	 * of the old records (and the chain fields) happen before it reuses
+	 * the segments. */
+	atomic_store_explicit(&l->spare, old, memory_order_release);
 }
 
 /*
