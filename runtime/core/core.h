@@ -406,7 +406,8 @@ struct vz__shard {
 	/* 1 while the shard is (about to be) blocked in the backend. Stored
 	 * by the owner, then a seq_cst fence, then every source re-checked;
 	 * senders publish with a seq_cst read-modify-write (the doorbell's
-	 * fetch_or after a ring publish, the inbox push's exchange), then
+	 * fetch_or after a ring publish, the inbox push's exchange, a lane's
+	 * commit CAS), then
 	 * load and exchange it to 0 (seq_cst) and wake only if it was 1.
 	 * The owner's fence and the sender's RMW pair (store-buffer
 	 * pattern): at least one side sees the other's write, so no wake-up

@@ -320,9 +320,10 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	if (timeout_ns == 0)
 		return;
 	/* Announce, then the full fence, then re-check every source (the
-	 * doorbell words and the inbox's tail among them): pairs with the
-	 * senders' seq_cst RMW that publishes (doorbell fetch_or, inbox
-	 * exchange), followed by their seq_cst load of the flag in
+	 * doorbell words, the inbox's tail, the lanes' tails and doorbell
+	 * among them): pairs with the senders' seq_cst RMW that publishes
+	 * (doorbell fetch_or, inbox exchange, a lane's commit CAS in
+	 * lanes.c), followed by their seq_cst load of the flag in
 	 * vz__wake(). The fence is named by the flag, the word the senders
 	 * read (under TSan it is an RMW of it; util/fence.h). */
 	atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
