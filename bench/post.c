@@ -6,7 +6,7 @@
  * having handled the last. The producer runs on CPU 0 and the shard (or the
  * baseline's loop thread) on CPU 1, the same placement for every
  * implementation:
- *   veloz   - vz_post() into the shard's lock-free inbox, per backend
+ *   veloz   - vz_post() through the thread's lane into the shard, per backend
  *   classic - mutex + condvar loop (baseline/classic_loop.c)
  *   libuv   - mutex-protected queue + uv_async_send (baseline/uv_loop.c)
  * The receiver checks the sequence (FIFO, nothing lost or duplicated), so

@@ -13,6 +13,7 @@
 #include "veloz/message.h"
 #include "veloz/pool.h"
 #include "veloz/port.h"
+#include "veloz/producer.h"
 #include "veloz/runtime.h"
 #include "veloz/sim.h"
 #include "veloz/stats.h"

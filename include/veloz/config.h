@@ -276,7 +276,16 @@ typedef struct vz_config {
 	 * vz_cluster_create() when it is given no config of its own. All
 	 * zero = none. */
 	vz_cluster_config cluster;
+	/* Lanes per shard for posts from threads that are not shards
+	 * (producer.h): at most this many foreign threads or producers hold a
+	 * lane into one shard at a time. 0 = VZ_FOREIGN_LANES_DEFAULT; at
+	 * most VZ_FOREIGN_LANES_MAX (vz_runtime_create() returns VZ_ECONFIG
+	 * above it). Each lane in use costs about 16 KiB. */
+	uint32_t foreign_lanes;
 } vz_config;
+
+#define VZ_FOREIGN_LANES_DEFAULT 64u
+#define VZ_FOREIGN_LANES_MAX	 4096u
 
 #define VZ_STATS_SAMPLE_RUNS_DEFAULT 64u
 #define VZ_STALL_BUDGET_US_DEFAULT   10000u

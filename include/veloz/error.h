@@ -50,7 +50,8 @@ VZ_BEGIN_DECLS
 	X(VZ_EACCES, -28, "permission denied")                                                     \
 	X(VZ_EEXIST, -29, "file exists")                                                           \
 	X(VZ_ENOSPC, -30, "no space left on device")                                               \
-	X(VZ_ENODEV, -31, "no such device or interface")
+	X(VZ_ENODEV, -31, "no such device or interface")                                           \
+	X(VZ_ENOLANE, -32, "no free producer lane on the target shard (vz_config.foreign_lanes)")
 
 enum vz_error {
 	VZ_OK = 0,

@@ -63,9 +63,11 @@ VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *
 		    size_t len);
 
 /* Send from any thread: shard threads, the embedder's threads, workers.
- * From a foreign thread the message goes through the target shard's
- * lock-free inbox and wakes it only if it sleeps (outbox_limit applies to
- * posts from shard threads only). The receiver sees a null
+ * From a foreign thread the message goes through that thread's own lane
+ * into the target shard (producer.h; the shard's shared inbox when the
+ * shard has no lane left for the thread) and wakes the shard only if it
+ * sleeps (outbox_limit applies to posts from shard threads only). Order
+ * is FIFO per posting thread and target. The receiver sees a null
  * sender. Same errors as vz_send, plus VZ_ESTATE before vz_runtime_start.
  * A stale target on another shard is accepted and dead-lettered there.
  * A refusal with VZ_EFULL is counted in the mailbox_full stat (stats.h).
@@ -76,9 +78,13 @@ VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *
  * refused with VZ_ESTOPPED. Every post that starts after stop returned is
  * refused. Must not run at the same time as vz_runtime_destroy(), nor after
  * it: destroy needs every call on rt to have returned (runtime.h).
- * Cost from a foreign thread: two read-modify-writes on the target shard's
- * inbox cache line (admission and push), one on a foreign-pool free list,
- * no syscall unless the target sleeps. */
+ * Cost from a foreign thread, through its lane: one compare-and-swap on a
+ * line only that thread writes (no contended read-modify-write), the
+ * record written in place (payloads up to VZ_PRODUCER_INLINE bytes), no
+ * syscall unless the target sleeps; the thread's first post to a shard
+ * makes its lane (a lock and an allocation). Through the inbox: two
+ * read-modify-writes on the target shard's inbox line and one on a
+ * foreign-pool free list. */
 VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 
 /* Accessors for a received message (valid during receive only).

@@ -406,7 +406,8 @@ struct vz__shard {
 	/* 1 while the shard is (about to be) blocked in the backend. Stored
 	 * by the owner, then a seq_cst fence, then every source re-checked;
 	 * senders publish with a seq_cst read-modify-write (the doorbell's
-	 * fetch_or after a ring publish, the inbox push's exchange), then
+	 * fetch_or after a ring publish, the inbox push's exchange, a lane's
+	 * commit CAS), then
 	 * load and exchange it to 0 (seq_cst) and wake only if it was 1.
 	 * The owner's fence and the sender's RMW pair (store-buffer
 	 * pattern): at least one side sees the other's write, so no wake-up
@@ -458,6 +459,10 @@ struct vz__shard {
 	_Atomic uint64_t mailbox_full_foreign;
 
 	alignas(VZ__LINE) struct vz__mpsc inbox;
+
+	/* Foreign posters' lanes into this shard (lanes.c): made by create,
+	 * read-only pointer afterwards; the set says who writes what. */
+	struct vz__lane_set *lanes;
 
 	alignas(VZ__LINE) struct vz__stat_counters stats;
 
@@ -784,7 +789,8 @@ void vz__pool_fini(struct vz__pool *p);
 int vz__fpool_init(struct vz__fpool_class *fc, unsigned cls);
 void vz__fpool_fini(struct vz__fpool_class *fc);
 struct vz_msg *vz__fpool_alloc(vz_runtime *rt, struct vz__shard *target, size_t len);
-void vz__fpool_give_back(struct vz__shard *sh); /* push fpool_returns home */
+void vz__fpool_give_back(struct vz__shard *sh);			/* push fpool_returns home */
+void vz__fpool_put(struct vz__shard *target, struct vz_msg *m); /* unused block back */
 
 /* actor.c */
 int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void *arg, vz_ref *out);

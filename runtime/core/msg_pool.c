@@ -217,6 +217,13 @@ struct vz_msg *vz__fpool_alloc(vz_runtime *rt, struct vz__shard *target, size_t 
 	return m;
 }
 
+/* A block taken by vz__fpool_alloc() that will not be posted after all
+ * (the post was refused): straight back onto its stack. Any thread. */
+void vz__fpool_put(struct vz__shard *target, struct vz_msg *m)
+{
+	fpool_push_chain(&target->fpool[m->cls], m->findex, m);
+}
+
 /* Owner of sh: push every foreign block it has finished with back onto its
  * foreign stacks, one CAS per class. */
 void vz__fpool_give_back(struct vz__shard *sh)

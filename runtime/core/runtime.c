@@ -41,6 +41,7 @@
 
 #include "config/config_int.h"
 #include "core/core.h"
+#include "core/lanes.h"
 #include "pool/pool.h"
 #include "util/fault.h"
 
@@ -452,8 +453,10 @@ VZ_API int vz_runtime_start(vz_runtime *rt)
 	 * erase tickets that refused posts took while the gate was closed;
 	 * those count for nothing. Before the RUNNING store, so the gates are
 	 * open (and this store ordered) for anyone who sees RUNNING. */
-	for (unsigned i = 0; i < rt->nshards; i++)
+	for (unsigned i = 0; i < rt->nshards; i++) {
 		atomic_store_explicit(vz__post_gate(rt->shards[i]), 0, memory_order_release);
+		vz__lanes_open(rt->shards[i]); /* the lanes' own gates (lanes.c) */
+	}
 	/* seq_cst: pairs with the senders' reads of the state. */
 	atomic_store_explicit(&rt->state, VZ__RT_RUNNING, memory_order_seq_cst);
 	return 0;
@@ -509,8 +512,9 @@ static void await_round(vz_runtime *rt, struct vz__shard *sh, uint32_t round)
 static bool posts_arrived(struct vz__shard *sh)
 {
 	return atomic_load_explicit(&sh->round_taken, memory_order_relaxed) +
-		   atomic_load_explicit(&sh->post_unpushed, memory_order_acquire) ==
-	       sh->posts_admitted;
+		       atomic_load_explicit(&sh->post_unpushed, memory_order_acquire) ==
+		   sh->posts_admitted &&
+	       vz__lanes_arrived(sh);
 }
 
 static void stop_threads(vz_runtime *rt)
@@ -575,6 +579,8 @@ VZ_API int vz_runtime_stop(vz_runtime *rt)
 		sh->posts_admitted = atomic_fetch_or_explicit(vz__post_gate(sh), VZ__GATE_CLOSED,
 							      memory_order_release) &
 				     ~VZ__GATE_CLOSED;
+		/* And every lane's gate, remembering how far each got. */
+		vz__lanes_close(sh);
 	}
 	do {
 		bool waiting = false;

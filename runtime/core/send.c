@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/core.h"
+#include "core/lanes.h"
 #include "util/fault.h"
 
 static int check_args(const vz_runtime *rt, vz_ref to, const void *payload, size_t len)
@@ -202,8 +203,9 @@ static void stall_until_stopping(vz_runtime *rt)
 }
 #endif
 
-static int post_foreign(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
-			uint32_t corr, const void *payload, size_t len)
+static __attribute__((noinline)) int post_foreign(vz_runtime *rt, vz_ref from, vz_ref to,
+						  uint32_t type, uint8_t flags, uint32_t corr,
+						  const void *payload, size_t len)
 {
 	struct vz__shard *target = rt->shards[vz_ref_shard(to)];
 	struct vz_msg *m;
@@ -255,6 +257,24 @@ refused:
 	return counted;
 }
 
+/* A post from a thread that is not a shard of rt: through the thread's own
+ * lane into the target (lanes.c); through the inbox (post_foreign()) only
+ * when the shard had no lane left for this thread, and in a simulation,
+ * whose scheduler models (and delays) foreign posts through the inbox
+ * (runtime/sim/sim.c, hold_posts()). Kept apart from post_foreign() so the
+ * lane path does not pay for the inbox path's registers. */
+static inline int post_thread(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+			      uint32_t corr, const void *payload, size_t len)
+{
+	if (__builtin_expect(!rt->sim, 1)) {
+		int rc = vz__lanes_post_thread(rt, from, to, type, flags, corr, payload, len);
+
+		if (__builtin_expect(rc != VZ__LANE_FALLBACK, 1))
+			return rc;
+	}
+	return post_foreign(rt, from, to, type, flags, corr, payload, len);
+}
+
 static int post(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags, uint32_t corr,
 		const void *payload, size_t len)
 {
@@ -274,7 +294,7 @@ static int post(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t f
 		return rc;
 	if (cur)
 		return vz__send_corr(cur, from, to, type, flags, corr, payload, len);
-	return post_foreign(rt, from, to, type, flags, corr, payload, len);
+	return post_thread(rt, from, to, type, flags, corr, payload, len);
 }
 
 int vz__post_full(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
@@ -290,7 +310,7 @@ int vz__post_from(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, const v
 
 	if (rc < 0)
 		return rc;
-	return post_foreign(rt, from, to, type, 0, 0, payload, len);
+	return post_thread(rt, from, to, type, 0, 0, payload, len);
 }
 
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "core/core.h"
+#include "core/lanes.h"
 #include "util/clock.h"
 #include "util/fence.h"
 
@@ -74,6 +75,9 @@ int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct
 		}
 	}
 	*out = sh; /* from here on vz__shard_destroy() cleans up */
+	rc = vz__lanes_shard_init(sh);
+	if (rc < 0)
+		return rc;
 	sh->sim = rt->sim;
 	sh->now_ns = vz__shard_clock(sh);
 	rc = vz__timers_init(&sh->timers, rt->tick_ns, sh->now_ns);
@@ -98,6 +102,7 @@ void vz__shard_destroy(struct vz__shard *sh)
 {
 	if (!sh)
 		return;
+	vz__lanes_shard_fini(sh); /* first: a thread letting go may still wake sh */
 	vz__aio_quiesce(sh);
 	if (sh->chunks)
 		vz__actor_table_fini(sh);
@@ -219,6 +224,7 @@ static unsigned stop_round(struct vz__shard *sh, uint32_t round)
 	 * events are dropped, their buffers and records come back). */
 	moved += vz__aio_turn(sh);
 	moved += vz__drain_inbox(sh, UINT32_MAX);
+	moved += vz__lanes_drain(sh, true);
 	moved += vz__drain_rings(sh, true);
 	vz__run_ready(sh, &handled); /* reaps stopped actors left in the queue */
 	moved += handled;
@@ -264,6 +270,7 @@ static unsigned turn(struct vz__shard *sh)
 		return 0; /* stopping: only rounds do work */
 
 	work += vz__drain_inbox(sh, 1024);
+	work += vz__lanes_drain(sh, false);
 	work += vz__drain_rings(sh, false);
 	vz__run_ready(sh, &handled);
 	work += handled;
@@ -289,7 +296,7 @@ static unsigned turn(struct vz__shard *sh)
 static bool has_work(struct vz__shard *sh)
 {
 	if (vz__any_ready(sh) || !vz__outboxes_empty(sh) || vz__has_incoming(sh) ||
-	    vz__aio_has_work(sh))
+	    vz__lanes_pending(sh) || vz__aio_has_work(sh))
 		return true;
 	/* Acquire: pairs with the stopper's release store of EXIT. */
 	if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT)
@@ -313,9 +320,10 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	if (timeout_ns == 0)
 		return;
 	/* Announce, then the full fence, then re-check every source (the
-	 * doorbell words and the inbox's tail among them): pairs with the
-	 * senders' seq_cst RMW that publishes (doorbell fetch_or, inbox
-	 * exchange), followed by their seq_cst load of the flag in
+	 * doorbell words, the inbox's tail, the lanes' tails and doorbell
+	 * among them): pairs with the senders' seq_cst RMW that publishes
+	 * (doorbell fetch_or, inbox exchange, a lane's commit CAS in
+	 * lanes.c), followed by their seq_cst load of the flag in
 	 * vz__wake(). The fence is named by the flag, the word the senders
 	 * read (under TSan it is an RMW of it; util/fence.h). */
 	atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);

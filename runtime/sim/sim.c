@@ -12,6 +12,7 @@
 #include "sim/sim.h"
 
 #include "config/config_int.h"
+#include "core/lanes.h"
 
 #include <veloz/io.h>
 
@@ -371,7 +372,7 @@ static bool ring_marked(const struct vz__shard *sh, unsigned src)
 static bool shard_runnable(vz_sim *sim, struct vz__shard *sh)
 {
 	if (vz__any_ready(sh) || !vz__outboxes_empty(sh) || sh->fpool_pending ||
-	    !vz__mpsc_empty(&sh->inbox) || vz__aio_has_work(sh))
+	    !vz__mpsc_empty(&sh->inbox) || vz__lanes_pending(sh) || vz__aio_has_work(sh))
 		return true;
 	if (vz__timers_live(&sh->timers) && vz__timers_next_deadline_ns(&sh->timers) <= sim->now_ns)
 		return true;

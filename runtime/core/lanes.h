@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Per-producer lanes into a shard (lanes.c): the hooks the shard loop, the
+ * send path and the runtime's lifecycle call. The lane queue itself is
+ * runtime/queue/lane.h; the public side is include/veloz/producer.h.
+ */
+#ifndef VZ_CORE_LANES_H
+#define VZ_CORE_LANES_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <veloz.h>
+
+struct vz__shard;
+
+/* vz__lanes_post_thread(): the calling thread has no lane into the target
+ * shard (none free): use the shard's inbox. */
+#define VZ__LANE_FALLBACK 1
+
+/* shard.c: with the shard (create, destroy). init: 0, VZ_ENOMEM or
+ * VZ_ECONFIG (foreign_lanes over VZ_FOREIGN_LANES_MAX). */
+int vz__lanes_shard_init(struct vz__shard *sh);
+void vz__lanes_shard_fini(struct vz__shard *sh);
+
+/* shard.c, owner thread: take what the lanes hold (up to a per-lane
+ * budget, everything when all) and hand it to the actors; returns the
+ * messages taken. pending: anything waiting in a lane or on its doorbell
+ * (the sleep protocol's re-check, after the fence). */
+unsigned vz__lanes_drain(struct vz__shard *sh, bool all);
+bool vz__lanes_pending(struct vz__shard *sh);
+
+/* runtime.c: start opens the shard's lanes to producers; stop closes
+ * them (every lane's gate) and then asks whether the shard has taken
+ * everything the lanes admitted. Stopping / starting thread. */
+void vz__lanes_open(struct vz__shard *sh);
+void vz__lanes_close(struct vz__shard *sh);
+bool vz__lanes_arrived(struct vz__shard *sh);
+
+/* send.c: a post from a foreign thread through its implicit producer.
+ * 0, a VZ_E* refusal (nothing changed), or VZ__LANE_FALLBACK. Arguments
+ * already checked (check_args()). */
+int vz__lanes_post_thread(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
+			  uint32_t corr, const void *payload, size_t len);
+
+/* Tests: lanes registered on shard `shard` right now (any thread; a
+ * snapshot). */
+unsigned vz__lanes_count(vz_runtime *rt, unsigned shard);
+
+#endif
