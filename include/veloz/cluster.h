@@ -62,6 +62,37 @@
  *   header (vz_cluster_max_payload()) and VZ_MSG_MAX_PAYLOAD; a longer send
  *   to a remote reference returns VZ_ETOOBIG.
  *
+ * Monitors across nodes (lifecycle.h). vz_monitor() takes a remote
+ * reference to one actor: a unique name (whoever has it when the request
+ * arrives) or the sender proxy of a received message; a queue or
+ * broadcast name names no one actor (VZ_EINVAL). As for a local actor the
+ * watcher gets exactly one VZ_MSG_DOWN, whose actor field is the remote
+ * reference it watched, and vz_demonitor() is idempotent (a DOWN already
+ * on its way is dropped). The DOWN comes:
+ *   - when the actor ends: its own exit reason (FAILED with vz_fail()'s
+ *     code and text, STOPPED, NORMAL; SHUTDOWN when its runtime stops);
+ *   - when the unique name is unregistered while the actor lives on:
+ *     VZ_EXIT_NOPROC, code VZ_ENOENT, "name unregistered";
+ *   - at once when there is no such actor (no one has the name, a stale
+ *     proxy): VZ_EXIT_NOPROC, code VZ_ENOENT;
+ *   - when its node is lost: VZ_EXIT_NOPROC, code VZ_EIO, "node lost:
+ *     <node>". Every node publishes a heartbeat every heartbeat_ms
+ *     ([cluster], 250 by default) and a goodbye when it leaves; a node not
+ *     heard from for node_timeout_ms (4 heartbeats by default) is lost, so
+ *     a node killed without warning gives DOWN within node_timeout_ms +
+ *     heartbeat_ms / 4 of its last heartbeat (a little more than
+ *     node_timeout_ms after its death). A node that comes back under the
+ *     same name is a new incarnation: monitors of the old one end. When
+ *     this node's own connection is down it hears no one, and its
+ *     monitors on other nodes end the same way;
+ *   - when the request is not answered within node_timeout_ms (lost with
+ *     a server restart): VZ_EXIT_NOPROC, code VZ_ETIMEDOUT.
+ * The DOWN of an actor's end comes after the messages it sent the watcher
+ * through the same reference (the watcher's proxy), not necessarily after
+ * those it sent through a name. A DOWN lost on the way (server restart)
+ * is not replaced while both nodes stay up: the monitor then ends only
+ * with its node. Links (vz_link()) do not cross nodes.
+ *
  * Threads. The node has one transport thread that owns the NATS
  * connection: it takes the messages shards hand it (a lock-free ring per
  * shard, published once per send and flushed to the socket once per loop

@@ -60,6 +60,12 @@ void vz__wire_encode(unsigned char *buf, const struct vz__wire *w);
 /* Stamp stream and sequence into an encoded header. */
 void vz__wire_stamp(unsigned char *buf, uint32_t stream, uint32_t seq);
 
+/* Little-endian fields, byte by byte (any host). */
+void vz__wire_put32(unsigned char *p, uint32_t v);
+void vz__wire_put64(unsigned char *p, uint64_t v);
+uint32_t vz__wire_get32(const unsigned char *p);
+uint64_t vz__wire_get64(const unsigned char *p);
+
 /* Check and decode n bytes. 0, or -1 for anything malformed (then *w is
  * unspecified). */
 int vz__wire_decode(const unsigned char *buf, size_t n, struct vz__wire *w);
