@@ -33,7 +33,10 @@
  *     VZ_ENOENT  no actor had the name when the server routed the message
  *                (never registered, unregistered, its node died); found by
  *                the sender's node (the server's "no responders" answer).
- *                The hook gets the proxy's reference, the type, no payload.
+ *                The hook gets the proxy's reference, the type, no payload,
+ *                once per message (the messages of one transport turn to
+ *                one reference travel as one NATS message; the type is 0
+ *                when they were not all of one type).
  *     VZ_EIO     the connection was down and the client's reconnect buffer
  *                was full, or the client gave up reconnecting (sender), or
  *                messages of a stream never arrived (a gap in the per-stream
@@ -96,7 +99,10 @@
  * Threads. The node has one transport thread that owns the NATS
  * connection: it takes the messages shards hand it (a lock-free ring per
  * shard, published once per send and flushed to the socket once per loop
- * turn of the transport), publishes them, reads the socket and posts what
+ * turn of the transport), publishes them (consecutive messages to one
+ * reference taken in one turn go back to back in one NATS message, up to
+ * the server's max_payload: one reply subject and one routing by the
+ * server for all of them), reads the socket and posts what
  * arrives to the target actors through their shard's foreign inbox. No call
  * a shard thread makes into the cluster waits for the network or takes a
  * lock held across I/O.

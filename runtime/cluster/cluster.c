@@ -581,6 +581,7 @@ static void cluster_free(struct vz_cluster *c)
 		free(n);
 	vz__cluster_subs_free(c);
 	vz__mon_free(c);
+	free(c->batch);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->foreign_lock);
 	free(c);
@@ -675,6 +676,12 @@ static int cluster_open(vz_runtime *rt, const vz_cluster_config *cfg, const stru
 	if (rc < 0)
 		goto fail;
 	srv = c->ops->max_payload(c->tp);
+	c->batch_cap = srv;
+	c->batch = malloc(srv ? srv : 1);
+	if (!c->batch) {
+		rc = VZ_ENOMEM;
+		goto fail_tp;
+	}
 	srv = srv > VZ__WIRE_HDR + c->node_len ? srv - VZ__WIRE_HDR - c->node_len : 0;
 	c->max_payload = srv < VZ_MSG_MAX_PAYLOAD ? srv : VZ_MSG_MAX_PAYLOAD;
 	rc = vz__cluster_inbox_subscribe(c);

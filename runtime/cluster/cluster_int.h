@@ -200,6 +200,12 @@ struct vz_cluster {
 	struct vz__csub *inbox_sub;
 	uint64_t cache_key[64]; /* sender-proxy cache: hash of (node, ref) */
 	uint32_t cache_idx[64];
+	/* The open batch (transport_loop.c): consecutive records of entry
+	 * batch_entry, back to back; batch_type their type or 0 when mixed,
+	 * batch_seq0 the entry's sequence number before them. */
+	unsigned char *batch;
+	size_t batch_len, batch_cap;
+	uint32_t batch_n, batch_entry, batch_type, batch_seq0;
 	struct vz__csub *hb_sub;
 	char hb_subject[VZ__SUBJECT_MAX]; /* "vz.<ns>.hb" */
 	struct vz__monmap held, given;

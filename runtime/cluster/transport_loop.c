@@ -76,44 +76,51 @@ static uint64_t parse_hex(const char **p)
 	return v;
 }
 
-/* reply: "<reply_prefix>.<entry hex>.<type hex>" (see put_reply()). */
+/* reply: "<reply_prefix>.<entry>.<type>.<id>.<count>" in hex (see
+ * put_reply()). */
 void vz__cluster_noresp(void *ctx, const char *reply)
 {
 	struct vz_cluster *c = ctx;
 	size_t n = strlen(c->reply_prefix);
 	const char *p;
-	uint64_t idx, type;
+	uint64_t idx, type, id, count;
 
 	if (strncmp(reply, c->reply_prefix, n) != 0 || reply[n] != '.')
 		return;
 	p = reply + n + 1;
 	idx = parse_hex(&p);
-	if (*p != '.')
+	if (*p++ != '.')
 		return;
-	p++;
 	type = parse_hex(&p);
-	if (type < VZ_MSG_USER) {
-		/* The cluster's own record: only a MON (its id follows) wants
-		 * an answer, DOWN "no such actor", from the transport thread
-		 * that owns the monitor table. */
+	if (*p++ != '.')
+		return;
+	id = parse_hex(&p);
+	if (*p++ != '.')
+		return;
+	count = parse_hex(&p);
+	if (type && type < VZ_MSG_USER) {
+		/* The cluster's own record: only a MON wants an answer, DOWN
+		 * "no such actor", from the transport thread that owns the
+		 * monitor table. */
 		struct vz__ccmd *cmd;
 
-		if (type != VZ__WIRE_MON || *p != '.')
+		if (type != VZ__WIRE_MON)
 			return;
-		p++;
 		cmd = calloc(1, sizeof *cmd);
 		if (!cmd)
 			return; /* the monitor then ends by its timeout */
 		cmd->op = VZ__CMD_NOPROC;
-		cmd->token = parse_hex(&p);
+		cmd->token = id;
 		/* seq_cst exchange: the "publish, full fence" of the wake-up. */
 		vz__mpsc_push_sc(&c->cmds, &cmd->node);
 		vz__cluster_wake(c);
 		return;
 	}
-	atomic_fetch_add_explicit(&c->st.lost_no_name, 1, memory_order_relaxed);
-	vz__cluster_dead_letter(c, vz__rentry_ref(c, (uint32_t)idx).id, (uint32_t)type, NULL, 0,
-				VZ_ENOENT);
+	/* A batch of `count` messages, none delivered. */
+	atomic_fetch_add_explicit(&c->st.lost_no_name, count, memory_order_relaxed);
+	for (uint64_t i = 0; i < count; i++)
+		vz__cluster_dead_letter(c, vz__rentry_ref(c, (uint32_t)idx).id, (uint32_t)type,
+					NULL, 0, VZ_ENOENT);
 }
 
 /* ---- subscriptions (transport thread) ---------------------------------- */
@@ -274,9 +281,10 @@ static char *put_hex(char *p, uint64_t v)
 	return p;
 }
 
-/* "<prefix>.<entry>.<type>", and ".<id>" for a MON (id != 0). */
+/* "<prefix>.<entry>.<type>.<id>.<count>": id is a MON's (0 for data),
+ * count the messages of a batch, type theirs (0 when they differ). */
 static void put_reply(const struct vz_cluster *c, char *buf, uint32_t idx, uint32_t type,
-		      uint64_t id)
+		      uint64_t id, uint32_t count)
 {
 	size_t n = strlen(c->reply_prefix);
 	char *p = buf + n;
@@ -286,10 +294,10 @@ static void put_reply(const struct vz_cluster *c, char *buf, uint32_t idx, uint3
 	p = put_hex(p, idx);
 	*p++ = '.';
 	p = put_hex(p, type);
-	if (id) {
-		*p++ = '.';
-		p = put_hex(p, id);
-	}
+	*p++ = '.';
+	p = put_hex(p, id);
+	*p++ = '.';
+	p = put_hex(p, count);
 	*p = '\0';
 }
 
@@ -340,14 +348,52 @@ static void drain_ctl(struct vz_cluster *c, const struct vz__rentry *e, struct v
 		return;
 	vz__wire_stamp(rec->wire, e->index, 0);
 	if (type == VZ__WIRE_MON)
-		put_reply(c, reply, e->index, type, vz__wire_get64(payload));
+		put_reply(c, reply, e->index, type, vz__wire_get64(payload), 1);
 	(void)c->ops->publish(c->tp, e->subject, type == VZ__WIRE_MON ? reply : NULL, rec->wire,
 			      rec->wire_len);
 }
 
+/* Publish the open batch: records of one remote reference taken in this
+ * turn, back to back in one NATS message (one reply subject, one server
+ * routing, one read at the other end for all of them). */
+static void batch_flush(struct vz_cluster *c)
+{
+	struct vz__rentry *e;
+	char reply[96];
+	int rc;
+
+	if (!c->batch_n)
+		return;
+	e = vz__rentry_at(c, c->batch_entry);
+	put_reply(c, reply, e->index, c->batch_type, 0, c->batch_n);
+	rc = c->ops->publish(c->tp, e->subject, reply, c->batch, c->batch_len);
+	vz__cstat_add(&c->st.sent, c->batch_n);
+	if (rc == 0) {
+		vz__cstat_add(&c->st.published, c->batch_n);
+	} else {
+		/* Refused whole: its numbers are not used, so the receiver
+		 * sees no gap for what is counted here. */
+		if (e->kind != VZ_NAME_QUEUE)
+			e->seq = c->batch_seq0;
+		vz__cstat_add(&c->st.lost_conn, c->batch_n);
+		for (size_t off = 0; off < c->batch_len;) {
+			struct vz__wire w;
+			size_t used;
+
+			if (vz__wire_decode_next(c->batch + off, c->batch_len - off, &w, &used) < 0)
+				break; /* cannot happen: we wrote them */
+			vz__cluster_dead_letter(c, vz__rentry_ref(c, e->index).id, w.type,
+						w.payload, w.len,
+						rc == VZ_ETOOBIG ? VZ_ETOOBIG : VZ_EIO);
+			off += used;
+		}
+	}
+	c->batch_n = 0;
+	c->batch_len = 0;
+}
+
 static unsigned drain_ring(struct vz_cluster *c, struct vz__xring *r)
 {
-	char reply[96];
 	struct vz__xrec *rec;
 	unsigned n = 0;
 
@@ -355,31 +401,32 @@ static unsigned drain_ring(struct vz_cluster *c, struct vz__xring *r)
 		/* The producer read nentries (acquire) before writing the
 		 * record; our acquire of the ring's tail orders that. */
 		struct vz__rentry *e = vz__rentry_at(c, rec->entry);
-		uint32_t seq = e->kind == VZ_NAME_QUEUE ? 0 : e->seq + 1;
-		uint32_t type = (uint32_t)rec->wire[8] | (uint32_t)rec->wire[9] << 8 |
-				(uint32_t)rec->wire[10] << 16 | (uint32_t)rec->wire[11] << 24;
-		int rc;
+		uint32_t type = vz__wire_get32(rec->wire + 8);
 
 		if (type < VZ_MSG_USER) {
+			/* In order with the batch before it. */
+			batch_flush(c);
 			drain_ctl(c, e, rec, type);
 			vz__xring_release(r, rec);
 			n++;
 			continue;
 		}
-		vz__wire_stamp(rec->wire, e->index, seq);
-		put_reply(c, reply, e->index, type, 0);
-		rc = c->ops->publish(c->tp, e->subject, reply, rec->wire, rec->wire_len);
-		vz__cstat_add(&c->st.sent, 1);
-		if (rc == 0) {
-			e->seq = seq ? seq : e->seq; /* a refused one uses no number */
-			vz__cstat_add(&c->st.published, 1);
-		} else {
-			vz__cstat_add(&c->st.lost_conn, 1);
-			vz__cluster_dead_letter(c, vz__rentry_ref(c, e->index).id, type,
-						rec->wire + VZ__WIRE_HDR + c->node_len,
-						rec->wire_len - VZ__WIRE_HDR - c->node_len,
-						rc == VZ_ETOOBIG ? VZ_ETOOBIG : VZ_EIO);
+		/* A batch holds consecutive records of one reference, so the
+		 * order of everything taken from the rings is kept. */
+		if (c->batch_n &&
+		    (c->batch_entry != e->index || c->batch_len + rec->wire_len > c->batch_cap))
+			batch_flush(c);
+		if (!c->batch_n) {
+			c->batch_entry = e->index;
+			c->batch_type = type;
+			c->batch_seq0 = e->seq;
+		} else if (c->batch_type != type) {
+			c->batch_type = 0; /* mixed: "no responders" reports type 0 */
 		}
+		vz__wire_stamp(rec->wire, e->index, e->kind == VZ_NAME_QUEUE ? 0 : ++e->seq);
+		memcpy(c->batch + c->batch_len, rec->wire, rec->wire_len);
+		c->batch_len += rec->wire_len;
+		c->batch_n++;
 		vz__xring_release(r, rec);
 		n++;
 	}
@@ -393,6 +440,7 @@ static unsigned drain_out(struct vz_cluster *c)
 	for (unsigned i = 0; i < c->nshards; i++)
 		n += drain_ring(c, &c->out[i]);
 	n += drain_ring(c, &c->foreign);
+	batch_flush(c);
 	return n;
 }
 
@@ -495,17 +543,11 @@ static void deliver_one(struct vz_cluster *c, vz_ref from, vz_ref to, const stru
 	vz__cluster_dead_letter(c, to.id, w->type, w->payload, w->len, rc);
 }
 
-static void on_message(void *ctx, void *user, const void *data, size_t len)
+static void on_record(struct vz_cluster *c, struct vz__csub *s, const struct vz__wire *wp)
 {
-	struct vz_cluster *c = ctx;
-	struct vz__csub *s = user;
-	struct vz__wire w;
+	const struct vz__wire w = *wp;
 	vz_ref from = VZ_REF_NULL, to;
 
-	if (vz__wire_decode(data, len, &w) < 0) {
-		vz__cstat_add(&c->st.malformed, 1);
-		return;
-	}
 	if (w.type < VZ_MSG_USER) {
 		if (w.type == VZ__WIRE_SYNC && s == c->inbox_sub && w.len == 8 &&
 		    w.node_id == c->node_id) {
@@ -554,6 +596,27 @@ static void on_message(void *ctx, void *user, const void *data, size_t len)
 			deliver_one(c, from, s->actors[i], &w);
 		break;
 	}
+}
+
+/* One NATS message: one record or a batch of them (wire.h). A malformed
+ * record ends the message (what follows it cannot be found): counted once. */
+static void on_message(void *ctx, void *user, const void *data, size_t len)
+{
+	struct vz_cluster *c = ctx;
+	const unsigned char *p = data;
+	size_t off = 0;
+
+	do {
+		struct vz__wire w;
+		size_t used;
+
+		if (vz__wire_decode_next(p + off, len - off, &w, &used) < 0) {
+			vz__cstat_add(&c->st.malformed, 1);
+			return;
+		}
+		on_record(c, user, &w);
+		off += used;
+	} while (off < len);
 }
 
 static void count_slow(struct vz_cluster *c)

@@ -63,6 +63,16 @@ void vz__wire_stamp(unsigned char *buf, uint32_t stream, uint32_t seq)
 
 int vz__wire_decode(const unsigned char *buf, size_t n, struct vz__wire *w)
 {
+	size_t used;
+
+	/* One record, exactly: no trailing bytes. */
+	if (vz__wire_decode_next(buf, n, w, &used) < 0 || used != n)
+		return -1;
+	return 0;
+}
+
+int vz__wire_decode_next(const unsigned char *buf, size_t n, struct vz__wire *w, size_t *used)
+{
 	size_t hdr;
 
 	if (n < VZ__WIRE_HDR || vz__wire_get32(buf) != VZ__WIRE_MAGIC || buf[4] != VZ__WIRE_VERSION)
@@ -78,11 +88,12 @@ int vz__wire_decode(const unsigned char *buf, size_t n, struct vz__wire *w)
 	w->node_id = vz__wire_get64(buf + 24);
 	w->from = vz__wire_get64(buf + 32);
 	w->to = vz__wire_get64(buf + 40);
-	/* The lengths must add up exactly: no trailing bytes, no short
-	 * payload. Compared without overflow (each term is bounded). */
-	if ((uint64_t)hdr + w->node_len + w->len != n)
+	/* The record must fit in what is left: no short payload. Compared
+	 * without overflow (each term is bounded). */
+	if ((uint64_t)hdr + w->node_len + w->len > n)
 		return -1;
 	w->node = (const char *)buf + hdr;
 	w->payload = buf + hdr + w->node_len;
+	*used = hdr + w->node_len + w->len;
 	return 0;
 }
