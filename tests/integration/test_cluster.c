@@ -18,6 +18,8 @@
  */
 #include "testutil.h"
 
+#include "../../bench/lib/nats_server.h"
+
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -52,106 +54,9 @@ enum {
 #define CMD_FD	 3
 #define REPLY_FD 4
 
-/* ---- the server --------------------------------------------------------- */
+/* ---- the server: bench/lib/nats_server.h, shared with bench/cluster.c ---- */
 
-struct server {
-	pid_t pid;
-	int port;
-	char conf[64];
-};
-
-static const char *server_path(void)
-{
-	static const char *const where[] = {"/usr/sbin/nats-server", "/usr/bin/nats-server",
-					    "/usr/local/bin/nats-server",
-					    "/usr/local/sbin/nats-server"};
-
-	for (size_t i = 0; i < sizeof where / sizeof where[0]; i++)
-		if (access(where[i], X_OK) == 0)
-			return where[i];
-	return NULL;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static bool port_open(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* Start nats-server on `port` (0: a free one) with extra config lines. */
-static int server_start(struct server *s, int port, const char *extra)
-{
-	for (int attempt = 0; attempt < 5; attempt++) {
-		FILE *f;
-		pid_t pid;
-
-		s->port = port ? port : free_port();
-		snprintf(s->conf, sizeof s->conf, "/tmp/vz-nats-%d-%d.conf", (int)getpid(),
-			 s->port);
-		f = fopen(s->conf, "w");
-		if (!f)
-			return -1;
-		fprintf(f, "listen: 127.0.0.1:%d\n%s\n", s->port, extra ? extra : "");
-		fclose(f);
-		pid = fork();
-		if (pid == 0) {
-			int null = open("/dev/null", O_WRONLY);
-
-			dup2(null, 1);
-			dup2(null, 2);
-			execl(server_path(), "nats-server", "-c", s->conf, (char *)NULL);
-			_exit(127);
-		}
-		s->pid = pid;
-		for (int i = 0; i < 1000; i++) {
-			int st;
-
-			if (port_open(s->port))
-				return 0;
-			if (waitpid(pid, &st, WNOHANG) == pid)
-				break; /* port taken meanwhile: try another */
-			usleep(10000);
-		}
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		if (port)
-			usleep(100000); /* the same port: let it be released */
-	}
-	return -1;
-}
-
-static void server_kill(struct server *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-	}
-	unlink(s->conf);
-}
-
-static struct server srv;
+static struct vz_nats_server srv;
 static char url[64];
 static char ns[32];
 
@@ -703,8 +608,8 @@ static void test_server_restart(void **state)
 			break;
 		usleep(1000);
 	}
-	server_kill(&srv);
-	assert_int_equal(server_start(&srv, port, NULL), 0);
+	vz_nats_server_kill(&srv);
+	assert_int_equal(vz_nats_server_start(&srv, port, NULL, NULL), 0);
 	/* Both ends back (the child's subscription is renewed before its
 	 * reconnect is reported), then part two. */
 	for (int i = 0; i < 3000; i++) {
@@ -1145,7 +1050,7 @@ static void test_foreign_message(void **state)
 
 static void test_bad_credentials(void **state)
 {
-	struct server auth = {0};
+	struct vz_nats_server auth = {0};
 	vz_config cfg;
 	vz_config_error err;
 	vz_runtime *rt;
@@ -1153,7 +1058,9 @@ static void test_bad_credentials(void **state)
 	int rc;
 
 	(void)state;
-	assert_int_equal(server_start(&auth, 0, "authorization { user: vz, password: s3cret }"), 0);
+	assert_int_equal(
+	    vz_nats_server_start(&auth, 0, "authorization { user: vz, password: s3cret }", NULL),
+	    0);
 	vz_test_config(&cfg, 1);
 	snprintf(cfg.cluster.url, sizeof cfg.cluster.url, "nats://vz:wrong@127.0.0.1:%d",
 		 auth.port);
@@ -1175,12 +1082,12 @@ static void test_bad_credentials(void **state)
 	assert_int_equal(vz_cluster_create(rt, &cfg.cluster, &c, &err), 0);
 	assert_int_equal(vz_cluster_destroy(c), 0);
 	assert_int_equal(vz_runtime_destroy(rt), 0);
-	server_kill(&auth);
+	vz_nats_server_kill(&auth);
 }
 
 static void test_max_payload(void **state)
 {
-	struct server small = {0};
+	struct vz_nats_server small = {0};
 	vz_config cfg;
 	vz_config_error err;
 	vz_runtime *rt;
@@ -1190,7 +1097,7 @@ static void test_max_payload(void **state)
 	size_t max;
 
 	(void)state;
-	assert_int_equal(server_start(&small, 0, "max_payload: 1024"), 0);
+	assert_int_equal(vz_nats_server_start(&small, 0, "max_payload: 1024", NULL), 0);
 	vz_test_config(&cfg, 1);
 	snprintf(cfg.cluster.url, sizeof cfg.cluster.url, "nats://127.0.0.1:%d", small.port);
 	snprintf(cfg.cluster.node, sizeof cfg.cluster.node, "px");
@@ -1210,7 +1117,7 @@ static void test_max_payload(void **state)
 	assert_int_equal(vz_cluster_destroy(c), 0);
 	/* After destroy a remote reference is just an unknown shard. */
 	assert_int_equal(vz_runtime_destroy(rt), 0);
-	server_kill(&small);
+	vz_nats_server_kill(&small);
 }
 
 int main(int argc, char **argv)
@@ -1248,18 +1155,18 @@ int main(int argc, char **argv)
 		printf("skipped: libveloz built without libnats (cluster support)\n");
 		return 77;
 	}
-	if (!server_path()) {
+	if (!vz_nats_server_path()) {
 		printf("skipped: nats-server is not installed (apt-get install nats-server)\n");
 		return 77;
 	}
 	vz_test_watchdog(600);
-	if (server_start(&srv, 0, NULL) < 0) {
+	if (vz_nats_server_start(&srv, 0, NULL, NULL) < 0) {
 		printf("cannot start nats-server\n");
 		return 1;
 	}
 	snprintf(url, sizeof url, "nats://127.0.0.1:%d", srv.port);
 	snprintf(ns, sizeof ns, "t%d", (int)getpid());
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	server_kill(&srv);
+	vz_nats_server_kill(&srv);
 	return rc;
 }
