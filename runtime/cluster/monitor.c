@@ -376,8 +376,9 @@ static void on_heartbeat(struct vz_cluster *c, const struct vz__wire *w, bool by
 {
 	struct vz__peer *p;
 
-	if (w->node_id == c->node_id)
-		return; /* our own */
+	/* Our own comes back too (the connection echoes): a monitor on an
+	 * actor of this node, reached through a name, is bound to it, and
+	 * ends like the others when we stop hearing the server. */
 	p = peer_get(c, w->node, w->node_len);
 	if (!p)
 		return;

@@ -650,7 +650,7 @@ void *vz__cluster_thread(void *arg)
 	uint64_t spin_ns = (uint64_t)c->cfg.spin_us * 1000u;
 	uint64_t idle_since = 0, turns = 0;
 
-	uint64_t tick = 0;
+	uint64_t tick;
 
 	vz__set_current(NULL);
 	for (;;) {
@@ -665,8 +665,7 @@ void *vz__cluster_thread(void *arg)
 		if ((++turns & 1023) == 0)
 			count_slow(c);
 		now = vz__clock_ns();
-		if (now >= tick)
-			tick = vz__mon_tick(c, now);
+		tick = vz__mon_tick(c, now); /* acts only when one is due */
 		/* Acquire: pairs with destroy's release store. */
 		stopping = atomic_load_explicit(&c->stop, memory_order_acquire);
 		if (work) {

@@ -723,10 +723,12 @@ static bool wait_int(atomic_int *v, int want)
 /* A parent node with a watcher; heartbeats every 100 ms, a node unheard
  * of for 3 s is lost (generous: under TSan on a loaded 2-CPU machine a
  * node's transport thread has been seen to fall a second behind). */
-static vz_ref watcher_node_up(struct node *n, const char *name)
+static vz_ref watcher_node_up_with(struct node *n, const char *name, uint32_t timeout_ms,
+				   const char *own_name, vz_ref *own)
 {
 	vz_config cfg;
 	vz_config_error err;
+	unsigned idx = 0;
 	vz_ref w;
 
 	vz_test_config(&cfg, 2);
@@ -735,15 +737,26 @@ static vz_ref watcher_node_up(struct node *n, const char *name)
 	snprintf(cfg.cluster.ns, sizeof cfg.cluster.ns, "%s", ns);
 	snprintf(cfg.cluster.node, sizeof cfg.cluster.node, "%s", name);
 	cfg.cluster.heartbeat_ms = 100;
-	cfg.cluster.node_timeout_ms = 3000;
+	cfg.cluster.node_timeout_ms = timeout_ms;
 	assert_int_equal(vz_runtime_create(&cfg, &n->rt), 0);
 	assert_int_equal(vz_cluster_create(n->rt, NULL, &n->c, &err), 0);
 	assert_int_equal(vz_spawn(n->rt, 1, &watcher_spec, NULL, &w), 0);
+	if (own_name) {
+		/* An actor of this node with a name (it answers pings). */
+		assert_int_equal(vz_spawn(n->rt, 0, &sink_spec, &idx, own), 0);
+		assert_int_equal(vz_cluster_register(n->c, *own, own_name, VZ_NAME_UNIQUE), 0);
+	}
 	assert_int_equal(vz_runtime_start(n->rt), 0);
+	assert_int_equal(vz_cluster_sync(n->c, 10000), 0);
 	atomic_store(&w_nmon, 0);
 	atomic_store(&w_ndown, 0);
 	atomic_store(&w_pongs, 0);
 	return w;
+}
+
+static vz_ref watcher_node_up(struct node *n, const char *name)
+{
+	return watcher_node_up_with(n, name, 3000, NULL, NULL);
 }
 
 static void watch(struct node *n, vz_ref w, vz_ref target)
@@ -905,6 +918,34 @@ static void test_monitor_node_killed(void **state)
 	vz_test_assert_no_fails();
 	node_down(&a);
 	assert_int_equal(atomic_load(&w_ndown), 3);
+}
+
+/* An actor of this very node watched through its name (the request goes
+ * round through the server): the node hears its own heartbeats, so the
+ * monitor outlives the node timeout and ends with the actor's own DOWN.
+ * (It once ended "node lost" after the timeout: own heartbeats were
+ * ignored.) */
+static void test_monitor_own_node(void **state)
+{
+	struct node a;
+	vz_ref w, mine, name;
+
+	(void)state;
+	w = watcher_node_up_with(&a, "ma5", 1500, "mine", &mine);
+	assert_int_equal(vz_cluster_resolve(a.c, "mine", VZ_NAME_UNIQUE, &name), 0);
+	watch(&a, w, name);
+	assert_int_equal(w_rc[0], 0);
+	round_trip(&a, w, name);
+	sleep(3); /* twice the node timeout: heartbeats must keep it */
+	assert_int_equal(vz_stop(a.rt, mine), 0);
+	assert_true(wait_int(&w_ndown, 1));
+	print_message("own node: DOWN kind %u code %d: %s\n", w_down[0].reason.kind,
+		      w_down[0].reason.code, w_down[0].reason.text);
+	assert_int_equal(w_down[0].mon.id, w_mon[0].id);
+	assert_int_equal(w_down[0].reason.kind, VZ_EXIT_STOPPED);
+	vz_test_assert_no_fails();
+	node_down(&a);
+	assert_int_equal(atomic_load(&w_ndown), 1);
 }
 
 /* ---- failures ------------------------------------------------------------ */
@@ -1136,6 +1177,7 @@ int main(int argc, char **argv)
 	    cmocka_unit_test(test_monitor_remote_fail),
 	    cmocka_unit_test(test_monitor_remote_unregister),
 	    cmocka_unit_test(test_monitor_node_killed),
+	    cmocka_unit_test(test_monitor_own_node),
 	};
 	vz_config cfg;
 	vz_runtime *rt;
