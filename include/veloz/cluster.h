@@ -82,9 +82,12 @@
  *     <node>". Every node publishes a heartbeat every heartbeat_ms
  *     ([cluster], 250 by default) and a goodbye when it leaves; a node not
  *     heard from for node_timeout_ms (4 heartbeats by default) is lost, so
- *     a node killed without warning gives DOWN within node_timeout_ms +
- *     heartbeat_ms / 4 of its last heartbeat (a little more than
- *     node_timeout_ms after its death). A node that comes back under the
+ *     a node killed without warning (SIGKILL, host crash) gives DOWN
+ *     between node_timeout_ms - its heartbeat_ms and node_timeout_ms +
+ *     this node's heartbeat_ms / 4 after its death, plus the delays of a
+ *     loaded machine in running the transport threads; heartbeats cost
+ *     each node one small message per heartbeat_ms, and one received per
+ *     other node. A node that comes back under the
  *     same name is a new incarnation: monitors of the old one end. When
  *     this node's own connection is down it hears no one, and its
  *     monitors on other nodes end the same way;
