@@ -85,7 +85,10 @@
  *     a node killed without warning (SIGKILL, host crash) gives DOWN
  *     between node_timeout_ms - its heartbeat_ms and node_timeout_ms +
  *     this node's heartbeat_ms / 4 after its death, plus the delays of a
- *     loaded machine in running the transport threads; heartbeats cost
+ *     loaded machine in running the transport threads (a node whose
+ *     transport thread, or whose server, falls node_timeout_ms behind is
+ *     taken for lost: its monitors end though its actors live on, so
+ *     choose the timeout above the stalls the machines can see); heartbeats cost
  *     each node one small message per heartbeat_ms, and one received per
  *     other node. A node that comes back under the
  *     same name is a new incarnation: monitors of the old one end. When

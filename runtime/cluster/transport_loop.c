@@ -429,6 +429,10 @@ static unsigned drain_ring(struct vz_cluster *c, struct vz__xring *r)
 		c->batch_n++;
 		vz__xring_release(r, rec);
 		n++;
+		/* A queue group spreads NATS messages over its members: a
+		 * batch would go whole to one of them. One message each. */
+		if (e->kind == VZ_NAME_QUEUE)
+			batch_flush(c);
 	}
 	return n;
 }

@@ -931,12 +931,12 @@ static void test_monitor_own_node(void **state)
 	vz_ref w, mine, name;
 
 	(void)state;
-	w = watcher_node_up_with(&a, "ma5", 1500, "mine", &mine);
+	w = watcher_node_up_with(&a, "ma5", 3000, "mine", &mine);
 	assert_int_equal(vz_cluster_resolve(a.c, "mine", VZ_NAME_UNIQUE, &name), 0);
 	watch(&a, w, name);
 	assert_int_equal(w_rc[0], 0);
 	round_trip(&a, w, name);
-	sleep(3); /* twice the node timeout: heartbeats must keep it */
+	sleep(4); /* past the node timeout: heartbeats must keep it */
 	assert_int_equal(vz_stop(a.rt, mine), 0);
 	assert_true(wait_int(&w_ndown, 1));
 	print_message("own node: DOWN kind %u code %d: %s\n", w_down[0].reason.kind,
