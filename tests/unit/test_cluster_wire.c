@@ -194,7 +194,9 @@ static void test_config_cluster(void **state)
 				 "tls = yes\n"
 				 "tls_skip_verify = false\n"
 				 "reconnect_wait_ms = 250\n"
-				 "out_ring_bytes = 65536\n";
+				 "out_ring_bytes = 65536\n"
+				 "heartbeat_ms = 100\n"
+				 "node_timeout_ms = 900\n";
 	vz_config cfg;
 	vz_config_error err;
 	struct vz__config_src src;
@@ -209,6 +211,8 @@ static void test_config_cluster(void **state)
 	assert_false(cfg.cluster.tls_skip_verify);
 	assert_int_equal(cfg.cluster.reconnect_wait_ms, 250);
 	assert_int_equal(cfg.cluster.out_ring_bytes, 65536);
+	assert_int_equal(cfg.cluster.heartbeat_ms, 100);
+	assert_int_equal(cfg.cluster.node_timeout_ms, 900);
 
 	vz_config_default(&cfg);
 	assert_int_equal(vz__config_parse(&cfg, &src, "[cluster]\nurll = x\n", 20, "c.ini", &err),
