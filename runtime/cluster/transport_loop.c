@@ -116,7 +116,8 @@ void vz__cluster_noresp(void *ctx, const char *reply)
 		vz__cluster_wake(c);
 		return;
 	}
-	/* A batch of `count` messages, none delivered. */
+	/* A batch of `count` messages, none delivered. Relaxed RMW: a
+	 * counter that client threads also write; it publishes nothing. */
 	atomic_fetch_add_explicit(&c->st.lost_no_name, count, memory_order_relaxed);
 	for (uint64_t i = 0; i < count; i++)
 		vz__cluster_dead_letter(c, vz__rentry_ref(c, (uint32_t)idx).id, (uint32_t)type,
