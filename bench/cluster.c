@@ -44,6 +44,7 @@
 #include <veloz.h>
 
 #include "bench.h"
+#include "nats_server.h"
 
 #ifdef VZ_HAVE_NATS /* libveloz was built with (and links) libnats */
 #include <nats/nats.h>
@@ -58,87 +59,15 @@ static char ns[32];
 
 /* ---- the server ----------------------------------------------------------- */
 
-static pid_t server_pid;
-
-static const char *server_path(void)
-{
-	static const char *const where[] = {"/usr/sbin/nats-server", "/usr/bin/nats-server",
-					    "/usr/local/bin/nats-server"};
-
-	for (size_t i = 0; i < sizeof where / sizeof where[0]; i++)
-		if (access(where[i], X_OK) == 0)
-			return where[i];
-	return NULL;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static bool port_open(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
+/* bench/lib/nats_server.h, shared with tests/integration/test_cluster.c. */
+static struct vz_nats_server server;
 
 static int server_start(void)
 {
-	for (int attempt = 0; attempt < 5; attempt++) {
-		int port = free_port();
-		char p[16];
-
-		snprintf(p, sizeof p, "%d", port);
-		server_pid = fork();
-		if (server_pid == 0) {
-			int null = open("/dev/null", O_WRONLY);
-
-			dup2(null, 1);
-			dup2(null, 2);
-			if (getenv("BENCH_CLUSTER_SERVER_LOG"))
-				execl(server_path(), "nats-server", "-a", "127.0.0.1", "-p", p,
-				      "-D", "-l", getenv("BENCH_CLUSTER_SERVER_LOG"), (char *)NULL);
-			execl(server_path(), "nats-server", "-a", "127.0.0.1", "-p", p,
-			      (char *)NULL);
-			_exit(127);
-		}
-		for (int i = 0; i < 500; i++) {
-			if (port_open(port)) {
-				snprintf(url, sizeof url, "nats://127.0.0.1:%d", port);
-				return 0;
-			}
-			if (waitpid(server_pid, NULL, WNOHANG) == server_pid)
-				break;
-			usleep(10000);
-		}
-		kill(server_pid, SIGKILL);
-		waitpid(server_pid, NULL, 0);
-	}
-	return -1;
-}
-
-static void server_stop(void)
-{
-	if (server_pid > 0) {
-		kill(server_pid, SIGTERM);
-		waitpid(server_pid, NULL, 0);
-	}
+	if (vz_nats_server_start(&server, 0, NULL, getenv("BENCH_CLUSTER_SERVER_LOG")) < 0)
+		return -1;
+	snprintf(url, sizeof url, "nats://127.0.0.1:%d", server.port);
+	return 0;
 }
 
 /* ---- veloz nodes ------------------------------------------------------------ */
@@ -658,7 +587,7 @@ int main(int argc, char **argv)
 			}
 		}
 	}
-	if (!server_path()) {
+	if (!vz_nats_server_path()) {
 		bench_skip("all", "nats-server not installed (apt-get install nats-server)");
 		return 0;
 	}
@@ -670,6 +599,6 @@ int main(int argc, char **argv)
 	fprintf(stderr, "cluster: nats-server at %s\n", url);
 	run_variant("pingpong", false, bench_size(5000, 1000));
 	run_variant("oneway", true, bench_size(1000000, 100000));
-	server_stop();
+	vz_nats_server_stop(&server);
 	return 0;
 }

@@ -33,7 +33,10 @@
  *     VZ_ENOENT  no actor had the name when the server routed the message
  *                (never registered, unregistered, its node died); found by
  *                the sender's node (the server's "no responders" answer).
- *                The hook gets the proxy's reference, the type, no payload.
+ *                The hook gets the proxy's reference, the type, no payload,
+ *                once per message (the messages of one transport turn to
+ *                one reference travel as one NATS message; the type is 0
+ *                when they were not all of one type).
  *     VZ_EIO     the connection was down and the client's reconnect buffer
  *                was full, or the client gave up reconnecting (sender), or
  *                messages of a stream never arrived (a gap in the per-stream
@@ -62,10 +65,50 @@
  *   header (vz_cluster_max_payload()) and VZ_MSG_MAX_PAYLOAD; a longer send
  *   to a remote reference returns VZ_ETOOBIG.
  *
+ * Monitors across nodes (lifecycle.h). vz_monitor() takes a remote
+ * reference to one actor: a unique name (whoever has it when the request
+ * arrives) or the sender proxy of a received message; a queue or
+ * broadcast name names no one actor (VZ_EINVAL). As for a local actor the
+ * watcher gets exactly one VZ_MSG_DOWN, whose actor field is the remote
+ * reference it watched, and vz_demonitor() is idempotent (a DOWN already
+ * on its way is dropped). The DOWN comes:
+ *   - when the actor ends: its own exit reason (FAILED with vz_fail()'s
+ *     code and text, STOPPED, NORMAL; SHUTDOWN when its runtime stops);
+ *   - when the unique name is unregistered while the actor lives on:
+ *     VZ_EXIT_NOPROC, code VZ_ENOENT, "name unregistered";
+ *   - at once when there is no such actor (no one has the name, a stale
+ *     proxy): VZ_EXIT_NOPROC, code VZ_ENOENT;
+ *   - when its node is lost: VZ_EXIT_NOPROC, code VZ_EIO, "node lost:
+ *     <node>". Every node publishes a heartbeat every heartbeat_ms
+ *     ([cluster], 250 by default) and a goodbye when it leaves; a node not
+ *     heard from for node_timeout_ms (4 heartbeats by default) is lost, so
+ *     a node killed without warning (SIGKILL, host crash) gives DOWN
+ *     between node_timeout_ms - its heartbeat_ms and node_timeout_ms +
+ *     this node's heartbeat_ms / 4 after its death, plus the delays of a
+ *     loaded machine in running the transport threads (a node whose
+ *     transport thread, or whose server, falls node_timeout_ms behind is
+ *     taken for lost: its monitors end though its actors live on, so
+ *     choose the timeout above the stalls the machines can see); heartbeats cost
+ *     each node one small message per heartbeat_ms, and one received per
+ *     other node. A node that comes back under the
+ *     same name is a new incarnation: monitors of the old one end. When
+ *     this node's own connection is down it hears no one, and its
+ *     monitors on other nodes end the same way;
+ *   - when the request is not answered within node_timeout_ms (lost with
+ *     a server restart): VZ_EXIT_NOPROC, code VZ_ETIMEDOUT.
+ * The DOWN of an actor's end comes after the messages it sent the watcher
+ * through the same reference (the watcher's proxy), not necessarily after
+ * those it sent through a name. A DOWN lost on the way (server restart)
+ * is not replaced while both nodes stay up: the monitor then ends only
+ * with its node. Links (vz_link()) do not cross nodes.
+ *
  * Threads. The node has one transport thread that owns the NATS
  * connection: it takes the messages shards hand it (a lock-free ring per
  * shard, published once per send and flushed to the socket once per loop
- * turn of the transport), publishes them, reads the socket and posts what
+ * turn of the transport), publishes them (consecutive messages to one
+ * reference taken in one turn go back to back in one NATS message, up to
+ * the server's max_payload: one reply subject and one routing by the
+ * server for all of them), reads the socket and posts what
  * arrives to the target actors through their shard's foreign inbox. No call
  * a shard thread makes into the cluster waits for the network or takes a
  * lock held across I/O.

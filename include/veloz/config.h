@@ -189,6 +189,12 @@ typedef struct vz_cluster_config {
 	 * 0 = not at all. Spinning pays only with a CPU to spare: on the
 	 * 2-CPU machine of bench/README.md, 50 us doubled the round trip. */
 	uint32_t spin_us;
+	/* Node liveness for monitors on other nodes' actors (cluster.h):
+	 * every node publishes a heartbeat this often; 0 = 250. */
+	uint32_t heartbeat_ms;
+	/* A node not heard from for this long (no heartbeat, no answer) is
+	 * taken for dead: monitors on its actors get DOWN. 0 = 4 heartbeats. */
+	uint32_t node_timeout_ms;
 } vz_cluster_config;
 
 typedef struct vz_config {

@@ -186,12 +186,72 @@ void vz__cluster_dead_letter(struct vz_cluster *c, uint64_t to, uint32_t type, c
  * full fence pairs with the transport's fence after it announced sleeping
  * (store-buffer pattern, as vz__wake() for shards): either it sees our
  * record in its re-check, or we see its flag and wake it. */
-static void wake_transport(struct vz_cluster *c)
+void vz__cluster_wake(struct vz_cluster *c)
 {
 	vz__full_fence_on(&c->sleeping);
 	if (atomic_load_explicit(&c->sleeping, memory_order_relaxed) &&
 	    atomic_exchange_explicit(&c->sleeping, 0, memory_order_seq_cst))
 		c->ops->wake(c->tp);
+}
+
+/* The payload of core/life.c's VZ__MSG_MONITOR (its struct monitor_req). */
+struct monitor_req {
+	vz_ref watcher;
+	uint64_t id;
+};
+
+/* A runtime message of core/life.c to a remote reference, as the
+ * cluster's own record (cluster_int.h): *type and *payload rewritten into
+ * buf. 0, or VZ_EINVAL for what does not cross nodes (links, spawns; a
+ * monitor on a queue or broadcast name, which names no one actor). */
+static int ctl_encode(const struct vz__rentry *e, uint32_t *type, const void **payload, size_t *len,
+		      vz_ref *from, unsigned char *buf)
+{
+	switch (*type) {
+	case VZ__MSG_MONITOR: {
+		struct monitor_req r;
+
+		if (*len != sizeof r || (e->kind != VZ_NAME_UNIQUE && e->kind != VZ__KIND_DIRECT))
+			return VZ_EINVAL;
+		memcpy(&r, *payload, sizeof r);
+		*from = r.watcher;
+		*type = VZ__WIRE_MON;
+		vz__wire_put64(buf, r.id);
+		*len = 8;
+		break;
+	}
+	case VZ__MSG_DEMONITOR: {
+		uint64_t id;
+
+		if (*len != sizeof id)
+			return VZ_EINVAL;
+		memcpy(&id, *payload, sizeof id);
+		*type = VZ__WIRE_DEMON;
+		vz__wire_put64(buf, id);
+		*len = 8;
+		break;
+	}
+	case VZ_MSG_DOWN: {
+		vz_down d;
+
+		if (*len != sizeof d || e->kind != VZ__KIND_DIRECT)
+			return VZ_EINVAL;
+		memcpy(&d, *payload, sizeof d);
+		*from = d.actor;
+		*type = VZ__WIRE_DOWN;
+		vz__wire_put64(buf, d.mon.id);
+		vz__wire_put32(buf + 8, d.reason.kind);
+		vz__wire_put32(buf + 12, (uint32_t)d.reason.code);
+		memset(buf + 16, 0, VZ_EXIT_TEXT_MAX);
+		memcpy(buf + 16, d.reason.text, strnlen(d.reason.text, VZ_EXIT_TEXT_MAX - 1));
+		*len = VZ__DOWN_WIRE_LEN;
+		break;
+	}
+	default:
+		return VZ_EINVAL;
+	}
+	*payload = buf;
+	return 0;
 }
 
 static int put_record(struct vz_cluster *c, struct vz__xring *r, const struct vz__rentry *e,
@@ -228,6 +288,7 @@ int vz__remote_send(vz_runtime *rt, struct vz__shard *sh, vz_ref from, vz_ref to
 	 * cluster is fully built before a sender sees it. */
 	struct vz_cluster *c = atomic_load_explicit(&rt->cluster, memory_order_acquire);
 	uint32_t idx = (uint32_t)(to.id >> 32) & ((1u << 24) - 1);
+	unsigned char ctl[VZ__DOWN_WIRE_LEN];
 	struct vz__rentry *e;
 	int rc;
 
@@ -246,6 +307,11 @@ int vz__remote_send(vz_runtime *rt, struct vz__shard *sh, vz_ref from, vz_ref to
 	if (atomic_load_explicit(&c->closing, memory_order_relaxed))
 		return VZ_ESTOPPED;
 	e = vz__rentry_at(c, idx);
+	if (type < VZ_MSG_USER) {
+		rc = ctl_encode(e, &type, &payload, &len, &from, ctl);
+		if (rc < 0)
+			return rc;
+	}
 	if (sh) {
 		rc = put_record(c, &c->out[sh->id], e, from, type, payload, len);
 	} else {
@@ -254,7 +320,7 @@ int vz__remote_send(vz_runtime *rt, struct vz__shard *sh, vz_ref from, vz_ref to
 		pthread_mutex_unlock(&c->foreign_lock);
 	}
 	if (rc == 0)
-		wake_transport(c);
+		vz__cluster_wake(c);
 	return rc;
 }
 
@@ -274,7 +340,7 @@ static int push_cmd(struct vz_cluster *c, uint8_t op, vz_ref actor, const char *
 		snprintf(cmd->name, sizeof cmd->name, "%s", name);
 	/* seq_cst exchange: also the "publish, full fence" of the wake-up. */
 	vz__mpsc_push_sc(&c->cmds, &cmd->node);
-	wake_transport(c);
+	vz__cluster_wake(c);
 	return 0;
 }
 
@@ -387,7 +453,7 @@ VZ_API int vz_cluster_sync(vz_cluster *c, uint32_t timeout_ms)
 	cmd->op = VZ__CMD_SYNC;
 	cmd->token = token;
 	vz__mpsc_push_sc(&c->cmds, &cmd->node);
-	wake_transport(c);
+	vz__cluster_wake(c);
 	/* Acquire: pairs with the transport's release store of sync_done. */
 	while (atomic_load_explicit(&c->sync_done, memory_order_acquire) < token) {
 		if (waited >= (uint64_t)timeout_ms * 1000u)
@@ -514,6 +580,8 @@ static void cluster_free(struct vz_cluster *c)
 	while ((n = vz__mpsc_pop(&c->cmds)))
 		free(n);
 	vz__cluster_subs_free(c);
+	vz__mon_free(c);
+	free(c->batch);
 	pthread_mutex_destroy(&c->lock);
 	pthread_mutex_destroy(&c->foreign_lock);
 	free(c);
@@ -582,6 +650,10 @@ static int cluster_open(vz_runtime *rt, const vz_cluster_config *cfg, const stru
 	 * nodes of one server apart. */
 	snprintf(c->reply_prefix, sizeof c->reply_prefix, "_vzr.%08x", (unsigned)c->node_id);
 	snprintf(c->inbox, sizeof c->inbox, "vz.%s.n.%s", c->ns, c->node);
+	snprintf(c->hb_subject, sizeof c->hb_subject, "vz.%s.hb", c->ns);
+	c->hb_ns = (uint64_t)(cfg->heartbeat_ms ? cfg->heartbeat_ms : 250) * 1000000u;
+	c->timeout_ns =
+	    cfg->node_timeout_ms ? (uint64_t)cfg->node_timeout_ms * 1000000u : 4 * c->hb_ns;
 	c->nshards = rt->nshards;
 	rc = VZ_ENOMEM;
 	ring = cfg->out_ring_bytes ? cfg->out_ring_bytes : 1u << 20;
@@ -604,6 +676,12 @@ static int cluster_open(vz_runtime *rt, const vz_cluster_config *cfg, const stru
 	if (rc < 0)
 		goto fail;
 	srv = c->ops->max_payload(c->tp);
+	c->batch_cap = srv;
+	c->batch = malloc(srv ? srv : 1);
+	if (!c->batch) {
+		rc = VZ_ENOMEM;
+		goto fail_tp;
+	}
 	srv = srv > VZ__WIRE_HDR + c->node_len ? srv - VZ__WIRE_HDR - c->node_len : 0;
 	c->max_payload = srv < VZ_MSG_MAX_PAYLOAD ? srv : VZ_MSG_MAX_PAYLOAD;
 	rc = vz__cluster_inbox_subscribe(c);

@@ -76,25 +76,52 @@ static uint64_t parse_hex(const char **p)
 	return v;
 }
 
-/* reply: "<reply_prefix>.<entry hex>.<type hex>" (see put_reply()). */
+/* reply: "<reply_prefix>.<entry>.<type>.<id>.<count>" in hex (see
+ * put_reply()). */
 void vz__cluster_noresp(void *ctx, const char *reply)
 {
 	struct vz_cluster *c = ctx;
 	size_t n = strlen(c->reply_prefix);
 	const char *p;
-	uint64_t idx, type;
+	uint64_t idx, type, id, count;
 
 	if (strncmp(reply, c->reply_prefix, n) != 0 || reply[n] != '.')
 		return;
 	p = reply + n + 1;
 	idx = parse_hex(&p);
-	if (*p != '.')
+	if (*p++ != '.')
 		return;
-	p++;
 	type = parse_hex(&p);
-	atomic_fetch_add_explicit(&c->st.lost_no_name, 1, memory_order_relaxed);
-	vz__cluster_dead_letter(c, vz__rentry_ref(c, (uint32_t)idx).id, (uint32_t)type, NULL, 0,
-				VZ_ENOENT);
+	if (*p++ != '.')
+		return;
+	id = parse_hex(&p);
+	if (*p++ != '.')
+		return;
+	count = parse_hex(&p);
+	if (type && type < VZ_MSG_USER) {
+		/* The cluster's own record: only a MON wants an answer, DOWN
+		 * "no such actor", from the transport thread that owns the
+		 * monitor table. */
+		struct vz__ccmd *cmd;
+
+		if (type != VZ__WIRE_MON)
+			return;
+		cmd = calloc(1, sizeof *cmd);
+		if (!cmd)
+			return; /* the monitor then ends by its timeout */
+		cmd->op = VZ__CMD_NOPROC;
+		cmd->token = id;
+		/* seq_cst exchange: the "publish, full fence" of the wake-up. */
+		vz__mpsc_push_sc(&c->cmds, &cmd->node);
+		vz__cluster_wake(c);
+		return;
+	}
+	/* A batch of `count` messages, none delivered. Relaxed RMW: a
+	 * counter that client threads also write; it publishes nothing. */
+	atomic_fetch_add_explicit(&c->st.lost_no_name, count, memory_order_relaxed);
+	for (uint64_t i = 0; i < count; i++)
+		vz__cluster_dead_letter(c, vz__rentry_ref(c, (uint32_t)idx).id, (uint32_t)type,
+					NULL, 0, VZ_ENOENT);
 }
 
 /* ---- subscriptions (transport thread) ---------------------------------- */
@@ -119,6 +146,7 @@ static struct vz__csub *csub_new(struct vz_cluster *c, const char *subject, uint
 
 static void csub_free(struct vz_cluster *c, struct vz__csub *s, bool unsubscribe)
 {
+	vz__mon_sub_gone(c, s);
 	if (unsubscribe && s->handle)
 		c->ops->unsubscribe(c->tp, s->handle);
 	free(s->actors);
@@ -129,7 +157,10 @@ static void csub_free(struct vz_cluster *c, struct vz__csub *s, bool unsubscribe
 int vz__cluster_inbox_subscribe(struct vz_cluster *c)
 {
 	c->inbox_sub = csub_new(c, c->inbox, VZ__KIND_DIRECT);
-	return c->inbox_sub ? 0 : VZ_EIO;
+	if (!c->inbox_sub)
+		return VZ_EIO;
+	c->hb_sub = csub_new(c, c->hb_subject, VZ__KIND_HB);
+	return c->hb_sub ? 0 : VZ_EIO;
 }
 
 /* Called with the transport thread joined (or never started). */
@@ -142,6 +173,7 @@ void vz__cluster_subs_free(struct vz_cluster *c)
 		csub_free(c, s, true);
 	}
 	c->inbox_sub = NULL;
+	c->hb_sub = NULL;
 }
 
 static void csub_remove_actor(struct vz_cluster *c, struct vz__csub *s, vz_ref actor)
@@ -151,7 +183,7 @@ static void csub_remove_actor(struct vz_cluster *c, struct vz__csub *s, vz_ref a
 			s->actors[i] = s->actors[--s->n];
 			break;
 		}
-	if (s->n == 0 && s != c->inbox_sub) {
+	if (s->n == 0 && s->kind <= VZ_NAME_BROADCAST) {
 		struct vz__csub **pp;
 
 		for (pp = &c->subs; *pp != s; pp = &(*pp)->next)
@@ -181,21 +213,28 @@ static void apply_cmd(struct vz_cluster *c, struct vz__ccmd *cmd)
 		(void)c->ops->publish(c->tp, c->inbox, NULL, buf, vz__wire_size(c->node_len, 8));
 		return;
 	}
+	if (cmd->op == VZ__CMD_NOPROC) {
+		vz__mon_noproc(c, cmd->token);
+		return;
+	}
 	if (cmd->op == VZ__CMD_STOPPED) {
+		vz__mon_stopped(c, cmd->actor);
 		for (s = c->subs; s; s = next) {
 			next = s->next;
-			if (s != c->inbox_sub)
+			if (s->kind <= VZ_NAME_BROADCAST)
 				csub_remove_actor(c, s, cmd->actor);
 		}
 		return;
 	}
 	snprintf(subject, sizeof subject, "vz.%s.%c.%s", c->ns, "uqb"[cmd->kind], cmd -> name);
 	for (s = c->subs; s; s = s->next)
-		if (s != c->inbox_sub && !strcmp(s->subject, subject))
+		if (s->kind <= VZ_NAME_BROADCAST && !strcmp(s->subject, subject))
 			break;
 	if (cmd->op == VZ__CMD_UNREG) {
-		if (s)
+		if (s) {
+			vz__mon_unregistered(c, s, cmd->actor);
 			csub_remove_actor(c, s, cmd->actor);
+		}
 		return;
 	}
 	if (!s && !(s = csub_new(c, subject, cmd->kind))) {
@@ -243,7 +282,10 @@ static char *put_hex(char *p, uint64_t v)
 	return p;
 }
 
-static void put_reply(const struct vz_cluster *c, char *buf, uint32_t idx, uint32_t type)
+/* "<prefix>.<entry>.<type>.<id>.<count>": id is a MON's (0 for data),
+ * count the messages of a batch, type theirs (0 when they differ). */
+static void put_reply(const struct vz_cluster *c, char *buf, uint32_t idx, uint32_t type,
+		      uint64_t id, uint32_t count)
 {
 	size_t n = strlen(c->reply_prefix);
 	char *p = buf + n;
@@ -253,12 +295,106 @@ static void put_reply(const struct vz_cluster *c, char *buf, uint32_t idx, uint3
 	p = put_hex(p, idx);
 	*p++ = '.';
 	p = put_hex(p, type);
+	*p++ = '.';
+	p = put_hex(p, id);
+	*p++ = '.';
+	p = put_hex(p, count);
 	*p = '\0';
+}
+
+void vz__cluster_send_ctl(struct vz_cluster *c, uint32_t entry, uint32_t type, uint64_t from,
+			  const void *payload, size_t len)
+{
+	unsigned char buf[VZ__WIRE_HDR + VZ__WIRE_NODE + VZ__DOWN_WIRE_LEN];
+	const struct vz__rentry *e = vz__rentry_at(c, entry);
+	struct vz__wire w = {
+	    .type = type,
+	    .len = (uint32_t)len,
+	    .stream = e->index,
+	    .node_id = c->node_id,
+	    .from = from,
+	    .to = e->kind == VZ__KIND_DIRECT ? e->target : 0,
+	    .node = c->node,
+	    .node_len = c->node_len,
+	};
+
+	if (len > VZ__DOWN_WIRE_LEN)
+		return;
+	vz__wire_encode(buf, &w);
+	if (len)
+		memcpy(buf + VZ__WIRE_HDR + c->node_len, payload, len);
+	(void)c->ops->publish(c->tp, e->subject, NULL, buf, vz__wire_size(c->node_len, len));
+}
+
+int vz__cluster_post_sys(struct vz_cluster *c, vz_ref from, vz_ref to, uint32_t type,
+			 const void *payload, size_t len)
+{
+	if (vz_ref_shard(to) >= c->nshards)
+		return VZ_ESTALE;
+	return vz__post_full(c->rt, from, to, type, VZ__MSG_SYS | VZ__MSG_UNCOUNTED, 0, payload,
+			     len);
+}
+
+/* One of the cluster's own records from a shard's ring (a monitor's MON,
+ * DEMON or DOWN): book-kept, then published unsequenced. */
+static void drain_ctl(struct vz_cluster *c, const struct vz__rentry *e, struct vz__xrec *rec,
+		      uint32_t type)
+{
+	const unsigned char *payload = rec->wire + VZ__WIRE_HDR + c->node_len;
+	uint32_t len = rec->wire_len - VZ__WIRE_HDR - c->node_len;
+	uint64_t from = vz__wire_get64(rec->wire + 32);
+	char reply[96];
+
+	if (!vz__mon_outgoing(c, e, type, from, payload, len))
+		return;
+	vz__wire_stamp(rec->wire, e->index, 0);
+	if (type == VZ__WIRE_MON)
+		put_reply(c, reply, e->index, type, vz__wire_get64(payload), 1);
+	(void)c->ops->publish(c->tp, e->subject, type == VZ__WIRE_MON ? reply : NULL, rec->wire,
+			      rec->wire_len);
+}
+
+/* Publish the open batch: records of one remote reference taken in this
+ * turn, back to back in one NATS message (one reply subject, one server
+ * routing, one read at the other end for all of them). */
+static void batch_flush(struct vz_cluster *c)
+{
+	struct vz__rentry *e;
+	char reply[96];
+	int rc;
+
+	if (!c->batch_n)
+		return;
+	e = vz__rentry_at(c, c->batch_entry);
+	put_reply(c, reply, e->index, c->batch_type, 0, c->batch_n);
+	rc = c->ops->publish(c->tp, e->subject, reply, c->batch, c->batch_len);
+	vz__cstat_add(&c->st.sent, c->batch_n);
+	if (rc == 0) {
+		vz__cstat_add(&c->st.published, c->batch_n);
+	} else {
+		/* Refused whole: its numbers are not used, so the receiver
+		 * sees no gap for what is counted here. */
+		if (e->kind != VZ_NAME_QUEUE)
+			e->seq = c->batch_seq0;
+		vz__cstat_add(&c->st.lost_conn, c->batch_n);
+		for (size_t off = 0; off < c->batch_len;) {
+			struct vz__wire w;
+			size_t used;
+
+			if (vz__wire_decode_next(c->batch + off, c->batch_len - off, &w, &used) < 0)
+				break; /* cannot happen: we wrote them */
+			vz__cluster_dead_letter(c, vz__rentry_ref(c, e->index).id, w.type,
+						w.payload, w.len,
+						rc == VZ_ETOOBIG ? VZ_ETOOBIG : VZ_EIO);
+			off += used;
+		}
+	}
+	c->batch_n = 0;
+	c->batch_len = 0;
 }
 
 static unsigned drain_ring(struct vz_cluster *c, struct vz__xring *r)
 {
-	char reply[96];
 	struct vz__xrec *rec;
 	unsigned n = 0;
 
@@ -266,27 +402,38 @@ static unsigned drain_ring(struct vz_cluster *c, struct vz__xring *r)
 		/* The producer read nentries (acquire) before writing the
 		 * record; our acquire of the ring's tail orders that. */
 		struct vz__rentry *e = vz__rentry_at(c, rec->entry);
-		uint32_t seq = e->kind == VZ_NAME_QUEUE ? 0 : e->seq + 1;
-		uint32_t type = (uint32_t)rec->wire[8] | (uint32_t)rec->wire[9] << 8 |
-				(uint32_t)rec->wire[10] << 16 | (uint32_t)rec->wire[11] << 24;
-		int rc;
+		uint32_t type = vz__wire_get32(rec->wire + 8);
 
-		vz__wire_stamp(rec->wire, e->index, seq);
-		put_reply(c, reply, e->index, type);
-		rc = c->ops->publish(c->tp, e->subject, reply, rec->wire, rec->wire_len);
-		vz__cstat_add(&c->st.sent, 1);
-		if (rc == 0) {
-			e->seq = seq ? seq : e->seq; /* a refused one uses no number */
-			vz__cstat_add(&c->st.published, 1);
-		} else {
-			vz__cstat_add(&c->st.lost_conn, 1);
-			vz__cluster_dead_letter(c, vz__rentry_ref(c, e->index).id, type,
-						rec->wire + VZ__WIRE_HDR + c->node_len,
-						rec->wire_len - VZ__WIRE_HDR - c->node_len,
-						rc == VZ_ETOOBIG ? VZ_ETOOBIG : VZ_EIO);
+		if (type < VZ_MSG_USER) {
+			/* In order with the batch before it. */
+			batch_flush(c);
+			drain_ctl(c, e, rec, type);
+			vz__xring_release(r, rec);
+			n++;
+			continue;
 		}
+		/* A batch holds consecutive records of one reference, so the
+		 * order of everything taken from the rings is kept. */
+		if (c->batch_n &&
+		    (c->batch_entry != e->index || c->batch_len + rec->wire_len > c->batch_cap))
+			batch_flush(c);
+		if (!c->batch_n) {
+			c->batch_entry = e->index;
+			c->batch_type = type;
+			c->batch_seq0 = e->seq;
+		} else if (c->batch_type != type) {
+			c->batch_type = 0; /* mixed: "no responders" reports type 0 */
+		}
+		vz__wire_stamp(rec->wire, e->index, e->kind == VZ_NAME_QUEUE ? 0 : ++e->seq);
+		memcpy(c->batch + c->batch_len, rec->wire, rec->wire_len);
+		c->batch_len += rec->wire_len;
+		c->batch_n++;
 		vz__xring_release(r, rec);
 		n++;
+		/* A queue group spreads NATS messages over its members: a
+		 * batch would go whole to one of them. One message each. */
+		if (e->kind == VZ_NAME_QUEUE)
+			batch_flush(c);
 	}
 	return n;
 }
@@ -298,6 +445,7 @@ static unsigned drain_out(struct vz_cluster *c)
 	for (unsigned i = 0; i < c->nshards; i++)
 		n += drain_ring(c, &c->out[i]);
 	n += drain_ring(c, &c->foreign);
+	batch_flush(c);
 	return n;
 }
 
@@ -362,7 +510,7 @@ static void check_seq(struct vz_cluster *c, struct vz__csub *s, const struct vz_
 
 /* The remote reference for the sender of w: a DIRECT entry for (its node,
  * its actor), cached by a hash of both. */
-static vz_ref sender_ref(struct vz_cluster *c, const struct vz__wire *w)
+vz_ref vz__cluster_sender(struct vz_cluster *c, const struct vz__wire *w)
 {
 	char subject[VZ__SUBJECT_MAX];
 	uint64_t key = w->from * 0x9e3779b97f4a7c15ull;
@@ -400,25 +548,29 @@ static void deliver_one(struct vz_cluster *c, vz_ref from, vz_ref to, const stru
 	vz__cluster_dead_letter(c, to.id, w->type, w->payload, w->len, rc);
 }
 
-static void on_message(void *ctx, void *user, const void *data, size_t len)
+static void on_record(struct vz_cluster *c, struct vz__csub *s, const struct vz__wire *wp)
 {
-	struct vz_cluster *c = ctx;
-	struct vz__csub *s = user;
-	struct vz__wire w;
+	const struct vz__wire w = *wp;
 	vz_ref from = VZ_REF_NULL, to;
 
-	if (s == c->inbox_sub && vz__wire_decode(data, len, &w) == 0 && w.type == VZ__WIRE_SYNC &&
-	    w.len == 8 && w.node_id == c->node_id) {
-		uint64_t token;
+	if (w.type < VZ_MSG_USER) {
+		if (w.type == VZ__WIRE_SYNC && s == c->inbox_sub && w.len == 8 &&
+		    w.node_id == c->node_id) {
+			uint64_t token;
 
-		memcpy(&token, w.payload, 8);
-		/* Release: pairs with the acquire in vz_cluster_sync(). */
-		if (token > atomic_load_explicit(&c->sync_done, memory_order_relaxed))
-			atomic_store_explicit(&c->sync_done, token, memory_order_release);
-		return;
+			memcpy(&token, w.payload, 8);
+			/* Release: pairs with the acquire in vz_cluster_sync(). */
+			if (token > atomic_load_explicit(&c->sync_done, memory_order_relaxed))
+				atomic_store_explicit(&c->sync_done, token, memory_order_release);
+			return;
+		}
+		if (w.type >= VZ__WIRE_MON && w.type <= VZ__WIRE_BYE &&
+		    w.len <= VZ__DOWN_WIRE_LEN) {
+			vz__mon_incoming(c, s, &w);
+			return;
+		}
 	}
-	if (vz__wire_decode(data, len, &w) < 0 || w.type < VZ_MSG_USER ||
-	    w.len > VZ_MSG_MAX_PAYLOAD ||
+	if (s->kind == VZ__KIND_HB || w.type < VZ_MSG_USER || w.len > VZ_MSG_MAX_PAYLOAD ||
 	    (s->kind == VZ__KIND_DIRECT &&
 	     (w.to == 0 || vz_ref_shard((vz_ref){w.to}) >= c->nshards))) {
 		vz__cstat_add(&c->st.malformed, 1);
@@ -428,7 +580,7 @@ static void on_message(void *ctx, void *user, const void *data, size_t len)
 	if (w.seq && s->kind != VZ_NAME_QUEUE)
 		check_seq(c, s, &w, s->kind == VZ__KIND_DIRECT ? w.to : 0);
 	if (w.from)
-		from = sender_ref(c, &w);
+		from = vz__cluster_sender(c, &w);
 	switch (s->kind) {
 	case VZ__KIND_DIRECT:
 		deliver_one(c, from, (vz_ref){w.to}, &w);
@@ -449,6 +601,27 @@ static void on_message(void *ctx, void *user, const void *data, size_t len)
 			deliver_one(c, from, s->actors[i], &w);
 		break;
 	}
+}
+
+/* One NATS message: one record or a batch of them (wire.h). A malformed
+ * record ends the message (what follows it cannot be found): counted once. */
+static void on_message(void *ctx, void *user, const void *data, size_t len)
+{
+	struct vz_cluster *c = ctx;
+	const unsigned char *p = data;
+	size_t off = 0;
+
+	do {
+		struct vz__wire w;
+		size_t used;
+
+		if (vz__wire_decode_next(p + off, len - off, &w, &used) < 0) {
+			vz__cstat_add(&c->st.malformed, 1);
+			return;
+		}
+		on_record(c, user, &w);
+		off += used;
+	} while (off < len);
 }
 
 static void count_slow(struct vz_cluster *c)
@@ -482,9 +655,12 @@ void *vz__cluster_thread(void *arg)
 	uint64_t spin_ns = (uint64_t)c->cfg.spin_us * 1000u;
 	uint64_t idle_since = 0, turns = 0;
 
+	uint64_t tick;
+
 	vz__set_current(NULL);
 	for (;;) {
 		unsigned work = apply_cmds(c);
+		uint64_t now;
 		bool stopping;
 
 		work += drain_out(c);
@@ -493,6 +669,8 @@ void *vz__cluster_thread(void *arg)
 		work += (unsigned)c->ops->poll(c->tp, 0, on_message, c);
 		if ((++turns & 1023) == 0)
 			count_slow(c);
+		now = vz__clock_ns();
+		tick = vz__mon_tick(c, now); /* acts only when one is due */
 		/* Acquire: pairs with destroy's release store. */
 		stopping = atomic_load_explicit(&c->stop, memory_order_acquire);
 		if (work) {
@@ -502,8 +680,8 @@ void *vz__cluster_thread(void *arg)
 		if (stopping)
 			break;
 		if (!idle_since)
-			idle_since = vz__clock_ns();
-		if (vz__clock_ns() - idle_since < spin_ns) {
+			idle_since = now;
+		if (now - idle_since < spin_ns) {
 			/* Yield rather than pause: on a machine with fewer CPUs
 			 * than busy threads the ones we wait for (a shard, the
 			 * server, the peer) need this CPU to make progress. */
@@ -514,12 +692,19 @@ void *vz__cluster_thread(void *arg)
 		 * producers' fence in wake_transport() (cluster.c). */
 		atomic_store_explicit(&c->sleeping, 1, memory_order_seq_cst);
 		vz__full_fence_on(&c->sleeping);
-		if (!has_work(c))
-			(void)c->ops->poll(c->tp, 1000, on_message, c);
+		if (!has_work(c)) {
+			/* Until the next heartbeat or liveness check at most. */
+			uint64_t ms = (tick > now ? tick - now : 0) / 1000000u + 1;
+
+			(void)c->ops->poll(c->tp, ms < 1000 ? (int)ms : 1000, on_message, c);
+		}
 		/* Relaxed: only this thread sets it to 1 (see shard.c). */
 		atomic_store_explicit(&c->sleeping, 0, memory_order_relaxed);
 		idle_since = 0;
 	}
 	count_slow(c);
+	/* Goodbye: the monitors other nodes hold on ours end now rather than
+	 * after their timeout (tp close writes it). */
+	vz__mon_bye(c);
 	return NULL;
 }

@@ -8,19 +8,19 @@
 
 #include <string.h>
 
-static void put32(unsigned char *p, uint32_t v)
+void vz__wire_put32(unsigned char *p, uint32_t v)
 {
 	for (int i = 0; i < 4; i++)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static void put64(unsigned char *p, uint64_t v)
+void vz__wire_put64(unsigned char *p, uint64_t v)
 {
 	for (int i = 0; i < 8; i++)
 		p[i] = (unsigned char)(v >> (8 * i));
 }
 
-static uint32_t get32(const unsigned char *p)
+uint32_t vz__wire_get32(const unsigned char *p)
 {
 	uint32_t v = 0;
 
@@ -29,7 +29,7 @@ static uint32_t get32(const unsigned char *p)
 	return v;
 }
 
-static uint64_t get64(const unsigned char *p)
+uint64_t vz__wire_get64(const unsigned char *p)
 {
 	uint64_t v = 0;
 
@@ -40,49 +40,60 @@ static uint64_t get64(const unsigned char *p)
 
 void vz__wire_encode(unsigned char *buf, const struct vz__wire *w)
 {
-	put32(buf, VZ__WIRE_MAGIC);
+	vz__wire_put32(buf, VZ__WIRE_MAGIC);
 	buf[4] = VZ__WIRE_VERSION;
 	buf[5] = VZ__WIRE_HDR;
 	buf[6] = w->node_len;
 	buf[7] = 0;
-	put32(buf + 8, w->type);
-	put32(buf + 12, w->len);
-	put32(buf + 16, w->stream);
-	put32(buf + 20, w->seq);
-	put64(buf + 24, w->node_id);
-	put64(buf + 32, w->from);
-	put64(buf + 40, w->to);
+	vz__wire_put32(buf + 8, w->type);
+	vz__wire_put32(buf + 12, w->len);
+	vz__wire_put32(buf + 16, w->stream);
+	vz__wire_put32(buf + 20, w->seq);
+	vz__wire_put64(buf + 24, w->node_id);
+	vz__wire_put64(buf + 32, w->from);
+	vz__wire_put64(buf + 40, w->to);
 	memcpy(buf + VZ__WIRE_HDR, w->node, w->node_len);
 }
 
 void vz__wire_stamp(unsigned char *buf, uint32_t stream, uint32_t seq)
 {
-	put32(buf + 16, stream);
-	put32(buf + 20, seq);
+	vz__wire_put32(buf + 16, stream);
+	vz__wire_put32(buf + 20, seq);
 }
 
 int vz__wire_decode(const unsigned char *buf, size_t n, struct vz__wire *w)
 {
+	size_t used;
+
+	/* One record, exactly: no trailing bytes. */
+	if (vz__wire_decode_next(buf, n, w, &used) < 0 || used != n)
+		return -1;
+	return 0;
+}
+
+int vz__wire_decode_next(const unsigned char *buf, size_t n, struct vz__wire *w, size_t *used)
+{
 	size_t hdr;
 
-	if (n < VZ__WIRE_HDR || get32(buf) != VZ__WIRE_MAGIC || buf[4] != VZ__WIRE_VERSION)
+	if (n < VZ__WIRE_HDR || vz__wire_get32(buf) != VZ__WIRE_MAGIC || buf[4] != VZ__WIRE_VERSION)
 		return -1;
 	hdr = buf[5];
 	if (hdr < VZ__WIRE_HDR || buf[6] > VZ__WIRE_NODE || buf[6] == 0)
 		return -1;
 	w->node_len = buf[6];
-	w->type = get32(buf + 8);
-	w->len = get32(buf + 12);
-	w->stream = get32(buf + 16);
-	w->seq = get32(buf + 20);
-	w->node_id = get64(buf + 24);
-	w->from = get64(buf + 32);
-	w->to = get64(buf + 40);
-	/* The lengths must add up exactly: no trailing bytes, no short
-	 * payload. Compared without overflow (each term is bounded). */
-	if ((uint64_t)hdr + w->node_len + w->len != n)
+	w->type = vz__wire_get32(buf + 8);
+	w->len = vz__wire_get32(buf + 12);
+	w->stream = vz__wire_get32(buf + 16);
+	w->seq = vz__wire_get32(buf + 20);
+	w->node_id = vz__wire_get64(buf + 24);
+	w->from = vz__wire_get64(buf + 32);
+	w->to = vz__wire_get64(buf + 40);
+	/* The record must fit in what is left: no short payload. Compared
+	 * without overflow (each term is bounded). */
+	if ((uint64_t)hdr + w->node_len + w->len > n)
 		return -1;
 	w->node = (const char *)buf + hdr;
 	w->payload = buf + hdr + w->node_len;
+	*used = hdr + w->node_len + w->len;
 	return 0;
 }

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The wire format of a cluster message: a fixed 48-byte header, the origin
- * node's name, then the payload. Every field is little-endian. A receiver
+ * node's name, then the payload. One NATS message carries one record or
+ * several back to back (a batch: the messages of one loop turn of the
+ * transport to one remote reference). Every field is little-endian. A receiver
  * checks the magic, the version, the header length and that the lengths
  * add up to what the server delivered before it trusts anything; a message
  * that fails is dropped and counted (malformed), never delivered.
@@ -30,7 +32,7 @@
 #include <stdint.h>
 
 #define VZ__WIRE_MAGIC	 0x31435a56u
-#define VZ__WIRE_VERSION 1u
+#define VZ__WIRE_VERSION 2u /* 2: records may come back to back (batches) */
 #define VZ__WIRE_HDR	 48u
 #define VZ__WIRE_NODE	 63u /* longest node name on the wire */
 
@@ -60,8 +62,19 @@ void vz__wire_encode(unsigned char *buf, const struct vz__wire *w);
 /* Stamp stream and sequence into an encoded header. */
 void vz__wire_stamp(unsigned char *buf, uint32_t stream, uint32_t seq);
 
-/* Check and decode n bytes. 0, or -1 for anything malformed (then *w is
- * unspecified). */
+/* Little-endian fields, byte by byte (any host). */
+void vz__wire_put32(unsigned char *p, uint32_t v);
+void vz__wire_put64(unsigned char *p, uint64_t v);
+uint32_t vz__wire_get32(const unsigned char *p);
+uint64_t vz__wire_get64(const unsigned char *p);
+
+/* Check and decode n bytes holding exactly one record. 0, or -1 for
+ * anything malformed (then *w is unspecified). */
 int vz__wire_decode(const unsigned char *buf, size_t n, struct vz__wire *w);
+
+/* Check and decode the first record of n bytes (a batch: one NATS
+ * message carries several records back to back); *used = its size. 0, or
+ * -1 when it is malformed or does not fit in n. */
+int vz__wire_decode_next(const unsigned char *buf, size_t n, struct vz__wire *w, size_t *used);
 
 #endif

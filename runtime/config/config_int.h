@@ -58,7 +58,7 @@ enum vz__cfg_field {
  * of the file, VZ__LINE_ENV = an environment variable (env[] names it). */
 #define VZ__LINE_ENV (-1)
 
-#define VZ__CLUSTER_KEYS 15 /* keys of [cluster] (load.c) */
+#define VZ__CLUSTER_KEYS 17 /* keys of [cluster] (load.c) */
 
 struct vz__config_src {
 	char file[256];

@@ -75,6 +75,8 @@ static const char *const cluster_keys[] = {
     "reconnect_buf_bytes",
     "out_ring_bytes",
     "spin_us",
+    "heartbeat_ms",
+    "node_timeout_ms",
 };
 _Static_assert(sizeof cluster_keys / sizeof cluster_keys[0] == VZ__CLUSTER_KEYS,
 	       "one origin slot per [cluster] key");
@@ -564,7 +566,8 @@ static int set_cluster(struct setctx *c, const char *name)
 	    sizeof k->url,    sizeof k->node,	  sizeof k->ns,	    sizeof k->credentials, 0,
 	    sizeof k->tls_ca, sizeof k->tls_cert, sizeof k->tls_key};
 	uint32_t *num[] = {&k->connect_timeout_ms,  &k->reconnect_wait_ms, &k->max_reconnect,
-			   &k->reconnect_buf_bytes, &k->out_ring_bytes,	   &k->spin_us};
+			   &k->reconnect_buf_bytes, &k->out_ring_bytes,	   &k->spin_us,
+			   &k->heartbeat_ms,	    &k->node_timeout_ms};
 	unsigned i;
 	int rc;
 

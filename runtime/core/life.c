@@ -40,6 +40,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <veloz/cluster.h>
+
 #include "core/core.h"
 #include "util/clock.h"
 
@@ -538,6 +540,10 @@ VZ_API int vz_monitor(vz_actor *self, vz_ref target, vz_monitor_ref *out)
 		out = &unused;
 	sh = self->shard;
 	rc = check_target(sh->rt, target);
+	/* Another node's actor: the request below travels through the
+	 * cluster (runtime/cluster/monitor.c), which answers as a shard. */
+	if (rc == VZ_ENOSHARD && vz_ref_is_remote(sh->rt, target))
+		rc = 0;
 	if (rc < 0)
 		return rc;
 	if (atomic_load_explicit(&sh->rt->state, memory_order_relaxed) >= VZ__RT_STOPPING)

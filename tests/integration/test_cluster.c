@@ -10,10 +10,15 @@
  * dies (its name disappears, sends to it are counted and dead-lettered);
  * a foreign message on a veloz subject (dropped, counted, the node goes
  * on); bad credentials (a clear error at create); the server's
- * max_payload (VZ_ETOOBIG). Skips (77) only when nats-server is not
+ * max_payload (VZ_ETOOBIG); monitors on other nodes' actors (one DOWN
+ * with the actor's reason, on unregistering, at once for no one, when
+ * the node is killed with SIGKILL or leaves; vz_demonitor() idempotent).
+ * Skips (77) only when nats-server is not
  * installed, or when libveloz was built without libnats.
  */
 #include "testutil.h"
+
+#include "../../bench/lib/nats_server.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -34,111 +39,24 @@
 #define HAVE_NATS_CLIENT 1
 #endif
 
-enum { T_PING = VZ_MSG_USER + 1, T_PONG, T_DATA, T_START };
+enum {
+	T_PING = VZ_MSG_USER + 1,
+	T_PONG,
+	T_DATA,
+	T_START,
+	T_FAIL,
+	T_UNREG,
+	T_WATCH,
+	T_UNWATCH,
+	T_PINGTO
+};
 
 #define CMD_FD	 3
 #define REPLY_FD 4
 
-/* ---- the server --------------------------------------------------------- */
+/* ---- the server: bench/lib/nats_server.h, shared with bench/cluster.c ---- */
 
-struct server {
-	pid_t pid;
-	int port;
-	char conf[64];
-};
-
-static const char *server_path(void)
-{
-	static const char *const where[] = {"/usr/sbin/nats-server", "/usr/bin/nats-server",
-					    "/usr/local/bin/nats-server",
-					    "/usr/local/sbin/nats-server"};
-
-	for (size_t i = 0; i < sizeof where / sizeof where[0]; i++)
-		if (access(where[i], X_OK) == 0)
-			return where[i];
-	return NULL;
-}
-
-static int free_port(void)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
-
-	if (fd >= 0 && bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
-	if (fd >= 0)
-		close(fd);
-	return port;
-}
-
-static bool port_open(int port)
-{
-	struct sockaddr_in a = {.sin_family = AF_INET,
-				.sin_port = htons((uint16_t)port),
-				.sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-
-	if (fd >= 0)
-		close(fd);
-	return ok;
-}
-
-/* Start nats-server on `port` (0: a free one) with extra config lines. */
-static int server_start(struct server *s, int port, const char *extra)
-{
-	for (int attempt = 0; attempt < 5; attempt++) {
-		FILE *f;
-		pid_t pid;
-
-		s->port = port ? port : free_port();
-		snprintf(s->conf, sizeof s->conf, "/tmp/vz-nats-%d-%d.conf", (int)getpid(),
-			 s->port);
-		f = fopen(s->conf, "w");
-		if (!f)
-			return -1;
-		fprintf(f, "listen: 127.0.0.1:%d\n%s\n", s->port, extra ? extra : "");
-		fclose(f);
-		pid = fork();
-		if (pid == 0) {
-			int null = open("/dev/null", O_WRONLY);
-
-			dup2(null, 1);
-			dup2(null, 2);
-			execl(server_path(), "nats-server", "-c", s->conf, (char *)NULL);
-			_exit(127);
-		}
-		s->pid = pid;
-		for (int i = 0; i < 1000; i++) {
-			int st;
-
-			if (port_open(s->port))
-				return 0;
-			if (waitpid(pid, &st, WNOHANG) == pid)
-				break; /* port taken meanwhile: try another */
-			usleep(10000);
-		}
-		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
-		if (port)
-			usleep(100000); /* the same port: let it be released */
-	}
-	return -1;
-}
-
-static void server_kill(struct server *s)
-{
-	if (s->pid > 0) {
-		kill(s->pid, SIGKILL);
-		waitpid(s->pid, NULL, 0);
-		s->pid = 0;
-	}
-	unlink(s->conf);
-}
-
-static struct server srv;
+static struct vz_nats_server srv;
 static char url[64];
 static char ns[32];
 
@@ -167,10 +85,23 @@ static int sink_init(vz_actor *self, void *state, const void *arg)
 	return 0;
 }
 
+static vz_cluster *child_cluster;
+static const char *child_name;
+
 static void sink_receive(vz_actor *self, void *state, const vz_msg *m)
 {
 	struct sink *s = state;
 	uint64_t seq = 0;
+
+	if (vz_msg_type(m) == T_FAIL) {
+		VZ_TEST_CHECK(vz_fail(self, 42, "planned") == 0);
+		return;
+	}
+	if (vz_msg_type(m) == T_UNREG) {
+		VZ_TEST_CHECK(vz_cluster_unregister(child_cluster, vz_self(self), child_name,
+						    VZ_NAME_UNIQUE) == 0);
+		return;
+	}
 
 	if (vz_msg_type(m) == T_PING) {
 		VZ_TEST_CHECK(vz_reply(self, m, T_PONG, vz_msg_data(m), vz_msg_len(m)) == 0);
@@ -200,6 +131,7 @@ static int child_main(int argc, char **argv)
 	vz_runtime *rt;
 	vz_cluster *c;
 	vz_config_error err;
+	vz_ref actors[4];
 	unsigned nact;
 	char cmd;
 	int rc;
@@ -207,6 +139,8 @@ static int child_main(int argc, char **argv)
 	if (argc < 8)
 		return 2;
 	nact = (unsigned)atoi(argv[7]);
+	if (nact > 4)
+		return 2;
 	vz_test_config(&cfg, 1);
 	snprintf(cfg.cluster.url, sizeof cfg.cluster.url, "%s", argv[2]);
 	snprintf(cfg.cluster.ns, sizeof cfg.cluster.ns, "%s", argv[3]);
@@ -220,11 +154,21 @@ static int child_main(int argc, char **argv)
 			err.message);
 		return 4;
 	}
+	child_cluster = c;
+	child_name = argv[5];
 	for (unsigned i = 0; i < nact; i++) {
 		vz_ref a;
 
-		if (vz_spawn(rt, 0, &sink_spec, &i, &a) < 0 ||
-		    vz_cluster_register(c, a, argv[5], parse_kind(argv[6])) < 0)
+		if (vz_spawn(rt, 0, &sink_spec, &i, &a) < 0)
+			return 5;
+		actors[i] = a;
+		/* Kind 'm' (monitor tests): actor 0 has the unique name, actor
+		 * 1 answers pings as "echo". */
+		if (argv[6][0] == 'm')
+			rc = vz_cluster_register(c, a, i ? "echo" : argv[5], VZ_NAME_UNIQUE);
+		else
+			rc = vz_cluster_register(c, a, argv[5], parse_kind(argv[6]));
+		if (rc < 0)
 			return 5;
 	}
 	if (vz_runtime_start(rt) < 0 || vz_cluster_sync(c, 10000) < 0)
@@ -236,6 +180,11 @@ static int child_main(int argc, char **argv)
 
 		if (cmd == 'q')
 			break;
+		if (cmd == 'f' || cmd == 'u') {
+			if (vz_post(rt, actors[0], cmd == 'f' ? T_FAIL : T_UNREG, NULL, 0) < 0)
+				return 9;
+			continue;
+		}
 		for (int i = 0; i < 4; i++)
 			r.handled[i] = atomic_load(&c_handled[i]);
 		r.last_seq = atomic_load(&c_last);
@@ -659,8 +608,8 @@ static void test_server_restart(void **state)
 			break;
 		usleep(1000);
 	}
-	server_kill(&srv);
-	assert_int_equal(server_start(&srv, port, NULL), 0);
+	vz_nats_server_kill(&srv);
+	assert_int_equal(vz_nats_server_start(&srv, port, NULL, NULL), 0);
 	/* Both ends back (the child's subscription is renewed before its
 	 * reconnect is reported), then part two. */
 	for (int i = 0; i < 3000; i++) {
@@ -701,6 +650,302 @@ static void test_server_restart(void **state)
 	assert_int_equal(r.order_errors, 0);
 	node_down(&a);
 	child_stop(&b);
+}
+
+/* ---- monitors on other nodes' actors ------------------------------------- */
+
+/* The watcher (on the parent node) does what it is told and records what
+ * comes back: monitors made, their DOWNs, pongs. Read by the test thread
+ * once the flags it waits for are set. */
+#define MAXW 8
+static vz_monitor_ref w_mon[MAXW];
+static int w_rc[MAXW], w_unrc[2];
+static atomic_int w_nmon, w_ndown, w_pongs;
+static vz_down w_down[MAXW];
+static vz_ref w_pong_from;
+static uint64_t w_down_ns[MAXW];
+
+static void watcher_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	vz_ref r;
+	int k;
+
+	(void)state;
+	switch (vz_msg_type(m)) {
+	case T_WATCH:
+		memcpy(&r, vz_msg_data(m), sizeof r);
+		k = atomic_load(&w_nmon);
+		w_rc[k] = vz_monitor(self, r, &w_mon[k]);
+		atomic_store(&w_nmon, k + 1);
+		break;
+	case T_UNWATCH:
+		memcpy(&k, vz_msg_data(m), sizeof k);
+		/* Twice: the second finds nothing to do, and says 0 too. */
+		w_unrc[0] = vz_demonitor(self, w_mon[k]);
+		w_unrc[1] = vz_demonitor(self, w_mon[k]);
+		break;
+	case T_PINGTO: {
+		uint64_t one = 1;
+
+		memcpy(&r, vz_msg_data(m), sizeof r);
+		VZ_TEST_CHECK(vz_send(self, r, T_PING, &one, sizeof one) == 0);
+		break;
+	}
+	case T_PONG:
+		w_pong_from = vz_msg_sender(m);
+		atomic_fetch_add(&w_pongs, 1);
+		break;
+	case VZ_MSG_DOWN:
+		k = atomic_load(&w_ndown);
+		if (k < MAXW) {
+			memcpy(&w_down[k], vz_msg_data(m), sizeof w_down[k]);
+			w_down_ns[k] = vz_test_now_ns();
+		}
+		atomic_store(&w_ndown, k + 1);
+		break;
+	default:
+		break;
+	}
+}
+
+static const vz_actor_spec watcher_spec = {.name = "watcher", .receive = watcher_receive};
+
+static bool wait_int(atomic_int *v, int want)
+{
+	for (int i = 0; i < 60000; i++) {
+		if (atomic_load(v) >= want)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* A parent node with a watcher; heartbeats every 100 ms, a node unheard
+ * of for 3 s is lost (generous: under TSan on a loaded 2-CPU machine a
+ * node's transport thread has been seen to fall a second behind). */
+static vz_ref watcher_node_up_with(struct node *n, const char *name, uint32_t timeout_ms,
+				   const char *own_name, vz_ref *own)
+{
+	vz_config cfg;
+	vz_config_error err;
+	unsigned idx = 0;
+	vz_ref w;
+
+	vz_test_config(&cfg, 2);
+	cfg.dead_letter = dead_letter;
+	snprintf(cfg.cluster.url, sizeof cfg.cluster.url, "%s", url);
+	snprintf(cfg.cluster.ns, sizeof cfg.cluster.ns, "%s", ns);
+	snprintf(cfg.cluster.node, sizeof cfg.cluster.node, "%s", name);
+	cfg.cluster.heartbeat_ms = 100;
+	cfg.cluster.node_timeout_ms = timeout_ms;
+	assert_int_equal(vz_runtime_create(&cfg, &n->rt), 0);
+	assert_int_equal(vz_cluster_create(n->rt, NULL, &n->c, &err), 0);
+	assert_int_equal(vz_spawn(n->rt, 1, &watcher_spec, NULL, &w), 0);
+	if (own_name) {
+		/* An actor of this node with a name (it answers pings). */
+		assert_int_equal(vz_spawn(n->rt, 0, &sink_spec, &idx, own), 0);
+		assert_int_equal(vz_cluster_register(n->c, *own, own_name, VZ_NAME_UNIQUE), 0);
+	}
+	assert_int_equal(vz_runtime_start(n->rt), 0);
+	assert_int_equal(vz_cluster_sync(n->c, 10000), 0);
+	atomic_store(&w_nmon, 0);
+	atomic_store(&w_ndown, 0);
+	atomic_store(&w_pongs, 0);
+	return w;
+}
+
+static vz_ref watcher_node_up(struct node *n, const char *name)
+{
+	return watcher_node_up_with(n, name, 3000, NULL, NULL);
+}
+
+static void watch(struct node *n, vz_ref w, vz_ref target)
+{
+	int k = atomic_load(&w_nmon);
+
+	assert_int_equal(vz_post(n->rt, w, T_WATCH, &target, sizeof target), 0);
+	assert_true(wait_int(&w_nmon, k + 1));
+}
+
+/* A ping to `to` and its pong: everything the peer node sent the watcher
+ * before it answered has been handled by then (one connection, one
+ * inbox, in order). */
+static void round_trip(struct node *n, vz_ref w, vz_ref to)
+{
+	int k = atomic_load(&w_pongs);
+
+	assert_int_equal(vz_post(n->rt, w, T_PINGTO, &to, sizeof to), 0);
+	assert_true(wait_int(&w_pongs, k + 1));
+}
+
+static void child_cmd(struct child *ch, char cmd)
+{
+	assert_int_equal(write(ch->cmd, &cmd, 1), 1);
+}
+
+/* The watched actor fails: one DOWN with its reason, for the monitor that
+ * was not taken back; vz_demonitor() is idempotent. */
+static void test_monitor_remote_fail(void **state)
+{
+	struct child b;
+	struct node a;
+	vz_ref w, watched, echo;
+	int zero = 0;
+
+	(void)state;
+	child_start(&b, "mb1", "watched", "m", 2);
+	w = watcher_node_up(&a, "ma1");
+	assert_int_equal(vz_cluster_resolve(a.c, "watched", VZ_NAME_UNIQUE, &watched), 0);
+	assert_int_equal(vz_cluster_resolve(a.c, "echo", VZ_NAME_UNIQUE, &echo), 0);
+	watch(&a, w, watched);
+	watch(&a, w, watched);
+	assert_int_equal(w_rc[0], 0);
+	assert_int_equal(w_rc[1], 0);
+	assert_true(w_mon[0].id != w_mon[1].id);
+	assert_int_equal(vz_post(a.rt, w, T_UNWATCH, &zero, sizeof zero), 0);
+	/* Both monitors have reached the watched actor (the ping to it comes
+	 * behind them), and its node has answered both. */
+	round_trip(&a, w, watched);
+	assert_int_equal(w_unrc[0], 0);
+	assert_int_equal(w_unrc[1], 0);
+	child_cmd(&b, 'f');
+	assert_true(wait_int(&w_ndown, 1));
+	round_trip(&a, w, echo);
+	vz_test_assert_no_fails();
+	assert_int_equal(atomic_load(&w_ndown), 1);
+	assert_int_equal(w_down[0].mon.id, w_mon[1].id);
+	assert_true(vz_ref_eq(w_down[0].actor, watched));
+	assert_int_equal(w_down[0].reason.kind, VZ_EXIT_FAILED);
+	assert_int_equal(w_down[0].reason.code, 42);
+	assert_string_equal(w_down[0].reason.text, "planned");
+	node_down(&a);
+	child_stop(&b);
+}
+
+/* The name is unregistered while its actor lives on: DOWN (NOPROC,
+ * VZ_ENOENT). A name no one has: DOWN at once. A queue name names no one
+ * actor: refused. */
+static void test_monitor_remote_unregister(void **state)
+{
+	struct child b;
+	struct node a;
+	vz_ref w, watched, nobody, group;
+
+	(void)state;
+	child_start(&b, "mb2", "watched", "m", 2);
+	w = watcher_node_up(&a, "ma2");
+	assert_int_equal(vz_cluster_resolve(a.c, "watched", VZ_NAME_UNIQUE, &watched), 0);
+	assert_int_equal(vz_cluster_resolve(a.c, "nobody", VZ_NAME_UNIQUE, &nobody), 0);
+	assert_int_equal(vz_cluster_resolve(a.c, "grp", VZ_NAME_QUEUE, &group), 0);
+	watch(&a, w, group);
+	assert_int_equal(w_rc[0], VZ_EINVAL);
+	watch(&a, w, nobody);
+	assert_int_equal(w_rc[1], 0);
+	assert_true(wait_int(&w_ndown, 1));
+	assert_int_equal(w_down[0].mon.id, w_mon[1].id);
+	assert_true(vz_ref_eq(w_down[0].actor, nobody));
+	assert_int_equal(w_down[0].reason.kind, VZ_EXIT_NOPROC);
+	assert_int_equal(w_down[0].reason.code, VZ_ENOENT);
+	watch(&a, w, watched);
+	assert_int_equal(w_rc[2], 0);
+	round_trip(&a, w, watched);
+	child_cmd(&b, 'u');
+	assert_true(wait_int(&w_ndown, 2));
+	assert_int_equal(w_down[1].mon.id, w_mon[2].id);
+	assert_int_equal(w_down[1].reason.kind, VZ_EXIT_NOPROC);
+	assert_int_equal(w_down[1].reason.code, VZ_ENOENT);
+	assert_string_equal(w_down[1].reason.text, "name unregistered");
+	vz_test_assert_no_fails();
+	node_down(&a);
+	child_stop(&b);
+	/* The child's actor lived on and its runtime stopped cleanly; no
+	 * second DOWN came for its end (the watcher was taken back). */
+	assert_int_equal(atomic_load(&w_ndown), 2);
+}
+
+/* The watched node is killed (SIGKILL: no goodbye, no DOWN from its
+ * actors): monitors through a name and through a sender proxy both get
+ * DOWN (NOPROC, VZ_EIO) once its heartbeats stop. A node that leaves
+ * cleanly ends them at once (its actors' shutdown DOWN or its goodbye). */
+static void test_monitor_node_killed(void **state)
+{
+	struct child b, b2;
+	struct node a;
+	vz_ref w, watched, echo, proxy;
+	uint64_t killed;
+
+	(void)state;
+	child_start(&b, "mb3", "watched", "m", 2);
+	w = watcher_node_up(&a, "ma3");
+	assert_int_equal(vz_cluster_resolve(a.c, "watched", VZ_NAME_UNIQUE, &watched), 0);
+	assert_int_equal(vz_cluster_resolve(a.c, "echo", VZ_NAME_UNIQUE, &echo), 0);
+	round_trip(&a, w, echo);
+	proxy = w_pong_from; /* echo itself, as its node's proxy */
+	assert_true(vz_ref_is_remote(a.rt, proxy));
+	assert_false(vz_ref_eq(proxy, echo));
+	watch(&a, w, watched);
+	watch(&a, w, proxy);
+	assert_int_equal(w_rc[0], 0);
+	assert_int_equal(w_rc[1], 0);
+	round_trip(&a, w, watched);
+	round_trip(&a, w, proxy);
+	killed = vz_test_now_ns();
+	kill(b.pid, SIGKILL);
+	waitpid(b.pid, NULL, 0);
+	close(b.cmd);
+	close(b.reply);
+	assert_true(wait_int(&w_ndown, 2));
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(w_down[i].reason.kind, VZ_EXIT_NOPROC);
+		assert_int_equal(w_down[i].reason.code, VZ_EIO);
+		print_message("node killed: DOWN %d after %.0f ms: %s\n", i,
+			      (double)(w_down_ns[i] - killed) / 1e6, w_down[i].reason.text);
+	}
+	assert_true(w_down[0].mon.id != w_down[1].mon.id);
+
+	/* A clean leave: the actor's shutdown DOWN, before any timeout. */
+	child_start(&b2, "mb4", "watched2", "m", 2);
+	assert_int_equal(vz_cluster_resolve(a.c, "watched2", VZ_NAME_UNIQUE, &watched), 0);
+	watch(&a, w, watched);
+	assert_int_equal(w_rc[2], 0);
+	round_trip(&a, w, watched);
+	child_stop(&b2);
+	assert_true(wait_int(&w_ndown, 3));
+	print_message("clean leave: DOWN kind %u code %d: %s\n", w_down[2].reason.kind,
+		      w_down[2].reason.code, w_down[2].reason.text);
+	assert_int_equal(w_down[2].mon.id, w_mon[2].id);
+	assert_int_equal(w_down[2].reason.kind, VZ_EXIT_SHUTDOWN);
+	vz_test_assert_no_fails();
+	node_down(&a);
+	assert_int_equal(atomic_load(&w_ndown), 3);
+}
+
+/* An actor of this very node watched through its name (the request goes
+ * round through the server): the node hears its own heartbeats, so the
+ * monitor outlives the node timeout and ends with the actor's own DOWN.
+ * (It once ended "node lost" after the timeout: own heartbeats were
+ * ignored.) */
+static void test_monitor_own_node(void **state)
+{
+	struct node a;
+	vz_ref w, mine, name;
+
+	(void)state;
+	w = watcher_node_up_with(&a, "ma5", 3000, "mine", &mine);
+	assert_int_equal(vz_cluster_resolve(a.c, "mine", VZ_NAME_UNIQUE, &name), 0);
+	watch(&a, w, name);
+	assert_int_equal(w_rc[0], 0);
+	round_trip(&a, w, name);
+	sleep(4); /* past the node timeout: heartbeats must keep it */
+	assert_int_equal(vz_stop(a.rt, mine), 0);
+	assert_true(wait_int(&w_ndown, 1));
+	print_message("own node: DOWN kind %u code %d: %s\n", w_down[0].reason.kind,
+		      w_down[0].reason.code, w_down[0].reason.text);
+	assert_int_equal(w_down[0].mon.id, w_mon[0].id);
+	assert_int_equal(w_down[0].reason.kind, VZ_EXIT_STOPPED);
+	vz_test_assert_no_fails();
+	node_down(&a);
+	assert_int_equal(atomic_load(&w_ndown), 1);
 }
 
 /* ---- failures ------------------------------------------------------------ */
@@ -846,7 +1091,7 @@ static void test_foreign_message(void **state)
 
 static void test_bad_credentials(void **state)
 {
-	struct server auth = {0};
+	struct vz_nats_server auth = {0};
 	vz_config cfg;
 	vz_config_error err;
 	vz_runtime *rt;
@@ -854,7 +1099,9 @@ static void test_bad_credentials(void **state)
 	int rc;
 
 	(void)state;
-	assert_int_equal(server_start(&auth, 0, "authorization { user: vz, password: s3cret }"), 0);
+	assert_int_equal(
+	    vz_nats_server_start(&auth, 0, "authorization { user: vz, password: s3cret }", NULL),
+	    0);
 	vz_test_config(&cfg, 1);
 	snprintf(cfg.cluster.url, sizeof cfg.cluster.url, "nats://vz:wrong@127.0.0.1:%d",
 		 auth.port);
@@ -876,12 +1123,12 @@ static void test_bad_credentials(void **state)
 	assert_int_equal(vz_cluster_create(rt, &cfg.cluster, &c, &err), 0);
 	assert_int_equal(vz_cluster_destroy(c), 0);
 	assert_int_equal(vz_runtime_destroy(rt), 0);
-	server_kill(&auth);
+	vz_nats_server_kill(&auth);
 }
 
 static void test_max_payload(void **state)
 {
-	struct server small = {0};
+	struct vz_nats_server small = {0};
 	vz_config cfg;
 	vz_config_error err;
 	vz_runtime *rt;
@@ -891,7 +1138,7 @@ static void test_max_payload(void **state)
 	size_t max;
 
 	(void)state;
-	assert_int_equal(server_start(&small, 0, "max_payload: 1024"), 0);
+	assert_int_equal(vz_nats_server_start(&small, 0, "max_payload: 1024", NULL), 0);
 	vz_test_config(&cfg, 1);
 	snprintf(cfg.cluster.url, sizeof cfg.cluster.url, "nats://127.0.0.1:%d", small.port);
 	snprintf(cfg.cluster.node, sizeof cfg.cluster.node, "px");
@@ -911,17 +1158,26 @@ static void test_max_payload(void **state)
 	assert_int_equal(vz_cluster_destroy(c), 0);
 	/* After destroy a remote reference is just an unknown shard. */
 	assert_int_equal(vz_runtime_destroy(rt), 0);
-	server_kill(&small);
+	vz_nats_server_kill(&small);
 }
 
 int main(int argc, char **argv)
 {
 	const struct CMUnitTest tests[] = {
-	    cmocka_unit_test(test_pingpong),	       cmocka_unit_test(test_queue_group),
-	    cmocka_unit_test(test_broadcast),	       cmocka_unit_test(test_foreign_message),
-	    cmocka_unit_test(test_node_dies),	       cmocka_unit_test(test_bad_credentials),
-	    cmocka_unit_test(test_max_payload),	       cmocka_unit_test(test_flood),
-	    cmocka_unit_test(test_unregister_on_stop), cmocka_unit_test(test_server_restart),
+	    cmocka_unit_test(test_pingpong),
+	    cmocka_unit_test(test_queue_group),
+	    cmocka_unit_test(test_broadcast),
+	    cmocka_unit_test(test_foreign_message),
+	    cmocka_unit_test(test_node_dies),
+	    cmocka_unit_test(test_bad_credentials),
+	    cmocka_unit_test(test_max_payload),
+	    cmocka_unit_test(test_flood),
+	    cmocka_unit_test(test_unregister_on_stop),
+	    cmocka_unit_test(test_server_restart),
+	    cmocka_unit_test(test_monitor_remote_fail),
+	    cmocka_unit_test(test_monitor_remote_unregister),
+	    cmocka_unit_test(test_monitor_node_killed),
+	    cmocka_unit_test(test_monitor_own_node),
 	};
 	vz_config cfg;
 	vz_runtime *rt;
@@ -941,18 +1197,18 @@ int main(int argc, char **argv)
 		printf("skipped: libveloz built without libnats (cluster support)\n");
 		return 77;
 	}
-	if (!server_path()) {
+	if (!vz_nats_server_path()) {
 		printf("skipped: nats-server is not installed (apt-get install nats-server)\n");
 		return 77;
 	}
 	vz_test_watchdog(600);
-	if (server_start(&srv, 0, NULL) < 0) {
+	if (vz_nats_server_start(&srv, 0, NULL, NULL) < 0) {
 		printf("cannot start nats-server\n");
 		return 1;
 	}
 	snprintf(url, sizeof url, "nats://127.0.0.1:%d", srv.port);
 	snprintf(ns, sizeof ns, "t%d", (int)getpid());
 	rc = cmocka_run_group_tests(tests, NULL, NULL);
-	server_kill(&srv);
+	vz_nats_server_kill(&srv);
 	return rc;
 }

@@ -75,7 +75,7 @@ static void test_wire_refuses(void **state)
 	bad[0] ^= 1;
 	assert_int_equal(vz__wire_decode(bad, n, &w), -1); /* magic */
 	memcpy(bad, buf, n);
-	bad[4] = 2;
+	bad[4] = VZ__WIRE_VERSION + 1;
 	assert_int_equal(vz__wire_decode(bad, n, &w), -1); /* version */
 	memcpy(bad, buf, n);
 	bad[5] = 40;
@@ -87,6 +87,31 @@ static void test_wire_refuses(void **state)
 	bad[12] = 0xff;
 	bad[15] = 0xff;
 	assert_int_equal(vz__wire_decode(bad, n, &w), -1); /* length beyond the bytes */
+}
+
+/* Several records back to back (one NATS message of a batch): each found
+ * in turn with its size; a truncated last one is refused. */
+static void test_wire_batch(void **state)
+{
+	unsigned char buf[512];
+	struct vz__wire w;
+	size_t n = 0, off = 0, used;
+	uint32_t k = 0;
+
+	(void)state;
+	for (uint32_t i = 0; i < 5; i++)
+		n += encode(buf + n, "nb", "0123456789", i * 2);
+	assert_int_equal(vz__wire_decode(buf, n, &w), -1); /* not one record */
+	while (off < n) {
+		assert_int_equal(vz__wire_decode_next(buf + off, n - off, &w, &used), 0);
+		assert_int_equal(w.len, k * 2);
+		assert_memory_equal(w.node, "nb", 2);
+		off += used;
+		k++;
+	}
+	assert_int_equal(k, 5);
+	assert_int_equal(off, n);
+	assert_int_equal(vz__wire_decode_next(buf + n - used, used - 1, &w, &used), -1);
 }
 
 static void test_wire_random(void **state)
@@ -105,11 +130,18 @@ static void test_wire_random(void **state)
 			buf[k] = (unsigned char)rand_r(&seed);
 		if (n >= 8 && (i & 1)) {
 			buf[0] = 'V', buf[1] = 'Z', buf[2] = 'C', buf[3] = '1';
-			buf[4] = 1;
+			buf[4] = VZ__WIRE_VERSION;
 			buf[5] = (unsigned char)(48 + (rand_r(&seed) % 4));
 		}
 		if (vz__wire_decode(buf, n, &w) == 0)
 			assert_true((size_t)(w.payload - buf) + w.len == n);
+		/* As a batch: every record found lies inside the n bytes. */
+		for (size_t off = 0, used; off < n; off += used) {
+			if (vz__wire_decode_next(buf + off, n - off, &w, &used) < 0)
+				break;
+			assert_true(used > 0 && off + used <= n);
+			assert_true((size_t)(w.payload - buf) + w.len == off + used);
+		}
 		free(buf);
 	}
 }
@@ -162,7 +194,9 @@ static void test_config_cluster(void **state)
 				 "tls = yes\n"
 				 "tls_skip_verify = false\n"
 				 "reconnect_wait_ms = 250\n"
-				 "out_ring_bytes = 65536\n";
+				 "out_ring_bytes = 65536\n"
+				 "heartbeat_ms = 100\n"
+				 "node_timeout_ms = 900\n";
 	vz_config cfg;
 	vz_config_error err;
 	struct vz__config_src src;
@@ -177,6 +211,8 @@ static void test_config_cluster(void **state)
 	assert_false(cfg.cluster.tls_skip_verify);
 	assert_int_equal(cfg.cluster.reconnect_wait_ms, 250);
 	assert_int_equal(cfg.cluster.out_ring_bytes, 65536);
+	assert_int_equal(cfg.cluster.heartbeat_ms, 100);
+	assert_int_equal(cfg.cluster.node_timeout_ms, 900);
 
 	vz_config_default(&cfg);
 	assert_int_equal(vz__config_parse(&cfg, &src, "[cluster]\nurll = x\n", 20, "c.ini", &err),
@@ -196,8 +232,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_wire_round_trip), cmocka_unit_test(test_wire_refuses),
-	    cmocka_unit_test(test_wire_random),	    cmocka_unit_test(test_xring),
-	    cmocka_unit_test(test_config_cluster),
+	    cmocka_unit_test(test_wire_batch),	    cmocka_unit_test(test_wire_random),
+	    cmocka_unit_test(test_xring),	    cmocka_unit_test(test_config_cluster),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
