@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "core/core.h"
+#include "pool/pool.h"
 #include "util/clock.h"
 #include "util/fence.h"
 
@@ -219,6 +220,7 @@ static unsigned stop_round(struct vz__shard *sh, uint32_t round)
 	 * events are dropped, their buffers and records come back). */
 	moved += vz__aio_turn(sh);
 	moved += vz__drain_inbox(sh, UINT32_MAX);
+	moved += vz__pool_reap(sh->rt->pools, sh->id, UINT32_MAX); /* pool completions */
 	moved += vz__drain_rings(sh, true);
 	vz__run_ready(sh, &handled); /* reaps stopped actors left in the queue */
 	moved += handled;
@@ -264,6 +266,7 @@ static unsigned turn(struct vz__shard *sh)
 		return 0; /* stopping: only rounds do work */
 
 	work += vz__drain_inbox(sh, 1024);
+	work += vz__pool_reap(rt->pools, sh->id, 1024); /* pool completions */
 	work += vz__drain_rings(sh, false);
 	vz__run_ready(sh, &handled);
 	work += handled;
@@ -289,7 +292,7 @@ static unsigned turn(struct vz__shard *sh)
 static bool has_work(struct vz__shard *sh)
 {
 	if (vz__any_ready(sh) || !vz__outboxes_empty(sh) || vz__has_incoming(sh) ||
-	    vz__aio_has_work(sh))
+	    vz__aio_has_work(sh) || vz__pool_has_done(sh->rt->pools, sh->id))
 		return true;
 	/* Acquire: pairs with the stopper's release store of EXIT. */
 	if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT)

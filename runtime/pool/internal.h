@@ -46,6 +46,7 @@ struct job_rec {
 	 * dequeues it (the acquire in vz__mpmc_dequeue). */
 	uint32_t gen;
 	uint32_t payload_len;
+	uint32_t shard; /* the submitting shard: where the completion goes */
 	vz_job_fn fn;
 	void *arg;
 	uint64_t deadline_ns;
@@ -57,6 +58,42 @@ struct job_rec {
 _Static_assert(offsetof(struct job_rec, payload) % VZ_MSG_ALIGN == 0,
 	       "job payloads are VZ_MSG_ALIGN-aligned (pool.h)");
 
+/*
+ * Completion rings (complete.c). One per (worker, shard): the worker is its
+ * only producer, the shard's thread its only consumer, so a completion
+ * travels back with plain stores and loads, no read-modify-write:
+ *   - the slot's seq is its ready flag: the worker fills the slot, then
+ *     stores seq = pos + 1 (release); the shard acquires seq at its own
+ *     position and copies the completion into a message of its own;
+ *   - the shard stores head (release) once per reap, after copying; the
+ *     worker reads it (acquire) only when its cached copy says the ring
+ *     is full.
+ * A completion of up to DONE_MSG_MAX bytes (vz_pool_done + result) fits a
+ * slot; a larger one, or one that finds its ring full, is posted through
+ * the set's post function instead (a foreign post, as before the rings).
+ */
+#define DONE_SLOT_BYTES 128u
+#define DONE_MSG_MAX	(DONE_SLOT_BYTES - 16u)
+
+struct done_slot {
+	alignas(64) _Atomic uint32_t seq; /* pos + 1 once filled for pos */
+	uint32_t len;			  /* bytes of msg */
+	uint64_t owner;			  /* vz_ref of the asking actor */
+	unsigned char msg[DONE_MSG_MAX];  /* vz_pool_done, then the result */
+};
+_Static_assert(sizeof(struct done_slot) == DONE_SLOT_BYTES, "one slot is two lines");
+
+struct done_ring {
+	/* Consumer (shard) side: slots consumed. Written by the shard only. */
+	alignas(64) _Atomic uint64_t head;
+	/* Producer (worker) side, private to the worker. */
+	alignas(64) uint64_t tail;
+	uint64_t head_cache; /* last head read; tail - head_cache <= slots */
+	/* Set once by vz__pools_create_with(). */
+	struct done_slot *slot;
+	uint32_t mask; /* slots - 1 */
+};
+
 struct pool;
 
 struct worker {
@@ -67,12 +104,16 @@ struct worker {
 	_Atomic uint64_t timed_out;
 	_Atomic uint64_t sleeps;
 	_Atomic uint64_t post_failures;
+	/* Completions that could not take the ring (full, or too large) and
+	 * went through the set's post function. */
+	_Atomic uint64_t done_posted;
 	/* Read-only while the thread runs. */
 	alignas(64) struct pool *pool;
 	unsigned index;
 	int cpu;
-	void *stack;	    /* VZ_POOL_STACK_BYTES from the pool's node */
-	unsigned char *buf; /* completion being built: header + result */
+	void *stack;		/* VZ_POOL_STACK_BYTES from the pool's node */
+	unsigned char *buf;	/* completion being built: header + result */
+	struct done_ring *done; /* one ring per shard, indexed by shard */
 	pthread_t tid;
 	bool running; /* lifecycle thread only */
 };
@@ -86,6 +127,10 @@ struct shard_line {
 	_Atomic uint64_t spilled;
 	_Atomic uint64_t rejected;
 	_Atomic uint64_t wakeups;
+	/* Completions taken from the rings, and those the runtime refused
+	 * when the shard posted them (counted into post_failures). */
+	_Atomic uint64_t reaped;
+	_Atomic uint64_t reap_failures;
 };
 
 struct pool {
@@ -121,6 +166,15 @@ struct vz__pool_set {
 	pthread_mutex_t life;	   /* start and stop may be called concurrently */
 	struct shard_line *shards; /* plan.nshards lines */
 	struct pool *pools[VZ_MAX_NODES];
+	/* Set by vz__pools_attach() before the workers start, read-only
+	 * after: NULL while completions go through post only. */
+	vz__pool_wake_fn wake;
+	vz__pool_post_fn deliver; /* on the shard's thread, in vz__pool_reap() */
+	/* Shard s's rings, one per worker of every pool: done_of[s *
+	 * nworkers_all + k]. The shard's thread walks its row to reap. */
+	struct done_ring **done_of;
+	unsigned nworkers_all;
+	uint32_t done_slots; /* slots per ring, a power of two */
 	struct vz__pool_plan plan;
 };
 
@@ -204,6 +258,12 @@ static inline void free_rec(struct pool *p, uint32_t idx)
  * count on). */
 void vz__pool_post_done(struct vz__pool_set *ps, struct worker *w, uint64_t owner, const void *buf,
 			size_t len);
+
+/* complete.c: deliver a completion built in buf from worker w to `shard`:
+ * through w's ring to that shard when the set is attached and it fits,
+ * else through post. */
+void vz__pool_deliver(struct vz__pool_set *ps, struct worker *w, unsigned shard, uint64_t owner,
+		      const void *buf, size_t len);
 
 /* worker.c: complete record idx of `from` (w NULL: the stopping thread,
  * which only cancels), and the worker thread's body. */

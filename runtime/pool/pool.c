@@ -30,7 +30,10 @@ static void free_pool(struct vz__pool_set *ps, struct pool *p)
 }
 
 /* One node-local block: the pool, its workers, both queues' cells, the job
- * records and the workers' completion buffers; plus one stack per worker. */
+ * records, the workers' completion buffers and completion rings (one per
+ * worker and shard, on the worker's node: the worker writes them); plus one
+ * stack per worker. The block comes zeroed, which is every ring's empty
+ * state (head 0, seq 0). */
 static int build_pool(struct vz__pool_set *ps, unsigned index)
 {
 	const struct vz__pool_plan_pool *pp = &ps->plan.pool[index];
@@ -40,7 +43,11 @@ static int build_pool(struct vz__pool_set *ps, unsigned index)
 	size_t o_free = align_up(o_jobs + vz__mpmc_cells_bytes(cap), 64);
 	size_t o_recs = align_up(o_free + vz__mpmc_cells_bytes(cap), 64);
 	size_t o_bufs = align_up(o_recs + cap * sizeof(struct job_rec), 64);
-	size_t total = o_bufs + pp->nworkers * (size_t)VZ_MSG_MAX_PAYLOAD;
+	size_t nrings = (size_t)pp->nworkers * ps->plan.nshards;
+	size_t o_rings = align_up(o_bufs + pp->nworkers * (size_t)VZ_MSG_MAX_PAYLOAD, 64);
+	size_t o_slots = align_up(o_rings + nrings * sizeof(struct done_ring), 64);
+	size_t total = o_slots + nrings * ps->done_slots * sizeof(struct done_slot);
+	struct done_ring *rings;
 	long page = sysconf(_SC_PAGESIZE);
 	unsigned char *base;
 	struct pool *p;
@@ -68,6 +75,11 @@ static int build_pool(struct vz__pool_set *ps, unsigned index)
 			abort();
 	}
 	ps->pools[index] = p;
+	rings = (struct done_ring *)(base + o_rings);
+	for (size_t i = 0; i < nrings; i++) {
+		rings[i].slot = (struct done_slot *)(base + o_slots) + i * ps->done_slots;
+		rings[i].mask = ps->done_slots - 1;
+	}
 	for (unsigned i = 0; i < pp->nworkers; i++) {
 		struct worker *w = &p->workers[i];
 
@@ -75,6 +87,7 @@ static int build_pool(struct vz__pool_set *ps, unsigned index)
 		w->index = i;
 		w->cpu = pp->cpu[i];
 		w->buf = base + o_bufs + (size_t)i * VZ_MSG_MAX_PAYLOAD;
+		w->done = rings + (size_t)i * ps->plan.nshards;
 		w->stack = ps->ops.alloc_onnode(ps->ops.ctx, VZ_POOL_STACK_BYTES, pp->node);
 		if (!w->stack)
 			return VZ_ENOMEM;
@@ -85,6 +98,37 @@ static int build_pool(struct vz__pool_set *ps, unsigned index)
 		p->nworkers = i + 1;
 	}
 	return 0;
+}
+
+/* Slots per completion ring: 128 (16 KiB) while there are at most 256
+ * (worker, shard) pairs, halved as the pairs double, down to 16 (2 KiB),
+ * so all rings together stay within 4 MiB up to 2048 pairs. A ring that is
+ * full only sends its completion the slower way (a foreign post). */
+static uint32_t done_slots_for(size_t pairs)
+{
+	uint32_t slots = 128;
+
+	while (slots > 16 && pairs * slots > 256u * 128u)
+		slots /= 2;
+	return slots;
+}
+
+int vz__pools_attach(struct vz__pool_set *ps, vz__pool_wake_fn wake, vz__pool_post_fn deliver)
+{
+	int rc = 0;
+
+	if (!ps || !wake || !deliver)
+		return VZ_EINVAL;
+	pthread_mutex_lock(&ps->life);
+	if (ps->state != SET_CREATED) {
+		rc = VZ_ESTATE;
+	} else {
+		/* Plain: pthread_create orders them for the workers. */
+		ps->wake = wake;
+		ps->deliver = deliver;
+	}
+	pthread_mutex_unlock(&ps->life);
+	return rc;
 }
 
 int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
@@ -115,15 +159,30 @@ int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
 		return VZ_ENOMEM;
 	}
 	memset(ps->shards, 0, sizeof(struct shard_line) * (plan->nshards + 1));
+	for (unsigned i = 0; i < plan->npools; i++)
+		ps->nworkers_all += plan->pool[i].nworkers;
+	ps->done_slots = done_slots_for((size_t)plan->nshards * ps->nworkers_all);
+	ps->done_of = malloc(sizeof *ps->done_of * ((size_t)plan->nshards * ps->nworkers_all + 1));
+	if (!ps->done_of)
+		err = VZ_ENOMEM;
 	for (unsigned i = 0; i < plan->npools && err == 0; i++)
 		err = build_pool(ps, i);
 	if (err) {
 		for (unsigned i = 0; i < plan->npools; i++)
 			if (ps->pools[i])
 				free_pool(ps, ps->pools[i]);
+		free(ps->done_of);
 		free(ps->shards);
 		free(ps);
 		return err;
+	}
+	/* Shard s's row: its ring of every worker, pool by pool. */
+	for (unsigned s = 0, k; s < plan->nshards; s++) {
+		k = 0;
+		for (unsigned i = 0; i < plan->npools; i++)
+			for (unsigned j = 0; j < ps->pools[i]->nworkers; j++)
+				ps->done_of[(size_t)s * ps->nworkers_all + k++] =
+				    &ps->pools[i]->workers[j].done[s];
 	}
 	*out = ps;
 	return 0;
@@ -251,9 +310,18 @@ void vz__pools_destroy(struct vz__pool_set *ps)
 	if (!ps)
 		return;
 	vz__pools_stop(ps);
+	/* Completions still in the rings: their shards stopped without
+	 * collecting them (only a start that failed after the workers ran can
+	 * leave any). Every thread that touched them is joined, so this
+	 * thread may be their consumer now; post (and count) what it takes:
+	 * through post, since this is no shard's thread. */
+	ps->deliver = ps->post;
+	for (unsigned s = 0; s < ps->plan.nshards; s++)
+		vz__pool_reap(ps, s, UINT32_MAX);
 	for (unsigned i = 0; i < ps->plan.npools; i++)
 		free_pool(ps, ps->pools[i]);
 	pthread_mutex_destroy(&ps->life);
+	free(ps->done_of);
 	free(ps->shards);
 	free(ps);
 }

@@ -34,6 +34,7 @@ int vz__pool_stats_of(const struct vz__pool_set *ps, unsigned node, vz_pool_stat
 		out->spilled += counter_get(&sl->spilled);
 		out->rejected += counter_get(&sl->rejected);
 		out->submit_wakeups += counter_get(&sl->wakeups);
+		out->post_failures += counter_get(&sl->reap_failures);
 	}
 	for (unsigned i = 0; i < p->nworkers; i++) {
 		const struct worker *w = &p->workers[i];

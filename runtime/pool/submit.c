@@ -69,6 +69,7 @@ int vz__pool_submit_as(struct vz__pool_set *ps, unsigned shard, vz_ref owner, co
 	r->arg = job->arg;
 	r->deadline_ns = job->deadline_ns;
 	r->payload_len = (uint32_t)job->payload_len;
+	r->shard = shard;
 	if (job->payload_len)
 		memcpy(r->payload, job->payload, job->payload_len);
 	/* Relaxed: published by the release store of state just below. */

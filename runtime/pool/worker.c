@@ -22,6 +22,7 @@ void vz__pool_run_job(struct vz__pool_set *ps, struct worker *w, struct pool *fr
 	vz_pool_done d;
 	size_t rlen = 0;
 	uint64_t owner;
+	unsigned shard;
 	/* Acquire: pairs with the release store of QUEUED in submit (the
 	 * dequeue's acquire already covers it; this keeps the CAS honest). */
 	uint64_t st = atomic_load_explicit(&r->state, memory_order_acquire);
@@ -34,6 +35,7 @@ void vz__pool_run_job(struct vz__pool_set *ps, struct worker *w, struct pool *fr
 		return;
 	}
 	owner = atomic_load_explicit(&r->owner, memory_order_relaxed);
+	shard = r->shard;
 	d.job = make_id(from->index, idx, r->gen);
 	d.tag = atomic_load_explicit(&r->tag, memory_order_relaxed);
 	/* Relaxed: stopping is a state change, not a publication; a job that
@@ -60,7 +62,10 @@ void vz__pool_run_job(struct vz__pool_set *ps, struct worker *w, struct pool *fr
 	/* Free before posting, so an actor that resubmits on seeing the
 	 * completion finds the record available. */
 	free_rec(from, idx);
-	vz__pool_post_done(ps, w, owner, buf, sizeof d + rlen);
+	if (w)
+		vz__pool_deliver(ps, w, shard, owner, buf, sizeof d + rlen);
+	else
+		vz__pool_post_done(ps, w, owner, buf, sizeof d + rlen);
 }
 
 void *vz__pool_worker_main(void *arg)
