@@ -62,7 +62,7 @@ void vz__pool_post_done(struct vz__pool_set *ps, struct worker *w, uint64_t owne
 
 /* Put one completion into ring r. False when it is full (the shard is
  * behind by a whole ring) or len does not fit a slot. Worker only. */
-static bool ring_put(struct done_ring *r, uint64_t owner, const void *buf, size_t len,
+static bool ring_put(struct done_ring *r, uint64_t owner, uint32_t rec, const void *buf, size_t len,
 		     struct done_slot **out)
 {
 	struct done_slot *s;
@@ -79,11 +79,11 @@ static bool ring_put(struct done_ring *r, uint64_t owner, const void *buf, size_
 	}
 	s = &r->slot[r->tail & r->mask];
 	s->owner = owner;
-	s->len = (uint32_t)len;
+	s->rec = rec;
 	memcpy(s->msg, buf, len);
 	/* Release: pairs with the shard's acquire load of seq in
-	 * vz__pool_reap(); it reads owner, len and msg only after seeing
-	 * this. */
+	 * vz__pool_reap(); it reads owner, rec and msg (and the record's FREE
+	 * state and fields) only after seeing this. */
 	atomic_store_explicit(&s->seq, (uint32_t)(r->tail + 1), memory_order_release);
 	r->tail++;
 	*out = s;
@@ -91,25 +91,68 @@ static bool ring_put(struct done_ring *r, uint64_t owner, const void *buf, size_
 }
 
 void vz__pool_deliver(struct vz__pool_set *ps, struct worker *w, unsigned shard, uint64_t owner,
-		      const void *buf, size_t len)
+		      struct pool *from, uint32_t idx, const void *buf, size_t len)
 {
 	struct done_slot *s;
 
-	if (!ps->wake || !ring_put(&w->done[shard], owner, buf, len, &s)) {
-		counter_add(&w->done_posted, 1);
-		vz__pool_post_done(ps, w, owner, buf, len);
-		return;
+	if (ps->wake) {
+		/* Relaxed: the release store of the slot's seq publishes it. */
+		atomic_store_explicit(&from->recs[idx].state,
+				      REC_STATE(from->recs[idx].gen, REC_FREE),
+				      memory_order_relaxed);
+		if (ring_put(&w->done[shard], owner, DONE_REC(from->index, idx), buf, len, &s)) {
+			/* The wake-up protocol with the shard's sleep
+			 * (core/shard.c: sleeping = 1, full fence, re-check
+			 * every source, vz__pool_has_done() among them, which
+			 * issues the heavy barrier, then block): we publish
+			 * (seq above), barrier, then read the shard's sleeping
+			 * flag in wake(). Either the shard's re-check sees our
+			 * seq or we see its flag and wake it. Without any
+			 * barrier our load of the flag could pass the store of
+			 * seq (store-buffer reordering) and both sides miss
+			 * each other; the light barrier is enough because the
+			 * shard's side is heavy (asym.h). Named by seq, the
+			 * word the shard's re-check reads. */
+			vz__asym_light(&s->seq);
+			ps->wake(ps->rt, shard);
+			return;
+		}
+		/* Single writer; relaxed: vz__pool_has_done() only needs a
+		 * value no larger than the truth. */
+		counter_add(&w->done[shard].bypassed, 1);
 	}
-	/* The wake-up protocol with the shard's sleep (core/shard.c: sleeping
-	 * = 1, full fence, re-check every source, vz__pool_has_done() among
-	 * them, then block): we publish (seq above), full fence, then read the
-	 * shard's sleeping flag in wake(). Either the shard's re-check sees
-	 * our seq or we see its flag and wake it. A release store alone would
-	 * let our load of the flag pass the store of seq (store-buffer
-	 * reordering), and both sides could miss each other. The fence is
-	 * named by seq, the word the shard's re-check reads (util/fence.h). */
-	vz__full_fence_on(&s->seq);
-	ps->wake(ps->rt, shard);
+	/* Free before posting, so an actor that resubmits on seeing the
+	 * completion finds the record available. */
+	free_rec(from, idx);
+	counter_add(&w->done_posted, 1);
+	vz__pool_post_done(ps, w, owner, buf, len);
+}
+
+/* Record rec, handed back by a worker with a completion for shard sl:
+ * into the shard's cache when it belongs to the shard's home pool and the
+ * cache has room, else back to its pool's free list. */
+static void take_back(struct vz__pool_set *ps, unsigned shard, struct shard_line *sl, uint32_t rec)
+{
+	unsigned pi = rec >> 24;
+
+	if (pi == ps->plan.shard_pool[shard] && sl->ncache < sl->cache_max)
+		sl->cache[sl->ncache++] = rec & 0xffffffu;
+	else
+		enqueue_sure(&ps->pools[pi]->freeq, rec & 0xffffffu);
+}
+
+/* Completions of shard sl's jobs that may still be in a ring: never less
+ * than the truth (every count subtracted is one the shard has seen happen,
+ * and a stale bypassed only makes the figure larger). */
+static int64_t maybe_in_rings(const struct vz__pool_set *ps, const struct shard_line *sl,
+			      struct done_ring *const *row)
+{
+	int64_t n = (int64_t)(counter_get(&sl->submitted) - counter_get(&sl->reaped) -
+			      counter_get(&sl->cancels));
+
+	for (unsigned k = 0; k < ps->nworkers_all && n > 0; k++)
+		n -= (int64_t)counter_get(&row[k]->bypassed);
+	return n;
 }
 
 unsigned vz__pool_reap(struct vz__pool_set *ps, unsigned shard, unsigned max)
@@ -131,19 +174,24 @@ unsigned vz__pool_reap(struct vz__pool_set *ps, unsigned shard, unsigned max)
 		while (n < max) {
 			struct done_slot *s = &r->slot[h & r->mask];
 
+			vz_pool_done d;
+
 			/* Acquire: pairs with the worker's release store of
-			 * seq in ring_put(); owner, len and msg are its. */
+			 * seq in ring_put(); owner, rec and msg are its. */
 			if (atomic_load_explicit(&s->seq, memory_order_acquire) !=
 			    (uint32_t)(h + 1))
 				break;
+			memcpy(&d, s->msg, sizeof d);
 			rc = ps->deliver(ps->rt, (vz_ref){s->owner}, VZ_MSG_POOL_DONE, s->msg,
-					 s->len);
+					 sizeof d + d.result_len);
 			/* Out of message memory: keep it for a later reap (the
 			 * shard's turn comes back; exactly once either way). */
 			if (rc == VZ_ENOMEM)
 				break;
 			if (rc < 0)
 				counter_add(&sl->reap_failures, 1);
+			if (s->rec != DONE_NO_REC)
+				take_back(ps, shard, sl, s->rec);
 			h++;
 			n++;
 		}
@@ -165,6 +213,16 @@ bool vz__pool_has_done(struct vz__pool_set *ps, unsigned shard)
 	if (!ps || !ps->wake || shard >= ps->plan.nshards)
 		return false;
 	row = &ps->done_of[(size_t)shard * ps->nworkers_all];
+	/* No job of ours can come back through a ring: nothing to wait
+	 * for, and no barrier to pay. */
+	if (maybe_in_rings(ps, &ps->shards[shard], row) <= 0)
+		return false;
+	/* The heavy side of the wake-up protocol (see vz__pool_deliver()):
+	 * the caller (the shard's sleep) stored its sleeping flag and fenced;
+	 * this makes every worker's store of a slot's seq made before its
+	 * light barrier visible to the loads below, or that worker's load of
+	 * the flag see 1. One membarrier per sleep with jobs out. */
+	vz__asym_heavy(&row[0]->head);
 	for (unsigned k = 0; k < ps->nworkers_all; k++) {
 		struct done_ring *r = row[k];
 		uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);

@@ -20,6 +20,7 @@
 
 #include <veloz/error.h>
 
+#include "pool/asym.h"
 #include "pool/eventcount.h"
 #include "pool/mpmc.h"
 #include "pool/pool.h"
@@ -74,12 +75,17 @@ _Static_assert(offsetof(struct job_rec, payload) % VZ_MSG_ALIGN == 0,
  */
 #define DONE_SLOT_BYTES 128u
 #define DONE_MSG_MAX	(DONE_SLOT_BYTES - 16u)
+/* done_slot.rec: the job's record, handed back with its completion (the
+ * shard frees it: no free-list RMW on the worker). */
+#define DONE_REC(pool, idx) (((uint32_t)(pool) << 24) | (idx))
+#define DONE_NO_REC	    UINT32_MAX
 
 struct done_slot {
 	alignas(64) _Atomic uint32_t seq; /* pos + 1 once filled for pos */
-	uint32_t len;			  /* bytes of msg */
+	uint32_t rec;			  /* DONE_REC() or DONE_NO_REC */
 	uint64_t owner;			  /* vz_ref of the asking actor */
-	unsigned char msg[DONE_MSG_MAX];  /* vz_pool_done, then the result */
+	/* vz_pool_done, then its result_len result bytes */
+	unsigned char msg[DONE_MSG_MAX];
 };
 _Static_assert(sizeof(struct done_slot) == DONE_SLOT_BYTES, "one slot is two lines");
 
@@ -89,6 +95,10 @@ struct done_ring {
 	/* Producer (worker) side, private to the worker. */
 	alignas(64) uint64_t tail;
 	uint64_t head_cache; /* last head read; tail - head_cache <= slots */
+	/* Completions of this shard's jobs that went through post instead
+	 * (ring full, result too large). Written by the worker only; read by
+	 * the shard when it goes to sleep (vz__pool_has_done()). */
+	_Atomic uint64_t bypassed;
 	/* Set once by vz__pools_create_with(). */
 	struct done_slot *slot;
 	uint32_t mask; /* slots - 1 */
@@ -118,6 +128,9 @@ struct worker {
 	bool running; /* lifecycle thread only */
 };
 
+/* Most free records a shard keeps for itself (see shard_line.cache). */
+#define RECS_CACHE_MAX 64u
+
 /* Per shard, written only by the shard's thread. */
 struct shard_line {
 	/* 1 while the shard is inside vz__pool_submit_as() past its stopping
@@ -131,6 +144,16 @@ struct shard_line {
 	 * when the shard posted them (counted into post_failures). */
 	_Atomic uint64_t reaped;
 	_Atomic uint64_t reap_failures;
+	/* Jobs of this shard cancelled by vz__pool_cancel_as() (their
+	 * completion does not use a ring). */
+	_Atomic uint64_t cancels;
+	/* Free records of the shard's home pool, handed back over the rings
+	 * and kept here for the shard's next submissions (LIFO: the most
+	 * recently used first), so neither side touches the pool's free list
+	 * in steady state. At most cache_max (RECS_CACHE_MAX, fewer when the
+	 * pool's records are few for its shards). Shard thread only. */
+	uint32_t ncache, cache_max;
+	uint32_t cache[RECS_CACHE_MAX];
 };
 
 struct pool {
@@ -260,10 +283,11 @@ void vz__pool_post_done(struct vz__pool_set *ps, struct worker *w, uint64_t owne
 			size_t len);
 
 /* complete.c: deliver a completion built in buf from worker w to `shard`:
- * through w's ring to that shard when the set is attached and it fits,
- * else through post. */
+ * through w's ring to that shard when the set is attached and it fits
+ * (handing record idx of pool `from` back with it, freed by the shard),
+ * else free the record and post. */
 void vz__pool_deliver(struct vz__pool_set *ps, struct worker *w, unsigned shard, uint64_t owner,
-		      const void *buf, size_t len);
+		      struct pool *from, uint32_t idx, const void *buf, size_t len);
 
 /* worker.c: complete record idx of `from` (w NULL: the stopping thread,
  * which only cancels), and the worker thread's body. */

@@ -100,15 +100,16 @@ static int build_pool(struct vz__pool_set *ps, unsigned index)
 	return 0;
 }
 
-/* Slots per completion ring: 128 (16 KiB) while there are at most 256
- * (worker, shard) pairs, halved as the pairs double, down to 16 (2 KiB),
- * so all rings together stay within 4 MiB up to 2048 pairs. A ring that is
- * full only sends its completion the slower way (a foreign post). */
+/* Slots per completion ring: 256 (32 KiB: a busy actor's whole window of
+ * jobs in flight) while there are at most 128 (worker, shard) pairs,
+ * halved as the pairs double, down to 16 (2 KiB), so all rings together
+ * stay within 4 MiB up to 2048 pairs. A ring that is full only sends its
+ * completion the slower way (a foreign post). */
 static uint32_t done_slots_for(size_t pairs)
 {
-	uint32_t slots = 128;
+	uint32_t slots = 256;
 
-	while (slots > 16 && pairs * slots > 256u * 128u)
+	while (slots > 16 && pairs * slots > 128u * 256u)
 		slots /= 2;
 	return slots;
 }
@@ -140,6 +141,7 @@ int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
 
 	if (!plan || !post || !out || plan->npools > VZ_MAX_NODES || plan->nshards > VZ_MAX_SHARDS)
 		return VZ_EINVAL;
+	vz__asym_init(); /* before any thread that uses the barriers */
 	ps = aligned_alloc(64, align_up(sizeof *ps, 64));
 	if (!ps)
 		return VZ_ENOMEM;
@@ -176,8 +178,17 @@ int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
 		free(ps);
 		return err;
 	}
-	/* Shard s's row: its ring of every worker, pool by pool. */
+	/* Shard s's row: its ring of every worker, pool by pool; and its
+	 * cache of free records, bounded so the pool's shards together keep
+	 * at most half of its records. */
 	for (unsigned s = 0, k; s < plan->nshards; s++) {
+		unsigned homed = 0;
+
+		for (unsigned t = 0; t < plan->nshards; t++)
+			homed += plan->shard_pool[t] == plan->shard_pool[s];
+		ps->shards[s].cache_max = plan->queue_capacity / 2 / homed;
+		if (ps->shards[s].cache_max > RECS_CACHE_MAX)
+			ps->shards[s].cache_max = RECS_CACHE_MAX;
 		k = 0;
 		for (unsigned i = 0; i < plan->npools; i++)
 			for (unsigned j = 0; j < ps->pools[i]->nworkers; j++)
@@ -284,9 +295,10 @@ void vz__pools_stop(struct vz__pool_set *ps)
 		pthread_mutex_unlock(&ps->life);
 		return;
 	}
-	/* Dekker with vz__pool_submit_as(): pairs with its seq_cst fence. */
+	/* Dekker with vz__pool_submit_as(): the heavy barrier pairs with its
+	 * light one (asym.h). */
 	atomic_store_explicit(&ps->stopping, 1, memory_order_relaxed);
-	vz__full_fence_on(&ps->stopping); /* the word submitters read */
+	vz__asym_heavy(&ps->stopping); /* the word submitters read */
 	for (unsigned s = 0; s < ps->plan.nshards; s++) {
 		/* Acquire: pairs with the release stores of busy = 0 in submit;
 		 * that submission's enqueue is visible to us after this. */

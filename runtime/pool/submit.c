@@ -28,19 +28,25 @@ int vz__pool_submit_as(struct vz__pool_set *ps, unsigned shard, vz_ref owner, co
 		return VZ_ENOSYS;
 	sl = &ps->shards[shard];
 
-	/* Dekker with vz__pools_stop(): we store busy, fence, read stopping;
-	 * the stopper stores stopping, fences, reads busy. At least one sees
-	 * the other, so either we refuse or the stopper waits for us. Relaxed
-	 * store + seq_cst fence: pairs with the fence in vz__pools_stop(). */
+	/* Dekker with vz__pools_stop(): we store busy, barrier, read
+	 * stopping; the stopper stores stopping, barrier, reads busy. At
+	 * least one sees the other, so either we refuse or the stopper waits
+	 * for us. Relaxed store + the light barrier: pairs with the heavy
+	 * barrier in vz__pools_stop() (asym.h; a seq_cst fence on each side
+	 * when membarrier is missing). */
 	atomic_store_explicit(&sl->busy, 1, memory_order_relaxed);
-	vz__full_fence_on(&sl->busy); /* the word the stopper reads */
+	vz__asym_light(&sl->busy); /* the word the stopper reads */
 	if (atomic_load_explicit(&ps->stopping, memory_order_relaxed)) {
 		atomic_store_explicit(&sl->busy, 0, memory_order_release);
 		return VZ_ESTOPPED;
 	}
 
 	home = p = ps->pools[ps->plan.shard_pool[shard]];
-	if (!vz__mpmc_dequeue(&p->freeq, &idx)) {
+	/* A record the rings handed back to this shard first (no RMW), else
+	 * one from the pool's free list. */
+	if (sl->ncache > 0) {
+		idx = sl->cache[--sl->ncache];
+	} else if (!vz__mpmc_dequeue(&p->freeq, &idx)) {
 		const struct vz__pool_plan_pool *pp = &ps->plan.pool[home->index];
 
 		p = NULL;
@@ -126,6 +132,7 @@ int vz__pool_cancel_as(struct vz__pool_set *ps, unsigned shard, vz_ref owner, vz
 						     memory_order_acq_rel, memory_order_relaxed))
 		return VZ_ENOENT;
 	atomic_fetch_add_explicit(&p->canceled, 1, memory_order_relaxed);
+	counter_add(&ps->shards[shard].cancels, 1);
 	d.job = id;
 	d.tag = tag;
 	d.status = VZ_ECANCELED;

@@ -59,13 +59,16 @@ void vz__pool_run_job(struct vz__pool_set *ps, struct worker *w, struct pool *fr
 	}
 	d.result_len = (uint32_t)rlen;
 	memcpy(buf, &d, sizeof d);
-	/* Free before posting, so an actor that resubmits on seeing the
-	 * completion finds the record available. */
-	free_rec(from, idx);
-	if (w)
-		vz__pool_deliver(ps, w, shard, owner, buf, sizeof d + rlen);
-	else
+	/* The record is freed before the completion can be seen (here or by
+	 * the shard that collects it), so an actor that resubmits on seeing
+	 * the completion finds the record available. */
+	if (w) {
+		/* The record goes back with the completion (complete.c). */
+		vz__pool_deliver(ps, w, shard, owner, from, idx, buf, sizeof d + rlen);
+	} else {
+		free_rec(from, idx);
 		vz__pool_post_done(ps, w, owner, buf, sizeof d + rlen);
+	}
 }
 
 void *vz__pool_worker_main(void *arg)
