@@ -8,8 +8,10 @@
  * to completion handled by the actor, every job recorded). Same placement
  * for every implementation: the shard on CPU 0, one pool worker on CPU 1,
  * and the same runtime carrying the completions back:
- *   veloz   - vz_pool_submit(); completion VZ_MSG_POOL_DONE posted by the
- *             worker (lock-free queues, futex event count)
+ *   veloz   - vz_pool_submit(); completion VZ_MSG_POOL_DONE handed back by
+ *             the worker over its completion ring to the shard, which
+ *             delivers it as a local message (lock-free queues, futex
+ *             event count; runtime/pool/NOTES.md counts the RMWs)
  *   classic - mutex + condition-variable pool (baseline/classic_pool.c);
  *             the job vz_post()s its completion to the actor
  *   tbb     - tbb::task_group in a task_arena (baseline/tbb_pool.cpp); the

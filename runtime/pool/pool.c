@@ -180,13 +180,15 @@ int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
 	}
 	/* Shard s's row: its ring of every worker, pool by pool; and its
 	 * cache of free records, bounded so the pool's shards together keep
-	 * at most half of its records. */
+	 * at most an eighth of its records (a shard whose cache is empty may
+	 * see VZ_EFULL while others hold free records: keep that margin
+	 * small). */
 	for (unsigned s = 0, k; s < plan->nshards; s++) {
 		unsigned homed = 0;
 
 		for (unsigned t = 0; t < plan->nshards; t++)
 			homed += plan->shard_pool[t] == plan->shard_pool[s];
-		ps->shards[s].cache_max = plan->queue_capacity / 2 / homed;
+		ps->shards[s].cache_max = plan->queue_capacity / 8 / homed;
 		if (ps->shards[s].cache_max > RECS_CACHE_MAX)
 			ps->shards[s].cache_max = RECS_CACHE_MAX;
 		k = 0;
