@@ -47,6 +47,10 @@ int vz__shard_pool_done(vz_runtime *rt, vz_ref to, uint32_t type, const void *pa
 	m->len = (uint32_t)len;
 	m->flags |= VZ__MSG_SYS; /* counted, as vz__post_sys() sends it */
 	memcpy(m->data, payload, len);
+	/* In the books as a message from a non-shard thread, as when it came
+	 * through the inbox (stats.h: sent + received_foreign = handled +
+	 * dead_letters). */
+	VZ__STAT_ADD(sh, received_foreign, 1);
 	vz__deliver_local(sh, m);
 	return 0;
 }

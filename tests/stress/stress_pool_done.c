@@ -12,8 +12,9 @@
  * forever: the watchdog fails the test). Every 16th job is cancelled right
  * after its submission, every 8th returns a result too large for a slot
  * (the fallback post), the others 0..80 bytes whose content is checked.
- * Every job must complete exactly once, with its own result, and the
- * pool's counters must agree, with no refused completion.
+ * Every job must complete exactly once, with its own result, the pool's
+ * counters must agree, with no refused completion, and the runtime's
+ * message books balance (stats.h) in both phases.
  *
  * Phase 2 (stop with completions on their way): the actors keep 32 jobs in
  * flight each while the runtime is stopped under them. Every accepted job
@@ -268,6 +269,24 @@ static void debug_hang(vz_runtime *rt)
 			(unsigned long long)actors[i].retries);
 }
 
+/* After a stop, the runtime's books balance (stats.h): completions that
+ * came over the rings count as messages from non-shard threads. */
+static void check_books(vz_runtime *rt)
+{
+	vz_shard_stats t;
+	uint64_t foreign = 0;
+
+	assert_int_equal(vz_stats_total(rt, &t, &foreign), 0);
+	if (t.sent_local + t.sent_remote + foreign != t.handled + t.dead_letters) {
+		fprintf(stderr,
+			"books: sent %llu + %llu + foreign %llu != handled %llu + dead %llu\n",
+			(unsigned long long)t.sent_local, (unsigned long long)t.sent_remote,
+			(unsigned long long)foreign, (unsigned long long)t.handled,
+			(unsigned long long)t.dead_letters);
+		fail();
+	}
+}
+
 static void test_bursts_exactly_once(void **state)
 {
 	uint64_t n = vz_test_scale(40000), cancels = 0, retries = 0;
@@ -294,6 +313,7 @@ static void test_bursts_exactly_once(void **state)
 		sleeps += ss.sleeps;
 	}
 	assert_int_equal(vz_runtime_stop(rt), 0);
+	check_books(rt);
 	for (unsigned i = 0; i < NACTORS; i++) {
 		struct actor *a = &actors[i];
 
@@ -340,6 +360,7 @@ static void test_stop_in_flight(void **state)
 		sched_yield();
 	}
 	assert_int_equal(vz_runtime_stop(rt), 0);
+	check_books(rt);
 	/* The shards are joined: their actors' fields are final. */
 	assert_int_equal(atomic_load(&bad), 0);
 	for (unsigned i = 0; i < NACTORS; i++) {
