@@ -13,22 +13,23 @@
  *
  * Cost per job on the ring path (1-line completion, 24-byte result):
  *   worker: fills one slot line (one transfer: the shard last read it),
- *   release store of seq, one full fence (the wake-up protocol below), one
- *   load of the shard's sleeping flag (a shared line, no transfer while the
- *   shard is awake); no RMW, no syscall unless the shard sleeps;
+ *   release store of seq, a light barrier (a compiler barrier: the shard's
+ *   sleep issues the heavy one, asym.h), one load of the shard's sleeping
+ *   flag (a shared line, no transfer while the shard is awake); no RMW, no
+ *   fence, no syscall unless the shard sleeps; the job's record rides back
+ *   in the slot, so the worker does not touch the pool's free list;
  *   shard: one acquire load of seq (the line comes over), a copy into a
- *   local message, one store of head per reap (a line the worker reads only
- *   when the ring looks full).
+ *   local message, the record into its cache (plain), one store of head per
+ *   ring per reap (a line the worker reads only when the ring looks full).
  * The foreign post it replaces cost the worker three contended RMWs (the
  * post gate, the shard's foreign message pool, the inbox tail exchange) and
- * about four line transfers, plus the shard's give-back of the block.
+ * about four line transfers, plus the shard's give-back of the block; and
+ * the free-list enqueue one more RMW on the worker and one on the shard.
  */
 #include "pool/internal.h"
 
 #include <sched.h>
 #include <string.h>
-
-#include "util/fence.h"
 
 /* Retries of a completion the runtime refuses for a moment (see post_done). */
 #define POST_RETRIES 100000u
@@ -165,6 +166,12 @@ unsigned vz__pool_reap(struct vz__pool_set *ps, unsigned shard, unsigned max)
 	if (!ps || !ps->wake || shard >= ps->plan.nshards)
 		return 0;
 	sl = &ps->shards[shard];
+	/* Every job this shard submitted has come back through a ring or was
+	 * cancelled: nothing can be in a ring, and a shard that does not use
+	 * the pool pays one load of its own line per turn. (Completions that
+	 * bypassed the rings keep the difference above 0: then we scan.) */
+	if (counter_get(&sl->submitted) == counter_get(&sl->reaped) + counter_get(&sl->cancels))
+		return 0;
 	row = &ps->done_of[(size_t)shard * ps->nworkers_all];
 	for (unsigned k = 0; k < ps->nworkers_all && n < max; k++) {
 		struct done_ring *r = row[k];
