@@ -4,7 +4,9 @@
  * (or completes it with VZ_ECANCELED / VZ_ETIMEDOUT without running it),
  * frees its record and delivers its completion (complete.c); when there is
  * nothing to take it polls for a while, then sleeps on its pool's event
- * count.
+ * count. Per job in steady state: two RMWs (the job-queue dequeue, the
+ * record's QUEUED -> RUNNING CAS against a canceller), no fence, no
+ * syscall; the completion and the record go back over a ring (complete.c).
  */
 #include "pool/internal.h"
 
