@@ -8,17 +8,22 @@
  * to completion handled by the actor, every job recorded). Same placement
  * for every implementation: the shard on CPU 0, one pool worker on CPU 1,
  * and the same runtime carrying the completions back:
- *   veloz   - vz_pool_submit(); completion VZ_MSG_POOL_DONE posted by the
- *             worker (lock-free queues, futex event count)
+ *   veloz   - vz_pool_submit(); completion VZ_MSG_POOL_DONE handed back by
+ *             the worker over its completion ring to the shard, which
+ *             delivers it as a local message (lock-free queues, futex
+ *             event count; runtime/pool/NOTES.md counts the RMWs)
  *   classic - mutex + condition-variable pool (baseline/classic_pool.c);
  *             the job vz_post()s its completion to the actor
  *   tbb     - tbb::task_group in a task_arena (baseline/tbb_pool.cpp); the
  *             job vz_post()s its completion
  * Variant "direct" takes the actor and the runtime's message path out: a
- * plain thread on CPU 0 submits (at most WINDOW in flight) and the worker
- * on CPU 1 reports each completion by bumping a counter, so the figure is
- * the pools' own submit/execute/wake machinery (veloz through the pool's
- * internal interface with that counter as its completion sink).
+ * plain thread on CPU 0 submits (at most WINDOW in flight) and each
+ * completion bumps a counter, so the figure is the pools' own
+ * submit/execute/complete machinery. Baselines: the job bumps it on the
+ * worker. veloz: through the pool's internal interface, with its
+ * completions coming back over the completion ring to the submitting
+ * thread, which collects them between submissions (vz__pool_reap(), as a
+ * shard's loop does) and bumps the counter there.
  * Counters next to the figures: syscalls_per_job (veloz: FUTEX_WAKE calls
  * made by submissions, vz_pool_stats.submit_wakeups; classic: condvar
  * signals to a waiting worker) and sleeps_per_job (worker blocked). Then
@@ -421,7 +426,10 @@ static void direct_complete(const struct job_out *out)
 			      memory_order_release);
 }
 
-/* The veloz pool's completion sink in this variant: decode and count. */
+/* The veloz pool's completion sink in this variant: decode and count, on
+ * the submitting thread (the ring's deliver, called by vz__pool_reap()).
+ * The ring holds the whole window, so the worker never posts; if it did
+ * (direct_post_worker), the figure would not be the ring's: fail. */
 static int direct_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
 {
 	struct job_out out;
@@ -434,6 +442,23 @@ static int direct_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *pay
 	memcpy(&out, (const unsigned char *)payload + sizeof(vz_pool_done), sizeof out);
 	direct_complete(&out);
 	return 0;
+}
+
+static _Atomic uint64_t direct_worker_posts;
+
+static int direct_post_worker(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload,
+			      size_t len)
+{
+	(void)rt, (void)to, (void)type, (void)payload, (void)len;
+	/* Relaxed: read after the run. */
+	atomic_fetch_add_explicit(&direct_worker_posts, 1, memory_order_relaxed);
+	return 0;
+}
+
+/* The submitting thread never sleeps: nothing to wake. */
+static void direct_wake(vz_runtime *rt, unsigned shard)
+{
+	(void)rt, (void)shard;
 }
 
 static void direct_baseline_job(void *arg, const void *payload, size_t len)
@@ -466,7 +491,9 @@ static int direct_veloz_create(struct vz__pool_set **out)
 	if (rc == 0)
 		rc = vz__pools_plan(&cfg.pool, &t, &shard_cpu, 1, NULL, plan);
 	if (rc == 0)
-		rc = vz__pools_create_with(NULL, plan, NULL, direct_post, out);
+		rc = vz__pools_create_with(NULL, plan, NULL, direct_post_worker, out);
+	if (rc == 0 && (rc = vz__pools_attach(*out, direct_wake, direct_post)) < 0)
+		vz__pools_destroy(*out);
 	if (rc == 0) {
 		bench_say_once("placement: direct veloz pool worker 0 -> CPU %d",
 			       plan->pool[0].cpu[0]);
@@ -516,6 +543,8 @@ static int direct_rep(void *arg, int rep, double *value)
 	while (submitted < njobs) {
 		struct job_in in;
 
+		if (ps)
+			vz__pool_reap(ps, 0, WINDOW);
 		/* Acquire: pairs with the worker's release in direct_complete(). */
 		if (submitted -
 			atomic_load_explicit(&direct_sink.completed, memory_order_acquire) >=
@@ -542,8 +571,11 @@ static int direct_rep(void *arg, int rep, double *value)
 		}
 		submitted++;
 	}
-	while (atomic_load_explicit(&direct_sink.completed, memory_order_acquire) < njobs)
+	while (atomic_load_explicit(&direct_sink.completed, memory_order_acquire) < njobs) {
+		if (ps)
+			vz__pool_reap(ps, 0, WINDOW);
 		bench_cpu_relax();
+	}
 	end = bench_now_ns();
 	if (ps) {
 		vz__pool_stats_of(ps, 0, &p1);
@@ -556,6 +588,10 @@ static int direct_rep(void *arg, int rep, double *value)
 #ifdef VZ_HAVE_TBB
 	tbb_pool_destroy(tp);
 #endif
+	if (atomic_load_explicit(&direct_worker_posts, memory_order_relaxed)) {
+		fprintf(stderr, "pool: direct veloz: completions missed the ring\n");
+		return -1;
+	}
 	if (direct_sink.bad) {
 		fprintf(stderr, "pool: direct %s: %llu wrong completions\n", c->name,
 			(unsigned long long)direct_sink.bad);

@@ -22,8 +22,9 @@ VZ_BEGIN_DECLS
 typedef struct vz_shard_stats {
 	uint64_t sent_local;	   /* accepted sends to actors on the same shard */
 	uint64_t sent_remote;	   /* accepted sends to other shards */
-	uint64_t received_foreign; /* messages taken from the foreign inbox (vz_post from
-				      non-shard threads, pool completions) */
+	uint64_t received_foreign; /* messages from non-shard threads: taken from the
+				      foreign inbox (vz_post) or a pool's completion
+				      rings (pool completions) */
 	uint64_t received_remote;  /* messages taken from incoming rings */
 	uint64_t handled;	   /* receive calls for counted messages: user messages and
 				      pool completions (timer expiries are in timers_fired) */

@@ -23,6 +23,7 @@
 
 #include "core/core.h"
 #include "core/lanes.h"
+#include "pool/pool.h"
 #include "util/clock.h"
 #include "util/fence.h"
 
@@ -225,6 +226,7 @@ static unsigned stop_round(struct vz__shard *sh, uint32_t round)
 	moved += vz__aio_turn(sh);
 	moved += vz__drain_inbox(sh, UINT32_MAX);
 	moved += vz__lanes_drain(sh, true);
+	moved += vz__pool_reap(sh->rt->pools, sh->id, UINT32_MAX); /* pool completions */
 	moved += vz__drain_rings(sh, true);
 	vz__run_ready(sh, &handled); /* reaps stopped actors left in the queue */
 	moved += handled;
@@ -271,6 +273,7 @@ static unsigned turn(struct vz__shard *sh)
 
 	work += vz__drain_inbox(sh, 1024);
 	work += vz__lanes_drain(sh, false);
+	work += vz__pool_reap(rt->pools, sh->id, 1024); /* pool completions */
 	work += vz__drain_rings(sh, false);
 	vz__run_ready(sh, &handled);
 	work += handled;
@@ -296,7 +299,8 @@ static unsigned turn(struct vz__shard *sh)
 static bool has_work(struct vz__shard *sh)
 {
 	if (vz__any_ready(sh) || !vz__outboxes_empty(sh) || vz__has_incoming(sh) ||
-	    vz__lanes_pending(sh) || vz__aio_has_work(sh))
+	    vz__lanes_pending(sh) || vz__aio_has_work(sh) ||
+	    vz__pool_has_done(sh->rt->pools, sh->id))
 		return true;
 	/* Acquire: pairs with the stopper's release store of EXIT. */
 	if (atomic_load_explicit(&sh->phase, memory_order_acquire) == VZ__PHASE_EXIT)

@@ -55,6 +55,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "pool/asym.h"	/* vz__asym_light/heavy(): the two sides of a handshake */
 #include "util/fence.h" /* vz__full_fence_on(): seq_cst fence, TSan-visible */
 
 struct vz__eventcount {
@@ -93,8 +94,10 @@ static inline uint32_t vz__ec_prepare(struct vz__eventcount *ec)
 	 * in vz__ec_notify(). Only on the way to sleep. */
 	uint64_t s = atomic_fetch_add_explicit(&ec->state, 1, memory_order_seq_cst) + 1;
 
-	/* on the word vz__ec_notify() reads after its fence */
-	vz__full_fence_on(&ec->state);
+	/* The heavy barrier (pool/asym.h): pairs with the light one in
+	 * vz__ec_notify(), so notifiers pay no fence per job; on the word
+	 * vz__ec_notify() reads after its barrier. */
+	vz__asym_heavy(&ec->state);
 	return VZ__EC_EPOCH(s);
 }
 
@@ -132,13 +135,15 @@ static inline bool vz__ec_notify(struct vz__eventcount *ec)
 {
 	uint64_t s;
 
-	/* Pairs with the fence in vz__ec_prepare(): orders our publish of the
-	 * work before our read of the waiter count. Named by the event-count
+	/* Pairs with the heavy barrier in vz__ec_prepare(): orders our
+	 * publish of the work before our read of the waiter count (a
+	 * compiler barrier when membarrier works, else a seq_cst fence; see
+	 * pool/asym.h for why that suffices). Named by the event-count
 	 * word, the one both sides touch (the work itself is the caller's:
 	 * under TSan the waiter's prepare, an RMW of this word, then
 	 * synchronises with us in whichever order the two came). */
-	vz__full_fence_on(&ec->state);
-	/* Relaxed: ordered by the fence above. */
+	vz__asym_light(&ec->state);
+	/* Relaxed: ordered by the barrier above. */
 	s = atomic_load_explicit(&ec->state, memory_order_relaxed);
 	while (VZ__EC_WAITERS(s) > 0) {
 		/* Release: a waiter that reads the new epoch also sees the work

@@ -20,6 +20,7 @@
 #ifndef VZ_POOL_POOL_H
 #define VZ_POOL_POOL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,12 @@ extern const struct vz__pool_memops vz__pool_default_memops;
 typedef int (*vz__pool_post_fn)(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload,
 				size_t len);
 
+/* How a worker wakes a shard it has just handed a completion through the
+ * shard's ring: the core's vz__shard_wake_index() (wake the shard's thread
+ * if it sleeps; a load when it does not). Called after the worker's full
+ * fence, so it pairs with the shard's sleep protocol (see complete.c). */
+typedef void (*vz__pool_wake_fn)(vz_runtime *rt, unsigned shard);
+
 struct vz__pool_plan_pool {
 	int node;		      /* NUMA node */
 	unsigned nworkers;	      /* >= 1 */
@@ -123,6 +130,37 @@ int vz__pools_plan(const vz_pool_config *pc, const struct vz__topology *t, const
 int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
 			  const struct vz__pool_memops *ops, vz__pool_post_fn post,
 			  struct vz__pool_set **out);
+
+/*
+ * Route completions over the completion rings: worker k's completion of a
+ * job submitted by shard s goes into ring (k, s); wake(rt, s) is called
+ * after each ring publish, and shard s's thread collects the completion
+ * with vz__pool_reap(), which hands it to deliver (same contract as post,
+ * but called on the shard's own thread; VZ_ENOMEM leaves the completion in
+ * its ring for a later reap, any other refusal is counted in
+ * post_failures). Without this call every completion goes through post on
+ * the worker. Before vz__pools_start(), from the thread that created the
+ * set. VZ_EINVAL for NULL ps, wake or deliver; VZ_ESTATE once started.
+ */
+int vz__pools_attach(struct vz__pool_set *ps, vz__pool_wake_fn wake, vz__pool_post_fn deliver);
+
+/* The core's functions for vz__pools_attach() (core/pool_wake.c). wake:
+ * wake shard `shard` of rt if it sleeps (any thread). deliver: a message
+ * from the shard's own pool, delivered to the local actor `to` (dead-
+ * lettered when it is gone or the shard stops); only on to's shard thread;
+ * VZ_ENOMEM when the shard's message memory cannot grow. */
+void vz__shard_wake_index(vz_runtime *rt, unsigned shard);
+int vz__shard_pool_done(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
+
+/*
+ * Shard `shard`'s side of the completion rings: deliver (through post) up
+ * to `max` completions waiting in its rings and return how many were
+ * taken. vz__pool_has_done() says whether any waits, without taking it.
+ * Only the shard's thread (or the one thread driving it), or any single
+ * thread once the workers are joined. NULL ps: 0 / false.
+ */
+unsigned vz__pool_reap(struct vz__pool_set *ps, unsigned shard, unsigned max);
+bool vz__pool_has_done(struct vz__pool_set *ps, unsigned shard);
 
 /*
  * The runtime core's entry points. vz__pools_create plans with

@@ -42,6 +42,10 @@ int vz__pools_create(vz_runtime *rt, const vz_config *cfg, const struct vz__topo
 	err = vz__pools_plan(&cfg->pool, topo, shard_cpus, nshards, NULL, plan);
 	if (err == 0)
 		err = vz__pools_create_with(rt, plan, NULL, vz__post_sys, out);
+	/* Completions come back over the rings, collected by the shards. */
+	if (err == 0 &&
+	    (err = vz__pools_attach(*out, vz__shard_wake_index, vz__shard_pool_done)) < 0)
+		vz__pools_destroy(*out);
 	free(plan);
 	return err;
 }
