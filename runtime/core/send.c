@@ -294,6 +294,12 @@ static int post(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t f
 		return rc;
 	if (cur)
 		return vz__send_corr(cur, from, to, type, flags, corr, payload, len);
+	/* A stop request overtakes user mail (actor.h): through the inbox,
+	 * which a turn drains before the lanes, not behind this thread's
+	 * earlier posts in its lane, which a turn drains in bounded chunks
+	 * and the actor would handle first. */
+	if (__builtin_expect(type == VZ__MSG_STOP && (flags & VZ__MSG_SYS), 0))
+		return post_foreign(rt, from, to, type, flags, corr, payload, len);
 	return post_thread(rt, from, to, type, flags, corr, payload, len);
 }
 
