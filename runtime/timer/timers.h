@@ -169,4 +169,16 @@ static inline uint64_t vz__timers_live(const struct vz__timers *t)
 	return t->live;
 }
 
+/* Whether vz__timers_expire(t, now_ns) may have work: true when some timer
+ * is due at now_ns (or a cascade of the wheel is: the next deadline is a
+ * lower bound), false when none is. A loop that runs actors for a long
+ * turn asks this whenever it reads its clock and ends the turn on true,
+ * so that a flood of messages delays an expiry by at most the time
+ * between two of its clock reads (core/deliver.c). O(1): a load when no
+ * timer is live, else the next-deadline query. */
+static inline bool vz__timers_due(const struct vz__timers *t, uint64_t now_ns)
+{
+	return t->live && vz__wheel_next_deadline_ns(&t->wheel) <= now_ns;
+}
+
 #endif
