@@ -59,6 +59,11 @@
 #include "timer/wheel.h"
 
 #define VZ__TIMERS_CHUNK 1024u /* slots per slab chunk */
+/* From this many chunks on (32 Ki slots, 2 MiB of them), chunks are carved
+ * from 2 MiB arenas of VZ__TIMERS_ARENA_CHUNKS chunks each, which the
+ * kernel is asked to back with huge pages (see grow() in timers.c). */
+#define VZ__TIMERS_ARENA_FROM	32u
+#define VZ__TIMERS_ARENA_CHUNKS 32u
 
 struct vz__timer_slot;
 
@@ -89,6 +94,8 @@ struct vz__timers {
 	struct vz__wheel wheel;
 	struct vz__timer_slot **chunks; /* chunk i holds indices [i * CHUNK, (i + 1) * CHUNK) */
 	uint32_t nchunks, chunks_cap;
+	struct vz__timer_slot *arena_next; /* next chunk of the current arena */
+	uint32_t arena_left;		   /* chunks left in it */
 	uint32_t *free_idx; /* stack of free slot indices, capacity chunks_cap * CHUNK */
 	uint32_t nfree;
 	uint64_t live;		 /* slots not free */
