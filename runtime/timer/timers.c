@@ -273,9 +273,15 @@ int vz__timers_cancel(struct vz__timers *t, struct vz__timer_owner *o, uint64_t 
 		return VZ_ESTALE;
 	/* A periodic timer being fired right now is already re-armed (see
 	 * on_fire), so del finds it in the wheel; a pending one-shot is in no
-	 * list and del is a no-op. */
-	vz__wheel_del(&t->wheel, &s->entry);
+	 * list and del is a no-op. Release first, del last: del stores into
+	 * the entry's two neighbours, at addresses known only once this
+	 * slot's line has arrived, and loads placed after those stores (the
+	 * owner's count, the table's counters) may be held until then; with
+	 * the loads first, back-to-back cancels overlap their misses (1M
+	 * pending, random order: about 105 -> 85 ns of thread CPU time per
+	 * cancel, timer/NOTES.md). */
 	release(t, s);
+	vz__wheel_del(&t->wheel, &s->entry);
 	return 0;
 }
 
