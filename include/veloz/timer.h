@@ -17,7 +17,7 @@
  *   of up to `batch` (64) messages, and then the expiry message waits
  *   behind one run of each actor queued before its owner: about 1-3 us
  *   for short messages (bench `timers` busy-shard-<backend>: p50 ~1 us,
- *   p99 ~3 us with the shard thread alone on its CPU), more when messages
+ *   p99 3-19 us with the shard thread alone on its CPU), more when messages
  *   take long. Not bounded: a receive that runs long (nothing preempts
  *   it), and the OS preempting the shard's thread (on a shared machine
  *   that dominates the tail: tens of us to ms). With turn_budget_us = 0 a
