@@ -73,16 +73,22 @@ static inline uint64_t ror64(uint64_t x, unsigned d)
 }
 
 /*
- * Which of its slot's two lists an entry goes to: bit 6 of its address, so
- * that del finds the list again without storing it (consecutive 64-byte
- * timer slots alternate). A walk of a linked list waits for each entry's
- * cache line before it knows the next address, one miss at a time; a slot
- * kept as two lists is walked as two interleaved chains (cascade(),
- * pre_step(), the fire loop in vz__wheel_advance()), two misses in flight.
+ * Which of its slot's two lists an entry goes to: one bit of a hash of its
+ * deadline (the top bit of a multiply by 2^64 / golden ratio), so del finds
+ * the list again without storing it, random deadlines split evenly (and
+ * deadlines that are all multiples of some power of two too), and entries
+ * with equal deadlines share a list: they keep their add order, which the
+ * stable sort into the near list preserves, and the choice, like every
+ * order the wheel makes, depends on the operations only, never on
+ * addresses (a simulation replays the same). A walk of a linked list waits
+ * for each entry's cache line before it knows the next address, one miss
+ * at a time; a slot kept as two lists is walked as two interleaved chains
+ * (cascade(), pre_step(), the fire loop in vz__wheel_advance()), two misses
+ * in flight.
  */
 static inline unsigned half_of(const struct vz__wheel_entry *e)
 {
-	return (unsigned)((uintptr_t)e >> 6) & 1u;
+	return (unsigned)((e->deadline_ns * 0x9e3779b97f4a7c15ull) >> 63);
 }
 
 int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns)

@@ -120,8 +120,9 @@ struct vz__wheel {
 		     [VZ__WHEEL_SLOTS]; /* lower bound of each occupied level-0 slot's deadlines */
 	struct vz__wheel_link overflow; /* beyond range, unordered */
 	/* [bank][level][slot][half]: each slot is two lists, an entry going to
-	 * the one its address picks (vz__wheel_half), so that a walk of a slot
-	 * (cascade, fire) follows two chains of cache misses at once. */
+	 * the one a hash of its deadline picks (half_of() in wheel.c), so that
+	 * a walk of a slot (cascade, fire) follows two chains of cache misses
+	 * at once. */
 	struct vz__wheel_link slots[2][VZ__WHEEL_MAX_LEVELS][VZ__WHEEL_SLOTS][2];
 };
 

@@ -679,6 +679,43 @@ static void test_cancel_during_cascade(void **state)
 	vz__wheel_fini(&w);
 }
 
+/* Entries with equal deadlines fire in the order they were added, also
+ * when they come down by cascading into the tick the advance stops in (a
+ * slot's two lists: equal deadlines share one). */
+static void test_equal_deadlines_fifo(void **state)
+{
+	struct vz__wheel w;
+	struct vz__wheel_entry e[16], other[16];
+	struct log l = {.w = &w};
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(vz__wheel_init(&w, MS, 0), 0);
+	for (i = 0; i < 16; i++) {
+		vz__wheel_entry_init(&e[i]);
+		vz__wheel_entry_init(&other[i]);
+	}
+	/* 16 at 5000.5 ms (level 2, then cascaded), interleaved with 16 at
+	 * other deadlines of the same tick, and both sets in reverse order of
+	 * address every other time. */
+	for (i = 0; i < 16; i++) {
+		vz__wheel_add(&w, &e[i % 2 ? 15 - i / 2 : i / 2], 5000 * MS + MS / 2);
+		vz__wheel_add(&w, &other[i], 5000 * MS + i * 1000);
+	}
+	assert_int_equal(vz__wheel_advance(&w, 5000 * MS + MS / 2, log_fire, &l), 32);
+	for (i = 0, l.n = 0; i < 32; i++) {
+		struct vz__wheel_entry *x = l.order[i];
+
+		if (x >= e && x < e + 16) {
+			unsigned k = l.n++;
+
+			assert_ptr_equal(x, &e[k % 2 ? 15 - k / 2 : k / 2]);
+		}
+	}
+	assert_int_equal(l.n, 16);
+	vz__wheel_fini(&w);
+}
+
 static void test_wraparound(void **state)
 {
 	struct vz__wheel w;
@@ -905,6 +942,7 @@ int main(void)
 	    cmocka_unit_test(test_deadline_now_and_past),
 	    cmocka_unit_test(test_next_deadline_exact_and_bound),
 	    cmocka_unit_test(test_cancel_during_cascade),
+	    cmocka_unit_test(test_equal_deadlines_fifo),
 	    cmocka_unit_test(test_wraparound),
 	    cmocka_unit_test(test_beyond_range_and_jumps),
 	    cmocka_unit_test(test_readd_from_callback),
