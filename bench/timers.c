@@ -17,6 +17,10 @@
  *                real clock itself, so it has no simulated-clock expiry: its
  *                expiry figure is in `all-due`. allocs_per_arm counts slab or
  *                array growth during the timed arms (steady state: 0).
+ *                arm_cpu_ns, cancel_cpu_ns, expiry_cpu_ns: the same in the
+ *                thread's CPU time (CLOCK_THREAD_CPUTIME_ID), which leaves
+ *                out the time other processes had the CPU: the figures to
+ *                read on a loaded machine.
  *   all-due      N timers with delays uniform in [1, 60] ms on the real
  *                clock; after 61 ms one expire call fires them all:
  *                expiry_ns per timer, for all three.
@@ -313,31 +317,53 @@ static void figure_emit(const struct figure *f, bool only_veloz)
 
 static uint64_t sim_now; /* simulated clock for veloz and classic */
 
-static void pending_rep(int impl, uint64_t n, double out[4])
+/* The calling thread's CPU time: unlike the wall clock, it leaves out the
+ * time the OS gave the CPU to other processes, which on the shared 2-CPU
+ * machines is most of the noise (the *_cpu_ns figures). */
+static uint64_t cpu_now(void)
 {
-	uint64_t t0, t1, i, allocs;
+	struct timespec ts;
 
-	out[0] = out[1] = out[2] = out[3] = NAN;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * SEC + (uint64_t)ts.tv_nsec;
+}
+
+/* out[0..2]: arm, cancel, expiry ns per timer (wall); out[3]: allocations
+ * per arm; out[4..6]: arm, cancel, expiry in thread CPU time. */
+static void pending_rep(int impl, uint64_t n, double out[7])
+{
+	uint64_t t0, t1, c0 = 0, c1 = 0, i, allocs;
+
+	for (i = 0; i < 7; i++)
+		out[i] = NAN;
 	if (impl == IMPL_WHEEL) {
 		uint64_t now = sim_now;
 
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (i = 0; i < n; i++)
 			vz__wheel_add(&ww, &wents[i], now + delays_ns[i]);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		out[0] = (double)(t1 - t0) / (double)n;
+		out[4] = (double)(c1 - c0) / (double)n;
 		out[3] = 0; /* entries are the caller's memory */
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (i = 0; i < n; i++)
 			vz__wheel_del(&ww, &wents[cancel_order[i]]);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		out[1] = (double)(t1 - t0) / (double)n;
+		out[5] = (double)(c1 - c0) / (double)n;
 		for (i = 0; i < n; i++)
 			vz__wheel_add(&ww, &wents[i], now + delays_ns[i]);
 		fired = 0;
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (sim_now = now + MS; sim_now <= now + 60 * SEC + MS; sim_now += MS)
 			vz__wheel_advance(&ww, sim_now, wheel_fire, NULL);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		if (fired != n || vz__wheel_count(&ww) != 0) {
 			fprintf(stderr, "timers: wheel fired %llu of %llu\n",
@@ -345,27 +371,36 @@ static void pending_rep(int impl, uint64_t n, double out[4])
 			exit(1);
 		}
 		out[2] = (double)(t1 - t0) / (double)n;
+		out[6] = (double)(c1 - c0) / (double)n;
 	} else if (impl == IMPL_VELOZ) {
 		uint64_t now = sim_now;
 
 		allocs = vt.chunk_allocs;
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (i = 0; i < n; i++)
 			vz__timers_arm(&vt, &vowner, now, delays_ns[i], 0, i, &handles[i]);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		out[0] = (double)(t1 - t0) / (double)n;
+		out[4] = (double)(c1 - c0) / (double)n;
 		out[3] = (double)(vt.chunk_allocs - allocs) / (double)n;
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (i = 0; i < n; i++)
 			vz__timers_cancel(&vt, &vowner, handles[cancel_order[i]]);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		out[1] = (double)(t1 - t0) / (double)n;
+		out[5] = (double)(c1 - c0) / (double)n;
 		for (i = 0; i < n; i++)
 			vz__timers_arm(&vt, &vowner, now, delays_ns[i], 0, i, &handles[i]);
 		fired = 0;
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (sim_now = now + MS; sim_now <= now + 60 * SEC + MS; sim_now += MS)
 			vz__timers_expire(&vt, sim_now, veloz_fire, NULL);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		if (fired != n || vz__timers_live(&vt) != 0) {
 			fprintf(stderr, "timers: veloz fired %llu of %llu\n",
@@ -373,27 +408,36 @@ static void pending_rep(int impl, uint64_t n, double out[4])
 			exit(1);
 		}
 		out[2] = (double)(t1 - t0) / (double)n;
+		out[6] = (double)(c1 - c0) / (double)n;
 	} else if (impl == IMPL_CLASSIC) {
 		uint64_t now = sim_now;
 
 		allocs = th.grows;
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (i = 0; i < n; i++)
 			timer_heap_push(&th, now + delays_ns[i], &ctasks[i], &handles[i]);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		out[0] = (double)(t1 - t0) / (double)n;
+		out[4] = (double)(c1 - c0) / (double)n;
 		out[3] = (double)(th.grows - allocs) / (double)n;
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (i = 0; i < n; i++)
 			timer_heap_cancel(&th, handles[cancel_order[i]], NULL);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		out[1] = (double)(t1 - t0) / (double)n;
+		out[5] = (double)(c1 - c0) / (double)n;
 		for (i = 0; i < n; i++)
 			timer_heap_push(&th, now + delays_ns[i], &ctasks[i], &handles[i]);
 		fired = 0;
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (sim_now = now + MS; sim_now <= now + 60 * SEC + MS; sim_now += MS)
 			classic_expire(sim_now, false);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		if (fired != n || timer_heap_count(&th) != 0) {
 			fprintf(stderr, "timers: classic fired %llu of %llu\n",
@@ -401,21 +445,28 @@ static void pending_rep(int impl, uint64_t n, double out[4])
 			exit(1);
 		}
 		out[2] = (double)(t1 - t0) / (double)n;
+		out[6] = (double)(c1 - c0) / (double)n;
 	} else {
 #ifdef VZ_HAVE_LIBUV
 		uv_handles(n);
 		uv_update_time(&uvloop);
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (i = 0; i < n; i++)
 			uv_timer_start(&uvt[i], uv_fire, delays_ns[i] / MS, 0);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		out[0] = (double)(t1 - t0) / (double)n;
+		out[4] = (double)(c1 - c0) / (double)n;
 		out[3] = 0; /* handles are the caller's memory; libuv's heap is intrusive */
 		t0 = bench_now_ns();
+		c0 = cpu_now();
 		for (i = 0; i < n; i++)
 			uv_timer_stop(&uvt[cancel_order[i]]);
+		c1 = cpu_now();
 		t1 = bench_now_ns();
 		out[1] = (double)(t1 - t0) / (double)n;
+		out[5] = (double)(c1 - c0) / (double)n;
 #endif
 	}
 }
@@ -426,7 +477,7 @@ static void variant_pending(void)
 	const char *wvariant =
 	    bench_opts.quick ? "100k-pending-wheel-only" : "1M-pending-wheel-only";
 	uint64_t n = bench_size(1000000, 100000), i;
-	struct figure f[4], fw[3];
+	struct figure f[7], fw[3];
 	int rep, impl;
 
 	if (!bench_variant_enabled(variant))
@@ -444,6 +495,9 @@ static void variant_pending(void)
 	figure_init(&f[1], variant, "cancel_ns", "ns");
 	figure_init(&f[2], variant, "expiry_ns", "ns");
 	figure_init(&f[3], variant, "allocs_per_arm", "count");
+	figure_init(&f[4], variant, "arm_cpu_ns", "ns");
+	figure_init(&f[5], variant, "cancel_cpu_ns", "ns");
+	figure_init(&f[6], variant, "expiry_cpu_ns", "ns");
 	/* Pre-grow veloz's slab and the heap's arrays once (untimed): the
 	 * figures are steady state. */
 	for (i = 0; i < n; i++)
@@ -463,7 +517,7 @@ static void variant_pending(void)
 			   "libuv reads the real clock; its expiry is in variant all-due");
 	for (rep = -1; rep < bench_opts.reps; rep++) {
 		for (impl = 0; impl <= IMPL_WHEEL; impl++) {
-			double v[4];
+			double v[7];
 			int k;
 
 			if (impl == IMPL_LIBUV && !have_libuv)
@@ -476,7 +530,7 @@ static void variant_pending(void)
 					bench_series_add(&fw[k].s[IMPL_VELOZ], v[k]);
 				continue;
 			}
-			for (k = 0; k < 4; k++)
+			for (k = 0; k < 7; k++)
 				if (!isnan(v[k]))
 					bench_series_add(&f[k].s[impl], v[k]);
 			if (impl == IMPL_CLASSIC) /* the wheel-only ratios use the same reps */
@@ -486,7 +540,7 @@ static void variant_pending(void)
 		if (rep >= 0)
 			fprintf(stderr, "timers: %s rep %d done\n", variant, rep);
 	}
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < 7; i++)
 		figure_emit(&f[i], false);
 	for (i = 0; i < 3; i++)
 		figure_emit(&fw[i], true);

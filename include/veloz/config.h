@@ -204,7 +204,7 @@ typedef struct vz_config {
 	bool allow_shared_cpus;		       /* two shards on one CPU allowed */
 	vz_backend_kind backend;
 	vz_idle_policy idle_policy;
-	uint32_t idle_spin_us;	  /* spin time before blocking */
+	uint32_t idle_spin_us;	  /* spin time before blocking, and before a timer's deadline */
 	uint32_t timer_tick_us;	  /* timer wheel tick, 10..1000000 */
 	uint32_t ring_entries;	  /* default cross-shard ring capacity, power of two */
 	uint32_t batch;		  /* messages one actor handles per turn */

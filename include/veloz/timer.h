@@ -4,24 +4,38 @@
  * Expiry is a VZ_MSG_TIMER message to the owner carrying a vz_timer_event.
  * Stopping an actor cancels its timers.
  *
- * Precision: a timer never fires before its deadline (fired_ns >=
- * deadline_ns). It fires (the wheel finds it due and queues its message)
- * in the first loop turn that reads the clock at or after the deadline, so
- * at most one loop turn late, whatever the wheel tick
- * (runtime.timer_tick_us only sizes the wheel's slots). A loop turn spends
- * at most runtime.turn_budget_us (default 50 us) running actors, overrun by
- * at most 64 messages plus one actor run of `batch` messages; that bound
- * holds on a shard that is not blocked inside an actor's receive (a receive
- * that runs long delays everything on its shard) and not preempted by the
- * OS. An idle shard sleeps until the exact deadline: an io_uring timeout,
- * or epoll_pwait2 (Linux 5.11+) on the epoll backend; where the kernel
- * lacks epoll_pwait2 the sleep is rounded up to the next millisecond. The
- * OS's wake-up latency (and its timer slack, 50 us by default for a normal
- * thread) comes on top. With turn_budget_us = 0 the turn is bounded by
- * counts only (actors_per_turn runs of up to batch messages, 16,384
- * messages by default) and a busy shard can make timers that much
- * later. The expiry message then waits in the owner's mailbox behind what
- * is already there, like any other message.
+ * Precision (the promise, with the default configuration):
+ * - Never early: fired_ns >= deadline_ns, and the message arrives after it.
+ * - Exact deadlines, whatever the wheel tick (runtime.timer_tick_us only
+ *   sizes the wheel's slots): a timer is found due by the first loop turn
+ *   that reads the clock at or after its deadline, and no pending count
+ *   makes that later (cascades are spread over the turns before them).
+ * - Busy shard: a turn that runs actors reads the clock every 64 messages
+ *   (after the actor run that reaches them) and ends when a timer is due
+ *   or its runtime.turn_budget_us (default 50 us) is spent. So a flood of
+ *   messages delays an expiry by at most 64 messages plus one actor run
+ *   of up to `batch` (64) messages, and then the expiry message waits
+ *   behind one run of each actor queued before its owner: about 1-3 us
+ *   for short messages (bench `timers` busy-shard-<backend>: p50 ~1 us,
+ *   p99 3-19 us with the shard thread alone on its CPU), more when messages
+ *   take long. Not bounded: a receive that runs long (nothing preempts
+ *   it), and the OS preempting the shard's thread (on a shared machine
+ *   that dominates the tail: tens of us to ms). With turn_budget_us = 0 a
+ *   turn reads no clock while running actors and is bounded by counts only
+ *   (actors_per_turn runs of up to batch messages, 16,384 messages by
+ *   default): timers can be that much later.
+ * - Idle shard: it sleeps until the deadline to the ns (an io_uring
+ *   timeout; epoll_pwait2 on Linux 5.11+, else rounded up to the next
+ *   millisecond) with a timer slack of 1 ns (on the runtime's own shard
+ *   threads; an embedded shard has its caller's), but a wake-up from sleep takes
+ *   the OS some tens of us (20-50 us measured on a 2-vCPU guest). With the
+ *   default spin-then-sleep policy the shard wakes runtime.idle_spin_us
+ *   (20 us) before the deadline and spins the rest, so only the part of
+ *   the wake-up latency above that shows: p50 ~2-4 us, p99 ~30 us on that
+ *   guest when otherwise quiet. VZ_IDLE_SPIN never sleeps (the busy-shard
+ *   figure); VZ_IDLE_SLEEP pays the whole wake-up latency.
+ * The expiry message then waits in the owner's mailbox behind what is
+ * already there, like any other message.
  */
 #ifndef VELOZ_TIMER_H
 #define VELOZ_TIMER_H

@@ -203,14 +203,32 @@ static inline void after_run(struct vz__shard *sh, struct vz_actor *a)
  */
 #define BUDGET_CHECK_MSGS 64u
 
+/*
+ * A timer is due (or may be: the wheel's next deadline is a lower bound) at
+ * the turn's fresh clock reading sh->now_ns: the turn ends there as it
+ * does when its budget is spent, and the loop expires the timer right
+ * after it, so a flood of messages delays an expiry by at most the time
+ * between two clock reads of the turn (BUDGET_CHECK_MSGS messages plus one
+ * actor run), not by the rest of the budget (include/veloz/timer.h states
+ * the promise). The cost is a load when no timer is live, else the O(1)
+ * next-deadline query, once per clock read. Not in a simulation: its time
+ * does not move inside a turn, and its drawn batch and actors_per_turn
+ * stand in for the budget (runtime/sim/NOTES.md).
+ */
+static inline bool timer_due(const struct vz__shard *sh)
+{
+	return !sh->sim && vz__timers_due(&sh->timers, sh->now_ns);
+}
+
 static void run_classes(struct vz__shard *sh, unsigned *handled);
 
 /*
  * Run ready actors (runtime/DESIGN.md invariant 5, bounded latency of the loop):
  * at most actors_per_turn actor runs, each at most `batch` messages, and
  * with a turn budget (runtime.turn_budget_us > 0) no new run once the
- * budget is spent, checked every BUDGET_CHECK_MSGS messages. The first run
- * always happens, so a turn makes progress however small the budget.
+ * budget is spent or a timer is due (timer_due()), checked every
+ * BUDGET_CHECK_MSGS messages. The first run always happens, so a turn
+ * makes progress however small the budget and however often timers fire.
  *
  * Fairness: the queue is FIFO. An actor with mail left after its run goes
  * to the back, as before. When the budget stops the turn, no actor is cut
@@ -282,7 +300,7 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 			continue;
 		since_check = 0;
 		sh->now_ns = vz__shard_clock(sh);
-		if (sh->now_ns >= deadline_ns)
+		if (sh->now_ns >= deadline_ns || timer_due(sh))
 			break; /* the rest stay queued, in order */
 	}
 	*handled += done;
@@ -420,7 +438,7 @@ static inline uint64_t charge(struct vz__class *cl, uint64_t ran, unsigned n)
 
 /*
  * One turn with classes: like the loop above (actors_per_turn runs of at
- * most `batch` messages, the turn budget), but each run is of the actor
+ * most `batch` messages, the turn budget, a due timer), but each run is of the actor
  * at the head of the class pick() chooses, and is timed with the clock
  * (one read per run, which also keeps sh->now_ns fresh) and charged to
  * its class. A run gives the shard back between two messages when:
@@ -504,6 +522,8 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
 		vz__obs_run_end(a->otype, t0, done - done0);
 		now = sh->now_ns = vz__shard_clock(sh);
+		if (timer_due(sh))
+			deadline_ns = now; /* ends the turn, as a spent budget does */
 		ran = charge(cl, now - start, n);
 		cl->turn_ns += ran;
 		cl->vruntime += ran * VZ__VR_SCALE / cl->shares;

@@ -33,8 +33,9 @@ VZ_API int vz_timer_arm(vz_actor *self, uint64_t delay_ns, uint64_t period_ns, u
 	 * clock behind one predictable branch). */
 	sh->now_ns = vz__shard_clock(sh);
 	rc = vz__timers_arm(&sh->timers, &self->timers, sh->now_ns, delay_ns, period_ns, tag, &id);
-	/* out NULL: fire and forget. The timer is still the actor's, in its
-	 * owner list, so stopping the actor cancels it like any other. */
+	/* out NULL: fire and forget. The timer is still the actor's (armed
+	 * in its current life), so stopping the actor cancels it like any
+	 * other. */
 	if (rc == 0 && out)
 		out->id = id;
 	/* Best effort: the reserve only matters if memory runs out later. */

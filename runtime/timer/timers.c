@@ -8,6 +8,7 @@
 
 #include <stddef.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 
 #include <veloz/error.h>
 
@@ -71,6 +72,8 @@ int vz__timers_init(struct vz__timers *t, uint64_t tick_ns, uint64_t now_ns)
 	t->chunks = NULL;
 	t->nchunks = 0;
 	t->chunks_cap = 0;
+	t->arena_next = NULL;
+	t->arena_left = 0;
 	t->free_idx = NULL;
 	t->nfree = 0;
 	t->live = 0;
@@ -88,12 +91,17 @@ void vz__timers_fini(struct vz__timers *t)
 
 	vz__wheel_fini(&t->wheel);
 	for (i = 0; i < t->nchunks; i++)
-		free(t->chunks[i]);
+		/* An arena is freed through its first chunk, its base. */
+		if (i < VZ__TIMERS_ARENA_FROM ||
+		    (i - VZ__TIMERS_ARENA_FROM) % VZ__TIMERS_ARENA_CHUNKS == 0)
+			free(t->chunks[i]);
 	free(t->chunks);
 	free(t->free_idx);
 	t->chunks = NULL;
 	t->nchunks = 0;
 	t->chunks_cap = 0;
+	t->arena_next = NULL;
+	t->arena_left = 0;
 	t->free_idx = NULL;
 	t->nfree = 0;
 	t->live = 0;
@@ -132,10 +140,39 @@ static int grow(struct vz__timers *t)
 		t->free_idx = stack;
 		t->chunks_cap = cap;
 	}
-	/* Line-aligned, so each slot is exactly one cache line. */
-	chunk = aligned_alloc(64, VZ__TIMERS_CHUNK * sizeof *chunk);
-	if (!chunk)
-		return VZ_ENOMEM;
+	if (t->nchunks < VZ__TIMERS_ARENA_FROM) {
+		/* Line-aligned, so each slot is exactly one cache line. */
+		chunk = aligned_alloc(64, VZ__TIMERS_CHUNK * sizeof *chunk);
+		if (!chunk)
+			return VZ_ENOMEM;
+	} else {
+		/*
+		 * A large table: cancel and expiry touch slots in random
+		 * order, and with 4 KiB pages nearly every touch of a table of
+		 * a million slots (64 MiB) also misses the TLB. Chunks then
+		 * come from 2 MiB arenas, 2 MiB aligned, with MADV_HUGEPAGE:
+		 * where transparent huge pages are enabled (even in "madvise"
+		 * mode) one TLB entry covers 32 Ki slots. Best effort: without
+		 * huge pages this is ordinary memory. The arena is carved in
+		 * order, so chunk ARENA_FROM + k * ARENA_CHUNKS is its base
+		 * (fini frees it there). Its first touch may commit the whole
+		 * 2 MiB: at most one arena beyond the slots in use.
+		 */
+		if (!t->arena_left) {
+			size_t sz =
+			    (size_t)VZ__TIMERS_ARENA_CHUNKS * VZ__TIMERS_CHUNK * sizeof *chunk;
+			struct vz__timer_slot *arena = aligned_alloc(sz, sz);
+
+			if (!arena)
+				return VZ_ENOMEM;
+			(void)madvise(arena, sz, MADV_HUGEPAGE);
+			t->arena_next = arena;
+			t->arena_left = VZ__TIMERS_ARENA_CHUNKS;
+		}
+		chunk = t->arena_next;
+		t->arena_next += VZ__TIMERS_CHUNK;
+		t->arena_left--;
+	}
 	/* Push in reverse so the lowest index is handed out first. */
 	for (i = VZ__TIMERS_CHUNK; i-- > 0;) {
 		struct vz__timer_slot *s = &chunk[i];
@@ -236,9 +273,15 @@ int vz__timers_cancel(struct vz__timers *t, struct vz__timer_owner *o, uint64_t 
 		return VZ_ESTALE;
 	/* A periodic timer being fired right now is already re-armed (see
 	 * on_fire), so del finds it in the wheel; a pending one-shot is in no
-	 * list and del is a no-op. */
-	vz__wheel_del(&t->wheel, &s->entry);
+	 * list and del is a no-op. Release first, del last: del stores into
+	 * the entry's two neighbours, at addresses known only once this
+	 * slot's line has arrived, and loads placed after those stores (the
+	 * owner's count, the table's counters) may be held until then; with
+	 * the loads first, back-to-back cancels overlap their misses (1M
+	 * pending, random order: about 105 -> 85 ns of thread CPU time per
+	 * cancel, timer/NOTES.md). */
 	release(t, s);
+	vz__wheel_del(&t->wheel, &s->entry);
 	return 0;
 }
 

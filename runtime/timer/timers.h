@@ -59,6 +59,11 @@
 #include "timer/wheel.h"
 
 #define VZ__TIMERS_CHUNK 1024u /* slots per slab chunk */
+/* From this many chunks on (32 Ki slots, 2 MiB of them), chunks are carved
+ * from 2 MiB arenas of VZ__TIMERS_ARENA_CHUNKS chunks each, which the
+ * kernel is asked to back with huge pages (see grow() in timers.c). */
+#define VZ__TIMERS_ARENA_FROM	32u
+#define VZ__TIMERS_ARENA_CHUNKS 32u
 
 struct vz__timer_slot;
 
@@ -89,6 +94,8 @@ struct vz__timers {
 	struct vz__wheel wheel;
 	struct vz__timer_slot **chunks; /* chunk i holds indices [i * CHUNK, (i + 1) * CHUNK) */
 	uint32_t nchunks, chunks_cap;
+	struct vz__timer_slot *arena_next; /* next chunk of the current arena */
+	uint32_t arena_left;		   /* chunks left in it */
 	uint32_t *free_idx; /* stack of free slot indices, capacity chunks_cap * CHUNK */
 	uint32_t nfree;
 	uint64_t live;		 /* slots not free */
@@ -167,6 +174,18 @@ bool vz__timers_deliverable(struct vz__timers *t, uint64_t handle);
 static inline uint64_t vz__timers_live(const struct vz__timers *t)
 {
 	return t->live;
+}
+
+/* Whether vz__timers_expire(t, now_ns) may have work: true when some timer
+ * is due at now_ns (or a cascade of the wheel is: the next deadline is a
+ * lower bound), false when none is. A loop that runs actors for a long
+ * turn asks this whenever it reads its clock and ends the turn on true,
+ * so that a flood of messages delays an expiry by at most the time
+ * between two of its clock reads (core/deliver.c). O(1): a load when no
+ * timer is live, else the next-deadline query. */
+static inline bool vz__timers_due(const struct vz__timers *t, uint64_t now_ns)
+{
+	return t->live && vz__wheel_next_deadline_ns(&t->wheel) <= now_ns;
 }
 
 #endif

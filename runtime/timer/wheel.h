@@ -119,7 +119,11 @@ struct vz__wheel {
 	uint64_t min0[2]
 		     [VZ__WHEEL_SLOTS]; /* lower bound of each occupied level-0 slot's deadlines */
 	struct vz__wheel_link overflow; /* beyond range, unordered */
-	struct vz__wheel_link slots[2][VZ__WHEEL_MAX_LEVELS][VZ__WHEEL_SLOTS];
+	/* [bank][level][slot][half]: each slot is two lists, an entry going to
+	 * the one a hash of its deadline picks (half_of() in wheel.c), so that
+	 * a walk of a slot (cascade, fire) follows two chains of cache misses
+	 * at once. */
+	struct vz__wheel_link slots[2][VZ__WHEEL_MAX_LEVELS][VZ__WHEEL_SLOTS][2];
 };
 
 /* Called once per fired entry. The entry is no longer pending when this
@@ -130,7 +134,7 @@ typedef void (*vz__wheel_fire_fn)(void *ctx, struct vz__wheel_entry *e);
 
 /* Initialise `w` with a tick of `tick_ns` (VZ__WHEEL_TICK_MIN_NS to
  * VZ__WHEEL_TICK_MAX_NS) and the current time `now_ns`. The caller owns the
- * memory of `w` (about 17 KiB). Returns 0 or VZ_EINVAL. */
+ * memory of `w` (about 34 KiB). Returns 0 or VZ_EINVAL. */
 int vz__wheel_init(struct vz__wheel *w, uint64_t tick_ns, uint64_t now_ns);
 
 /* Forget every pending entry (they become NOWHERE; nothing fires). */

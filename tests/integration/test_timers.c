@@ -6,7 +6,8 @@
  * before expiry, from inside the handler, and on a timer whose expiry is
  * already queued (the message is dropped); stopping an actor cancels its
  * timers; a shard whose only work is a far timer sleeps instead of
- * spinning; a timer armed without a handle (NULL out) fires, and is
+ * spinning, and spins rather than sleeps into a deadline closer than its
+ * spin time; a timer armed without a handle (NULL out) fires, and is
  * cancelled when its actor stops; misuse (another thread, NULL actor) is
  * refused. The
  * one-shot and periodic cases also run with a 100 us wheel tick.
@@ -767,6 +768,72 @@ static void test_idle_timer_sleeps(void **st)
 	assert_true(turns * 10 < spin_turns);
 }
 
+/* ---- an idle shard spins into a near deadline ----------------------------- */
+
+/*
+ * Spin-then-sleep does not sleep into a deadline closer than its spin time
+ * (shard.c, idle()): a sleep wakes tens of us late, so the shard sleeps
+ * until idle_spin_us before a deadline and spins the rest. With a 20 ms
+ * spin and a 30 ms timer the shard spins its 20 ms after the arm, finds the
+ * deadline within a spin and spins on: no sleep between the arm and the
+ * expiry. (Before, it slept the last 10 ms: checked, this test then fails;
+ * a machine so loaded that the spin ends after the deadline could only make
+ * that old behaviour pass, never this one fail.)
+ */
+#define SPIN_INTO_SPIN_US 20000u
+#define SPIN_INTO_DELAY	  (30 * MS)
+
+static uint64_t shard_sleeps(vz_actor *self)
+{
+	vz_shard_stats s;
+
+	CHECK(vz_stats_shard(vz_actor_runtime(self), vz_actor_shard(self), &s) == 0);
+	return s.sleeps;
+}
+
+static void spin_into_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	uint64_t *sleeps_at_arm = state;
+
+	if (vz_msg_type(m) == MSG_GO) {
+		*sleeps_at_arm = shard_sleeps(self);
+		CHECK(vz_timer_arm(self, SPIN_INTO_DELAY, 0, 0, NULL) == 0);
+		return;
+	}
+	if (vz_msg_type(m) != VZ_MSG_TIMER)
+		return;
+	CHECK(shard_sleeps(self) == *sleeps_at_arm);
+	atomic_store_explicit(&done, 1, memory_order_release);
+}
+
+static const vz_actor_spec spin_into_spec = {
+    .name = "spin_into",
+    .state_size = sizeof(uint64_t),
+    .receive = spin_into_receive,
+};
+
+static void test_idle_spins_into_near_deadline(void **st)
+{
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref r;
+
+	(void)st;
+	vz_test_reset_fails();
+	atomic_store(&done, 0);
+	atomic_store(&dead_seen, 0);
+	vz_test_config(&cfg, 1);
+	cfg.idle_policy = VZ_IDLE_SPIN_THEN_SLEEP;
+	cfg.idle_spin_us = SPIN_INTO_SPIN_US;
+	cfg.dead_letter = count_dead;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	assert_int_equal(vz_spawn(rt, 0, &spin_into_spec, NULL, &r), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_post(rt, r, MSG_GO, NULL, 0), 0);
+	wait_done(NEVER_S);
+	finish(rt);
+}
+
 /* ---- fire and forget: vz_timer_arm() with no handle ----------------------- */
 
 enum { TAG_FORGET_FIRST = 7, TAG_FORGET_ONESHOT, TAG_FORGET_PERIODIC };
@@ -998,6 +1065,7 @@ int main(void)
 	    cmocka_unit_test(test_stop_cancels_timers),
 	    cmocka_unit_test(test_stop_with_queued_expiry),
 	    cmocka_unit_test(test_idle_timer_sleeps),
+	    cmocka_unit_test(test_idle_spins_into_near_deadline),
 	    cmocka_unit_test(test_wrong_thread_and_null),
 	    cmocka_unit_test(test_fire_and_forget),
 	    cmocka_unit_test(test_runtime_stop_with_armed_timers),

@@ -23,6 +23,16 @@
  *
  * A second case runs the same flood with the budget off and only checks
  * that the timer still fires (the counts bound the turn too).
+ *
+ * A third case gives the turn a long budget (10 ms) and the default 1 ms
+ * wheel tick: a due timer must end the turn as a spent budget does
+ * (deliver.c, timer_due()), so arm -> arrival spans the delay (at most
+ * 100 messages of at least 1 us), the actor run in progress at the deadline
+ * (64) and the flood's run ahead of the expiry in the next turn (64): at
+ * most about 230 messages, and the test allows MAX_FLOOD_LONG_TURN = 600.
+ * A turn that ran on to its budget (checked: the code before timer_due()
+ * fails this case) sees about 10,000 per round; an expiry at the next tick
+ * boundary, up to 1,000 more than the delay.
  */
 #include "testutil.h"
 
@@ -39,7 +49,9 @@ enum { MSG_FLOOD = VZ_MSG_USER, MSG_GO };
 #define FLOOD_DEPTH	    64u /* self-sends in flight: a full batch per run */
 #define TIMER_DELAY_NS	    (100 * US)
 #define ROUNDS		    8u
-#define MAX_FLOOD_PER_TIMER 4096u /* a quarter of one count-bounded turn */
+#define MAX_FLOOD_PER_TIMER 4096u  /* a quarter of one count-bounded turn */
+#define LONG_BUDGET_US	    10000u /* 10 ms: ~10,000 flood messages */
+#define MAX_FLOOD_LONG_TURN 600u   /* delay + 2 runs ~ 230, see above */
 
 /* ---- failures recorded on shard threads -------------------------------- */
 
@@ -124,9 +136,10 @@ static const vz_actor_spec timed_spec = {
 
 /* ---- the scenario ------------------------------------------------------ */
 
-/* One shard, 10 us tick, the given budget: start the flood, then the
- * timer rounds; returns when they are done (fails after NEVER_S). */
-static vz_runtime *run(uint32_t budget_us)
+/* One shard, the given wheel tick (0: the default) and budget: start the
+ * flood, then the timer rounds; returns when they are done (fails after
+ * NEVER_S). */
+static vz_runtime *run(uint32_t budget_us, uint32_t tick_us)
 {
 	vz_config cfg;
 	vz_runtime *rt;
@@ -138,7 +151,8 @@ static vz_runtime *run(uint32_t budget_us)
 	atomic_store(&flood_count, 0);
 	memset(per_round, 0, sizeof per_round);
 	vz_test_config(&cfg, 1);
-	cfg.timer_tick_us = 10;
+	if (tick_us)
+		cfg.timer_tick_us = tick_us;
 	cfg.turn_budget_us = budget_us;
 	assert_int_equal(cfg.actors_per_turn, 256);
 	assert_int_equal(cfg.batch, FLOOD_DEPTH);
@@ -189,7 +203,7 @@ static void test_busy_shard_fires_timers(void **st)
 	vz_runtime *rt;
 
 	(void)st;
-	rt = run(VZ_TURN_BUDGET_US_DEFAULT);
+	rt = run(VZ_TURN_BUDGET_US_DEFAULT, 10);
 	for (unsigned i = 0; i < ROUNDS; i++) {
 		print_message("round %u: %llu flood messages between arm and expiry\n", i,
 			      (unsigned long long)per_round[i]);
@@ -203,10 +217,25 @@ static void test_no_budget_still_fires(void **st)
 	vz_runtime *rt;
 
 	(void)st;
-	rt = run(0);
+	rt = run(0, 10);
 	for (unsigned i = 0; i < ROUNDS; i++)
 		print_message("round %u (no budget): %llu flood messages between arm and expiry\n",
 			      i, (unsigned long long)per_round[i]);
+	finish(rt);
+}
+
+static void test_due_timer_ends_long_turn(void **st)
+{
+	vz_runtime *rt;
+
+	(void)st;
+	rt = run(LONG_BUDGET_US, 0);
+	for (unsigned i = 0; i < ROUNDS; i++) {
+		print_message("round %u (10 ms budget): %llu flood messages between arm and "
+			      "expiry\n",
+			      i, (unsigned long long)per_round[i]);
+		assert_in_range(per_round[i], 1, MAX_FLOOD_LONG_TURN);
+	}
 	finish(rt);
 }
 
@@ -215,6 +244,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_busy_shard_fires_timers),
 	    cmocka_unit_test(test_no_budget_still_fires),
+	    cmocka_unit_test(test_due_timer_ends_long_turn),
 	};
 
 	vz_test_watchdog(120);

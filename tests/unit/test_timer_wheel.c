@@ -650,15 +650,19 @@ static void test_cancel_during_cascade(void **state)
 	vz__wheel_entry_init(&b);
 	vz__wheel_entry_init(&c);
 	/* All three live on level 1 and 2 and come down by cascading in one
-	 * advance; a's callback deletes b, due in the same advance, and c,
-	 * due later. */
+	 * advance; a and b share a due tick before the advance's target, so
+	 * they fire in unspecified order (the two lists of a slot), and the
+	 * first one's callback deletes the other, due in the same advance;
+	 * c is due later. */
 	vz__wheel_add(&w, &a, 100 * MS);
 	vz__wheel_add(&w, &b, 100 * MS + 1);
 	vz__wheel_add(&w, &c, 9000 * MS);
-	l.victim = &b;
+	l.pair[0] = &a;
+	l.pair[1] = &b;
 	assert_int_equal(vz__wheel_advance(&w, 200 * MS, log_fire, &l), 1);
 	assert_true(l.victim_deleted);
-	assert_ptr_equal(l.order[0], &a);
+	assert_true(l.order[0] == &a || l.order[0] == &b);
+	assert_false(vz__wheel_entry_pending(&a));
 	assert_false(vz__wheel_entry_pending(&b));
 	assert_int_equal(vz__wheel_count(&w), 1);
 	/* Same with the victim in the same level-0 slot as the firing one. */
@@ -672,6 +676,43 @@ static void test_cancel_during_cascade(void **state)
 	assert_true(l.victim_deleted);
 	assert_int_equal(vz__wheel_count(&w), 0);
 	assert_int_equal(vz__wheel_next_deadline_ns(&w), UINT64_MAX);
+	vz__wheel_fini(&w);
+}
+
+/* Entries with equal deadlines fire in the order they were added, also
+ * when they come down by cascading into the tick the advance stops in (a
+ * slot's two lists: equal deadlines share one). */
+static void test_equal_deadlines_fifo(void **state)
+{
+	struct vz__wheel w;
+	struct vz__wheel_entry e[16], other[16];
+	struct log l = {.w = &w};
+	unsigned i;
+
+	(void)state;
+	assert_int_equal(vz__wheel_init(&w, MS, 0), 0);
+	for (i = 0; i < 16; i++) {
+		vz__wheel_entry_init(&e[i]);
+		vz__wheel_entry_init(&other[i]);
+	}
+	/* 16 at 5000.5 ms (level 2, then cascaded), interleaved with 16 at
+	 * other deadlines of the same tick, and both sets in reverse order of
+	 * address every other time. */
+	for (i = 0; i < 16; i++) {
+		vz__wheel_add(&w, &e[i % 2 ? 15 - i / 2 : i / 2], 5000 * MS + MS / 2);
+		vz__wheel_add(&w, &other[i], 5000 * MS + i * 1000);
+	}
+	assert_int_equal(vz__wheel_advance(&w, 5000 * MS + MS / 2, log_fire, &l), 32);
+	for (i = 0, l.n = 0; i < 32; i++) {
+		struct vz__wheel_entry *x = l.order[i];
+
+		if (x >= e && x < e + 16) {
+			unsigned k = l.n++;
+
+			assert_ptr_equal(x, &e[k % 2 ? 15 - k / 2 : k / 2]);
+		}
+	}
+	assert_int_equal(l.n, 16);
 	vz__wheel_fini(&w);
 }
 
@@ -901,6 +942,7 @@ int main(void)
 	    cmocka_unit_test(test_deadline_now_and_past),
 	    cmocka_unit_test(test_next_deadline_exact_and_bound),
 	    cmocka_unit_test(test_cancel_during_cascade),
+	    cmocka_unit_test(test_equal_deadlines_fifo),
 	    cmocka_unit_test(test_wraparound),
 	    cmocka_unit_test(test_beyond_range_and_jumps),
 	    cmocka_unit_test(test_readd_from_callback),

@@ -125,6 +125,47 @@ static void test_oneshot_protocol(void **state)
 	free(r);
 }
 
+/* A table past VZ__TIMERS_ARENA_FROM chunks carves its chunks from 2 MiB
+ * arenas (timers.c, grow()): slots there work like any other, and fini
+ * frees each arena once (the sanitizer build checks no leak and no bad
+ * free), with the last arena only partly used. */
+static void test_large_table_arenas(void **state)
+{
+	const uint32_t n = (VZ__TIMERS_ARENA_FROM + VZ__TIMERS_ARENA_CHUNKS + 3) *
+			   VZ__TIMERS_CHUNK; /* 1 arena full, 1 partly */
+	struct vz__timers t;
+	struct vz__timer_owner a;
+	struct rec *r = calloc(1, sizeof *r);
+	uint64_t *h = malloc(n * sizeof *h), now = SEC;
+	uint32_t i;
+
+	(void)state;
+	assert_non_null(r);
+	assert_non_null(h);
+	assert_int_equal(vz__timers_init(&t, MS, now), 0);
+	vz__timer_owner_init(&a, 1);
+	r->t = &t;
+	for (i = 0; i < n; i++)
+		assert_int_equal(vz__timers_arm(&t, &a, now, (1 + i % 4000) * MS, 0, i, &h[i]), 0);
+	assert_int_equal(t.nchunks, VZ__TIMERS_ARENA_FROM + VZ__TIMERS_ARENA_CHUNKS + 3);
+	assert_int_equal(t.arena_left, VZ__TIMERS_ARENA_CHUNKS - 3);
+	/* keep only the timers of tags 0 .. 4095 % 4000, i.e. one per ms */
+	for (i = 4000; i < n; i++)
+		assert_int_equal(vz__timers_cancel(&t, &a, h[i]), 0);
+	for (i = 0; i < 4000; i++)
+		assert_int_equal(vz__timers_cancel(&t, &a, h[i] + (1ull << 32)), VZ_ESTALE);
+	now += 5 * SEC;
+	assert_int_equal(vz__timers_expire(&t, now, on_fire, r), 4000);
+	for (i = 0; i < r->n; i++) {
+		assert_int_equal(r->ev[i].tag, i); /* deadline order: tag i at i + 1 ms */
+		assert_true(vz__timers_deliverable(&t, r->ev[i].timer.id));
+	}
+	assert_int_equal(vz__timers_live(&t), 0);
+	vz__timers_fini(&t);
+	free(h);
+	free(r);
+}
+
 static void test_delay_zero_and_reuse(void **state)
 {
 	struct vz__timers t;
@@ -710,6 +751,7 @@ int main(void)
 	    cmocka_unit_test(test_periodic_no_drift),
 	    cmocka_unit_test(test_cancel_inside_fire),
 	    cmocka_unit_test(test_slab_growth),
+	    cmocka_unit_test(test_large_table_arenas),
 	    cmocka_unit_test(test_protocol_random),
 	};
 
