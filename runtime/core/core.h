@@ -30,6 +30,7 @@
 #include "timer/timers.h"
 #include "topo/topo.h"
 #include "util/clock.h"
+#include "util/membarrier.h"
 
 #define VZ__LINE 64
 
@@ -404,15 +405,21 @@ struct vz__shard {
 	alignas(VZ__LINE) _Atomic uint64_t bell[VZ_MAX_SHARDS / 64];
 
 	/* 1 while the shard is (about to be) blocked in the backend. Stored
-	 * by the owner, then a seq_cst fence, then every source re-checked;
-	 * senders publish with a seq_cst read-modify-write (the doorbell's
-	 * fetch_or after a ring publish, the inbox push's exchange), then
-	 * load and exchange it to 0 (seq_cst) and wake only if it was 1.
-	 * The owner's fence and the sender's RMW pair (store-buffer
-	 * pattern): at least one side sees the other's write, so no wake-up
-	 * is lost. A sender whose wake fails stores 1 back (vz__wake()) so
-	 * the duty passes to the next sender. */
+	 * by the owner, then a full barrier, then every source re-checked;
+	 * senders publish, then load it and exchange it to 0 and wake only
+	 * if it was 1. The barriers pair (store-buffer pattern): at least one
+	 * side sees the other's write, so no wake-up is lost. Which side pays
+	 * is `sleep_fence` below (util/membarrier.h): symmetric, the owner's
+	 * seq_cst fence against the senders' seq_cst publishing RMW (the
+	 * doorbell's fetch_or, the inbox push's exchange) and seq_cst load;
+	 * or asymmetric, the owner's membarrier() against the senders'
+	 * compiler barrier. A sender whose wake fails stores 1 back
+	 * (vz__wake()) so the duty passes to the next sender. */
 	alignas(VZ__LINE) _Atomic uint32_t sleeping;
+	/* enum vz__sleep_fence, the runtime's choice. Written at create,
+	 * read-only afterwards; on the flag's line, which every sender
+	 * reads anyway, so choosing costs no extra cache line. */
+	uint8_t sleep_fence;
 
 	/* Live actors with a bounded mailbox on this shard. Written by the
 	 * owner (relaxed: a hint that saves senders from reading the target
@@ -487,6 +494,10 @@ struct vz_runtime {
 	enum vz__io_kind io_kind;
 	char backend_reason[256];
 	char backend_flags[96]; /* written by start, read-only afterwards */
+	/* The sleep protocol's fence (util/membarrier.h) and why; written
+	 * by create, read-only afterwards (each shard has a copy). */
+	enum vz__sleep_fence sleep_fence;
+	char sleep_fence_reason[256];
 	uint64_t tick_ns;
 	uint64_t spin_ns;
 	struct vz__pool_set *pools;

@@ -9,11 +9,15 @@
  * on the embedder's thread (vz_shard_poll in runtime.c).
  *
  * Sleep protocol (runtime/DESIGN.md invariant 4), receiver side:
- *   sleeping = 1; seq_cst fence; re-check every source; block; sleeping = 0.
- * Sender side (xshard.c, vz__wake): publish with a seq_cst read-modify-write
- * (the doorbell's fetch_or after a ring publish, the inbox push's exchange;
- * no fence); seq_cst load of sleeping; if exchange(sleeping, 0) was 1,
- * wake. The receiver's fence pairs with the sender's RMW. See vz__wake().
+ *   sleeping = 1; full barrier; re-check every source; block; sleeping = 0.
+ * Sender side (xshard.c, vz__wake): publish; barrier; load sleeping; if
+ * exchange(sleeping, 0) was 1, wake. Which side's barrier is a real one is
+ * the runtime's sleep fence (util/membarrier.h): symmetric ("fence": the
+ * receiver's seq_cst fence pairs with the sender's seq_cst publishing RMW,
+ * the doorbell's fetch_or or the inbox push's exchange, and its seq_cst
+ * load) or asymmetric ("membarrier": the receiver's membarrier() makes
+ * every sender execute a full barrier, so the sender's is only a compiler
+ * barrier). See vz__wake().
  */
 #include <errno.h>
 #include <sched.h>
@@ -301,6 +305,7 @@ static bool has_work(struct vz__shard *sh)
 
 void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 {
+	bool fenced = true;
 	uint64_t next = vz__timers_next_deadline_ns(&sh->timers);
 
 	if (next != UINT64_MAX) {
@@ -312,15 +317,34 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	}
 	if (timeout_ns == 0)
 		return;
-	/* Announce, then the full fence, then re-check every source (the
-	 * doorbell words and the inbox's tail among them): pairs with the
-	 * senders' seq_cst RMW that publishes (doorbell fetch_or, inbox
-	 * exchange), followed by their seq_cst load of the flag in
-	 * vz__wake(). The fence is named by the flag, the word the senders
-	 * read (under TSan it is an RMW of it; util/fence.h). */
-	atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
-	vz__full_fence_on(&sh->sleeping);
-	if (!has_work(sh)) {
+	/* Announce, then a full barrier, then re-check every source (the
+	 * doorbell words and the inbox's tail among them). The barrier is
+	 * the runtime's choice (util/membarrier.h), the same one the senders
+	 * of this shard read in vz__wake() and in their publish:
+	 *
+	 * - membarrier: the store may be release (it publishes sh->io to
+	 *   the waker's exchange; membarrier() orders it before the
+	 *   re-check, being a full barrier for the caller). membarrier()
+	 *   makes every other thread of the process execute a full barrier
+	 *   before it returns; pairs with the senders' publish (release
+	 *   doorbell fetch_or, acq_rel inbox exchange), compiler barrier and
+	 *   relaxed load of the flag in vz__wake(). If the kernel refuses it
+	 *   (only if a seccomp filter was installed after create), the
+	 *   senders are not fenced: do not block at all, or a wake-up could
+	 *   be lost; the shard polls instead.
+	 * - fence: seq_cst store and fence; pairs with the senders' seq_cst
+	 *   RMW that publishes (doorbell fetch_or, inbox exchange) followed by
+	 *   their seq_cst load of the flag. The fence is named by the flag,
+	 *   the word the senders read (under TSan it is an RMW of it;
+	 *   util/fence.h). */
+	if (sh->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER) {
+		atomic_store_explicit(&sh->sleeping, 1, memory_order_release);
+		fenced = vz__membarrier_heavy() == 0;
+	} else {
+		atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
+		vz__full_fence_on(&sh->sleeping);
+	}
+	if (fenced && !has_work(sh)) {
 		VZ__STAT_ADD(sh, sleeps, 1);
 		vz__io_wait(sh->io, timeout_ns);
 		/* A waker exchanged the flag to 0 (vz__wake()): count the

@@ -90,17 +90,33 @@ void vz__rings_destroy(vz_runtime *rt)
 
 /*
  * Sender's half of the wake-up protocol, after publishing to `target`.
- * The caller's publish ends in a seq_cst read-modify-write: the doorbell's
- * fetch_or after a ring publish (vz__flush_one()), or the inbox push's
- * exchange (vz__mpsc_push_sc(), foreign posts); no separate fence. The
- * load and exchange of `sleeping` below are seq_cst. Pairs with
- * vz__shard_sleep(): it stores sleeping = 1, issues a seq_cst fence
- * (vz__full_fence_on()), then re-checks every source (the doorbell and the
- * inbox's tail among them). In the single order of seq_cst operations
- * either our RMW comes first (the sleeper's re-check after its fence sees
- * it and does not block) or its fence does (our load here sees its 1 and
- * we wake it). The exchange makes exactly one of several concurrent
- * senders pay for the syscall.
+ * Pairs with vz__shard_sleep(): it stores sleeping = 1, issues a full
+ * barrier, then re-checks every source (the doorbell and the inbox's tail
+ * among them). The barriers are the runtime's sleep fence
+ * (util/membarrier.h), read from target->sleep_fence by both ends:
+ *
+ * - fence (symmetric): the caller's publish ends in a seq_cst
+ *   read-modify-write: the doorbell's fetch_or after a ring publish
+ *   (vz__flush_one()), or the inbox push's exchange (vz__mpsc_push_sc(),
+ *   foreign posts); no separate fence. Our load of `sleeping` is seq_cst.
+ *   The sleeper's is a seq_cst fence (vz__full_fence_on()). In the single
+ *   order of seq_cst operations either our RMW comes first (the sleeper's
+ *   re-check after its fence sees it and does not block) or its fence does
+ *   (our load here sees its 1 and we wake it).
+ * - membarrier (asymmetric): the caller publishes with release (doorbell)
+ *   or acq_rel (inbox) RMWs, what the queues need for themselves; here a
+ *   compiler barrier (vz__light_fence()) and a relaxed load. The sleeper's
+ *   membarrier() makes this thread execute a full barrier somewhere in its
+ *   program: before our publish, and our load comes after it and after
+ *   the sleeper's store, so it reads 1; after our publish, and the
+ *   sleeper's re-check, which follows the membarrier() call, sees it.
+ *   Relaxed is enough for the load: only its value is used (the exchange
+ *   below acquires what the sleeper published); the compiler barrier keeps
+ *   it after the publish, which is all the CPU ordering the argument asks
+ *   of this side.
+ *
+ * The exchange (seq_cst in both modes, it is rare) makes exactly one of
+ * several concurrent senders pay for the syscall.
  *
  * That sender now owns the wake-up: everyone else reads 0 and leaves. So a
  * failed wake must not just be dropped (the target would sleep with work
@@ -117,8 +133,13 @@ int vz__wake(struct vz__shard *from, struct vz__shard *target)
 {
 	struct vz__io *self = from ? from->io : NULL;
 
-	if (!atomic_load_explicit(&target->sleeping, memory_order_seq_cst))
+	if (target->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER) {
+		vz__light_fence();
+		if (!atomic_load_explicit(&target->sleeping, memory_order_relaxed))
+			return 0;
+	} else if (!atomic_load_explicit(&target->sleeping, memory_order_seq_cst)) {
 		return 0;
+	}
 	if (!atomic_exchange_explicit(&target->sleeping, 0, memory_order_seq_cst))
 		return 0;
 	/* target->io was written by the target before it stored sleeping = 1;
@@ -246,12 +267,22 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 
 		if (!ob->q.head)
 			ob->has_msgs = false;
-		/* seq_cst RMW: publishes the ring's tail store above to
-		 * whoever clears the bit (it has release semantics; pairs
-		 * with the exchange in vz__drain_rings()) and is the
-		 * sender's "publish, full fence" of the wake-up protocol. */
-		atomic_fetch_or_explicit(&d->bell[sh->id / 64], (uint64_t)1 << (sh->id % 64),
-					 memory_order_seq_cst);
+		/* Release: publishes the ring's tail store above to whoever
+		 * clears the bit (pairs with the exchange in
+		 * vz__drain_rings()); relaxed was rejected for that. Under
+		 * the symmetric sleep fence it is seq_cst as well, the
+		 * sender's "publish, full fence" of the wake-up protocol;
+		 * under membarrier the sleeper's membarrier() supplies that
+		 * (see vz__wake()). An RMW in both: concurrent senders set
+		 * their bits in one word. */
+		if (d->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER)
+			atomic_fetch_or_explicit(&d->bell[sh->id / 64],
+						 (uint64_t)1 << (sh->id % 64),
+						 memory_order_release);
+		else
+			atomic_fetch_or_explicit(&d->bell[sh->id / 64],
+						 (uint64_t)1 << (sh->id % 64),
+						 memory_order_seq_cst);
 		/* Only returns, all published: memory can wait until the
 		 * owner wakes for another reason; no wake-up spent on it. */
 		/* A wake that failed even after vz__wake()'s retries: what
@@ -411,8 +442,8 @@ unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget)
 }
 
 /* Anything waiting for this shard? Used by the sleep protocol's re-check
- * after its seq_cst fence: each load here is the reader's half of a
- * publish + fence pairing (see vz__wake()). */
+ * after its full barrier (seq_cst fence or membarrier()): each load here is
+ * the reader's half of a publish + barrier pairing (see vz__wake()). */
 bool vz__has_incoming(struct vz__shard *sh)
 {
 	unsigned nwords = (sh->rt->nshards + 63) / 64;
