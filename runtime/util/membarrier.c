@@ -42,6 +42,7 @@ static long sys_membarrier(int cmd)
 #endif
 }
 
+#ifndef VZ__TSAN
 /* Can this process use MEMBARRIER_CMD_PRIVATE_EXPEDITED? Registers it when
  * it can. 0, or -1 with why in `why`. */
 static int probe(char *why, size_t why_len)
@@ -75,12 +76,12 @@ static int probe(char *why, size_t why_len)
 	}
 	return 0;
 }
+#endif
 
 int vz__sleep_fence_choose(enum vz__sleep_fence *out, char *reason, size_t reason_len,
 			   bool *fell_back)
 {
 	const char *env = secure_getenv("VZ_SLEEP_FENCE");
-	char why[160];
 
 	say(reason, reason_len, "%s", "");
 	*out = VZ__SLEEP_FENCE_FENCE;
@@ -102,6 +103,8 @@ int vz__sleep_fence_choose(enum vz__sleep_fence *out, char *reason, size_t reaso
 	say(reason, reason_len, "fence: membarrier is invisible to ThreadSanitizer");
 	return 0;
 #else
+	char why[160];
+
 	if (probe(why, sizeof why) < 0) {
 		if (env && strcmp(env, "membarrier") == 0) {
 			say(reason, reason_len,
