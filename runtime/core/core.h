@@ -49,7 +49,7 @@
 
 /* msg->flags */
 #define VZ__MSG_SYS	  0x01u /* runtime-reserved type (timer, pool, stop) */
-#define VZ__MSG_RETURNING 0x04u /* a block going home to its pool (xshard.c) */
+#define VZ__MSG_RETURNING 0x04u /* a block going home to its pool (xshard/) */
 #define VZ__MSG_INFLIGHT  0x08u /* counted in the target's bounded-mailbox counter */
 #define VZ__MSG_IOBUF	  0x10u /* VZ_MSG_IO holding a receive buffer (runtime/aio) */
 #define VZ__MSG_UNCOUNTED                                                                          \
@@ -820,7 +820,7 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled);
 /* Set up sh->sched from the runtime's config (shard create). */
 void vz__sched_init(struct vz__shard *sh);
 
-/* xshard.c */
+/* xshard/ (rings.c, outbox.c, drain.c, wake.c, inbox_drain.c) */
 int vz__rings_create(vz_runtime *rt);
 void vz__rings_destroy(vz_runtime *rt);
 void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return);

@@ -10,7 +10,7 @@
  *
  * Sleep protocol (runtime/DESIGN.md invariant 4), receiver side:
  *   sleeping = 1; full barrier; re-check every source; block; sleeping = 0.
- * Sender side (xshard.c, vz__wake): publish; barrier; load sleeping; if
+ * Sender side (xshard/wake.c, vz__wake): publish; barrier; load sleeping; if
  * exchange(sleeping, 0) was 1, wake. Which side's barrier is a real one is
  * the runtime's sleep fence (util/membarrier.h): symmetric ("fence": the
  * receiver's seq_cst fence pairs with the sender's seq_cst publishing RMW,

@@ -4,7 +4,7 @@
  * pair of shards (A->B carries messages, B->A returns them). Exactly one
  * thread pushes and exactly one thread pops. Nothing else asks a ring for
  * its fill: a shard learns that an incoming ring has work from the
- * doorbell its producer rings after publishing (core/xshard.c).
+ * doorbell its producer rings after publishing (core/xshard/outbox.c).
  *
  * Layout: three 64-byte cache lines. The producer writes only its line
  * (tail and its cached copy of head), the consumer writes only its line

@@ -750,7 +750,7 @@ static void test_links(void **st)
 	 * has arrived: it leaves shard 2 through another ring, and events of
 	 * different origins are not ordered. x, on b's shard, answers c after
 	 * b ended, so the answer travels behind b's signal in the one ring
-	 * from shard 2 to shard 1 (FIFO per ordered shard pair, xshard.c),
+	 * from shard 2 to shard 1 (FIFO per ordered shard pair, xshard/),
 	 * and c handles the signal on its urgent lane before that answer, its
 	 * user mail. c must not trap exits before that: a signal arriving
 	 * afterwards would become an EXIT event among the next cases' events
