@@ -25,6 +25,7 @@
 
 #include "io/io.h"
 #include "queue/mpsc_inbox.h"
+#include "queue/slot_ring.h"
 #include "queue/spsc_ring.h"
 #include "stats/obs.h"
 #include "timer/timers.h"
@@ -331,6 +332,7 @@ struct vz__outbox {
 	uint32_t parked; /* head messages already counted in overflow_queued */
 	bool stalled;	 /* ring full and the target already rung and woken */
 	bool wake_owed;	 /* the last wake of dest failed: retry next turn */
+	bool unrung;	 /* published at once since the last doorbell ring */
 };
 
 enum vz__shard_phase {
@@ -372,9 +374,15 @@ struct vz__shard {
 	bool timers_ready;
 	void *timer_reserve; /* blocks kept for expiry messages (shard.c) */
 	uint32_t timer_reserve_n;
-	struct vz__outbox *out;				 /* [nshards] */
-	uint64_t out_dirty[VZ_MAX_SHARDS / 64];		 /* destinations with a non-empty outbox */
-	uint64_t pending_rings[VZ_MAX_SHARDS / 64];	 /* sources left non-empty last drain */
+	struct vz__outbox *out;			    /* [nshards] */
+	uint64_t out_dirty[VZ_MAX_SHARDS / 64];	    /* destinations with a non-empty outbox */
+	uint64_t pending_rings[VZ_MAX_SHARDS / 64]; /* sources left non-empty last drain */
+	/* Rings polled every turn without waiting for their doorbell:
+	 * those we took from since the shard last blocked. Of these, the
+	 * ones whose producer was told so (ring->watching = 1, membarrier
+	 * sleep fence only; core/xshard/drain.c). */
+	uint64_t hot_rings[VZ_MAX_SHARDS / 64];
+	uint64_t watched_rings[VZ_MAX_SHARDS / 64];
 	struct vz__msg_list fpool_returns[VZ__NCLASSES]; /* foreign blocks to give back */
 	uint32_t fpool_pending;				 /* blocks in fpool_returns, all classes */
 
@@ -396,7 +404,7 @@ struct vz__shard {
 	/* Incoming rings: in[src] carries src -> this shard. Allocated by
 	 * this shard's create on its node; written by src (producer side) and
 	 * by this shard (consumer side). NULL for src == id. */
-	struct vz__spsc **in;
+	struct vz__slot_ring **in;
 
 	/* Doorbell: bit src set = ring src -> this shard may be non-empty.
 	 * Set by producers with fetch_or after publishing (release), pairs
@@ -829,6 +837,8 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest);
 unsigned vz__drain_rings(struct vz__shard *sh, bool all);
 unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget);
 bool vz__has_incoming(struct vz__shard *sh);
+void vz__rings_unwatch(struct vz__shard *sh);
+void vz__rings_cool(struct vz__shard *sh);
 bool vz__outboxes_empty(const struct vz__shard *sh);
 int vz__wake(struct vz__shard *from, struct vz__shard *target);
 

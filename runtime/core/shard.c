@@ -337,6 +337,10 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	 *   their seq_cst load of the flag. The fence is named by the flag,
 	 *   the word the senders read (under TSan it is an RMW of it;
 	 *   util/fence.h). */
+	/* Producers of hot rings skip the doorbell while told we poll
+	 * (core/xshard/drain.c): take that back before the barrier, so the
+	 * barrier orders it like the announcement below. */
+	vz__rings_unwatch(sh);
 	if (sh->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER) {
 		atomic_store_explicit(&sh->sleeping, 1, memory_order_release);
 		fenced = vz__membarrier_heavy() == 0;
@@ -345,6 +349,7 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 		vz__full_fence_on(&sh->sleeping);
 	}
 	if (fenced && !has_work(sh)) {
+		vz__rings_cool(sh); /* a doorbell makes a ring hot again */
 		VZ__STAT_ADD(sh, sleeps, 1);
 		vz__io_wait(sh->io, timeout_ns);
 		/* A waker exchanged the flag to 0 (vz__wake()): count the

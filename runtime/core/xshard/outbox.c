@@ -12,11 +12,111 @@
 #include "core/xshard/xshard.h"
 #include "util/fault.h"
 
-void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return)
+/*
+ * Per-message cost on this path (the sender's side; bench/README.md sums
+ * both sides): the slot line (written, then read by the receiver: one
+ * transfer); the reads of the ring's `watching` and the target's
+ * `sleeping` lines (shared and unchanged while the target is awake and
+ * polls this ring: no transfer, no locked instruction). Only when the
+ * target does not poll the ring (it is cold, or the sleep fence is the
+ * symmetric one): per flush one doorbell fetch_or, a locked RMW on the
+ * target's bell line (one transfer there, one back when the target takes
+ * the bit). No block crosses for a message of up to VZ__SLOT_INLINE_MAX
+ * bytes, so nothing comes back either.
+ */
+
+/* Copy m into slot s: inline when it fits and the block is ours to free,
+ * else its pointer. True when the caller is to free m (it was copied). */
+static bool slot_fill(struct vz__shard *sh, struct vz__slot *s, struct vz_msg *m)
+{
+	if (m->len <= VZ__SLOT_INLINE_MAX && m->owner == sh->id &&
+	    !(m->flags & (VZ__MSG_RETURNING | VZ__MSG_IOBUF))) {
+		struct vz__slot_msg *b = (struct vz__slot_msg *)s->body;
+
+		b->to = m->to;
+		b->from = m->from;
+		b->type = m->type;
+		b->corr = m->corr;
+		memcpy(b->data, m->data, m->len);
+		s->word = vz__slot_word(VZ__SLOT_INLINE, m->flags, m->len);
+		return true;
+	}
+	memcpy(s->body, &m, sizeof m);
+	s->word = vz__slot_word(VZ__SLOT_BLOCK, 0, 0);
+	return false;
+}
+
+/* Publish m into ring r (a slot reserved there); frees m when copied. */
+static void put_msg(struct vz__shard *sh, struct vz__slot_ring *r, struct vz__slot *s,
+		    struct vz_msg *m)
+{
+	bool copied = slot_fill(sh, s, m);
+
+	vz__slot_publish(r, s);
+	if (copied)
+		vz__pool_free(sh, m, m->cls);
+}
+
+/* After a publish to d: ring its doorbell and wake it if it sleeps. A
+ * failed wake is owed (retried by the next flush; this shard does not
+ * sleep meanwhile: has_work() sees a dirty outbox). */
+static void notify(struct vz__shard *sh, unsigned dest, struct vz__shard *d, bool wake)
 {
 	struct vz__outbox *ob = &sh->out[dest];
 
-	sh->out_dirty[dest / 64] |= (uint64_t)1 << (dest % 64);
+	/* A consumer that polls our ring every turn (ring->watching, only
+	 * ever 1 under the membarrier sleep fence) needs no doorbell. The
+	 * compiler barrier keeps the load after our publish (a release store
+	 * does not stop a later load from moving above it); relaxed is
+	 * enough on the CPU side: the consumer's membarrier() before its
+	 * re-check supplies the full barrier between our publish and this
+	 * load (pairing and argument in drain.c's top comment). */
+	vz__light_fence();
+	if (!atomic_load_explicit(&d->in[sh->id]->watching, memory_order_relaxed))
+		vz__bell_ring(sh, d);
+	ob->unrung = false;
+	if (wake || ob->wake_owed)
+		ob->wake_owed = vz__wake(sh, d) < 0;
+	if (ob->wake_owed)
+		sh->out_dirty[dest / 64] |= (uint64_t)1 << (dest % 64);
+}
+
+void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return)
+{
+	struct vz__outbox *ob = &sh->out[dest];
+	uint64_t bit = (uint64_t)1 << (dest % 64);
+
+	/*
+	 * Publish at once when nothing waits for this destination (so FIFO
+	 * holds) and its ring has room: the receiver can see the message
+	 * while this turn goes on. The first such message of a turn rings
+	 * the doorbell and wakes the target at once (a lone message or the
+	 * first of a burst is not held back until the end of the turn);
+	 * later ones leave the destination dirty and the end-of-turn flush
+	 * rings once for them all (vz__flush_one()).
+	 */
+	if (!is_return && !ob->q.head && !VZ_FAULT(VZ_FAULT_RING_FULL)) {
+		struct vz__slot_ring *r = sh->rt->shards[dest]->in[sh->id];
+		struct vz__slot *s = vz__slot_reserve(r);
+
+		if (s) {
+			/* Dirty from an earlier publish since the last
+			 * flush (or from waiting returns): this one waits
+			 * for that flush's ring. */
+			bool first = !(sh->out_dirty[dest / 64] & bit);
+
+			put_msg(sh, r, s, m);
+			sh->out_dirty[dest / 64] |= bit;
+			if (first) {
+				notify(sh, dest, sh->rt->shards[dest], true);
+			} else {
+				ob->unrung = true;
+				ob->has_msgs = true;
+			}
+			return;
+		}
+	}
+	sh->out_dirty[dest / 64] |= bit;
 	if (is_return && ob->nret < VZ__RET_BATCH) {
 		ob->ret[ob->nret++] = m;
 		if (ob->nret == VZ__RET_BATCH)
@@ -36,65 +136,67 @@ void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool
 }
 
 /* Publish as much of the outbox for dest as its ring takes. Returns the
- * number published. */
+ * number of messages and returned blocks published. */
 unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 {
 	struct vz__outbox *ob = &sh->out[dest];
 	struct vz__shard *d = sh->rt->shards[dest];
-	struct vz__spsc *ring = d->in[sh->id];
+	struct vz__slot_ring *ring = d->in[sh->id];
 	unsigned total = 0;
 
-	while (ob->q.head) {
-		void *batch[DRAIN_CHUNK];
-		uint8_t users[DRAIN_CHUNK]; /* user messages in batch[0..i] */
-		struct vz_msg *m = ob->q.head;
-		uint32_t n = 0, k, nuser = 0;
+	if (ob->q.head) {
+		bool fault = VZ_FAULT(VZ_FAULT_RING_FULL);
 
-		/* Read every link (and flag) before publishing: once a
-		 * message is in the ring, the receiver owns it and reuses its
-		 * link field. */
-		while (m && n < DRAIN_CHUNK) {
-			nuser += !(m->flags & (VZ__MSG_SYS | VZ__MSG_RETURNING));
-			users[n] = (uint8_t)nuser;
-			batch[n++] = m;
-			m = vz__msg_next(m);
-		}
-		k = VZ_FAULT(VZ_FAULT_RING_FULL) ? 0 : vz__spsc_push_batch(ring, batch, n);
-		if (k) {
-			ob->nmsgs -= users[k - 1];
-			/* m is the first message after the batch (or NULL);
-			 * batch[k] onwards are still ours, links intact. */
-			ob->q.head = k == n ? m : batch[k];
-			if (!ob->q.head)
-				ob->q.tail = NULL;
-			ob->q.len -= k;
-			ob->parked = ob->parked > k ? ob->parked - k : 0;
-		}
-		total += k;
-		if (k < n) {
-			VZ__STAT_ADD(sh, ring_full, 1);
-			/* Count each message once, the first time it has to
-			 * wait, however often the retry finds the ring full. */
-			VZ__STAT_ADD(sh, overflow_queued, ob->q.len - ob->parked);
-			ob->parked = ob->q.len;
-			break;
+		while (ob->q.head) {
+			struct vz__slot *s = fault ? NULL : vz__slot_reserve(ring);
+			struct vz_msg *m;
+
+			if (!s) {
+				VZ__STAT_ADD(sh, ring_full, 1);
+				/* Count each message once, the first time it
+				 * has to wait, however often the retry finds
+				 * the ring full. */
+				VZ__STAT_ADD(sh, overflow_queued, ob->q.len - ob->parked);
+				ob->parked = ob->q.len;
+				break;
+			}
+			/* Unlinked before it is published: once in the
+			 * ring, the receiver owns a block sent by pointer
+			 * and reuses its link. */
+			m = vz__list_pop(&ob->q);
+			if (!(m->flags & (VZ__MSG_SYS | VZ__MSG_RETURNING)))
+				ob->nmsgs--;
+			if (ob->parked)
+				ob->parked--;
+			put_msg(sh, ring, s, m);
+			total++;
 		}
 	}
-	/* Then the blocks going home (after the messages: the target
-	 * handles its messages first and frees these afterwards). */
+	/* Then the blocks going home, several to a slot (after the
+	 * messages: the target handles its messages first and frees these
+	 * afterwards). */
 	if (!ob->q.head && ob->nret) {
-		void *tagged[VZ__RET_BATCH];
-		uint32_t k;
+		bool fault = VZ_FAULT(VZ_FAULT_RING_FULL);
+		uint32_t done = 0;
 
-		for (uint32_t i = 0; i < ob->nret; i++)
-			tagged[i] = (void *)((uintptr_t)ob->ret[i] | VZ__RING_RETURN);
-		k = VZ_FAULT(VZ_FAULT_RING_FULL) ? 0 : vz__spsc_push_batch(ring, tagged, ob->nret);
-		if (k < ob->nret) {
-			VZ__STAT_ADD(sh, ring_full, 1);
-			memmove(ob->ret, ob->ret + k, (ob->nret - k) * sizeof ob->ret[0]);
+		while (done < ob->nret) {
+			struct vz__slot *s = fault ? NULL : vz__slot_reserve(ring);
+			uint32_t k = ob->nret - done;
+
+			if (!s) {
+				VZ__STAT_ADD(sh, ring_full, 1);
+				break;
+			}
+			if (k > VZ__SLOT_RETURNS)
+				k = VZ__SLOT_RETURNS;
+			memcpy(s->body, &ob->ret[done], k * sizeof ob->ret[0]);
+			s->word = vz__slot_word(VZ__SLOT_RETURNS, 0, k);
+			vz__slot_publish(ring, s);
+			done += k;
 		}
-		ob->nret -= k;
-		total += k;
+		memmove(ob->ret, ob->ret + done, (ob->nret - done) * sizeof ob->ret[0]);
+		ob->nret -= done;
+		total += done;
 	}
 	if (!ob->q.head && !ob->nret)
 		ob->stalled = false;
@@ -104,40 +206,19 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 	 * the whole ring, and our next publish that fits rings and wakes
 	 * again; repeating it every turn would only compete for the CPU.
 	 * And when a wake-up failed last time: retried every turn until it
-	 * goes through (see below). */
-	if (total || ((ob->q.head || ob->nret) && !ob->stalled) || ob->wake_owed) {
+	 * goes through (notify()). And for messages published at once
+	 * during the turn and not rung yet (vz__outbox_push()). */
+	if (total || ob->unrung || ((ob->q.head || ob->nret) && !ob->stalled) || ob->wake_owed) {
 		/* Left-overs (even returns only) keep this shard from sleeping
-		 * until the target drains, so the target must be awake. */
-		bool wake = ob->has_msgs || ob->q.head || ob->nret || ob->wake_owed;
+		 * until the target drains, so the target must be awake. Only
+		 * returns, all published: memory can wait until the owner
+		 * wakes for another reason; no wake-up spent on it. */
+		bool wake = ob->has_msgs || ob->q.head || ob->nret;
 
-		ob->stalled = total == 0;
-
+		ob->stalled = total == 0 && !ob->unrung;
 		if (!ob->q.head)
 			ob->has_msgs = false;
-		/* Release: publishes the ring's tail store above to whoever
-		 * clears the bit (pairs with the exchange in
-		 * vz__drain_rings()); relaxed was rejected for that. Under
-		 * the symmetric sleep fence it is seq_cst as well, the
-		 * sender's "publish, full fence" of the wake-up protocol;
-		 * under membarrier the sleeper's membarrier() supplies that
-		 * (see vz__wake()). An RMW in both: concurrent senders set
-		 * their bits in one word. */
-		if (d->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER)
-			atomic_fetch_or_explicit(&d->bell[sh->id / 64],
-						 (uint64_t)1 << (sh->id % 64),
-						 memory_order_release);
-		else
-			atomic_fetch_or_explicit(&d->bell[sh->id / 64],
-						 (uint64_t)1 << (sh->id % 64),
-						 memory_order_seq_cst);
-		/* Only returns, all published: memory can wait until the
-		 * owner wakes for another reason; no wake-up spent on it. */
-		/* A wake that failed even after vz__wake()'s retries: what
-		 * we published may be the target's only work, so keep the
-		 * destination dirty and try again next turn (this shard does
-		 * not sleep meanwhile: has_work() sees a dirty outbox). */
-		if (wake)
-			ob->wake_owed = vz__wake(sh, d) < 0;
+		notify(sh, dest, d, wake);
 	}
 	if (!ob->q.head && !ob->nret && !ob->wake_owed)
 		sh->out_dirty[dest / 64] &= ~((uint64_t)1 << (dest % 64));

@@ -5,11 +5,13 @@
  * the return path that brings message memory home, the foreign inbox, and
  * the sender's half of the wake-up protocol.
  *
- * One SPSC ring per ordered pair (src -> dst) carries both messages for
- * dst's actors and blocks of dst's pools that src has finished with
- * (flag VZ__MSG_RETURNING): one mechanism, one doorbell, and a block always
- * goes home to the shard that allocated it, which frees it into its own
- * pool (no allocator lock anywhere).
+ * One slot ring per ordered pair (src -> dst, queue/slot_ring.h) carries
+ * both messages for dst's actors and blocks of dst's pools that src has
+ * finished with: one mechanism, one doorbell. A message whose payload fits
+ * travels inside its slot (xshard.h), so no block crosses; a longer one
+ * travels as a pointer to its block, and the block always goes home to the
+ * shard that allocated it, which frees it into its own pool (no allocator
+ * lock anywhere).
  *
  * Sending never blocks and never drops: a message waits in the sender's
  * outbox for its destination (a FIFO, so order is kept) until the ring has
@@ -23,8 +25,9 @@
  * was accepted before.
  *
  * This file: the ring matrix, one ring per ordered pair, allocated for the
- * destination's NUMA node. The other jobs are beside it: outbox.c
- * (batching, overflow, the doorbell's ring), drain.c (the receiver's side),
+ * destination's NUMA node. The other jobs are beside it: xshard.h (the
+ * slot's layout, the doorbell), outbox.c (publishing at once, overflow,
+ * ringing), drain.c (the receiver's side, hot rings),
  * wake.c (the sender's half of the wake-up protocol), inbox_drain.c (the
  * foreign inbox).
  */
@@ -57,10 +60,10 @@ int vz__rings_create(vz_runtime *rt)
 
 			if (src == dst)
 				continue;
-			d->in[src] = aligned_alloc(VZ__LINE, sizeof(struct vz__spsc));
+			d->in[src] = aligned_alloc(VZ__LINE, sizeof(struct vz__slot_ring));
 			if (!d->in[src])
 				return VZ_ENOMEM;
-			rc = vz__spsc_init(d->in[src], entries, node);
+			rc = vz__slot_ring_init(d->in[src], entries, node);
 			if (rc < 0) {
 				free(d->in[src]);
 				d->in[src] = NULL;
@@ -80,7 +83,7 @@ void vz__rings_destroy(vz_runtime *rt)
 			continue;
 		for (unsigned src = 0; src < rt->nshards; src++) {
 			if (d->in[src]) {
-				vz__spsc_fini(d->in[src]);
+				vz__slot_ring_fini(d->in[src]);
 				free(d->in[src]);
 			}
 		}
