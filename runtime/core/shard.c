@@ -318,7 +318,8 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	if (timeout_ns == 0)
 		return;
 	/* Announce, then a full barrier, then re-check every source (the
-	 * doorbell words and the inbox's tail among them). The barrier is
+	 * doorbell words, the next slot of each hot ring and the inbox's
+	 * tail among them). The barrier is
 	 * the runtime's choice (util/membarrier.h), the same one the senders
 	 * of this shard read in vz__wake() and in their publish:
 	 *
@@ -326,14 +327,18 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	 *   the waker's exchange; membarrier() orders it before the
 	 *   re-check, being a full barrier for the caller). membarrier()
 	 *   makes every other thread of the process execute a full barrier
-	 *   before it returns; pairs with the senders' publish (release
-	 *   doorbell fetch_or, acq_rel inbox exchange), compiler barrier and
-	 *   relaxed load of the flag in vz__wake(). If the kernel refuses it
+	 *   before it returns; pairs with the senders' publish (a ring
+	 *   slot's release store, then the release doorbell fetch_or unless
+	 *   we poll that ring, or the acq_rel inbox exchange), compiler
+	 *   barrier and relaxed load of the flag in vz__wake() (and of the
+	 *   ring's `watching` before it, cleared by vz__rings_unwatch()
+	 *   below: core/xshard/drain.c). If the kernel refuses it
 	 *   (only if a seccomp filter was installed after create), the
 	 *   senders are not fenced: do not block at all, or a wake-up could
 	 *   be lost; the shard polls instead.
 	 * - fence: seq_cst store and fence; pairs with the senders' seq_cst
-	 *   RMW that publishes (doorbell fetch_or, inbox exchange) followed by
+	 *   RMW that publishes (doorbell fetch_or, always rung under this
+	 *   fence: no ring is watched; inbox exchange) followed by
 	 *   their seq_cst load of the flag. The fence is named by the flag,
 	 *   the word the senders read (under TSan it is an RMW of it;
 	 *   util/fence.h). */

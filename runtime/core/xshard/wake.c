@@ -9,21 +9,27 @@
 /*
  * Sender's half of the wake-up protocol, after publishing to `target`.
  * Pairs with vz__shard_sleep(): it stores sleeping = 1, issues a full
- * barrier, then re-checks every source (the doorbell and the inbox's tail
- * among them). The barriers are the runtime's sleep fence
+ * barrier, then re-checks every source (the doorbell, the next slot of
+ * each ring it polls and the inbox's tail among them). The barriers are the runtime's sleep fence
  * (util/membarrier.h), read from target->sleep_fence by both ends:
  *
  * - fence (symmetric): the caller's publish ends in a seq_cst
- *   read-modify-write: the doorbell's fetch_or after a ring publish
- *   (vz__flush_one()), or the inbox push's exchange (vz__mpsc_push_sc(),
+ *   read-modify-write: the doorbell's fetch_or after a ring slot's publish
+ *   (notify() in outbox.c; under this fence it is always rung, since a
+ *   consumer tells a producer that it polls the ring only under
+ *   membarrier), or the inbox push's exchange (vz__mpsc_push_sc(),
  *   foreign posts); no separate fence. Our load of `sleeping` is seq_cst.
  *   The sleeper's is a seq_cst fence (vz__full_fence_on()). In the single
  *   order of seq_cst operations either our RMW comes first (the sleeper's
  *   re-check after its fence sees it and does not block) or its fence does
  *   (our load here sees its 1 and we wake it).
- * - membarrier (asymmetric): the caller publishes with release (doorbell)
- *   or acq_rel (inbox) RMWs, what the queues need for themselves; here a
- *   compiler barrier (vz__light_fence()) and a relaxed load. The sleeper's
+ * - membarrier (asymmetric): the caller publishes with what the queues
+ *   need for themselves: a ring slot's release store of its seq, then the
+ *   doorbell's release fetch_or only if the consumer does not poll that
+ *   ring (the same argument covers that flag, `watching`: drain.c), or
+ *   the inbox's acq_rel exchange; here a compiler barrier
+ *   (vz__light_fence()) and a relaxed load. No locked instruction on
+ *   the sender's side for a polled ring. The sleeper's
  *   membarrier() makes this thread execute a full barrier somewhere in its
  *   program: before our publish, and our load comes after it and after
  *   the sleeper's store, so it reads 1; after our publish, and the
