@@ -332,7 +332,6 @@ struct vz__outbox {
 	uint32_t parked; /* head messages already counted in overflow_queued */
 	bool stalled;	 /* ring full and the target already rung and woken */
 	bool wake_owed;	 /* the last wake of dest failed: retry next turn */
-	bool unrung;	 /* published at once since the last doorbell ring */
 };
 
 enum vz__shard_phase {

@@ -74,7 +74,6 @@ static void notify(struct vz__shard *sh, unsigned dest, struct vz__shard *d, boo
 	vz__light_fence();
 	if (!atomic_load_explicit(&d->in[sh->id]->watching, memory_order_relaxed))
 		vz__bell_ring(sh, d);
-	ob->unrung = false;
 	if (wake || ob->wake_owed)
 		ob->wake_owed = vz__wake(sh, d) < 0;
 	if (ob->wake_owed)
@@ -87,32 +86,28 @@ void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool
 	uint64_t bit = (uint64_t)1 << (dest % 64);
 
 	/*
-	 * Publish at once when nothing waits for this destination (so FIFO
-	 * holds) and its ring has room: the receiver can see the message
-	 * while this turn goes on. The first such message of a turn rings
-	 * the doorbell and wakes the target at once (a lone message or the
-	 * first of a burst is not held back until the end of the turn);
-	 * later ones leave the destination dirty and the end-of-turn flush
-	 * rings once for them all (vz__flush_one()).
+	 * Publish at once the first message for this destination since the
+	 * last flush (nothing of ours waits for its ring, so FIFO holds) when
+	 * its ring has room, and ring and wake at once: a lone message, or
+	 * the first of a burst, is not held back until the end of the turn.
+	 * The rest of a burst waits in the outbox for the end-of-turn flush
+	 * (or send_batch), which writes the slots back to back and rings
+	 * once. Rejected: publishing every message at once. The receiver,
+	 * polling the ring, then takes the burst one message per turn while
+	 * the producer is still writing the next slots, and the slot lines
+	 * bounce between the cores (counting cross-shard-burst64 measured
+	 * slower so).
 	 */
-	if (!is_return && !ob->q.head && !VZ_FAULT(VZ_FAULT_RING_FULL)) {
+	if (!is_return && !(sh->out_dirty[dest / 64] & bit) && !VZ_FAULT(VZ_FAULT_RING_FULL)) {
 		struct vz__slot_ring *r = sh->rt->shards[dest]->in[sh->id];
 		struct vz__slot *s = vz__slot_reserve(r);
 
 		if (s) {
-			/* Dirty from an earlier publish since the last
-			 * flush (or from waiting returns): this one waits
-			 * for that flush's ring. */
-			bool first = !(sh->out_dirty[dest / 64] & bit);
-
 			put_msg(sh, r, s, m);
+			/* Dirty until the end-of-turn flush: later messages
+			 * of this turn queue behind this one. */
 			sh->out_dirty[dest / 64] |= bit;
-			if (first) {
-				notify(sh, dest, sh->rt->shards[dest], true);
-			} else {
-				ob->unrung = true;
-				ob->has_msgs = true;
-			}
+			notify(sh, dest, sh->rt->shards[dest], true);
 			return;
 		}
 	}
@@ -206,16 +201,15 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 	 * the whole ring, and our next publish that fits rings and wakes
 	 * again; repeating it every turn would only compete for the CPU.
 	 * And when a wake-up failed last time: retried every turn until it
-	 * goes through (notify()). And for messages published at once
-	 * during the turn and not rung yet (vz__outbox_push()). */
-	if (total || ob->unrung || ((ob->q.head || ob->nret) && !ob->stalled) || ob->wake_owed) {
+	 * goes through (notify()). */
+	if (total || ((ob->q.head || ob->nret) && !ob->stalled) || ob->wake_owed) {
 		/* Left-overs (even returns only) keep this shard from sleeping
 		 * until the target drains, so the target must be awake. Only
 		 * returns, all published: memory can wait until the owner
 		 * wakes for another reason; no wake-up spent on it. */
 		bool wake = ob->has_msgs || ob->q.head || ob->nret;
 
-		ob->stalled = total == 0 && !ob->unrung;
+		ob->stalled = total == 0;
 		if (!ob->q.head)
 			ob->has_msgs = false;
 		notify(sh, dest, d, wake);
