@@ -87,6 +87,20 @@ VZ_API const char *vz_runtime_backend_reason(const vz_runtime *rt);
  * first shard has created its ring. Any thread. */
 VZ_API const char *vz_runtime_backend_flags(const vz_runtime *rt);
 
+/* How a shard about to sleep and the threads that send to it agree that no
+ * wake-up is lost: "membarrier" (the sleeper calls
+ * membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) before its last look at its
+ * queues, so a sender pays no full barrier per message) or "fence" (a full
+ * barrier on both sides; used where membarrier is missing or forbidden,
+ * and always under ThreadSanitizer). Chosen at create; the environment
+ * variable VZ_SLEEP_FENCE=auto|membarrier|fence overrides the automatic
+ * choice (create fails with VZ_ENOSYS when membarrier is forced but
+ * unavailable, VZ_ECONFIG for another value). The reason is why the
+ * runtime uses "fence" ("" when it uses membarrier). "" for NULL. Any
+ * thread. */
+VZ_API const char *vz_runtime_sleep_fence(const vz_runtime *rt);
+VZ_API const char *vz_runtime_sleep_fence_reason(const vz_runtime *rt);
+
 /* CPU the runtime pinned the shard's thread to, or VZ_ENOSHARD (also for a
  * NULL rt). -1 for every embedded shard: it runs on the thread that polls
  * it, whose affinity is the embedder's (the runtime never changes it; a cpu

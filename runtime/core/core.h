@@ -25,11 +25,13 @@
 
 #include "io/io.h"
 #include "queue/mpsc_inbox.h"
+#include "queue/slot_ring.h"
 #include "queue/spsc_ring.h"
 #include "stats/obs.h"
 #include "timer/timers.h"
 #include "topo/topo.h"
 #include "util/clock.h"
+#include "util/membarrier.h"
 
 #define VZ__LINE 64
 
@@ -48,7 +50,7 @@
 
 /* msg->flags */
 #define VZ__MSG_SYS	  0x01u /* runtime-reserved type (timer, pool, stop) */
-#define VZ__MSG_RETURNING 0x04u /* a block going home to its pool (xshard.c) */
+#define VZ__MSG_RETURNING 0x04u /* a block going home to its pool (xshard/) */
 #define VZ__MSG_INFLIGHT  0x08u /* counted in the target's bounded-mailbox counter */
 #define VZ__MSG_IOBUF	  0x10u /* VZ_MSG_IO holding a receive buffer (runtime/aio) */
 #define VZ__MSG_UNCOUNTED                                                                          \
@@ -371,9 +373,15 @@ struct vz__shard {
 	bool timers_ready;
 	void *timer_reserve; /* blocks kept for expiry messages (shard.c) */
 	uint32_t timer_reserve_n;
-	struct vz__outbox *out;				 /* [nshards] */
-	uint64_t out_dirty[VZ_MAX_SHARDS / 64];		 /* destinations with a non-empty outbox */
-	uint64_t pending_rings[VZ_MAX_SHARDS / 64];	 /* sources left non-empty last drain */
+	struct vz__outbox *out;			    /* [nshards] */
+	uint64_t out_dirty[VZ_MAX_SHARDS / 64];	    /* destinations with a non-empty outbox */
+	uint64_t pending_rings[VZ_MAX_SHARDS / 64]; /* sources left non-empty last drain */
+	/* Rings polled every turn without waiting for their doorbell:
+	 * those we took from since the shard last blocked. Of these, the
+	 * ones whose producer was told so (ring->watching = 1, membarrier
+	 * sleep fence only; core/xshard/drain.c). */
+	uint64_t hot_rings[VZ_MAX_SHARDS / 64];
+	uint64_t watched_rings[VZ_MAX_SHARDS / 64];
 	struct vz__msg_list fpool_returns[VZ__NCLASSES]; /* foreign blocks to give back */
 	uint32_t fpool_pending;				 /* blocks in fpool_returns, all classes */
 
@@ -395,7 +403,7 @@ struct vz__shard {
 	/* Incoming rings: in[src] carries src -> this shard. Allocated by
 	 * this shard's create on its node; written by src (producer side) and
 	 * by this shard (consumer side). NULL for src == id. */
-	struct vz__spsc **in;
+	struct vz__slot_ring **in;
 
 	/* Doorbell: bit src set = ring src -> this shard may be non-empty.
 	 * Set by producers with fetch_or after publishing (release), pairs
@@ -404,16 +412,22 @@ struct vz__shard {
 	alignas(VZ__LINE) _Atomic uint64_t bell[VZ_MAX_SHARDS / 64];
 
 	/* 1 while the shard is (about to be) blocked in the backend. Stored
-	 * by the owner, then a seq_cst fence, then every source re-checked;
-	 * senders publish with a seq_cst read-modify-write (the doorbell's
-	 * fetch_or after a ring publish, the inbox push's exchange, a lane's
-	 * commit CAS), then
-	 * load and exchange it to 0 (seq_cst) and wake only if it was 1.
-	 * The owner's fence and the sender's RMW pair (store-buffer
-	 * pattern): at least one side sees the other's write, so no wake-up
-	 * is lost. A sender whose wake fails stores 1 back (vz__wake()) so
-	 * the duty passes to the next sender. */
+	 * by the owner, then a full barrier, then every source re-checked;
+	 * senders publish, then load it and exchange it to 0 and wake only
+	 * if it was 1. The barriers pair (store-buffer pattern): at least one
+	 * side sees the other's write, so no wake-up is lost. Which side pays
+	 * is `sleep_fence` below (util/membarrier.h): symmetric, the owner's
+	 * seq_cst fence against the senders' seq_cst publishing RMW (the
+	 * doorbell's fetch_or, the inbox push's exchange, a lane's commit
+	 * CAS in lanes.c, always seq_cst) and seq_cst load;
+	 * or asymmetric, the owner's membarrier() against the senders'
+	 * compiler barrier. A sender whose wake fails stores 1 back
+	 * (vz__wake()) so the duty passes to the next sender. */
 	alignas(VZ__LINE) _Atomic uint32_t sleeping;
+	/* enum vz__sleep_fence, the runtime's choice. Written at create,
+	 * read-only afterwards; on the flag's line, which every sender
+	 * reads anyway, so choosing costs no extra cache line. */
+	uint8_t sleep_fence;
 
 	/* Live actors with a bounded mailbox on this shard. Written by the
 	 * owner (relaxed: a hint that saves senders from reading the target
@@ -492,6 +506,10 @@ struct vz_runtime {
 	enum vz__io_kind io_kind;
 	char backend_reason[256];
 	char backend_flags[96]; /* written by start, read-only afterwards */
+	/* The sleep protocol's fence (util/membarrier.h) and why; written
+	 * by create, read-only afterwards (each shard has a copy). */
+	enum vz__sleep_fence sleep_fence;
+	char sleep_fence_reason[256];
 	uint64_t tick_ns;
 	uint64_t spin_ns;
 	struct vz__pool_set *pools;
@@ -815,7 +833,7 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled);
 /* Set up sh->sched from the runtime's config (shard create). */
 void vz__sched_init(struct vz__shard *sh);
 
-/* xshard.c */
+/* xshard/ (rings.c, outbox.c, drain.c, wake.c, inbox_drain.c) */
 int vz__rings_create(vz_runtime *rt);
 void vz__rings_destroy(vz_runtime *rt);
 void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return);
@@ -824,6 +842,8 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest);
 unsigned vz__drain_rings(struct vz__shard *sh, bool all);
 unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget);
 bool vz__has_incoming(struct vz__shard *sh);
+void vz__rings_unwatch(struct vz__shard *sh);
+void vz__rings_cool(struct vz__shard *sh);
 bool vz__outboxes_empty(const struct vz__shard *sh);
 int vz__wake(struct vz__shard *from, struct vz__shard *target);
 

@@ -6,7 +6,7 @@
  *   slabs. The shard thread touches a slab first, so with the kernel's
  *   first-touch policy its pages land on the shard's NUMA node. Blocks
  *   travel to other shards inside messages but always come home to be
- *   freed (xshard.c's return path), so no lock or atomic is ever needed.
+ *   freed (the return path, xshard/), so no lock or atomic is ever needed.
  *
  * - A shard's foreign pool: blocks that threads which are not shards take
  *   to post to this shard (vz_post from an engine thread or a worker). Many

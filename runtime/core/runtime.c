@@ -223,6 +223,16 @@ int vz__runtime_create(const vz_config *cfg, struct vz_sim *sim, vz_runtime **ou
 	 * (config or VZ_BACKEND) is not news. */
 	if (fell_back)
 		vz__log(&rt->cfg, VZ_LOG_NOTICE, "%s", rt->backend_reason);
+	rc = vz__sleep_fence_choose(&rt->sleep_fence, rt->sleep_fence_reason,
+				    sizeof rt->sleep_fence_reason, &fell_back);
+	if (rc < 0) {
+		vz__config_error(&err, "", 0, "", "%s", rt->sleep_fence_reason);
+		goto fail;
+	}
+	/* One line when auto fell back (seccomp, old kernel); a forced
+	 * choice, or the TSan build's, is not news. */
+	if (fell_back)
+		vz__log(&rt->cfg, VZ_LOG_NOTICE, "%s", rt->sleep_fence_reason);
 	rt->nshards = n;
 	rt->shards = calloc(n, sizeof *rt->shards);
 	rc = VZ_ENOMEM;
@@ -234,6 +244,9 @@ int vz__runtime_create(const vz_config *cfg, struct vz_sim *sim, vz_runtime **ou
 			goto fail;
 		vz__sched_init(rt->shards[i]);
 	}
+	/* Before start: the shard threads' creation publishes it. */
+	for (unsigned i = 0; i < n; i++)
+		rt->shards[i]->sleep_fence = (uint8_t)rt->sleep_fence;
 	rc = vz__rings_create(rt);
 	if (rc < 0)
 		goto fail;
@@ -727,6 +740,16 @@ VZ_API const char *vz_runtime_backend_reason(const vz_runtime *rt)
 VZ_API const char *vz_runtime_backend_flags(const vz_runtime *rt)
 {
 	return rt ? rt->backend_flags : "";
+}
+
+VZ_API const char *vz_runtime_sleep_fence(const vz_runtime *rt)
+{
+	return rt ? vz__sleep_fence_name(rt->sleep_fence) : "";
+}
+
+VZ_API const char *vz_runtime_sleep_fence_reason(const vz_runtime *rt)
+{
+	return rt ? rt->sleep_fence_reason : "";
 }
 
 VZ_API int vz_runtime_shard_cpu(const vz_runtime *rt, unsigned shard)

@@ -243,10 +243,16 @@ static __attribute__((noinline)) int post_foreign(vz_runtime *rt, vz_ref from, v
 	fill(m, from, to, type, flags, corr, payload, len);
 	if (counted)
 		m->flags |= VZ__MSG_INFLIGHT;
-	/* The push's exchange is seq_cst: it is the sender's "publish, full
-	 * fence" of the wake-up protocol, so no separate fence is needed
-	 * before vz__wake() reads the sleeping flag (see vz__wake()). */
-	vz__mpsc_push_sc(&target->inbox, &m->node);
+	/* Symmetric sleep fence: the push's exchange is seq_cst, the
+	 * sender's "publish, full fence" of the wake-up protocol, so no
+	 * separate fence is needed before vz__wake() reads the sleeping
+	 * flag. Under membarrier the sleeper's membarrier() is that fence
+	 * and the push keeps only the acq_rel exchange the inbox's own
+	 * linking needs (vz__mpsc_push_exchange()). See vz__wake(). */
+	if (target->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER)
+		vz__mpsc_push(&target->inbox, &m->node);
+	else
+		vz__mpsc_push_sc(&target->inbox, &m->node);
 	vz__wake(NULL, target);
 	return 0;
 refused:

@@ -9,11 +9,16 @@
  * on the embedder's thread (vz_shard_poll in runtime.c).
  *
  * Sleep protocol (runtime/DESIGN.md invariant 4), receiver side:
- *   sleeping = 1; seq_cst fence; re-check every source; block; sleeping = 0.
- * Sender side (xshard.c, vz__wake): publish with a seq_cst read-modify-write
- * (the doorbell's fetch_or after a ring publish, the inbox push's exchange;
- * no fence); seq_cst load of sleeping; if exchange(sleeping, 0) was 1,
- * wake. The receiver's fence pairs with the sender's RMW. See vz__wake().
+ *   sleeping = 1; full barrier; re-check every source; block; sleeping = 0.
+ * Sender side (xshard/wake.c, vz__wake): publish; barrier; load sleeping; if
+ * exchange(sleeping, 0) was 1, wake. Which side's barrier is a real one is
+ * the runtime's sleep fence (util/membarrier.h): symmetric ("fence": the
+ * receiver's seq_cst fence pairs with the sender's seq_cst publishing RMW,
+ * the doorbell's fetch_or, the inbox push's exchange or a lane's commit
+ * CAS, and its seq_cst
+ * load) or asymmetric ("membarrier": the receiver's membarrier() makes
+ * every sender execute a full barrier, so the sender's is only a compiler
+ * barrier). See vz__wake().
  */
 #include <errno.h>
 #include <sched.h>
@@ -312,6 +317,7 @@ static bool has_work(struct vz__shard *sh)
 
 void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 {
+	bool fenced = true;
 	uint64_t next = vz__timers_next_deadline_ns(&sh->timers);
 
 	if (next != UINT64_MAX) {
@@ -323,16 +329,45 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	}
 	if (timeout_ns == 0)
 		return;
-	/* Announce, then the full fence, then re-check every source (the
-	 * doorbell words, the inbox's tail, the lanes' tails and doorbell
-	 * among them): pairs with the senders' seq_cst RMW that publishes
-	 * (doorbell fetch_or, inbox exchange, a lane's commit CAS in
-	 * lanes.c), followed by their seq_cst load of the flag in
-	 * vz__wake(). The fence is named by the flag, the word the senders
-	 * read (under TSan it is an RMW of it; util/fence.h). */
-	atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
-	vz__full_fence_on(&sh->sleeping);
-	if (!has_work(sh)) {
+	/* Announce, then a full barrier, then re-check every source (the
+	 * doorbell words, the next slot of each hot ring, the inbox's tail
+	 * and the lanes' stamps and doorbell among them). The barrier is
+	 * the runtime's choice (util/membarrier.h), the same one the senders
+	 * of this shard read in vz__wake() and in their publish:
+	 *
+	 * - membarrier: the store may be release (it publishes sh->io to
+	 *   the waker's exchange; membarrier() orders it before the
+	 *   re-check, being a full barrier for the caller). membarrier()
+	 *   makes every other thread of the process execute a full barrier
+	 *   before it returns; pairs with the senders' publish (a ring
+	 *   slot's release store, then the release doorbell fetch_or unless
+	 *   we poll that ring, the acq_rel inbox exchange, or a lane's
+	 *   seq_cst commit CAS in lanes.c, stronger than needed), compiler
+	 *   barrier and relaxed load of the flag in vz__wake() (and of the
+	 *   ring's `watching` before it, cleared by vz__rings_unwatch()
+	 *   below: core/xshard/drain.c). If the kernel refuses it
+	 *   (only if a seccomp filter was installed after create), the
+	 *   senders are not fenced: do not block at all, or a wake-up could
+	 *   be lost; the shard polls instead.
+	 * - fence: seq_cst store and fence; pairs with the senders' seq_cst
+	 *   RMW that publishes (doorbell fetch_or, always rung under this
+	 *   fence: no ring is watched; inbox exchange) followed by
+	 *   their seq_cst load of the flag. The fence is named by the flag,
+	 *   the word the senders read (under TSan it is an RMW of it;
+	 *   util/fence.h). */
+	/* Producers of hot rings skip the doorbell while told we poll
+	 * (core/xshard/drain.c): take that back before the barrier, so the
+	 * barrier orders it like the announcement below. */
+	vz__rings_unwatch(sh);
+	if (sh->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER) {
+		atomic_store_explicit(&sh->sleeping, 1, memory_order_release);
+		fenced = vz__membarrier_heavy() == 0;
+	} else {
+		atomic_store_explicit(&sh->sleeping, 1, memory_order_seq_cst);
+		vz__full_fence_on(&sh->sleeping);
+	}
+	if (fenced && !has_work(sh)) {
+		vz__rings_cool(sh); /* a doorbell makes a ring hot again */
 		VZ__STAT_ADD(sh, sleeps, 1);
 		vz__io_wait(sh->io, timeout_ns);
 		/* A waker exchanged the flag to 0 (vz__wake()): count the

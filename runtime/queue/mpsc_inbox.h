@@ -94,8 +94,10 @@ static inline struct vz__mpsc_node *vz__mpsc_push_exchange(struct vz__mpsc *q,
 	 * prev->next to NULL. Pairs with the same exchange in the other
 	 * producers, and with the release compare-and-swap in
 	 * vz__mpsc_pop() that makes the stub the tail after setting
-	 * stub.next to NULL. Not seq_cst: a push that is half of the sleep
-	 * protocol uses vz__mpsc_push_sc() instead. */
+	 * stub.next to NULL. Not seq_cst: a push that is half of a
+	 * symmetric sleep protocol uses vz__mpsc_push_sc() instead; under
+	 * the asymmetric one (the consumer calls membarrier() before its
+	 * re-check, util/membarrier.h) this push is enough. */
 	return atomic_exchange_explicit(&q->tail, n, memory_order_acq_rel);
 }
 

@@ -1,10 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Bounded single-producer single-consumer ring of `void *`: one per ordered
- * pair of shards (A->B carries messages, B->A returns them). Exactly one
- * thread pushes and exactly one thread pops. Nothing else asks a ring for
- * its fill: a shard learns that an incoming ring has work from the
- * doorbell its producer rings after publishing (core/xshard.c).
+ * Bounded single-producer single-consumer ring of `void *`. Exactly one
+ * thread pushes and exactly one thread pops. It carried the messages
+ * between shards until the slot ring (slot_ring.h) replaced it there; it
+ * stays as the measured baseline of the raw-queue benchmark
+ * (bench/queues.c) and for its tests.
  *
  * Layout: three 64-byte cache lines. The producer writes only its line
  * (tail and its cached copy of head), the consumer writes only its line

@@ -32,6 +32,7 @@ enum vz__fault_point {
 	VZ_FAULT_IO_ENOBUFS,	     /* an actor receive finds no free buffer */
 	VZ_FAULT_IO_SHORT_WRITE,     /* a send queue write is cut to one byte */
 	VZ_FAULT_IO_ECONNRESET,	     /* an actor receive fails with ECONNRESET */
+	VZ_FAULT_MEMBARRIER_EPERM,   /* the membarrier probe at create fails */
 	VZ_FAULT_COUNT
 };
 

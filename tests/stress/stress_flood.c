@@ -6,7 +6,8 @@
  * the ring it must drain is full and its peer spins waiting for room.
  *
  * The ring into a shard carries two things: messages for its actors and
- * blocks of its own pool coming home (returns). Returns wake nobody. These
+ * blocks of its own pool coming home (returns: of messages whose payload
+ * was too long to travel inline in a slot). Returns wake nobody. These
  * tests fill a ring with returns while its reader sleeps, then need that
  * reader: a reply that cannot fit behind the returns must still arrive, and
  * the shard holding left-over returns must still get to sleep.
@@ -29,11 +30,18 @@
 
 #include "core/core.h"
 #include "io/io.h"
+#include "slot_peek.h"
 
 enum { MSG_GO = VZ_MSG_USER, MSG_DATA, MSG_ACK };
 
 #define RING  64u	  /* ring_entries: small so a flood overflows it */
 #define BURST (RING + 1u) /* one more message than the ring holds */
+/* The burst's payload: past what a ring slot carries inline, so each
+ * message travels as a block of the flooder's pool and comes home. */
+#define BURST_PAYLOAD 64u
+/* Ring into the flooder's shard: returns travel several to a slot
+ * (core/xshard/xshard.h), so BURST of them fill 8 slots. */
+#define RET_RING 8u
 
 /* Shared between the test thread and the actors of one test. */
 static struct {
@@ -174,8 +182,11 @@ static void flooder_receive(vz_actor *self, void *state, const vz_msg *m)
 {
 	(void)state;
 	if (vz_msg_type(m) == MSG_GO) {
+		static const unsigned char payload[BURST_PAYLOAD];
+
 		for (unsigned i = 0; i < BURST; i++)
-			assert_int_equal(vz_send(self, g.receiver, MSG_DATA, NULL, 0), 0);
+			assert_int_equal(
+			    vz_send(self, g.receiver, MSG_DATA, payload, sizeof payload), 0);
 	} else if (vz_msg_type(m) == MSG_ACK) {
 		atomic_store(&g.acked, 1);
 	}
@@ -186,7 +197,8 @@ static const vz_actor_spec flooder_spec = {
     .receive = flooder_receive,
 };
 
-/* Two shards that block as soon as they are idle, rings of RING entries;
+/* Two shards that block as soon as they are idle, a ring of RING entries
+ * into the receiver and one of RET_RING into the flooder;
  * the flooder has sent its burst and the receiver holds it back at the
  * gate. Returns with the flooder's shard (1) asleep, its whole burst
  * published, and no wake-up on its way to it: only the case under test can
@@ -206,6 +218,7 @@ static vz_runtime *setup_burst(int want_ack)
 	atomic_store(&g.want_ack, want_ack);
 	vz_test_config(&cfg, 2);
 	cfg.ring_entries = RING;
+	cfg.shards[1].ring_entries = RET_RING;
 	cfg.send_batch = 8;
 	cfg.idle_policy = VZ_IDLE_SLEEP;
 	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
@@ -217,7 +230,8 @@ static vz_runtime *setup_burst(int want_ack)
 		fail_msg("the receiver never got the burst (shard threads: %c)", st);
 	/* The receiver took the first message off the ring, so the other
 	 * RING fit: the flooder's outbox empties and it goes to sleep. Wait
-	 * until the whole burst is in the ring (its tail counts every push),
+	 * until the whole burst is in the ring (the slot of the last message
+	 * carries its sequence once published: slot_published()),
 	 * shard 1 has announced its sleep (sleeping == 1: set before its last
 	 * re-check, cleared only by a waker or on its way out of a wait) and
 	 * no wake-up token is in flight to it (sent == consumed: a token left
@@ -228,8 +242,7 @@ static vz_runtime *setup_burst(int want_ack)
 	s1 = rt->shards[1];
 	never_init(&n, "vz-shard1");
 	for (;;) {
-		if (atomic_load_explicit(&rt->shards[0]->in[1]->tail, memory_order_acquire) ==
-			BURST &&
+		if (slot_published(rt->shards[0]->in[1], BURST) &&
 		    atomic_load_explicit(&s1->sleeping, memory_order_seq_cst) == 1) {
 			vz__io_stats(s1->io, &io);
 			if (io.wakes_sent == io.wakes_consumed)

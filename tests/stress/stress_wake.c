@@ -20,6 +20,10 @@
  * cycles/s); scale 1 makes just over 10^6 cycles in all (the one-token
  * ping-pong alone about 950k), which takes 30 s on a quiet machine and
  * up to about 80 s on a loaded one. CI's sanitizer runs use scale 0.2.
+ *
+ * VZ_TEST_SLEEP_FENCES: run in both sleep fences (tests/CMakeLists.txt),
+ * the runtime's automatic choice (membarrier where allowed) and
+ * VZ_SLEEP_FENCE=fence; the fence in use is printed.
  */
 #include "testutil.h"
 
@@ -69,6 +73,9 @@ static vz_runtime *make_rt(unsigned shards)
 	vz_test_config(&cfg, shards);
 	cfg.idle_policy = VZ_IDLE_SLEEP;
 	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	print_message("sleep fence: %s%s%s\n", vz_runtime_sleep_fence(rt),
+		      *vz_runtime_sleep_fence_reason(rt) ? " - " : "",
+		      vz_runtime_sleep_fence_reason(rt));
 	return rt;
 }
 

@@ -2,7 +2,7 @@
 /*
  * Test-only views of an SPSC ring's indices (runtime/queue/spsc_ring.h).
  * The runtime never asks a ring how full it is (a shard learns that an
- * incoming ring has work from its doorbell, core/xshard.c), so these
+ * incoming ring has work from its doorbell, core/xshard/), so these
  * queries live with the tests that check the ring's state from outside.
  */
 #ifndef VZ_TEST_SPSC_PEEK_H
