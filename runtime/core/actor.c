@@ -87,7 +87,8 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 		return VZ_ENOMEM;
 	a->shard = sh;
 	a->spec = spec;
-	a->mbox = (struct vz__msg_list){0};
+	vz__mbox_init(&a->mbox);
+	a->spill = (struct vz__msg_list){0};
 	a->urg_head = a->urg_tail = NULL;
 	a->sched_cls = spec->sched_class;
 	a->next_ready = NULL;
@@ -128,8 +129,7 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 				vz__life_init_failed(sh, a, rc);
 			a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
 			vz__aio_actor_stopped(sh, a);
-			while (a->mbox.head)
-				vz__dead_letter(sh, vz__list_pop(&a->mbox), VZ_ESTALE);
+			vz__mbox_dead_letter_all(sh, a, VZ_ESTALE);
 			/* init may have queued itself an exit signal (a link to
 			 * a gone actor, life.c) */
 			while (a->urg_head) {
@@ -192,8 +192,7 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 	/* Its descriptors close and its operations end now; their events
 	 * (and those already queued below) are dropped, buffers returned. */
 	vz__aio_actor_stopped(sh, a);
-	while ((m = vz__list_pop(&a->mbox)))
-		vz__dead_letter(sh, m, reason);
+	vz__mbox_dead_letter_all(sh, a, reason);
 	while ((m = a->urg_head)) {
 		/* runtime requests (stop): uncounted, so only released */
 		a->urg_head = vz__msg_next(m);

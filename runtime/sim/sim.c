@@ -78,19 +78,23 @@ static inline uint64_t mix(uint64_t h, uint64_t w)
 void vz__sim_handled(vz_sim *sim, const struct vz__shard *sh, const struct vz_msg *m)
 {
 	uint64_t h = sim->st.signature, w;
+	const unsigned char *data;
 	uint32_t i;
 
 	h = mix(h, sh->id);
 	h = mix(h, m->to.id);
 	h = mix(h, m->from.id);
 	h = mix(h, (uint64_t)m->type << 32 | m->len);
+	/* Through the accessor: an inline mailbox cell's view keeps its
+	 * payload in the cell (core.h, VZ__MSG_VIEW). */
+	data = vz_msg_data(m);
 	for (i = 0; i + 8 <= m->len; i += 8) {
-		memcpy(&w, m->data + i, 8);
+		memcpy(&w, data + i, 8);
 		h = mix(h, w);
 	}
 	if (i < m->len) {
 		w = 0;
-		memcpy(&w, m->data + i, m->len - i);
+		memcpy(&w, data + i, m->len - i);
 		h = mix(h, w);
 	}
 	sim->st.signature = h;
