@@ -122,6 +122,7 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 			      memory_order_release);
 	if (spec->init) {
 		rc = spec->init(a, a->state, arg);
+		vz__handoff_end(sh, a); /* a reservation left open (message.h) */
 		if (rc < 0) {
 			/* The actor never existed: no on_stop, no stats. */
 			vz__timers_cancel_owner(&sh->timers, &a->timers);
@@ -185,6 +186,7 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 		a->flags |= VZ__ACTOR_RUNNING;
 		a->spec->on_stop(a, a->state);
 		a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
+		vz__handoff_end(sh, a);
 	}
 	a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
 	if (a->life) /* watchers, links, asks (life.c) */

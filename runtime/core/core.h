@@ -312,6 +312,35 @@ struct vz__sched {
 	struct vz__class cls[VZ_MAX_CLASSES];
 };
 
+/* ---- zero-copy hand-off (handoff.c) ---------------------------------- */
+
+/* The shard's one open send reservation (vz_send_reserve()) and the block
+ * the running receive handed on with vz_forward(). Owner-only. */
+struct vz__handoff {
+	struct vz_actor *owner; /* the reserving actor; NULL: none open */
+	void *buf;		/* what vz_send_reserve() returned */
+	vz_ref from, to;
+	uint32_t type, len;
+	int counted;	  /* a bounded-mailbox admission is held */
+	struct vz_msg *m; /* the block written in place, or NULL: stage */
+	/* The message being handled that vz_forward() handed on as it is:
+	 * dispatch() must not give it back (deliver.c), and clears this. */
+	const struct vz_msg *taken;
+	/* The last message forwarded, and the shard's handled count then:
+	 * a receive call sees one value of it (dispatch counts after the
+	 * call), so a second forward of the same message is told apart
+	 * from a later message at the same address (views). */
+	const struct vz_msg *fwd;
+	uint64_t fwd_at;
+	/* Small local payloads are written here and go into the target's
+	 * mailbox cells at commit (mailbox.h). */
+	alignas(16) unsigned char stage[VZ__CELL_INLINE_MAX];
+};
+
+/* handoff.c: drop the reservation of actor a if it left one open (end of
+ * its run, of init, of on_stop). */
+void vz__handoff_end(struct vz__shard *sh, struct vz_actor *a);
+
 /* ---- shards ------------------------------------------------------------ */
 
 /* Counters written by their shard only (relaxed load + store, never a
@@ -394,6 +423,7 @@ struct vz__shard {
 
 	struct vz__pool pool;
 	struct vz__seg_cache segs; /* mailbox segments (mailbox.h) */
+	struct vz__handoff ho;	   /* reserve/commit and forward (handoff.c) */
 	struct vz__timers timers;
 	bool timers_ready;
 	void *timer_reserve; /* blocks kept for expiry messages (shard.c) */

@@ -135,6 +135,14 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 	a->flags |= VZ__ACTOR_RUNNING;
 	a->spec->receive(a, a->state, m);
 	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
+	if (__builtin_expect(sh->ho.taken == m, 0)) {
+		/* vz_forward() handed the block on (handoff.c): it is no
+		 * longer ours to read or release; the receive counts. */
+		sh->ho.taken = NULL;
+		VZ__STAT_ADD(sh, handled, 1);
+		finish_stop_if_asked(sh, a);
+		return 1;
+	}
 	if (m->flags & VZ__MSG_IOBUF)
 		vz__aio_msg_done(sh, m, false); /* not kept: back to the ring */
 	vz__undo_admit(sh, m);
@@ -338,6 +346,9 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 			done += run_next(sh, a);
 			n++;
 		}
+		/* A reservation left open ends with the run (message.h). */
+		if (__builtin_expect(sh->ho.owner != NULL, 0))
+			vz__handoff_end(sh, a);
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
 		t0 = vz__obs_run_end(a->otype, t0, done - done0);
 		/* A timed run's fresh clock reading; never in a simulation,
@@ -572,6 +583,8 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 				}
 			}
 		}
+		if (__builtin_expect(sh->ho.owner != NULL, 0))
+			vz__handoff_end(sh, a);
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
 		vz__obs_run_end(a->otype, t0, done - done0);
 		now = sh->now_ns = vz__shard_clock(sh);
