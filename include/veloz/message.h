@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Messages. A send copies the payload into a pooled message; the receiver
- * sees it as a const vz_msg* valid during its receive call. Delivery
+ * Messages. A send copies the payload once: a small message to an actor of
+ * the same shard goes into the target's mailbox itself (32-byte cells),
+ * anything else into a pooled message (vz_send_reserve() and vz_forward()
+ * below avoid even that copy). The receiver sees either as a const vz_msg*
+ * valid during its receive call only: neither the pointer nor
+ * vz_msg_data() may be kept past the call (copy what must outlive it; an
+ * I/O buffer is kept with vz_io_buf_keep(), io.h). Delivery
  * contract: a send that returned 0 is handled exactly once by its target,
  * or counted as a dead letter (and given to the config's dead-letter hook)
  * if the target stopped first. Order is FIFO per (sender, receiver) pair,

@@ -235,7 +235,7 @@ enum vz__actor_flags {
 };
 
 struct vz_actor {
-	struct vz__mbox mbox; /* 24: owner-only mailbox of cells (mailbox.h) */
+	struct vz__mbox mbox; /* 32: owner-only mailbox of cells (mailbox.h) */
 	/* Urgent lane: runtime lifecycle messages (vz__msg_urgent()), handled
 	 * before any user mail at the start of the actor's next run. Kept
 	 * apart from mbox so user mail keeps its per-pair FIFO order and a

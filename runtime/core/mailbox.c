@@ -29,11 +29,11 @@ struct vz__seg_chunk {
 	size_t bytes;
 };
 
-/* Never written: only its last cell's address is used, as both ends of an
- * empty mailbox, so vz__mbox_reserve()'s offset test sends the first push
- * to vz__mbox_grow(). */
-static alignas(VZ__SEG_BYTES) struct vz__cell nil_seg[VZ__SEG_CELLS];
-struct vz__cell *const vz__mbox_nil = &nil_seg[VZ__SEG_CELLS - 1];
+/* Never written: only its address is used, as every end of an empty
+ * mailbox, so vz__mbox_reserve() finds no room and the first push goes to
+ * vz__mbox_grow(). */
+static struct vz__cell nil_cell;
+struct vz__cell *const vz__mbox_nil = &nil_cell;
 
 /* bytes of memory aligned to `align` (a power of two, >= the page size). */
 static void *map_aligned(size_t bytes, size_t align)
@@ -81,7 +81,7 @@ int vz__seg_refill(struct vz__seg_cache *sc)
 	/* Pushed in reverse so the first segments handed out are the first
 	 * of the chunk: a flood then walks the chunk in address order. */
 	for (size_t off = bytes; off >= VZ__SEG_BYTES; off -= VZ__SEG_BYTES)
-		vz__seg_free(sc, mem + off - VZ__SEG_BYTES);
+		vz__seg_free(sc, mem + off - VZ__SEG_BYTES, VZ__SEG_BYTES);
 	sc->next_chunk = bytes * 2 <= CHUNK_MAX ? bytes * 2 : CHUNK_MAX;
 	sc->refills++;
 	if (sc->refill_stat)
@@ -103,23 +103,51 @@ void vz__seg_cache_fini(struct vz__seg_cache *sc)
 	sc->refill_stat = stat;
 }
 
-struct vz__cell *vz__mbox_grow(struct vz__seg_cache *sc, struct vz__mbox *mb)
+/* A free segment of `bytes`, or NULL. Small ones are cut from a large one
+ * when none is free (and stay small). */
+static void *seg_take(struct vz__seg_cache *sc, uint32_t bytes)
 {
-	struct vz__cell *first;
+	unsigned k = bytes == VZ__SEG_BYTES;
+	unsigned char *seg;
 
-	if (!sc->free && vz__seg_refill(sc) < 0)
+	if (!sc->free[k]) {
+		if (!sc->free[1] && vz__seg_refill(sc) < 0)
+			return NULL;
+		if (!k) {
+			seg = sc->free[1];
+			sc->free[1] = *(void **)seg;
+			for (uint32_t off = VZ__SEG_BYTES; off >= VZ__SEG_SMALL;
+			     off -= VZ__SEG_SMALL)
+				vz__seg_free(sc, seg + off - VZ__SEG_SMALL, VZ__SEG_SMALL);
+		}
+	}
+	seg = sc->free[k];
+	sc->free[k] = *(void **)seg;
+	return seg;
+}
+
+struct vz__cell *vz__mbox_grow(struct vz__seg_cache *sc, struct vz__mbox *mb, unsigned n)
+{
+	/* Small to start with (one message is the common case), large once
+	 * the mailbox grows or the message needs more cells. */
+	uint32_t bytes =
+	    mb->seg_bytes || n > VZ__SEG_SMALL / VZ__CELL_BYTES - 1 ? VZ__SEG_BYTES : VZ__SEG_SMALL;
+	struct vz__cell *first = seg_take(sc, bytes);
+
+	if (!first)
 		return NULL;
-	first = sc->free;
-	sc->free = *(void **)first;
-	if (mb->tail == vz__mbox_nil) {
+	if (!mb->seg_bytes) {
 		mb->head = mb->tail = first;
 	} else {
 		/* The reader follows the link once it has read every message
 		 * before it, then gives this segment back. */
 		mb->tail->kind = VZ__CELL_LINK;
+		mb->tail->type = mb->seg_bytes;
 		mb->tail->u.next = first;
 		mb->tail = first;
 	}
+	mb->end = first + bytes / VZ__CELL_BYTES - 1;
+	mb->seg_bytes = bytes;
 	return first;
 }
 
