@@ -322,6 +322,7 @@ VZ_API int vz_forward(vz_actor *self, const vz_msg *cm, vz_ref to)
 				forwarded(sh, m);
 			return rc;
 		}
+		return VZ_ENOSHARD; /* no cluster: as vz_send() */
 	}
 	if ((m->flags & VZ__MSG_VIEW) ||
 	    (dest != sh->id && dest < sh->rt->nshards && (m->owner & VZ__OWNER_FOREIGN))) {
