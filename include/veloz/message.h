@@ -1,7 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Messages. A send copies the payload into a pooled message; the receiver
- * sees it as a const vz_msg* valid during its receive call. Delivery
+ * Messages. A send copies the payload once: a small message to an actor of
+ * the same shard goes into the target's mailbox itself (32-byte cells),
+ * anything else into a pooled message (vz_send_reserve() and vz_forward()
+ * below avoid even that copy). The receiver sees either as a const vz_msg*
+ * valid during its receive call only: neither the pointer nor
+ * vz_msg_data() may be kept past the call (copy what must outlive it; an
+ * I/O buffer is kept with vz_io_buf_keep(), io.h). Delivery
  * contract: a send that returned 0 is handled exactly once by its target,
  * or counted as a dead letter (and given to the config's dead-letter hook)
  * if the target stopped first. Order is FIFO per (sender, receiver) pair,
@@ -86,6 +91,73 @@ VZ_API int vz_reply(vz_actor *self, const vz_msg *m, uint32_t type, const void *
  * read-modify-writes on the target shard's inbox line and one on a
  * foreign-pool free list. */
 VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
+
+/*
+ * Zero-copy hand-off, from inside an actor (its home shard).
+ *
+ * Reserve, write, commit (the get / prep / submit shape of liburing):
+ * vz_send_reserve() makes every check vz_send() makes for a message of
+ * `len` bytes, takes its place against a bounded mailbox, and returns in
+ * *buf where to write the payload (VZ_MSG_ALIGN-aligned, len bytes; with
+ * len 0 a valid pointer that must not be written). vz_send_commit() sends
+ * it: the message joins the FIFO order from self to `to` at the commit,
+ * exactly as a vz_send() at that moment would (sends made between reserve
+ * and commit go first). A payload past the inline size of a mailbox cell
+ * (over 112 bytes), or any payload for an actor on another shard, is
+ * written straight into the message that travels: no copy at all. A small
+ * payload for an actor of the same shard is copied once into the target's
+ * mailbox at commit, which costs what vz_send()'s copy does.
+ *
+ * One reservation at a time per shard: it belongs to the calling actor
+ * and to the callback that made it (receive, init or on_stop). If that
+ * callback returns (at the latest when the actor's current run ends)
+ * without committing or aborting it, the runtime aborts it. After commit
+ * or abort, buf is no longer the caller's.
+ *
+ * vz_send_reserve() errors: those of vz_send() (VZ_EINVAL for NULL self or
+ * buf or type < VZ_MSG_USER or a reference to another node, VZ_EWRONGTHREAD,
+ * VZ_ETOOBIG, VZ_ESTALE, VZ_ENOSHARD, VZ_EFULL, VZ_ESTOPPED, VZ_ENOMEM),
+ * and VZ_EBUSY when a reservation is already open on this shard. On error
+ * *buf is NULL and nothing is held.
+ *
+ * vz_send_commit(): 0, or VZ_EINVAL (NULL self or buf), VZ_EWRONGTHREAD,
+ * VZ_ENOENT (no open reservation of self with this buf: never reserved,
+ * committed or aborted already), or one of these after which nothing was
+ * sent and the reservation is gone: VZ_ESTALE (self, or a target on this
+ * shard, stopped since the reserve), VZ_ESTOPPED (the runtime began
+ * stopping since), VZ_ENOMEM (no memory for the target's mailbox). A
+ * target on another shard that stopped meanwhile gets a dead letter, as
+ * with vz_send().
+ *
+ * vz_send_abort(): nothing is sent and the mailbox place is given back;
+ * 0, or VZ_EINVAL, VZ_EWRONGTHREAD, VZ_ENOENT as for commit.
+ */
+VZ_API int vz_send_reserve(vz_actor *self, vz_ref to, uint32_t type, size_t len, void **buf);
+VZ_API int vz_send_commit(vz_actor *self, void *buf);
+VZ_API int vz_send_abort(vz_actor *self, void *buf);
+
+/*
+ * Hand the message self is handling now (m, its receive argument) on to
+ * `to` without copying it: the payload, type, sender (vz_msg_sender() at
+ * `to` is m's sender, not self) and an ask's correlation (so `to` may
+ * vz_reply() the asker directly) travel as they are; a reply to one of
+ * self's own asks arrives as a plain message (correlation 0). The message
+ * takes its place in self -> to's FIFO order at this call. m itself is
+ * counted as handled by self; the forward is a send (sent_local or
+ * sent_remote) handled or dead-lettered at `to`.
+ *
+ * After 0, m is no longer self's: do not read it or its payload again in
+ * this call. The message's memory moves with it when it is a block this
+ * shard may hand on; a small message from a mailbox cell, or a message
+ * posted from a foreign thread going to another shard, is copied once
+ * (no worse than vz_send()).
+ *
+ * Same thread rules and errors as vz_send(), plus: VZ_EINVAL when m is
+ * NULL or not the message self is handling in the current receive call,
+ * or a runtime message (type < VZ_MSG_USER); VZ_ESTATE when m was already
+ * forwarded. On error m is still self's, unchanged.
+ */
+VZ_API int vz_forward(vz_actor *self, const vz_msg *m, vz_ref to);
 
 /* Accessors for a received message (valid during receive only).
  * vz_msg_data() is aligned to VZ_MSG_ALIGN (16) bytes, also when the

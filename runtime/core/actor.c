@@ -87,7 +87,8 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 		return VZ_ENOMEM;
 	a->shard = sh;
 	a->spec = spec;
-	a->mbox = (struct vz__msg_list){0};
+	vz__mbox_init(&a->mbox);
+	a->spill = (struct vz__msg_list){0};
 	a->urg_head = a->urg_tail = NULL;
 	a->sched_cls = spec->sched_class;
 	a->next_ready = NULL;
@@ -121,6 +122,7 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 			      memory_order_release);
 	if (spec->init) {
 		rc = spec->init(a, a->state, arg);
+		vz__handoff_end(sh, a); /* a reservation left open (message.h) */
 		if (rc < 0) {
 			/* The actor never existed: no on_stop, no stats. */
 			vz__timers_cancel_owner(&sh->timers, &a->timers);
@@ -128,8 +130,7 @@ int vz__actor_spawn(struct vz__shard *sh, const vz_actor_spec *spec, const void 
 				vz__life_init_failed(sh, a, rc);
 			a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
 			vz__aio_actor_stopped(sh, a);
-			while (a->mbox.head)
-				vz__dead_letter(sh, vz__list_pop(&a->mbox), VZ_ESTALE);
+			vz__mbox_dead_letter_all(sh, a, VZ_ESTALE);
 			/* init may have queued itself an exit signal (a link to
 			 * a gone actor, life.c) */
 			while (a->urg_head) {
@@ -185,6 +186,7 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 		a->flags |= VZ__ACTOR_RUNNING;
 		a->spec->on_stop(a, a->state);
 		a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
+		vz__handoff_end(sh, a);
 	}
 	a->flags &= (uint16_t)~VZ__ACTOR_LIVE;
 	if (a->life) /* watchers, links, asks (life.c) */
@@ -192,8 +194,7 @@ void vz__actor_stop_now(struct vz__shard *sh, struct vz_actor *a, int reason)
 	/* Its descriptors close and its operations end now; their events
 	 * (and those already queued below) are dropped, buffers returned. */
 	vz__aio_actor_stopped(sh, a);
-	while ((m = vz__list_pop(&a->mbox)))
-		vz__dead_letter(sh, m, reason);
+	vz__mbox_dead_letter_all(sh, a, reason);
 	while ((m = a->urg_head)) {
 		/* runtime requests (stop): uncounted, so only released */
 		a->urg_head = vz__msg_next(m);

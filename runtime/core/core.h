@@ -33,6 +33,8 @@
 #include "util/clock.h"
 #include "util/membarrier.h"
 
+#include "core/mailbox.h"
+
 #define VZ__LINE 64
 
 /* ---- messages ---------------------------------------------------------- */
@@ -57,13 +59,17 @@
 	0x02u		    /* runtime-made (timer expiry, stop request): not in                   \
 			       the sent = handled + dead-lettered accounting */
 #define VZ__MSG_REPLY 0x20u /* a vz_reply() to an ask: corr is the asker's (life.c) */
+/* A struct vz__msg_view (below): the handler's view of an inline mailbox
+ * cell, whose payload is at view->data, not in m->data. */
+#define VZ__MSG_VIEW 0x40u
 /* Every flag its own bit: a reply and an I/O event once shared 0x10, and
  * a reply was then taken for an event holding a receive buffer. */
 _Static_assert(((VZ__MSG_SYS | VZ__MSG_UNCOUNTED | VZ__MSG_RETURNING | VZ__MSG_INFLIGHT) &
-		(VZ__MSG_IOBUF | VZ__MSG_REPLY)) == 0 &&
+		(VZ__MSG_IOBUF | VZ__MSG_REPLY | VZ__MSG_VIEW)) == 0 &&
+		   ((VZ__MSG_IOBUF | VZ__MSG_REPLY) & VZ__MSG_VIEW) == 0 &&
 		   (VZ__MSG_IOBUF & VZ__MSG_REPLY) == 0 &&
 		   ((VZ__MSG_SYS | VZ__MSG_UNCOUNTED | VZ__MSG_RETURNING | VZ__MSG_INFLIGHT |
-		     VZ__MSG_IOBUF | VZ__MSG_REPLY) &
+		     VZ__MSG_IOBUF | VZ__MSG_REPLY | VZ__MSG_VIEW) &
 		    ~0xffu) == 0,
 	       "msg->flags bits overlap or overflow its 8 bits");
 
@@ -82,7 +88,11 @@ enum {
 };
 
 struct vz_msg {
-	struct vz__mpsc_node node; /* link: inbox, mailbox, outbox, free list */
+	union {
+		struct vz__mpsc_node node; /* link: inbox, mailbox, outbox, free list */
+		/* VZ__MSG_VIEW: the payload, in the mailbox cell (deliver.c) */
+		const unsigned char *view_data;
+	};
 	vz_ref to;
 	vz_ref from;
 	uint32_t type;
@@ -106,6 +116,16 @@ _Static_assert(sizeof(struct vz_msg) == 48, "message header is 48 bytes");
  * msg_pool.c) starts on a 64-byte boundary and is 64 << class long. */
 _Static_assert(offsetof(struct vz_msg, data) % VZ_MSG_ALIGN == 0 && 64 % VZ_MSG_ALIGN == 0,
 	       "vz_msg_data() must stay VZ_MSG_ALIGN-aligned (message.h)");
+
+/*
+ * What a receive call gets for an inline mailbox cell (mailbox.h): a
+ * struct vz_msg on the dispatching stack frame with the header fields the
+ * accessors and vz_reply() read (from, type, len, flags with VZ__MSG_VIEW,
+ * corr 0; `to` only in a simulation) and view_data pointing at the payload
+ * where it is, in the cell. The handler sees a const vz_msg * like any
+ * other, valid during the call (message.h); vz_msg_data() returns
+ * view_data.
+ */
 
 /* A ring entry with this bit set is a block of the receiver's own pool
  * coming home, not a message (blocks are at least 64-byte aligned). */
@@ -213,10 +233,11 @@ enum vz__actor_flags {
 	VZ__ACTOR_ACTIVE = 1 << 5,    /* the run loop holds it: it frees the slot */
 	VZ__ACTOR_RETIRED = 1 << 6,   /* generations used up: never reused */
 	VZ__ACTOR_NAMED = 1 << 7,     /* has cluster names: stop removes them */
+	VZ__ACTOR_SPILL = 1 << 8,     /* a->spill holds messages (no segment memory) */
 };
 
 struct vz_actor {
-	struct vz__msg_list mbox; /* 24: owner-only mailbox */
+	struct vz__mbox mbox; /* 32: owner-only mailbox of cells (mailbox.h) */
 	/* Urgent lane: runtime lifecycle messages (vz__msg_urgent()), handled
 	 * before any user mail at the start of the actor's next run. Kept
 	 * apart from mbox so user mail keeps its per-pair FIFO order and a
@@ -253,6 +274,11 @@ struct vz_actor {
 	 * actor (or a watcher of it on this shard) first uses one. Owner-only. */
 	struct vz__life *life;
 	struct vz__atype *otype; /* per-type stats entry (stats/obs.h), or NULL */
+	/* Blocks that arrived when no mailbox segment could be had (out of
+	 * memory): they, and everything after them, wait here in order
+	 * until the cells before them are handled. VZ__ACTOR_SPILL is set
+	 * while it is not empty. Owner-only. */
+	struct vz__msg_list spill;
 };
 
 /* ---- scheduling classes ------------------------------------------------ */
@@ -287,6 +313,35 @@ struct vz__sched {
 	uint64_t min_vr;   /* floor a waking class's vruntime is raised to */
 	struct vz__class cls[VZ_MAX_CLASSES];
 };
+
+/* ---- zero-copy hand-off (handoff.c) ---------------------------------- */
+
+/* The shard's one open send reservation (vz_send_reserve()) and the block
+ * the running receive handed on with vz_forward(). Owner-only. */
+struct vz__handoff {
+	struct vz_actor *owner; /* the reserving actor; NULL: none open */
+	void *buf;		/* what vz_send_reserve() returned */
+	vz_ref from, to;
+	uint32_t type, len;
+	int counted;	  /* a bounded-mailbox admission is held */
+	struct vz_msg *m; /* the block written in place, or NULL: stage */
+	/* The message being handled that vz_forward() handed on as it is:
+	 * dispatch() must not give it back (deliver.c), and clears this. */
+	const struct vz_msg *taken;
+	/* The last message forwarded, and the shard's handled count then:
+	 * a receive call sees one value of it (dispatch counts after the
+	 * call), so a second forward of the same message is told apart
+	 * from a later message at the same address (views). */
+	const struct vz_msg *fwd;
+	uint64_t fwd_at;
+	/* Small local payloads are written here and go into the target's
+	 * mailbox cells at commit (mailbox.h). */
+	alignas(16) unsigned char stage[VZ__CELL_INLINE_MAX];
+};
+
+/* handoff.c: drop the reservation of actor a if it left one open (end of
+ * its run, of init, of on_stop). */
+void vz__handoff_end(struct vz__shard *sh, struct vz_actor *a);
 
 /* ---- shards ------------------------------------------------------------ */
 
@@ -369,6 +424,8 @@ struct vz__shard {
 	struct vz__sched sched; /* class picking and per-class stats */
 
 	struct vz__pool pool;
+	struct vz__seg_cache segs; /* mailbox segments (mailbox.h) */
+	struct vz__handoff ho;	   /* reserve/commit and forward (handoff.c) */
 	struct vz__timers timers;
 	bool timers_ready;
 	void *timer_reserve; /* blocks kept for expiry messages (shard.c) */
@@ -746,6 +803,24 @@ static inline bool vz__msg_urgent(const struct vz_msg *m)
 	return (m->flags & VZ__MSG_SYS) && m->type >= VZ__MSG_STOP && m->type <= VZ__MSG_EXITSIG;
 }
 
+/* Append block m to a's mailbox (no urgent test): a cell holding the
+ * pointer, or, when no segment can be had, the spill list (never fails:
+ * arrivals from other threads were accepted already). */
+static inline void vz__mbox_push_block(struct vz__shard *sh, struct vz_actor *a, struct vz_msg *m)
+{
+	struct vz__cell *c;
+
+	if (__builtin_expect(!(a->flags & VZ__ACTOR_SPILL), 1) &&
+	    __builtin_expect((c = vz__mbox_reserve(&sh->segs, &a->mbox, 1)) != NULL, 1)) {
+		c->u.msg = m;
+		c->kind = VZ__CELL_BLOCK;
+		vz__mbox_commit(&a->mbox, c, 1);
+		return;
+	}
+	a->flags |= VZ__ACTOR_SPILL;
+	vz__list_push(&a->spill, m);
+}
+
 /* Put m in a's mailbox, or in its urgent lane, and make a ready. */
 static inline void vz__mbox_push(struct vz__shard *sh, struct vz_actor *a, struct vz_msg *m)
 {
@@ -757,9 +832,15 @@ static inline void vz__mbox_push(struct vz__shard *sh, struct vz_actor *a, struc
 			a->urg_head = m;
 		a->urg_tail = m;
 	} else {
-		vz__list_push(&a->mbox, m);
+		vz__mbox_push_block(sh, a, m);
 	}
 	vz__make_ready(sh, a);
+}
+
+/* Has a mail waiting (cells, spill or urgent lane)? */
+static inline bool vz__actor_has_mail(const struct vz_actor *a)
+{
+	return !vz__mbox_empty(&a->mbox) || a->urg_head || (a->flags & VZ__ACTOR_SPILL);
 }
 
 /* Any ready actor on sh? Owner thread. */
@@ -824,6 +905,9 @@ void vz__actor_table_fini(struct vz__shard *sh);
 int vz__bounded_admit(struct vz__shard *target, vz_ref to);
 void vz__stop_all_actors(struct vz__shard *sh);
 void vz__actor_reap(struct vz__shard *sh, struct vz_actor *a);
+
+/* mailbox.c: a (no longer live) leaves its queued mail as dead letters */
+void vz__mbox_dead_letter_all(struct vz__shard *sh, struct vz_actor *a, int reason);
 
 /* deliver.c */
 void vz__deliver_local(struct vz__shard *sh, struct vz_msg *m);

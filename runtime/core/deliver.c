@@ -9,6 +9,7 @@
  * exactly one of `handled` (a receive call) or `dead_letters` (the hook),
  * and its memory goes back through vz__msg_release() exactly once.
  */
+#include <stddef.h>
 #include <string.h>
 
 #include "core/core.h"
@@ -134,6 +135,14 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 	a->flags |= VZ__ACTOR_RUNNING;
 	a->spec->receive(a, a->state, m);
 	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
+	if (__builtin_expect(sh->ho.taken == m, 0)) {
+		/* vz_forward() handed the block on (handoff.c): it is no
+		 * longer ours to read or release; the receive counts. */
+		sh->ho.taken = NULL;
+		VZ__STAT_ADD(sh, handled, 1);
+		finish_stop_if_asked(sh, a);
+		return 1;
+	}
 	if (m->flags & VZ__MSG_IOBUF)
 		vz__aio_msg_done(sh, m, false); /* not kept: back to the ring */
 	vz__undo_admit(sh, m);
@@ -142,6 +151,78 @@ static unsigned dispatch(struct vz__shard *sh, struct vz_actor *a, struct vz_msg
 	vz__msg_release(sh, m);
 	finish_stop_if_asked(sh, a);
 	return 1;
+}
+
+/* Handle an inline cell for live actor a (mailbox.h): the receive call
+ * sees a view of it (struct vz_msg with VZ__MSG_VIEW, core.h) built on
+ * this frame; the payload stays in the cell, which stays valid until the
+ * caller's vz__mbox_settle(). Inline cells are plain user messages (never
+ * VZ__MSG_SYS, VZ__MSG_REPLY or VZ__MSG_UNCOUNTED), so none of dispatch()'s
+ * runtime-message tests apply. Returns 1 (receive ran). */
+static inline unsigned dispatch_cell(struct vz__shard *sh, struct vz_actor *a,
+				     const struct vz__cell *c)
+{
+	struct vz_msg v;
+	uint8_t cflags = c->flags;
+
+	v.view_data = (const unsigned char *)c + offsetof(struct vz__cell, data);
+	v.from.id = c->u.from;
+	v.type = c->type;
+	v.len = c->len;
+	v.flags = VZ__MSG_VIEW;
+	v.corr = 0;
+	if (__builtin_expect(sh->sim != NULL, 0)) {
+		v.to = vz__make_ref(sh->id, a->slot, a->gen);
+		vz__sim_handled(sh->sim, sh, &v);
+	}
+	/* For a stall report, as in dispatch(). */
+	sh->obs.cur_actor = a;
+	sh->obs.cur_msg = &v;
+	/* Compiler-only barrier: pairs with the signal fence in
+	 * stall_handler(), as in dispatch(). */
+	atomic_signal_fence(memory_order_release);
+	a->flags |= VZ__ACTOR_RUNNING;
+	a->spec->receive(a, a->state, &v);
+	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
+	if (__builtin_expect(cflags & VZ__MSG_INFLIGHT, 0))
+		/* Relaxed: a pure counter (vz__bounded_admit()). */
+		atomic_fetch_sub_explicit(&a->inflight, 1, memory_order_relaxed);
+	VZ__STAT_ADD(sh, handled, 1);
+	finish_stop_if_asked(sh, a);
+	return 1;
+}
+
+/* Messages queued for a: cells, then the spill list. */
+static inline uint32_t mail_len(const struct vz_actor *a)
+{
+	return a->mbox.len + a->spill.len;
+}
+
+/* Handle a's oldest message: the cells first, then (only once they are
+ * empty, so order holds) the spill list, which is left for good when it
+ * empties. The caller knows a has one (mail_len() > 0). Returns 1 when a
+ * receive ran. */
+static inline unsigned run_next(struct vz__shard *sh, struct vz_actor *a)
+{
+	struct vz__cell *c;
+	unsigned r;
+
+	if (__builtin_expect(vz__mbox_empty(&a->mbox), 0)) {
+		struct vz_msg *m = vz__list_pop(&a->spill);
+
+		if (!m) /* nothing queued after all: a caller's bug, but harmless */
+			return 0;
+		if (!a->spill.head)
+			a->flags &= (uint16_t)~VZ__ACTOR_SPILL;
+		return dispatch(sh, a, m);
+	}
+	c = vz__mbox_pop(&sh->segs, &a->mbox);
+	if (c->kind == VZ__CELL_BLOCK)
+		r = dispatch(sh, a, c->u.msg);
+	else
+		r = dispatch_cell(sh, a, c);
+	vz__mbox_settle(&sh->segs, &a->mbox);
+	return r;
 }
 
 /* Handle a's urgent lane (vz__msg_urgent()): before any of its user mail.
@@ -183,7 +264,7 @@ static inline void after_run(struct vz__shard *sh, struct vz_actor *a)
 		 * slot on the free list twice. */
 		if (!(a->flags & VZ__ACTOR_READY))
 			vz__actor_reap(sh, a);
-	} else if (a->mbox.head || a->urg_head) {
+	} else if (vz__actor_has_mail(a)) {
 		vz__make_ready(sh, a);
 	}
 }
@@ -260,7 +341,6 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 	}
 	while (actors-- > 0 && sh->rq[0].head) {
 		struct vz_actor *a = rq_pop(sh, 0);
-		struct vz_msg *m;
 		unsigned n = 0, batch_now, done0 = done;
 		uint64_t t0;
 
@@ -269,22 +349,24 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 			n = 1;
 			goto budget;
 		}
-		t0 = vz__obs_run_begin(&sh->obs, a->otype, a->mbox.len, a->ready_ns);
+		t0 = vz__obs_run_begin(&sh->obs, a->otype, mail_len(a), a->ready_ns);
 		a->flags |= VZ__ACTOR_ACTIVE;
 		if (__builtin_expect(a->urg_head != NULL, 0))
 			run_urgent(sh, a);
 		/* Only what was queued when the run began: a message the actor
 		 * sends itself waits for its next turn, so a self-driving
-		 * actor cannot take `batch` times its share. */
-		if (batch > a->mbox.len)
-			batch_now = a->mbox.len;
-		else
+		 * actor cannot take `batch` times its share. (A stop empties
+		 * the mailbox and clears LIVE, so mail_len() > 0 while LIVE.) */
+		batch_now = mail_len(a);
+		if (batch_now > batch)
 			batch_now = batch;
-		while (n < batch_now && (a->flags & VZ__ACTOR_LIVE) &&
-		       (m = vz__list_pop(&a->mbox))) {
-			done += dispatch(sh, a, m);
+		while (n < batch_now && (a->flags & VZ__ACTOR_LIVE)) {
+			done += run_next(sh, a);
 			n++;
 		}
+		/* A reservation left open ends with the run (message.h). */
+		if (__builtin_expect(sh->ho.owner != NULL, 0))
+			vz__handoff_end(sh, a);
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
 		t0 = vz__obs_run_end(a->otype, t0, done - done0);
 		/* A timed run's fresh clock reading; never in a simulation,
@@ -474,7 +556,6 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		int c = pick(sh);
 		struct vz__class *cl;
 		struct vz_actor *a;
-		struct vz_msg *m;
 		unsigned n = 0, batch_now;
 		uint64_t start, left, ran, since, t0;
 		bool cut = false, watch;
@@ -493,14 +574,15 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		start = now;
 		left = cl->quota_ns ? cl->quota_ns - cl->turn_ns : UINT64_MAX;
 		watch = has_lat && !cl->latency;
-		t0 = vz__obs_run_begin(&sh->obs, a->otype, a->mbox.len, a->ready_ns);
+		t0 = vz__obs_run_begin(&sh->obs, a->otype, mail_len(a), a->ready_ns);
 		a->flags |= VZ__ACTOR_ACTIVE;
 		if (a->urg_head)
 			run_urgent(sh, a);
-		batch_now = batch > a->mbox.len ? a->mbox.len : batch;
-		while (n < batch_now && (a->flags & VZ__ACTOR_LIVE) &&
-		       (m = vz__list_pop(&a->mbox))) {
-			done += dispatch(sh, a, m);
+		batch_now = mail_len(a);
+		if (batch_now > batch)
+			batch_now = batch;
+		while (n < batch_now && (a->flags & VZ__ACTOR_LIVE)) {
+			done += run_next(sh, a);
 			n++;
 			if (n == batch_now)
 				break;
@@ -519,6 +601,8 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 				}
 			}
 		}
+		if (__builtin_expect(sh->ho.owner != NULL, 0))
+			vz__handoff_end(sh, a);
 		a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
 		vz__obs_run_end(a->otype, t0, done - done0);
 		now = sh->now_ns = vz__shard_clock(sh);
@@ -537,7 +621,7 @@ static void run_classes(struct vz__shard *sh, unsigned *handled)
 		if (cl->latency && !vz__outboxes_empty(sh))
 			vz__flush_outboxes(sh);
 		if (cut && (a->flags & VZ__ACTOR_LIVE) && !(a->flags & VZ__ACTOR_READY) &&
-		    (a->mbox.head || a->urg_head)) {
+		    vz__actor_has_mail(a)) {
 			/* Cut short: back to the front of its class. */
 			struct vz__runq *q = &sh->rq[c];
 

@@ -342,7 +342,7 @@ static bool on_exitsig(struct vz__shard *sh, struct vz_actor *a, struct vz_msg *
 		m->from = x.from;
 		m->len = sizeof e;
 		memcpy(m->data, &e, sizeof e);
-		vz__list_push(&a->mbox, m);
+		vz__mbox_push_block(sh, a, m);
 		vz__make_ready(sh, a);
 		return true;
 	}

@@ -71,6 +71,7 @@ int vz__shard_create(vz_runtime *rt, unsigned id, int cpu, bool embedded, struct
 	/* Closed until vz_runtime_start() opens it (post_foreign()). */
 	atomic_init(vz__post_gate(sh), VZ__GATE_CLOSED);
 	vz__pool_init(&sh->pool);
+	sh->segs.refill_stat = &sh->stats.pool_refills;
 	for (unsigned c = 0; c < VZ__NCLASSES; c++) {
 		rc = vz__fpool_init(&sh->fpool[c], c);
 		if (rc < 0) {
@@ -123,6 +124,7 @@ void vz__shard_destroy(struct vz__shard *sh)
 	for (unsigned c = 0; c < VZ__NCLASSES; c++)
 		vz__fpool_fini(&sh->fpool[c]);
 	vz__pool_fini(&sh->pool);
+	vz__seg_cache_fini(&sh->segs);
 	free(sh);
 }
 

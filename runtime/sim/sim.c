@@ -118,7 +118,9 @@ void vz__sim_handled(vz_sim *sim, const struct vz__shard *sh, const struct vz_ms
 		h = mix_bytes(h, &ev, sizeof ev);
 		h = mix_bytes(h, m->data + sizeof ev, m->len - sizeof ev);
 	} else {
-		h = mix_bytes(h, m->data, m->len);
+		/* Through the accessor: an inline mailbox cell's view keeps
+		 * its payload in the cell (core.h, VZ__MSG_VIEW). */
+		h = mix_bytes(h, vz_msg_data(m), m->len);
 	}
 	sim->st.signature = h;
 	sim->st.handled++;
