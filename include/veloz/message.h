@@ -103,10 +103,12 @@ VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload
  * it: the message joins the FIFO order from self to `to` at the commit,
  * exactly as a vz_send() at that moment would (sends made between reserve
  * and commit go first). A payload past the inline size of a mailbox cell
- * (over 112 bytes), or any payload for an actor on another shard, is
- * written straight into the message that travels: no copy at all. A small
- * payload for an actor of the same shard is copied once into the target's
- * mailbox at commit, which costs what vz_send()'s copy does.
+ * (over 112 bytes) for an actor of the same shard, or past the inline size
+ * of a cross-shard ring slot (over 32 bytes) for an actor on another shard,
+ * is written straight into the message that travels: no copy at all. A
+ * smaller payload is copied once at commit, into the target's mailbox cells
+ * or into the ring slot (a copy of a few bytes costs less than moving a
+ * block between cores), which costs what vz_send()'s copy does.
  *
  * One reservation at a time per shard: it belongs to the calling actor
  * and to the callback that made it (receive, init or on_stop). If that

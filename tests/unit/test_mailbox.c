@@ -61,6 +61,12 @@ static bool check_fill(const unsigned char *p, size_t len, uint64_t *seq, uint32
 static const size_t sizes[] = {12, 16, 17, 48, 80, 112, 113, 1000};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
+/* The spill test's sizes: past a ring slot's 32 inline bytes (see there). */
+static size_t spill_len(size_t len)
+{
+	return len <= 32 ? len + 33 : len;
+}
+
 static void count_dead(void *ctx, uint64_t to, uint32_t type, const void *data, size_t len,
 		       int reason)
 {
@@ -71,7 +77,8 @@ static void count_dead(void *ctx, uint64_t to, uint32_t type, const void *data, 
 	(void)to;
 	(void)reason;
 	if (type == MSG_DATA &&
-	    (!check_fill(data, len, &seq, &sender) || len != sizes[seq % NSIZES]))
+	    (!check_fill(data, len, &seq, &sender) ||
+	     (len != sizes[seq % NSIZES] && len != spill_len(sizes[seq % NSIZES]))))
 		dead_bad++;
 	atomic_fetch_add(&dead_seen, 1);
 }
@@ -389,7 +396,7 @@ static void rs_tester(vz_actor *self, void *state, const vz_msg *m)
 		rc[13] = vz_send_abort(self, b);
 		break;
 	case 1:
-		/* small local, large local, small remote: written in place */
+		/* small local, large local, large remote: written in place */
 		rc[0] = vz_send_reserve(self, rs.local, MSG_DATA, 40, &b);
 		memcpy(b, "abcd", 4);
 		rc[1] = vz_send_commit(self, b);
@@ -398,7 +405,8 @@ static void rs_tester(vz_actor *self, void *state, const vz_msg *m)
 		memcpy(b, "abcd", 4);
 		rs.bufs[0] = b;
 		rc[3] = vz_send_commit(self, b);
-		rc[4] = vz_send_reserve(self, rs.remote, MSG_DATA, 8, &b);
+		/* past a ring slot's 32 inline bytes: the block travels */
+		rc[4] = vz_send_reserve(self, rs.remote, MSG_DATA, 200, &b);
 		memcpy(b, "abcd", 4);
 		rs.bufs[1] = b;
 		rc[5] = vz_send_commit(self, b);
@@ -681,6 +689,11 @@ static void spill_send(vz_actor *self, void *state, const vz_msg *m)
 	for (uint64_t i = 0; i < sp.burst; i++, sp.sent++) {
 		size_t len = sizes[sp.sent % NSIZES];
 
+		/* Past a ring slot's 32 inline bytes, so each message crosses
+		 * as a block: an inline one needs a block of the receiver's
+		 * pool and, without memory, waits in its slot instead
+		 * (core/xshard/drain.c), which this test is not about. */
+		len = spill_len(len);
 		fill(buf, len, sp.sent, 0);
 		VZ_TEST_CHECK(vz_send(self, sp.recv, MSG_DATA, buf, len) == 0);
 	}
