@@ -933,6 +933,8 @@ int vz__wake(struct vz__shard *from, struct vz__shard *target);
 
 /* send.c */
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
+/* Fault builds: stall a foreign poster until a stop has begun (send.c). */
+void vz__stall_until_stopping(vz_runtime *rt);
 int vz__send_from(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
 		  const void *payload, size_t len);
 /* vz__send_from() with a correlation id (m->corr). */

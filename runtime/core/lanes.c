@@ -457,27 +457,6 @@ static inline void rec_get(unsigned char *dst, const struct lane_rec *r, size_t 
 	}
 }
 
-#ifdef VZ_FAULT_INJECTION
-/* Test builds: a poster preempted right after its commit, before it rings
- * or wakes, until a stop has begun and a while longer (at most about a
- * second): stop must find the record without being told. */
-static void stall_until_stopping(vz_runtime *rt)
-{
-	for (int i = 0; i < 10000; i++) {
-		/* Relaxed: only a timing hint. */
-		if (atomic_load_explicit(&rt->state, memory_order_relaxed) >= VZ__RT_STOPPING)
-			break;
-		usleep(100);
-	}
-	usleep(20000);
-}
-#else
-static void stall_until_stopping(vz_runtime *rt)
-{
-	(void)rt;
-}
-#endif
-
 /*
  * Post through p's lane into the target's shard. 0, a refusal, or
  * VZ__LANE_FALLBACK (implicit producer without a lane there). Arguments
@@ -557,8 +536,10 @@ static int lane_post(struct vz_producer *p, vz_ref from, vz_ref to, uint32_t typ
 		rc = refusal(rt);
 		goto undo;
 	}
+	/* A poster preempted right after its commit, before it rings or
+	 * wakes: stop must find the record without being told. */
 	if (VZ_FAULT(VZ_FAULT_POST_STALL))
-		stall_until_stopping(rt);
+		vz__stall_until_stopping(rt);
 	/* After the commit's seq_cst CAS (the publish and full fence): a
 	 * parked lane is rung (see vz__lane_park()), and the shard woken if
 	 * it sleeps (vz__wake(), whose load of `sleeping` pairs with the

@@ -210,9 +210,10 @@ int vz__send_corr(struct vz__shard *sh, vz_ref from, vz_ref to, uint32_t type, u
  * not overlap any call (runtime.h).
  */
 #ifdef VZ_FAULT_INJECTION
-/* Test builds: a poster preempted right after admission, for as long as it
- * takes a stop to begin and then some (at most about a second). */
-static void stall_until_stopping(vz_runtime *rt)
+/* Test builds (VZ_FAULT_POST_STALL): a poster preempted right after
+ * admission or, on a lane, right after its commit, for as long as it takes
+ * a stop to begin and then some (at most about a second). */
+void vz__stall_until_stopping(vz_runtime *rt)
 {
 	for (int i = 0; i < 10000; i++) {
 		/* Relaxed: only a timing hint. */
@@ -223,7 +224,7 @@ static void stall_until_stopping(vz_runtime *rt)
 	usleep(20000);
 }
 #else
-static void stall_until_stopping(vz_runtime *rt)
+void vz__stall_until_stopping(vz_runtime *rt)
 {
 	(void)rt;
 }
@@ -246,7 +247,7 @@ static __attribute__((noinline)) int post_foreign(vz_runtime *rt, vz_ref from, v
 		return state >= VZ__RT_STOPPING ? VZ_ESTOPPED : VZ_ESTATE;
 	}
 	if (VZ_FAULT(VZ_FAULT_POST_STALL))
-		stall_until_stopping(rt);
+		vz__stall_until_stopping(rt);
 	if (!(flags & VZ__MSG_SYS) &&
 	    atomic_load_explicit(&target->bounded_live, memory_order_relaxed)) {
 		counted = vz__bounded_admit(target, to);
