@@ -11,8 +11,10 @@
  * block of the target shard's foreign pool, still in lane order.
  *
  * Every foreign thread gets such lanes implicitly: its first vz_post()
- * (or port post, stop request, ...) to a shard creates its lane to that
- * shard, and the lanes are given back when the thread exits. An engine
+ * (or port post, ...) to a shard creates its lane to that shard, and the
+ * lanes are given back when the thread exits. A stop request (vz_stop())
+ * from such a thread goes through the shard's inbox instead, which the
+ * shard reads before its lanes: a stop overtakes user mail (actor.h). An engine
  * that wants to hold its lanes explicitly — e.g. one producer per task
  * queue, handed between its own threads — creates a vz_producer.
  *
