@@ -437,6 +437,8 @@ static inline void rec_put(struct lane_rec *r, const unsigned char *src, size_t 
 	size_t k = len < REC_FIRST ? len : REC_FIRST;
 
 	copy_bytes(r->data, src, k);
+	if (len == k)
+		return; /* also an empty payload, whose src may be NULL */
 	for (src += k, len -= k; len; src += k, len -= k) {
 		slot += VZ__LANE_SLOT;
 		k = len < REC_CONT ? len : REC_CONT;

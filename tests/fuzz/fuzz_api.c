@@ -646,9 +646,18 @@ static void check_books(void)
 	      (unsigned long long)t.handled, (unsigned long long)t.dead_letters);
 	CHECK(t.dead_letters == M.dead, "dead %llu, hook %llu", (unsigned long long)t.dead_letters,
 	      (unsigned long long)M.dead);
-	CHECK(M.accepted == M.observed + M.dead, "accepted %llu != handled %llu + dead %llu",
-	      (unsigned long long)M.accepted, (unsigned long long)M.observed,
-	      (unsigned long long)M.dead);
+	/* While slab refills are made to fail, a post a thread's lane
+	 * accepted may wait there for memory (lanes.c): not yet handled,
+	 * not lost. Once the fault is off, every accepted message is
+	 * handled or dead-lettered. */
+	if (M.fault_armed)
+		CHECK(M.accepted >= M.observed + M.dead, "accepted %llu < handled %llu + dead %llu",
+		      (unsigned long long)M.accepted, (unsigned long long)M.observed,
+		      (unsigned long long)M.dead);
+	else
+		CHECK(M.accepted == M.observed + M.dead,
+		      "accepted %llu != handled %llu + dead %llu", (unsigned long long)M.accepted,
+		      (unsigned long long)M.observed, (unsigned long long)M.dead);
 }
 
 static void drain(void)
