@@ -184,6 +184,9 @@ VZ_API int vz_cluster_register(vz_cluster *c, vz_ref actor, const char *name, vz
  * now on finds the names (a round trip through the server: a marker
  * published behind them on the same connection comes back). Typical use:
  * register, start, sync, then tell the other processes you are ready.
+ * The same after a reconnect (stats.reconnects grew): the client renews
+ * every subscription on the new connection, and a sync made then returns
+ * once the server has them.
  * Not from a shard thread (VZ_EWRONGTHREAD): it waits. VZ_ETIMEDOUT
  * after timeout_ms (the connection is down), VZ_EINVAL, VZ_ENOMEM. */
 VZ_API int vz_cluster_sync(vz_cluster *c, uint32_t timeout_ms);
