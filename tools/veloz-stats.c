@@ -139,6 +139,23 @@ static void table(const char *name, long pid, const vz_stats_snapshot *s,
 		       (unsigned long long)s->obs[i].wakeups_received,
 		       (unsigned long long)s->obs[i].stalls);
 	}
+	/* Lanes of non-shard threads (producer.h): what sizing
+	 * runtime.foreign_lanes needs. */
+	printf("\n%-5s %6s %6s %6s %9s %9s %9s %9s\n", "SHARD", "LANES", "ACTIVE", "HWM",
+	       prev ? "LANEMSG/s" : "LANE-MSG", "FALLBACK", "EXHAUSTED", "DOORBELLS");
+	for (unsigned i = 0; i < s->nshards; i++) {
+		const vz_shard_stats *x = &s->shard[i];
+		const vz_shard_stats *p = prev ? &prev->shard[i] : NULL;
+
+		printf("%-5u %6llu %6llu %6llu %9s %9s %9llu %9s\n", i,
+		       (unsigned long long)x->lanes_in_use, (unsigned long long)x->lanes_active,
+		       (unsigned long long)x->lanes_hwm,
+		       p ? human(rate(x->lane_posts, p->lane_posts, secs), a, sizeof a)
+			 : human((double)x->lane_posts, a, sizeof a),
+		       human((double)x->lane_fallback_posts, b, sizeof b),
+		       (unsigned long long)x->lanes_exhausted,
+		       human((double)x->lane_doorbells, c, sizeof c));
+	}
 	printf("\n%-5s %-20s %6s %9s %9s %8s %9s %9s %9s %9s\n", "SHARD", "ACTOR TYPE", "ACTORS",
 	       "HANDLED", prev ? "MSG/s" : "RUNS", "MBOX-HWM", "WAIT-p50", "WAIT-p99", "HANDLE-p50",
 	       "HANDLE-p99");

@@ -283,10 +283,17 @@ typedef struct vz_config {
 	 * zero = none. */
 	vz_cluster_config cluster;
 	/* Lanes per shard for posts from threads that are not shards
-	 * (producer.h): at most this many foreign threads or producers hold a
-	 * lane into one shard at a time. 0 = VZ_FOREIGN_LANES_DEFAULT; at
-	 * most VZ_FOREIGN_LANES_MAX (vz_runtime_create() returns VZ_ECONFIG
-	 * above it). Each lane in use costs about 16 KiB. */
+	 * (producer.h; INI runtime.foreign_lanes, 0..VZ_FOREIGN_LANES_MAX):
+	 * at most this many foreign threads or producers hold a lane into one
+	 * shard at a time. 0 = VZ_FOREIGN_LANES_DEFAULT; above
+	 * VZ_FOREIGN_LANES_MAX vz_config_validate() and vz_runtime_create()
+	 * return VZ_ECONFIG naming runtime.foreign_lanes. Each lane in use
+	 * costs about 16 KiB. A thread whose first post to a shard finds no
+	 * lane free posts to that shard through its inbox (slower, contended)
+	 * for the rest of its life, even after lanes come free: give at least
+	 * as many lanes as threads that post to one shard are alive at once.
+	 * The stats (stats.h, lanes_hwm, lanes_exhausted,
+	 * lane_fallback_posts) show whether the bound was hit. */
 	uint32_t foreign_lanes;
 } vz_config;
 

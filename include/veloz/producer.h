@@ -18,8 +18,9 @@
  * that wants to hold its lanes explicitly — e.g. one producer per task
  * queue, handed between its own threads — creates a vz_producer.
  *
- * Each shard has at most vz_config.foreign_lanes lanes (default
- * VZ_FOREIGN_LANES_DEFAULT) at a time. When a shard has none left:
+ * Each shard has at most vz_config.foreign_lanes lanes (INI
+ * runtime.foreign_lanes; default VZ_FOREIGN_LANES_DEFAULT) at a time.
+ * When a shard has none left:
  * - vz_post() and the other implicit posts fall back, for that thread and
  *   that shard, to the shard's shared inbox (the path before lanes; two
  *   contended read-modify-writes per post) for as long as the thread
@@ -27,6 +28,20 @@
  * - vz_producer_post() refuses with VZ_ENOLANE and changes nothing.
  * A lane comes free once its thread has exited (or its producer was
  * destroyed) and the shard has taken everything posted through it.
+ *
+ * The fallback is for the thread's life, also when a lane comes free
+ * later: its posts may still be in the inbox then (the shard takes a
+ * bounded number per turn, and another thread's push caught half-way
+ * hides those behind it), and a first post through a new lane could
+ * overtake them, breaking FIFO per producer. Knowing them all taken would
+ * take a marker sent through the inbox and a lane held back until the
+ * shard reaches it; a sizing problem with a simple remedy does not pay
+ * for that. So: give foreign_lanes at least the number of threads posting
+ * to one shard that are alive at once, and watch lanes_hwm,
+ * lanes_exhausted and lane_fallback_posts (stats.h). A thread that must
+ * not fall back can post through a vz_producer instead: a refused
+ * vz_producer_post() leaves nothing behind, so its next post tries for a
+ * lane afresh.
  *
  * Order: messages from one producer to one actor are handled in the order
  * they were posted (FIFO per producer). A thread's implicit producer and

@@ -2,10 +2,12 @@
 /*
  * Per-shard counters. Each is written by its shard's thread (except
  * mailbox_full's share from foreign posts, counted by the posting threads,
- * and wake_failures, counted by whoever failed to wake the shard) and read
- * by anyone: a snapshot is consistent per counter, not across counters.
- * They exist to show what should not happen on hot paths (pool refills,
- * ring-full events, wake-up syscalls) next to benchmark figures.
+ * wake_failures, counted by whoever failed to wake the shard, and the
+ * lane figures marked below, written by posting threads under the shard's
+ * lane-table lock) and read by anyone: a snapshot is consistent per
+ * counter, not across counters. They exist to show what should not happen
+ * on hot paths (pool refills, ring-full events, wake-up syscalls) next to
+ * benchmark figures.
  */
 #ifndef VELOZ_STATS_H
 #define VELOZ_STATS_H
@@ -68,6 +70,40 @@ typedef struct vz_shard_stats {
 	/* Zero-copy sends (io_uring SENDMSG_ZC), appended. */
 	uint64_t io_send_zc;	      /* send-queue writes made zero-copy */
 	uint64_t io_send_zc_fallback; /* of those, refused by the kernel and sent as a copy */
+	/* Producer lanes (producer.h), appended: what sizing
+	 * vz_config.foreign_lanes (INI runtime.foreign_lanes) needs. Fields
+	 * marked "lock" are written by posting threads under the shard's
+	 * lane-table lock (lanes_in_use also by the shard when it frees a
+	 * lane), the others by the shard alone; none costs a post on the
+	 * lane path anything. Gauges are summed by vz_stats_total() like the
+	 * rest. Outside a simulation (sim.h: its posts all take the inbox
+	 * and none is counted here), every message a non-shard thread posts
+	 * here, but a stop request, is counted in lane_posts or
+	 * lane_fallback_posts when the shard takes it; received_foreign
+	 * counts the user messages among them (and pool completions). */
+	uint64_t lanes_in_use;	      /* gauge, lock: lanes registered now, each held by a live
+					 thread or vz_producer that posted here, or by one gone
+					 whose lane the shard has not emptied yet */
+	uint64_t lanes_hwm;	      /* gauge, lock: most lanes registered at once since
+					 create; at foreign_lanes, every lane was taken at some
+					 moment (lanes_exhausted: did anyone go without) */
+	uint64_t lanes_active;	      /* gauge: of lanes_in_use, those the shard polls every
+					 turn; the others are parked (quiet for a while; the
+					 next post rings their doorbell) */
+	uint64_t lanes_exhausted;     /* lock: posts that found no free lane here: a
+					 thread's first post, after which every post of
+					 that thread to this shard takes the inbox (see
+					 lane_fallback_posts), or a vz_producer_post()
+					 refused with VZ_ENOLANE */
+	uint64_t lane_posts;	      /* messages taken from lanes (user and runtime-made) */
+	uint64_t lane_fallback_posts; /* messages taken from the inbox that a non-shard
+					 thread posted there because it had no lane into
+					 this shard: the inbox path, with its contended
+					 read-modify-writes, for the rest of that thread's
+					 life (producer.h) */
+	uint64_t lane_doorbells;      /* parked lanes woken by their doorbell: by a post
+					 (which then paid one contended read-modify-write
+					 to ring it) or by a producer letting its lane go */
 } vz_shard_stats;
 
 /* Copy shard's counters to *out. Any thread. VZ_ENOSHARD, VZ_EINVAL. */
@@ -222,7 +258,8 @@ VZ_API void vz_stats_snapshot_free(vz_stats_snapshot *s);
  * thread. */
 VZ_API int vz_stats_json(const vz_stats_snapshot *s, char *buf, size_t len);
 /* The same in the Prometheus text exposition format (counters
- * veloz_shard_*_total{shard="0"}, veloz_actor_*{shard,type} and the two
+ * veloz_shard_*_total{shard="0"}, the gauges veloz_shard_actors_live and
+ * veloz_shard_lanes_{in_use,hwm,active}, veloz_actor_*{shard,type} and the two
  * histograms as veloz_actor_{wait,handle}_seconds with cumulative le
  * buckets). Returns as vz_stats_json(). Any thread. */
 VZ_API int vz_stats_prometheus(const vz_stats_snapshot *s, char *buf, size_t len);

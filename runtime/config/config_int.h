@@ -51,6 +51,7 @@ enum vz__cfg_field {
 	VZ__F_STALL_BUDGET_US,
 	VZ__F_STALL_INTERVAL_MS,
 	VZ__F_STATS_SHM,
+	VZ__F_FOREIGN_LANES,
 	VZ__F_COUNT
 };
 

@@ -42,7 +42,7 @@ static const char *const runtime_keys[] = {
     "shards",	       "cpus",		 "backend",	      "idle",
     "idle_spin_us",    "timer_tick_us",	 "ring_entries",      "batch",
     "actors_per_turn", "send_batch",	 "allow_shared_cpus", "reserve_cpus",
-    "outbox_limit",    "turn_budget_us",
+    "outbox_limit",    "turn_budget_us", "foreign_lanes",
 };
 static const char *const shard_keys[] = {"cpu", "ring_entries", "embedded"};
 static const char *const class_keys[] = {"name", "shares", "quota_us", "latency"};
@@ -351,6 +351,8 @@ static int set_runtime(struct setctx *c, const char *name)
 		return set_u32(c, VZ__F_OUTBOX_LIMIT, &cfg->outbox_limit);
 	if (!strcmp(name, "turn_budget_us"))
 		return set_u32(c, VZ__F_TURN_BUDGET_US, &cfg->turn_budget_us);
+	if (!strcmp(name, "foreign_lanes"))
+		return set_u32(c, VZ__F_FOREIGN_LANES, &cfg->foreign_lanes);
 	if (!strcmp(name, "allow_shared_cpus"))
 		return set_bool(c, VZ__F_ALLOW_SHARED, &cfg->allow_shared_cpus);
 	if (!strcmp(name, "reserve_cpus"))

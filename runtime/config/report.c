@@ -41,6 +41,7 @@ static const char *const field_keys[VZ__F_COUNT] = {
     [VZ__F_STALL_BUDGET_US] = "stats.stall_budget_us",
     [VZ__F_STALL_INTERVAL_MS] = "stats.stall_interval_ms",
     [VZ__F_STATS_SHM] = "stats.shm",
+    [VZ__F_FOREIGN_LANES] = "runtime.foreign_lanes",
 };
 
 const char *vz__config_field_key(enum vz__cfg_field f)

@@ -96,6 +96,9 @@ bool vz__config_field_range(enum vz__cfg_field f, uint32_t *lo, uint32_t *hi)
 	case VZ__F_STALL_INTERVAL_MS: /* 0 = default */
 		l = 0, h = 3600000;
 		break;
+	case VZ__F_FOREIGN_LANES: /* 0 = default */
+		l = 0, h = VZ_FOREIGN_LANES_MAX;
+		break;
 	default:
 		return false;
 	}
@@ -157,6 +160,14 @@ int vz__config_check_value(const vz_config *cfg, const struct vz__config_src *sr
 		return cfg->stall_budget_us ? check_field(src, f, cfg->stall_budget_us, err) : 0;
 	case VZ__F_STALL_INTERVAL_MS:
 		return check_field(src, f, cfg->stall_interval_ms, err);
+	case VZ__F_FOREIGN_LANES:
+		if (cfg->foreign_lanes > VZ_FOREIGN_LANES_MAX)
+			return vz__config_field_error(
+			    err, src, f,
+			    "%u is out of range 0..%u (0 for the default, "
+			    "%u lanes per shard)",
+			    cfg->foreign_lanes, VZ_FOREIGN_LANES_MAX, VZ_FOREIGN_LANES_DEFAULT);
+		return 0;
 	case VZ__F_POOL_WORKERS:
 		return check_field(src, f, cfg->pool.workers_per_node, err);
 	case VZ__F_POOL_QUEUE_CAPACITY:

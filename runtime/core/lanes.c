@@ -131,7 +131,20 @@ struct vz__lane_set {
 	 * stopper under lock. */
 	_Atomic(struct vz__plane *) *table;
 	uint64_t *active;	 /* owner-only: lanes polled every turn */
-	_Atomic uint32_t nlanes; /* registered; written under lock, read for tests */
+	_Atomic uint32_t nlanes; /* registered; written under lock, read for tests and stats */
+	/* Statistics (stats.h) written under lock by registering producers:
+	 * the most lanes registered at once, and attaches refused for want
+	 * of a free entry. A relaxed load and store: the lock orders the
+	 * writers, so no read-modify-write is needed; readers load relaxed,
+	 * a snapshot with nothing read through it. */
+	_Atomic uint64_t st_hwm, st_exhausted;
+	/* Statistics written by the owner alone (relaxed load and store,
+	 * never a read-modify-write; vz__counter_add()) and read by anyone
+	 * (relaxed): lanes set in `active`, records taken from lanes, posts
+	 * taken from the inbox for want of a lane (vz__lanes_note_fallback()),
+	 * doorbell bits taken. On a line of their own: the owner writes them
+	 * in busy turns, and producers read `uid` on every post. */
+	alignas(64) _Atomic uint64_t st_active, st_posts, st_fallback, st_doorbells;
 	/* Doorbell: bit i = lane i was parked and has been committed to.
 	 * Set by producers (fetch_or, seq_cst: also their publish before
 	 * vz__wake()); taken by the owner with exchange (acquire: pairs with
@@ -369,7 +382,7 @@ static __attribute__((noinline, cold)) int lane_attach(struct vz_producer *p, un
 	struct vz__shard *sh = p->rt->shards[s];
 	struct vz__lane_set *set = sh->lanes;
 	struct vz__plane *pl;
-	uint32_t idx = UINT32_MAX;
+	uint32_t idx = UINT32_MAX, n;
 	int rc = 0;
 
 	pthread_mutex_lock(&set->lock);
@@ -387,6 +400,8 @@ static __attribute__((noinline, cold)) int lane_attach(struct vz_producer *p, un
 		}
 	}
 	if (idx == UINT32_MAX) {
+		/* Under the lock: see st_exhausted. */
+		vz__counter_add(&set->st_exhausted, 1);
 		rc = VZ_ENOLANE;
 		goto out;
 	}
@@ -406,9 +421,11 @@ static __attribute__((noinline, cold)) int lane_attach(struct vz_producer *p, un
 	/* Release: pairs with the owner's acquire load of the entry; the
 	 * lane's init is visible before the owner polls it. */
 	atomic_store_explicit(&set->table[idx], pl, memory_order_release);
-	atomic_store_explicit(&set->nlanes,
-			      atomic_load_explicit(&set->nlanes, memory_order_relaxed) + 1,
-			      memory_order_relaxed);
+	n = atomic_load_explicit(&set->nlanes, memory_order_relaxed) + 1;
+	atomic_store_explicit(&set->nlanes, n, memory_order_relaxed);
+	/* Relaxed, under the lock: see st_hwm. */
+	if (n > atomic_load_explicit(&set->st_hwm, memory_order_relaxed))
+		atomic_store_explicit(&set->st_hwm, n, memory_order_relaxed);
 	set->hint = idx + 1;
 	p->lane[s] = pl;
 out:
@@ -481,7 +498,9 @@ static int lane_post(struct vz_producer *p, vz_ref from, vz_ref to, uint32_t typ
 		if (rc == VZ_ENOLANE && p->implicit) {
 			/* For the rest of this thread's life: switching back to
 			 * a lane later could overtake its posts still in the
-			 * inbox. */
+			 * inbox (producer.h says why that is not worth
+			 * preventing). Counted in lanes_exhausted, its posts
+			 * in lane_fallback_posts (stats.h). */
 			p->lane[s] = NO_LANE;
 			return VZ__LANE_FALLBACK;
 		}
@@ -664,6 +683,33 @@ static struct vz_msg *rec_msg(struct vz__shard *sh, const struct lane_rec *r)
 	return m;
 }
 
+/* Lane i starts being polled every turn (its `active` bit), counted in
+ * st_active (owner only, see there). */
+static inline void lane_activate(struct vz__lane_set *set, uint32_t i)
+{
+	uint64_t bit = (uint64_t)1 << (i % 64);
+
+	if (!(set->active[i / 64] & bit)) {
+		set->active[i / 64] |= bit;
+		vz__counter_add(&set->st_active, 1);
+	}
+}
+
+/* Lane i is no longer polled (parked or freed). */
+static inline void lane_deactivate(struct vz__lane_set *set, uint32_t i)
+{
+	uint64_t bit = (uint64_t)1 << (i % 64);
+
+	if (set->active[i / 64] & bit) {
+		set->active[i / 64] &= ~bit;
+		/* Owner only: a relaxed load and store, as vz__counter_add(). */
+		atomic_store_explicit(&set->st_active,
+				      atomic_load_explicit(&set->st_active, memory_order_relaxed) -
+					  1,
+				      memory_order_relaxed);
+	}
+}
+
 /* Unregister and free an orphaned, empty lane. */
 static void lane_reclaim(struct vz__lane_set *set, struct vz__plane *pl)
 {
@@ -676,7 +722,7 @@ static void lane_reclaim(struct vz__lane_set *set, struct vz__plane *pl)
 			      atomic_load_explicit(&set->nlanes, memory_order_relaxed) - 1,
 			      memory_order_relaxed);
 	pthread_mutex_unlock(&set->lock);
-	set->active[i / 64] &= ~((uint64_t)1 << (i % 64));
+	lane_deactivate(set, i);
 	vz__lane_fini(&pl->q);
 	free(pl);
 }
@@ -702,6 +748,7 @@ static unsigned drain_lane(struct vz__shard *sh, struct vz__lane_set *set, struc
 	}
 	if (n) {
 		vz__lane_publish_head(&pl->q); /* for the stopper */
+		vz__counter_add(&set->st_posts, n);
 		pl->idle = 0;
 		return n;
 	}
@@ -713,7 +760,7 @@ static unsigned drain_lane(struct vz__shard *sh, struct vz__lane_set *set, struc
 		return 0;
 	}
 	if (++pl->idle >= PARK_AFTER && vz__lane_park(&pl->q))
-		set->active[pl->index / 64] &= ~((uint64_t)1 << (pl->index % 64));
+		lane_deactivate(set, pl->index);
 	return 0;
 }
 
@@ -736,7 +783,7 @@ unsigned vz__lanes_drain(struct vz__shard *sh, bool all)
 				if (pl && !(set->active[w] & ((uint64_t)1 << (i % 64)))) {
 					vz__lane_unpark(&pl->q);
 					pl->idle = 0;
-					set->active[w] |= (uint64_t)1 << (i % 64);
+					lane_activate(set, i);
 				}
 			}
 
@@ -758,7 +805,8 @@ unsigned vz__lanes_drain(struct vz__shard *sh, bool all)
 					continue; /* reclaimed; a late ring */
 				vz__lane_unpark(&pl->q);
 				pl->idle = 0;
-				set->active[w] |= (uint64_t)1 << (i % 64);
+				lane_activate(set, i);
+				vz__counter_add(&set->st_doorbells, 1);
 			}
 		}
 		bits = set->active[w];
@@ -850,4 +898,29 @@ unsigned vz__lanes_count(vz_runtime *rt, unsigned shard)
 		return 0;
 	/* Relaxed: a snapshot for tests. */
 	return atomic_load_explicit(&rt->shards[shard]->lanes->nlanes, memory_order_relaxed);
+}
+
+/* ---- statistics ------------------------------------------------------------ */
+
+void vz__lanes_note_fallback(struct vz__shard *sh, unsigned n)
+{
+	vz__counter_add(&sh->lanes->st_fallback, n);
+}
+
+void vz__lanes_stats(const struct vz__shard *sh, vz_shard_stats *o)
+{
+	const struct vz__lane_set *set = sh->lanes;
+
+	if (!set)
+		return; /* a shard being made or unmade: no lanes */
+	/* Relaxed: each a snapshot of a counter written by one thread at a
+	 * time (the owner, or whoever holds the set's lock); nothing is read
+	 * through them. */
+	o->lanes_in_use = atomic_load_explicit(&set->nlanes, memory_order_relaxed);
+	o->lanes_hwm = atomic_load_explicit(&set->st_hwm, memory_order_relaxed);
+	o->lanes_active = atomic_load_explicit(&set->st_active, memory_order_relaxed);
+	o->lanes_exhausted = atomic_load_explicit(&set->st_exhausted, memory_order_relaxed);
+	o->lane_posts = atomic_load_explicit(&set->st_posts, memory_order_relaxed);
+	o->lane_fallback_posts = atomic_load_explicit(&set->st_fallback, memory_order_relaxed);
+	o->lane_doorbells = atomic_load_explicit(&set->st_doorbells, memory_order_relaxed);
 }

@@ -48,4 +48,13 @@ int vz__lanes_post_thread(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type,
  * snapshot). */
 unsigned vz__lanes_count(vz_runtime *rt, unsigned shard);
 
+/* xshard/inbox_drain.c, owner thread: n messages just taken from the
+ * inbox were posts of threads that had no lane into this shard (stats.h
+ * lane_fallback_posts). Owner-only counter, no read-modify-write. */
+void vz__lanes_note_fallback(struct vz__shard *sh, unsigned n);
+
+/* stats.c: fill o's lane fields (lanes_in_use .. lane_doorbells) for sh.
+ * Any thread; each field a relaxed snapshot. */
+void vz__lanes_stats(const struct vz__shard *sh, vz_shard_stats *o);
+
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/lanes.h"
 
 static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 {
@@ -48,6 +49,7 @@ static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 	 * a statistic, nothing is read through it). */
 	o->mailbox_full += atomic_load_explicit(&sh->mailbox_full_foreign, memory_order_relaxed);
 	o->wake_failures = atomic_load_explicit(&sh->wake_failures, memory_order_relaxed);
+	vz__lanes_stats(sh, o); /* the lane fields, kept in the shard's lane set */
 }
 
 VZ_API int vz_stats_shard(const vz_runtime *rt, unsigned shard, vz_shard_stats *out)

@@ -75,7 +75,21 @@ static int finish(struct out *o)
 	X(actors_spawned)                                                                          \
 	X(actors_stopped)                                                                          \
 	X(outbox_full)                                                                             \
-	X(wake_failures)
+	X(wake_failures)                                                                           \
+	X(lanes_in_use)                                                                            \
+	X(lanes_hwm)                                                                               \
+	X(lanes_active)                                                                            \
+	X(lanes_exhausted)                                                                         \
+	X(lane_posts)                                                                              \
+	X(lane_fallback_posts)                                                                     \
+	X(lane_doorbells)
+
+/* Shard fields that are levels, not running counts (Prometheus gauges). */
+static bool is_gauge(const char *field)
+{
+	return !strcmp(field, "actors_live") || !strcmp(field, "lanes_in_use") ||
+	       !strcmp(field, "lanes_hwm") || !strcmp(field, "lanes_active");
+}
 
 static void json_hist(struct out *o, const char *name, const vz_hist *h)
 {
@@ -187,9 +201,9 @@ VZ_API int vz_stats_prometheus(const vz_stats_snapshot *s, char *buf, size_t len
 	if (!s || (!buf && len))
 		return VZ_EINVAL;
 	n = s->nshards;
-	/* Every shard field is a counter but actors_live, a gauge. */
+	/* Every shard field is a counter but the gauges (is_gauge()). */
 #define X(f)                                                                                       \
-	if (strcmp(#f, "actors_live") != 0) {                                                      \
+	if (!is_gauge(#f)) {                                                                       \
 		put(&o, "# TYPE veloz_shard_" #f "_total counter\n");                              \
 		for (unsigned i = 0; i < n; i++)                                                   \
 			put(&o, "veloz_shard_" #f "_total{shard=\"%u\"} %llu\n", i,                \
@@ -197,10 +211,15 @@ VZ_API int vz_stats_prometheus(const vz_stats_snapshot *s, char *buf, size_t len
 	}
 	SHARD_FIELDS(X)
 #undef X
-	put(&o, "# TYPE veloz_shard_actors_live gauge\n");
-	for (unsigned i = 0; i < n; i++)
-		put(&o, "veloz_shard_actors_live{shard=\"%u\"} %llu\n", i,
-		    (unsigned long long)s->shard[i].actors_live);
+#define X(f)                                                                                       \
+	if (is_gauge(#f)) {                                                                        \
+		put(&o, "# TYPE veloz_shard_" #f " gauge\n");                                      \
+		for (unsigned i = 0; i < n; i++)                                                   \
+			put(&o, "veloz_shard_" #f "{shard=\"%u\"} %llu\n", i,                      \
+			    (unsigned long long)s->shard[i].f);                                    \
+	}
+	SHARD_FIELDS(X)
+#undef X
 #define X(f)                                                                                       \
 	put(&o, "# TYPE veloz_shard_" #f "_total counter\n");                                      \
 	for (unsigned i = 0; i < n; i++)                                                           \

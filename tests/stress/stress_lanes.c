@@ -16,7 +16,11 @@
  *     VZ_ESTOPPED, and every accepted one is handled or dead-lettered
  *     before stop returns; producers destroyed after the runtime;
  *   - one thread posting to two runtimes, one destroyed and another made
- *     (perhaps at the same address) while it keeps posting.
+ *     (perhaps at the same address) while it keeps posting;
+ *   - the lane statistics (stats.h): with more posting threads than
+ *     lanes, the lanes in use, their high-water mark, the posters that
+ *     found none, and the posts taken from lanes and from the inbox, each
+ *     exact; under churn, every post counted once as one or the other.
  * Runs under TSan in CI; sizes scale with VZ_STRESS_SCALE.
  */
 #include "testutil.h"
@@ -139,6 +143,29 @@ static void settle(void)
 		sched_yield();
 }
 
+static vz_shard_stats stats_of(vz_runtime *rt, unsigned shard)
+{
+	vz_shard_stats s;
+
+	assert_int_equal(vz_stats_shard(rt, shard, &s), 0);
+	return s;
+}
+
+/* Wait (bounded by the watchdog) until shard has counted `posts` messages
+ * from non-shard threads through lanes or the inbox, and return its stats:
+ * each post is counted by the shard when it takes it, once. */
+static vz_shard_stats stats_after(vz_runtime *rt, unsigned shard, uint64_t posts)
+{
+	vz_shard_stats s = stats_of(rt, shard);
+
+	while (s.lane_posts + s.lane_fallback_posts < posts) {
+		sched_yield();
+		s = stats_of(rt, shard);
+	}
+	assert_int_equal(s.lane_posts + s.lane_fallback_posts, posts);
+	return s;
+}
+
 static void finish(vz_runtime *rt)
 {
 	assert_int_equal(vz_runtime_stop(rt), 0);
@@ -193,13 +220,16 @@ static void test_bound_fallback_and_reuse(void **st)
 
 	(void)st;
 	reset();
-	/* The bound itself is bounded. */
+	/* The bound itself is bounded, and the refusal names the key. */
 	{
 		vz_config cfg;
+		vz_config_error why;
 
 		config(&cfg);
 		cfg.foreign_lanes = VZ_FOREIGN_LANES_MAX + 1;
+		cfg.create_error = &why;
 		assert_int_equal(vz_runtime_create(&cfg, &rt), VZ_ECONFIG);
+		assert_string_equal(why.key, "runtime.foreign_lanes");
 	}
 	make(&rt, to);
 	for (unsigned i = 0; i <= LANES; i++)
@@ -304,9 +334,33 @@ static void test_churn_past_bound(void **st)
 	}
 	assert_true(atomic_load(&max_lanes) <= LANES);
 	settle();
+	/* Every post counted once, through a lane or the inbox: user
+	 * messages only here, so they are exactly received_foreign. */
+	{
+		vz_shard_stats s0 = stats_of(rt, 0), s1 = stats_of(rt, 1);
+
+		assert_int_equal(s0.received_foreign + s1.received_foreign, atomic_load(&g.sent));
+		for (unsigned s = 0; s < 2; s++) {
+			vz_shard_stats x =
+			    stats_after(rt, s, s ? s1.received_foreign : s0.received_foreign);
+
+			assert_true(x.lanes_hwm <= LANES);
+			assert_true(x.lanes_active <= x.lanes_hwm);
+		}
+	}
 	/* Every lane was of a thread or producer that is gone: all come back. */
 	while (vz__lanes_count(rt, 0) || vz__lanes_count(rt, 1))
 		sched_yield();
+	for (unsigned s = 0; s < 2; s++) {
+		vz_shard_stats x = stats_of(rt, s);
+
+		/* Freed lanes are no longer polled. */
+		while (x.lanes_active) {
+			sched_yield();
+			x = stats_of(rt, s);
+		}
+		assert_int_equal(x.lanes_in_use, 0);
+	}
 	vz_test_assert_no_fails();
 	finish(rt);
 }
@@ -386,6 +440,111 @@ static void test_posters_racing_stop(void **st)
 	}
 }
 
+/* ---- the lane statistics ---------------------------------------------------- */
+
+struct holder {
+	vz_runtime *rt;
+	vz_ref to;
+	uint32_t pid;
+	unsigned posts;
+	pthread_barrier_t *posted, *release;
+};
+
+/* Post, then keep the thread (and with it its lane, if it got one) until
+ * the test has looked. */
+static void *post_and_hold(void *arg)
+{
+	struct holder *h = arg;
+	uint32_t seq = 0;
+
+	for (unsigned i = 0; i < h->posts; i++)
+		VZ_TEST_CHECK(post_one(h->rt, NULL, h->to, h->pid, &seq) == 0);
+	pthread_barrier_wait(h->posted);
+	pthread_barrier_wait(h->release);
+	return NULL;
+}
+
+static void test_lane_stats(void **st)
+{
+	enum { THREADS = LANES + 3 };
+	vz_runtime *rt;
+	vz_ref to[2];
+	struct holder h[THREADS];
+	pthread_t th[THREADS];
+	pthread_barrier_t posted, release;
+	vz_producer *p;
+	vz_shard_stats s, none, total;
+	uint32_t pseq = 0;
+	uint64_t posts = (uint64_t)vz_test_scale(500);
+
+	(void)st;
+	reset();
+	make(&rt, to);
+	assert_int_equal(pthread_barrier_init(&posted, NULL, THREADS + 1), 0);
+	assert_int_equal(pthread_barrier_init(&release, NULL, THREADS + 1), 0);
+	for (unsigned t = 0; t < THREADS; t++) {
+		h[t] = (struct holder){.rt = rt,
+				       .to = to[0],
+				       .pid = t,
+				       .posts = (unsigned)posts,
+				       .posted = &posted,
+				       .release = &release};
+		assert_int_equal(pthread_create(&th[t], NULL, post_and_hold, &h[t]), 0);
+	}
+	pthread_barrier_wait(&posted);
+	settle();
+	/* Every thread is alive: the first LANES to ask got a lane each, the
+	 * other three found none and posted everything through the inbox. */
+	s = stats_after(rt, 0, THREADS * posts);
+	assert_int_equal(s.received_foreign, THREADS * posts);
+	assert_int_equal(s.lanes_in_use, LANES);
+	assert_int_equal(s.lanes_hwm, LANES);
+	assert_int_equal(s.lanes_exhausted, THREADS - LANES);
+	assert_int_equal(s.lane_posts, LANES * posts);
+	assert_int_equal(s.lane_fallback_posts, (THREADS - LANES) * posts);
+	assert_true(s.lanes_active <= LANES);
+	assert_true(s.lane_doorbells >= LANES); /* a new lane is parked until rung */
+	/* An explicit producer finds none either: refused, and counted. */
+	assert_int_equal(vz_producer_create(rt, &p), 0);
+	assert_int_equal(post_one(rt, p, to[0], THREADS, &pseq), VZ_ENOLANE);
+	s = stats_of(rt, 0);
+	assert_int_equal(s.lanes_exhausted, THREADS - LANES + 1);
+	assert_int_equal(s.lanes_in_use, LANES);
+	/* Shard 1 saw none of it. */
+	none = stats_of(rt, 1);
+	assert_int_equal(none.lanes_in_use + none.lanes_hwm + none.lanes_active +
+			     none.lanes_exhausted + none.lane_posts + none.lane_fallback_posts +
+			     none.lane_doorbells,
+			 0);
+	/* The threads exit: their lanes come back, no longer polled; the
+	 * high-water mark stays. */
+	pthread_barrier_wait(&release);
+	for (unsigned t = 0; t < THREADS; t++)
+		assert_int_equal(pthread_join(th[t], NULL), 0);
+	s = stats_of(rt, 0);
+	while (s.lanes_in_use || s.lanes_active) {
+		sched_yield();
+		s = stats_of(rt, 0);
+	}
+	assert_int_equal(s.lanes_hwm, LANES);
+	/* A producer is not held to its refusal: now it gets a lane. */
+	assert_int_equal(post_one(rt, p, to[0], THREADS, &pseq), 0);
+	settle();
+	s = stats_after(rt, 0, THREADS * posts + 1);
+	assert_int_equal(s.lane_posts, LANES * posts + 1);
+	assert_int_equal(s.lanes_in_use, 1);
+	assert_int_equal(s.lanes_exhausted, THREADS - LANES + 1);
+	/* The totals add the shards up. */
+	assert_int_equal(vz_stats_total(rt, &total, NULL), 0);
+	assert_int_equal(total.lane_posts, s.lane_posts);
+	assert_int_equal(total.lane_fallback_posts, s.lane_fallback_posts);
+	assert_int_equal(total.lanes_hwm, LANES);
+	assert_int_equal(vz_producer_destroy(p), 0);
+	pthread_barrier_destroy(&posted);
+	pthread_barrier_destroy(&release);
+	finish(rt);
+}
+
 /* ---- one thread, two runtimes --------------------------------------------- */
 
 static void test_two_runtimes(void **st)
@@ -427,6 +586,7 @@ int main(void)
 	    cmocka_unit_test(test_churn_past_bound),
 	    cmocka_unit_test(test_posters_racing_stop),
 	    cmocka_unit_test(test_two_runtimes),
+	    cmocka_unit_test(test_lane_stats),
 	};
 
 	vz_test_watchdog(500);

@@ -1232,6 +1232,42 @@ static void test_stats_section(void **state)
 	clear_env();
 }
 
+/* runtime.foreign_lanes (producer.h): the key, its range, its refusals,
+ * and the same range for a config filled in code. */
+static void test_foreign_lanes_key(void **state)
+{
+	vz_config cfg;
+	vz_config_error err;
+
+	(void)state;
+	expect_ok("[runtime]\n", &cfg);
+	assert_int_equal(cfg.foreign_lanes, 0); /* the default */
+	expect_ok("[runtime]\nforeign_lanes = 8\n", &cfg);
+	assert_int_equal(cfg.foreign_lanes, 8);
+	expect_ok("[runtime]\nforeign_lanes = 0\n", &cfg);
+	assert_int_equal(cfg.foreign_lanes, 0);
+	expect_ok("[runtime]\nforeign_lanes = 4096\n", &cfg);
+	assert_int_equal(cfg.foreign_lanes, VZ_FOREIGN_LANES_MAX);
+	expect_refused("[runtime]\nshards = 2\nforeign_lanes = 4097\n", 3, "runtime.foreign_lanes",
+		       "4097 is out of range 0..4096 (0 for the default, 64 lanes per shard)");
+	expect_refused("[runtime]\nforeign_lanes = 99999999999\n", 2, "runtime.foreign_lanes",
+		       "99999999999 is out of range 0..4096");
+	expect_refused("[runtime]\nforeign_lanes = many\n", 2, "runtime.foreign_lanes",
+		       "'many' is not a number");
+	expect_refused("[runtime]\nforeign_lanes = -1\n", 2, "runtime.foreign_lanes",
+		       "not a number");
+	expect_refused("[runtime]\nforeign_lanes = 8\nforeign_lanes = 9\n", 3,
+		       "runtime.foreign_lanes", "duplicate key");
+	expect_refused("[runtime]\nforeign_lane = 8\n", 2, "runtime.foreign_lane",
+		       "did you mean 'foreign_lanes'?");
+	/* Filled in code: vz_config_validate()'s checks name the key too. */
+	vz_config_default(&cfg);
+	cfg.foreign_lanes = VZ_FOREIGN_LANES_MAX + 1;
+	memset(&err, 0x5a, sizeof err);
+	check_refusal(vz__config_check(&cfg, &machine, NULL, &err), &err, "", 0,
+		      "runtime.foreign_lanes", "4097 is out of range 0..4096");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1273,6 +1309,7 @@ int main(void)
 	    cmocka_unit_test(test_reserve_cpus_key),
 	    cmocka_unit_test(test_error_format),
 	    cmocka_unit_test(test_stats_section),
+	    cmocka_unit_test(test_foreign_lanes_key),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
