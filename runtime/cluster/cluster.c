@@ -439,7 +439,7 @@ VZ_API int vz_cluster_unregister(vz_cluster *c, vz_ref actor, const char *name, 
 VZ_API int vz_cluster_sync(vz_cluster *c, uint32_t timeout_ms)
 {
 	struct vz__ccmd *cmd;
-	uint64_t token, waited = 0;
+	uint64_t token, deadline;
 
 	if (!c)
 		return VZ_EINVAL;
@@ -452,14 +452,17 @@ VZ_API int vz_cluster_sync(vz_cluster *c, uint32_t timeout_ms)
 	token = atomic_fetch_add_explicit(&c->sync_req, 1, memory_order_relaxed) + 1;
 	cmd->op = VZ__CMD_SYNC;
 	cmd->token = token;
+	deadline = vz__clock_ns() + (uint64_t)timeout_ms * 1000000u;
 	vz__mpsc_push_sc(&c->cmds, &cmd->node);
 	vz__cluster_wake(c);
-	/* Acquire: pairs with the transport's release store of sync_done. */
+	/* Acquire: pairs with the transport's release store of sync_done.
+	 * The deadline is read off the clock: counting the requested sleeps
+	 * instead made a 10 s timeout last minutes on a loaded machine,
+	 * where each usleep(100) takes far longer than asked. */
 	while (atomic_load_explicit(&c->sync_done, memory_order_acquire) < token) {
-		if (waited >= (uint64_t)timeout_ms * 1000u)
+		if (vz__clock_ns() >= deadline)
 			return VZ_ETIMEDOUT;
 		usleep(100);
-		waited += 100;
 	}
 	return 0;
 }

@@ -171,8 +171,21 @@ static int child_main(int argc, char **argv)
 		if (rc < 0)
 			return 5;
 	}
-	if (vz_runtime_start(rt) < 0 || vz_cluster_sync(c, 10000) < 0)
+	if (vz_runtime_start(rt) < 0)
 		return 6;
+	rc = vz_cluster_sync(c, 10000);
+	if (rc < 0) {
+		vz_cluster_stats st;
+
+		vz_cluster_stats_get(c, &st);
+		fprintf(stderr,
+			"child %s: sync: %s (disconnects %llu reconnects %llu received %llu "
+			"malformed %llu)\n",
+			argv[4], vz_errname(rc), (unsigned long long)st.disconnects,
+			(unsigned long long)st.reconnects, (unsigned long long)st.received,
+			(unsigned long long)st.malformed);
+		return 6;
+	}
 	if (write(REPLY_FD, "R", 1) != 1)
 		return 7;
 	while (read(CMD_FD, &cmd, 1) == 1) {
