@@ -12,7 +12,7 @@
  *
  * The thread's handle is published through stopper_state, a small state
  * machine advanced only by compare-and-swap or by the one thread that owns
- * the current state (see enum vz__stopper_state in core.h).
+ * the current state (see enum vz__stopper_state in stop_async.h).
  */
 #include <errno.h>
 #include <pthread.h>
