@@ -19,7 +19,9 @@
 #include <sched.h>
 #include <unistd.h>
 
-#include "core/core.h"
+#include "core/runtime.h"
+#include "core/shard.h"
+#include "core/stop_async.h"
 
 static void *stopper_main(void *arg)
 {
