@@ -55,7 +55,7 @@ int tbb_pool_submit(struct tbb_pool *p, tbb_job_fn fn, void *arg, const void *pa
 void tbb_pool_destroy(struct tbb_pool *p);
 #endif
 
-/* Declared by the runtime core (runtime/core/core.h); used only to print the
+/* Declared by the runtime core (runtime/core/runtime.h); used only to print the
  * pool placement the runtime chose. */
 struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
 

@@ -248,7 +248,7 @@ static inline int vz__aio_res(int r, int *os_errno)
 /* On a simulated shard the sockets are the in-memory network's
  * (runtime/sim/sim_net.h): the calls that make, name, shut down or close
  * a raw descriptor go there. One predictable branch on the shard's
- * owner-only sim field, as for the clock (core.h vz__shard_clock()),
+ * owner-only sim field, as for the clock (core/shard.h vz__shard_clock()),
  * taken per descriptor call, never per byte: the bytes go through the
  * backend, which is the simulation's own. */
 static inline bool vz__aio_simulated(const struct vz__aio *a)

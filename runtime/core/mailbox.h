@@ -40,6 +40,8 @@
 #include <stdint.h>
 
 struct vz_msg;
+struct vz__shard;
+struct vz_actor;
 
 #define VZ__CELL_BYTES 32u
 #define VZ__SEG_BYTES  4096u /* a large segment */
@@ -62,7 +64,7 @@ struct vz__cell {
 	} u;
 	uint32_t type;
 	uint16_t len;
-	uint8_t flags; /* inline: VZ__MSG_INFLIGHT or 0 (core.h) */
+	uint8_t flags; /* inline: VZ__MSG_INFLIGHT or 0 (msg.h) */
 	uint8_t kind;
 	/* The payload of an inline message, continued in the next cells:
 	 * 16-byte aligned, as message.h's VZ_MSG_ALIGN promises. */
@@ -118,6 +120,9 @@ struct vz__cell *vz__mbox_grow(struct vz__seg_cache *sc, struct vz__mbox *mb, un
 /* Add a chunk of segments. 0 or VZ_ENOMEM. */
 int vz__seg_refill(struct vz__seg_cache *sc);
 void vz__seg_cache_fini(struct vz__seg_cache *sc);
+
+/* mailbox.c: a (no longer live) leaves its queued mail as dead letters */
+void vz__mbox_dead_letter_all(struct vz__shard *sh, struct vz_actor *a, int reason);
 
 /* Room for n (1 .. VZ__CELL_MAX_SPAN) contiguous cells at the tail, or
  * NULL (no memory). The cells are written by the caller and become part of

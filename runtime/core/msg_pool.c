@@ -19,7 +19,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/core.h"
+#include "core/msg.h"
+#include "core/msg_pool.h"
+#include "core/runtime.h"
+#include "core/shard.h"
+#include "core/xshard/xshard.h"
 #include "util/fault.h"
 
 #define SLAB_BYTES (64u * 1024u)

@@ -33,7 +33,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "core/core.h"
+#include "core/msg.h"
+#include "core/port.h"
+#include "core/runtime.h"
+#include "core/send.h"
+#include "core/shard.h"
+#include "core/spawn_remote.h"
 
 struct port_node {
 	struct port_node *next;

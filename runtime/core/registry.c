@@ -20,7 +20,8 @@
 #include <stdio.h>
 
 #include "config/config_int.h"
-#include "core/core.h"
+#include "core/registry.h"
+#include "core/runtime.h"
 
 static pthread_mutex_t live_lock = PTHREAD_MUTEX_INITIALIZER;
 static vz_runtime *live_head; /* guarded by live_lock */

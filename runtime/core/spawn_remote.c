@@ -18,7 +18,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/core.h"
+#include "core/actor.h"
+#include "core/deliver.h"
+#include "core/msg.h"
+#include "core/msg_pool.h"
+#include "core/ref.h"
+#include "core/runtime.h"
+#include "core/send.h"
+#include "core/shard.h"
+#include "core/spawn_remote.h"
 
 /* A foreign thread blocked in vz_spawn_wait(), on its own stack. The
  * shard completes it once, under the mutex; the waiter cannot return (and

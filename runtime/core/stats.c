@@ -4,8 +4,11 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "core/core.h"
 #include "core/lanes.h"
+#include "core/runtime.h"
+#include "core/sched.h"
+#include "core/shard.h"
+#include "core/stats.h"
 
 static void read_counters(const struct vz__shard *sh, vz_shard_stats *o)
 {

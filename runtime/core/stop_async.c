@@ -12,14 +12,16 @@
  *
  * The thread's handle is published through stopper_state, a small state
  * machine advanced only by compare-and-swap or by the one thread that owns
- * the current state (see enum vz__stopper_state in core.h).
+ * the current state (see enum vz__stopper_state in stop_async.h).
  */
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
 
-#include "core/core.h"
+#include "core/runtime.h"
+#include "core/shard.h"
+#include "core/stop_async.h"
 
 static void *stopper_main(void *arg)
 {

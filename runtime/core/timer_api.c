@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The public timer calls: actor-owned timers in the shard's wheel. */
-#include "core/core.h"
+#include "core/actor.h"
+#include "core/shard.h"
 #include "util/clock.h"
 
 static int check_owner(const vz_actor *self)

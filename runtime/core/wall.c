@@ -7,7 +7,9 @@
  */
 #include <time.h>
 
-#include "core/core.h"
+#include "core/actor.h"
+#include "core/hooks.h"
+#include "core/shard.h"
 
 /* 2026-01-01T00:00:00Z: the simulated wall clock's origin. */
 #define VZ__SIM_WALL_EPOCH_NS (1767225600ll * 1000000000ll)

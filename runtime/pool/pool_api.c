@@ -16,8 +16,8 @@
 #include <veloz/runtime.h>
 #include <veloz/sim.h>
 
-/* The core's internal entry points this file uses (runtime/core/core.h
- * declares them too; these declarations must stay identical). */
+/* The core's internal entry points this file uses (runtime/core/send.h
+ * and runtime.h declare them too; these declarations must stay identical). */
 int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 struct vz__pool_set *vz__runtime_pools(vz_runtime *rt);
 /* runtime/sim/sim_pool.c: a simulated runtime's jobs (NULL sim: real). */

@@ -10,7 +10,7 @@
  * invocation, never on a hot path.
  */
 #include "topo/topo.h"
-#include "config/config_int.h"
+#include "util/cpuset.h"
 
 #include <ctype.h>
 #include <dirent.h>

@@ -23,7 +23,8 @@
  * checked and kept free like any pin (the embedder means to run there).
  */
 #include "topo/topo.h"
-#include "config/config_int.h"
+#include "config/field.h"
+#include "util/cpuset.h"
 
 #include <stdio.h>
 #include <string.h>

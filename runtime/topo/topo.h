@@ -3,6 +3,12 @@
  * The machine as the runtime sees it: CPUs, NUMA nodes, affinity and cgroup
  * limits. Filled by detection (sysfs, libnuma, sched_getaffinity, the cgroup
  * cpuset) or from a declared topology in vz_config (tests, containers).
+ * Also the placement of shards on it (plan.c).
+ *
+ * Layering: topo sits below the config loader and checks (config_int.h,
+ * which include this header) and above util/cpuset.h and config/field.h,
+ * the one config header it includes (placement refusals name the config's
+ * file, line and key). Nothing in runtime/topo includes config_int.h.
  */
 #ifndef VZ_TOPO_H
 #define VZ_TOPO_H
@@ -79,5 +85,28 @@ struct vz_config_error;
 int vz__plan_shards(const vz_config *cfg, const struct vz__topology *t,
 		    int cpu_of_shard[VZ_MAX_SHARDS], unsigned *nshards,
 		    struct vz_config_error *err);
+
+/* Placement's checks, naming in their errors where each value came from
+ * (src, config/field.h; NULL: file "", line 0). Defined in plan.c; called
+ * by the config checks (validate.c), the runtime's create and veloz-topo. */
+struct vz__config_src;
+
+/* Placement with origins (vz__plan_shards() is this with src NULL). */
+int vz__plan_shards_src(const vz_config *cfg, const struct vz__topology *t,
+			const struct vz__config_src *src, int cpu_of_shard[VZ_MAX_SHARDS],
+			unsigned *nshards, vz_config_error *err);
+
+/* The CPUs cfg reserves for the embedder on t (vz_config.reserve_count /
+ * reserve_cpus), checked: each listed CPU allowed, count and list not both
+ * set, at least one placement CPU left. *out is empty when nothing is
+ * reserved. 0 or VZ_ECONFIG naming runtime.reserve_cpus. */
+int vz__plan_reserved(const vz_config *cfg, const struct vz__topology *t,
+		      const struct vz__config_src *src, vz_cpuset *out, vz_config_error *err);
+
+/* Why CPU `cpu` may not host a shard on t ("CPU 5 is not online (online:
+ * 0-3)", "... outside the process affinity mask ...", "... outside the
+ * cgroup cpuset ..."): true with the reason in why, or false when it is
+ * allowed. */
+bool vz__cpu_refused(const struct vz__topology *t, unsigned cpu, char *why, size_t why_len);
 
 #endif

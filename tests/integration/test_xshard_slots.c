@@ -17,7 +17,7 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "core/xshard/xshard.h"
+#include "core/xshard/slot.h"
 
 #include <veloz/ask.h>
 

@@ -33,7 +33,7 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "core/xshard/xshard.h"
+#include "core/xshard/slot.h"
 
 /*
  * Per-message cost on this side (bench/README.md sums both sides): the

@@ -3,7 +3,9 @@
  * The foreign inbox's drain: messages that threads outside the runtime
  * posted (vz_post) are taken from the shard's MPSC inbox and delivered.
  */
-#include "core/core.h"
+#include "core/deliver.h"
+#include "core/shard.h"
+#include "core/xshard/xshard.h"
 #include "core/lanes.h"
 
 unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget)

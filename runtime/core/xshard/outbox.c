@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "core/core.h"
-#include "core/xshard/xshard.h"
+#include "core/xshard/slot.h"
 #include "util/fault.h"
 
 /*

@@ -33,7 +33,9 @@
  */
 #include <stdlib.h>
 
-#include "core/core.h"
+#include "core/runtime.h"
+#include "core/shard.h"
+#include "core/xshard/xshard.h"
 
 static int shard_node(vz_runtime *rt, unsigned shard)
 {

@@ -4,7 +4,8 @@
  * 4): after publishing to a shard, find out whether it sleeps and wake it.
  * The sleeper's half is vz__shard_sleep() in core/shard.c.
  */
-#include "core/core.h"
+#include "core/shard.h"
+#include "core/xshard/xshard.h"
 
 /*
  * Sender's half of the wake-up protocol, after publishing to `target`.

@@ -1,90 +1,70 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What the cross-shard files of this directory share (private to them; the
- * prototypes the rest of the core calls are in core/core.h): the layout of
- * a ring slot as they use it, and the doorbell.
- *
- * A slot (queue/slot_ring.h) is one of:
- * - INLINE: a message whose payload fits (<= VZ__SLOT_INLINE_MAX bytes) and
- *   whose block is the sender's own: header and payload copied into the
- *   slot; the sender frees its block at once and the receiver copies the
- *   slot into a block of its own pool. No block crosses cores, none comes
- *   back.
- * - BLOCK: a pointer to a message block, for a longer payload (or a block
- *   that is not the sender's to free: a forwarded or foreign one, an I/O
- *   event). A block of another shard's pool is later returned to its owner
- *   (VZ__MSG_RETURNING), as before.
- * - RETURNS: up to VZ__SLOT_RETURNS pointers of the receiver's own blocks
- *   coming home, in one slot.
+ * Cross-shard traffic as the rest of the core calls it (this directory;
+ * rings.c has the whole picture): a shard's outbox per destination and the
+ * bound on it, the ring matrix, publishing and draining, the foreign inbox's
+ * drain and the sender's half of the wake-up. The slot layout and the
+ * doorbell, private to this directory's files, are slot.h.
  */
 #ifndef VZ_CORE_XSHARD_H
 #define VZ_CORE_XSHARD_H
 
-#include "core/core.h"
+#include <stdbool.h>
+#include <stdint.h>
 
-#define DRAIN_PER_RING 256u /* slots per ring per turn, then the next ring */
+#include <veloz.h>
 
-enum vz__slot_kind {
-	VZ__SLOT_INLINE = 1,
-	VZ__SLOT_BLOCK = 2,
-	VZ__SLOT_RETURNS = 3,
+#include "core/msg.h"
+#include "core/runtime.h"
+#include "core/shard.h"
+
+/* Messages (and returns) waiting to be published to one destination. */
+#define VZ__RET_BATCH 32 /* blocks going home, kept per destination */
+
+struct vz__outbox {
+	struct vz__msg_list q; /* FIFO; includes overflow when the ring was full */
+	/* Blocks of dest's pools going home. Kept as pointers, not linked
+	 * through the block, so returning one does not write to its cache
+	 * line (the owner is the next to touch it); they travel tagged with
+	 * VZ__RING_RETURN. When the array is full they fall back to q. */
+	void *ret[VZ__RET_BATCH];
+	uint32_t nret;
+	bool has_msgs; /* q holds messages (not only returns): wake may be needed */
+	/* User messages in q (neither VZ__MSG_SYS nor blocks going home):
+	 * what cfg.outbox_limit bounds (vz__outbox_admit()). */
+	uint32_t nmsgs;
+	uint32_t parked; /* head messages already counted in overflow_queued */
+	bool stalled;	 /* ring full and the target already rung and woken */
+	bool wake_owed;	 /* the last wake of dest failed: retry next turn */
 };
 
-/* slot->word: kind (bits 0-7), message flags (8-15), payload length or
- * return count (16-31). */
-static inline uint32_t vz__slot_word(unsigned kind, unsigned flags, unsigned n)
-{
-	return (uint32_t)kind | (uint32_t)flags << 8 | (uint32_t)n << 16;
-}
-#define VZ__SLOT_KIND(w)  ((w)&0xffu)
-#define VZ__SLOT_FLAGS(w) (((w) >> 8) & 0xffu)
-#define VZ__SLOT_N(w)	  ((w) >> 16)
+int vz__outbox_admit_slow(struct vz__shard *sh, unsigned dest);
 
-/* The body of an INLINE slot. */
-struct vz__slot_msg {
-	vz_ref to;
-	vz_ref from;
-	uint32_t type;
-	uint32_t corr;
-	unsigned char data[VZ__SLOT_BODY - 24];
-};
-_Static_assert(sizeof(struct vz__slot_msg) == VZ__SLOT_BODY, "inline message fills the body");
-#define VZ__SLOT_INLINE_MAX ((uint32_t)sizeof(((struct vz__slot_msg *)0)->data))
-#define VZ__SLOT_RETURNS    (VZ__SLOT_BODY / sizeof(void *))
-
-/*
- * The doorbell: bit src of dst->bell set = ring src -> dst may hold slots
- * dst has not looked at. Rung by the producer after publishing, taken
- * (exchanged to 0) by dst before it drains the rings named.
- */
-static inline void vz__bell_ring(struct vz__shard *from, struct vz__shard *d)
+/* May shard sh queue one more user message for shard dest? 0, or VZ_EFULL
+ * (counted in outbox_full) when cfg.outbox_limit user messages already
+ * wait for that ring even after a flush. Only user sends ask: runtime
+ * messages (stop requests) and blocks going home are never refused, so the
+ * stop protocol and the return path cannot be blocked by the bound. Owner
+ * thread of sh. */
+static inline int vz__outbox_admit(struct vz__shard *sh, unsigned dest)
 {
-	/* Release: orders the slot publishes before the bit for whoever
-	 * takes it (pairs with the acquire exchange in vz__bell_take());
-	 * each slot's seq is itself a release store, so this only matters
-	 * for the hint, but relaxed would leave the symmetric sleep fence
-	 * without its RMW. Under the symmetric sleep fence it is seq_cst:
-	 * the sender's "publish, full fence" of the wake-up protocol; under
-	 * membarrier the sleeper's membarrier() supplies that (see
-	 * vz__wake()). An RMW in both: concurrent senders set their bits
-	 * in one word. */
-	if (d->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER)
-		atomic_fetch_or_explicit(&d->bell[from->id / 64], (uint64_t)1 << (from->id % 64),
-					 memory_order_release);
-	else
-		atomic_fetch_or_explicit(&d->bell[from->id / 64], (uint64_t)1 << (from->id % 64),
-					 memory_order_seq_cst);
-}
-
-static inline uint64_t vz__bell_take(struct vz__shard *sh, unsigned w)
-{
-	/* Relaxed peek first so an idle turn does not write the shared
-	 * line. Acquire: pairs with the producers' fetch_or in
-	 * vz__bell_ring(); the bit is cleared before the ring is read, so a
-	 * publish after our read rings it again. */
-	if (!atomic_load_explicit(&sh->bell[w], memory_order_relaxed))
+	if (__builtin_expect(sh->out[dest].nmsgs < sh->rt->cfg.outbox_limit, 1))
 		return 0;
-	return atomic_exchange_explicit(&sh->bell[w], 0, memory_order_acquire);
+	return vz__outbox_admit_slow(sh, dest);
 }
+
+/* xshard/ (rings.c, outbox.c, drain.c, wake.c, inbox_drain.c) */
+int vz__rings_create(vz_runtime *rt);
+void vz__rings_destroy(vz_runtime *rt);
+void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return);
+unsigned vz__flush_outboxes(struct vz__shard *sh);
+unsigned vz__flush_one(struct vz__shard *sh, unsigned dest);
+unsigned vz__drain_rings(struct vz__shard *sh, bool all);
+unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget);
+bool vz__has_incoming(struct vz__shard *sh);
+void vz__rings_unwatch(struct vz__shard *sh);
+void vz__rings_cool(struct vz__shard *sh);
+bool vz__outboxes_empty(const struct vz__shard *sh);
+int vz__wake(struct vz__shard *from, struct vz__shard *target);
 
 #endif

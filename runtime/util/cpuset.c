@@ -4,8 +4,9 @@
  * operations the config and topology code need. The same parser reads user
  * input (config keys, VZ_CPUS) strictly and sysfs files leniently (trailing
  * newline, empty node lists, CPUs beyond VZ_MAX_CPUS on huge machines).
+ * Below both runtime/config and runtime/topo (util/cpuset.h).
  */
-#include "config/config_int.h"
+#include "util/cpuset.h"
 
 #include <stdio.h>
 #include <string.h>
