@@ -38,6 +38,23 @@
  * closed one, is VZ_ESTALE. Calls made in init before vz_runtime_start()
  * are accepted: the operations start with the shard's first loop turn.
  *
+ * Errors, when several apply: a call makes its checks in this order and
+ * returns the first that fails ("the common ones" below are 1-3):
+ *   1. VZ_EINVAL: NULL actor;
+ *   2. VZ_EWRONGTHREAD: not on the actor's home shard thread;
+ *   3. VZ_ESTALE: the actor has stopped;
+ *   4. the call's other arguments, those that need no handle looked up:
+ *      NULL or bad pointers, addresses, flags, sizes (VZ_EINVAL, then
+ *      VZ_ETOOBIG);
+ *   5. VZ_ESTALE: the handle (descriptor, operation or kept buffer) is not
+ *      a live one of this actor;
+ *   6. what depends on the descriptor: its kind (VZ_EINVAL, e.g. a send on
+ *      a UDP handle), its state and queues (VZ_EBUSY, VZ_EPIPE, VZ_EFULL);
+ *   7. resources and the OS (VZ_ENOMEM, VZ_EMFILE, VZ_ENOTCONN, ...).
+ * So a NULL buffer with a closed handle is VZ_EINVAL, a closed handle with
+ * good arguments VZ_ESTALE, and any call from the wrong thread
+ * VZ_EWRONGTHREAD.
+ *
  * Every operation may carry a vz_io_req: a tag echoed in its events, and a
  * timeout. A timeout ends the operation with VZ_ETIMEDOUT when its final
  * event has not come by then (for a multishot operation: when no event has

@@ -200,10 +200,22 @@ struct vz__aio {
 int vz__aio_create(struct vz__shard *sh);
 void vz__aio_destroy(struct vz__shard *sh);
 
-/* Check self is callable (thread, live). 0 or VZ_EINVAL/VZ_EWRONGTHREAD/VZ_ESTALE. */
+/* Check self is callable, in the order io.h promises ("Errors, when
+ * several apply"): VZ_EINVAL (NULL), VZ_EWRONGTHREAD (not on its home
+ * shard's thread), VZ_ESTALE (stopped); else 0. The opening of every
+ * public call that takes no descriptor handle; its own argument checks
+ * come right after. */
 int vz__aio_check(const vz_actor *self);
-/* The open fd entry of handle h owned by self, or NULL. */
-struct vz__aio_fd *vz__aio_fd_get(vz_actor *self, vz_fd h);
+/*
+ * The opening of every public call on a descriptor handle, in the same
+ * order: vz__aio_check(self); then `args`, the result of the call's
+ * checks of its other arguments (0 or a negative VZ_E*, found from those
+ * arguments alone, never from self or the handle); then the handle:
+ * 0 with *fd the open descriptor h owned by self, or VZ_ESTALE. On any
+ * error *fd is NULL. What depends on the descriptor (its kind, its state,
+ * room in its queues) the call checks after this.
+ */
+int vz__aio_enter(vz_actor *self, vz_fd h, int args, struct vz__aio_fd **fd);
 /* A new fd entry for raw (OPEN, owned by self), or NULL (VZ_ENOMEM). */
 struct vz__aio_fd *vz__aio_fd_new(struct vz__aio *a, vz_actor *self, int raw, int type);
 vz_fd vz__aio_fd_handle(const struct vz__aio *a, const struct vz__aio_fd *fd);

@@ -129,7 +129,8 @@ vz_fd vz__aio_fd_handle(const struct vz__aio *a, const struct vz__aio_fd *fd)
 	return (vz_fd){ID(a->sh->id, fd->index, fd->gen)};
 }
 
-struct vz__aio_fd *vz__aio_fd_get(vz_actor *self, vz_fd h)
+/* The open descriptor of handle h owned by self, or NULL. */
+static struct vz__aio_fd *fd_lookup(vz_actor *self, vz_fd h)
 {
 	struct vz__aio *a = self->shard->aio;
 	struct vz__aio_fd *fd;
@@ -141,6 +142,19 @@ struct vz__aio_fd *vz__aio_fd_get(vz_actor *self, vz_fd h)
 	    fd->type == VZ__FD_OPENING)
 		return NULL;
 	return fd;
+}
+
+int vz__aio_enter(vz_actor *self, vz_fd h, int args, struct vz__aio_fd **fd)
+{
+	int rc = vz__aio_check(self);
+
+	*fd = NULL;
+	if (rc < 0)
+		return rc;
+	if (args < 0)
+		return args;
+	*fd = fd_lookup(self, h);
+	return *fd ? 0 : VZ_ESTALE;
 }
 
 /* Slow path: one more chunk of records (one malloc, counted as a pool
@@ -925,46 +939,35 @@ VZ_API int vz_io_cancel(vz_actor *self, vz_io_op h)
 	return 0;
 }
 
-VZ_API int vz_io_close(vz_actor *self, vz_fd h)
+/* vz_io_close() (graceful) and vz_io_abort() (at once, with a reset). */
+static int close_call(vz_actor *self, vz_fd h, bool abort)
 {
 	struct vz__aio_fd *fd;
-	int rc = vz__aio_check(self);
+	int rc = vz__aio_enter(self, h, 0, &fd);
 
 	if (rc < 0)
 		return rc;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
-	vz__aio_fd_close(self->shard->aio, fd, false, false);
+	vz__aio_fd_close(self->shard->aio, fd, abort, abort);
 	return 0;
+}
+
+VZ_API int vz_io_close(vz_actor *self, vz_fd h)
+{
+	return close_call(self, h, false);
 }
 
 VZ_API int vz_io_abort(vz_actor *self, vz_fd h)
 {
-	struct vz__aio_fd *fd;
-	int rc = vz__aio_check(self);
-
-	if (rc < 0)
-		return rc;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
-	vz__aio_fd_close(self->shard->aio, fd, true, true);
-	return 0;
+	return close_call(self, h, true);
 }
 
 VZ_API int vz_io_detach(vz_actor *self, vz_fd h, int *raw_out)
 {
 	struct vz__aio_fd *fd;
-	int rc = vz__aio_check(self);
+	int rc = vz__aio_enter(self, h, raw_out ? 0 : VZ_EINVAL, &fd);
 
 	if (rc < 0)
 		return rc;
-	if (!raw_out)
-		return VZ_EINVAL;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
 	if (fd->nops || fd->sq.busy || fd->sq.head)
 		return VZ_EBUSY;
 	*raw_out = fd->raw;
@@ -1022,27 +1025,19 @@ adopt:
 VZ_API int vz_io_fileno(vz_actor *self, vz_fd h)
 {
 	struct vz__aio_fd *fd;
-	int rc = vz__aio_check(self);
+	int rc = vz__aio_enter(self, h, 0, &fd);
 
-	if (rc < 0)
-		return rc;
-	fd = vz__aio_fd_get(self, h);
-	return fd ? fd->raw : VZ_ESTALE;
+	return rc < 0 ? rc : fd->raw;
 }
 
 static int addr_call(vz_actor *self, vz_fd h, struct sockaddr *addr, uint32_t *len, bool peer)
 {
 	struct vz__aio_fd *fd;
 	socklen_t l;
-	int rc = vz__aio_check(self);
+	int rc = vz__aio_enter(self, h, addr && len ? 0 : VZ_EINVAL, &fd);
 
 	if (rc < 0)
 		return rc;
-	if (!addr || !len)
-		return VZ_EINVAL;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
 	if (vz__aio_simulated(self->shard->aio))
 		return vz__sim_net_name(self->shard->sim, fd->raw, addr, len, peer);
 	l = *len;

@@ -103,17 +103,11 @@ static int file_op(vz_actor *self, vz_fd h, unsigned kind, void *buf, size_t len
 	struct vz__aio *a;
 	struct vz__aio_fd *fd;
 	struct vz__aio_op *op;
-	int rc = vz__aio_check(self);
+	bool bad = (kind != VZ_IO_FSYNC && (!buf || len > INT32_MAX)) || offset < -1;
+	int rc = vz__aio_enter(self, h, bad ? VZ_EINVAL : 0, &fd);
 
 	if (rc < 0)
 		return rc;
-	if (kind != VZ_IO_FSYNC && (!buf || len > INT32_MAX))
-		return VZ_EINVAL;
-	if (offset < -1)
-		return VZ_EINVAL;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
 	if (fd->type == VZ__FD_TCP_LISTEN)
 		return VZ_EINVAL;
 	if (fd->nsmall >= VZ__AIO_FD_OPS_MAX)

@@ -279,6 +279,28 @@ static int check_addr(const struct sockaddr *addr, uint32_t len)
 	return VZ_EINVAL;
 }
 
+/* A multicast group of a family we take (vz_udp_join()'s check of its
+ * address, made before the handle's). */
+static bool is_group(const struct sockaddr *group, uint32_t len)
+{
+	const struct sockaddr_in *g4 = (const struct sockaddr_in *)(const void *)group;
+	const struct sockaddr_in6 *g6 = (const struct sockaddr_in6 *)(const void *)group;
+
+	if (check_addr(group, len) < 0)
+		return false;
+	if (group->sa_family == AF_INET)
+		return IN_MULTICAST(ntohl(g4->sin_addr.s_addr));
+	return IN6_IS_ADDR_MULTICAST(&g6->sin6_addr);
+}
+
+/* vz_io_sendto()'s checks of its bytes and destination. */
+static int sendto_args(const void *data, size_t len, const struct sockaddr *to, uint32_t tolen)
+{
+	if ((!data && len) || check_addr(to, tolen) < 0 || tolen > sizeof(struct sockaddr_storage))
+		return VZ_EINVAL;
+	return len > VZ_IO_DGRAM_MAX ? VZ_ETOOBIG : 0;
+}
+
 /* A new non-blocking socket, or a negative VZ_E*. */
 static int new_socket(int family, int type)
 {
@@ -365,13 +387,10 @@ static int start_rx(vz_actor *self, vz_fd h, unsigned kind, int want_type, const
 	struct vz__aio *a;
 	struct vz__aio_fd *fd;
 	struct vz__aio_op *op;
-	int rc = vz__aio_check(self);
+	int rc = vz__aio_enter(self, h, 0, &fd);
 
 	if (rc < 0)
 		return rc;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
 	if (fd->type != want_type && !(fd->type == VZ__FD_OTHER && want_type == VZ__FD_TCP))
 		return VZ_EINVAL;
 	if (fd->rx)
@@ -446,15 +465,10 @@ VZ_API int vz_udp_join(vz_actor *self, vz_fd h, const struct sockaddr *group, ui
 		       unsigned ifindex)
 {
 	struct vz__aio_fd *fd;
-	int one = 1, rc = vz__aio_check(self);
+	int one = 1, rc = vz__aio_enter(self, h, is_group(group, len) ? 0 : VZ_EINVAL, &fd);
 
 	if (rc < 0)
 		return rc;
-	if (check_addr(group, len) < 0)
-		return VZ_EINVAL;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
 	if (fd->type != VZ__FD_UDP)
 		return VZ_EINVAL;
 	if (vz__aio_simulated(self->shard->aio))
@@ -463,8 +477,6 @@ VZ_API int vz_udp_join(vz_actor *self, vz_fd h, const struct sockaddr *group, ui
 		const struct sockaddr_in *g = (const struct sockaddr_in *)(const void *)group;
 		struct ip_mreqn mr;
 
-		if (!IN_MULTICAST(ntohl(g->sin_addr.s_addr)))
-			return VZ_EINVAL;
 		memset(&mr, 0, sizeof mr);
 		mr.imr_multiaddr = g->sin_addr;
 		mr.imr_address.s_addr = htonl(INADDR_ANY);
@@ -476,8 +488,6 @@ VZ_API int vz_udp_join(vz_actor *self, vz_fd h, const struct sockaddr *group, ui
 		const struct sockaddr_in6 *g = (const struct sockaddr_in6 *)(const void *)group;
 		struct ipv6_mreq mr;
 
-		if (!IN6_IS_ADDR_MULTICAST(&g->sin6_addr))
-			return VZ_EINVAL;
 		memset(&mr, 0, sizeof mr);
 		mr.ipv6mr_multiaddr = g->sin6_addr;
 		mr.ipv6mr_interface = ifindex;
@@ -495,17 +505,10 @@ VZ_API int vz_io_sendto(vz_actor *self, vz_fd h, const void *data, size_t len,
 	struct vz__aio *a;
 	struct vz__aio_fd *fd;
 	struct vz__aio_op *op;
-	int cls, rc = vz__aio_check(self);
+	int cls, rc = vz__aio_enter(self, h, sendto_args(data, len, to, tolen), &fd);
 
 	if (rc < 0)
 		return rc;
-	if ((!data && len) || check_addr(to, tolen) < 0 || tolen > sizeof(struct sockaddr_storage))
-		return VZ_EINVAL;
-	if (len > VZ_IO_DGRAM_MAX)
-		return VZ_ETOOBIG;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
 	if (fd->type != VZ__FD_UDP)
 		return VZ_EINVAL;
 	if (fd->nsmall >= VZ__AIO_DGRAM_CAP)

@@ -373,23 +373,24 @@ void vz__sendq_abort(struct vz__aio *a, struct vz__aio_fd *fd)
 
 /* ---- public ---------------------------------------------------------- */
 
+/* vz_io_send()'s checks of its bytes (vz__aio_enter()'s `args`). */
+static int send_args(const void *data, size_t len)
+{
+	if (!data && len)
+		return VZ_EINVAL;
+	return len > INT32_MAX ? VZ_ETOOBIG : 0;
+}
+
 VZ_API int vz_io_send(vz_actor *self, vz_fd h, const void *data, size_t len, const vz_io_req *req,
 		      vz_io_op *out)
 {
 	struct vz__aio *a;
 	struct vz__aio_fd *fd;
 	struct vz__aio_op *op;
-	int rc = vz__aio_check(self);
+	int rc = vz__aio_enter(self, h, send_args(data, len), &fd);
 
 	if (rc < 0)
 		return rc;
-	if (!data && len)
-		return VZ_EINVAL;
-	if (len > INT32_MAX)
-		return VZ_ETOOBIG;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
 	if (fd->type != VZ__FD_TCP && fd->type != VZ__FD_OTHER)
 		return VZ_EINVAL;
 	if (fd->flags & (VZ__FDF_SHUT_WR | VZ__FDF_SHUT_WR_PENDING))
@@ -415,15 +416,10 @@ VZ_API int vz_io_send(vz_actor *self, vz_fd h, const void *data, size_t len, con
 VZ_API int vz_io_set_sendq_limit(vz_actor *self, vz_fd h, size_t bytes)
 {
 	struct vz__aio_fd *fd;
-	int rc = vz__aio_check(self);
+	int rc = vz__aio_enter(self, h, bytes ? 0 : VZ_EINVAL, &fd);
 
 	if (rc < 0)
 		return rc;
-	if (!bytes)
-		return VZ_EINVAL;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
 	fd->sq.limit = bytes;
 	return 0;
 }
@@ -431,28 +427,19 @@ VZ_API int vz_io_set_sendq_limit(vz_actor *self, vz_fd h, size_t bytes)
 VZ_API long vz_io_sendq_bytes(vz_actor *self, vz_fd h)
 {
 	struct vz__aio_fd *fd;
-	int rc = vz__aio_check(self);
+	int rc = vz__aio_enter(self, h, 0, &fd);
 
-	if (rc < 0)
-		return rc;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
-	return (long)fd->sq.queued;
+	return rc < 0 ? rc : (long)fd->sq.queued;
 }
 
 VZ_API int vz_io_shutdown(vz_actor *self, vz_fd h, int how)
 {
 	struct vz__aio_fd *fd;
-	int rc = vz__aio_check(self);
+	bool how_ok = how == SHUT_RD || how == SHUT_WR || how == SHUT_RDWR;
+	int rc = vz__aio_enter(self, h, how_ok ? 0 : VZ_EINVAL, &fd);
 
 	if (rc < 0)
 		return rc;
-	if (how != SHUT_RD && how != SHUT_WR && how != SHUT_RDWR)
-		return VZ_EINVAL;
-	fd = vz__aio_fd_get(self, h);
-	if (!fd)
-		return VZ_ESTALE;
 	if (fd->type == VZ__FD_FILE)
 		return VZ_EINVAL;
 	if (how != SHUT_WR && (rc = vz__aio_raw_shutdown(self->shard->aio, fd->raw, SHUT_RD)) < 0)

@@ -7,18 +7,19 @@
  */
 #include "queue/slot_ring.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-#include <numa.h>
-
 #include <veloz/error.h>
+
+#include "util/node_alloc.h"
 
 int vz__slot_ring_init(struct vz__slot_ring *r, uint32_t capacity, int numa_node)
 {
 	size_t bytes;
+	void *mem;
+	bool on_node;
 	struct vz__slot *slots;
-	bool use_numa = false;
+	int rc;
 
 	memset(r, 0, sizeof *r);
 	atomic_init(&r->head, 0);
@@ -26,17 +27,10 @@ int vz__slot_ring_init(struct vz__slot_ring *r, uint32_t capacity, int numa_node
 	if (capacity < 2 || capacity > VZ__SLOT_MAX_CAPACITY || (capacity & (capacity - 1)) != 0)
 		return VZ_EINVAL;
 	bytes = (size_t)capacity * sizeof(struct vz__slot);
-	if (numa_node >= 0 && numa_available() >= 0) {
-		if (numa_node > numa_max_node())
-			return VZ_EINVAL;
-		use_numa = true;
-	}
-	if (use_numa)
-		slots = numa_alloc_onnode(bytes, numa_node); /* page-aligned, mmap */
-	else
-		slots = aligned_alloc(VZ__SLOT_BYTES, bytes);
-	if (slots == NULL)
-		return VZ_ENOMEM;
+	rc = vz__node_alloc(bytes, VZ__SLOT_BYTES, numa_node, &mem, &on_node);
+	if (rc < 0)
+		return rc;
+	slots = mem;
 	/* seq = 0 in every slot: "never written" (slot_ring.h). Written by
 	 * this thread before the ring is shared; the thread start that
 	 * shares it publishes these stores. */
@@ -46,18 +40,13 @@ int vz__slot_ring_init(struct vz__slot_ring *r, uint32_t capacity, int numa_node
 	r->mask = capacity - 1;
 	r->capacity = capacity;
 	r->alloc_bytes = bytes;
-	r->numa = use_numa;
+	r->numa = on_node;
 	return 0;
 }
 
 void vz__slot_ring_fini(struct vz__slot_ring *r)
 {
-	if (r->slots != NULL) {
-		if (r->numa)
-			numa_free(r->slots, r->alloc_bytes);
-		else
-			free(r->slots);
-	}
+	vz__node_free(r->slots, r->alloc_bytes, r->numa);
 	r->slots = NULL;
 	r->mask = 0;
 	r->capacity = 0;

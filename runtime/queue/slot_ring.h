@@ -95,7 +95,8 @@ _Static_assert(sizeof(struct vz__slot_ring) == 4 * 64, "slot ring is four cache 
 /*
  * Initialise an empty ring of `capacity` slots (a power of two in
  * [2, 2^31]), allocated on NUMA node numa_node when >= 0 and libnuma has
- * NUMA support, else with aligned_alloc(64, ...). Every seq starts at 0.
+ * NUMA support, else with aligned_alloc(64, ...) (util/node_alloc.h, which
+ * also says when numa_node is VZ_EINVAL). Every seq starts at 0.
  * Returns 0, VZ_EINVAL or VZ_ENOMEM; on failure fini is a harmless no-op.
  * Any thread, before the ring is shared.
  */

@@ -78,7 +78,7 @@ _Static_assert(offsetof(struct vz__spsc, slots) == 2 * VZ__SPSC_LINE, "read-only
  * two in [2, 2^31]. The slots are allocated on NUMA node `numa_node` with
  * numa_alloc_onnode() when numa_node >= 0 and libnuma reports NUMA support
  * (then numa_node must be <= numa_max_node()), otherwise with
- * aligned_alloc(64, ...). Returns 0, VZ_EINVAL (bad capacity or node) or
+ * aligned_alloc(64, ...) (util/node_alloc.h). Returns 0, VZ_EINVAL (bad capacity or node) or
  * VZ_ENOMEM. On failure *r is left in a state where vz__spsc_fini() is a
  * harmless no-op. Any thread, before the ring is shared.
  */

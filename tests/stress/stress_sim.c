@@ -17,6 +17,8 @@
 
 #include <veloz.h>
 
+#include "sim_setup.h"
+
 enum { MSG_GO = VZ_MSG_USER, MSG_DATA };
 
 #define MAXSH 4
@@ -195,26 +197,6 @@ struct mesh {
 	bool bounded;	/* bounded sinks, senders retrying (one per shard and sink) */
 };
 
-/* Stop and check sent = handled + dead-lettered, none dead, none live. */
-static int stop_and_count(vz_runtime *rt)
-{
-	vz_shard_stats t;
-	uint64_t foreign;
-
-	if (vz_runtime_stop(rt) != 0 || vz_stats_total(rt, &t, &foreign) != 0)
-		return printf("stop failed\n"), 1;
-	if (t.sent_local + t.sent_remote + foreign != t.handled + t.dead_letters ||
-	    t.dead_letters != 0 || t.actors_live != 0) {
-		printf(
-		    "conservation: sent %llu + %llu + %llu, handled %llu, dead %llu, live %llu\n",
-		    (unsigned long long)t.sent_local, (unsigned long long)t.sent_remote,
-		    (unsigned long long)foreign, (unsigned long long)t.handled,
-		    (unsigned long long)t.dead_letters, (unsigned long long)t.actors_live);
-		return 1;
-	}
-	return 0;
-}
-
 /* Bounded sinks on every shard; each shard has a retrying sender to every
  * sink, its own included (local and cross-shard admission). */
 static int bounded_run(vz_sim *sim, const struct mesh *mc)
@@ -249,7 +231,7 @@ static int bounded_run(vz_sim *sim, const struct mesh *mc)
 		return printf("received %llu of %llu\n", (unsigned long long)R.received,
 			      (unsigned long long)R.expected),
 		       1;
-	return stop_and_count(rt);
+	return vz_test_sim_stop_and_count(rt, false); /* none dead, none live */
 }
 
 static int mesh_run(vz_sim *sim, void *ctx)
@@ -294,7 +276,7 @@ static int mesh_run(vz_sim *sim, void *ctx)
 		       (unsigned long long)R.jobs_failed, n);
 		return 1;
 	}
-	return stop_and_count(rt);
+	return vz_test_sim_stop_and_count(rt, false);
 }
 
 int main(int argc, char **argv)
@@ -305,18 +287,11 @@ int main(int argc, char **argv)
 	static vz_sim_options plain, faulty;
 	vz_sim_test tests[5];
 
-	vz_config_default(&cfg2);
-	cfg2.nshards = 2;
-	cfg2.ring_entries = 8; /* small: rings fill and outboxes overflow */
-	cfg2.send_batch = 4;
-	cfg3 = cfg2;
-	cfg3.nshards = 3;
-	cfg4 = cfg2;
-	cfg4.nshards = 4;
+	vz_test_sim_config(&cfg2, 2);
+	vz_test_sim_config(&cfg3, 3);
+	vz_test_sim_config(&cfg4, 4);
 	vz_sim_options_default(&plain, 0);
-	vz_sim_options_default(&faulty, 0);
-	faulty.faults = VZ_SIM_FAULT_DELAY | VZ_SIM_FAULT_POOL;
-	faulty.fault_permille = 50;
+	vz_test_sim_faults(&faulty, VZ_SIM_FAULT_DELAY | VZ_SIM_FAULT_POOL, 50);
 	tests[0] = (vz_sim_test){"mesh2", mesh_run, &two, &cfg2, &plain};
 	tests[1] = (vz_sim_test){"mesh3", mesh_run, &three, &cfg3, &plain};
 	tests[2] = (vz_sim_test){"mesh3-faults", mesh_run, &three, &cfg3, &faulty};

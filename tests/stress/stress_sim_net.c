@@ -32,6 +32,7 @@
 
 #include "http/server.h"
 #include "net/echo.h"
+#include "sim_setup.h"
 
 #define MAXCLIENTS 4
 #define SEC	   1000000000ull
@@ -616,16 +617,10 @@ int main(int argc, char **argv)
 	static vz_sim_options plain, faulty;
 	vz_sim_test tests[7];
 
-	vz_config_default(&cfg2);
-	cfg2.nshards = 2;
-	cfg2.ring_entries = 8; /* small: rings fill and outboxes overflow */
-	cfg2.send_batch = 4;
-	cfg3 = cfg2;
-	cfg3.nshards = 3;
+	vz_test_sim_config(&cfg2, 2);
+	vz_test_sim_config(&cfg3, 3);
 	vz_sim_options_default(&plain, 0);
-	vz_sim_options_default(&faulty, 0);
-	faulty.faults = VZ_SIM_FAULT_NET | VZ_SIM_FAULT_DELAY;
-	faulty.fault_permille = 6;
+	vz_test_sim_faults(&faulty, VZ_SIM_FAULT_NET | VZ_SIM_FAULT_DELAY, 6);
 	tests[0] = (vz_sim_test){"echo-reuseport", net_run, &reuse, &cfg2, &plain};
 	tests[1] = (vz_sim_test){"echo-handoff-udp", net_run, &handoff, &cfg3, &plain};
 	tests[2] = (vz_sim_test){"echo-udp-faults", net_run, &reuse_f, &cfg2, &faulty};
