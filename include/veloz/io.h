@@ -34,7 +34,10 @@
  * thread (its callbacks: init, receive, on_stop), except vz_io_event_of(),
  * which only reads a message. Off that thread a call returns
  * VZ_EWRONGTHREAD; with a NULL actor, VZ_EINVAL; from an actor that has
- * stopped (or runs its on_stop), VZ_ESTALE. A handle of another actor, or a
+ * stopped, VZ_ESTALE. In its on_stop an actor is still live and its calls
+ * are accepted (closing is what they are for there), but every descriptor
+ * it still owns is closed right after on_stop returns, so an operation
+ * started there ends with its events dropped. A handle of another actor, or a
  * closed one, is VZ_ESTALE. Calls made in init before vz_runtime_start()
  * are accepted: the operations start with the shard's first loop turn.
  *
