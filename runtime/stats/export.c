@@ -201,21 +201,16 @@ VZ_API int vz_stats_prometheus(const vz_stats_snapshot *s, char *buf, size_t len
 	if (!s || (!buf && len))
 		return VZ_EINVAL;
 	n = s->nshards;
-	/* Every shard field is a counter but the gauges (is_gauge()). */
+	/* Every shard field is a counter ("_total") but the gauges
+	 * (is_gauge()). */
 #define X(f)                                                                                       \
-	if (!is_gauge(#f)) {                                                                       \
-		put(&o, "# TYPE veloz_shard_" #f "_total counter\n");                              \
+	{                                                                                          \
+		const char *sfx = is_gauge(#f) ? "" : "_total";                                    \
+                                                                                                   \
+		put(&o, "# TYPE veloz_shard_" #f "%s %s\n", sfx,                                   \
+		    is_gauge(#f) ? "gauge" : "counter");                                           \
 		for (unsigned i = 0; i < n; i++)                                                   \
-			put(&o, "veloz_shard_" #f "_total{shard=\"%u\"} %llu\n", i,                \
-			    (unsigned long long)s->shard[i].f);                                    \
-	}
-	SHARD_FIELDS(X)
-#undef X
-#define X(f)                                                                                       \
-	if (is_gauge(#f)) {                                                                        \
-		put(&o, "# TYPE veloz_shard_" #f " gauge\n");                                      \
-		for (unsigned i = 0; i < n; i++)                                                   \
-			put(&o, "veloz_shard_" #f "{shard=\"%u\"} %llu\n", i,                      \
+			put(&o, "veloz_shard_" #f "%s{shard=\"%u\"} %llu\n", sfx, i,               \
 			    (unsigned long long)s->shard[i].f);                                    \
 	}
 	SHARD_FIELDS(X)
