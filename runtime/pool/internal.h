@@ -20,10 +20,10 @@
 
 #include <veloz/error.h>
 
-#include "pool/asym.h"
 #include "pool/eventcount.h"
 #include "pool/mpmc.h"
 #include "pool/pool.h"
+#include "util/membarrier.h"
 
 /* Job record states, in the low two bits of job_rec.state; the generation
  * is above them. */
@@ -189,6 +189,12 @@ struct vz__pool_set {
 	pthread_mutex_t life;	   /* start and stop may be called concurrently */
 	struct shard_line *shards; /* plan.nshards lines */
 	struct pool *pools[VZ_MAX_NODES];
+	/* The store-buffer handshakes' barriers (util/membarrier.h): the
+	 * runtime's sleep fence (vz__pools_set_fence()), else the probe's
+	 * choice at create. Written before any other thread uses the set,
+	 * read-only after (pthread_create orders it for the workers, the
+	 * runtime's start for its shards). */
+	enum vz__sleep_fence fence;
 	/* Set by vz__pools_attach() before the workers start, read-only
 	 * after: NULL while completions go through post only. */
 	vz__pool_wake_fn wake;

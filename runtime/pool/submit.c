@@ -6,7 +6,8 @@
  *
  * Cost per submission in steady state: one RMW (the job-queue enqueue's
  * CAS), no fence (the stop and wake-up handshakes take a light barrier
- * here, the heavy one on their rare side: asym.h), the record popped from
+ * here, the heavy one on their rare side: util/membarrier.h), the record
+ * popped from
  * the shard's own cache (plain), and its two lines (header and payload)
  * fetched from the worker that last used them.
  */
@@ -38,10 +39,10 @@ int vz__pool_submit_as(struct vz__pool_set *ps, unsigned shard, vz_ref owner, co
 	 * stopping; the stopper stores stopping, barrier, reads busy. At
 	 * least one sees the other, so either we refuse or the stopper waits
 	 * for us. Relaxed store + the light barrier: pairs with the heavy
-	 * barrier in vz__pools_stop() (asym.h; a seq_cst fence on each side
-	 * when membarrier is missing). */
+	 * barrier in vz__pools_stop() (util/membarrier.h; a seq_cst fence on
+	 * each side under the symmetric fence). */
 	atomic_store_explicit(&sl->busy, 1, memory_order_relaxed);
-	vz__asym_light(&sl->busy); /* the word the stopper reads */
+	vz__asym_light(ps->fence, &sl->busy); /* the word the stopper reads */
 	if (atomic_load_explicit(&ps->stopping, memory_order_relaxed)) {
 		atomic_store_explicit(&sl->busy, 0, memory_order_release);
 		return VZ_ESTOPPED;
@@ -95,7 +96,7 @@ int vz__pool_submit_as(struct vz__pool_set *ps, unsigned shard, vz_ref owner, co
 	 * 0 ends (its acquire load), so workers drain it. */
 	atomic_store_explicit(&sl->busy, 0, memory_order_release);
 
-	if (vz__ec_notify(&p->ec))
+	if (vz__ec_notify(&p->ec, ps->fence))
 		counter_add(&sl->wakeups, 1);
 	counter_add(&sl->submitted, 1);
 	if (p != home)

@@ -86,7 +86,7 @@ void *vz__pool_worker_main(void *arg)
 	for (;;) {
 		uint64_t until;
 		uint32_t key;
-		bool found = false;
+		bool found = false, ordered;
 
 		if (vz__pool_take(ps, w, &from, &idx)) {
 			vz__pool_run_job(ps, w, from, idx);
@@ -123,7 +123,7 @@ void *vz__pool_worker_main(void *arg)
 			vz__pool_run_job(ps, w, from, idx);
 			continue;
 		}
-		key = vz__ec_prepare(&p->ec);
+		key = vz__ec_prepare(&p->ec, ps->fence, &ordered);
 		/* Re-check after announcing (the pairing is explained in
 		 * eventcount.h): our own queue and the exit flag are the
 		 * sources whose wake-up we must not miss. */
@@ -134,6 +134,14 @@ void *vz__pool_worker_main(void *arg)
 		}
 		if (atomic_load_explicit(&ps->exiting, memory_order_acquire)) {
 			vz__ec_cancel(&p->ec, key);
+			continue;
+		}
+		if (!ordered) {
+			/* membarrier() refused: a notifier's publish may not be
+			 * visible to the re-check above, nor our announcement to
+			 * it. Poll instead of sleeping, as a shard does. */
+			vz__ec_cancel(&p->ec, key);
+			sched_yield();
 			continue;
 		}
 		counter_add(&w->sleeps, 1);
