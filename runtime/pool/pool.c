@@ -71,6 +71,7 @@ static int build_pool(struct vz__pool_set *ps, unsigned index)
 		atomic_init(&p->recs[i].state, REC_STATE(0, REC_FREE));
 		atomic_init(&p->recs[i].owner, 0);
 		atomic_init(&p->recs[i].tag, 0);
+		atomic_init(&p->recs[i].cancel, 0);
 		if (!vz__mpmc_enqueue(&p->freeq, (uint32_t)i))
 			abort();
 	}

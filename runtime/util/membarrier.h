@@ -41,8 +41,9 @@
  *
  * The same pair serves every other store-buffer handshake with a frequent
  * side and a rare side (vz__asym_light() / vz__asym_heavy() below): the
- * worker pools' submit against stop, and the event count's notify against
- * a worker going to sleep. This file is the only membarrier() caller of the runtime: one
+ * worker pools' submit against stop, a job's start against its
+ * cancellation, and the event count's notify against a worker going to
+ * sleep. This file is the only membarrier() caller of the runtime: one
  * probe, one mode per runtime, one fallback, one TSan rule.
  *
  * One barrier per shard sleep. A shard's sleep re-check reads every
