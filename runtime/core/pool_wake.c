@@ -6,7 +6,8 @@
  * rings in its turn (vz__pool_reap() from shard.c, which also checks them
  * in its sleep re-check), turns a completion into a message for the actor:
  * a block from the shard's own message pool, delivered like a timer
- * expiry, dead-lettered when the actor is gone or the shard is stopping.
+ * expiry, dead-lettered when the actor is gone or the shard is stopping;
+ * and which sleep fence the shards use, which the pools must share.
  */
 #include <sched.h>
 #include <string.h>
@@ -21,14 +22,22 @@ void vz__shard_wake_index(vz_runtime *rt, unsigned shard)
 {
 	struct vz__shard *sh = rt->shards[shard];
 
-	/* The worker has published its completion and issued its full fence
-	 * (complete.c); vz__wake() reads the shard's sleeping flag (seq_cst)
-	 * and wakes the backend only when it was set: no system call while
-	 * the shard is awake. A wake that fails even after vz__wake()'s own
+	/* The worker has published its completion and issued its light
+	 * barrier under the runtime's sleep fence (complete.c); vz__wake()
+	 * reads the shard's sleeping flag as that fence asks (relaxed after a
+	 * compiler barrier under membarrier, seq_cst under the fence) and
+	 * wakes the backend only when it was set: no system call while the
+	 * shard is awake. A wake that fails even after vz__wake()'s own
 	 * retries leaves the flag set; try again, yielding, since the
 	 * completion in the ring may be the shard's only work. */
 	for (int i = 0; i < POOL_WAKE_TRIES && vz__wake(NULL, sh) < 0; i++)
 		sched_yield();
+}
+
+enum vz__sleep_fence vz__runtime_sleep_fence_mode(const vz_runtime *rt)
+{
+	/* Chosen at create before the pools are built, constant after. */
+	return rt->sleep_fence;
 }
 
 int vz__shard_pool_done(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)

@@ -344,16 +344,21 @@ void vz__shard_sleep(struct vz__shard *sh, int64_t timeout_ns)
 	 *   before it returns; pairs with the senders' publish (a ring
 	 *   slot's release store, then the release doorbell fetch_or unless
 	 *   we poll that ring, the acq_rel inbox exchange, or a lane's
-	 *   seq_cst commit CAS in lanes.c, stronger than needed), compiler
+	 *   seq_cst commit CAS in lanes.c, stronger than needed, or a pool
+	 *   worker's release store of a completion slot's seq), compiler
 	 *   barrier and relaxed load of the flag in vz__wake() (and of the
 	 *   ring's `watching` before it, cleared by vz__rings_unwatch()
-	 *   below: core/xshard/drain.c). If the kernel refuses it
+	 *   below: core/xshard/drain.c). This one call serves every
+	 *   sender, the pool workers' completion rings included: their
+	 *   re-check (vz__pool_has_done()) issues no barrier of its own
+	 *   (pool/complete.c, util/membarrier.h). If the kernel refuses it
 	 *   (only if a seccomp filter was installed after create), the
 	 *   senders are not fenced: do not block at all, or a wake-up could
 	 *   be lost; the shard polls instead.
 	 * - fence: seq_cst store and fence; pairs with the senders' seq_cst
 	 *   RMW that publishes (doorbell fetch_or, always rung under this
-	 *   fence: no ring is watched; inbox exchange) followed by
+	 *   fence: no ring is watched; inbox exchange; a pool worker's
+	 *   seq_cst fence after its completion slot's store) followed by
 	 *   their seq_cst load of the flag. The fence is named by the flag,
 	 *   the word the senders read (under TSan it is an RMW of it;
 	 *   util/fence.h). */

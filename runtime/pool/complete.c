@@ -14,7 +14,8 @@
  * Cost per job on the ring path (1-line completion, 24-byte result):
  *   worker: fills one slot line (one transfer: the shard last read it),
  *   release store of seq, a light barrier (a compiler barrier: the shard's
- *   sleep issues the heavy one, asym.h), one load of the shard's sleeping
+ *   sleep issues the heavy one, util/membarrier.h), one load of the
+ *   shard's sleeping
  *   flag (a shared line, no transfer while the shard is awake); no RMW, no
  *   fence, no syscall unless the shard sleeps; the job's record rides back
  *   in the slot, so the worker does not touch the pool's free list;
@@ -103,18 +104,33 @@ void vz__pool_deliver(struct vz__pool_set *ps, struct worker *w, unsigned shard,
 				      memory_order_relaxed);
 		if (ring_put(&w->done[shard], owner, DONE_REC(from->index, idx), buf, len, &s)) {
 			/* The wake-up protocol with the shard's sleep
-			 * (core/shard.c: sleeping = 1, full fence, re-check
-			 * every source, vz__pool_has_done() among them, which
-			 * issues the heavy barrier, then block): we publish
-			 * (seq above), barrier, then read the shard's sleeping
-			 * flag in wake(). Either the shard's re-check sees our
-			 * seq or we see its flag and wake it. Without any
-			 * barrier our load of the flag could pass the store of
-			 * seq (store-buffer reordering) and both sides miss
-			 * each other; the light barrier is enough because the
-			 * shard's side is heavy (asym.h). Named by seq, the
-			 * word the shard's re-check reads. */
-			vz__asym_light(&s->seq);
+			 * (core/shard.c vz__shard_sleep(): store sleeping = 1,
+			 * its sleep fence, re-check every source,
+			 * vz__pool_has_done() among them, then block). We are
+			 * one more sender of that protocol:
+			 *   we:    store seq (ring_put(), release); light
+			 *          barrier; load sleeping (wake(): vz__wake());
+			 *   shard: store sleeping; its ONE barrier; load seq
+			 *          (vz__pool_has_done(), relaxed).
+			 * Under membarrier the shard's barrier is membarrier(),
+			 * which runs a full barrier in this thread somewhere in
+			 * its program: before our store of seq, so our load of
+			 * sleeping, after it, reads 1 and we wake the shard; or
+			 * after it, so the shard's re-check, after membarrier()
+			 * returned, sees seq. Our light barrier is then a
+			 * compiler barrier: it keeps the load after the store
+			 * in the program, which is all the argument asks of
+			 * this side. Under the symmetric fence the shard's
+			 * barrier is a seq_cst fence and ours must be one too
+			 * (vz__asym_light() is, then): of two seq_cst fences one
+			 * comes first, and the side after it sees the other's
+			 * store. Without any barrier our load of the flag could
+			 * pass the store of seq (store-buffer reordering) and
+			 * both sides miss each other. The set's mode is the
+			 * runtime's (vz__pools_set_fence()), the one the shard
+			 * uses. Named by seq, the word the shard's re-check
+			 * reads. */
+			vz__asym_light(ps->fence, &s->seq);
 			ps->wake(ps->rt, shard);
 			return;
 		}
@@ -220,23 +236,27 @@ bool vz__pool_has_done(struct vz__pool_set *ps, unsigned shard)
 	if (!ps || !ps->wake || shard >= ps->plan.nshards)
 		return false;
 	row = &ps->done_of[(size_t)shard * ps->nworkers_all];
-	/* No job of ours can come back through a ring: nothing to wait
-	 * for, and no barrier to pay. */
+	/* No job of ours can come back through a ring: nothing to scan. */
 	if (maybe_in_rings(ps, &ps->shards[shard], row) <= 0)
 		return false;
-	/* The heavy side of the wake-up protocol (see vz__pool_deliver()):
-	 * the caller (the shard's sleep) stored its sleeping flag and fenced;
-	 * this makes every worker's store of a slot's seq made before its
-	 * light barrier visible to the loads below, or that worker's load of
-	 * the flag see 1. One membarrier per sleep with jobs out. */
-	vz__asym_heavy(&row[0]->head);
+	/* No barrier here. The caller is the shard's sleep re-check: it has
+	 * stored its sleeping flag and issued its sleep fence (core/shard.c),
+	 * the heavy side of the handshake of vz__pool_deliver(), whose light
+	 * side each worker takes between its store of a slot's seq and its
+	 * load of the flag. That one barrier orders the flag before these
+	 * loads for the rings exactly as it does for the shard's other
+	 * sources (util/membarrier.h, "One barrier per shard sleep"): every
+	 * worker's seq stored before its barrier point is visible below, or
+	 * that worker's load of the flag reads 1 and it wakes the shard. A
+	 * second barrier here ordered nothing more and cost a membarrier()
+	 * per sleep with jobs out. */
 	for (unsigned k = 0; k < ps->nworkers_all; k++) {
 		struct done_ring *r = row[k];
 		uint64_t h = atomic_load_explicit(&r->head, memory_order_relaxed);
 
 		/* Relaxed: only a hint here; vz__pool_reap() acquires. After
-		 * the caller's full fence (the sleep re-check) a relaxed load
-		 * still sees a seq the worker stored before its own fence. */
+		 * the caller's sleep fence a relaxed load still sees a seq the
+		 * worker stored before its own barrier (see above). */
 		if (atomic_load_explicit(&r->slot[h & r->mask].seq, memory_order_relaxed) ==
 		    (uint32_t)(h + 1))
 			return true;

@@ -8,19 +8,24 @@
  * number of announced waiters (low half).
  *
  * Waiter (a worker that found no work):
- *     key = vz__ec_prepare(ec);     waiters++ (seq_cst), fence, read epoch
+ *     key = vz__ec_prepare(ec, f, &ok); waiters++ (seq_cst), heavy barrier,
+ *                                   read epoch
  *     if (work is visible now)      re-check every source it must not miss
  *             vz__ec_cancel(ec, key);
  *     else
  *             vz__ec_wait(ec, key); sleep unless the epoch moved
  * Notifier (a submitter, after publishing work):
- *     vz__ec_notify(ec);            fence; if waiters: claim them all
+ *     vz__ec_notify(ec, f);         light barrier; if waiters: claim them all
  *                                   (waiters = 0, epoch++) and FUTEX_WAKE all
  *
  * Why nothing is lost: the waiter's increment and the notifier's publish
- * are each followed by a full fence, and then each reads what the other
- * wrote (the waiter the queue, the notifier the waiter count). Of the two
- * fences one comes first, so either the waiter sees the work in its
+ * are each followed by a barrier, and then each reads what the other
+ * wrote (the waiter the queue, the notifier the waiter count). The
+ * barriers are the asymmetric pair of util/membarrier.h under the set's
+ * fence mode `f`: the waiter (once per sleep) is the heavy side, the
+ * notifier (once per job) the light one; under the symmetric fallback both
+ * are seq_cst fences. Either way the pair acts as a fence on each side:
+ * one comes first, so either the waiter sees the work in its
  * re-check, or the notifier sees the count > 0 and moves the epoch (or
  * finds that another notifier just did, which then wakes everybody). The
  * kernel compares the epoch with `key` under its futex lock, so a claimed
@@ -36,9 +41,10 @@
  * without having been claimed (a signal), takes itself out of the count,
  * but only while the epoch is still the one it announced under.
  *
- * Cost: a notifier that finds no waiter does a fence (a locked op on its
- * own stack line, ~5 ns here) and one load of a line that changes only
- * when a worker goes to sleep or wakes. No system call, no shared write.
+ * Cost: a notifier that finds no waiter does the light barrier (a
+ * compiler barrier under membarrier, a locked op on its own stack line
+ * under the fallback) and one load of a line that changes only when a
+ * worker goes to sleep or wakes. No system call, no shared write.
  *
  * The caller owns the struct (it lives inside a node-local pool).
  */
@@ -55,8 +61,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "pool/asym.h"	/* vz__asym_light/heavy(): the two sides of a handshake */
-#include "util/fence.h" /* vz__full_fence_on(): seq_cst fence, TSan-visible */
+#include "util/fence.h"	     /* vz__full_fence_on(): seq_cst fence, TSan-visible */
+#include "util/membarrier.h" /* vz__asym_light/heavy(): the two sides of a handshake */
 
 struct vz__eventcount {
 	/* epoch << 32 | waiters. Waiters add and remove themselves; notifiers
@@ -86,18 +92,22 @@ static inline void vz__ec_init(struct vz__eventcount *ec)
 
 /* Announce that the caller is about to sleep and return the key for
  * vz__ec_wait() / vz__ec_cancel(). The caller must then re-check for work
- * and either cancel or wait. */
-static inline uint32_t vz__ec_prepare(struct vz__eventcount *ec)
+ * and either cancel or wait; it must cancel, and not wait, when *ordered
+ * comes back false (the heavy barrier was refused: notifiers would not be
+ * seen to publish, so the caller polls instead). f: the set's fence mode,
+ * the same as the notifiers'. */
+static inline uint32_t vz__ec_prepare(struct vz__eventcount *ec, enum vz__sleep_fence f,
+				      bool *ordered)
 {
 	/* seq_cst RMW followed by a full fence: the caller's re-check loads
 	 * (acquire) must not move above the increment; pairs with the fence
 	 * in vz__ec_notify(). Only on the way to sleep. */
 	uint64_t s = atomic_fetch_add_explicit(&ec->state, 1, memory_order_seq_cst) + 1;
 
-	/* The heavy barrier (pool/asym.h): pairs with the light one in
+	/* The heavy barrier (util/membarrier.h): pairs with the light one in
 	 * vz__ec_notify(), so notifiers pay no fence per job; on the word
 	 * vz__ec_notify() reads after its barrier. */
-	vz__asym_heavy(&ec->state);
+	*ordered = vz__asym_heavy(f, &ec->state);
 	return VZ__EC_EPOCH(s);
 }
 
@@ -130,19 +140,19 @@ static inline void vz__ec_wait(struct vz__eventcount *ec, uint32_t key)
 
 /* After publishing work: if any worker announced itself, claim them all and
  * wake them. Returns true when it made the FUTEX_WAKE system call (callers
- * count those). Any thread. */
-static inline bool vz__ec_notify(struct vz__eventcount *ec)
+ * count those). f: as for vz__ec_prepare(). Any thread. */
+static inline bool vz__ec_notify(struct vz__eventcount *ec, enum vz__sleep_fence f)
 {
 	uint64_t s;
 
 	/* Pairs with the heavy barrier in vz__ec_prepare(): orders our
 	 * publish of the work before our read of the waiter count (a
-	 * compiler barrier when membarrier works, else a seq_cst fence; see
-	 * pool/asym.h for why that suffices). Named by the event-count
+	 * compiler barrier under membarrier, else a seq_cst fence; see
+	 * util/membarrier.h for why that suffices). Named by the event-count
 	 * word, the one both sides touch (the work itself is the caller's:
 	 * under TSan the waiter's prepare, an RMW of this word, then
 	 * synchronises with us in whichever order the two came). */
-	vz__asym_light(&ec->state);
+	vz__asym_light(f, &ec->state);
 	/* Relaxed: ordered by the barrier above. */
 	s = atomic_load_explicit(&ec->state, memory_order_relaxed);
 	while (VZ__EC_WAITERS(s) > 0) {

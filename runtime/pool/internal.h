@@ -20,34 +20,66 @@
 
 #include <veloz/error.h>
 
-#include "pool/asym.h"
 #include "pool/eventcount.h"
 #include "pool/mpmc.h"
 #include "pool/pool.h"
+#include "util/membarrier.h"
 
 /* Job record states, in the low two bits of job_rec.state; the generation
  * is above them. */
-enum { REC_FREE = 0, REC_QUEUED = 1, REC_RUNNING = 2, REC_CANCELED = 3 };
+enum { REC_FREE = 0, REC_QUEUED = 1, REC_RUNNING = 2 };
 #define REC_STATE(gen, st) (((uint64_t)(gen) << 2) | (uint64_t)(st))
 
-/* One job, from submission until its worker (or the canceller) is done. */
+/* job_rec.cancel: gen << 2 | CX_*, the cancellation handshake of that
+ * generation (worker.c start_wins(), submit.c vz__pool_cancel_as()). */
+enum { CX_REQUEST = 1, CX_RUN = 2, CX_CANCEL = 3 };
+#define CX(gen, st) (((uint64_t)(gen) << 2) | (uint64_t)(st))
+
+/*
+ * One job, from submission until its worker (or the canceller) is done.
+ *
+ * Invariant: a queued generation is either run by the worker that dequeued
+ * it or cancelled by vz__pool_cancel_as() (which posts its VZ_ECANCELED
+ * completion), never both and never neither. Cancelling is rare, starting
+ * is per job, so the decision is a store-buffer handshake with the
+ * asymmetric barriers of util/membarrier.h, the heavy side on the
+ * canceller:
+ *   worker:    store state = RUNNING(gen); light barrier; load cancel;
+ *   canceller: cancel = CX(gen, REQUEST) (CAS); heavy barrier; load state.
+ * At least one sees the other's store. A worker that does not see the
+ * request runs the job with no read-modify-write (the common case: one
+ * plain store and one load); then the canceller sees RUNNING and gives up.
+ * When the canceller still sees QUEUED, the worker has not stored RUNNING
+ * yet, or has and will see the request: both then decide on `cancel` by
+ * CAS, REQUEST -> CANCEL (the canceller) against REQUEST -> RUN (the
+ * worker); exactly one succeeds. A canceller that gives up, or whose
+ * membarrier() was refused (it cannot know the worker saw the request),
+ * withdraws with REQUEST -> RUN, so a worker that did see it runs.
+ */
 struct job_rec {
-	/* gen << 2 | REC_*. Stored QUEUED (release) by the submitter; moved
-	 * QUEUED -> RUNNING by the worker that dequeued it, or QUEUED ->
-	 * CANCELED by vz__pool_cancel_as(), each with a CAS so exactly one
-	 * of the two wins. */
+	/* gen << 2 | REC_*. Stored QUEUED (release) by the submitter,
+	 * RUNNING (relaxed, then the light barrier) by the worker that
+	 * dequeued it, FREE by whoever frees it. */
 	alignas(64) _Atomic uint64_t state;
-	/* Atomic because the canceller reads them before its CAS while the
-	 * record may already be recycled (the CAS then fails). Relaxed: the
-	 * acquire load of state orders them for the generation it saw. */
+	/* Atomic because the canceller reads them while the record may
+	 * already be recycled. Release stores by the submitter, acquire
+	 * loads by the canceller: a value of a later generation read there
+	 * brings the worker's store of RUNNING with it, so the canceller's
+	 * second load of state (after its barrier) cannot still see
+	 * QUEUED(gen), and it gives up. */
 	_Atomic uint64_t owner;
 	_Atomic uint64_t tag;
 	/* Plain: written by the submitter before it enqueues the index (the
 	 * release in vz__mpmc_enqueue) and read by the worker after it
 	 * dequeues it (the acquire in vz__mpmc_dequeue). */
 	uint32_t gen;
-	uint32_t payload_len;
-	uint32_t shard; /* the submitting shard: where the completion goes */
+	uint16_t payload_len;
+	uint16_t shard; /* the submitting shard: where the completion goes */
+	/* CX(gen, CX_*): the cancellation handshake above. Written by the
+	 * canceller (CAS), and by the worker only when it saw a request for
+	 * its generation (CAS); read by the worker once per job. 0 (no
+	 * generation) at first; a stale generation means nothing. */
+	_Atomic uint64_t cancel;
 	vz_job_fn fn;
 	void *arg;
 	uint64_t deadline_ns;
@@ -58,6 +90,10 @@ struct job_rec {
 };
 _Static_assert(offsetof(struct job_rec, payload) % VZ_MSG_ALIGN == 0,
 	       "job payloads are VZ_MSG_ALIGN-aligned (pool.h)");
+_Static_assert(offsetof(struct job_rec, payload) == 64,
+	       "everything but the payload shares the record's first line");
+_Static_assert(VZ_POOL_MAX_PAYLOAD <= UINT16_MAX && VZ_MAX_SHARDS <= UINT16_MAX + 1,
+	       "payload_len and shard fit 16 bits");
 
 /*
  * Completion rings (complete.c). One per (worker, shard): the worker is its
@@ -189,6 +225,12 @@ struct vz__pool_set {
 	pthread_mutex_t life;	   /* start and stop may be called concurrently */
 	struct shard_line *shards; /* plan.nshards lines */
 	struct pool *pools[VZ_MAX_NODES];
+	/* The store-buffer handshakes' barriers (util/membarrier.h): the
+	 * runtime's sleep fence (vz__pools_set_fence()), else the probe's
+	 * choice at create. Written before any other thread uses the set,
+	 * read-only after (pthread_create orders it for the workers, the
+	 * runtime's start for its shards). */
+	enum vz__sleep_fence fence;
 	/* Set by vz__pools_attach() before the workers start, read-only
 	 * after: NULL while completions go through post only. */
 	vz__pool_wake_fn wake;

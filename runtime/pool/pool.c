@@ -71,6 +71,7 @@ static int build_pool(struct vz__pool_set *ps, unsigned index)
 		atomic_init(&p->recs[i].state, REC_STATE(0, REC_FREE));
 		atomic_init(&p->recs[i].owner, 0);
 		atomic_init(&p->recs[i].tag, 0);
+		atomic_init(&p->recs[i].cancel, 0);
 		if (!vz__mpmc_enqueue(&p->freeq, (uint32_t)i))
 			abort();
 	}
@@ -114,6 +115,21 @@ static uint32_t done_slots_for(size_t pairs)
 	return slots;
 }
 
+int vz__pools_set_fence(struct vz__pool_set *ps, enum vz__sleep_fence fence)
+{
+	int rc = 0;
+
+	if (!ps || (fence != VZ__SLEEP_FENCE_FENCE && fence != VZ__SLEEP_FENCE_MEMBARRIER))
+		return VZ_EINVAL;
+	pthread_mutex_lock(&ps->life);
+	if (ps->state != SET_CREATED)
+		rc = VZ_ESTATE;
+	else
+		ps->fence = fence; /* plain: see the field (internal.h) */
+	pthread_mutex_unlock(&ps->life);
+	return rc;
+}
+
 int vz__pools_attach(struct vz__pool_set *ps, vz__pool_wake_fn wake, vz__pool_post_fn deliver)
 {
 	int rc = 0;
@@ -137,15 +153,22 @@ int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
 			  struct vz__pool_set **out)
 {
 	struct vz__pool_set *ps;
+	enum vz__sleep_fence fence;
+	bool fell_back;
 	int err = 0;
 
 	if (!plan || !post || !out || plan->npools > VZ_MAX_NODES || plan->nshards > VZ_MAX_SHARDS)
 		return VZ_EINVAL;
-	vz__asym_init(); /* before any thread that uses the barriers */
+	/* The handshakes' barriers, before any thread that uses them exists
+	 * (a runtime replaces the choice with its own: vz__pools_set_fence()). */
+	err = vz__sleep_fence_choose(&fence, NULL, 0, &fell_back);
+	if (err < 0)
+		return err;
 	ps = aligned_alloc(64, align_up(sizeof *ps, 64));
 	if (!ps)
 		return VZ_ENOMEM;
 	memset(ps, 0, sizeof *ps);
+	ps->fence = fence;
 	atomic_init(&ps->stopping, 0);
 	atomic_init(&ps->exiting, 0);
 	ps->rt = rt;
@@ -209,7 +232,7 @@ static void join_workers(struct vz__pool_set *ps)
 	 * enqueued before this store is drained before a worker leaves. */
 	atomic_store_explicit(&ps->exiting, 1, memory_order_release);
 	for (unsigned i = 0; i < ps->plan.npools; i++)
-		vz__ec_notify(&ps->pools[i]->ec);
+		vz__ec_notify(&ps->pools[i]->ec, ps->fence);
 	for (unsigned i = 0; i < ps->plan.npools; i++) {
 		struct pool *p = ps->pools[i];
 
@@ -297,10 +320,15 @@ void vz__pools_stop(struct vz__pool_set *ps)
 		pthread_mutex_unlock(&ps->life);
 		return;
 	}
-	/* Dekker with vz__pool_submit_as(): the heavy barrier pairs with its
-	 * light one (asym.h). */
+	/* Dekker with vz__pool_submit_as(): our store of stopping, the heavy
+	 * barrier, our loads of every busy below; its store of busy, the light
+	 * barrier, its load of stopping (util/membarrier.h: either we see its
+	 * busy = 1 and wait, or it sees stopping and refuses). Relaxed store:
+	 * the barrier orders it. If membarrier() is refused here (only a
+	 * seccomp filter installed after create can do that) the submitters'
+	 * compiler barrier orders nothing: known limit, NOTES.md. */
 	atomic_store_explicit(&ps->stopping, 1, memory_order_relaxed);
-	vz__asym_heavy(&ps->stopping); /* the word submitters read */
+	(void)vz__asym_heavy(ps->fence, &ps->stopping); /* the word submitters read */
 	for (unsigned s = 0; s < ps->plan.nshards; s++) {
 		/* Acquire: pairs with the release stores of busy = 0 in submit;
 		 * that submission's enqueue is visible to us after this. */

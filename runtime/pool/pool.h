@@ -28,6 +28,8 @@
 #include <veloz/pool.h>
 #include <veloz/runtime.h>
 
+#include "util/membarrier.h"
+
 struct vz__topology;
 struct vz__pool_set;
 
@@ -125,7 +127,11 @@ int vz__pools_plan(const vz_pool_config *pc, const struct vz__topology *t, const
  * Build the pools of `plan`: queues, job records, worker stacks and result
  * buffers, each allocated on its pool's node through ops (copied; NULL =
  * defaults). Completions go through post(rt, ...). No thread starts.
- * Returns 0 and *out, or VZ_EINVAL, VZ_ENOMEM (everything freed).
+ * The handshakes' barriers follow vz__sleep_fence_choose() (the
+ * VZ_SLEEP_FENCE variable and the probe) until vz__pools_set_fence().
+ * Returns 0 and *out, or VZ_EINVAL, VZ_ENOMEM (everything freed), or
+ * VZ_ECONFIG / VZ_ENOSYS from vz__sleep_fence_choose() (an unknown
+ * VZ_SLEEP_FENCE, or membarrier forced where it is unavailable).
  */
 int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
 			  const struct vz__pool_memops *ops, vz__pool_post_fn post,
@@ -144,6 +150,21 @@ int vz__pools_create_with(vz_runtime *rt, const struct vz__pool_plan *plan,
  */
 int vz__pools_attach(struct vz__pool_set *ps, vz__pool_wake_fn wake, vz__pool_post_fn deliver);
 
+/*
+ * Take the runtime's sleep fence (util/membarrier.h) for every store-buffer
+ * handshake of the set: the completions' handshake with a shard's sleep
+ * must use the shard's scheme (its one barrier per sleep is the rare side
+ * for the rings too), and the set's other handshakes follow it. Without
+ * this call the set uses what vz__sleep_fence_choose() chose at create.
+ * Before vz__pools_start() and before any submission, from the thread
+ * that created the set. VZ_EINVAL for NULL ps or an unknown mode;
+ * VZ_ESTATE once started.
+ */
+int vz__pools_set_fence(struct vz__pool_set *ps, enum vz__sleep_fence fence);
+
+/* The runtime's sleep fence (core/pool_wake.c). Any thread. */
+enum vz__sleep_fence vz__runtime_sleep_fence_mode(const vz_runtime *rt);
+
 /* The core's functions for vz__pools_attach() (core/pool_wake.c). wake:
  * wake shard `shard` of rt if it sleeps (any thread). deliver: a message
  * from the shard's own pool, delivered to the local actor `to` (dead-
@@ -155,9 +176,13 @@ int vz__shard_pool_done(vz_runtime *rt, vz_ref to, uint32_t type, const void *pa
 /*
  * Shard `shard`'s side of the completion rings: deliver (through post) up
  * to `max` completions waiting in its rings and return how many were
- * taken. vz__pool_has_done() says whether any waits, without taking it.
- * Only the shard's thread (or the one thread driving it), or any single
- * thread once the workers are joined. NULL ps: 0 / false.
+ * taken. vz__pool_has_done() says whether any waits, without taking it;
+ * it issues no barrier of its own: as the sleep re-check it relies on the
+ * caller's (the shard's store of `sleeping`, then its sleep fence, the
+ * set's mode: core/shard.c), which pairs with the workers' light barrier
+ * after each ring publish (complete.c). Only the shard's thread (or the one
+ * thread driving it), or any single thread once the workers are joined.
+ * NULL ps: 0 / false.
  */
 unsigned vz__pool_reap(struct vz__pool_set *ps, unsigned shard, unsigned max);
 bool vz__pool_has_done(struct vz__pool_set *ps, unsigned shard);

@@ -42,9 +42,12 @@ int vz__pools_create(vz_runtime *rt, const vz_config *cfg, const struct vz__topo
 	err = vz__pools_plan(&cfg->pool, topo, shard_cpus, nshards, NULL, plan);
 	if (err == 0)
 		err = vz__pools_create_with(rt, plan, NULL, vz__post_sys, out);
-	/* Completions come back over the rings, collected by the shards. */
+	/* The runtime's sleep fence for every handshake: the completions'
+	 * with the shards' sleep must use the shards' own scheme. Then the
+	 * completions come back over the rings, collected by the shards. */
 	if (err == 0 &&
-	    (err = vz__pools_attach(*out, vz__shard_wake_index, vz__shard_pool_done)) < 0)
+	    ((err = vz__pools_set_fence(*out, vz__runtime_sleep_fence_mode(rt))) < 0 ||
+	     (err = vz__pools_attach(*out, vz__shard_wake_index, vz__shard_pool_done)) < 0))
 		vz__pools_destroy(*out);
 	free(plan);
 	return err;

@@ -4,15 +4,48 @@
  * (or completes it with VZ_ECANCELED / VZ_ETIMEDOUT without running it),
  * frees its record and delivers its completion (complete.c); when there is
  * nothing to take it polls for a while, then sleeps on its pool's event
- * count. Per job in steady state: two RMWs (the job-queue dequeue, the
- * record's QUEUED -> RUNNING CAS against a canceller), no fence, no
- * syscall; the completion and the record go back over a ring (complete.c).
+ * count. Per job in steady state: one RMW (the job-queue dequeue), no
+ * fence, no syscall: the record's start is a plain store against a
+ * canceller's asymmetric handshake (internal.h, struct job_rec); the
+ * completion and the record go back over a ring (complete.c).
  */
 #include "pool/internal.h"
 
 #include <string.h>
 
 #include "util/clock.h"
+
+/* Decide a dequeued record's generation against vz__pool_cancel_as() (the
+ * handshake and its invariant: internal.h, struct job_rec). True when the
+ * job is ours to complete, false when its canceller won (it has posted the
+ * completion; we only free the record). Worker or stopping thread, the
+ * only holder of the record. */
+static bool start_wins(struct vz__pool_set *ps, struct job_rec *r, uint32_t gen)
+{
+	uint64_t c;
+
+	/* Relaxed: the barrier below orders it before our load of cancel;
+	 * the canceller reads it after its heavy barrier. */
+	atomic_store_explicit(&r->state, REC_STATE(gen, REC_RUNNING), memory_order_relaxed);
+	/* The light side: pairs with vz__asym_heavy() in vz__pool_cancel_as()
+	 * (named by state, the word the canceller loads after it). Without
+	 * it our load of cancel could pass our store of state and both
+	 * sides would take the job. */
+	vz__asym_light(ps->fence, &r->state);
+	/* Acquire: when it reads CX_CANCEL, the canceller's reads of owner
+	 * and tag happen before we free the record (its CAS released them). */
+	c = atomic_load_explicit(&r->cancel, memory_order_acquire);
+	if (__builtin_expect(c >> 2 != gen, 1))
+		return true; /* no request for this generation: ours */
+	/* A request: decide by CAS (the canceller CASes REQUEST -> CANCEL).
+	 * Acq_rel for the same reason as the load above. */
+	while (c == CX(gen, CX_REQUEST))
+		if (atomic_compare_exchange_weak_explicit(&r->cancel, &c, CX(gen, CX_RUN),
+							  memory_order_acq_rel,
+							  memory_order_acquire))
+			return true;
+	return c != CX(gen, CX_CANCEL); /* CX_RUN: the canceller withdrew */
+}
 
 /* Complete record idx of `from`, taken from its job queue, on worker w (or
  * on the stopping thread when w is NULL, which only cancels). */
@@ -25,13 +58,10 @@ void vz__pool_run_job(struct vz__pool_set *ps, struct worker *w, struct pool *fr
 	size_t rlen = 0;
 	uint64_t owner;
 	unsigned shard;
-	/* Acquire: pairs with the release store of QUEUED in submit (the
-	 * dequeue's acquire already covers it; this keeps the CAS honest). */
-	uint64_t st = atomic_load_explicit(&r->state, memory_order_acquire);
 
-	if ((st & 3) != REC_QUEUED ||
-	    !atomic_compare_exchange_strong_explicit(&r->state, &st, REC_STATE(r->gen, REC_RUNNING),
-						     memory_order_acq_rel, memory_order_acquire)) {
+	/* The record's fields are ours: the dequeue's acquire pairs with the
+	 * submitter's release (vz__mpmc_publish()). */
+	if (!start_wins(ps, r, r->gen)) {
 		/* Cancelled: the canceller posted its completion already. */
 		free_rec(from, idx);
 		return;
@@ -86,7 +116,7 @@ void *vz__pool_worker_main(void *arg)
 	for (;;) {
 		uint64_t until;
 		uint32_t key;
-		bool found = false;
+		bool found = false, ordered;
 
 		if (vz__pool_take(ps, w, &from, &idx)) {
 			vz__pool_run_job(ps, w, from, idx);
@@ -123,7 +153,7 @@ void *vz__pool_worker_main(void *arg)
 			vz__pool_run_job(ps, w, from, idx);
 			continue;
 		}
-		key = vz__ec_prepare(&p->ec);
+		key = vz__ec_prepare(&p->ec, ps->fence, &ordered);
 		/* Re-check after announcing (the pairing is explained in
 		 * eventcount.h): our own queue and the exit flag are the
 		 * sources whose wake-up we must not miss. */
@@ -134,6 +164,14 @@ void *vz__pool_worker_main(void *arg)
 		}
 		if (atomic_load_explicit(&ps->exiting, memory_order_acquire)) {
 			vz__ec_cancel(&p->ec, key);
+			continue;
+		}
+		if (!ordered) {
+			/* membarrier() refused: a notifier's publish may not be
+			 * visible to the re-check above, nor our announcement to
+			 * it. Poll instead of sleeping, as a shard does. */
+			vz__ec_cancel(&p->ec, key);
+			sched_yield();
 			continue;
 		}
 		counter_add(&w->sleeps, 1);

@@ -1,9 +1,11 @@
 // SPDX-License-Identifier: MIT
 /*
- * Choosing the sleep fence (util/membarrier.h) and the sleeper's
- * membarrier() call. The probe runs at every runtime create: registration
- * is per process and idempotent, so a second runtime, or one created after
- * a seccomp filter was installed, learns the truth for itself.
+ * Choosing the sleep fence (util/membarrier.h) and the runtime's only
+ * membarrier() call (the shard's sleep and the worker pools' rare sides).
+ * The probe runs at every runtime create (and at every pool set created
+ * outside a runtime): registration is per process and idempotent, so a
+ * second runtime, or one created after a seccomp filter was installed,
+ * learns the truth for itself.
  */
 #include "util/membarrier.h"
 
@@ -120,9 +122,19 @@ int vz__sleep_fence_choose(enum vz__sleep_fence *out, char *reason, size_t reaso
 #endif
 }
 
+/* Per thread, so a test can count what one shard's sleep cost without
+ * the pool workers' own sleeps; a plain increment next to a system call. */
+static _Thread_local uint64_t membarrier_calls;
+
 int vz__membarrier_heavy(void)
 {
+	membarrier_calls++;
 	return sys_membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) < 0 ? VZ_EIO : 0;
+}
+
+uint64_t vz__membarrier_calls(void)
+{
+	return membarrier_calls;
 }
 
 const char *vz__sleep_fence_name(enum vz__sleep_fence f)

@@ -33,10 +33,28 @@
  * threads) per sleep; it is about to make a blocking syscall anyway.
  *
  * The mode is chosen once per runtime at create (vz__sleep_fence_choose())
- * and copied to every shard, next to its `sleeping` flag; sleeper and
- * senders of one shard always read the same value. ThreadSanitizer cannot
- * see the barriers membarrier() makes in other threads, so a TSan build
- * always uses the symmetric scheme (VZ__TSAN, util/fence.h).
+ * and copied to every shard, next to its `sleeping` flag, and to the
+ * runtime's worker pools (vz__pools_set_fence()); sleeper and senders of
+ * one shard always read the same value. ThreadSanitizer cannot see the
+ * barriers membarrier() makes in other threads, so a TSan build always
+ * uses the symmetric scheme (VZ__TSAN, util/fence.h).
+ *
+ * The same pair serves every other store-buffer handshake with a frequent
+ * side and a rare side (vz__asym_light() / vz__asym_heavy() below): the
+ * worker pools' submit against stop, a job's start against its
+ * cancellation, and the event count's notify against a worker going to
+ * sleep. This file is the only membarrier() caller of the runtime: one
+ * probe, one mode per runtime, one fallback, one TSan rule.
+ *
+ * One barrier per shard sleep. A shard's sleep re-check reads every
+ * source, the pool workers' completion rings among them
+ * (vz__pool_has_done()); a worker's completion is one more sender of the
+ * shard's protocol (publish the ring slot's seq, vz__asym_light(), load
+ * `sleeping` in vz__wake()), so the shard's one barrier after its store of
+ * `sleeping` orders it against every sender at once: membarrier() puts a
+ * full barrier into every other thread of the process, whatever it is
+ * sending, and the argument above holds for each of them separately. A
+ * second barrier for the rings would order nothing the first did not.
  */
 #ifndef VZ_MEMBARRIER_H
 #define VZ_MEMBARRIER_H
@@ -44,6 +62,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "util/fence.h"
 
@@ -76,9 +95,51 @@ int vz__sleep_fence_choose(enum vz__sleep_fence *out, char *reason, size_t reaso
 /* The sleeper's half of the asymmetric scheme: a full barrier in every
  * thread of the process. 0, or VZ_EIO when the kernel refused (never after
  * a successful vz__sleep_fence_choose() unless a seccomp filter installed
- * later forbids it). Owner thread of the sleeping shard. */
+ * later forbids it). Any thread; counted per thread
+ * (vz__membarrier_calls()). */
 int vz__membarrier_heavy(void);
 
+/* membarrier() calls the calling thread has made through
+ * vz__membarrier_heavy() (tests check what a sleep costs). */
+uint64_t vz__membarrier_calls(void);
+
 const char *vz__sleep_fence_name(enum vz__sleep_fence f);
+
+/*
+ * A store-buffer handshake between a frequent side and a rare side, under
+ * fence mode `f`. Each side stores its announcement, issues its barrier,
+ * then loads the other side's; the barriers guarantee that at least one of
+ * the two loads sees the other side's store.
+ *
+ * vz__asym_light(f, word): the frequent side. Under membarrier a compiler
+ * barrier (the rare side's membarrier() supplies the CPU's full barrier,
+ * as argued above for the senders); under fence a seq_cst fence.
+ *
+ * vz__asym_heavy(f, word): the rare side. A seq_cst fence (the caller's own
+ * store-load order, and the symmetric scheme's half), then under membarrier
+ * membarrier() for the others. Evaluates to true when the handshake is
+ * ordered, false when membarrier() was refused (see vz__membarrier_heavy()):
+ * the caller must then not rely on the frequent side seeing its store
+ * (a sleeper polls instead of blocking).
+ *
+ * `word` names the atomic the other side loads after its own barrier (the
+ * one this side has just stored); under ThreadSanitizer the fences become
+ * RMWs of it (util/fence.h), and the membarrier branch is compiled out,
+ * since vz__sleep_fence_choose() never picks it there.
+ */
+#ifdef VZ__TSAN
+#define vz__asym_light(f, word) ((void)(f), vz__full_fence_on(word))
+#define vz__asym_heavy(f, word) ((void)(f), vz__full_fence_on(word), true)
+#else
+#define vz__asym_light(f, word)                                                                    \
+	do {                                                                                       \
+		if (__builtin_expect((f) == VZ__SLEEP_FENCE_MEMBARRIER, 1))                        \
+			vz__light_fence();                                                         \
+		else                                                                               \
+			vz__full_fence_on(word);                                                   \
+	} while (0)
+#define vz__asym_heavy(f, word)                                                                    \
+	(vz__full_fence_on(word), (f) != VZ__SLEEP_FENCE_MEMBARRIER || vz__membarrier_heavy() == 0)
+#endif
 
 #endif

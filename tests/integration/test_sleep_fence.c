@@ -12,6 +12,10 @@
  * again (the lost-wake-up stress, tests/stress/stress_wake.c, races the
  * protocol itself, in both modes).
  *
+ * A shard asleep with pool jobs out makes one membarrier() per sleep (none
+ * under the fence): the sleep's one barrier serves the pool's completion
+ * rings too.
+ *
  * Under ThreadSanitizer the runtime always uses the fence: the checks on
  * "membarrier" are skipped there.
  */
@@ -19,6 +23,7 @@
 
 #include "util/fault.h"
 #include "util/fence.h"
+#include "util/membarrier.h"
 
 #include <sched.h>
 #include <stdatomic.h>
@@ -235,6 +240,118 @@ static void test_refusals(void **st)
 	assert_int_equal(unsetenv("VZ_SLEEP_FENCE"), 0);
 }
 
+/* ---- one barrier per sleep with pool jobs out ---------------------------- */
+
+enum { MSG_SUBMIT = VZ_MSG_USER + 10 };
+
+static atomic_int job_gate;	  /* the job waits until the test opens it */
+static atomic_int job_running;	  /* the worker has entered the job */
+static atomic_int job_done_seen;  /* the actor got its VZ_MSG_POOL_DONE */
+static atomic_int job_submit_err; /* vz_pool_submit()'s result */
+
+static int gated_job(void *arg, const void *payload, size_t len, void *result, size_t *result_len)
+{
+	(void)arg, (void)payload, (void)len, (void)result;
+	/* Release/acquire: only a flag; the test reads nothing else. */
+	atomic_store_explicit(&job_running, 1, memory_order_release);
+	while (!atomic_load_explicit(&job_gate, memory_order_acquire))
+		sched_yield();
+	*result_len = 0;
+	return 0;
+}
+
+static void submitter_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	vz_job j = {.fn = gated_job};
+
+	(void)state;
+	if (vz_msg_type(m) == MSG_SUBMIT)
+		atomic_store(&job_submit_err, vz_pool_submit(self, &j, NULL));
+	else if (vz_msg_type(m) == VZ_MSG_POOL_DONE)
+		atomic_store(&job_done_seen, 1);
+}
+
+static const vz_actor_spec submitter_spec = {
+    .name = "submitter",
+    .receive = submitter_receive,
+};
+
+/*
+ * A shard that sleeps while one of its pool jobs is out (the worker is
+ * inside it) makes one membarrier() per sleep under the membarrier fence,
+ * and none under the symmetric fence: its sleep's one barrier serves the
+ * completion rings as well (util/membarrier.h, "One barrier per shard
+ * sleep"). The shard is embedded and driven by this thread, so the
+ * per-thread count of vz__membarrier_calls() is the shard's own, and each
+ * idle vz_shard_poll() is exactly one pass through the sleep protocol:
+ * nothing wakes the shard (the job waits for us), so every pass finds no
+ * work and blocks (counted in `sleeps`) until its timeout. Then the job
+ * finishes and its completion must wake the sleeping shard.
+ */
+static void one_barrier_per_sleep(const char *env)
+{
+	uint64_t calls0, sleeps0, end;
+	vz_shard_stats st;
+	vz_config cfg;
+	vz_runtime *rt;
+	vz_ref a;
+	bool membarrier;
+
+	atomic_store(&job_gate, 0);
+	atomic_store(&job_running, 0);
+	atomic_store(&job_done_seen, 0);
+	atomic_store(&job_submit_err, 1);
+	assert_int_equal(setenv("VZ_SLEEP_FENCE", env, 1), 0);
+	vz_test_config(&cfg, 1);
+	cfg.shards[0].embedded = true;
+	cfg.pool.workers_per_node = 1;
+	cfg.pool.share_shard_cpus = true;
+	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
+	membarrier = strcmp(vz_runtime_sleep_fence(rt), "membarrier") == 0;
+	assert_int_equal(vz_spawn(rt, 0, &submitter_spec, NULL, &a), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_post(rt, a, MSG_SUBMIT, NULL, 0), 0);
+	end = vz_test_now_ns() + 60ull * 1000000000u;
+	while (!atomic_load_explicit(&job_running, memory_order_acquire)) {
+		assert_true(vz_shard_poll(rt, 0, 0) >= 0);
+		if (vz_test_now_ns() > end)
+			fail_msg("the job never started");
+	}
+	assert_int_equal(atomic_load(&job_submit_err), 0);
+	/* Drain what the submission left (none of it wakes us later). */
+	while (vz_shard_poll(rt, 0, 0) > 0)
+		;
+	assert_int_equal(vz_stats_shard(rt, 0, &st), 0);
+	sleeps0 = st.sleeps;
+	calls0 = vz__membarrier_calls();
+	for (unsigned i = 0; i < 20; i++)
+		assert_true(vz_shard_poll(rt, 0, 1000) >= 0);
+	assert_int_equal(vz_stats_shard(rt, 0, &st), 0);
+	print_message("VZ_SLEEP_FENCE=%s: %llu sleeps with a job out, %llu membarrier() calls\n",
+		      env, (unsigned long long)(st.sleeps - sleeps0),
+		      (unsigned long long)(vz__membarrier_calls() - calls0));
+	assert_true(st.sleeps - sleeps0 >= 1);
+	if (membarrier)
+		assert_int_equal(vz__membarrier_calls() - calls0, st.sleeps - sleeps0);
+	else
+		assert_int_equal(vz__membarrier_calls() - calls0, 0);
+	/* The completion wakes the shard out of an unbounded sleep (the
+	 * watchdog fails the test if the wake-up is lost). */
+	atomic_store_explicit(&job_gate, 1, memory_order_release);
+	while (!atomic_load(&job_done_seen))
+		assert_true(vz_shard_poll(rt, 0, UINT32_MAX) >= 0);
+	assert_int_equal(vz_runtime_stop(rt), 0);
+	assert_int_equal(vz_runtime_destroy(rt), 0);
+	assert_int_equal(unsetenv("VZ_SLEEP_FENCE"), 0);
+}
+
+static void test_one_barrier_per_sleep_with_jobs_out(void **st)
+{
+	(void)st;
+	one_barrier_per_sleep("fence");
+	one_barrier_per_sleep("auto");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -242,6 +359,7 @@ int main(void)
 	    cmocka_unit_test(test_auto_and_forced_membarrier),
 	    cmocka_unit_test(test_probe_fails_auto_falls_back),
 	    cmocka_unit_test(test_refusals),
+	    cmocka_unit_test(test_one_barrier_per_sleep_with_jobs_out),
 	};
 
 	vz_test_watchdog(240);

@@ -11,6 +11,8 @@
  * some jobs right after submitting them. Every job must complete exactly
  * once (fn ran, or VZ_ECANCELED), and the pool's counters must agree.
  * VZ_TEST_BACKEND_INDEPENDENT
+ * VZ_TEST_SLEEP_FENCES: the set's handshakes under both fences (a set
+ * outside a runtime follows VZ_SLEEP_FENCE).
  */
 #include "testutil.h"
 

@@ -20,6 +20,9 @@
  * flight each while the runtime is stopped under them. Every accepted job
  * must come back exactly once, either handled by its actor before the stop
  * or dead-lettered by it (a completion reaped after its actor stopped).
+ *
+ * VZ_TEST_SLEEP_FENCES: run in both sleep fences (tests/CMakeLists.txt):
+ * the completions' handshake with the shards' sleep is the runtime's fence.
  */
 #include "testutil.h"
 

@@ -11,6 +11,9 @@
  * bottom run a real runtime (on each backend): an actor submits and gets its
  * VZ_MSG_POOL_DONE, cancels, meets VZ_EFULL, and a completion for an actor
  * that stopped meanwhile is dead-lettered.
+ *
+ * VZ_TEST_SLEEP_FENCES: also under VZ_SLEEP_FENCE=fence (the handshakes'
+ * symmetric fallback, util/membarrier.h).
  */
 #include "testutil.h"
 
