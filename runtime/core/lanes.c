@@ -58,6 +58,7 @@
 
 #include "core/core.h"
 #include "core/lanes.h"
+#include "core/send_fast.h"
 #include "queue/lane.h"
 #include "util/fault.h"
 
@@ -664,6 +665,47 @@ static struct vz_msg *rec_msg(struct vz__shard *sh, const struct lane_rec *r)
 	return m;
 }
 
+/*
+ * Deliver an inline record straight into its target's mailbox cells
+ * (mailbox.h), as a local vz_send() does, instead of copying it into a
+ * block of sh's pool (rec_msg()) that vz__deliver_local() then queues by
+ * pointer: no block to take, fill and give back, and the receive call gets
+ * a view of the cell (deliver.c, dispatch_cell()). Only for what a cell
+ * can carry and what vz__deliver_local() would queue as plain mail: a user
+ * message (no flag but a bounded-mailbox count, VZ__MSG_INFLIGHT, which the
+ * cell keeps and dispatch gives back), no correlation, a payload that fits
+ * the cells, a live target on a running shard whose mail has not spilled.
+ * The mailbox is one FIFO for cells and blocks, so the order of the lane
+ * is the order of the mailbox whichever form each record takes. Returns
+ * false, having changed nothing, when the record must take the block path.
+ */
+static inline bool rec_to_cell(struct vz__shard *sh, const struct lane_rec *r)
+{
+	struct vz_actor *a;
+	struct vz__cell *c;
+	unsigned n;
+
+	if (r->kind != KIND_INLINE || (r->flags & (uint8_t)~VZ__MSG_INFLIGHT) || r->corr ||
+	    r->len > VZ__CELL_INLINE_MAX)
+		return false;
+	a = vz__actor_lookup(sh, (vz_ref){r->to});
+	/* The phase test is vz__deliver_local()'s, relaxed as there: once a
+	 * stop has begun, arrivals are dead-lettered, so such a record takes
+	 * the block path, which does that. */
+	if (!a || (a->flags & VZ__ACTOR_SPILL) ||
+	    atomic_load_explicit(&sh->phase, memory_order_relaxed) != VZ__PHASE_RUN)
+		return false;
+	n = vz__cell_span(r->len);
+	c = vz__mbox_reserve(&sh->segs, &a->mbox, n);
+	if (!c)
+		return false; /* no segment: the block path spills it in order */
+	vz__cell_put_hdr(c, r->from, r->type, r->len, r->flags, n);
+	rec_get(vz__cell_payload(c), r, r->len);
+	vz__mbox_commit(&a->mbox, c, n);
+	vz__make_ready(sh, a);
+	return true;
+}
+
 /* Unregister and free an orphaned, empty lane. */
 static void lane_reclaim(struct vz__lane_set *set, struct vz__plane *pl)
 {
@@ -690,8 +732,16 @@ static unsigned drain_lane(struct vz__shard *sh, struct vz__lane_set *set, struc
 
 	while (n < limit && (s = vz__lane_peek(&pl->q))) {
 		const struct lane_rec *r = (const struct lane_rec *)s;
-		struct vz_msg *m = rec_msg(sh, r);
+		struct vz_msg *m;
 
+		if (__builtin_expect(rec_to_cell(sh, r), 1)) {
+			vz__lane_advance(&pl->q, r->nslots);
+			/* A user message (rec_to_cell()): counted. */
+			VZ__STAT_ADD(sh, received_foreign, 1);
+			n++;
+			continue;
+		}
+		m = rec_msg(sh, r);
 		if (__builtin_expect(!m, 0))
 			break; /* no memory: the record waits in the lane */
 		vz__lane_advance(&pl->q, r->nslots);
