@@ -461,6 +461,28 @@ static inline void rec_get(unsigned char *dst, const struct lane_rec *r, size_t 
 }
 
 /*
+ * Wake the target if it sleeps, after a commit. vz__wake()'s own first test
+ * is made here, inline, so a post to an awake shard (the common case) makes
+ * no call; when the flag says it may sleep, vz__wake() makes that test
+ * again (the same loads, its own pairing) and wakes it. The loads: after
+ * the commit's seq_cst CAS (the sender's publish and full fence), a
+ * compiler barrier and a relaxed load when the sleeper pays with
+ * membarrier(), else a seq_cst load; either pairs with the sleeper's
+ * announce, fence, re-check (vz__shard_sleep(); see vz__wake()).
+ */
+static inline void lane_wake(struct vz__shard *target)
+{
+	if (target->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER) {
+		vz__light_fence();
+		if (!atomic_load_explicit(&target->sleeping, memory_order_relaxed))
+			return;
+	} else if (!atomic_load_explicit(&target->sleeping, memory_order_seq_cst)) {
+		return;
+	}
+	(void)vz__wake(NULL, target);
+}
+
+/*
  * Post through p's lane into the target's shard. 0, a refusal, or
  * VZ__LANE_FALLBACK (implicit producer without a lane there). Arguments
  * are checked by the caller. Every refusal changes nothing.
@@ -552,7 +574,7 @@ static int lane_post(struct vz_producer *p, vz_ref from, vz_ref to, uint32_t typ
 		 * the sleep re-check's seq_cst load of the word. */
 		atomic_fetch_or_explicit(&pl->set->bell[pl->index / 64],
 					 (uint64_t)1 << (pl->index % 64), memory_order_seq_cst);
-	(void)vz__wake(NULL, target);
+	lane_wake(target);
 	return 0;
 nomem:
 	rc = VZ_ENOMEM;
@@ -591,6 +613,62 @@ int vz__lanes_post_thread(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type,
 	if (__builtin_expect(!p || p->rt != rt || p->uid != uid, 0))
 		return post_thread_slow(rt, uid, from, to, type, flags, corr, payload, len);
 	return lane_post(p, from, to, type, flags, corr, payload, len);
+}
+
+/*
+ * vz_post()'s fast path (lanes.h): the thread's implicit producer for rt
+ * exists and has a lane into the target's shard, the lane is open, no
+ * actor of that shard has a bounded mailbox, and the payload fits a
+ * record in what is left of the lane's current segment. Then none of
+ * lane_post()'s other branches can apply, and this is lane_post() with
+ * from, flags and correlation 0: the same record, commit, doorbell and
+ * wake-up. Anything else, before anything changed, goes to
+ * vz__post_user_slow(), which decides the post from scratch. No call on
+ * the way to the commit, and the target and lane are found once.
+ */
+int vz__lanes_post_user(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
+{
+	struct vz_producer *p = tls_head;
+	unsigned s = vz_ref_shard(to);
+	struct vz__shard *target = rt->shards[s];
+	struct vz__plane *pl;
+	struct lane_rec *r;
+	unsigned n;
+
+	if (__builtin_expect(!p || p->rt != rt || p->uid != target->lanes->uid, 0))
+		goto slow;
+	pl = p->lane[s];
+	/* The bounded_live hint is read as lane_post() reads it (relaxed). */
+	if (__builtin_expect(pl == NULL || pl == NO_LANE || len > REC_INLINE_MAX ||
+				 vz__lane_closed_hint(&pl->q) ||
+				 atomic_load_explicit(&target->bounded_live, memory_order_relaxed),
+			     0))
+		goto slow;
+	n = rec_slots(len);
+	r = (struct lane_rec *)vz__lane_reserve_here(&pl->q, n, KIND_INLINE);
+	if (__builtin_expect(!r, 0))
+		goto slow;
+	rec_put(r, payload, len);
+	r->flags = 0;
+	r->type = type;
+	r->to = to.id;
+	r->from = 0;
+	r->len = (uint32_t)len;
+	r->corr = 0;
+	if (__builtin_expect(vz__lane_commit(&pl->q, n) < 0, 0))
+		return refusal(rt); /* closed: nothing was committed */
+	/* As in lane_post(). */
+	if (VZ_FAULT(VZ_FAULT_POST_STALL))
+		vz__stall_until_stopping(rt);
+	if (__builtin_expect(vz__lane_parked(&pl->q), 0))
+		/* seq_cst: pairs with the owner's exchange (acquire) and with
+		 * the sleep re-check's seq_cst load of the word. */
+		atomic_fetch_or_explicit(&pl->set->bell[pl->index / 64],
+					 (uint64_t)1 << (pl->index % 64), memory_order_seq_cst);
+	lane_wake(target);
+	return 0;
+slow:
+	return vz__post_user_slow(rt, to, type, payload, len);
 }
 
 /* ---- the public producer ------------------------------------------------ */

@@ -383,11 +383,38 @@ int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, 
 	return post(rt, VZ_REF_NULL, to, type, flags, 0, payload, len);
 }
 
+/* Out of line, so vz_post()'s fast path saves no registers for post(). */
+__attribute__((noinline)) int vz__post_user_slow(vz_runtime *rt, vz_ref to, uint32_t type,
+						 const void *payload, size_t len)
+{
+	return post(rt, VZ_REF_NULL, to, type, 0, 0, payload, len);
+}
+
+/*
+ * vz_post(). The fast path is a thread that runs no shard (of any runtime)
+ * posting a valid message to one of rt's shards, rt not simulated: then
+ * post() would find no current shard, no remote reference and no argument
+ * to refuse, and take the thread's lane (post_thread()), which
+ * vz__lanes_post_user() does without re-deriving any of that; whatever its
+ * lane path does not cover comes back to post() (vz__post_user_slow()).
+ * Anything else, including every error, goes to post() (through
+ * vz__post_user_slow()), which decides it from scratch, so both paths
+ * refuse the same inputs with the same code. A reference naming shard
+ * VZ_MAX_SHARDS - 1 is left to post(): it may be another node's
+ * (vz__remote_send()).
+ */
 VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
 {
+	unsigned s = vz_ref_shard(to);
+
 	if (type < VZ_MSG_USER)
 		return VZ_EINVAL;
-	return post(rt, VZ_REF_NULL, to, type, 0, 0, payload, len);
+	if (__builtin_expect(rt != NULL && vz__tls_shard == NULL && s < rt->nshards &&
+				 s != VZ_MAX_SHARDS - 1 && !vz_ref_is_null(to) &&
+				 len <= VZ_MSG_MAX_PAYLOAD && (payload || !len) && !rt->sim,
+			     1))
+		return vz__lanes_post_user(rt, to, type, payload, len);
+	return vz__post_user_slow(rt, to, type, payload, len);
 }
 
 /* vz_send() when the fast path below does not apply: every check, in

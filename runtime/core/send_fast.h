@@ -4,7 +4,8 @@
  * post (lanes.c) share: writing one inline message into an actor's
  * mailbox cells (mailbox.h), so both lay a cell out the same way (owner
  * thread of the mailbox, as everything in mailbox.h; no atomics), an actor
- * lookup for a reference already known to be local.
+ * lookup for a reference already known to be local, and the way back from
+ * the lanes' fast post to vz_post()'s general path.
  */
 #ifndef VZ_CORE_SEND_FAST_H
 #define VZ_CORE_SEND_FAST_H
@@ -36,6 +37,11 @@ static inline unsigned char *vz__cell_payload(struct vz__cell *c)
 {
 	return (unsigned char *)c + offsetof(struct vz__cell, data);
 }
+
+/* send.c: vz_post() from scratch (every check, every path: the calling
+ * thread's shard, a remote reference, the lane or the inbox), for
+ * vz__lanes_post_user() (lanes.c) when its fast path does not apply. */
+int vz__post_user_slow(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
 
 /* vz__actor_lookup() (core.h) for a reference the caller has already
  * found to name shard sh: its other tests (slot in use, generation, live),
