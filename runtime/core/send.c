@@ -452,9 +452,11 @@ send_put(struct vz__shard *sh, struct vz_actor *target, struct vz__cell *c, unsi
 /* vz_send()'s fast path with every check made, when the target's tail
  * segment has no room for the message (or the mailbox has no segment):
  * start one (mailbox.h's vz__mbox_reserve() slow path) and write the cell
- * there. Out of line, so the fast path makes no call. Without memory the
- * answer is send_slow()'s for the same send, VZ_ENOMEM: every check it
- * would make again passed, and it fails the same reservation. */
+ * there. Out of line, so the fast path makes no call; it passes what it
+ * still holds (from, the sender's reference, and the live target), from
+ * which the sender and `to` are found again for send_slow(), which decides
+ * when no segment can be had, as it did when the fast path grew the
+ * mailbox itself (it tries once more, then reports VZ_ENOMEM). */
 static __attribute__((noinline)) int send_grow(struct vz__shard *sh, struct vz_actor *target,
 					       uint64_t from, uint32_t type, const void *payload,
 					       size_t len)
@@ -463,7 +465,9 @@ static __attribute__((noinline)) int send_grow(struct vz__shard *sh, struct vz_a
 	struct vz__cell *c = vz__mbox_grow(&sh->segs, &target->mbox, n);
 
 	if (__builtin_expect(!c, 0))
-		return VZ_ENOMEM;
+		return send_slow(vz__slot_ptr(sh, vz__ref_slot((vz_ref){from})),
+				 vz__make_ref(sh->id, target->slot, target->gen), type, payload,
+				 len);
 	send_put(sh, target, c, n, from, type, payload, len);
 	return 0;
 }
