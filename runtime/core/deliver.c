@@ -225,6 +225,77 @@ static inline unsigned run_next(struct vz__shard *sh, struct vz_actor *a)
 	return r;
 }
 
+/*
+ * Handle the inline cells (mailbox.h) at the head of a's mailbox, at most
+ * max of them: what run_next() and dispatch_cell() do for each, with what
+ * is the same for every message of the run done once. That is the view's
+ * constant fields (flags VZ__MSG_VIEW, corr 0: a view on this frame, as
+ * dispatch_cell()'s is on its frame), a's receive function and state
+ * (fixed while a lives, and the loop ends when a stops) and the
+ * simulation's test (the caller never comes here for a simulated shard).
+ * Stops before a block (run_next() dispatches it), at an empty mailbox (a
+ * spill list may follow) and when a is no longer live. Per message the
+ * stall report's pointers are still stored, since a receive call may run
+ * a nested turn (an embedded shard polled from inside it) that stores its
+ * own. Returns the messages handled (each one a receive call).
+ */
+static unsigned run_cells(struct vz__shard *sh, struct vz_actor *a, unsigned max)
+{
+	struct vz__mbox *mb = &a->mbox;
+	vz_receive_fn receive = a->spec->receive;
+	void *state = a->state;
+	struct vz_msg v;
+	unsigned n = 0;
+
+	v.flags = VZ__MSG_VIEW;
+	v.corr = 0;
+	while (n < max) {
+		struct vz__cell *c = mb->head;
+		uint8_t cflags;
+
+		if (c == mb->tail)
+			break;
+		if (__builtin_expect(c->kind == VZ__CELL_LINK, 0)) {
+			/* vz__mbox_pop()'s step to the next segment, kept
+			 * (head moved) even if a block stops the run there. */
+			struct vz__cell *next = c->u.next;
+
+			vz__seg_free(&sh->segs, vz__cell_seg(c, c->type), c->type);
+			mb->head = c = next;
+		}
+		if (c->kind == VZ__CELL_BLOCK)
+			break;
+		/* vz__mbox_pop() of an inline cell. */
+		mb->head = c + c->kind;
+		mb->len--;
+		cflags = c->flags;
+		v.view_data = (const unsigned char *)c + offsetof(struct vz__cell, data);
+		v.from.id = c->u.from;
+		v.type = c->type;
+		v.len = c->len;
+		/* For a stall report, as in dispatch(). */
+		sh->obs.cur_actor = a;
+		sh->obs.cur_msg = &v;
+		/* Compiler-only barrier: pairs with the signal fence in
+		 * stall_handler(), as in dispatch(). */
+		atomic_signal_fence(memory_order_release);
+		a->flags |= VZ__ACTOR_RUNNING;
+		receive(a, state, &v);
+		a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
+		if (__builtin_expect(cflags & VZ__MSG_INFLIGHT, 0))
+			/* Relaxed: a pure counter (vz__bounded_admit()). */
+			atomic_fetch_sub_explicit(&a->inflight, 1, memory_order_relaxed);
+		VZ__STAT_ADD(sh, handled, 1);
+		n++;
+		finish_stop_if_asked(sh, a);
+		/* The cell is done with (the receive call returned). */
+		vz__mbox_settle(&sh->segs, mb);
+		if (!(a->flags & VZ__ACTOR_LIVE))
+			break;
+	}
+	return n;
+}
+
 /* Handle a's urgent lane (vz__msg_urgent()): before any of its user mail.
  * Caller holds a (VZ__ACTOR_ACTIVE), so a stop here leaves the slot to
  * the run loop. */
@@ -361,6 +432,17 @@ void vz__run_ready(struct vz__shard *sh, unsigned *handled)
 		if (batch_now > batch)
 			batch_now = batch;
 		while (n < batch_now && (a->flags & VZ__ACTOR_LIVE)) {
+			/* Inline cells a run at a time (run_cells()); a block,
+			 * the spill list and a simulated shard one message
+			 * at a time (run_next()). */
+			if (__builtin_expect(!sh->sim, 1)) {
+				unsigned k = run_cells(sh, a, batch_now - n);
+
+				n += k;
+				done += k;
+				if (n == batch_now || !(a->flags & VZ__ACTOR_LIVE))
+					break;
+			}
 			done += run_next(sh, a);
 			n++;
 		}

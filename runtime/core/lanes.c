@@ -58,6 +58,7 @@
 
 #include "core/core.h"
 #include "core/lanes.h"
+#include "core/send_fast.h"
 #include "queue/lane.h"
 #include "util/fault.h"
 
@@ -477,6 +478,28 @@ static inline void rec_get(unsigned char *dst, const struct lane_rec *r, size_t 
 }
 
 /*
+ * Wake the target if it sleeps, after a commit. vz__wake()'s own first test
+ * is made here, inline, so a post to an awake shard (the common case) makes
+ * no call; when the flag says it may sleep, vz__wake() makes that test
+ * again (the same loads, its own pairing) and wakes it. The loads: after
+ * the commit's seq_cst CAS (the sender's publish and full fence), a
+ * compiler barrier and a relaxed load when the sleeper pays with
+ * membarrier(), else a seq_cst load; either pairs with the sleeper's
+ * announce, fence, re-check (vz__shard_sleep(); see vz__wake()).
+ */
+static inline void lane_wake(struct vz__shard *target)
+{
+	if (target->sleep_fence == VZ__SLEEP_FENCE_MEMBARRIER) {
+		vz__light_fence();
+		if (!atomic_load_explicit(&target->sleeping, memory_order_relaxed))
+			return;
+	} else if (!atomic_load_explicit(&target->sleeping, memory_order_seq_cst)) {
+		return;
+	}
+	(void)vz__wake(NULL, target);
+}
+
+/*
  * Post through p's lane into the target's shard. 0, a refusal, or
  * VZ__LANE_FALLBACK (implicit producer without a lane there). Arguments
  * are checked by the caller. Every refusal changes nothing.
@@ -570,7 +593,7 @@ static int lane_post(struct vz_producer *p, vz_ref from, vz_ref to, uint32_t typ
 		 * the sleep re-check's seq_cst load of the word. */
 		atomic_fetch_or_explicit(&pl->set->bell[pl->index / 64],
 					 (uint64_t)1 << (pl->index % 64), memory_order_seq_cst);
-	(void)vz__wake(NULL, target);
+	lane_wake(target);
 	return 0;
 nomem:
 	rc = VZ_ENOMEM;
@@ -609,6 +632,62 @@ int vz__lanes_post_thread(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type,
 	if (__builtin_expect(!p || p->rt != rt || p->uid != uid, 0))
 		return post_thread_slow(rt, uid, from, to, type, flags, corr, payload, len);
 	return lane_post(p, from, to, type, flags, corr, payload, len);
+}
+
+/*
+ * vz_post()'s fast path (lanes.h): the thread's implicit producer for rt
+ * exists and has a lane into the target's shard, the lane is open, no
+ * actor of that shard has a bounded mailbox, and the payload fits a
+ * record in what is left of the lane's current segment. Then none of
+ * lane_post()'s other branches can apply, and this is lane_post() with
+ * from, flags and correlation 0: the same record, commit, doorbell and
+ * wake-up. Anything else, before anything changed, goes to
+ * vz__post_user_slow(), which decides the post from scratch. No call on
+ * the way to the commit, and the target and lane are found once.
+ */
+int vz__lanes_post_user(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
+{
+	struct vz_producer *p = tls_head;
+	unsigned s = vz_ref_shard(to);
+	struct vz__shard *target = rt->shards[s];
+	struct vz__plane *pl;
+	struct lane_rec *r;
+	unsigned n;
+
+	if (__builtin_expect(!p || p->rt != rt || p->uid != target->lanes->uid, 0))
+		goto slow;
+	pl = p->lane[s];
+	/* The bounded_live hint is read as lane_post() reads it (relaxed). */
+	if (__builtin_expect(pl == NULL || pl == NO_LANE || len > REC_INLINE_MAX ||
+				 vz__lane_closed_hint(&pl->q) ||
+				 atomic_load_explicit(&target->bounded_live, memory_order_relaxed),
+			     0))
+		goto slow;
+	n = rec_slots(len);
+	r = (struct lane_rec *)vz__lane_reserve_here(&pl->q, n, KIND_INLINE);
+	if (__builtin_expect(!r, 0))
+		goto slow;
+	rec_put(r, payload, len);
+	r->flags = 0;
+	r->type = type;
+	r->to = to.id;
+	r->from = 0;
+	r->len = (uint32_t)len;
+	r->corr = 0;
+	if (__builtin_expect(vz__lane_commit(&pl->q, n) < 0, 0))
+		return refusal(rt); /* closed: nothing was committed */
+	/* As in lane_post(). */
+	if (VZ_FAULT(VZ_FAULT_POST_STALL))
+		vz__stall_until_stopping(rt);
+	if (__builtin_expect(vz__lane_parked(&pl->q), 0))
+		/* seq_cst: pairs with the owner's exchange (acquire) and with
+		 * the sleep re-check's seq_cst load of the word. */
+		atomic_fetch_or_explicit(&pl->set->bell[pl->index / 64],
+					 (uint64_t)1 << (pl->index % 64), memory_order_seq_cst);
+	lane_wake(target);
+	return 0;
+slow:
+	return vz__post_user_slow(rt, to, type, payload, len);
 }
 
 /* ---- the public producer ------------------------------------------------ */
@@ -710,6 +789,47 @@ static inline void lane_deactivate(struct vz__lane_set *set, uint32_t i)
 	}
 }
 
+/*
+ * Deliver an inline record straight into its target's mailbox cells
+ * (mailbox.h), as a local vz_send() does, instead of copying it into a
+ * block of sh's pool (rec_msg()) that vz__deliver_local() then queues by
+ * pointer: no block to take, fill and give back, and the receive call gets
+ * a view of the cell (deliver.c, dispatch_cell()). Only for what a cell
+ * can carry and what vz__deliver_local() would queue as plain mail: a user
+ * message (no flag but a bounded-mailbox count, VZ__MSG_INFLIGHT, which the
+ * cell keeps and dispatch gives back), no correlation, a payload that fits
+ * the cells, a live target on a running shard whose mail has not spilled.
+ * The mailbox is one FIFO for cells and blocks, so the order of the lane
+ * is the order of the mailbox whichever form each record takes. Returns
+ * false, having changed nothing, when the record must take the block path.
+ */
+static inline bool rec_to_cell(struct vz__shard *sh, const struct lane_rec *r)
+{
+	struct vz_actor *a;
+	struct vz__cell *c;
+	unsigned n;
+
+	if (r->kind != KIND_INLINE || (r->flags & (uint8_t)~VZ__MSG_INFLIGHT) || r->corr ||
+	    r->len > VZ__CELL_INLINE_MAX)
+		return false;
+	a = vz__actor_lookup(sh, (vz_ref){r->to});
+	/* The phase test is vz__deliver_local()'s, relaxed as there: once a
+	 * stop has begun, arrivals are dead-lettered, so such a record takes
+	 * the block path, which does that. */
+	if (!a || (a->flags & VZ__ACTOR_SPILL) ||
+	    atomic_load_explicit(&sh->phase, memory_order_relaxed) != VZ__PHASE_RUN)
+		return false;
+	n = vz__cell_span(r->len);
+	c = vz__mbox_reserve(&sh->segs, &a->mbox, n);
+	if (!c)
+		return false; /* no segment: the block path spills it in order */
+	vz__cell_put_hdr(c, r->from, r->type, r->len, r->flags, n);
+	rec_get(vz__cell_payload(c), r, r->len);
+	vz__mbox_commit(&a->mbox, c, n);
+	vz__make_ready(sh, a);
+	return true;
+}
+
 /* Unregister and free an orphaned, empty lane. */
 static void lane_reclaim(struct vz__lane_set *set, struct vz__plane *pl)
 {
@@ -736,8 +856,16 @@ static unsigned drain_lane(struct vz__shard *sh, struct vz__lane_set *set, struc
 
 	while (n < limit && (s = vz__lane_peek(&pl->q))) {
 		const struct lane_rec *r = (const struct lane_rec *)s;
-		struct vz_msg *m = rec_msg(sh, r);
+		struct vz_msg *m;
 
+		if (__builtin_expect(rec_to_cell(sh, r), 1)) {
+			vz__lane_advance(&pl->q, r->nslots);
+			/* A user message (rec_to_cell()): counted. */
+			VZ__STAT_ADD(sh, received_foreign, 1);
+			n++;
+			continue;
+		}
+		m = rec_msg(sh, r);
 		if (__builtin_expect(!m, 0))
 			break; /* no memory: the record waits in the lane */
 		vz__lane_advance(&pl->q, r->nslots);

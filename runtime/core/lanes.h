@@ -44,6 +44,13 @@ bool vz__lanes_arrived(struct vz__shard *sh);
 int vz__lanes_post_thread(vz_runtime *rt, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
 			  uint32_t corr, const void *payload, size_t len);
 
+/* send.c: vz_post()'s fast path, from a thread that runs no shard into a
+ * runtime that is not simulated, with the arguments checked (a user type,
+ * a reference to one of rt's shards, a payload that is not NULL unless
+ * empty and at most VZ_MSG_MAX_PAYLOAD). Anything its lane path does not
+ * cover goes to vz__post_user_slow() (send_fast.h). vz_post()'s results. */
+int vz__lanes_post_user(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
+
 /* Tests: lanes registered on shard `shard` right now (any thread; a
  * snapshot). */
 unsigned vz__lanes_count(vz_runtime *rt, unsigned shard);

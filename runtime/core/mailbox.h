@@ -142,10 +142,12 @@ static inline void vz__mbox_commit(struct vz__mbox *mb, struct vz__cell *c, unsi
 	mb->len++;
 }
 
-/* Cells an inline message of len payload bytes takes. */
+/* Cells an inline message of len payload bytes takes: the 16-byte header
+ * and the payload, rounded up to whole cells. For len <= 16 that is one
+ * cell, so no branch is needed for the common small payload. */
 static inline unsigned vz__cell_span(size_t len)
 {
-	return len <= 16 ? 1u : (unsigned)((len + 16u + VZ__CELL_BYTES - 1) / VZ__CELL_BYTES);
+	return (unsigned)((len + 16u + VZ__CELL_BYTES - 1) / VZ__CELL_BYTES);
 }
 
 static inline void vz__seg_free(struct vz__seg_cache *sc, void *seg, uint32_t bytes)

@@ -11,6 +11,7 @@
 
 #include "core/core.h"
 #include "core/lanes.h"
+#include "core/send_fast.h"
 #include "util/fault.h"
 
 static int check_args(const vz_runtime *rt, vz_ref to, const void *payload, size_t len)
@@ -49,6 +50,27 @@ static inline void copy_payload(unsigned char *dst, const unsigned char *src, si
 		for (size_t i = 0; i < len; i++)
 			dst[i] = src[i];
 	}
+}
+
+/* copy_payload() for an inline payload (at most VZ__CELL_INLINE_MAX
+ * bytes) that never calls memcpy: past 16 bytes, 16-byte moves, the last
+ * one ending at len (overlapping the one before it in dst, which it
+ * writes with the same bytes). Without the call the fast path of
+ * vz_send() needs no callee-saved registers. */
+static inline void copy_inline(unsigned char *dst, const unsigned char *src, size_t len)
+{
+	unsigned char t[16];
+
+	if (len <= 16) {
+		copy_payload(dst, src, len);
+		return;
+	}
+	for (size_t i = 0; i + 16 < len; i += 16) {
+		__builtin_memcpy(t, src + i, 16);
+		__builtin_memcpy(dst + i, t, 16);
+	}
+	__builtin_memcpy(t, src + len - 16, 16);
+	__builtin_memcpy(dst + len - 16, t, 16);
 }
 
 static inline void fill(struct vz_msg *m, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
@@ -361,11 +383,38 @@ int vz__post_sys(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, 
 	return post(rt, VZ_REF_NULL, to, type, flags, 0, payload, len);
 }
 
+/* Out of line, so vz_post()'s fast path saves no registers for post(). */
+__attribute__((noinline)) int vz__post_user_slow(vz_runtime *rt, vz_ref to, uint32_t type,
+						 const void *payload, size_t len)
+{
+	return post(rt, VZ_REF_NULL, to, type, 0, 0, payload, len);
+}
+
+/*
+ * vz_post(). The fast path is a thread that runs no shard (of any runtime)
+ * posting a valid message to one of rt's shards, rt not simulated: then
+ * post() would find no current shard, no remote reference and no argument
+ * to refuse, and take the thread's lane (post_thread()), which
+ * vz__lanes_post_user() does without re-deriving any of that; whatever its
+ * lane path does not cover comes back to post() (vz__post_user_slow()).
+ * Anything else, including every error, goes to post() (through
+ * vz__post_user_slow()), which decides it from scratch, so both paths
+ * refuse the same inputs with the same code. A reference naming shard
+ * VZ_MAX_SHARDS - 1 is left to post(): it may be another node's
+ * (vz__remote_send()).
+ */
 VZ_API int vz_post(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len)
 {
+	unsigned s = vz_ref_shard(to);
+
 	if (type < VZ_MSG_USER)
 		return VZ_EINVAL;
-	return post(rt, VZ_REF_NULL, to, type, 0, 0, payload, len);
+	if (__builtin_expect(rt != NULL && vz__tls_shard == NULL && s < rt->nshards &&
+				 s != VZ_MAX_SHARDS - 1 && !vz_ref_is_null(to) &&
+				 len <= VZ_MSG_MAX_PAYLOAD && (payload || !len) && !rt->sim,
+			     1))
+		return vz__lanes_post_user(rt, to, type, payload, len);
+	return vz__post_user_slow(rt, to, type, payload, len);
 }
 
 /* vz_send() when the fast path below does not apply: every check, in
@@ -386,6 +435,43 @@ static __attribute__((noinline)) int send_slow(vz_actor *self, vz_ref to, uint32
 			 len);
 }
 
+/* Write the inline message of a vz_send() fast path from `from` into cell
+ * c (the first of n) of target's mailbox, and account for it as
+ * send_from() does (sent_local, ready). */
+static inline __attribute__((always_inline)) void
+send_put(struct vz__shard *sh, struct vz_actor *target, struct vz__cell *c, unsigned n,
+	 uint64_t from, uint32_t type, const void *payload, size_t len)
+{
+	vz__cell_put_hdr(c, from, type, len, 0, n);
+	copy_inline(vz__cell_payload(c), payload, len);
+	vz__mbox_commit(&target->mbox, c, n);
+	VZ__STAT_ADD(sh, sent_local, 1);
+	vz__make_ready(sh, target);
+}
+
+/* vz_send()'s fast path with every check made, when the target's tail
+ * segment has no room for the message (or the mailbox has no segment):
+ * start one (mailbox.h's vz__mbox_reserve() slow path) and write the cell
+ * there. Out of line, so the fast path makes no call; it passes what it
+ * still holds (from, the sender's reference, and the live target), from
+ * which the sender and `to` are found again for send_slow(), which decides
+ * when no segment can be had, as it did when the fast path grew the
+ * mailbox itself (it tries once more, then reports VZ_ENOMEM). */
+static __attribute__((noinline)) int send_grow(struct vz__shard *sh, struct vz_actor *target,
+					       uint64_t from, uint32_t type, const void *payload,
+					       size_t len)
+{
+	unsigned n = vz__cell_span(len);
+	struct vz__cell *c = vz__mbox_grow(&sh->segs, &target->mbox, n);
+
+	if (__builtin_expect(!c, 0))
+		return send_slow(vz__slot_ptr(sh, vz__ref_slot((vz_ref){from})),
+				 vz__make_ref(sh->id, target->slot, target->gen), type, payload,
+				 len);
+	send_put(sh, target, c, n, from, type, payload, len);
+	return 0;
+}
+
 /*
  * vz_send(). The fast path is the common case of a flood (bench/README.md,
  * `counting`): a live actor on its own thread sends a small payload to a
@@ -395,6 +481,14 @@ static __attribute__((noinline)) int send_slow(vz_actor *self, vz_ref to, uint32
  * mailbox cells with the same effects as send_from() (sent_local, ready).
  * Anything else, including every error, goes to send_slow(), which decides
  * it from scratch, so both paths refuse the same inputs with the same code.
+ *
+ * The fast path makes no call (a full segment goes to send_grow(), every
+ * other case to send_slow(), both tail calls), so it needs no stack frame.
+ * It does not test for a remote reference (shard VZ_MAX_SHARDS - 1, which
+ * send_from() hands to the cluster): it only takes a target on the calling
+ * shard, and a runtime with a shard of that number has no cluster
+ * (vz_cluster_create() refuses it, VZ_ECONFIG), for which
+ * vz__remote_send() answers "an ordinary reference" (1).
  */
 VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload, size_t len)
 {
@@ -402,15 +496,15 @@ VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload
 	struct vz_actor *target;
 	struct vz__cell *c;
 	vz_runtime *rt;
+	uint64_t from;
 	unsigned n;
 
 	if (!self || type < VZ_MSG_USER)
 		return VZ_EINVAL;
 	sh = self->shard;
 	if (__builtin_expect(vz__tls_shard != sh || !(self->flags & VZ__ACTOR_LIVE) ||
-				 vz_ref_shard(to) != sh->id ||
-				 vz_ref_shard(to) == VZ_MAX_SHARDS - 1 ||
-				 len > VZ__CELL_INLINE_MAX || (!payload && len),
+				 vz_ref_shard(to) != sh->id || len > VZ__CELL_INLINE_MAX ||
+				 (!payload && len),
 			     0))
 		return send_slow(self, to, type, payload, len);
 	rt = sh->rt;
@@ -423,22 +517,17 @@ VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload
 		    atomic_load_explicit(&sh->bounded_live, memory_order_relaxed) != 0,
 		0))
 		return send_slow(self, to, type, payload, len);
-	target = vz__actor_lookup(sh, to);
+	target = vz__actor_lookup_here(sh, to); /* to's shard is sh (above) */
 	if (__builtin_expect(!target || (target->flags & VZ__ACTOR_SPILL), 0))
 		return send_slow(self, to, type, payload, len);
 	n = vz__cell_span(len);
-	c = vz__mbox_reserve(&sh->segs, &target->mbox, n);
-	if (__builtin_expect(!c, 0))
-		return send_slow(self, to, type, payload, len);
-	c->u.from = vz__make_ref(sh->id, self->slot, self->gen).id;
-	c->type = type;
-	c->len = (uint16_t)len;
-	c->flags = 0;
-	c->kind = (uint8_t)n;
-	copy_payload((unsigned char *)c + offsetof(struct vz__cell, data), payload, len);
-	vz__mbox_commit(&target->mbox, c, n);
-	VZ__STAT_ADD(sh, sent_local, 1);
-	vz__make_ready(sh, target);
+	from = vz__make_ref(sh->id, self->slot, self->gen).id;
+	/* vz__mbox_reserve() without its slow path: the link cell (the
+	 * segment's last) stays free. */
+	c = target->mbox.tail;
+	if (__builtin_expect((size_t)(target->mbox.end - c) < n, 0))
+		return send_grow(sh, target, from, type, payload, len);
+	send_put(sh, target, c, n, from, type, payload, len);
 	return 0;
 }
 

@@ -276,6 +276,28 @@ static inline struct vz__lane_slot *vz__lane_reserve(struct vz__lane *l, unsigne
 }
 
 /*
+ * vz__lane_reserve() when the record fits what is left of the current
+ * segment; NULL otherwise, having changed nothing a commit would publish
+ * (the caller then takes vz__lane_reserve(), which links a segment). No
+ * call, so a caller's fast path keeps its arguments in scratch registers.
+ * Producer only.
+ */
+static inline struct vz__lane_slot *vz__lane_reserve_here(struct vz__lane *l, unsigned n,
+							  uint8_t kind)
+{
+	struct vz__lane_slot *s;
+
+	if (__builtin_expect(l->p_next + n > l->p_end, 0))
+		return NULL;
+	s = &l->p_seg->slot[VZ__LANE_SEG_SLOTS - (l->p_end - l->p_next)];
+	s->nslots = (uint16_t)n;
+	s->kind = kind;
+	l->p_rec = l->p_next;
+	l->p_rec_slot = s;
+	return s;
+}
+
+/*
  * Commit the record reserved last (n slots, as reserved), with any pad
  * before it, then stamp them. 0, or -1 when the lane was closed: then
  * nothing is committed (and never will be). seq_cst CAS: it is the

@@ -16,7 +16,9 @@
  *   reserve and stopped before commit), commit or abort twice, two open,
  *   left open, written in place (same address at the receiver);
  * - forwarding chains across both shards: sender and ask correlation kept,
- *   no copy of a block, FIFO, errors, posts from a foreign thread.
+ *   no copy of a block, FIFO, errors, posts from a foreign thread;
+ * - posts from a foreign thread, small ones delivered as cells: FIFO with
+ *   blocks, bytes, bounded mailboxes, dead letters after a stop.
  */
 #include "testutil.h"
 
@@ -61,6 +63,13 @@ static bool check_fill(const unsigned char *p, size_t len, uint64_t *seq, uint32
 static const size_t sizes[] = {12, 16, 17, 48, 80, 112, 113, 1000};
 #define NSIZES (sizeof sizes / sizeof sizes[0])
 
+/* Sizes of the foreign posts (test_posted_cells): one to four cells, the
+ * largest inline cell, past it but inline in a lane record (up to 192),
+ * and a block. Dead letters are checked against these when dead_posted. */
+static const size_t post_sizes[] = {12, 16, 17, 48, 80, 112, 113, 192, 193, 1000};
+#define NPOST_SIZES (sizeof post_sizes / sizeof post_sizes[0])
+static bool dead_posted;
+
 /* The spill test's sizes: past a ring slot's 32 inline bytes (see there). */
 static size_t spill_len(size_t len)
 {
@@ -76,9 +85,12 @@ static void count_dead(void *ctx, uint64_t to, uint32_t type, const void *data, 
 	(void)ctx;
 	(void)to;
 	(void)reason;
-	if (type == MSG_DATA &&
-	    (!check_fill(data, len, &seq, &sender) ||
-	     (len != sizes[seq % NSIZES] && len != spill_len(sizes[seq % NSIZES]))))
+	if (type == MSG_DATA && dead_posted &&
+	    (!check_fill(data, len, &seq, &sender) || len != post_sizes[seq % NPOST_SIZES]))
+		dead_bad++;
+	else if (type == MSG_DATA && !dead_posted &&
+		 (!check_fill(data, len, &seq, &sender) ||
+		  (len != sizes[seq % NSIZES] && len != spill_len(sizes[seq % NSIZES]))))
 		dead_bad++;
 	atomic_fetch_add(&dead_seen, 1);
 }
@@ -744,12 +756,110 @@ static void test_spill(void **st)
 	finish(rt, 3 + 3 * sp.burst, 3 * sp.burst - sp.got);
 }
 
+/* ---- foreign posts into cells ------------------------------------------ */
+
+/* Posts from a thread that runs no shard reach a small plain message's
+ * target as an inline cell, bigger ones as blocks (lanes.c, rec_to_cell()):
+ * one FIFO either way. The receiver checks order, bytes, alignment, length
+ * and the (null) sender; it stops itself at seq stop_at, and what is left
+ * queued then, and what is posted to it afterwards, is dead-lettered with
+ * its bytes. A bounded target gets its places back from cells. */
+static struct {
+	uint64_t next, stop_at;
+	bool stopped;
+	int bounded_handled;
+} pc;
+
+static void pc_recv(vz_actor *self, void *state, const vz_msg *m)
+{
+	const unsigned char *p = vz_msg_data(m);
+	uint64_t seq = 0;
+	uint32_t sender = 0;
+
+	(void)state;
+	VZ_TEST_CHECK(vz_msg_type(m) == MSG_DATA);
+	VZ_TEST_CHECK(((uintptr_t)p % VZ_MSG_ALIGN) == 0);
+	VZ_TEST_CHECK(vz_ref_is_null(vz_msg_sender(m)));
+	VZ_TEST_CHECK(check_fill(p, vz_msg_len(m), &seq, &sender));
+	VZ_TEST_CHECK(sender == 9);
+	VZ_TEST_CHECK(seq == pc.next); /* FIFO */
+	VZ_TEST_CHECK(vz_msg_len(m) == post_sizes[seq % NPOST_SIZES]);
+	pc.next = seq + 1;
+	if (pc.next == pc.stop_at) {
+		VZ_TEST_CHECK(vz_stop(vz_actor_runtime(self), vz_self(self)) == 0);
+		pc.stopped = true;
+	}
+}
+
+static void pc_bounded_recv(vz_actor *self, void *state, const vz_msg *m)
+{
+	(void)self;
+	(void)state;
+	VZ_TEST_CHECK(vz_msg_len(m) == 8);
+	pc.bounded_handled++;
+}
+
+static const vz_actor_spec pc_recv_spec = {.name = "pc-recv", .receive = pc_recv};
+static const vz_actor_spec pc_bounded_spec = {
+    .name = "pc-bounded", .receive = pc_bounded_recv, .mailbox_limit = 4};
+
+static int pc_post(vz_runtime *rt, vz_ref to, uint64_t seq)
+{
+	unsigned char buf[1000];
+	size_t len = post_sizes[seq % NPOST_SIZES];
+
+	fill(buf, len, seq, 9);
+	return vz_post(rt, to, MSG_DATA, buf, len);
+}
+
+static void test_posted_cells(void **st)
+{
+	vz_runtime *rt = make_rt();
+	uint64_t seq = 0, posted = 0;
+	vz_ref r, b;
+	uint64_t x = 5;
+	vz_shard_stats t;
+
+	(void)st;
+	memset(&pc, 0, sizeof pc);
+	pc.stop_at = 2500;
+	dead_posted = true;
+	assert_int_equal(vz_spawn(rt, 0, &pc_recv_spec, NULL, &r), 0);
+	assert_int_equal(vz_spawn(rt, 0, &pc_bounded_spec, NULL, &b), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	/* Batches of 300 (more than a lane drains per turn, more than a
+	 * run's batch, across several mailbox segments). */
+	for (int round = 0; round < 10; round++) {
+		for (int i = 0; i < 300; i++, posted++)
+			assert_int_equal(pc_post(rt, r, seq++), 0);
+		drive_some(rt, 20);
+	}
+	assert_true(pc.stopped);
+	assert_int_equal(pc.next, pc.stop_at);
+	/* To the stopped actor: accepted, then dead letters. */
+	for (int i = 0; i < 20; i++, posted++)
+		assert_int_equal(pc_post(rt, r, seq++), 0);
+	/* The bound holds for posts queued as cells, and comes back. */
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 4; i++, posted++)
+			assert_int_equal(vz_post(rt, b, MSG_DATA, &x, sizeof x), 0);
+		assert_int_equal(vz_post(rt, b, MSG_DATA, &x, sizeof x), VZ_EFULL);
+		drive_some(rt, 20);
+		assert_int_equal(pc.bounded_handled, 4 * (round + 1));
+	}
+	vz_stats_total(rt, &t, NULL);
+	assert_int_equal(t.dead_letters, posted - 12 - pc.stop_at);
+	finish(rt, posted, posted - 12 - pc.stop_at);
+	dead_posted = false;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_flood_fifo),	   cmocka_unit_test(test_flood_stopped),
 	    cmocka_unit_test(test_bounded_inline), cmocka_unit_test(test_reserve_commit),
 	    cmocka_unit_test(test_forward_chain),  cmocka_unit_test(test_spill),
+	    cmocka_unit_test(test_posted_cells),
 	};
 
 	vz_test_watchdog(300);
