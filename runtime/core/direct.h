@@ -7,9 +7,11 @@
  * (an inline payload stays in the slot; a block sent by pointer stays
  * where it is), instead of copying it into a block of this shard's pool,
  * appending it to the mailbox, making the actor ready and dispatching it
- * from the run queue later in the turn. The slot is handed back to its
- * producer only after the receive has returned (the consumer moves past it
- * afterwards, and releases it with the rest of the batch).
+ * from the run queue later in the turn. An inline message's slot is moved
+ * past only after the receive has returned (the view reads it), so the
+ * producer cannot reuse it under the view; a block's slot, and the slots
+ * consumed before in the batch, go back to the producer before the
+ * receive runs (drain.c, receive_slot()).
  *
  * Invariant (runtime/DESIGN.md invariant 2, FIFO per (sender, receiver)
  * pair): a message m of pair (S, R) is dispatched directly only when R's

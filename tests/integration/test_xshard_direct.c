@@ -25,9 +25,12 @@
  *   direct dispatch that failed to give its place back would make a later
  *   send fail with VZ_EFULL.
  *
- * Whether a receive call is a direct one is read from the ring (white
- * box): during a direct dispatch the consumer has not moved past the slot
- * yet, and the slot holds this very message (its payload, or its block).
+ * Whether a receive call is a direct one is read from the actor (white
+ * box): a receive from the mailbox runs while the popped cell's segment is
+ * still held (it is given back after the call), a direct one with an
+ * empty mailbox that holds no segment. A direct receive of an inline
+ * message must also read its payload in the ring slot itself: the
+ * consumer has not moved past that slot yet.
  *
  * VZ_TEST_SLEEP_FENCES: also run with VZ_SLEEP_FENCE=fence.
  */
@@ -47,27 +50,32 @@ enum { MSG_GO = VZ_MSG_USER, MSG_DATA, MSG_ACK, MSG_SELF, MSG_A, MSG_X };
 
 static vz_runtime *g_rt;
 
-/* Is m, handled now on shard dst, the message in the slot that dst's ring
- * from src is at (a direct dispatch)? Called on dst's thread, the ring's
- * consumer, which alone writes `next`. */
-static bool from_slot(unsigned dst, unsigned src, const vz_msg *m)
+/* Is m, handled now on shard dst, the inline message in the slot that
+ * dst's ring from src is at? Called on dst's thread, the ring's consumer,
+ * which alone writes `next`. */
+static bool in_slot(unsigned dst, unsigned src, const vz_msg *m)
 {
 	struct vz__slot_ring *r = g_rt->shards[dst]->in[src];
 	struct vz__slot *s = &r->slots[r->next & r->mask];
-	uint32_t w;
 
 	if (atomic_load_explicit(&s->seq, memory_order_acquire) != r->next + 1)
 		return false;
-	w = s->word;
-	if (VZ__SLOT_KIND(w) == VZ__SLOT_INLINE)
-		return vz_msg_data(m) == (const void *)((const struct vz__slot_msg *)s->body)->data;
-	if (VZ__SLOT_KIND(w) == VZ__SLOT_BLOCK) {
-		const struct vz_msg *b;
+	return VZ__SLOT_KIND(s->word) == VZ__SLOT_INLINE &&
+	       vz_msg_data(m) == (const void *)((const struct vz__slot_msg *)s->body)->data;
+}
 
-		memcpy(&b, s->body, sizeof b);
-		return b == m;
-	}
-	return false;
+/* Is self, on shard 1, handling m (from shard 0) directly? Before self
+ * sends itself anything in this call. A direct inline message must be
+ * read in its slot (checked here). */
+static bool direct(const vz_actor *self, const vz_msg *m)
+{
+	bool d = self->mbox.seg_bytes == 0;
+
+	if (d && vz_msg_len(m) <= VZ__SLOT_INLINE_MAX)
+		VZ_TEST_CHECK(in_slot(1, 0, m));
+	if (!d)
+		VZ_TEST_CHECK(!in_slot(1, 0, m));
+	return d;
 }
 
 /* Payload sizes: inline in a slot (<= 32 bytes) and by block. Nine of them,
@@ -257,7 +265,7 @@ static void mixer_receive(vz_actor *self, void *state, const vz_msg *m)
 		return;
 	}
 	VZ_TEST_CHECK(vz_msg_type(m) == MSG_DATA);
-	d = from_slot(1, 0, m);
+	d = direct(self, m);
 	VZ_TEST_CHECK(intact(vz_msg_data(m), vz_msg_len(m), seq));
 	x->next++;
 	if (d) {
@@ -393,7 +401,7 @@ static void forwarder_receive(vz_actor *self, void *state, const vz_msg *m)
 	VZ_TEST_CHECK(vz_msg_type(m) == MSG_DATA);
 	/* Everything about m is read before the forward: after it, m is
 	 * no longer ours. */
-	d = from_slot(1, 0, m);
+	d = direct(self, m);
 	VZ_TEST_CHECK(intact(vz_msg_data(m), vz_msg_len(m), seq));
 	if (d && len_of(seq) <= VZ__SLOT_INLINE_MAX)
 		f->direct_inline++;
@@ -519,7 +527,7 @@ static void victim_receive(vz_actor *self, void *state, const vz_msg *m)
 	v->next++;
 	atomic_store(&g_victim_next, v->next);
 	if (seq == v->stop_at) {
-		atomic_store(&g_stopped_direct, from_slot(1, 0, m));
+		atomic_store(&g_stopped_direct, direct(self, m));
 		VZ_TEST_CHECK(vz_stop(vz_actor_runtime(self), vz_self(self)) == 0);
 		return;
 	}
@@ -683,7 +691,7 @@ static void bounded_receive(vz_actor *self, void *state, const vz_msg *m)
 
 	VZ_TEST_CHECK(vz_msg_type(m) == MSG_DATA);
 	VZ_TEST_CHECK(intact(vz_msg_data(m), vz_msg_len(m), *next));
-	if (from_slot(1, 0, m))
+	if (direct(self, m))
 		atomic_fetch_add(&g_bnd_direct, 1);
 	if (*next % BND_BURST == BND_BURST - 1)
 		VZ_TEST_CHECK(vz_send(self, vz_msg_sender(m), MSG_ACK, NULL, 0) == 0);

@@ -51,13 +51,14 @@
 
 /*
  * The shard whose slot is being dispatched directly on this thread, or
- * NULL. The slot of a direct dispatch is still unconsumed while its
- * receive runs (the view reads it, and the ring's order says nothing
- * behind it is taken first); a drain of the same shard re-entered from
- * inside that receive (vz_shard_poll() of the shard by its own actor)
- * would take the slot a second time, and release it to the producer
- * under the view. Such a drain does nothing instead: the rings wait for
- * the outer drain, which goes on once the receive returns. Thread-local,
+ * NULL. The slot of an inline message dispatched directly is still
+ * unconsumed while its receive runs (the view reads it); a drain of the
+ * same shard re-entered from inside that receive (vz_shard_poll() of the
+ * shard by its own actor) would take the slot a second time, and release
+ * it to the producer under the view; and it would run later messages of
+ * the ring while an earlier one is being handled. Such a drain does
+ * nothing instead: the rings wait for the outer drain, which goes on once
+ * the receive returns. Thread-local,
  * not a shard field: only the draining thread reads or writes it. Saved
  * and restored, as a thread driving several embedded shards may nest
  * their turns.
@@ -106,16 +107,28 @@ _Static_assert((offsetof(struct vz__slot, body) + offsetof(struct vz__slot_msg, 
 		   0,
 	       "an inline payload in a slot is VZ_MSG_ALIGN-aligned");
 
-/* Take what slot s holds; *direct is what this drain may still dispatch
- * directly (core/direct.h). Returns the receive calls made here (0 or
- * 1), or -1 (the slot left in place, to be taken again later) only when
- * an inline message to be queued finds our pool unable to grow: nothing
- * is lost and the ring's order is kept. */
-static int receive_slot(struct vz__shard *sh, unsigned src, const struct vz__slot *s,
-			unsigned *direct)
+/*
+ * Take what slot s (ring's next) holds and move past it (consume); *direct
+ * is what this drain may still dispatch directly (core/direct.h). Returns
+ * the receive calls made here (0 or 1), or -1 (the slot left in place, not
+ * consumed, to be taken again later) only when an inline message to be
+ * queued finds our pool unable to grow: nothing is lost and the ring's
+ * order is kept.
+ *
+ * Before a direct receive the slots consumed so far go back to the
+ * producer (vz__slot_release(); else they would stay its until the end of
+ * the batch, however long the receive takes, where the mailbox path hands
+ * them back before any receive runs). A block's slot goes back with them:
+ * the pointer is all the receive needs. An inline message's slot is the
+ * one thing held during its receive, which reads it through the view; it
+ * is consumed only after the receive has returned.
+ */
+static int receive_slot(struct vz__shard *sh, unsigned src, struct vz__slot_ring *ring,
+			const struct vz__slot *s, unsigned *direct)
 {
 	uint32_t w = s->word; /* after the acquire of seq in vz__slot_peek() */
 	struct vz_actor *a;
+	int ran = 0;
 
 	switch (VZ__SLOT_KIND(w)) {
 	case VZ__SLOT_INLINE: {
@@ -126,8 +139,7 @@ static int receive_slot(struct vz__shard *sh, unsigned src, const struct vz__slo
 
 		/* A plain user message (a bounded-mailbox count is all it may
 		 * carry) for an actor with nothing queued: its receive reads
-		 * the slot through a view, valid until the receive returns
-		 * (the caller moves past the slot only then). */
+		 * the slot through a view, valid until the receive returns. */
 		if (*direct && !(flags & (uint8_t)~VZ__MSG_INFLIGHT) &&
 		    (a = vz__direct_target(sh, b->to)) != NULL) {
 			struct vz_msg v;
@@ -140,7 +152,9 @@ static int receive_slot(struct vz__shard *sh, unsigned src, const struct vz__slo
 			v.len = len;
 			v.flags = (uint8_t)(VZ__MSG_VIEW | flags);
 			(*direct)--;
-			return (int)run_direct(sh, src, a, &v);
+			vz__slot_release(ring);
+			ran = (int)run_direct(sh, src, a, &v);
+			break;
 		}
 		m = vz__msg_alloc(sh, len);
 		if (!m)
@@ -154,7 +168,7 @@ static int receive_slot(struct vz__shard *sh, unsigned src, const struct vz__slo
 		memcpy(m->data, b->data, len);
 		count_received(sh, src, m);
 		vz__deliver_local(sh, m);
-		return 0;
+		break;
 	}
 	case VZ__SLOT_BLOCK: {
 		struct vz_msg *m;
@@ -168,10 +182,12 @@ static int receive_slot(struct vz__shard *sh, unsigned src, const struct vz__slo
 		if (*direct && !(m->flags & (VZ__MSG_SYS | VZ__MSG_RETURNING)) &&
 		    (a = vz__direct_target(sh, m->to)) != NULL) {
 			(*direct)--;
+			vz__slot_consume(ring);
+			vz__slot_release(ring);
 			return (int)run_direct(sh, src, a, m);
 		}
 		receive_block(sh, src, m);
-		return 0;
+		break;
 	}
 	default: { /* VZ__SLOT_RETURNS */
 		void *blocks[VZ__SLOT_RETURNS];
@@ -180,9 +196,11 @@ static int receive_slot(struct vz__shard *sh, unsigned src, const struct vz__slo
 		memcpy(blocks, s->body, n * sizeof blocks[0]);
 		for (uint32_t i = 0; i < n; i++)
 			vz__pool_free(sh, blocks[i], ((struct vz_msg *)blocks[i])->cls);
-		return 0;
+		break;
 	}
 	}
+	vz__slot_consume(ring);
+	return ran;
 }
 
 /* We took from ring src: poll it every turn from now on and, under the
@@ -249,14 +267,11 @@ static unsigned drain_ring(struct vz__shard *sh, unsigned src, unsigned limit, u
 		if (n == 0)
 			watch(sh, src, ring);
 
-		if (n == limit || (ran = receive_slot(sh, src, s, direct)) < 0) {
+		if (n == limit || (ran = receive_slot(sh, src, ring, s, direct)) < 0) {
 			sh->pending_rings[src / 64] |= (uint64_t)1 << (src % 64);
 			break;
 		}
 		total += (VZ__SLOT_KIND(w) == VZ__SLOT_RETURNS ? VZ__SLOT_N(w) : 1) + (unsigned)ran;
-		/* Only now, after a direct receive has returned, past the
-		 * slot (and it goes back to the producer with the batch). */
-		vz__slot_consume(ring);
 		n++;
 	}
 	/* One store per batch hands the slots back (the producer reads it
