@@ -150,9 +150,10 @@ VZ_API int vz_send_abort(vz_actor *self, void *buf);
  *
  * After 0, m is no longer self's: do not read it or its payload again in
  * this call. The message's memory moves with it when it is a block this
- * shard may hand on; a small message from a mailbox cell, or a message
- * posted from a foreign thread going to another shard, is copied once
- * (no worse than vz_send()).
+ * shard may hand on; a small message from a mailbox cell or one handled
+ * straight from a cross-shard ring slot (a payload of up to 32 bytes whose
+ * receiver had nothing queued), or a message posted from a foreign thread
+ * going to another shard, is copied once (no worse than vz_send()).
  *
  * Same thread rules and errors as vz_send(), plus: VZ_EINVAL when m is
  * NULL or not the message self is handling in the current receive call,

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/direct.h"
 #include "util/clock.h"
 
 /* Give back a bounded-mailbox count taken by vz__bounded_admit(), once
@@ -338,6 +339,60 @@ static inline void after_run(struct vz__shard *sh, struct vz_actor *a)
 	} else if (vz__actor_has_mail(a)) {
 		vz__make_ready(sh, a);
 	}
+}
+
+/* Handle a view of a message that stays where it arrived (an incoming ring
+ * slot, core/direct.h), built by the caller: as dispatch_cell() for a
+ * mailbox cell, whose rules it shares. Views are plain user messages
+ * (never VZ__MSG_SYS, VZ__MSG_REPLY or VZ__MSG_UNCOUNTED), so none of
+ * dispatch()'s runtime-message tests apply; unlike a cell's, the view
+ * carries an ask's correlation (vz_reply() reads it). Returns 1. */
+static unsigned dispatch_view(struct vz__shard *sh, struct vz_actor *a, struct vz_msg *v)
+{
+	if (__builtin_expect(sh->sim != NULL, 0))
+		vz__sim_handled(sh->sim, sh, v);
+	/* For a stall report, as in dispatch(). */
+	sh->obs.cur_actor = a;
+	sh->obs.cur_msg = v;
+	/* Compiler-only barrier: pairs with the signal fence in
+	 * stall_handler(), as in dispatch(). */
+	atomic_signal_fence(memory_order_release);
+	a->flags |= VZ__ACTOR_RUNNING;
+	a->spec->receive(a, a->state, v);
+	a->flags &= (uint16_t)~VZ__ACTOR_RUNNING;
+	if (__builtin_expect(v->flags & VZ__MSG_INFLIGHT, 0))
+		/* Relaxed: a pure counter (vz__bounded_admit()). */
+		atomic_fetch_sub_explicit(&a->inflight, 1, memory_order_relaxed);
+	VZ__STAT_ADD(sh, handled, 1);
+	finish_stop_if_asked(sh, a);
+	return 1;
+}
+
+/* A run of one message outside the run queue (core/direct.h says when):
+ * what vz__run_ready() does around a run, for one message. */
+unsigned vz__run_direct(struct vz__shard *sh, struct vz_actor *a, struct vz_msg *m)
+{
+	/* Depth 1: the message would have been the mailbox's only one; no
+	 * queue wait (ready_ns 0). */
+	uint64_t t0 = vz__obs_run_begin(&sh->obs, a->otype, 1, 0);
+	unsigned done;
+
+	/* Held as by the run loop: a stop inside receive leaves the slot to
+	 * after_run() below. */
+	a->flags |= VZ__ACTOR_ACTIVE;
+	if (m->flags & VZ__MSG_VIEW)
+		done = dispatch_view(sh, a, m);
+	else
+		done = dispatch(sh, a, m);
+	/* A reservation left open ends with the run (message.h). */
+	if (__builtin_expect(sh->ho.owner != NULL, 0))
+		vz__handoff_end(sh, a);
+	a->flags &= (uint16_t)~VZ__ACTOR_ACTIVE;
+	t0 = vz__obs_run_end(a->otype, t0, done);
+	if (__builtin_expect(t0 != 0, 0) && !sh->sim)
+		sh->now_ns = t0;
+	after_run(sh, a);
+	return done;
 }
 
 /*

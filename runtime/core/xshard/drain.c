@@ -33,17 +33,59 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "core/direct.h"
 #include "core/xshard/slot.h"
 
 /*
  * Per-message cost on this side (bench/README.md sums both sides): the
  * doorbell word (a load that misses when a producer rang it, then the
  * exchange, an RMW) once per ring per turn, and the slot line (one miss,
- * which brings an inline message whole). The copy into a block of our own
- * pool touches only memory of this shard; nothing is written back to the
- * producer but `head`, once per drained batch, on the consumer's own line
- * (the producer reads it only when it finds the ring full).
+ * which brings an inline message whole). A message whose target has
+ * nothing queued (core/direct.h) is handled right here from the slot: no
+ * copy, no mailbox, no run queue. Otherwise it is copied into a block of
+ * our own pool, which touches only memory of this shard. Nothing is
+ * written back to the producer but `head`, once per drained batch, on the
+ * consumer's own line (the producer reads it only when it finds the ring
+ * full).
  */
+
+/*
+ * The shard whose slot is being dispatched directly on this thread, or
+ * NULL. The slot of an inline message dispatched directly is still
+ * unconsumed while its receive runs (the view reads it); a drain of the
+ * same shard re-entered from inside that receive (vz_shard_poll() of the
+ * shard by its own actor) would take the slot a second time, and release
+ * it to the producer under the view; and it would run later messages of
+ * the ring while an earlier one is being handled. Such a drain does
+ * nothing instead: the rings wait for the outer drain, which goes on once
+ * the receive returns. Thread-local,
+ * not a shard field: only the draining thread reads or writes it. Saved
+ * and restored, as a thread driving several embedded shards may nest
+ * their turns.
+ */
+static __attribute__((tls_model("initial-exec"))) _Thread_local struct vz__shard *dispatching;
+
+static inline void count_received(struct vz__shard *sh, unsigned src, const struct vz_msg *m)
+{
+	if (!(m->flags & VZ__MSG_UNCOUNTED)) {
+		VZ__STAT_ADD(sh, received_remote, 1);
+		vz__obs_add(&sh->obs.o->received_from[src], 1);
+	}
+}
+
+/* Hand m (a block, or a view of a slot) to a now (core/direct.h): one
+ * receive call before the caller moves past the slot. Returns 1. */
+static unsigned run_direct(struct vz__shard *sh, unsigned src, struct vz_actor *a, struct vz_msg *m)
+{
+	struct vz__shard *outer = dispatching;
+	unsigned done;
+
+	count_received(sh, src, m);
+	dispatching = sh;
+	done = vz__run_direct(sh, a, m);
+	dispatching = outer;
+	return done;
+}
 
 /* A message sent by pointer, or one of our blocks coming home. */
 static void receive_block(struct vz__shard *sh, unsigned src, struct vz_msg *m)
@@ -54,48 +96,98 @@ static void receive_block(struct vz__shard *sh, unsigned src, struct vz_msg *m)
 		vz__pool_free(sh, m, m->cls);
 		return;
 	}
-	if (!(m->flags & VZ__MSG_UNCOUNTED)) {
-		VZ__STAT_ADD(sh, received_remote, 1);
-		vz__obs_add(&sh->obs.o->received_from[src], 1);
-	}
+	count_received(sh, src, m);
 	vz__deliver_local(sh, m);
 }
 
-/* Take what slot s holds. False (the slot left in place, to be taken
- * again later) only when an inline message finds our pool unable to grow:
- * nothing is lost and the ring's order is kept. */
-static bool receive_slot(struct vz__shard *sh, unsigned src, const struct vz__slot *s)
+/* The payload of an inline slot, where a view reads it: VZ_MSG_ALIGN
+ * aligned as message.h promises (slots are 64-byte aligned). */
+_Static_assert((offsetof(struct vz__slot, body) + offsetof(struct vz__slot_msg, data)) %
+		       VZ_MSG_ALIGN ==
+		   0,
+	       "an inline payload in a slot is VZ_MSG_ALIGN-aligned");
+
+/*
+ * Take what slot s (ring's next) holds and move past it (consume); *direct
+ * is what this drain may still dispatch directly (core/direct.h). Returns
+ * the receive calls made here (0 or 1), or -1 (the slot left in place, not
+ * consumed, to be taken again later) only when an inline message to be
+ * queued finds our pool unable to grow: nothing is lost and the ring's
+ * order is kept.
+ *
+ * Before a direct receive the slots consumed so far go back to the
+ * producer (vz__slot_release(); else they would stay its until the end of
+ * the batch, however long the receive takes, where the mailbox path hands
+ * them back before any receive runs). A block's slot goes back with them:
+ * the pointer is all the receive needs. An inline message's slot is the
+ * one thing held during its receive, which reads it through the view; it
+ * is consumed only after the receive has returned.
+ */
+static int receive_slot(struct vz__shard *sh, unsigned src, struct vz__slot_ring *ring,
+			const struct vz__slot *s, unsigned *direct)
 {
 	uint32_t w = s->word; /* after the acquire of seq in vz__slot_peek() */
+	struct vz_actor *a;
+	int ran = 0;
 
 	switch (VZ__SLOT_KIND(w)) {
 	case VZ__SLOT_INLINE: {
 		const struct vz__slot_msg *b = (const struct vz__slot_msg *)s->body;
 		uint32_t len = VZ__SLOT_N(w);
-		struct vz_msg *m = vz__msg_alloc(sh, len);
+		uint8_t flags = (uint8_t)VZ__SLOT_FLAGS(w);
+		struct vz_msg *m;
 
+		/* A plain user message (a bounded-mailbox count is all it may
+		 * carry) for an actor with nothing queued: its receive reads
+		 * the slot through a view, valid until the receive returns. */
+		if (*direct && !(flags & (uint8_t)~VZ__MSG_INFLIGHT) &&
+		    (a = vz__direct_target(sh, b->to)) != NULL) {
+			struct vz_msg v;
+
+			v.view_data = b->data;
+			v.to = b->to;
+			v.from = b->from;
+			v.type = b->type;
+			v.corr = b->corr;
+			v.len = len;
+			v.flags = (uint8_t)(VZ__MSG_VIEW | flags);
+			(*direct)--;
+			vz__slot_release(ring);
+			ran = (int)run_direct(sh, src, a, &v);
+			break;
+		}
+		m = vz__msg_alloc(sh, len);
 		if (!m)
-			return false;
+			return -1;
 		m->to = b->to;
 		m->from = b->from;
 		m->type = b->type;
 		m->corr = b->corr;
 		m->len = len;
-		m->flags = (uint8_t)VZ__SLOT_FLAGS(w);
+		m->flags = flags;
 		memcpy(m->data, b->data, len);
-		if (!(m->flags & VZ__MSG_UNCOUNTED)) {
-			VZ__STAT_ADD(sh, received_remote, 1);
-			vz__obs_add(&sh->obs.o->received_from[src], 1);
-		}
+		count_received(sh, src, m);
 		vz__deliver_local(sh, m);
-		return true;
+		break;
 	}
 	case VZ__SLOT_BLOCK: {
 		struct vz_msg *m;
 
 		memcpy(&m, s->body, sizeof m);
+		/* The block is a message as the mailbox would hold it:
+		 * dispatch() does everything the mailbox path does (a reply's
+		 * matching, release or hand-on). Not a runtime message (the
+		 * urgent lane and the lifecycle rules), nor one of our blocks
+		 * coming home. */
+		if (*direct && !(m->flags & (VZ__MSG_SYS | VZ__MSG_RETURNING)) &&
+		    (a = vz__direct_target(sh, m->to)) != NULL) {
+			(*direct)--;
+			vz__slot_consume(ring);
+			vz__slot_release(ring);
+			return (int)run_direct(sh, src, a, m);
+		}
 		receive_block(sh, src, m);
-		return true;
+		break;
 	}
 	default: { /* VZ__SLOT_RETURNS */
 		void *blocks[VZ__SLOT_RETURNS];
@@ -104,9 +196,11 @@ static bool receive_slot(struct vz__shard *sh, unsigned src, const struct vz__sl
 		memcpy(blocks, s->body, n * sizeof blocks[0]);
 		for (uint32_t i = 0; i < n; i++)
 			vz__pool_free(sh, blocks[i], ((struct vz_msg *)blocks[i])->cls);
-		return true;
+		break;
 	}
 	}
+	vz__slot_consume(ring);
+	return ran;
 }
 
 /* We took from ring src: poll it every turn from now on and, under the
@@ -155,28 +249,29 @@ void vz__rings_cool(struct vz__shard *sh)
 	memset(sh->hot_rings, 0, sizeof sh->hot_rings);
 }
 
-/* Drain one ring up to `limit` slots. Returns the number of messages and
- * returned blocks taken; sets the source's pending bit when it stopped
- * with slots left. */
-static unsigned drain_ring(struct vz__shard *sh, unsigned src, unsigned limit)
+/* Drain one ring up to `limit` slots, with *direct direct dispatches left
+ * for this drain. Returns the number of messages and returned blocks
+ * taken, plus the receive calls made directly (a message taken and
+ * handled counts twice, as when the run queue handles it in the same
+ * turn); sets the source's pending bit when it stopped with slots left. */
+static unsigned drain_ring(struct vz__shard *sh, unsigned src, unsigned limit, unsigned *direct)
 {
 	struct vz__slot_ring *ring = sh->in[src];
 	unsigned total = 0, n = 0;
 	struct vz__slot *s;
 
 	while ((s = vz__slot_peek(ring))) {
-		uint32_t w;
+		uint32_t w = s->word;
+		int ran;
 
 		if (n == 0)
 			watch(sh, src, ring);
 
-		if (n == limit || !receive_slot(sh, src, s)) {
+		if (n == limit || (ran = receive_slot(sh, src, ring, s, direct)) < 0) {
 			sh->pending_rings[src / 64] |= (uint64_t)1 << (src % 64);
 			break;
 		}
-		w = s->word;
-		total += VZ__SLOT_KIND(w) == VZ__SLOT_RETURNS ? VZ__SLOT_N(w) : 1;
-		vz__slot_consume(ring);
+		total += (VZ__SLOT_KIND(w) == VZ__SLOT_RETURNS ? VZ__SLOT_N(w) : 1) + (unsigned)ran;
 		n++;
 	}
 	/* One store per batch hands the slots back (the producer reads it
@@ -196,7 +291,14 @@ unsigned vz__drain_rings(struct vz__shard *sh, bool all)
 {
 	unsigned nwords = (sh->rt->nshards + 63) / 64;
 	unsigned total = 0;
+	/* Direct dispatches this drain may make (core/direct.h): at most
+	 * `batch`, none while stopping (`all`: every actor is gone). */
+	unsigned direct = all ? 0 : sh->rt->cfg.batch;
 
+	/* Re-entered from inside a direct receive of this shard: nothing
+	 * (see `dispatching`); the doorbells stay rung, the slots in place. */
+	if (__builtin_expect(dispatching == sh, 0))
+		return 0;
 	for (unsigned w = 0; w < nwords; w++) {
 		uint64_t bits = sh->pending_rings[w];
 
@@ -210,7 +312,7 @@ unsigned vz__drain_rings(struct vz__shard *sh, bool all)
 			bits &= bits - 1;
 			if (src >= sh->rt->nshards || src == sh->id)
 				continue;
-			total += drain_ring(sh, src, all ? UINT32_MAX : DRAIN_PER_RING);
+			total += drain_ring(sh, src, all ? UINT32_MAX : DRAIN_PER_RING, &direct);
 		}
 	}
 	return total;
