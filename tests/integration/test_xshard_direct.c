@@ -126,12 +126,26 @@ static bool intact(const void *data, size_t len, uint32_t seq)
 
 static atomic_int g_done;
 
+/* The last dead letter's type and reason, named when a test finds more
+ * dead letters than it expects. */
+static uint32_t g_dead_type;
+static int g_dead_reason;
+
+static void note_dead(void *ctx, uint64_t to, uint32_t type, const void *data, size_t len,
+		      int reason)
+{
+	(void)ctx, (void)to, (void)data, (void)len;
+	__atomic_store_n(&g_dead_type, type, __ATOMIC_RELAXED);
+	__atomic_store_n(&g_dead_reason, reason, __ATOMIC_RELAXED);
+}
+
 static vz_runtime *make_rt(void)
 {
 	vz_config cfg;
 	vz_runtime *rt;
 
 	vz_test_config(&cfg, 2);
+	cfg.dead_letter = note_dead;
 	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
 	g_rt = rt;
 	return rt;
@@ -148,6 +162,9 @@ static uint64_t finish(vz_runtime *rt)
 	assert_int_equal(t.sent_local + t.sent_remote + foreign, t.handled + t.dead_letters);
 	assert_int_equal(vz_runtime_destroy(rt), 0);
 	g_rt = NULL;
+	if (t.dead_letters)
+		print_message("%llu dead letters, the last of type %u (reason %d)\n",
+			      (unsigned long long)t.dead_letters, g_dead_type, g_dead_reason);
 	return t.dead_letters;
 }
 
@@ -159,11 +176,15 @@ struct sender {
 	bool ask_first; /* the first message of each burst is an ask */
 	uint32_t corr;	/* of the last ask */
 	uint32_t answers;
+	uint32_t acks;
 	bool efull_ok; /* the target may refuse (stop_race: never) */
 };
 
 static unsigned char sbuf[1024];
 static atomic_uint g_sent; /* messages the sender got accepted */
+/* The sender has handled the ack of its last burst: nothing it sent or
+ * was sent is still in flight, so stopping now dead-letters nothing. */
+static int g_acked;
 
 static void send_burst(vz_actor *self, struct sender *s)
 {
@@ -193,6 +214,9 @@ static void sender_receive(vz_actor *self, void *state, const vz_msg *m)
 		send_burst(self, s);
 		break;
 	case MSG_ACK:
+		/* The ack of the next-to-last burst sends the last one. */
+		if (++s->acks * s->burst >= s->total)
+			__atomic_store_n(&g_acked, 1, __ATOMIC_RELEASE);
 		send_burst(self, s);
 		break;
 	case MSG_A: {
@@ -246,9 +270,28 @@ struct mixer {
 	uint32_t direct, queued, asks_direct;
 	bool chain;	       /* keeping the mailbox non-empty */
 	uint32_t chain_queued; /* queued messages seen during this chain */
+	uint32_t self_out;     /* messages to self not yet received */
 };
 
 static struct mixer g_mix; /* copied out at the end of the run */
+
+static void mixer_self(vz_actor *self, struct mixer *x)
+{
+	int rc = vz_send(self, vz_self(self), MSG_SELF, NULL, 0);
+
+	VZ_TEST_CHECK(rc == 0);
+	if (rc == 0)
+		x->self_out++;
+}
+
+/* Done when the whole stream is in and no message to self is left. */
+static void mixer_check_done(struct mixer *x)
+{
+	if (x->next == MIX_N && x->self_out == 0) {
+		g_mix = *x;
+		atomic_store(&g_done, 1);
+	}
+}
 
 static void mixer_receive(vz_actor *self, void *state, const vz_msg *m)
 {
@@ -257,11 +300,13 @@ static void mixer_receive(vz_actor *self, void *state, const vz_msg *m)
 	bool d;
 
 	if (vz_msg_type(m) == MSG_SELF) {
+		x->self_out--;
 		/* Go on until some of the stream has come in behind us. */
 		if (x->chain_queued < 3 && x->next < MIX_N)
-			VZ_TEST_CHECK(vz_send(self, vz_self(self), MSG_SELF, NULL, 0) == 0);
+			mixer_self(self, x);
 		else
 			x->chain = false;
+		mixer_check_done(x);
 		return;
 	}
 	VZ_TEST_CHECK(vz_msg_type(m) == MSG_DATA);
@@ -286,14 +331,11 @@ static void mixer_receive(vz_actor *self, void *state, const vz_msg *m)
 	if (seq % (4 * MIX_BURST) == MIX_BURST && !x->chain) {
 		x->chain = true;
 		x->chain_queued = 0;
-		VZ_TEST_CHECK(vz_send(self, vz_self(self), MSG_SELF, NULL, 0) == 0);
+		mixer_self(self, x);
 	}
 	if (seq % MIX_BURST == MIX_BURST - 1)
 		VZ_TEST_CHECK(vz_send(self, vz_msg_sender(m), MSG_ACK, NULL, 0) == 0);
-	if (x->next == MIX_N) {
-		g_mix = *x;
-		atomic_store(&g_done, 1);
-	}
+	mixer_check_done(x);
 }
 
 static const vz_actor_spec mixer_spec = {
@@ -310,6 +352,7 @@ static void test_fifo_mix(void **st)
 	(void)st;
 	vz_test_reset_fails();
 	atomic_store(&g_done, 0);
+	__atomic_store_n(&g_acked, 0, __ATOMIC_RELAXED);
 	atomic_store(&g_sent, 0);
 	memset(&g_mix, 0, sizeof g_mix);
 	assert_int_equal(vz_spawn(rt, 1, &mixer_spec, NULL, &b), 0);
@@ -317,6 +360,7 @@ static void test_fifo_mix(void **st)
 	assert_int_equal(vz_runtime_start(rt), 0);
 	go(rt, a, b, MIX_N, MIX_BURST, true);
 	assert_true(vz_test_wait_flag((volatile int *)&g_done, 240));
+	assert_true(vz_test_wait_flag(&g_acked, 240));
 	assert_int_equal(finish(rt), 0);
 	vz_test_assert_no_fails();
 	print_message("fifo_mix: %u direct, %u queued, %u of %u asks direct\n", g_mix.direct,
@@ -445,6 +489,7 @@ static void test_forward(void **st)
 	vz_test_reset_fails();
 	atomic_store(&g_sunk, 0);
 	atomic_store(&g_sent, 0);
+	__atomic_store_n(&g_acked, 0, __ATOMIC_RELAXED);
 	memset(&g_fwd, 0, sizeof g_fwd);
 	parity = 0;
 	assert_int_equal(vz_spawn(rt, 1, &sink_spec, &parity, &to[0]), 0);
@@ -457,6 +502,7 @@ static void test_forward(void **st)
 	for (int i = 0; i < 24000 && atomic_load(&g_sunk) < FWD_N; i++)
 		usleep(10000);
 	assert_int_equal(atomic_load(&g_sunk), FWD_N);
+	assert_true(vz_test_wait_flag(&g_acked, 240));
 	assert_int_equal(finish(rt), 0);
 	vz_test_assert_no_fails();
 	print_message("forward: %u inline and %u block messages forwarded from the slot, %u "
@@ -485,8 +531,7 @@ static void on_dead(void *ctx, uint64_t to_ref, uint32_t type, const void *data,
 {
 	uint32_t seq = atomic_load(&g_dl.next_dead);
 
-	(void)ctx;
-	(void)reason;
+	note_dead(ctx, to_ref, type, data, len, reason);
 	if (to_ref != g_dl.victim.id || type != MSG_DATA)
 		return;
 	/* In order and each once: the continuation of what was handled. */
@@ -716,6 +761,7 @@ static void test_bounded(void **st)
 	(void)st;
 	vz_test_reset_fails();
 	atomic_store(&g_done, 0);
+	__atomic_store_n(&g_acked, 0, __ATOMIC_RELAXED);
 	atomic_store(&g_sent, 0);
 	atomic_store(&g_bnd_direct, 0);
 	assert_int_equal(vz_spawn(rt, 1, &bounded_spec, NULL, &b), 0);
@@ -723,6 +769,7 @@ static void test_bounded(void **st)
 	assert_int_equal(vz_runtime_start(rt), 0);
 	go(rt, a, b, BND_N, BND_BURST, false);
 	assert_true(vz_test_wait_flag((volatile int *)&g_done, 240));
+	assert_true(vz_test_wait_flag(&g_acked, 240));
 	assert_int_equal(finish(rt), 0);
 	vz_test_assert_no_fails();
 	assert_int_equal(atomic_load(&g_sent), BND_N);
