@@ -12,6 +12,7 @@
 #include "core/core.h"
 #include "core/lanes.h"
 #include "core/send_fast.h"
+#include "util/copy.h"
 #include "util/fault.h"
 
 static int check_args(const vz_runtime *rt, vz_ref to, const void *payload, size_t len)
@@ -27,52 +28,6 @@ static int check_args(const vz_runtime *rt, vz_ref to, const void *payload, size
 	return 0;
 }
 
-/* Copy a payload; most are a few words, for which a call to memcpy costs
- * more than the copy. Two overlapping moves cover every size in a range. */
-static inline void copy_payload(unsigned char *dst, const unsigned char *src, size_t len)
-{
-	uint64_t a, b;
-	uint32_t c, d;
-
-	if (len >= 8 && len <= 16) {
-		memcpy(&a, src, 8);
-		memcpy(&b, src + len - 8, 8);
-		memcpy(dst, &a, 8);
-		memcpy(dst + len - 8, &b, 8);
-	} else if (len >= 4 && len < 8) {
-		memcpy(&c, src, 4);
-		memcpy(&d, src + len - 4, 4);
-		memcpy(dst, &c, 4);
-		memcpy(dst + len - 4, &d, 4);
-	} else if (len > 16) {
-		memcpy(dst, src, len);
-	} else {
-		for (size_t i = 0; i < len; i++)
-			dst[i] = src[i];
-	}
-}
-
-/* copy_payload() for an inline payload (at most VZ__CELL_INLINE_MAX
- * bytes) that never calls memcpy: past 16 bytes, 16-byte moves, the last
- * one ending at len (overlapping the one before it in dst, which it
- * writes with the same bytes). Without the call the fast path of
- * vz_send() needs no callee-saved registers. */
-static inline void copy_inline(unsigned char *dst, const unsigned char *src, size_t len)
-{
-	unsigned char t[16];
-
-	if (len <= 16) {
-		copy_payload(dst, src, len);
-		return;
-	}
-	for (size_t i = 0; i + 16 < len; i += 16) {
-		__builtin_memcpy(t, src + i, 16);
-		__builtin_memcpy(dst + i, t, 16);
-	}
-	__builtin_memcpy(t, src + len - 16, 16);
-	__builtin_memcpy(dst + len - 16, t, 16);
-}
-
 static inline void fill(struct vz_msg *m, vz_ref from, vz_ref to, uint32_t type, uint8_t flags,
 			uint32_t corr, const void *payload, size_t len)
 {
@@ -82,7 +37,7 @@ static inline void fill(struct vz_msg *m, vz_ref from, vz_ref to, uint32_t type,
 	m->len = (uint32_t)len;
 	m->flags |= flags;
 	m->corr = corr;
-	copy_payload(m->data, payload, len);
+	vz__copy_payload(m->data, payload, len);
 }
 
 /* From shard sh's own thread. Inlined into vz_send(), the hot path. */
@@ -151,7 +106,8 @@ static inline __attribute__((always_inline)) int send_from(struct vz__shard *sh,
 		c->kind = (uint8_t)n;
 		/* Through a char pointer: the payload runs on into the
 		 * following cells of the span. */
-		copy_payload((unsigned char *)c + offsetof(struct vz__cell, data), payload, len);
+		vz__copy_payload((unsigned char *)c + offsetof(struct vz__cell, data), payload,
+				 len);
 		vz__mbox_commit(&target->mbox, c, n);
 		VZ__STAT_ADD(sh, sent_local, 1);
 		vz__make_ready(sh, target);
@@ -443,7 +399,7 @@ send_put(struct vz__shard *sh, struct vz_actor *target, struct vz__cell *c, unsi
 	 uint64_t from, uint32_t type, const void *payload, size_t len)
 {
 	vz__cell_put_hdr(c, from, type, len, 0, n);
-	copy_inline(vz__cell_payload(c), payload, len);
+	vz__copy_inline(vz__cell_payload(c), payload, len);
 	vz__mbox_commit(&target->mbox, c, n);
 	VZ__STAT_ADD(sh, sent_local, 1);
 	vz__make_ready(sh, target);
@@ -473,6 +429,34 @@ static __attribute__((noinline)) int send_grow(struct vz__shard *sh, struct vz_a
 }
 
 /*
+ * vz_send() to another shard, once the sender's checks passed (the calling
+ * thread runs sh, the sender is live, the payload is given when len > 0):
+ * when `to` names another shard of this runtime (not null, not a remote
+ * node's reference: that is shard VZ_MAX_SHARDS - 1, beyond nshards in a
+ * runtime with a cluster), the runtime and sh run and that shard has no
+ * bounded actor, vz__outbox_send_inline() (xshard/outbox.c) may write the
+ * message straight into the ring slot. Anything else, or when that path
+ * does not apply, goes to send_slow(), which decides from scratch.
+ * Out of line: the local fast path keeps its registers.
+ */
+static __attribute__((noinline)) int send_cross(vz_actor *self, struct vz__shard *sh, vz_ref to,
+						uint32_t type, const void *payload, size_t len)
+{
+	vz_runtime *rt = sh->rt;
+	unsigned dest = vz_ref_shard(to);
+
+	/* Relaxed, as in send_from() (state, phase, bounded_live). */
+	if (dest < rt->nshards && !vz_ref_is_null(to) &&
+	    atomic_load_explicit(&rt->state, memory_order_relaxed) < VZ__RT_STOPPING &&
+	    atomic_load_explicit(&sh->phase, memory_order_relaxed) == VZ__PHASE_RUN &&
+	    !atomic_load_explicit(&rt->shards[dest]->bounded_live, memory_order_relaxed) &&
+	    vz__outbox_send_inline(sh, dest, vz__make_ref(sh->id, self->slot, self->gen), to, type,
+				   payload, len) == 0)
+		return 0;
+	return send_slow(self, to, type, payload, len);
+}
+
+/*
  * vz_send(). The fast path is the common case of a flood (bench/README.md,
  * `counting`): a live actor on its own thread sends a small payload to a
  * live actor of its own shard, the runtime runs, no actor of the shard has
@@ -482,8 +466,12 @@ static __attribute__((noinline)) int send_grow(struct vz__shard *sh, struct vz_a
  * Anything else, including every error, goes to send_slow(), which decides
  * it from scratch, so both paths refuse the same inputs with the same code.
  *
- * The fast path makes no call (a full segment goes to send_grow(), every
- * other case to send_slow(), both tail calls), so it needs no stack frame.
+ * A small payload to another shard goes to send_cross(), which writes it
+ * straight into the ring slot when it can.
+ *
+ * The fast path makes no call (a full segment goes to send_grow(), another
+ * shard to send_cross(), every other case to send_slow(), all tail calls),
+ * so it needs no stack frame.
  * It does not test for a remote reference (shard VZ_MAX_SHARDS - 1, which
  * send_from() hands to the cluster): it only takes a target on the calling
  * shard, and a runtime with a shard of that number has no cluster
@@ -503,10 +491,11 @@ VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload
 		return VZ_EINVAL;
 	sh = self->shard;
 	if (__builtin_expect(vz__tls_shard != sh || !(self->flags & VZ__ACTOR_LIVE) ||
-				 vz_ref_shard(to) != sh->id || len > VZ__CELL_INLINE_MAX ||
-				 (!payload && len),
+				 len > VZ__CELL_INLINE_MAX || (!payload && len),
 			     0))
 		return send_slow(self, to, type, payload, len);
+	if (vz_ref_shard(to) != sh->id)
+		return send_cross(self, sh, to, type, payload, len);
 	rt = sh->rt;
 	/* Relaxed, as in send_from(). The bounded_live hint is read as
 	 * send_from() reads it (relaxed); with any bounded actor on the shard

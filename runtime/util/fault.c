@@ -38,6 +38,11 @@ VZ_API long vz__fault_fired(enum vz__fault_point p)
 	return atomic_load_explicit(&faults[p].fired, memory_order_relaxed);
 }
 
+VZ_API bool vz__fault_armed(enum vz__fault_point p)
+{
+	return atomic_load_explicit(&faults[p].count, memory_order_relaxed) != 0;
+}
+
 VZ_API bool vz__fault_check(enum vz__fault_point p)
 {
 	struct fault_state *f = &faults[p];

@@ -586,6 +586,11 @@ static void test_pool_refill(void **st)
 	/* warm up the command's size class on both shards' foreign pools */
 	assert_int_equal(command(rt, a, (struct cmd){.op = OP_SEND, .n = 1, .to = b}), 0);
 	assert_int_equal(command(rt, b, (struct cmd){.op = OP_SEND, .n = 1, .to = a}), 0);
+	/* and let both arrive before a fault is armed: a small cross-shard
+	 * send takes no block of the sender's (it travels in the ring slot),
+	 * so the receiver's copy of it may be the first block of its class
+	 * on that shard, whose refill must not take the fault meant below */
+	wait_ulong(&data_seen, 2);
 
 	/* local send needing a slab (class of 8 KiB + header) */
 	stats_of(rt, 0, &before);

@@ -24,6 +24,12 @@
  * - bounded: a bounded mailbox (limit 4) fed by acked bursts of 3: a
  *   direct dispatch that failed to give its place back would make a later
  *   send fail with VZ_EFULL.
+ * - send_in_slot: vz_send()'s cross-shard fast path (send.c, send_cross())
+ *   writes the first small message of a turn for a shard straight into the
+ *   ring slot and takes no block: with the sender's pool emptied, it makes
+ *   no slab refill, while the next message of the same turn (queued behind
+ *   it in the outbox: FIFO) takes a block and so a refill; a payload too
+ *   long for a slot takes a block too. Both arrive, in order, intact.
  *
  * Whether a receive call is a direct one is read from the actor (white
  * box): a receive from the mailbox runs while the popped cell's segment is
@@ -185,6 +191,9 @@ static atomic_uint g_sent; /* messages the sender got accepted */
 /* The sender has handled the ack of its last burst: nothing it sent or
  * was sent is still in flight, so stopping now dead-letters nothing. */
 static int g_acked;
+/* Acks sent by the receiver, and handled by the sender (after the burst
+ * each one starts): equal once the sender will send nothing more. */
+static atomic_uint g_acks_sent, g_acks_handled;
 
 static void send_burst(vz_actor *self, struct sender *s)
 {
@@ -218,6 +227,7 @@ static void sender_receive(vz_actor *self, void *state, const vz_msg *m)
 		if (++s->acks * s->burst >= s->total)
 			__atomic_store_n(&g_acked, 1, __ATOMIC_RELEASE);
 		send_burst(self, s);
+		atomic_fetch_add(&g_acks_handled, 1);
 		break;
 	case MSG_A: {
 		uint32_t seq;
@@ -576,8 +586,10 @@ static void victim_receive(vz_actor *self, void *state, const vz_msg *m)
 		VZ_TEST_CHECK(vz_stop(vz_actor_runtime(self), vz_self(self)) == 0);
 		return;
 	}
-	if (seq % v->burst == v->burst - 1)
+	if (seq % v->burst == v->burst - 1) {
 		VZ_TEST_CHECK(vz_send(self, vz_msg_sender(m), MSG_ACK, NULL, 0) == 0);
+		atomic_fetch_add(&g_acks_sent, 1);
+	}
 }
 
 static void victim_stop(vz_actor *self, void *state)
@@ -620,6 +632,8 @@ static void reset_victim(void)
 	atomic_store(&g_on_stop, 0);
 	atomic_store(&g_stopped_direct, 0);
 	atomic_store(&g_sent, 0);
+	atomic_store(&g_acks_sent, 0);
+	atomic_store(&g_acks_handled, 0);
 }
 
 /* After the victim's stop: its slot went back to the shard's free list
@@ -713,6 +727,12 @@ static void test_stop_race(void **st)
 	for (int i = 0; i < 24000 && !atomic_load(&g_on_stop); i++)
 		usleep(1000);
 	assert_int_equal(atomic_load(&g_on_stop), 1);
+	/* The last ack may still be on its way to the sender, which then
+	 * sends one more burst (dead letters all): stopping the runtime
+	 * before that would refuse part of it. */
+	for (int i = 0; i < 24000 && atomic_load(&g_acks_handled) < atomic_load(&g_acks_sent); i++)
+		usleep(1000);
+	assert_int_equal(atomic_load(&g_acks_handled), atomic_load(&g_acks_sent));
 	finish(rt);
 	vz_test_assert_no_fails();
 	print_message("stop_race: %u handled, %u dead letters of %u sent\n",
@@ -776,12 +796,126 @@ static void test_bounded(void **st)
 	assert_true(atomic_load(&g_bnd_direct) > 0);
 }
 
+/* ---- send_in_slot -------------------------------------------------------- */
+
+#define SIS_N 3u /* messages in the one turn */
+
+static struct {
+	vz_ref peer;
+	uint64_t refills[SIS_N + 1]; /* before, and after each send */
+	int rc[SIS_N];
+	unsigned cls_small, cls_long; /* pool classes of their blocks */
+} g_sis;
+
+/* The payloads sent, by their seq for fill(): 16 bytes, 16, then one
+ * byte more than a slot holds (lens[]). */
+static const uint32_t sis_seq[SIS_N] = {3, 3 + NLENS, 5};
+
+static uint32_t sis_len(uint32_t i)
+{
+	return len_of(sis_seq[i]);
+}
+
+static uint64_t refills_of(const struct vz__shard *sh)
+{
+	return atomic_load_explicit(&sh->stats.pool_refills, memory_order_relaxed);
+}
+
+/* Give class cls of sh's pool the blocks in stash back, behind whatever
+ * it holds now. */
+static void sis_unstash(struct vz__shard *sh, unsigned cls, void **stash)
+{
+	void **b = (void **)&sh->pool.free[cls];
+
+	while (*b)
+		b = (void **)*b;
+	*b = stash;
+}
+
+/* Shard 0, on MSG_GO: the three sends of one turn, with the classes of
+ * the sender's pool that their blocks would come from empty, so that any
+ * block taken is a refill. */
+static void sis_sender_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	struct vz__shard *sh = g_rt->shards[0];
+	void **stash_small, **stash_long = NULL;
+
+	(void)state;
+	VZ_TEST_CHECK(vz_msg_type(m) == MSG_GO);
+	stash_small = sh->pool.free[g_sis.cls_small];
+	sh->pool.free[g_sis.cls_small] = NULL;
+	if (g_sis.cls_long != g_sis.cls_small) {
+		stash_long = sh->pool.free[g_sis.cls_long];
+		sh->pool.free[g_sis.cls_long] = NULL;
+	}
+	g_sis.refills[0] = refills_of(sh);
+	for (uint32_t i = 0; i < SIS_N; i++) {
+		fill(sbuf, sis_seq[i]);
+		g_sis.rc[i] = vz_send(self, g_sis.peer, MSG_DATA, sbuf, sis_len(i));
+		g_sis.refills[i + 1] = refills_of(sh);
+	}
+	sis_unstash(sh, g_sis.cls_small, stash_small);
+	if (g_sis.cls_long != g_sis.cls_small)
+		sis_unstash(sh, g_sis.cls_long, stash_long);
+}
+
+static const vz_actor_spec sis_sender_spec = {
+    .name = "sis-sender",
+    .receive = sis_sender_receive,
+};
+
+static void sis_peer_receive(vz_actor *self, void *state, const vz_msg *m)
+{
+	uint32_t *next = state;
+
+	(void)self;
+	VZ_TEST_CHECK(vz_msg_type(m) == MSG_DATA);
+	VZ_TEST_CHECK(*next < SIS_N && intact(vz_msg_data(m), vz_msg_len(m), sis_seq[*next]));
+	if (++*next == SIS_N)
+		atomic_store(&g_done, 1);
+}
+
+static const vz_actor_spec sis_peer_spec = {
+    .name = "sis-peer",
+    .state_size = sizeof(uint32_t),
+    .receive = sis_peer_receive,
+};
+
+static void test_send_in_slot(void **st)
+{
+	vz_runtime *rt = make_rt();
+	vz_ref a;
+
+	(void)st;
+	vz_test_reset_fails();
+	atomic_store(&g_done, 0);
+	memset(&g_sis, 0, sizeof g_sis);
+	g_sis.cls_small = (unsigned)vz__size_class(sizeof(struct vz_msg) + sis_len(0));
+	g_sis.cls_long = (unsigned)vz__size_class(sizeof(struct vz_msg) + sis_len(2));
+	assert_int_equal(vz_spawn(rt, 1, &sis_peer_spec, NULL, &g_sis.peer), 0);
+	assert_int_equal(vz_spawn(rt, 0, &sis_sender_spec, NULL, &a), 0);
+	assert_int_equal(vz_runtime_start(rt), 0);
+	assert_int_equal(vz_post(rt, a, MSG_GO, NULL, 0), 0);
+	assert_true(vz_test_wait_flag((volatile int *)&g_done, 240));
+	assert_int_equal(finish(rt), 0);
+	vz_test_assert_no_fails();
+	for (unsigned i = 0; i < SIS_N; i++)
+		assert_int_equal(g_sis.rc[i], 0);
+	/* The first: in the slot, no block. */
+	assert_int_equal(g_sis.refills[1], g_sis.refills[0]);
+	/* The second, behind it in the same turn: a block (one slab). */
+	assert_int_equal(g_sis.refills[2], g_sis.refills[1] + 1);
+	/* The third, too long for a slot: a block (of that slab when it is
+	 * of the same class). */
+	assert_int_equal(g_sis.refills[3], g_sis.refills[2] + (g_sis.cls_long != g_sis.cls_small));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fifo_mix),	cmocka_unit_test(test_forward),
 	    cmocka_unit_test(test_stop_inside), cmocka_unit_test(test_stop_race),
-	    cmocka_unit_test(test_bounded),
+	    cmocka_unit_test(test_bounded),	cmocka_unit_test(test_send_in_slot),
 	};
 
 	vz_test_watchdog(600);

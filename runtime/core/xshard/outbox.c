@@ -10,6 +10,7 @@
 
 #include "core/core.h"
 #include "core/xshard/slot.h"
+#include "util/copy.h"
 #include "util/fault.h"
 
 /*
@@ -78,6 +79,61 @@ static void notify(struct vz__shard *sh, unsigned dest, struct vz__shard *d, boo
 		ob->wake_owed = vz__wake(sh, d) < 0;
 	if (ob->wake_owed)
 		sh->out_dirty[dest / 64] |= (uint64_t)1 << (dest % 64);
+}
+
+/*
+ * vz_send()'s cross-shard fast path (send.c): the message goes straight
+ * into dest's ring slot, with the effects vz__outbox_push() has for the
+ * block send_from() would have built (publish at once as the first message
+ * for dest since the last flush, sent_remote and sent_to counted, doorbell
+ * and wake-up through notify(), dest dirty until the end-of-turn flush),
+ * without taking a block from the pool, filling it, copying it into the
+ * slot and freeing it again.
+ *
+ * The caller has checked everything send_from() checks before it takes a
+ * block: the calling thread runs sh, the sender is live, `to` is not null
+ * and names shard dest != sh->id of this runtime, the runtime and sh run,
+ * dest has no bounded actor (nothing to count), the message is plain
+ * (no flags, no correlation) and has a payload when len > 0. Outbox admission needs no check: a
+ * clean outbox for dest holds no message, and cfg.outbox_limit is at least 1.
+ *
+ * Returns 0 when sent, or 1 when this path does not apply and nothing was
+ * done: the payload does not fit in a slot (len > VZ__SLOT_INLINE_MAX),
+ * something of ours already waits for dest this turn (the message
+ * must queue behind it, FIFO), the ring is full, or the ring-full fault
+ * point is armed (so that its every check is made by the general path).
+ * The caller then takes the general path, which decides from scratch.
+ */
+int vz__outbox_send_inline(struct vz__shard *sh, unsigned dest, vz_ref from, vz_ref to,
+			   uint32_t type, const void *payload, size_t len)
+{
+	uint64_t bit = (uint64_t)1 << (dest % 64);
+	struct vz__shard *d;
+	struct vz__slot_ring *r;
+	struct vz__slot_msg *b;
+	struct vz__slot *s;
+
+	if (len > VZ__SLOT_INLINE_MAX || (sh->out_dirty[dest / 64] & bit) ||
+	    VZ_FAULT_ARMED(VZ_FAULT_RING_FULL))
+		return 1;
+	d = sh->rt->shards[dest];
+	r = d->in[sh->id];
+	s = vz__slot_reserve(r);
+	if (!s)
+		return 1;
+	b = (struct vz__slot_msg *)s->body;
+	b->to = to;
+	b->from = from;
+	b->type = type;
+	b->corr = 0;
+	vz__copy_inline(b->data, payload, len);
+	s->word = vz__slot_word(VZ__SLOT_INLINE, 0, (unsigned)len);
+	vz__slot_publish(r, s);
+	sh->out_dirty[dest / 64] |= bit;
+	VZ__STAT_ADD(sh, sent_remote, 1);
+	vz__obs_add(&sh->obs.o->sent_to[dest], 1);
+	notify(sh, dest, d, true);
+	return 0;
 }
 
 void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return)

@@ -57,6 +57,8 @@ static inline int vz__outbox_admit(struct vz__shard *sh, unsigned dest)
 int vz__rings_create(vz_runtime *rt);
 void vz__rings_destroy(vz_runtime *rt);
 void vz__outbox_push(struct vz__shard *sh, unsigned dest, struct vz_msg *m, bool is_return);
+int vz__outbox_send_inline(struct vz__shard *sh, unsigned dest, vz_ref from, vz_ref to,
+			   uint32_t type, const void *payload, size_t len);
 unsigned vz__flush_outboxes(struct vz__shard *sh);
 unsigned vz__flush_one(struct vz__shard *sh, unsigned dest);
 unsigned vz__drain_rings(struct vz__shard *sh, bool all);
