@@ -24,11 +24,6 @@
  *   for the consumer's published head, i.e. the consumer has finished with
  *   the slot's previous use (index i - capacity).
  * - the consumer reads the slot of index i only after reading seq == i + 1.
- * - staging: the producer may write several slots ahead (indices tail ..
- *   tail + staged - 1) and make them ready later, in index order. Until
- *   then each still holds its previous lap's seq (or 0), so the consumer,
- *   which reads index next only once its seq says next + 1, stops at the
- *   first staged slot. Publishing in index order keeps "ready" a prefix.
  *
  * Pairings (each written again at its atomic):
  * 1. seq: the producer's release store of i + 1 after writing the slot's
@@ -50,7 +45,7 @@
  *    line of its own so that the consumer's head stores do not evict it
  *    from the producer's cache.
  *
- * Layout: producer line (its indices and cached head; no other thread reads
+ * Layout: producer line (its index and cached head; no other thread reads
  * it), consumer line (published head, its private cursor), hint line,
  * read-only line (slots, mask).
  */
@@ -76,9 +71,8 @@ _Static_assert(sizeof(struct vz__slot) == VZ__SLOT_BYTES, "a slot is one cache l
 
 struct vz__slot_ring {
 	/* Producer's line: only the producer reads or writes it. */
-	alignas(64) uint32_t tail; /* next index to publish */
+	alignas(64) uint32_t tail; /* next index to fill */
 	uint32_t head_cache;	   /* producer's last view of head */
-	uint32_t staged;	   /* written past tail, not yet published */
 
 	/* Consumer's line: written only by the consumer; head is read by the
 	 * producer when its cached view is full. */
@@ -113,15 +107,14 @@ int vz__slot_ring_init(struct vz__slot_ring *r, uint32_t capacity, int numa_node
 void vz__slot_ring_fini(struct vz__slot_ring *r);
 
 /*
- * Producer only. The slot to fill next (index tail + staged), or NULL when
- * the ring is full. The caller writes its body and word, then calls
- * vz__slot_publish() (only when nothing is staged) or vz__slot_stage();
- * nothing is visible to the consumer before it is published. Reads the
- * consumer's head (acquire) only when the cached view is full.
+ * Producer only. The slot to fill next, or NULL when the ring is full. The
+ * caller writes its body and word, then calls vz__slot_publish(); nothing
+ * is visible to the consumer before that. Reads the consumer's head
+ * (acquire) only when the cached view is full.
  */
 static inline struct vz__slot *vz__slot_reserve(struct vz__slot_ring *r)
 {
-	uint32_t tail = r->tail + r->staged;
+	uint32_t tail = r->tail;
 
 	if (tail - r->head_cache >= r->capacity) {
 		/* Acquire: pairs with the release store of head in
@@ -134,8 +127,7 @@ static inline struct vz__slot *vz__slot_reserve(struct vz__slot_ring *r)
 	return &r->slots[tail & r->mask];
 }
 
-/* Producer only, with nothing staged: make the slot vz__slot_reserve()
- * returned ready. */
+/* Producer only: make the slot vz__slot_reserve() returned ready. */
 static inline void vz__slot_publish(struct vz__slot_ring *r, struct vz__slot *s)
 {
 	/* Release: pairs with the acquire load of seq in vz__slot_peek()
@@ -145,36 +137,10 @@ static inline void vz__slot_publish(struct vz__slot_ring *r, struct vz__slot *s)
 	r->tail++;
 }
 
-/* Producer only: keep the slot vz__slot_reserve() returned, written, for
- * vz__slot_publish_staged(); the consumer does not see it before. */
-static inline void vz__slot_stage(struct vz__slot_ring *r)
-{
-	r->staged++;
-}
-
-/* Producer only: make every staged slot ready, oldest first. Returns how
- * many. */
-static inline uint32_t vz__slot_publish_staged(struct vz__slot_ring *r)
-{
-	uint32_t n = r->staged;
-
-	for (uint32_t i = 0; i < n; i++) {
-		/* Release, each: pairing 1, as in vz__slot_publish(). One
-		 * release store per slot, not one for the batch: the
-		 * consumer may take the first while we write the rest. */
-		atomic_store_explicit(&r->slots[(r->tail + i) & r->mask].seq, r->tail + i + 1,
-				      memory_order_release);
-	}
-	r->tail += n;
-	r->staged = 0;
-	return n;
-}
-
-/* Producer only: free slots as far as the producer knows (a lower bound;
- * staged slots are not free). */
+/* Producer only: free slots as far as the producer knows (a lower bound). */
 static inline uint32_t vz__slot_room_cached(const struct vz__slot_ring *r)
 {
-	return r->capacity - (r->tail + r->staged - r->head_cache);
+	return r->capacity - (r->tail - r->head_cache);
 }
 
 /*
@@ -211,7 +177,7 @@ static inline void vz__slot_release(struct vz__slot_ring *r)
 }
 
 /* Any thread that does not race the producer (tests, the stopped
- * runtime): items published and not yet consumed (staged ones are not). */
+ * runtime): items published and not yet consumed. */
 static inline uint32_t vz__slot_ring_fill_quiet(const struct vz__slot_ring *r)
 {
 	return r->tail - r->next;

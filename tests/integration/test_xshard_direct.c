@@ -25,11 +25,11 @@
  *   direct dispatch that failed to give its place back would make a later
  *   send fail with VZ_EFULL.
  * - send_in_slot: vz_send()'s cross-shard fast path (send.c, send_cross())
- *   writes a small message straight into the ring slot and takes no
- *   block: with the sender's pool emptied, neither the first message of a
- *   turn (published at once) nor the next (staged in its slot until the
- *   flush) makes a slab refill, while a payload too long for a slot takes
- *   a block and so a refill. All arrive, in order, intact.
+ *   writes the first small message of a turn for a shard straight into the
+ *   ring slot and takes no block: with the sender's pool emptied, it makes
+ *   no slab refill, while the next message of the same turn (queued behind
+ *   it in the outbox: FIFO) takes a block and so a refill; a payload too
+ *   long for a slot takes a block too. Both arrive, in order, intact.
  *
  * Whether a receive call is a direct one is read from the actor (white
  * box): a receive from the mailbox runs while the popped cell's segment is
@@ -901,13 +901,13 @@ static void test_send_in_slot(void **st)
 	vz_test_assert_no_fails();
 	for (unsigned i = 0; i < SIS_N; i++)
 		assert_int_equal(g_sis.rc[i], 0);
-	/* The first: in the slot, published at once, no block. */
+	/* The first: in the slot, no block. */
 	assert_int_equal(g_sis.refills[1], g_sis.refills[0]);
-	/* The second, behind it in the same turn: staged in the next slot,
-	 * no block. */
-	assert_int_equal(g_sis.refills[2], g_sis.refills[1]);
-	/* The third, too long for a slot: a block, so a slab. */
-	assert_int_equal(g_sis.refills[3], g_sis.refills[2] + 1);
+	/* The second, behind it in the same turn: a block (one slab). */
+	assert_int_equal(g_sis.refills[2], g_sis.refills[1] + 1);
+	/* The third, too long for a slot: a block (of that slab when it is
+	 * of the same class). */
+	assert_int_equal(g_sis.refills[3], g_sis.refills[2] + (g_sis.cls_long != g_sis.cls_small));
 }
 
 int main(void)

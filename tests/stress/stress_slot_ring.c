@@ -8,9 +8,6 @@
  * number with its body intact (FIFO, nothing lost or duplicated, no body
  * read before it was written or after it was overwritten; under
  * ThreadSanitizer a missing ordering would also be reported as a race).
- * The staged variants produce as the cross-shard send path does: in
- * "turns" of random length, the first item of a turn published at once and
- * the rest staged in their slots until the turn ends (or the ring is full).
  * Sizes scale with VZ_STRESS_SCALE. Worker threads never call cmocka
  * asserts: they record what they saw and the main thread checks it.
  *
@@ -20,7 +17,6 @@
 
 #include <pthread.h>
 #include <sched.h>
-#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -28,7 +24,6 @@
 
 struct run {
 	struct vz__slot_ring r;
-	bool staged; /* produce in turns, staging all but the first */
 	uint64_t n;
 	uint64_t bad; /* first wrong item + 1, 0 = none */
 	uint64_t got;
@@ -45,36 +40,19 @@ static uint32_t rnd(uint32_t *s)
 static void *producer(void *arg)
 {
 	struct run *run = arg;
-	uint32_t seed = 777, turn = 0, left = 0;
 
 	for (uint64_t i = 0; i < run->n;) {
 		struct vz__slot *s = vz__slot_reserve(&run->r);
 
 		if (!s) {
-			vz__slot_publish_staged(&run->r);
-			left = 0;
 			sched_yield();
 			continue;
 		}
 		s->word = (uint32_t)i;
 		memset(s->body, (int)(i * 31 & 0xff), sizeof s->body);
-		if (!run->staged) {
-			vz__slot_publish(&run->r, s);
-		} else {
-			if (!left) {
-				turn = 1 + rnd(&seed) % 70;
-				left = turn;
-			}
-			if (left == turn)
-				vz__slot_publish(&run->r, s); /* first of the turn */
-			else
-				vz__slot_stage(&run->r);
-			if (--left == 0)
-				vz__slot_publish_staged(&run->r);
-		}
+		vz__slot_publish(&run->r, s);
 		i++;
 	}
-	vz__slot_publish_staged(&run->r);
 	return NULL;
 }
 
@@ -106,9 +84,9 @@ static void *consumer(void *arg)
 	return NULL;
 }
 
-static void one(uint32_t capacity, uint64_t n, bool staged)
+static void one(uint32_t capacity, uint64_t n)
 {
-	struct run run = {.n = n, .staged = staged};
+	struct run run = {.n = n};
 	pthread_t p, c;
 
 	assert_int_equal(vz__slot_ring_init(&run.r, capacity, -1), 0);
@@ -126,25 +104,13 @@ static void one(uint32_t capacity, uint64_t n, bool staged)
 static void test_fifo_64(void **state)
 {
 	(void)state;
-	one(64, vz_test_scale(4000000), false);
+	one(64, vz_test_scale(4000000));
 }
 
 static void test_fifo_2(void **state)
 {
 	(void)state;
-	one(2, vz_test_scale(500000), false);
-}
-
-static void test_staged_64(void **state)
-{
-	(void)state;
-	one(64, vz_test_scale(4000000), true);
-}
-
-static void test_staged_2(void **state)
-{
-	(void)state;
-	one(2, vz_test_scale(500000), true);
+	one(2, vz_test_scale(500000));
 }
 
 int main(void)
@@ -152,8 +118,6 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(test_fifo_64),
 	    cmocka_unit_test(test_fifo_2),
-	    cmocka_unit_test(test_staged_64),
-	    cmocka_unit_test(test_staged_2),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,9 +5,7 @@
  * reserves nothing until the consumer releases, a slot is not ready before
  * it is published, FIFO order and intact bodies across many wrap-arounds
  * of the slot array with uneven batches, the wrap of the indices at 2^32,
- * a slot of the previous lap never taken for the current one, and staged
- * slots: invisible until published, then in order, counted against the
- * room, across the index wrap.
+ * and a slot of the previous lap never taken for the current one.
  * Concurrency is exercised in tests/stress/stress_slot_ring.c.
  *
  * VZ_TEST_BACKEND_INDEPENDENT: touches no I/O backend, runs once.
@@ -166,80 +164,6 @@ static void test_index_wrap(void **state)
 	vz__slot_ring_fini(&r);
 }
 
-/* Stage k slots (values v, v + 1, ...): none is visible before
- * vz__slot_publish_staged(), all are after it, oldest first. */
-static void stage_run(struct vz__slot_ring *r, uint32_t v, uint32_t k)
-{
-	for (uint32_t i = 0; i < k; i++) {
-		struct vz__slot *s = vz__slot_reserve(r);
-
-		assert_non_null(s);
-		s->word = v + i;
-		memset(s->body, (int)((v + i) & 0xff), sizeof s->body);
-		vz__slot_stage(r);
-		assert_null(vz__slot_peek(r));
-	}
-	assert_int_equal(vz__slot_publish_staged(r), k);
-	for (uint32_t i = 0; i < k; i++)
-		assert_int_equal(take(r), v + i);
-	assert_null(vz__slot_peek(r));
-	vz__slot_release(r);
-}
-
-static void stage_one(struct vz__slot_ring *r, uint32_t v)
-{
-	struct vz__slot *s = vz__slot_reserve(r);
-
-	assert_non_null(s);
-	s->word = v;
-	memset(s->body, (int)(v & 0xff), sizeof s->body);
-	vz__slot_stage(r);
-}
-
-static void test_staged(void **state)
-{
-	struct vz__slot_ring r;
-	const uint32_t start = UINT32_C(0xffffffff) - 20;
-	uint32_t v = 1;
-
-	(void)state;
-	assert_int_equal(vz__slot_ring_init(&r, 8, -1), 0);
-	/* One published at once, then three staged behind it: the consumer
-	 * takes the first and stops at the staged ones. */
-	put(&r, 100);
-	for (uint32_t i = 0; i < 3; i++)
-		stage_one(&r, 101 + i);
-	assert_int_equal(vz__slot_room_cached(&r), 4);
-	assert_int_equal(vz__slot_ring_fill_quiet(&r), 1);
-	assert_int_equal(take(&r), 100);
-	assert_null(vz__slot_peek(&r));
-	assert_int_equal(vz__slot_publish_staged(&r), 3);
-	assert_int_equal(vz__slot_publish_staged(&r), 0);
-	for (uint32_t i = 0; i < 3; i++)
-		assert_int_equal(take(&r), 101 + i);
-	vz__slot_release(&r);
-	/* A ring full of staged slots: the next reserve finds no room. */
-	for (uint32_t i = 0; i < 8; i++)
-		stage_one(&r, 200 + i);
-	assert_null(vz__slot_reserve(&r));
-	assert_int_equal(vz__slot_publish_staged(&r), 8);
-	for (uint32_t i = 0; i < 8; i++)
-		assert_int_equal(take(&r), 200 + i);
-	vz__slot_release(&r);
-	vz__slot_ring_fini(&r);
-
-	/* Across the wrap of the indices at 2^32, in runs of 1 to 8. */
-	assert_int_equal(vz__slot_ring_init(&r, 8, -1), 0);
-	r.tail = r.head_cache = r.next = start;
-	atomic_store_explicit(&r.head, start, memory_order_relaxed);
-	for (uint32_t k = 1; v < 100; k = k % 8 + 1) {
-		stage_run(&r, v, k);
-		v += k;
-	}
-	assert_true(r.next < start); /* wrapped */
-	vz__slot_ring_fini(&r);
-}
-
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -248,7 +172,6 @@ int main(void)
 	    cmocka_unit_test(test_full_until_release),
 	    cmocka_unit_test(test_fifo_across_wrap),
 	    cmocka_unit_test(test_index_wrap),
-	    cmocka_unit_test(test_staged),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

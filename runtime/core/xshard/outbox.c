@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Outgoing cross-shard traffic: each shard's outbox per destination (a FIFO
- * of messages waiting for ring room, plus a batch of blocks going home; the
- * small messages of vz_send() are staged in the ring's slots instead),
+ * of messages waiting for ring room, plus a batch of blocks going home),
  * publishing it into the destination's ring, the doorbell's ring and the
  * wake-up that follows, and the bound that refuses a send once too many
  * wait (cfg.outbox_limit). See rings.c for the whole picture.
@@ -24,10 +23,7 @@
  * symmetric one): per flush one doorbell fetch_or, a locked RMW on the
  * target's bell line (one transfer there, one back when the target takes
  * the bit). No block crosses for a message of up to VZ__SLOT_INLINE_MAX
- * bytes, so nothing comes back either; and one that vz_send() writes into
- * the slot itself (vz__outbox_send_inline()) takes no block of the
- * sender's pool, where the general path takes one, copies it into the
- * slot and frees it.
+ * bytes, so nothing comes back either.
  */
 
 /* Copy m into slot s: inline when it fits and the block is ours to free,
@@ -86,45 +82,38 @@ static void notify(struct vz__shard *sh, unsigned dest, struct vz__shard *d, boo
 }
 
 /*
- * vz_send()'s cross-shard fast path (send.c): the message is written
- * straight into a slot of dest's ring, without taking a block from the
- * pool, filling it, copying it into the slot at the flush and freeing it
- * again (what vz__outbox_push() does with the block send_from() builds).
- * It has that path's effects: sent_remote and sent_to counted; the first
- * message for dest since the last flush published at once, with doorbell
- * and wake-up (notify()), and dest dirty until the end-of-turn flush; a
- * later one held back until that flush (or until send_batch are held):
- * it is staged in its slot (queue/slot_ring.h) where the outbox path
- * would have queued its block, and vz__flush_one() publishes the staged
- * slots before anything queued, so the order is the order of the sends.
+ * vz_send()'s cross-shard fast path (send.c): the message goes straight
+ * into dest's ring slot, with the effects vz__outbox_push() has for the
+ * block send_from() would have built (publish at once as the first message
+ * for dest since the last flush, sent_remote and sent_to counted, doorbell
+ * and wake-up through notify(), dest dirty until the end-of-turn flush),
+ * without taking a block from the pool, filling it, copying it into the
+ * slot and freeing it again.
  *
  * The caller has checked everything send_from() checks before it takes a
  * block: the calling thread runs sh, the sender is live, `to` is not null
  * and names shard dest != sh->id of this runtime, the runtime and sh run,
- * dest has no bounded actor (nothing to count), the message is plain (no
- * flags, no correlation) and has a payload when len > 0. Outbox admission
- * (cfg.outbox_limit, at least 1) needs no check: it bounds the messages
- * queued in the outbox, and this path runs only when none is.
+ * dest has no bounded actor (nothing to count), the message is plain
+ * (no flags, no correlation) and has a payload when len > 0. Outbox admission needs no check: a
+ * clean outbox for dest holds no message, and cfg.outbox_limit is at least 1.
  *
  * Returns 0 when sent, or 1 when this path does not apply and nothing was
  * done: the payload does not fit in a slot (len > VZ__SLOT_INLINE_MAX),
- * something of ours already waits in the outbox for room in dest's ring
- * (the message must queue behind it), the ring is full, or the ring-full
- * fault point is armed (so that its every check is made by the general
- * path). The caller then takes the general path, which decides from
- * scratch.
+ * something of ours already waits for dest this turn (the message
+ * must queue behind it, FIFO), the ring is full, or the ring-full fault
+ * point is armed (so that its every check is made by the general path).
+ * The caller then takes the general path, which decides from scratch.
  */
 int vz__outbox_send_inline(struct vz__shard *sh, unsigned dest, vz_ref from, vz_ref to,
 			   uint32_t type, const void *payload, size_t len)
 {
 	uint64_t bit = (uint64_t)1 << (dest % 64);
-	bool dirty = sh->out_dirty[dest / 64] & bit;
 	struct vz__shard *d;
 	struct vz__slot_ring *r;
 	struct vz__slot_msg *b;
 	struct vz__slot *s;
 
-	if (len > VZ__SLOT_INLINE_MAX || (dirty && sh->out[dest].q.head) ||
+	if (len > VZ__SLOT_INLINE_MAX || (sh->out_dirty[dest / 64] & bit) ||
 	    VZ_FAULT_ARMED(VZ_FAULT_RING_FULL))
 		return 1;
 	d = sh->rt->shards[dest];
@@ -139,19 +128,10 @@ int vz__outbox_send_inline(struct vz__shard *sh, unsigned dest, vz_ref from, vz_
 	b->corr = 0;
 	vz__copy_inline(b->data, payload, len);
 	s->word = vz__slot_word(VZ__SLOT_INLINE, 0, (unsigned)len);
-	VZ__STAT_ADD(sh, sent_remote, 1);
-	vz__obs_add(&sh->obs.o->sent_to[dest], 1);
-	if (dirty) {
-		/* A clean outbox has nothing staged (vz__flush_one() publishes
-		 * every staged slot before it cleans), so staging needs dirty,
-		 * which keeps the flush coming. */
-		vz__slot_stage(r);
-		if (r->staged >= sh->rt->cfg.send_batch)
-			vz__flush_one(sh, dest);
-		return 0;
-	}
 	vz__slot_publish(r, s);
 	sh->out_dirty[dest / 64] |= bit;
+	VZ__STAT_ADD(sh, sent_remote, 1);
+	vz__obs_add(&sh->obs.o->sent_to[dest], 1);
 	notify(sh, dest, d, true);
 	return 0;
 }
@@ -213,10 +193,7 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 	struct vz__outbox *ob = &sh->out[dest];
 	struct vz__shard *d = sh->rt->shards[dest];
 	struct vz__slot_ring *ring = d->in[sh->id];
-	/* Staged slots first: they were sent before anything queued here
-	 * (vz__outbox_send_inline() stages only while nothing is queued). */
-	unsigned staged = vz__slot_publish_staged(ring);
-	unsigned total = staged;
+	unsigned total = 0;
 
 	if (ob->q.head) {
 		bool fault = VZ_FAULT(VZ_FAULT_RING_FULL);
@@ -286,7 +263,7 @@ unsigned vz__flush_one(struct vz__shard *sh, unsigned dest)
 		 * until the target drains, so the target must be awake. Only
 		 * returns, all published: memory can wait until the owner
 		 * wakes for another reason; no wake-up spent on it. */
-		bool wake = staged || ob->has_msgs || ob->q.head || ob->nret;
+		bool wake = ob->has_msgs || ob->q.head || ob->nret;
 
 		ob->stalled = total == 0;
 		if (!ob->q.head)

@@ -16,10 +16,6 @@
  * Sending never blocks and never drops: a message waits in the sender's
  * outbox for its destination (a FIFO, so order is kept) until the ring has
  * room; a ring found full is counted (stats ring_full, overflow_queued).
- * A small plain vz_send() skips the outbox while nothing waits there: it is
- * written into its slot at once, published at once when it is the first
- * for that destination in the turn and staged until the end-of-turn flush
- * otherwise (outbox.c).
  * The wait is bounded: once cfg.outbox_limit user messages wait for one
  * destination (and a flush finds its ring still full), the next user send
  * there is refused with VZ_EFULL before anything changes (stat
