@@ -429,13 +429,14 @@ static __attribute__((noinline)) int send_grow(struct vz__shard *sh, struct vz_a
 }
 
 /*
- * vz_send() to another shard, once the sender's checks passed (the calling
- * thread runs sh, the sender is live, the payload is given when len > 0):
- * when `to` names another shard of this runtime (not null, not a remote
- * node's reference: that is shard VZ_MAX_SHARDS - 1, beyond nshards in a
- * runtime with a cluster), the runtime and sh run and that shard has no
- * bounded actor, vz__outbox_send_inline() (xshard/outbox.c) may write the
- * message straight into the ring slot. Anything else, or when that path
+ * vz_send() to another shard of this runtime (shard dest < nshards, so not
+ * a remote node's reference: that is shard VZ_MAX_SHARDS - 1, beyond
+ * nshards in a runtime with a cluster) to which nothing was sent yet this
+ * turn, once the sender's checks passed (the calling thread runs sh, the
+ * sender is live, the payload is given when len > 0): when `to` is not
+ * null, the runtime and sh run and that shard has no bounded actor,
+ * vz__outbox_send_inline() (xshard/outbox.c) may write the message
+ * straight into the ring slot. Anything else, or when that path
  * does not apply, goes to send_slow(), which decides from scratch.
  * Out of line: the local fast path keeps its registers.
  */
@@ -446,7 +447,7 @@ static __attribute__((noinline)) int send_cross(vz_actor *self, struct vz__shard
 	unsigned dest = vz_ref_shard(to);
 
 	/* Relaxed, as in send_from() (state, phase, bounded_live). */
-	if (dest < rt->nshards && !vz_ref_is_null(to) &&
+	if (!vz_ref_is_null(to) &&
 	    atomic_load_explicit(&rt->state, memory_order_relaxed) < VZ__RT_STOPPING &&
 	    atomic_load_explicit(&sh->phase, memory_order_relaxed) == VZ__PHASE_RUN &&
 	    !atomic_load_explicit(&rt->shards[dest]->bounded_live, memory_order_relaxed) &&
@@ -494,8 +495,18 @@ VZ_API int vz_send(vz_actor *self, vz_ref to, uint32_t type, const void *payload
 				 len > VZ__CELL_INLINE_MAX || (!payload && len),
 			     0))
 		return send_slow(self, to, type, payload, len);
-	if (vz_ref_shard(to) != sh->id)
-		return send_cross(self, sh, to, type, payload, len);
+	if (vz_ref_shard(to) != sh->id) {
+		unsigned dest = vz_ref_shard(to);
+
+		/* Something of ours already went to dest this turn (its
+		 * outbox is dirty): the message queues behind it on the
+		 * general path. Tested here, so the rest of a burst pays this
+		 * test and no more for the fast path it cannot take. */
+		if (dest < sh->rt->nshards &&
+		    !(sh->out_dirty[dest / 64] & ((uint64_t)1 << (dest % 64))))
+			return send_cross(self, sh, to, type, payload, len);
+		return send_slow(self, to, type, payload, len);
+	}
 	rt = sh->rt;
 	/* Relaxed, as in send_from(). The bounded_live hint is read as
 	 * send_from() reads it (relaxed); with any bounded actor on the shard
