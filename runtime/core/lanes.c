@@ -500,6 +500,27 @@ static inline void lane_wake(struct vz__shard *target)
 }
 
 /*
+ * What follows every commit on pl (lane_post() and the fast user post):
+ * the stall fault point (a poster preempted right after its commit,
+ * before it rings or wakes: stop must find the record without being
+ * told), then, after the commit's seq_cst CAS (the publish and full
+ * fence), the bell of a parked lane (see vz__lane_park()) and the wake of
+ * a sleeping target (lane_wake()).
+ */
+static inline void lane_ring_and_wake(vz_runtime *rt, struct vz__plane *pl,
+				      struct vz__shard *target)
+{
+	if (VZ_FAULT(VZ_FAULT_POST_STALL))
+		vz__stall_until_stopping(rt);
+	if (__builtin_expect(vz__lane_parked(&pl->q), 0))
+		/* seq_cst: pairs with the owner's exchange (acquire) and with
+		 * the sleep re-check's seq_cst load of the word. */
+		atomic_fetch_or_explicit(&pl->set->bell[pl->index / 64],
+					 (uint64_t)1 << (pl->index % 64), memory_order_seq_cst);
+	lane_wake(target);
+}
+
+/*
  * Post through p's lane into the target's shard. 0, a refusal, or
  * VZ__LANE_FALLBACK (implicit producer without a lane there). Arguments
  * are checked by the caller. Every refusal changes nothing.
@@ -580,20 +601,7 @@ static int lane_post(struct vz_producer *p, vz_ref from, vz_ref to, uint32_t typ
 		rc = refusal(rt);
 		goto undo;
 	}
-	/* A poster preempted right after its commit, before it rings or
-	 * wakes: stop must find the record without being told. */
-	if (VZ_FAULT(VZ_FAULT_POST_STALL))
-		vz__stall_until_stopping(rt);
-	/* After the commit's seq_cst CAS (the publish and full fence): a
-	 * parked lane is rung (see vz__lane_park()), and the shard woken if
-	 * it sleeps (vz__wake(), whose load of `sleeping` pairs with the
-	 * sleeper's fence and re-check of this lane or its doorbell). */
-	if (__builtin_expect(vz__lane_parked(&pl->q), 0))
-		/* seq_cst: pairs with the owner's exchange (acquire) and with
-		 * the sleep re-check's seq_cst load of the word. */
-		atomic_fetch_or_explicit(&pl->set->bell[pl->index / 64],
-					 (uint64_t)1 << (pl->index % 64), memory_order_seq_cst);
-	lane_wake(target);
+	lane_ring_and_wake(rt, pl, target);
 	return 0;
 nomem:
 	rc = VZ_ENOMEM;
@@ -676,15 +684,7 @@ int vz__lanes_post_user(vz_runtime *rt, vz_ref to, uint32_t type, const void *pa
 	r->corr = 0;
 	if (__builtin_expect(vz__lane_commit(&pl->q, n) < 0, 0))
 		return refusal(rt); /* closed: nothing was committed */
-	/* As in lane_post(). */
-	if (VZ_FAULT(VZ_FAULT_POST_STALL))
-		vz__stall_until_stopping(rt);
-	if (__builtin_expect(vz__lane_parked(&pl->q), 0))
-		/* seq_cst: pairs with the owner's exchange (acquire) and with
-		 * the sleep re-check's seq_cst load of the word. */
-		atomic_fetch_or_explicit(&pl->set->bell[pl->index / 64],
-					 (uint64_t)1 << (pl->index % 64), memory_order_seq_cst);
-	lane_wake(target);
+	lane_ring_and_wake(rt, pl, target);
 	return 0;
 slow:
 	return vz__post_user_slow(rt, to, type, payload, len);

@@ -3,9 +3,8 @@
  * Helpers of the send fast paths (send.c) that the lanes' drain and fast
  * post (lanes.c) share: writing one inline message into an actor's
  * mailbox cells (mailbox.h), so both lay a cell out the same way (owner
- * thread of the mailbox, as everything in mailbox.h; no atomics), an actor
- * lookup for a reference already known to be local, and the way back from
- * the lanes' fast post to vz_post()'s general path.
+ * thread of the mailbox, as everything in mailbox.h; no atomics), and the
+ * way back from the lanes' fast post to vz_post()'s general path.
  */
 #ifndef VZ_CORE_SEND_FAST_H
 #define VZ_CORE_SEND_FAST_H
@@ -42,21 +41,5 @@ static inline unsigned char *vz__cell_payload(struct vz__cell *c)
  * thread's shard, a remote reference, the lane or the inbox), for
  * vz__lanes_post_user() (lanes.c) when its fast path does not apply. */
 int vz__post_user_slow(vz_runtime *rt, vz_ref to, uint32_t type, const void *payload, size_t len);
-
-/* vz__actor_lookup() (core.h) for a reference the caller has already
- * found to name shard sh: its other tests (slot in use, generation, live),
- * without comparing the shard again. Owner thread of sh. */
-static inline struct vz_actor *vz__actor_lookup_here(struct vz__shard *sh, vz_ref ref)
-{
-	uint32_t slot = vz__ref_slot(ref);
-	struct vz_actor *a;
-
-	if (slot >= sh->next_unused)
-		return NULL;
-	a = vz__slot_ptr(sh, slot);
-	if (a->gen != vz__ref_gen(ref) || !(a->flags & VZ__ACTOR_LIVE))
-		return NULL;
-	return a;
-}
 
 #endif

@@ -283,19 +283,29 @@ static inline struct vz_actor *vz__slot_ptr(struct vz__shard *sh, uint32_t slot)
 	return &chunk[slot % VZ__CHUNK_ACTORS];
 }
 
-/* The live actor `ref` names on sh, or NULL (stale, forged, other shard).
- * Owner thread of sh. */
-static inline struct vz_actor *vz__actor_lookup(struct vz__shard *sh, vz_ref ref)
+/* vz__actor_lookup() below for a reference the caller has already found
+ * to name shard sh: its other tests (slot in use, generation, live),
+ * without comparing the shard again. Owner thread of sh. */
+static inline struct vz_actor *vz__actor_lookup_here(struct vz__shard *sh, vz_ref ref)
 {
 	uint32_t slot = vz__ref_slot(ref);
 	struct vz_actor *a;
 
-	if (vz_ref_shard(ref) != sh->id || slot >= sh->next_unused)
+	if (slot >= sh->next_unused)
 		return NULL;
 	a = vz__slot_ptr(sh, slot);
 	if (a->gen != vz__ref_gen(ref) || !(a->flags & VZ__ACTOR_LIVE))
 		return NULL;
 	return a;
+}
+
+/* The live actor `ref` names on sh, or NULL (stale, forged, other shard).
+ * Owner thread of sh. */
+static inline struct vz_actor *vz__actor_lookup(struct vz__shard *sh, vz_ref ref)
+{
+	if (vz_ref_shard(ref) != sh->id)
+		return NULL;
+	return vz__actor_lookup_here(sh, ref);
 }
 
 #endif

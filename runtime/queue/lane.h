@@ -218,69 +218,11 @@ static inline void vz__lane_fini(struct vz__lane *l)
 /* ---- producer ---------------------------------------------------------- */
 
 /*
- * Reserve n (1..VZ__LANE_MAX_REC) contiguous slots for the next record
- * and return the first; the caller fills them (first slot's nslots and
- * kind are set here) and then calls vz__lane_commit(). NULL when a new
- * segment was needed and could not be allocated: nothing is published,
- * and a later reserve starts over. A reservation that is never committed
- * is simply overwritten by the next one. Producer only.
- */
-static inline struct vz__lane_slot *vz__lane_reserve(struct vz__lane *l, unsigned n, uint8_t kind)
-{
-	struct vz__lane_slot *s;
-
-	if (__builtin_expect(l->p_next + n > l->p_end, 0)) {
-		struct vz__lane_seg *seg;
-
-		if (!l->p_free)
-			/* Acquire: pairs with the consumer's release store in
-			 * vz__lane_next_seg(): its last reads of the segments
-			 * happen before our writes into them. */
-			l->p_free = atomic_exchange_explicit(&l->spare, NULL, memory_order_acquire);
-		seg = l->p_free;
-		if (seg) {
-			l->p_free = seg->chain;
-		} else {
-			seg = vz__lane_seg_new();
-			if (!seg)
-				return NULL;
-			l->segs_allocated++;
-		}
-		/* Relaxed: the consumer reads this segment's link only after
-		 * our release store of the link to it below. */
-		atomic_store_explicit(&seg->next, NULL, memory_order_relaxed);
-		if (l->p_next < l->p_end) {
-			/* The rest of this segment is one pad record,
-			 * stamped with the next commit. */
-			s = &l->p_seg->slot[VZ__LANE_SEG_SLOTS - (l->p_end - l->p_next)];
-			s->nslots = (uint16_t)(l->p_end - l->p_next);
-			s->kind = VZ__LANE_KIND_PAD;
-			l->p_pad_slot = s;
-			l->p_pad = l->p_next;
-		}
-		/* Release: pairs with the consumer's acquire load at the end
-		 * of this segment (vz__lane_peek()). Linking before the commit
-		 * is harmless: the consumer reaches the end of this segment
-		 * only through stamped records, the pad's among them. */
-		atomic_store_explicit(&l->p_seg->next, seg, memory_order_release);
-		l->p_seg = seg;
-		l->p_next = l->p_end;
-		l->p_end += VZ__LANE_SEG_SLOTS;
-	}
-	s = &l->p_seg->slot[VZ__LANE_SEG_SLOTS - (l->p_end - l->p_next)];
-	s->nslots = (uint16_t)n;
-	s->kind = kind;
-	l->p_rec = l->p_next;
-	l->p_rec_slot = s;
-	return s;
-}
-
-/*
  * vz__lane_reserve() when the record fits what is left of the current
  * segment; NULL otherwise, having changed nothing a commit would publish
- * (the caller then takes vz__lane_reserve(), which links a segment). No
- * call, so a caller's fast path keeps its arguments in scratch registers.
- * Producer only.
+ * (the caller then takes vz__lane_reserve() below, which links a
+ * segment). No call, so a caller's fast path keeps its arguments in
+ * scratch registers. Producer only.
  */
 static inline struct vz__lane_slot *vz__lane_reserve_here(struct vz__lane *l, unsigned n,
 							  uint8_t kind)
@@ -295,6 +237,58 @@ static inline struct vz__lane_slot *vz__lane_reserve_here(struct vz__lane *l, un
 	l->p_rec = l->p_next;
 	l->p_rec_slot = s;
 	return s;
+}
+
+/*
+ * Reserve n (1..VZ__LANE_MAX_REC) contiguous slots for the next record
+ * and return the first; the caller fills them (first slot's nslots and
+ * kind are set here) and then calls vz__lane_commit(). NULL when a new
+ * segment was needed and could not be allocated: nothing is published,
+ * and a later reserve starts over. A reservation that is never committed
+ * is simply overwritten by the next one. Producer only.
+ */
+static inline struct vz__lane_slot *vz__lane_reserve(struct vz__lane *l, unsigned n, uint8_t kind)
+{
+	struct vz__lane_slot *s = vz__lane_reserve_here(l, n, kind);
+	struct vz__lane_seg *seg;
+
+	if (__builtin_expect(s != NULL, 1))
+		return s;
+	if (!l->p_free)
+		/* Acquire: pairs with the consumer's release store in
+		 * vz__lane_next_seg(): its last reads of the segments happen
+		 * before our writes into them. */
+		l->p_free = atomic_exchange_explicit(&l->spare, NULL, memory_order_acquire);
+	seg = l->p_free;
+	if (seg) {
+		l->p_free = seg->chain;
+	} else {
+		seg = vz__lane_seg_new();
+		if (!seg)
+			return NULL;
+		l->segs_allocated++;
+	}
+	/* Relaxed: the consumer reads this segment's link only after our
+	 * release store of the link to it below. */
+	atomic_store_explicit(&seg->next, NULL, memory_order_relaxed);
+	if (l->p_next < l->p_end) {
+		/* The rest of this segment is one pad record, stamped with
+		 * the next commit. */
+		s = &l->p_seg->slot[VZ__LANE_SEG_SLOTS - (l->p_end - l->p_next)];
+		s->nslots = (uint16_t)(l->p_end - l->p_next);
+		s->kind = VZ__LANE_KIND_PAD;
+		l->p_pad_slot = s;
+		l->p_pad = l->p_next;
+	}
+	/* Release: pairs with the consumer's acquire load at the end of this
+	 * segment (vz__lane_peek()). Linking before the commit is harmless:
+	 * the consumer reaches the end of this segment only through stamped
+	 * records, the pad's among them. */
+	atomic_store_explicit(&l->p_seg->next, seg, memory_order_release);
+	l->p_seg = seg;
+	l->p_next = l->p_end;
+	l->p_end += VZ__LANE_SEG_SLOTS;
+	return vz__lane_reserve_here(l, n, kind); /* n fits a fresh segment */
 }
 
 /*

@@ -145,16 +145,22 @@ static void note_dead(void *ctx, uint64_t to, uint32_t type, const void *data, s
 	__atomic_store_n(&g_dead_reason, reason, __ATOMIC_RELAXED);
 }
 
-static vz_runtime *make_rt(void)
+/* Two shards, dead letters to hook (the victim tests check each one). */
+static vz_runtime *make_rt_hook(vz_dead_letter_fn hook)
 {
 	vz_config cfg;
 	vz_runtime *rt;
 
 	vz_test_config(&cfg, 2);
-	cfg.dead_letter = note_dead;
+	cfg.dead_letter = hook;
 	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
 	g_rt = rt;
 	return rt;
+}
+
+static vz_runtime *make_rt(void)
+{
+	return make_rt_hook(note_dead);
 }
 
 /* Stop, then sent = handled + dead-lettered; returns the dead letters. */
@@ -611,18 +617,6 @@ static const vz_actor_spec victim_spec = {
     .on_stop = victim_stop,
 };
 
-static vz_runtime *make_rt_dl(void)
-{
-	vz_config cfg;
-	vz_runtime *rt;
-
-	vz_test_config(&cfg, 2);
-	cfg.dead_letter = on_dead;
-	assert_int_equal(vz_runtime_create(&cfg, &rt), 0);
-	g_rt = rt;
-	return rt;
-}
-
 static void reset_victim(void)
 {
 	atomic_store(&g_dl.dead, 0);
@@ -669,7 +663,7 @@ static const vz_actor_spec spawner_spec = {.name = "spawner", .receive = spawner
 
 static void test_stop_inside(void **st)
 {
-	vz_runtime *rt = make_rt_dl();
+	vz_runtime *rt = make_rt_hook(on_dead);
 	vz_ref a, v, sp;
 	struct victim arg = {.stop_at = STOP_AT, .burst = STOP_BURST};
 
@@ -707,7 +701,7 @@ static void test_stop_inside(void **st)
 
 static void test_stop_race(void **st)
 {
-	vz_runtime *rt = make_rt_dl();
+	vz_runtime *rt = make_rt_hook(on_dead);
 	vz_ref a, v;
 	struct victim arg = {.stop_at = UINT32_MAX, .burst = RACE_BURST};
 
