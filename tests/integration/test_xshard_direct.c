@@ -276,6 +276,27 @@ static void go(vz_runtime *rt, vz_ref sender, vz_ref peer, uint32_t total, uint3
 	assert_int_equal(vz_post(rt, sender, MSG_GO, &s, sizeof s), 0);
 }
 
+/* Before a run of the sender: no failures, nothing sent, done or acked. */
+static void reset_sender_run(void)
+{
+	vz_test_reset_fails();
+	atomic_store(&g_done, 0);
+	__atomic_store_n(&g_acked, 0, __ATOMIC_RELAXED);
+	atomic_store(&g_sent, 0);
+}
+
+/* Start, send total messages to peer, and wait until the peer has seen
+ * them all and the sender has handled the ack of the last burst (so no
+ * ack is in flight at the stop). */
+static void run_until_acked(vz_runtime *rt, vz_ref sender, vz_ref peer, uint32_t total,
+			    uint32_t burst, bool ask_first)
+{
+	assert_int_equal(vz_runtime_start(rt), 0);
+	go(rt, sender, peer, total, burst, ask_first);
+	assert_true(vz_test_wait_flag((volatile int *)&g_done, 240));
+	assert_true(vz_test_wait_flag(&g_acked, 240));
+}
+
 /* ---- fifo_mix ---------------------------------------------------------- */
 
 #define MIX_BURST 64u
@@ -366,17 +387,11 @@ static void test_fifo_mix(void **st)
 	vz_ref a, b;
 
 	(void)st;
-	vz_test_reset_fails();
-	atomic_store(&g_done, 0);
-	__atomic_store_n(&g_acked, 0, __ATOMIC_RELAXED);
-	atomic_store(&g_sent, 0);
+	reset_sender_run();
 	memset(&g_mix, 0, sizeof g_mix);
 	assert_int_equal(vz_spawn(rt, 1, &mixer_spec, NULL, &b), 0);
 	a = spawn_sender(rt);
-	assert_int_equal(vz_runtime_start(rt), 0);
-	go(rt, a, b, MIX_N, MIX_BURST, true);
-	assert_true(vz_test_wait_flag((volatile int *)&g_done, 240));
-	assert_true(vz_test_wait_flag(&g_acked, 240));
+	run_until_acked(rt, a, b, MIX_N, MIX_BURST, true);
 	assert_int_equal(finish(rt), 0);
 	vz_test_assert_no_fails();
 	print_message("fifo_mix: %u direct, %u queued, %u of %u asks direct\n", g_mix.direct,
@@ -502,10 +517,8 @@ static void test_forward(void **st)
 	uint32_t parity;
 
 	(void)st;
-	vz_test_reset_fails();
+	reset_sender_run();
 	atomic_store(&g_sunk, 0);
-	atomic_store(&g_sent, 0);
-	__atomic_store_n(&g_acked, 0, __ATOMIC_RELAXED);
 	memset(&g_fwd, 0, sizeof g_fwd);
 	parity = 0;
 	assert_int_equal(vz_spawn(rt, 1, &sink_spec, &parity, &to[0]), 0);
@@ -773,17 +786,11 @@ static void test_bounded(void **st)
 	vz_ref a, b;
 
 	(void)st;
-	vz_test_reset_fails();
-	atomic_store(&g_done, 0);
-	__atomic_store_n(&g_acked, 0, __ATOMIC_RELAXED);
-	atomic_store(&g_sent, 0);
+	reset_sender_run();
 	atomic_store(&g_bnd_direct, 0);
 	assert_int_equal(vz_spawn(rt, 1, &bounded_spec, NULL, &b), 0);
 	a = spawn_sender(rt);
-	assert_int_equal(vz_runtime_start(rt), 0);
-	go(rt, a, b, BND_N, BND_BURST, false);
-	assert_true(vz_test_wait_flag((volatile int *)&g_done, 240));
-	assert_true(vz_test_wait_flag(&g_acked, 240));
+	run_until_acked(rt, a, b, BND_N, BND_BURST, false);
 	assert_int_equal(finish(rt), 0);
 	vz_test_assert_no_fails();
 	assert_int_equal(atomic_load(&g_sent), BND_N);
