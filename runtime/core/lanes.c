@@ -119,11 +119,13 @@ struct vz__plane {
 };
 
 struct vz__lane_set {
+	/* First member: what vz__lanes_idle() (lanes.h) reads. Its words
+	 * and pointers are fixed at init; the arrays are the bitmaps. */
+	struct vz__lanes_look look;
 	/* Registration, reclaim and the stopper's pass over the table. */
 	pthread_mutex_t lock;
 	bool open;	/* under lock: start opens, stop closes for good */
 	uint32_t cap;	/* table entries (cfg foreign_lanes) */
-	uint32_t words; /* 64-bit words of the bitmaps */
 	uint32_t hint;	/* under lock: where to look for a free entry */
 	uint64_t uid;	/* the runtime's process-unique id; fixed */
 	/* table[i]: the lane with doorbell bit i, or NULL. Stored under lock
@@ -131,7 +133,6 @@ struct vz__lane_set {
 	 * read by the owner (acquire: the lane's init is visible) and by the
 	 * stopper under lock. */
 	_Atomic(struct vz__plane *) *table;
-	uint64_t *active;	 /* owner-only: lanes polled every turn */
 	_Atomic uint32_t nlanes; /* registered; written under lock, read for tests and stats */
 	/* Statistics (stats.h) written under lock by registering producers:
 	 * the most lanes registered at once, and attaches refused for want
@@ -192,16 +193,17 @@ int vz__lanes_shard_init(struct vz__shard *sh)
 		return VZ_ENOMEM;
 	memset(set, 0, size);
 	set->table = calloc(cap, sizeof *set->table);
-	set->active = calloc(words, sizeof *set->active);
-	if (!set->table || !set->active) {
+	set->look.active = calloc(words, sizeof *set->look.active);
+	if (!set->table || !set->look.active) {
 		free(set->table);
-		free(set->active);
+		free(set->look.active);
 		free(set);
 		return VZ_ENOMEM;
 	}
 	pthread_mutex_init(&set->lock, NULL);
 	set->cap = cap;
-	set->words = words;
+	set->look.words = words;
+	set->look.bell = set->bell;
 	/* Shard 0 is created first (runtime.c); the others share its id.
 	 * Relaxed: a unique number, no data behind it. */
 	set->uid = sh->id == 0 ? atomic_fetch_add_explicit(&next_uid, 1, memory_order_relaxed)
@@ -240,7 +242,7 @@ void vz__lanes_shard_fini(struct vz__shard *sh)
 	pthread_mutex_unlock(&lanes_lock);
 	pthread_mutex_destroy(&set->lock);
 	free(set->table);
-	free(set->active);
+	free(set->look.active);
 	free(set);
 	sh->lanes = NULL;
 }
@@ -768,8 +770,8 @@ static inline void lane_activate(struct vz__lane_set *set, uint32_t i)
 {
 	uint64_t bit = (uint64_t)1 << (i % 64);
 
-	if (!(set->active[i / 64] & bit)) {
-		set->active[i / 64] |= bit;
+	if (!(set->look.active[i / 64] & bit)) {
+		set->look.active[i / 64] |= bit;
 		vz__counter_add(&set->st_active, 1);
 	}
 }
@@ -779,8 +781,8 @@ static inline void lane_deactivate(struct vz__lane_set *set, uint32_t i)
 {
 	uint64_t bit = (uint64_t)1 << (i % 64);
 
-	if (set->active[i / 64] & bit) {
-		set->active[i / 64] &= ~bit;
+	if (set->look.active[i / 64] & bit) {
+		set->look.active[i / 64] &= ~bit;
 		/* Owner only: a relaxed load and store, as vz__counter_add(). */
 		atomic_store_explicit(&set->st_active,
 				      atomic_load_explicit(&set->st_active, memory_order_relaxed) -
@@ -897,7 +899,7 @@ unsigned vz__lanes_drain(struct vz__shard *sh, bool all)
 	struct vz__lane_set *set = sh->lanes;
 	unsigned total = 0;
 
-	for (uint32_t w = 0; w < set->words; w++) {
+	for (uint32_t w = 0; w < set->look.words; w++) {
 		uint64_t bits;
 
 		/* Stop rounds look at every lane, parked or not: a producer
@@ -908,7 +910,7 @@ unsigned vz__lanes_drain(struct vz__shard *sh, bool all)
 				struct vz__plane *pl =
 				    atomic_load_explicit(&set->table[i], memory_order_acquire);
 
-				if (pl && !(set->active[w] & ((uint64_t)1 << (i % 64)))) {
+				if (pl && !(set->look.active[w] & ((uint64_t)1 << (i % 64)))) {
 					vz__lane_unpark(&pl->q);
 					pl->idle = 0;
 					lane_activate(set, i);
@@ -937,7 +939,7 @@ unsigned vz__lanes_drain(struct vz__shard *sh, bool all)
 				vz__counter_add(&set->st_doorbells, 1);
 			}
 		}
-		bits = set->active[w];
+		bits = set->look.active[w];
 		while (bits) {
 			uint32_t i = w * 64 + (uint32_t)__builtin_ctzll(bits);
 			/* Relaxed: we loaded it with acquire when we
@@ -959,8 +961,8 @@ bool vz__lanes_pending(struct vz__shard *sh)
 {
 	struct vz__lane_set *set = sh->lanes;
 
-	for (uint32_t w = 0; w < set->words; w++) {
-		uint64_t bits = set->active[w];
+	for (uint32_t w = 0; w < set->look.words; w++) {
+		uint64_t bits = set->look.active[w];
 
 		if (atomic_load_explicit(&set->bell[w], memory_order_seq_cst))
 			return true;

@@ -7,6 +7,7 @@
 #ifndef VZ_CORE_LANES_H
 #define VZ_CORE_LANES_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -30,6 +31,33 @@ void vz__lanes_shard_fini(struct vz__shard *sh);
  * (the sleep protocol's re-check, after the fence). */
 unsigned vz__lanes_drain(struct vz__shard *sh, bool all);
 bool vz__lanes_pending(struct vz__shard *sh);
+
+/* The first member of a shard's lane set (lanes.c; sh->lanes points at
+ * the set): the bitmaps vz__lanes_drain() starts from. Fixed at init. */
+struct vz__lanes_look {
+	uint32_t words;		/* 64-bit words of each bitmap */
+	uint64_t *active;	/* owner-only: lanes polled every turn */
+	_Atomic uint64_t *bell; /* parked lanes committed to; producers' fetch_or */
+};
+
+/*
+ * Owner thread, with the set (sh->lanes, passed as lanes): true when
+ * vz__lanes_drain(sh, false) would find nothing to do: no lane is active
+ * and no doorbell bit is set. A look without a call for the turn, which
+ * asks it on every pass. The doorbell is read relaxed, as the drain's own
+ * first peek is: a bit not yet visible is found by a later turn, and the
+ * sleep re-check reads it seq_cst (vz__lanes_pending()). `lanes` is
+ * converted to its first member (C11 6.7.2.1).
+ */
+static inline bool vz__lanes_idle(const void *lanes)
+{
+	const struct vz__lanes_look *l = lanes;
+
+	for (uint32_t w = 0; w < l->words; w++)
+		if (l->active[w] || atomic_load_explicit(&l->bell[w], memory_order_relaxed))
+			return false;
+	return true;
+}
 
 /* runtime.c: start opens the shard's lanes to producers; stop closes
  * them (every lane's gate) and then asks whether the shard has taken

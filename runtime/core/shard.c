@@ -278,12 +278,23 @@ static unsigned turn(struct vz__shard *sh)
 	if (sh->stop_round_done)
 		return 0; /* stopping: only rounds do work */
 
-	work += vz__drain_inbox(sh, 1024);
-	work += vz__lanes_drain(sh, false);
+	/* The inbox, the lanes, the run queue and the outboxes are called
+	 * only when a look at their state (loads, no call) says they may
+	 * have work; the pool, the rings and I/O make their test inside
+	 * the call. A spinning shard's idle turn is what an arriving
+	 * message waits out (half of one on average) before the ring drain
+	 * sees it, so what an idle turn costs is in every cross-shard hop's
+	 * latency (bench_idle turn_ns; bench/README.md). */
+	if (!vz__mpsc_idle(&sh->inbox))
+		work += vz__drain_inbox(sh, 1024);
+	if (!vz__lanes_idle(sh->lanes))
+		work += vz__lanes_drain(sh, false);
 	work += vz__pool_reap(rt->pools, sh->id, 1024); /* pool completions */
 	work += vz__drain_rings(sh, false);
-	vz__run_ready(sh, &handled);
-	work += handled;
+	if (sh->rq[0].head || __builtin_expect(sh->sched.nclasses > 1, 0)) {
+		vz__run_ready(sh, &handled);
+		work += handled;
+	}
 	/* I/O: submissions batched over the turn go out, completions come
 	 * in, every turn while operations are out (a busy shard never
 	 * sleeps, so this is its only chance to reap). */
@@ -294,7 +305,8 @@ static unsigned turn(struct vz__shard *sh)
 		if (sh->timer_reserve_n < TIMER_RESERVE)
 			vz__timer_reserve_fill(sh, false);
 	}
-	work += vz__flush_outboxes(sh);
+	if (!vz__outboxes_empty(sh))
+		work += vz__flush_outboxes(sh);
 	if (sh->fpool_pending)
 		vz__fpool_give_back(sh);
 	if (!work)

@@ -148,6 +148,23 @@ static inline bool vz__mpsc_push_sc(struct vz__mpsc *q, struct vz__mpsc_node *n)
 }
 
 /*
+ * Consumer only. True when vz__mpsc_pop() would return NULL because
+ * nothing has reached the queue yet as far as this thread can see: head
+ * is the stub and the stub has no successor. A cheap look for a consumer
+ * polling a queue that is usually empty (two loads of its own line, no
+ * call): false means "call vz__mpsc_pop()", true means "nothing now".
+ * Relaxed loads: nothing is read through them; a push not yet visible,
+ * or half-linked, reads as nothing, exactly as vz__mpsc_pop() would
+ * report it, and is found by a later look (a consumer about to sleep
+ * uses vz__mpsc_empty() instead, which counts a half-linked push).
+ */
+static inline bool vz__mpsc_idle(struct vz__mpsc *q)
+{
+	return atomic_load_explicit(&q->head, memory_order_relaxed) == &q->stub &&
+	       atomic_load_explicit(&q->stub.next, memory_order_relaxed) == NULL;
+}
+
+/*
  * Consumer only. Take the oldest node, or return NULL when the queue is
  * empty or when the oldest node's successor is half-linked (a producer has
  * exchanged the tail but not yet stored prev->next): "not yet", call again

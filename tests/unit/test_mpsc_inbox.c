@@ -4,7 +4,8 @@
  * FIFO order, the stub being stepped over and made the anchor again, the "looked
  * empty" hint of push, empty(), node reuse, and the half-linked state
  * reproduced deterministically by running the two halves of a push
- * (exchange, then link) separately with pops in between. Concurrency is
+ * (exchange, then link) separately with pops in between, and the
+ * consumer's cheap look vz__mpsc_idle() against pop. Concurrency is
  * exercised in tests/stress/stress_mpsc_inbox.c.
  *
  * VZ_TEST_BACKEND_INDEPENDENT: touches no I/O backend, runs once.
@@ -266,6 +267,42 @@ static void test_empty_needs_head_at_stub(void **state)
 	assert_null(vz__mpsc_pop(&q));
 }
 
+/* vz__mpsc_idle() (the shard turn's look before it drains) says "nothing"
+ * exactly where vz__mpsc_pop() would return NULL at the stub: empty, and
+ * the first push half-linked. Anything that pop would hand out, including
+ * a node reached past the stub and one behind a half-linked one, reads as
+ * not idle. */
+static void test_idle_agrees_with_pop(void **state)
+{
+	alignas(64) struct vz__mpsc q;
+	struct msg a = {.id = 1}, b = {.id = 2};
+	struct vz__mpsc_node *prev;
+
+	(void)state;
+	vz__mpsc_init(&q);
+	assert_true(vz__mpsc_idle(&q));
+	/* Half-linked first push: idle (pop has nothing) but not empty. */
+	prev = vz__mpsc_push_exchange(&q, &a.node);
+	assert_true(vz__mpsc_idle(&q));
+	assert_false(vz__mpsc_empty(&q));
+	assert_null(vz__mpsc_pop(&q));
+	vz__mpsc_push_link(prev, &a.node);
+	assert_false(vz__mpsc_idle(&q));
+	/* a and b queued; taking a leaves head on b: not idle. */
+	assert_false(vz__mpsc_push(&q, &b.node));
+	assert_int_equal(id_of(vz__mpsc_pop(&q)), 1);
+	assert_false(vz__mpsc_idle(&q));
+	assert_int_equal(id_of(vz__mpsc_pop(&q)), 2);
+	assert_true(vz__mpsc_idle(&q));
+	assert_null(vz__mpsc_pop(&q));
+	/* Again after the stub was re-anchored. */
+	assert_true(vz__mpsc_push(&q, &a.node));
+	assert_false(vz__mpsc_idle(&q));
+	assert_int_equal(id_of(vz__mpsc_pop(&q)), 1);
+	assert_true(vz__mpsc_idle(&q));
+	assert_true(vz__mpsc_empty(&q));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -277,6 +314,7 @@ int main(void)
 	    cmocka_unit_test(test_half_linked_behind_node),
 	    cmocka_unit_test(test_half_linked_tail_untouched),
 	    cmocka_unit_test(test_empty_needs_head_at_stub),
+	    cmocka_unit_test(test_idle_agrees_with_pop),
 	};
 
 	vz_test_watchdog(60);

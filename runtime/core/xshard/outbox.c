@@ -309,11 +309,3 @@ unsigned vz__flush_outboxes(struct vz__shard *sh)
 	}
 	return total;
 }
-
-bool vz__outboxes_empty(const struct vz__shard *sh)
-{
-	for (unsigned w = 0; w < (sh->rt->nshards + 63) / 64; w++)
-		if (sh->out_dirty[w])
-			return false;
-	return true;
-}

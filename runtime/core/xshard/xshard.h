@@ -66,7 +66,17 @@ unsigned vz__drain_inbox(struct vz__shard *sh, unsigned budget);
 bool vz__has_incoming(struct vz__shard *sh);
 void vz__rings_unwatch(struct vz__shard *sh);
 void vz__rings_cool(struct vz__shard *sh);
-bool vz__outboxes_empty(const struct vz__shard *sh);
 int vz__wake(struct vz__shard *from, struct vz__shard *target);
+
+/* Nothing queued in any outbox and no wake owed (no bit of out_dirty):
+ * vz__flush_outboxes() would do nothing. Inline, as the turn asks it
+ * every time. Owner thread of sh. */
+static inline bool vz__outboxes_empty(const struct vz__shard *sh)
+{
+	for (unsigned w = 0; w < (sh->rt->nshards + 63) / 64; w++)
+		if (sh->out_dirty[w])
+			return false;
+	return true;
+}
 
 #endif
