@@ -124,10 +124,10 @@ struct vz__lane_set {
 	struct vz__lanes_look look;
 	/* Registration, reclaim and the stopper's pass over the table. */
 	pthread_mutex_t lock;
-	bool open;	/* under lock: start opens, stop closes for good */
-	uint32_t cap;	/* table entries (cfg foreign_lanes) */
-	uint32_t hint;	/* under lock: where to look for a free entry */
-	uint64_t uid;	/* the runtime's process-unique id; fixed */
+	bool open;     /* under lock: start opens, stop closes for good */
+	uint32_t cap;  /* table entries (cfg foreign_lanes) */
+	uint32_t hint; /* under lock: where to look for a free entry */
+	uint64_t uid;  /* the runtime's process-unique id; fixed */
 	/* table[i]: the lane with doorbell bit i, or NULL. Stored under lock
 	 * (release) by a registering producer and by the owner's reclaim;
 	 * read by the owner (acquire: the lane's init is visible) and by the

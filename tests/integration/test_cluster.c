@@ -669,8 +669,8 @@ static void test_server_restart(void **state)
 		print_message("restart: the receiver's sync timed out (try %d): disconnects %llu "
 			      "reconnects %llu flushes %llu received %llu\n",
 			      tries + 1, (unsigned long long)r.st.disconnects,
-			      (unsigned long long)r.st.reconnects,
-			      (unsigned long long)r.st.flushes, (unsigned long long)r.st.received);
+			      (unsigned long long)r.st.reconnects, (unsigned long long)r.st.flushes,
+			      (unsigned long long)r.st.received);
 	}
 	assert_true(tries < 3);
 	assert_int_equal(vz_cluster_sync(a.c, 10000), 0);
